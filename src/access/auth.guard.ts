@@ -1,0 +1,47 @@
+import { CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AppError } from '../common/errors';
+import { JwtVerifier } from './jwt';
+import { Principal, Role } from './principal';
+
+export const PUBLIC_ROUTE = 'hcm:public';
+export const ROLES_KEY = 'hcm:roles';
+
+/** Marks a route that needs no token (health, docs). */
+export const PublicRoute = () => SetMetadata(PUBLIC_ROUTE, true);
+/** Restricts a route to some roles; others get 403 FORBIDDEN. */
+export const Roles = (...roles: Role[]) => SetMetadata(ROLES_KEY, roles);
+
+type AuthedRequest = { headers: Record<string, string | string[] | undefined>; principal?: Principal };
+
+/** The global guard: every route but the public ones needs a valid bearer token. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly verifier: JwtVerifier,
+  ) {}
+
+  canActivate(ctx: ExecutionContext): boolean {
+    const targets = [ctx.getHandler(), ctx.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
+    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
+    const header = req.headers.authorization;
+    if (!header || Array.isArray(header)) throw new AppError('AUTH_TOKEN_MISSING', 'Send "Authorization: Bearer <JWT>"');
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new AppError('AUTH_TOKEN_INVALID', 'The Authorization header must be "Bearer <JWT>"');
+    req.principal = this.verifier.verify(m[1]);
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, targets);
+    if (roles && !roles.includes(req.principal.role)) {
+      throw new AppError('FORBIDDEN', `This operation is for ${roles.join(', ')} callers only`, { roles });
+    }
+    return true;
+  }
+}
+
+/** The verified caller of the current request. */
+export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {
+  const p = ctx.switchToHttp().getRequest<AuthedRequest>().principal;
+  if (!p) throw new AppError('AUTH_TOKEN_MISSING', 'Send "Authorization: Bearer <JWT>"');
+  return p;
+});

@@ -1,0 +1,93 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { CurrentPrincipal } from '../access/auth.guard';
+import type { Principal } from '../access/principal';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { uuidPipe } from '../common/uuid.pipe';
+import { CatalogService } from './catalog.service';
+import { DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
+import { toImageResponse } from './image.mapper';
+
+@ApiTags('images')
+@ApiBearerAuth()
+@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
+@Controller('images')
+export class CatalogController {
+  constructor(private readonly catalog: CatalogService) {}
+
+  /**
+   * Create an image or ISO record in a zone (R13-R15). It starts INACTIVE/QUEUED; its bytes arrive from
+   * its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only (R9).
+   */
+  @Post()
+  @ApiCreatedResponse({ type: ImageResponse })
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE')
+  async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
+    return toImageResponse(await this.catalog.create(p, dto));
+  }
+
+  /**
+   * List images and ISOs the caller may see, in a view (R11), filtered (R12), sorted and paged.
+   * Another user's private images never appear.
+   */
+  @Get()
+  @ApiOkResponse({ type: ImagePage })
+  @ApiErrors('VALIDATION_FAILED')
+  async list(@CurrentPrincipal() p: Principal, @Query() q: ListImagesQuery): Promise<ImagePage> {
+    const page = await this.catalog.list(p, q);
+    return { ...page, items: page.items.map(toImageResponse) };
+  }
+
+  /** How many images each view (all, featured, public, private) holds for the caller, with the same filters as the list. */
+  @Get('counts')
+  @ApiOkResponse({ type: ImageCountsResponse })
+  @ApiErrors('VALIDATION_FAILED')
+  counts(@CurrentPrincipal() p: Principal, @Query() q: ImageFilterQuery): Promise<ImageCountsResponse> {
+    return this.catalog.counts(p, q);
+  }
+
+  /** One image or ISO, with its status, phase, progress and reason. */
+  @Get(':id')
+  @ApiOkResponse({ type: ImageResponse })
+  @ApiErrors('VALIDATION_FAILED', 'IMAGE_NOT_FOUND')
+  async get(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
+    return toImageResponse(await this.catalog.get(p, id));
+  }
+
+  /**
+   * Edit descriptive fields, tags and scope (R18). The source URL, hypervisor, format, kind and zone can never
+   * change (400 IMMUTABLE_FIELD). Scope changes follow R9/R10 (403 SCOPE_CHANGE_FORBIDDEN).
+   */
+  @Patch(':id')
+  @ApiOkResponse({ type: ImageResponse })
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'IMMUTABLE_FIELD', 'FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN', 'IMAGE_NOT_FOUND')
+  async update(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: UpdateImageDto): Promise<ImageResponse> {
+    return toImageResponse(await this.catalog.update(p, id, dto));
+  }
+
+  /** Enable a disabled image (admins, R7): it becomes ACTIVE again. */
+  @Post(':id/enable')
+  @HttpCode(200)
+  @ApiOkResponse({ type: ImageResponse })
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE')
+  async enable(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
+    return toImageResponse(await this.catalog.setEnabled(p, id, true));
+  }
+
+  /** Disable an ACTIVE image (admins, R7): it becomes INACTIVE/DISABLED and cannot create VMs. */
+  @Post(':id/disable')
+  @HttpCode(200)
+  @ApiOkResponse({ type: ImageResponse })
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE')
+  async disable(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: DisableImageDto): Promise<ImageResponse> {
+    return toImageResponse(await this.catalog.setEnabled(p, id, false, dto?.reason));
+  }
+
+  /** Delete an image or ISO for good: record, tags and stored bytes (R20). */
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND')
+  async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<void> {
+    await this.catalog.delete(p, id, { confirm: false });
+  }
+}

@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { ZonesModule } from '../zones/zones.module';
+import { CatalogController } from './catalog.controller';
+import { CatalogRepository } from './catalog.repository';
+import { CatalogService } from './catalog.service';
+import { ImageEntity, ImageTagEntity } from './image.entity';
+import { ImageLifecycle } from './image-lifecycle';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([ImageEntity, ImageTagEntity]), ZonesModule],
+  controllers: [CatalogController],
+  providers: [CatalogRepository, CatalogService, ImageLifecycle],
+  exports: [CatalogService, ImageLifecycle],
+})
+export class CatalogModule {}

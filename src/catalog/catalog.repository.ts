@@ -1,0 +1,199 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Brackets, DataSource, EntityManager, SelectQueryBuilder, WhereExpressionBuilder } from 'typeorm';
+import { ScopeClause, VisibilityFilter } from '../access/access.policy';
+import { ImageEntity, ImageTagEntity } from './image.entity';
+import { ImageStatus } from './image.enums';
+import { ImageFilterQuery, ImageSort } from './image.dto';
+
+export type ImageWithTags = ImageEntity & { tags: string[] };
+
+export interface ListOptions {
+  sort: ImageSort;
+  order: 'asc' | 'desc';
+  skip: number;
+  take: number;
+}
+
+/** The columns a worker or an edit may update; everything else is fixed at creation. */
+export type ImagePatch = Partial<
+  Pick<
+    ImageEntity,
+    | 'name'
+    | 'description'
+    | 'osCategory'
+    | 'osName'
+    | 'osVersion'
+    | 'osBits'
+    | 'isoUsage'
+    | 'scope'
+    | 'status'
+    | 'phase'
+    | 'statusReason'
+    | 'sizeBytes'
+    | 'checksum'
+    | 'bytesDone'
+    | 'bytesTotal'
+  >
+>;
+
+const likeEscape = (s: string) => `%${s.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+
+/** The only place that touches the images and image_tags tables. */
+@Injectable()
+export class CatalogRepository {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  async insert(image: ImageEntity, tags: string[]): Promise<void> {
+    await this.ds.transaction(async (m) => {
+      await m.insert(ImageEntity, image);
+      if (tags.length) await m.insert(ImageTagEntity, tags.map((tag) => ({ imageId: image.id, tag })));
+    });
+  }
+
+  async findById(id: string): Promise<ImageWithTags | null> {
+    const image = await this.ds.getRepository(ImageEntity).findOneBy({ id });
+    if (!image) return null;
+    const tags = await this.tagsOf([id]);
+    return Object.assign(image, { tags: tags.get(id) ?? [] });
+  }
+
+  /** Applies a patch (and replaces the tags when given) in one transaction. */
+  async update(id: string, patch: ImagePatch, tags?: string[]): Promise<void> {
+    await this.ds.transaction(async (m) => {
+      if (Object.keys(patch).length) await m.update(ImageEntity, { id }, patch);
+      else if (tags) await m.update(ImageEntity, { id }, { updatedAt: new Date() });
+      if (tags) await this.replaceTags(m, id, tags);
+    });
+  }
+
+  /**
+   * Conditional update: applies the patch only while the image is in one of `fromPhases`.
+   * Returns false when the image moved on (or is gone), so two writers cannot both win a transition.
+   */
+  async transition(id: string, fromPhases: string[], patch: ImagePatch): Promise<boolean> {
+    const res = await this.ds
+      .createQueryBuilder()
+      .update(ImageEntity)
+      .set(patch)
+      .where('id = :id', { id })
+      .andWhere('phase IN (:...fromPhases)', { fromPhases })
+      .execute();
+    return (res.affected ?? 0) > 0;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.ds.transaction(async (m) => {
+      await m.delete(ImageTagEntity, { imageId: id });
+      const res = await m.delete(ImageEntity, { id });
+      return (res.affected ?? 0) > 0;
+    });
+  }
+
+  countInZone(zoneId: string): Promise<number> {
+    return this.ds.getRepository(ImageEntity).countBy({ zoneId });
+  }
+
+  async list(visibility: VisibilityFilter, f: ImageFilterQuery, o: ListOptions): Promise<[ImageWithTags[], number]> {
+    const base = this.filtered(visibility, f);
+    const total = await base.clone().getCount();
+    if (total === 0 || o.skip >= total) return [[], total];
+    const dir = o.order === 'asc' ? 'ASC' : 'DESC';
+    const rows = await base
+      .orderBy(`i.${o.sort}`, dir)
+      .addOrderBy('i.id', dir)
+      .skip(o.skip)
+      .take(o.take)
+      .getMany();
+    const tags = await this.tagsOf(rows.map((r) => r.id));
+    return [rows.map((r) => Object.assign(r, { tags: tags.get(r.id) ?? [] })), total];
+  }
+
+  /** Counts, in one query, how many filtered images fall in each of the named visibility filters. */
+  async countViews(all: VisibilityFilter, views: Record<string, VisibilityFilter>, f: ImageFilterQuery): Promise<Record<string, number>> {
+    const qb = this.filtered(all, f);
+    const params: Record<string, unknown> = {};
+    const selects: string[] = [];
+    let n = 0;
+    for (const [name, vis] of Object.entries(views)) {
+      const cond = this.visibilitySql(vis, `c${n++}`, params);
+      selects.push(`SUM(CASE WHEN ${cond} THEN 1 ELSE 0 END) AS cnt_${name}`);
+    }
+    const raw = await qb.select(selects.join(', ')).setParameters(params).getRawOne<Record<string, string | number | null>>();
+    return Object.fromEntries(Object.keys(views).map((k) => [k, Number(raw?.[`cnt_${k}`] ?? 0)]));
+  }
+
+  private filtered(visibility: VisibilityFilter, f: ImageFilterQuery): SelectQueryBuilder<ImageEntity> {
+    const qb = this.ds.getRepository(ImageEntity).createQueryBuilder('i');
+    qb.where('1 = 1');
+    if (visibility !== null) {
+      const params: Record<string, unknown> = {};
+      qb.andWhere(`(${this.visibilitySql(visibility, 'v', params)})`, params);
+    }
+    if (f.kind) qb.andWhere('i.kind = :kind', { kind: f.kind });
+    if (f.osCategory) qb.andWhere('i.osCategory = :osCategory', { osCategory: f.osCategory });
+    if (f.hypervisor) qb.andWhere('i.hypervisor = :hypervisor', { hypervisor: f.hypervisor });
+    if (f.status) qb.andWhere('i.status = :status', { status: f.status });
+    if (f.phase) qb.andWhere('i.phase = :phase', { phase: f.phase });
+    if (f.format) qb.andWhere('i.format = :format', { format: f.format });
+    if (f.zoneId) qb.andWhere('i.zoneId = :zoneId', { zoneId: f.zoneId });
+    if (f.ownerId) qb.andWhere('i.ownerId = :ownerId', { ownerId: f.ownerId });
+    if (f.departmentId) qb.andWhere('i.departmentId = :departmentId', { departmentId: f.departmentId });
+    if (f.name) qb.andWhere(`i.name LIKE :name ESCAPE '!'`, { name: likeEscape(f.name) });
+    if (f.q) {
+      const q = f.q;
+      const status = Object.values(ImageStatus).find((s) => s === q.toUpperCase());
+      qb.andWhere(
+        new Brackets((w: WhereExpressionBuilder) => {
+          w.where(`i.name LIKE :q ESCAPE '!'`, { q: likeEscape(q) }).orWhere(`i.description LIKE :q ESCAPE '!'`);
+          if (status) w.orWhere('i.status = :qStatus', { qStatus: status });
+        }),
+      );
+    }
+    [...new Set(f.tags ?? [])].forEach((tag, n) => {
+      qb.andWhere(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND t${n}.tag = :tag${n})`, { [`tag${n}`]: tag });
+    });
+    return qb;
+  }
+
+  /** SQL for an OR of scope clauses; an empty list matches nothing. */
+  private visibilitySql(vis: VisibilityFilter, prefix: string, params: Record<string, unknown>): string {
+    if (vis === null) return '1 = 1';
+    if (vis.length === 0) return '1 = 0';
+    return vis
+      .map((c: ScopeClause, n) => {
+        const p = `${prefix}_${n}`;
+        params[`${p}_scopes`] = c.scopes;
+        const parts = [`i.scope IN (:...${p}_scopes)`];
+        if (c.ownerId !== undefined) {
+          params[`${p}_owner`] = c.ownerId;
+          parts.push(`i.ownerId = :${p}_owner`);
+        }
+        if (c.departmentId !== undefined) {
+          params[`${p}_dept`] = c.departmentId;
+          parts.push(`i.departmentId = :${p}_dept`);
+        }
+        return `(${parts.join(' AND ')})`;
+      })
+      .join(' OR ');
+  }
+
+  private async tagsOf(ids: string[]): Promise<Map<string, string[]>> {
+    const map = new Map<string, string[]>();
+    if (!ids.length) return map;
+    const rows = await this.ds
+      .getRepository(ImageTagEntity)
+      .createQueryBuilder('t')
+      .where('t.imageId IN (:...ids)', { ids })
+      .orderBy('t.tag', 'ASC')
+      .getMany();
+    for (const r of rows) map.set(r.imageId, [...(map.get(r.imageId) ?? []), r.tag]);
+    return map;
+  }
+
+  private async replaceTags(m: EntityManager, id: string, tags: string[]): Promise<void> {
+    await m.delete(ImageTagEntity, { imageId: id });
+    const unique = [...new Set(tags)];
+    if (unique.length) await m.insert(ImageTagEntity, unique.map((tag) => ({ imageId: id, tag })));
+  }
+}

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { AccessPolicy, Action, View } from '../access/access.policy';
+import { Principal } from '../access/principal';
+import { AppError, notFound } from '../common/errors';
+import { Page, pageOf } from '../common/pagination.dto';
+import { ZonesService } from '../zones/zones.service';
+import { CatalogRepository, ImagePatch, ImageWithTags } from './catalog.repository';
+import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, UpdateImageDto } from './image.dto';
+import { ImageEntity } from './image.entity';
+import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
+import { assertTransition, phasesLeadingTo, statusOfPhase } from './image-state';
+import { ImageFormat, ImageKind, ImagePhase, Scope, SourceType } from './image.enums';
+
+const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).map((t) => t.trim().toLowerCase()))];
+
+const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
+
+/** Changes a worker (ingestion) may record along with a phase change. */
+export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'checksum' | 'bytesDone' | 'bytesTotal' | 'statusReason'>;
+
+@Injectable()
+export class CatalogService implements OnModuleInit {
+  constructor(
+    private readonly repo: CatalogRepository,
+    private readonly access: AccessPolicy,
+    private readonly zones: ZonesService,
+    private readonly lifecycle: ImageLifecycle,
+  ) {}
+
+  onModuleInit(): void {
+    this.zones.setUsageCounter((zoneId) => this.repo.countInZone(zoneId));
+  }
+
+  async create(p: Principal, dto: CreateImageDto): Promise<ImageWithTags> {
+    const scope = dto.scope ?? Scope.Private;
+    if (!this.access.canCreate(p, scope)) {
+      throw new AppError('SCOPE_CHANGE_FORBIDDEN', `A ${p.role} may not create ${scope} images`, { scope });
+    }
+    const zone = await this.zones.get(dto.zoneId);
+    const format = dto.kind === ImageKind.Iso ? (dto.format ?? ImageFormat.Iso) : dto.format!;
+    if (dto.kind === ImageKind.Iso && format !== ImageFormat.Iso) throw invalid('format', 'an ISO has format iso');
+    if (dto.kind === ImageKind.Image && format === ImageFormat.Iso) throw invalid('format', 'an IMAGE cannot have format iso; create an ISO instead');
+    if (dto.kind === ImageKind.Image && dto.isoUsage !== undefined) throw invalid('isoUsage', 'isoUsage is for ISOs only');
+    if (dto.source.type !== SourceType.Url && dto.source.url !== undefined) throw invalid('source.url', 'url is only for source type URL');
+    if (dto.source.type !== SourceType.File && (dto.source.path !== undefined || dto.source.fileSource !== undefined)) {
+      throw invalid('source.path', 'path and fileSource are only for source type FILE');
+    }
+    const image = Object.assign(new ImageEntity(), {
+      id: randomUUID(),
+      kind: dto.kind,
+      name: dto.name,
+      description: dto.description ?? '',
+      osCategory: dto.osCategory,
+      osName: dto.osName ?? '',
+      osVersion: dto.osVersion ?? '',
+      osBits: dto.osBits ?? 64,
+      hypervisor: dto.hypervisor ?? zone.hypervisor,
+      format,
+      isoUsage: dto.kind === ImageKind.Iso ? dto.isoUsage! : null,
+      scope,
+      status: statusOfPhase(ImagePhase.Queued),
+      phase: ImagePhase.Queued,
+      statusReason: null,
+      ownerId: p.userId,
+      departmentId: p.departmentId,
+      zoneId: zone.id,
+      sizeBytes: null,
+      checksum: null,
+      sourceType: dto.source.type,
+      sourceUrl: dto.source.url ?? null,
+      sourcePath: dto.source.path ?? null,
+      sourceName: dto.source.type === SourceType.File ? (dto.source.fileSource ?? null) : null,
+      bytesDone: 0,
+      bytesTotal: null,
+    } satisfies Omit<ImageEntity, 'createdAt' | 'updatedAt'>);
+    await this.lifecycle.beforeCreate(image, p);
+    const tags = normaliseTags(dto.tags);
+    try {
+      await this.repo.insert(image, tags);
+    } catch (e) {
+      await this.lifecycle.createAborted(image);
+      throw e;
+    }
+    const saved = (await this.repo.findById(image.id))!;
+    await this.lifecycle.afterCreate(saved);
+    return saved;
+  }
+
+  async get(p: Principal, id: string): Promise<ImageWithTags> {
+    const image = await this.repo.findById(id);
+    this.access.assert(p, Action.See, image, id);
+    return image;
+  }
+
+  /** For other modules that check access themselves (launch, download): the image if the caller may `action` it. */
+  async getFor(p: Principal, id: string, action: Action): Promise<ImageWithTags> {
+    const image = await this.repo.findById(id);
+    this.access.assert(p, action, image, id);
+    return image;
+  }
+
+  /** For workers: the image regardless of caller, or null when it is gone. */
+  findInternal(id: string): Promise<ImageWithTags | null> {
+    return this.repo.findById(id);
+  }
+
+  async list(p: Principal, q: ListImagesQuery): Promise<Page<ImageWithTags> & { view: View }> {
+    const view = q.view ?? this.access.defaultView(p);
+    const page = q.page ?? 1;
+    const pageSize = q.pageSize ?? 20;
+    const [items, total] = await this.repo.list(this.access.viewFilter(p, view), q, {
+      sort: q.sort ?? ImageSort.CreatedAt,
+      order: q.order ?? 'desc',
+      skip: (page - 1) * pageSize,
+      take: pageSize,
+    });
+    return { ...pageOf(items, total, { page, pageSize }), view };
+  }
+
+  async counts(p: Principal, f: ImageFilterQuery): Promise<ImageCountsResponse> {
+    const views = Object.fromEntries(Object.values(View).map((v) => [v, this.access.viewFilter(p, v)]));
+    const c = await this.repo.countViews(this.access.visibility(p), views, f);
+    return { all: c.all, featured: c.featured, public: c.public, private: c.private };
+  }
+
+  async update(p: Principal, id: string, dto: UpdateImageDto): Promise<ImageWithTags> {
+    const image = await this.repo.findById(id);
+    this.access.assert(p, Action.Edit, image, id);
+    if (dto.scope !== undefined && dto.scope !== image.scope) this.access.assert(p, Action.ChangeScope, image, id, dto.scope);
+    if (dto.isoUsage !== undefined && image.kind !== ImageKind.Iso) throw invalid('isoUsage', 'isoUsage is for ISOs only');
+    const patch: ImagePatch = {};
+    for (const k of ['name', 'description', 'osCategory', 'osName', 'osVersion', 'osBits', 'isoUsage', 'scope'] as const) {
+      if (dto[k] !== undefined) (patch as Record<string, unknown>)[k] = dto[k];
+    }
+    await this.repo.update(id, patch, dto.tags === undefined ? undefined : normaliseTags(dto.tags));
+    return (await this.repo.findById(id)) ?? Promise.reject(notFound('IMAGE', id));
+  }
+
+  /** R7: admins enable or disable an image; only a READY image can be disabled, only a DISABLED one enabled. */
+  async setEnabled(p: Principal, id: string, enabled: boolean, reason?: string): Promise<ImageWithTags> {
+    const image = await this.repo.findById(id);
+    this.access.assert(p, Action.EnableDisable, image, id);
+    const to = enabled ? ImagePhase.Ready : ImagePhase.Disabled;
+    if (image.phase === to) return image;
+    await this.transition(id, to, { statusReason: enabled ? null : (reason ?? `Disabled by ${p.name}`) });
+    return (await this.repo.findById(id))!;
+  }
+
+  async delete(p: Principal, id: string, opts: DeleteOptions): Promise<void> {
+    const image = await this.repo.findById(id);
+    this.access.assert(p, Action.Delete, image, id);
+    await this.lifecycle.beforeDelete(image, p, opts);
+    if (await this.repo.delete(id)) await this.lifecycle.afterDelete(image);
+  }
+
+  /**
+   * The one place an image changes phase (and so status). The change is conditional on the phase the
+   * image is in, so two concurrent writers cannot both win; it throws INVALID_STATE when it is not allowed.
+   */
+  async transition(id: string, to: ImagePhase, patch: ProgressPatch = {}, from?: ImagePhase[]): Promise<void> {
+    const image = await this.repo.findById(id);
+    if (!image) throw notFound('IMAGE', id);
+    assertTransition(id, image.phase, to);
+    const allowedFrom = from ?? phasesLeadingTo(to);
+    const ok = await this.repo.transition(id, allowedFrom.includes(image.phase) ? [image.phase] : [], {
+      ...patch,
+      phase: to,
+      status: statusOfPhase(to),
+      ...(to === ImagePhase.Ready || to === ImagePhase.Queued ? { statusReason: patch.statusReason ?? null } : {}),
+    });
+    if (!ok) {
+      const now = await this.repo.findById(id);
+      if (!now) throw notFound('IMAGE', id);
+      throw new AppError('INVALID_STATE', `Image ${id} changed state concurrently (now ${now.phase})`, { status: now.status, phase: now.phase });
+    }
+  }
+
+  /** Progress while importing: no phase change, just the counters. */
+  async recordProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal'>): Promise<boolean> {
+    return this.repo.transition(id, [ImagePhase.Importing], patch);
+  }
+}

@@ -1,0 +1,68 @@
+import { Injectable } from '@nestjs/common';
+import { Principal } from '../access/principal';
+import { ImageEntity } from './image.entity';
+
+export interface DeleteOptions {
+  /** the caller confirmed after seeing what the delete touches (R20) */
+  confirm: boolean;
+}
+
+/**
+ * What other modules (quota, ingestion, vm-links) plug into the catalog's create and delete flows,
+ * so the catalog needs none of them. Listeners run in registration order; a `before*` that throws
+ * stops the operation, and the catalog calls `createAborted` on the listeners that already ran.
+ */
+export interface ImageLifecycleListener {
+  /** before the row is written; may refuse (quota) */
+  beforeCreate?(image: ImageEntity, principal: Principal): Promise<void>;
+  /** compensation when a later step of create failed */
+  createAborted?(image: ImageEntity): Promise<void>;
+  /** after the row is committed (jobs are enqueued here) */
+  afterCreate?(image: ImageEntity): Promise<void>;
+  /** before the row is removed; may refuse (VMs linked) */
+  beforeDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
+  /** after the row is removed (release quota, remove bytes, keep link history) */
+  afterDelete?(image: ImageEntity): Promise<void>;
+}
+
+@Injectable()
+export class ImageLifecycle {
+  private readonly listeners: ImageLifecycleListener[] = [];
+
+  register(listener: ImageLifecycleListener): void {
+    this.listeners.push(listener);
+  }
+
+  async beforeCreate(image: ImageEntity, principal: Principal): Promise<void> {
+    const done: ImageLifecycleListener[] = [];
+    try {
+      for (const l of this.listeners) {
+        await l.beforeCreate?.(image, principal);
+        done.push(l);
+      }
+    } catch (e) {
+      await this.abort(done, image);
+      throw e;
+    }
+  }
+
+  createAborted(image: ImageEntity): Promise<void> {
+    return this.abort(this.listeners, image);
+  }
+
+  async afterCreate(image: ImageEntity): Promise<void> {
+    for (const l of this.listeners) await l.afterCreate?.(image);
+  }
+
+  async beforeDelete(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void> {
+    for (const l of this.listeners) await l.beforeDelete?.(image, principal, opts);
+  }
+
+  async afterDelete(image: ImageEntity): Promise<void> {
+    for (const l of this.listeners) await l.afterDelete?.(image);
+  }
+
+  private async abort(listeners: ImageLifecycleListener[], image: ImageEntity): Promise<void> {
+    for (const l of [...listeners].reverse()) await l.createAborted?.(image).catch(() => undefined);
+  }
+}

@@ -1,0 +1,363 @@
+import { ApiHideProperty, ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsEnum,
+  IsIn,
+
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUrl,
+  IsUUID,
+  Matches,
+  MaxLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { View } from '../access/access.policy';
+import { PageQuery } from '../common/pagination.dto';
+import { Immutable } from '../common/validation';
+import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OS_BITS, OsCategory, Scope, SourceType } from './image.enums';
+
+export const TAG_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N} ._:/+-]{0,63}$/u;
+const NO_EDGE_SPACES = /^\S(.*\S)?$/s;
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+/** `tags=a&tags=b` or `tags=a,b` */
+const toList = ({ value }: { value: unknown }) =>
+  value === undefined ? undefined : (Array.isArray(value) ? value : [value]).flatMap((v) => (typeof v === 'string' ? v.split(',') : [v])).map((v) => (typeof v === 'string' ? v.trim() : v)).filter((v) => v !== '');
+
+export class ImageSourceDto {
+  /** URL: the service downloads `url`; UPLOAD: the bytes are PUT to /images/{id}/file; FILE: a file picked from the platform's file directory. */
+  @IsEnum(SourceType)
+  @ApiProperty({ enum: SourceType, enumName: 'SourceType', example: SourceType.Url })
+  type: SourceType;
+
+  /** http(s) URL of the file, for type URL (R13), e.g. `http://10.0.0.5/centos7.qcow2`. */
+  @ValidateIf((o: ImageSourceDto) => o.type === SourceType.Url || o.url !== undefined)
+  @IsString()
+  @MaxLength(2048)
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false, allow_underscores: true }, { message: 'url must be an http or https URL' })
+  @ApiPropertyOptional({ example: 'http://10.0.0.5/images/centos7.qcow2', maxLength: 2048 })
+  url?: string;
+
+  /** Path inside the file source, for type FILE (R14), e.g. `isos/CentOS-7.iso`. */
+  @ValidateIf((o: ImageSourceDto) => o.type === SourceType.File || o.path !== undefined)
+  @IsString() @IsNotEmpty() @MaxLength(1024)
+  @ApiPropertyOptional({ example: 'isos/CentOS-7-x86_64-Minimal.iso', maxLength: 1024 })
+  path?: string;
+
+  /** Name of the configured file source, for type FILE (default: the first one configured). */
+  @IsOptional() @IsString() @Matches(/^[a-z0-9][a-z0-9_-]{0,31}$/) 
+  @ApiPropertyOptional({ example: 'share' })
+  fileSource?: string;
+}
+
+export class CreateImageDto {
+  /** IMAGE (a disk with an OS) or ISO (installation media or a tool kit). */
+  @IsEnum(ImageKind)
+  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
+  kind: ImageKind;
+
+  /** Display name, 1-255 characters. */
+  @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255)
+  @ApiProperty({ example: 'CentOS 7.9 with zabbix agent', maxLength: 255 })
+  name: string;
+
+  /** Free text, up to 2000 characters. */
+  @IsOptional() @IsString() @MaxLength(2000)
+  @ApiPropertyOptional({ example: 'Minimal CentOS 7.9, zabbix-agent and filebeat installed', maxLength: 2000 })
+  description?: string;
+
+  /** OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk. */
+  @IsEnum(OsCategory)
+  @ApiProperty({ enum: OsCategory, enumName: 'OsCategory', example: OsCategory.CentOS })
+  osCategory: OsCategory;
+
+  /** OS name, e.g. "CentOS". */
+  @IsOptional() @IsString() @MaxLength(128)
+  @ApiPropertyOptional({ example: 'CentOS', maxLength: 128 })
+  osName?: string;
+
+  /** OS version, e.g. "7.9". */
+  @IsOptional() @IsString() @MaxLength(64)
+  @ApiPropertyOptional({ example: '7.9', maxLength: 64 })
+  osVersion?: string;
+
+  /** OS architecture bits (R4). */
+  @IsOptional() @IsIn(OS_BITS as unknown as number[])
+  @ApiPropertyOptional({ enum: OS_BITS, default: 64, type: 'integer' })
+  osBits?: 32 | 64;
+
+  /** Virtualization technology (R5); default: the zone's. */
+  @IsOptional() @IsEnum(Hypervisor)
+  @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
+  hypervisor?: Hypervisor;
+
+  /** File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs). */
+  @ValidateIf((o: CreateImageDto) => o.kind === ImageKind.Image || o.format !== undefined)
+  @IsEnum(ImageFormat)
+  @ApiPropertyOptional({ enum: ImageFormat, enumName: 'ImageFormat', example: ImageFormat.Qcow2 })
+  format?: ImageFormat;
+
+  /** ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
+  @ValidateIf((o: CreateImageDto) => o.kind === ImageKind.Iso || o.isoUsage !== undefined)
+  @IsEnum(IsoUsage)
+  @ApiPropertyOptional({ enum: IsoUsage, enumName: 'IsoUsage' })
+  isoUsage?: IsoUsage;
+
+  /** Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC. */
+  @IsOptional() @IsEnum(Scope)
+  @ApiPropertyOptional({ enum: Scope, enumName: 'Scope', default: Scope.Private })
+  scope?: Scope;
+
+  /** The zone the image is created in (R15). */
+  @IsUUID()
+  @ApiProperty({ format: 'uuid' })
+  zoneId: string;
+
+  /** Up to 20 tags, each 1-64 letters, digits, spaces or `._:/+-`, starting with a letter or digit. */
+  @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @ApiPropertyOptional({ type: [String], example: ['centos', 'zabbix'], maxItems: 20 })
+  tags?: string[];
+
+  /** Where the bytes come from. */
+  @ValidateNested() @Type(() => ImageSourceDto)
+  @ApiProperty({ type: ImageSourceDto })
+  source: ImageSourceDto;
+}
+
+/**
+ * Editable fields (R18). `hypervisor`, `format`, `source`/`url`, `kind` and `zoneId` can never change:
+ * sending any of them answers 400 IMMUTABLE_FIELD.
+ */
+export class UpdateImageDto {
+  @IsOptional() @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255) @Matches(NO_EDGE_SPACES)
+  @ApiPropertyOptional({ maxLength: 255 })
+  name?: string;
+
+  @IsOptional() @IsString() @MaxLength(2000)
+  @ApiPropertyOptional({ maxLength: 2000 })
+  description?: string;
+
+  @IsOptional() @IsEnum(OsCategory)
+  @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
+  osCategory?: OsCategory;
+
+  @IsOptional() @IsString() @MaxLength(128)
+  @ApiPropertyOptional({ maxLength: 128 })
+  osName?: string;
+
+  @IsOptional() @IsString() @MaxLength(64)
+  @ApiPropertyOptional({ maxLength: 64 })
+  osVersion?: string;
+
+  @IsOptional() @IsIn(OS_BITS as unknown as number[])
+  @ApiPropertyOptional({ enum: OS_BITS, type: 'integer' })
+  osBits?: 32 | 64;
+
+  /** ISO only. */
+  @IsOptional() @IsEnum(IsoUsage)
+  @ApiPropertyOptional({ enum: IsoUsage, enumName: 'IsoUsage' })
+  isoUsage?: IsoUsage;
+
+  /** New scope, within R9/R10 (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
+  @IsOptional() @IsEnum(Scope)
+  @ApiPropertyOptional({ enum: Scope, enumName: 'Scope' })
+  scope?: Scope;
+
+  /** Replaces all tags. */
+  @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @ApiPropertyOptional({ type: [String], maxItems: 20 })
+  tags?: string[];
+
+  @ApiHideProperty() @Immutable() hypervisor?: never;
+  @ApiHideProperty() @Immutable() format?: never;
+  @ApiHideProperty() @Immutable() source?: never;
+  @ApiHideProperty() @Immutable() url?: never;
+  @ApiHideProperty() @Immutable() sourceUrl?: never;
+  @ApiHideProperty() @Immutable() kind?: never;
+  @ApiHideProperty() @Immutable() zoneId?: never;
+}
+
+export enum ImageSort {
+  Name = 'name',
+  CreatedAt = 'createdAt',
+  Size = 'sizeBytes',
+}
+
+/** Filters shared by the list and the per-view counts. */
+export class ImageFilterQuery {
+  /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`. */
+  @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(10) @IsString({ each: true }) @MaxLength(64, { each: true })
+  @ApiPropertyOptional({ type: [String], maxItems: 10 })
+  tags?: string[];
+
+  @IsOptional() @IsEnum(ImageKind)
+  @ApiPropertyOptional({ enum: ImageKind, enumName: 'ImageKind' })
+  kind?: ImageKind;
+
+  /** Quick search: a case-insensitive substring of the name or description, or a status (ACTIVE/INACTIVE). */
+  @IsOptional() @Transform(trim) @IsString() @MaxLength(100)
+  @ApiPropertyOptional({ maxLength: 100, example: 'centos' })
+  q?: string;
+
+  /** Name contains (case-insensitive). */
+  @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
+  @ApiPropertyOptional({ maxLength: 255 })
+  name?: string;
+
+  @IsOptional() @IsEnum(OsCategory)
+  @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
+  osCategory?: OsCategory;
+
+  @IsOptional() @IsEnum(Hypervisor)
+  @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
+  hypervisor?: Hypervisor;
+
+  @IsOptional() @IsEnum(ImageStatus)
+  @ApiPropertyOptional({ enum: ImageStatus, enumName: 'ImageStatus' })
+  status?: ImageStatus;
+
+  @IsOptional() @IsEnum(ImagePhase)
+  @ApiPropertyOptional({ enum: ImagePhase, enumName: 'ImagePhase' })
+  phase?: ImagePhase;
+
+  @IsOptional() @IsEnum(ImageFormat)
+  @ApiPropertyOptional({ enum: ImageFormat, enumName: 'ImageFormat' })
+  format?: ImageFormat;
+
+  @IsOptional() @IsUUID()
+  @ApiPropertyOptional({ format: 'uuid' })
+  zoneId?: string;
+
+  /** Owner user id. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
+  @ApiPropertyOptional()
+  ownerId?: string;
+
+  /** Owner's department id. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
+  @ApiPropertyOptional()
+  departmentId?: string;
+}
+
+export class ListImagesQuery extends IntersectionType(PageQuery, ImageFilterQuery) {
+  /** R11 view; default `all` for a super admin, `featured` for everyone else. */
+  @IsOptional() @IsEnum(View)
+  @ApiPropertyOptional({ enum: View, enumName: 'View' })
+  view?: View;
+
+  @IsOptional() @IsEnum(ImageSort)
+  @ApiPropertyOptional({ enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
+  sort?: ImageSort;
+
+  @IsOptional() @IsIn(['asc', 'desc'])
+  @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'desc' })
+  order?: 'asc' | 'desc';
+}
+
+export class ImageSourceResponse {
+  @ApiProperty({ enum: SourceType, enumName: 'SourceType' })
+  type: SourceType;
+  /** The URL the bytes were downloaded from (type URL). */
+  @ApiPropertyOptional({ nullable: true, type: String })
+  url: string | null;
+  /** The picked path (type FILE). */
+  @ApiPropertyOptional({ nullable: true, type: String })
+  path: string | null;
+  /** The file source the path belongs to (type FILE). */
+  @ApiPropertyOptional({ nullable: true, type: String })
+  fileSource: string | null;
+}
+
+export class ImageProgressResponse {
+  /** Bytes stored so far. */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  bytesDone: number;
+  /** Total bytes when known. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  bytesTotal: number | null;
+  /** 0-100 when the total is known, else null. */
+  @ApiProperty({ type: 'number', nullable: true })
+  percent: number | null;
+}
+
+export class ImageResponse {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind' })
+  kind: ImageKind;
+  name: string;
+  description: string;
+  @ApiProperty({ enum: OsCategory, enumName: 'OsCategory' })
+  osCategory: OsCategory;
+  osName: string;
+  osVersion: string;
+  @ApiProperty({ enum: OS_BITS, type: 'integer' })
+  osBits: number;
+  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor' })
+  hypervisor: Hypervisor;
+  @ApiProperty({ enum: ImageFormat, enumName: 'ImageFormat' })
+  format: ImageFormat;
+  /** ISO only: OS or TOOL; null for images. */
+  @ApiProperty({ enum: IsoUsage, enumName: 'IsoUsage', nullable: true })
+  isoUsage: IsoUsage | null;
+  @ApiProperty({ enum: Scope, enumName: 'Scope' })
+  scope: Scope;
+  /** ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
+  @ApiProperty({ enum: ImageStatus, enumName: 'ImageStatus' })
+  status: ImageStatus;
+  @ApiProperty({ enum: ImagePhase, enumName: 'ImagePhase' })
+  phase: ImagePhase;
+  /** Why the image is inactive, in words a person understands (failed imports, disabling). */
+  @ApiProperty({ nullable: true, type: String })
+  statusReason: string | null;
+  tags: string[];
+  ownerId: string;
+  departmentId: string;
+  @ApiProperty({ format: 'uuid' })
+  zoneId: string;
+  /** Stored size in bytes, once known. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  sizeBytes: number | null;
+  /** sha256 of the stored bytes (hex), once known. */
+  @ApiProperty({ nullable: true, type: String, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
+  checksum: string | null;
+  @ApiProperty({ type: ImageSourceResponse })
+  source: ImageSourceResponse;
+  @ApiProperty({ type: ImageProgressResponse })
+  progress: ImageProgressResponse;
+  @ApiProperty({ type: String, format: 'date-time' })
+  createdAt: string;
+  @ApiProperty({ type: String, format: 'date-time' })
+  updatedAt: string;
+}
+
+export class ImagePage {
+  @ApiProperty({ type: [ImageResponse] })
+  items: ImageResponse[];
+  /** Matching images across all pages. */
+  total: number;
+  page: number;
+  pageSize: number;
+  /** The view that was applied (the role's default when none was asked). */
+  @ApiProperty({ enum: View, enumName: 'View' })
+  view: View;
+}
+
+/** How many images each view holds for the caller, with the same filters applied (the console's tab counts). */
+export class ImageCountsResponse {
+  all: number;
+  featured: number;
+  public: number;
+  private: number;
+}
+
+export class DisableImageDto {
+  /** Why the image is disabled; shown as its statusReason. */
+  @IsOptional() @IsString() @MaxLength(500)
+  @ApiPropertyOptional({ maxLength: 500, example: 'Superseded by CentOS 7.9.2009' })
+  reason?: string;
+}

@@ -1,0 +1,107 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { bigintAsNumber } from '../common/transformers';
+import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OsCategory, Scope, SourceType } from './image.enums';
+
+@Entity({ name: 'images' })
+@Index('IDX_images_scope_created', ['scope', 'createdAt'])
+@Index('IDX_images_owner_scope', ['ownerId', 'scope'])
+@Index('IDX_images_dept_scope', ['departmentId', 'scope'])
+@Index('IDX_images_zone', ['zoneId'])
+@Index('IDX_images_name', ['name'])
+export class ImageEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'simple-enum', enum: ImageKind })
+  kind: ImageKind;
+
+  @Column({ type: 'varchar', length: 255 })
+  name: string;
+
+  @Column({ type: 'varchar', length: 2000, default: '' })
+  description: string;
+
+  @Column({ type: 'simple-enum', enum: OsCategory })
+  osCategory: OsCategory;
+
+  @Column({ type: 'varchar', length: 128, default: '' })
+  osName: string;
+
+  @Column({ type: 'varchar', length: 64, default: '' })
+  osVersion: string;
+
+  @Column({ type: 'smallint', default: 64 })
+  osBits: number;
+
+  @Column({ type: 'simple-enum', enum: Hypervisor })
+  hypervisor: Hypervisor;
+
+  @Column({ type: 'simple-enum', enum: ImageFormat })
+  format: ImageFormat;
+
+  @Column({ type: 'simple-enum', enum: IsoUsage, nullable: true })
+  isoUsage: IsoUsage | null;
+
+  @Column({ type: 'simple-enum', enum: Scope })
+  scope: Scope;
+
+  @Column({ type: 'simple-enum', enum: ImageStatus })
+  status: ImageStatus;
+
+  @Column({ type: 'simple-enum', enum: ImagePhase })
+  phase: ImagePhase;
+
+  @Column({ type: 'varchar', length: 1000, nullable: true })
+  statusReason: string | null;
+
+  @Column({ type: 'varchar', length: 64 })
+  ownerId: string;
+
+  @Column({ type: 'varchar', length: 64 })
+  departmentId: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  zoneId: string;
+
+  @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
+  sizeBytes: number | null;
+
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  checksum: string | null;
+
+  @Column({ type: 'simple-enum', enum: SourceType })
+  sourceType: SourceType;
+
+  @Column({ type: 'varchar', length: 2048, nullable: true })
+  sourceUrl: string | null;
+
+  @Column({ type: 'varchar', length: 1024, nullable: true })
+  sourcePath: string | null;
+
+  /** The configured file source a FILE image was picked from. */
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  sourceName: string | null;
+
+  @Column({ type: 'bigint', default: 0, transformer: bigintAsNumber })
+  bytesDone: number;
+
+  @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
+  bytesTotal: number | null;
+
+  @CreateDateColumn()
+  createdAt: Date;
+
+  @UpdateDateColumn()
+  updatedAt: Date;
+}
+
+/** Tags live in their own table so "all of these tags" is an indexed lookup. */
+@Entity({ name: 'image_tags' })
+@Index('IDX_image_tags_tag', ['tag', 'imageId'])
+export class ImageTagEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  imageId: string;
+
+  @PrimaryColumn({ type: 'varchar', length: 64 })
+  tag: string;
+}

@@ -1,0 +1,72 @@
+export { Scope } from '../access/access.policy';
+export { Hypervisor } from '../zones/zone.entity';
+
+/** R1: one catalog, two kinds. */
+export enum ImageKind {
+  Image = 'IMAGE',
+  Iso = 'ISO',
+}
+
+/** R3: OS categories. Windows is either VIRTIO or IDE (an IDE VM mounts at most one data disk). */
+export enum OsCategory {
+  CentOS = 'CENTOS',
+  Ubuntu = 'UBUNTU',
+  Debian = 'DEBIAN',
+  RedHat = 'REDHAT',
+  Rocky = 'ROCKY',
+  SUSE = 'SUSE',
+  OpenEuler = 'OPENEULER',
+  Kylin = 'KYLIN',
+  UOS = 'UOS',
+  OtherLinux = 'OTHER_LINUX',
+  WindowsVirtio = 'WINDOWS_VIRTIO',
+  WindowsIde = 'WINDOWS_IDE',
+  Other = 'OTHER',
+}
+
+/** R5: the file's format (its suffix). An ISO's format is always `iso`. */
+export enum ImageFormat {
+  Qcow2 = 'qcow2',
+  Raw = 'raw',
+  Vmdk = 'vmdk',
+  Vhd = 'vhd',
+  Vhdx = 'vhdx',
+  Iso = 'iso',
+}
+
+/** R6: what an ISO is for. A TOOL ISO never creates a VM. */
+export enum IsoUsage {
+  OS = 'OS',
+  Tool = 'TOOL',
+}
+
+/** R7: the two statuses the console shows. */
+export enum ImageStatus {
+  Active = 'ACTIVE',
+  Inactive = 'INACTIVE',
+}
+
+/** The finer state behind the status, saying why an image is (in)active. */
+export enum ImagePhase {
+  /** waiting for its bytes (a job, or a direct upload) */
+  Queued = 'QUEUED',
+  /** bytes are streaming into storage */
+  Importing = 'IMPORTING',
+  /** bytes stored; checksum and format being verified */
+  Verifying = 'VERIFYING',
+  /** usable */
+  Ready = 'READY',
+  /** the import failed; `statusReason` says why; it can be retried */
+  Failed = 'FAILED',
+  /** disabled by an admin; enabling makes it READY again */
+  Disabled = 'DISABLED',
+}
+
+/** Where the bytes come from. */
+export enum SourceType {
+  Url = 'URL',
+  File = 'FILE',
+  Upload = 'UPLOAD',
+}
+
+export const OS_BITS = [32, 64] as const;

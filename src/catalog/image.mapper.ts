@@ -1,0 +1,38 @@
+import { ImageWithTags } from './catalog.repository';
+import { ImageResponse } from './image.dto';
+
+export function toImageResponse(i: ImageWithTags): ImageResponse {
+  const percent = i.bytesTotal ? Math.min(100, Math.floor((i.bytesDone / i.bytesTotal) * 1000) / 10) : null;
+  return {
+    id: i.id,
+    kind: i.kind,
+    name: i.name,
+    description: i.description,
+    osCategory: i.osCategory,
+    osName: i.osName,
+    osVersion: i.osVersion,
+    osBits: i.osBits,
+    hypervisor: i.hypervisor,
+    format: i.format,
+    isoUsage: i.isoUsage,
+    scope: i.scope,
+    status: i.status,
+    phase: i.phase,
+    statusReason: i.statusReason,
+    tags: i.tags,
+    ownerId: i.ownerId,
+    departmentId: i.departmentId,
+    zoneId: i.zoneId,
+    sizeBytes: i.sizeBytes,
+    checksum: i.checksum,
+    source: {
+      type: i.sourceType,
+      url: i.sourceUrl,
+      path: i.sourcePath,
+      fileSource: i.sourceName,
+    },
+    progress: { bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, percent },
+    createdAt: new Date(i.createdAt).toISOString(),
+    updatedAt: new Date(i.updatedAt).toISOString(),
+  };
+}

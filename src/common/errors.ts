@@ -1,0 +1,71 @@
+import { HttpStatus } from '@nestjs/common';
+
+/**
+ * Every error the API can answer with. The code is the stable contract; the HTTP status follows from it.
+ * Add a code here, and the filter, the OpenAPI document and the README table follow.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: HttpStatus.BAD_REQUEST,
+  MALFORMED_JSON: HttpStatus.BAD_REQUEST,
+  IMMUTABLE_FIELD: HttpStatus.BAD_REQUEST,
+  AUTH_TOKEN_MISSING: HttpStatus.UNAUTHORIZED,
+  AUTH_TOKEN_INVALID: HttpStatus.UNAUTHORIZED,
+  AUTH_TOKEN_EXPIRED: HttpStatus.UNAUTHORIZED,
+  FORBIDDEN: HttpStatus.FORBIDDEN,
+  SCOPE_CHANGE_FORBIDDEN: HttpStatus.FORBIDDEN,
+  ROUTE_NOT_FOUND: HttpStatus.NOT_FOUND,
+  IMAGE_NOT_FOUND: HttpStatus.NOT_FOUND,
+  ZONE_NOT_FOUND: HttpStatus.NOT_FOUND,
+  METHOD_NOT_ALLOWED: HttpStatus.METHOD_NOT_ALLOWED,
+  INVALID_STATE: HttpStatus.CONFLICT,
+  ZONE_NAME_TAKEN: HttpStatus.CONFLICT,
+  ZONE_IN_USE: HttpStatus.CONFLICT,
+  CONFLICT: HttpStatus.CONFLICT,
+  PAYLOAD_TOO_LARGE: HttpStatus.PAYLOAD_TOO_LARGE,
+  UNSUPPORTED_MEDIA_TYPE: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+  INTERNAL_ERROR: HttpStatus.INTERNAL_SERVER_ERROR,
+  DEPENDENCY_UNAVAILABLE: HttpStatus.SERVICE_UNAVAILABLE,
+} as const satisfies Record<string, HttpStatus>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** What each code means, for the OpenAPI document and the README. */
+export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
+  VALIDATION_FAILED: 'A field, query parameter or path parameter is invalid; details lists each one.',
+  MALFORMED_JSON: 'The request body is not valid JSON.',
+  IMMUTABLE_FIELD: 'The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).',
+  AUTH_TOKEN_MISSING: 'No "Authorization: Bearer <JWT>" header.',
+  AUTH_TOKEN_INVALID: 'The token is malformed, wrongly signed, or its claims are invalid.',
+  AUTH_TOKEN_EXPIRED: 'The token has expired.',
+  FORBIDDEN: 'The caller may see the resource but not perform this action.',
+  SCOPE_CHANGE_FORBIDDEN: 'The caller may not move the image to the requested scope (R9/R10).',
+  ROUTE_NOT_FOUND: 'No such route.',
+  IMAGE_NOT_FOUND: 'No image with this id that the caller may see.',
+  ZONE_NOT_FOUND: 'No zone with this id.',
+  METHOD_NOT_ALLOWED: 'The route exists but not with this method.',
+  INVALID_STATE: 'The image is not in a state that allows this action; details.status/phase say which.',
+  ZONE_NAME_TAKEN: 'Another zone already has this name.',
+  ZONE_IN_USE: 'The zone still holds images.',
+  CONFLICT: 'The request conflicts with the current state of the resource.',
+  PAYLOAD_TOO_LARGE: 'The request body exceeds the configured limit.',
+  UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
+  INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',
+  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable.',
+};
+
+/** An error with a stable code. Services throw these; the global filter renders them. */
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.status = ERROR_CODES[code];
+  }
+}
+
+export const notFound = (what: 'IMAGE' | 'ZONE', id: string) =>
+  new AppError(`${what}_NOT_FOUND`, `${what === 'IMAGE' ? 'Image' : 'Zone'} ${id} not found`, { id });

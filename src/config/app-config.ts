@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
+const toBool = ({ value }: { value: unknown }) => {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value === 'boolean') return value;
+  const v = String(value).toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  return value; // left as a string so validation names the key
+};
+const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+
+export const DB_TYPES = ['sqlite', 'mariadb', 'mysql'] as const;
+export type DbType = (typeof DB_TYPES)[number];
+export const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The service's environment, read once at boot. Every setting the service reads is a property here;
+ * nothing else reads process.env. Defaults give the embedded shape (SQLite + filesystem under ./data).
+ */
+export class EnvVars {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  HOST?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DATA_DIR?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsIn(DB_TYPES as unknown as string[])
+  DB_TYPE?: DbType;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DB_PATH?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DB_HOST?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  DB_PORT?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DB_SOCKET?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DB_USER?: string;
+
+  @IsOptional() @IsString()
+  DB_PASSWORD?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  DB_NAME?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(200)
+  DB_POOL_SIZE?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  DB_LOG?: boolean;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString() @MinLength(32, { message: 'AUTH_JWT_SECRET must be at least 32 characters' })
+  AUTH_JWT_SECRET?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  AUTH_JWT_PUBLIC_KEY_FILE?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  AUTH_JWT_ISSUER?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  AUTH_JWT_AUDIENCE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  AUTH_CLOCK_SKEW_SECONDS?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  SEED_DEFAULT_ZONE?: boolean;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsIn(LOG_LEVELS as unknown as string[])
+  LOG_LEVEL?: LogLevel;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(100 * 1024 * 1024)
+  HTTP_BODY_LIMIT_BYTES?: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface DbConfig {
+  type: DbType;
+  /** SQLite file path, or ':memory:' */
+  path: string;
+  host: string;
+  port: number;
+  socket?: string;
+  user: string;
+  password: string;
+  name: string;
+  poolSize: number;
+  log: boolean;
+}
+
+export interface AuthConfig {
+  /** HS256 secret; undefined when only RS256 is configured */
+  secret?: string;
+  /** PEM public key for RS256 tokens */
+  publicKey?: string;
+  issuer?: string;
+  audience?: string;
+  clockSkewSeconds: number;
+  /** true when the secret was generated for the embedded default */
+  generatedSecret: boolean;
+}
+
+/** The validated, typed configuration every module receives through DI. */
+export class AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  db: DbConfig;
+  auth: AuthConfig;
+  seedDefaultZone: boolean;
+  logLevel: LogLevel;
+  bodyLimitBytes: number;
+  /** Raw, validated variables, for modules that add their own settings (kept typed there). */
+  env: Record<string, string | undefined>;
+}
+
+export const DEV_SECRET_FILE = 'dev-jwt-secret';
+
+/** Reads (or, in the embedded default, creates) the development JWT secret kept under the data dir. */
+export function devSecret(dataDir: string, create: boolean): string | undefined {
+  const file = join(dataDir, DEV_SECRET_FILE);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (!create) return undefined;
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('hex');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  return secret;
+}
+
+/**
+ * Validates the environment and builds the configuration. Throws ConfigError naming every bad key.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  const vars = plainToInstance(EnvVars, { ...env }, { excludeExtraneousValues: false });
+  const errors = validateSync(vars, { whitelist: false, forbidUnknownValues: false });
+  const problems = errors.map((e) => {
+    const value = /SECRET|PASSWORD|KEY/.test(e.property) ? '(hidden)' : JSON.stringify(env[e.property]);
+    return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
+  });
+
+  const dataDir = resolve(vars.DATA_DIR ?? './data');
+  const dbType: DbType = vars.DB_TYPE ?? 'sqlite';
+  const embedded = dbType === 'sqlite';
+  let publicKey: string | undefined;
+  if (vars.AUTH_JWT_PUBLIC_KEY_FILE) {
+    try {
+      publicKey = readFileSync(vars.AUTH_JWT_PUBLIC_KEY_FILE, 'utf8');
+      if (!publicKey.includes('BEGIN PUBLIC KEY')) problems.push('AUTH_JWT_PUBLIC_KEY_FILE: file is not a PEM public key');
+    } catch {
+      problems.push(`AUTH_JWT_PUBLIC_KEY_FILE: cannot read ${vars.AUTH_JWT_PUBLIC_KEY_FILE}`);
+    }
+  }
+  if (!embedded && !vars.AUTH_JWT_SECRET && !vars.AUTH_JWT_PUBLIC_KEY_FILE) {
+    problems.push('AUTH_JWT_SECRET: required when DB_TYPE is not sqlite (or set AUTH_JWT_PUBLIC_KEY_FILE)');
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  let secret = vars.AUTH_JWT_SECRET;
+  let generatedSecret = false;
+  if (!secret && !publicKey) {
+    secret = devSecret(dataDir, true);
+    generatedSecret = true;
+  }
+  const dbPath = vars.DB_PATH ?? join(dataDir, 'hcm-images.sqlite');
+  return Object.assign(new AppConfig(), {
+    port: vars.PORT ?? 3000,
+    host: vars.HOST ?? '0.0.0.0',
+    dataDir,
+    db: {
+      type: dbType,
+      path: dbPath === ':memory:' || isAbsolute(dbPath) ? dbPath : resolve(dbPath),
+      host: vars.DB_HOST ?? '127.0.0.1',
+      port: vars.DB_PORT ?? 3306,
+      socket: vars.DB_SOCKET,
+      user: vars.DB_USER ?? 'root',
+      password: vars.DB_PASSWORD ?? '',
+      name: vars.DB_NAME ?? 'hcm_images',
+      poolSize: vars.DB_POOL_SIZE ?? 10,
+      log: vars.DB_LOG ?? false,
+    },
+    auth: {
+      secret,
+      publicKey,
+      issuer: vars.AUTH_JWT_ISSUER,
+      audience: vars.AUTH_JWT_AUDIENCE,
+      clockSkewSeconds: vars.AUTH_CLOCK_SKEW_SECONDS ?? 30,
+      generatedSecret,
+    },
+    seedDefaultZone: vars.SEED_DEFAULT_ZONE ?? embedded,
+    logLevel: vars.LOG_LEVEL ?? 'log',
+    bodyLimitBytes: vars.HTTP_BODY_LIMIT_BYTES ?? 1024 * 1024,
+    env: { ...env },
+  });
+}

@@ -1,0 +1,19 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AppConfig } from '../config/app-config';
+import { dataSourceOptions } from './database.options';
+
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (cfg: AppConfig) => {
+        if (cfg.db.type === 'sqlite' && cfg.db.path !== ':memory:') mkdirSync(dirname(cfg.db.path), { recursive: true });
+        return { ...dataSourceOptions(cfg.db), retryAttempts: 3, retryDelay: 1000 };
+      },
+    }),
+  ],
+})
+export class DatabaseModule {}

@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import { DbConfig } from '../config/app-config';
+import { ImageEntity, ImageTagEntity } from '../catalog/image.entity';
+import { ZoneEntity } from '../zones/zone.entity';
+
+/** Every entity of the service. A module that adds a table adds its entity here (and a migration). */
+export const ENTITIES = [ZoneEntity, ImageEntity, ImageTagEntity];
+
+export const dialectOf = (db: DbConfig): 'mariadb' | 'sqlite' => (db.type === 'sqlite' ? 'sqlite' : 'mariadb');
+
+/** Committed migrations, one folder per dialect: .js under dist, .ts under jest. */
+export function migrationsGlob(db: DbConfig): string {
+  return join(__dirname, '..', '..', 'migrations', dialectOf(db), '*.{js,ts}');
+}
+
+export function dataSourceOptions(db: DbConfig): DataSourceOptions {
+  const common = {
+    entities: ENTITIES,
+    migrations: [migrationsGlob(db)],
+    migrationsTableName: 'migrations',
+    migrationsRun: true,
+    synchronize: false,
+    logging: db.log ? ('all' as const) : false,
+  };
+  if (db.type === 'sqlite') {
+    return {
+      type: 'better-sqlite3',
+      database: db.path,
+      enableWAL: db.path !== ':memory:',
+      prepareDatabase: (conn: { pragma(s: string): unknown }) => {
+        conn.pragma('busy_timeout = 5000');
+        conn.pragma('foreign_keys = ON');
+      },
+      ...common,
+    };
+  }
+  return {
+    type: db.type,
+    ...(db.socket ? { socketPath: db.socket } : { host: db.host, port: db.port }),
+    username: db.user,
+    password: db.password,
+    database: db.name,
+    timezone: 'Z',
+    charset: 'utf8mb4_general_ci',
+    poolSize: db.poolSize,
+    extra: { connectionLimit: db.poolSize },
+    ...common,
+  } as DataSourceOptions;
+}

@@ -1,0 +1,47 @@
+import { Controller, Get, HttpCode, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { PublicRoute } from '../access/auth.guard';
+import { HealthRegistry } from './health.registry';
+
+export class DependencyHealth {
+  @ApiProperty({ enum: ['up', 'down'] })
+  status: 'up' | 'down';
+  /** Why the dependency is down. */
+  error?: string;
+}
+
+export class HealthResponse {
+  @ApiProperty({ enum: ['ok', 'unavailable'] })
+  status: 'ok' | 'unavailable';
+  /** One entry per dependency: database, and queue and storage where configured. */
+  @ApiProperty({ type: 'object', additionalProperties: { $ref: '#/components/schemas/DependencyHealth' }, example: { database: { status: 'up' } } })
+  checks?: Record<string, DependencyHealth>;
+}
+
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  constructor(private readonly registry: HealthRegistry) {}
+
+  /** Liveness: the process answers. No token needed. */
+  @Get('live')
+  @PublicRoute()
+  @HttpCode(200)
+  @ApiOkResponse({ type: HealthResponse })
+  live(): HealthResponse {
+    return { status: 'ok' };
+  }
+
+  /** Readiness: every dependency answers (database; queue and object store where configured). No token needed. */
+  @Get('ready')
+  @PublicRoute()
+  @ApiOkResponse({ type: HealthResponse })
+  @ApiServiceUnavailableResponse({ type: HealthResponse, description: 'A dependency is down.' })
+  async ready(@Res({ passthrough: true }) res: Response): Promise<HealthResponse> {
+    const checks = await this.registry.run();
+    const ok = Object.values(checks).every((c) => c.status === 'up');
+    res.status(ok ? 200 : 503);
+    return { status: ok ? 'ok' : 'unavailable', checks };
+  }
+}

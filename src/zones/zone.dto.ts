@@ -1,0 +1,70 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsEnum, IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { PageQuery } from '../common/pagination.dto';
+import { Hypervisor, ZoneEntity } from './zone.entity';
+
+export class CreateZoneDto {
+  /** Unique zone name. */
+  @IsString() @IsNotEmpty() @MaxLength(64) @Matches(/^\S(.*\S)?$/, { message: 'name must not start or end with spaces' })
+  @ApiProperty({ example: 'zone-beijing-1' })
+  name: string;
+
+  /** The zone's virtualization technology; images created in the zone default to it. */
+  @IsEnum(Hypervisor)
+  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor', example: Hypervisor.KVM })
+  hypervisor: Hypervisor;
+
+  /** Free text. */
+  @IsOptional() @IsString() @MaxLength(500)
+  description?: string;
+}
+
+export class UpdateZoneDto {
+  /** New unique name. */
+  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(64) @Matches(/^\S(.*\S)?$/, { message: 'name must not start or end with spaces' })
+  name?: string;
+
+  /** New virtualization technology (existing images keep theirs). */
+  @IsOptional() @IsEnum(Hypervisor)
+  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor', required: false })
+  hypervisor?: Hypervisor;
+
+  /** Free text. */
+  @IsOptional() @IsString() @MaxLength(500)
+  description?: string;
+}
+
+export class ListZonesQuery extends PageQuery {}
+
+export class ZoneResponse {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  name: string;
+  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor' })
+  hypervisor: Hypervisor;
+  description: string;
+  @ApiProperty({ type: String, format: 'date-time' })
+  createdAt: string;
+  @ApiProperty({ type: String, format: 'date-time' })
+  updatedAt: string;
+}
+
+export class ZonePage {
+  @ApiProperty({ type: [ZoneResponse] })
+  items: ZoneResponse[];
+  /** Number of zones in all pages. */
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+export function toZoneResponse(z: ZoneEntity): ZoneResponse {
+  return {
+    id: z.id,
+    name: z.name,
+    hypervisor: z.hypervisor,
+    description: z.description,
+    createdAt: new Date(z.createdAt).toISOString(),
+    updatedAt: new Date(z.updatedAt).toISOString(),
+  };
+}

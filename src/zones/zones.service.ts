@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
+import { AppError, notFound } from '../common/errors';
+import { Page, pageOf } from '../common/pagination.dto';
+import { CreateZoneDto, ListZonesQuery, UpdateZoneDto } from './zone.dto';
+import { Hypervisor, ZoneEntity } from './zone.entity';
+import { ZonesRepository } from './zones.repository';
+
+/** Answers how many images a zone holds; registered by the catalog so zones need not know images. */
+export type ZoneUsageCounter = (zoneId: string) => Promise<number>;
+
+@Injectable()
+export class ZonesService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(ZonesService.name);
+  private usageCounter: ZoneUsageCounter = () => Promise.resolve(0);
+
+  constructor(
+    private readonly repo: ZonesRepository,
+    private readonly cfg: AppConfig,
+  ) {}
+
+  setUsageCounter(fn: ZoneUsageCounter): void {
+    this.usageCounter = fn;
+  }
+
+  /** The embedded default starts with one KVM zone so a newcomer can create images at once. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.cfg.seedDefaultZone) return;
+    if ((await this.repo.count()) > 0) return;
+    const zone = await this.create({ name: 'default', hypervisor: Hypervisor.KVM, description: 'Created at first start' });
+    this.logger.log(`Seeded zone "default" (${zone.id})`);
+  }
+
+  async get(id: string): Promise<ZoneEntity> {
+    const z = await this.repo.findById(id);
+    if (!z) throw notFound('ZONE', id);
+    return z;
+  }
+
+  async list(q: ListZonesQuery): Promise<Page<ZoneEntity>> {
+    const page = q.page ?? 1;
+    const size = q.pageSize ?? 20;
+    const [items, total] = await this.repo.list((page - 1) * size, size);
+    return pageOf(items, total, q);
+  }
+
+  async create(dto: CreateZoneDto): Promise<ZoneEntity> {
+    await this.assertNameFree(dto.name);
+    const zone = Object.assign(new ZoneEntity(), {
+      id: randomUUID(),
+      name: dto.name,
+      hypervisor: dto.hypervisor,
+      description: dto.description ?? '',
+    });
+    return this.repo.insert(zone);
+  }
+
+  async update(id: string, dto: UpdateZoneDto): Promise<ZoneEntity> {
+    const zone = await this.get(id);
+    if (dto.name !== undefined && dto.name !== zone.name) await this.assertNameFree(dto.name);
+    const patch: UpdateZoneDto = {};
+    if (dto.name !== undefined) patch.name = dto.name;
+    if (dto.hypervisor !== undefined) patch.hypervisor = dto.hypervisor;
+    if (dto.description !== undefined) patch.description = dto.description;
+    if (Object.keys(patch).length) await this.repo.update(id, patch);
+    return this.get(id);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    const images = await this.usageCounter(id);
+    if (images > 0) throw new AppError('ZONE_IN_USE', `Zone ${id} still holds ${images} image(s)`, { images });
+    await this.repo.delete(id);
+  }
+
+  private async assertNameFree(name: string): Promise<void> {
+    if (await this.repo.findByName(name)) throw new AppError('ZONE_NAME_TAKEN', `A zone named "${name}" exists`, { name });
+  }
+}

@@ -1,0 +1,50 @@
+import { SHAPES, startApp, TestApp } from '../support/app';
+
+describe.each(SHAPES)('health and docs (%s)', (shape) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp(shape, 'health');
+  });
+  afterAll(() => t?.close());
+
+  it('answers liveness and readiness without a token', async () => {
+    const live = await t.http().get('/health/live');
+    expect(live.status).toBe(200);
+    expect(live.body).toEqual({ status: 'ok' });
+    const ready = await t.http().get('/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks.database).toEqual({ status: 'up' });
+  });
+
+  it('reports not ready with 503 when the database is gone', async () => {
+    const { DataSource } = await import('typeorm');
+    const ds = t.app.get(DataSource);
+    await ds.destroy();
+    try {
+      const ready = await t.http().get('/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe('unavailable');
+      expect(ready.body.checks.database.status).toBe('down');
+    } finally {
+      await ds.initialize();
+    }
+  });
+
+  it('serves Swagger UI and the JSON document with bearer auth declared', async () => {
+    const ui = await t.http().get('/docs');
+    expect(ui.status).toBe(200);
+    expect(ui.text).toContain('swagger');
+    const json = await t.http().get('/docs-json');
+    expect(json.status).toBe(200);
+    expect(json.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('echoes a well-formed correlation id and makes one otherwise', async () => {
+    const given = await t.http().get('/health/live').set('X-Correlation-Id', 'abc-123');
+    expect(given.headers['x-correlation-id']).toBe('abc-123');
+    const made = await t.http().get('/nope').set('X-Correlation-Id', 'bad id with spaces');
+    expect(made.headers['x-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(made.status).toBe(404);
+    expect(made.body).toEqual({ code: 'ROUTE_NOT_FOUND', message: expect.any(String), correlationId: made.headers['x-correlation-id'] });
+  });
+});
