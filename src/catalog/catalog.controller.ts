@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
-import { ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CatalogService } from './catalog.service';
 import { DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
@@ -47,6 +47,7 @@ export class CatalogController {
   }
 
   /** One image or ISO, with its status, phase, progress and reason. */
+  @ApiUuidParam()
   @Get(':id')
   @ApiOkResponse({ type: ImageResponse })
   @ApiErrors('VALIDATION_FAILED', 'IMAGE_NOT_FOUND')
@@ -58,6 +59,7 @@ export class CatalogController {
    * Edit descriptive fields, tags and scope (R18). The source URL, hypervisor, format, kind and zone can never
    * change (400 IMMUTABLE_FIELD). Scope changes follow R9/R10 (403 SCOPE_CHANGE_FORBIDDEN).
    */
+  @ApiUuidParam()
   @Patch(':id')
   @ApiOkResponse({ type: ImageResponse })
   @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'IMMUTABLE_FIELD', 'FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN', 'IMAGE_NOT_FOUND')
@@ -66,6 +68,7 @@ export class CatalogController {
   }
 
   /** Enable a disabled image (admins, R7): it becomes ACTIVE again. */
+  @ApiUuidParam()
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
@@ -75,6 +78,7 @@ export class CatalogController {
   }
 
   /** Disable an ACTIVE image (admins, R7): it becomes INACTIVE/DISABLED and cannot create VMs. */
+  @ApiUuidParam()
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
@@ -84,8 +88,10 @@ export class CatalogController {
   }
 
   /** Delete an image or ISO for good: record, tags and stored bytes (R20). */
+  @ApiUuidParam()
   @Delete(':id')
   @HttpCode(204)
+  @ApiNoContentResponse({ description: 'Deleted.' })
   @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND')
   async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<void> {
     await this.catalog.delete(p, id, { confirm: false });

@@ -3,7 +3,9 @@ import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
+  IsDefined,
   IsEnum,
+  IsObject,
   IsIn,
 
   IsNotEmpty,
@@ -123,7 +125,7 @@ export class CreateImageDto {
   tags?: string[];
 
   /** Where the bytes come from. */
-  @ValidateNested() @Type(() => ImageSourceDto)
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => ImageSourceDto)
   @ApiProperty({ type: ImageSourceDto })
   source: ImageSourceDto;
 }

@@ -1,6 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
-import { ErrorBody } from './error-body.dto';
+import { ApiParam, ApiResponse } from '@nestjs/swagger';
 import { ERROR_CODES, ERROR_DESCRIPTIONS, ErrorCode } from './errors';
 
 /**
@@ -15,7 +14,6 @@ export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorat
     .map(([status, cs]) =>
       ApiResponse({
         status,
-        type: ErrorBody,
         description: cs.map((c) => `\`${c}\`: ${ERROR_DESCRIPTIONS[c]}`).join('\n\n'),
         content: {
           'application/json': {
@@ -32,3 +30,6 @@ export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorat
     );
   return applyDecorators(...decorators);
 }
+
+/** A UUID path parameter, documented as such. */
+export const ApiUuidParam = (name = 'id', description = 'The resource id (UUID).') => ApiParam({ name, format: 'uuid', type: String, description });

@@ -1,10 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ERROR_CODES } from './errors';
+import { ERROR_CODES, ERROR_DESCRIPTIONS, ErrorCode } from './errors';
 
 /** The one error body every failing request answers with. */
 export class ErrorBody {
-  /** Stable, machine-readable error code. */
-  @ApiProperty({ enum: Object.keys(ERROR_CODES), enumName: 'ErrorCode', example: 'VALIDATION_FAILED' })
+  @ApiProperty({
+    enum: Object.keys(ERROR_CODES),
+    enumName: 'ErrorCode',
+    example: 'VALIDATION_FAILED',
+    description: `Stable, machine-readable error code:\n\n${Object.entries(ERROR_CODES)
+      .map(([code, status]) => `- \`${code}\` (${status}): ${ERROR_DESCRIPTIONS[code as ErrorCode]}`)
+      .join('\n')}`,
+  })
   code: string;
 
   /** A sentence a person can read. */

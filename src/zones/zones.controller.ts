@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiNoContentResponse, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../access/auth.guard';
 import { Role } from '../access/principal';
-import { ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CreateZoneDto, ListZonesQuery, toZoneResponse, UpdateZoneDto, ZonePage, ZoneResponse } from './zone.dto';
 import { ZonesService } from './zones.service';
@@ -23,6 +23,7 @@ export class ZonesController {
   }
 
   /** One zone. */
+  @ApiUuidParam()
   @Get(':id')
   @ApiErrors('VALIDATION_FAILED', 'ZONE_NOT_FOUND')
   async get(@Param('id', uuidPipe) id: string): Promise<ZoneResponse> {
@@ -38,6 +39,7 @@ export class ZonesController {
   }
 
   /** Rename a zone or change its description or default hypervisor (super admin). */
+  @ApiUuidParam()
   @Patch(':id')
   @Roles(Role.SuperAdmin)
   @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'ZONE_NOT_FOUND', 'ZONE_NAME_TAKEN')
@@ -46,8 +48,10 @@ export class ZonesController {
   }
 
   /** Delete an empty zone (super admin). */
+  @ApiUuidParam()
   @Delete(':id')
   @HttpCode(204)
+  @ApiNoContentResponse({ description: 'Deleted.' })
   @Roles(Role.SuperAdmin)
   @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'ZONE_NOT_FOUND', 'ZONE_IN_USE')
   async remove(@Param('id', uuidPipe) id: string): Promise<void> {

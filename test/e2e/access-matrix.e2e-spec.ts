@@ -1,0 +1,164 @@
+/**
+ * The scope rules (R8-R11) over HTTP, table-driven: every role x every scope x whose image x every action.
+ * The expectations below are written out by hand from the requirements, not computed by the policy under test.
+ *
+ * Callers: `me` of each role in department d1. Image owners: the caller itself (own), another user of d1
+ * (same-dept), a user of d2 (other-dept). A service caller never owns images (it cannot create them).
+ * Images are QUEUED (no bytes yet), so an allowed disable answers 409 INVALID_STATE; the READY path is
+ * covered in catalog.e2e-spec.
+ */
+import { Role } from '../../src/access/principal';
+import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
+import { createImage, createZone } from '../support/fixtures';
+
+type ScopeName = 'FEATURED' | 'PUBLIC' | 'PRIVATE';
+type Rel = 'own' | 'same-dept' | 'other-dept';
+/** see, edit, delete, disable, ->FEATURED, ->PUBLIC, ->PRIVATE: HTTP status expected */
+type Row = [Role, ScopeName, Rel, number, number, number, number, number, number, number];
+
+const R = Role;
+const ALL_OK: number[] = [200, 200, 204, 409, 200, 200, 200];
+const HIDDEN: number[] = [404, 404, 404, 404, 404, 404, 404];
+const row = (role: Role, scope: ScopeName, rel: Rel, e: number[]) => [role, scope, rel, ...e] as Row;
+
+const TABLE: Row[] = [
+  // super admin: everything
+  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) => (['own', 'same-dept', 'other-dept'] as Rel[]).map((r) => row(R.SuperAdmin, s, r, ALL_OK))),
+  // service: sees everything, changes nothing
+  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) => (['same-dept', 'other-dept'] as Rel[]).map((r) => row(R.Service, s, r, [200, 403, 403, 403, 403, 403, 403]))),
+  // admin: featured, public, and its own department's private images
+  ...(['own', 'same-dept', 'other-dept'] as Rel[]).flatMap((r) => [row(R.Admin, 'FEATURED', r, ALL_OK), row(R.Admin, 'PUBLIC', r, ALL_OK)]),
+  row(R.Admin, 'PRIVATE', 'own', ALL_OK),
+  row(R.Admin, 'PRIVATE', 'same-dept', ALL_OK),
+  row(R.Admin, 'PRIVATE', 'other-dept', HIDDEN),
+  // user: uses featured, edits public, owns its private ones
+  ...(['own', 'same-dept', 'other-dept'] as Rel[]).map((r) => row(R.User, 'FEATURED', r, [200, 403, 403, 403, 403, 403, 403])),
+  row(R.User, 'PUBLIC', 'own', [200, 200, 204, 403, 403, 200, 200]),
+  row(R.User, 'PUBLIC', 'same-dept', [200, 200, 403, 403, 403, 200, 403]),
+  row(R.User, 'PUBLIC', 'other-dept', [200, 200, 403, 403, 403, 200, 403]),
+  row(R.User, 'PRIVATE', 'own', [200, 200, 204, 403, 403, 200, 200]),
+  row(R.User, 'PRIVATE', 'same-dept', HIDDEN),
+  row(R.User, 'PRIVATE', 'other-dept', HIDDEN),
+];
+
+const CODE_FOR: Record<number, string[]> = {
+  403: ['FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN'],
+  404: ['IMAGE_NOT_FOUND'],
+  409: ['INVALID_STATE'],
+};
+
+const callerOf = (role: Role): Caller => ({ sub: `${role}-me`, dept: 'd1', role });
+const ownerOf = (role: Role, rel: Rel): Caller =>
+  rel === 'own' ? callerOf(role) : rel === 'same-dept' ? { sub: 'other-d1', dept: 'd1', role: R.User } : { sub: 'other-d2', dept: 'd2', role: R.User };
+
+describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
+  let t: TestApp;
+  let zoneId: string;
+
+  beforeAll(async () => {
+    t = await startApp(shape, 'access');
+    zoneId = await createZone(t);
+  });
+  afterAll(() => t?.close());
+
+  /** An image owned by `owner` in `scope`: the owner creates it private, the super admin moves it. */
+  async function imageIn(scope: ScopeName, owner: Caller, name: string): Promise<string> {
+    const img = await createImage(t, owner, zoneId, { name });
+    if (scope !== 'PRIVATE') {
+      const res = await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(SUPER)).send({ scope });
+      expect(res.status).toBe(200);
+    }
+    return img.id as string;
+  }
+
+  function expectStatus(res: { status: number; body: { code?: string } }, want: number, what: string): void {
+    if (res.status !== want) throw new Error(`${what}: expected ${want}, got ${res.status} ${JSON.stringify(res.body)}`);
+    if (CODE_FOR[want]) expect(CODE_FOR[want]).toContain(res.body.code);
+  }
+
+  it.each(TABLE)('%s on a %s image (%s)', async (role, scope, rel, see, edit, del, disable, toF, toPub, toPriv) => {
+    const me = callerOf(role);
+    const owner = ownerOf(role, rel);
+    const auth = t.auth(me);
+    const tag = `${role}-${scope}-${rel}`.toLowerCase().replace(/_/g, '-');
+    const name = `matrix ${tag} ${Math.random().toString(36).slice(2, 8)}`;
+    const id = await imageIn(scope, owner, name);
+
+    // see: get, list (All view), counts and quick search agree
+    expectStatus(await t.http().get(`/images/${id}`).set('Authorization', auth), see, 'get');
+    const listed = await t.http().get('/images').query({ view: 'all', q: name, pageSize: 200 }).set('Authorization', auth);
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.map((i: { id: string }) => i.id).includes(id)).toBe(see === 200);
+    expect(listed.body.total).toBe(see === 200 ? 1 : 0);
+    const counts = await t.http().get('/images/counts').query({ q: name }).set('Authorization', auth);
+    expect(counts.status).toBe(200);
+    expect(counts.body.all).toBe(see === 200 ? 1 : 0);
+    // the view named after the image's scope lists it exactly when the caller may see it
+    const inView = await t.http().get('/images').query({ view: scope.toLowerCase(), name }).set('Authorization', auth);
+    expect(inView.body.total).toBe(see === 200 ? 1 : 0);
+
+    // edit a descriptive field
+    expectStatus(await t.http().patch(`/images/${id}`).set('Authorization', auth).send({ description: 'edited' }), edit, 'edit');
+
+    // disable (the image has no bytes yet)
+    expectStatus(await t.http().post(`/images/${id}/disable`).set('Authorization', auth).send({}), disable, 'disable');
+
+    // scope changes, each on a fresh image in the same starting scope
+    for (const [target, want] of [
+      ['FEATURED', toF],
+      ['PUBLIC', toPub],
+      ['PRIVATE', toPriv],
+    ] as Array<[ScopeName, number]>) {
+      const fresh = await imageIn(scope, owner, `${name} to ${target}`);
+      const res = await t.http().patch(`/images/${fresh}`).set('Authorization', auth).send({ scope: target });
+      expectStatus(res, want, `scope ${scope}->${target}`);
+      if (want === 200) expect(res.body.scope).toBe(target);
+      const after = await t.http().get(`/images/${fresh}`).set('Authorization', t.auth(SUPER));
+      expect(after.body.scope).toBe(want === 200 ? target : scope);
+    }
+
+    // delete last
+    expectStatus(await t.http().delete(`/images/${id}`).set('Authorization', auth), del, 'delete');
+    const gone = await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER));
+    expect(gone.status).toBe(del === 204 ? 404 : 200);
+  });
+
+  it.each([
+    [R.SuperAdmin, 'FEATURED', 201],
+    [R.SuperAdmin, 'PUBLIC', 201],
+    [R.SuperAdmin, 'PRIVATE', 201],
+    [R.Admin, 'FEATURED', 403],
+    [R.Admin, 'PUBLIC', 403],
+    [R.Admin, 'PRIVATE', 201],
+    [R.User, 'FEATURED', 403],
+    [R.User, 'PUBLIC', 403],
+    [R.User, 'PRIVATE', 201],
+    [R.Service, 'PRIVATE', 403],
+  ] as Array<[Role, ScopeName, number]>)('%s creating a %s image answers %i (R9)', async (role, scope, want) => {
+    const res = await t
+      .http()
+      .post('/images')
+      .set('Authorization', t.auth(callerOf(role)))
+      .send({ kind: 'ISO', name: `create ${role} ${scope}`, osCategory: 'UBUNTU', isoUsage: 'OS', zoneId, scope, source: { type: 'UPLOAD' } });
+    expect(res.status).toBe(want);
+    if (want === 201) {
+      expect(res.body).toMatchObject({ scope, ownerId: `${role}-me`, departmentId: 'd1', status: 'INACTIVE', phase: 'QUEUED' });
+    } else {
+      expect(res.body.code).toBe('SCOPE_CHANGE_FORBIDDEN');
+    }
+  });
+
+  it('defaults to the All view for a super admin and Featured for everyone else (R11)', async () => {
+    for (const [role, view] of [
+      [R.SuperAdmin, 'all'],
+      [R.Admin, 'featured'],
+      [R.User, 'featured'],
+      [R.Service, 'featured'],
+    ] as Array<[Role, string]>) {
+      const res = await t.http().get('/images').set('Authorization', t.auth(callerOf(role)));
+      expect(res.status).toBe(200);
+      expect(res.body.view).toBe(view);
+      if (view === 'featured') expect(res.body.items.every((i: { scope: string }) => i.scope === 'FEATURED')).toBe(true);
+    }
+  });
+});
