@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+import { parseCidr, splitList } from '../common/cidr';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) => {
@@ -19,6 +20,8 @@ export const DB_TYPES = ['sqlite', 'mariadb', 'mysql'] as const;
 export type DbType = (typeof DB_TYPES)[number];
 export const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const STORAGE_DRIVERS = ['fs', 'minio'] as const;
+export type StorageDriver = (typeof STORAGE_DRIVERS)[number];
 
 /**
  * The service's environment, read once at boot. Every setting the service reads is a property here;
@@ -87,6 +90,75 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(100 * 1024 * 1024)
   HTTP_BODY_LIMIT_BYTES?: number;
+
+  // --- object storage (src/storage) ---
+  @IsOptional() @Transform(emptyToUndefined) @IsIn(STORAGE_DRIVERS as unknown as string[])
+  STORAGE_DRIVER?: StorageDriver;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  STORAGE_FS_ROOT?: string;
+
+  /** S3 multipart part size; bounds the memory one upload holds (about two parts). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(5) @Max(1024)
+  STORAGE_PART_SIZE_MB?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  MINIO_ENDPOINT?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  MINIO_PORT?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  MINIO_USE_SSL?: boolean;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  MINIO_ACCESS_KEY?: string;
+
+  @IsOptional() @IsString()
+  MINIO_SECRET_KEY?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  MINIO_BUCKET?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  MINIO_REGION?: string;
+
+  // --- URL downloads (src/ingestion/sources) ---
+  @IsOptional() @IsString()
+  URL_ALLOW_CIDRS?: string;
+
+  @IsOptional() @IsString()
+  URL_DENY_CIDRS?: string;
+
+  @IsOptional() @IsString()
+  URL_ALLOW_HOSTS?: string;
+
+  @IsOptional() @IsString()
+  URL_DENY_HOSTS?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  URL_DENY_PRIVATE?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000)
+  URL_CONNECT_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000)
+  URL_IDLE_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(20)
+  URL_MAX_REDIRECTS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100)
+  URL_MAX_ATTEMPTS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600000)
+  URL_RETRY_BASE_DELAY_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  INGEST_MAX_SIZE_BYTES?: number;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  INGEST_COMPUTE_MD5?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -122,6 +194,44 @@ export interface AuthConfig {
   generatedSecret: boolean;
 }
 
+export interface StorageConfig {
+  driver: StorageDriver;
+  /** fs driver: where objects live (default <DATA_DIR>/objects) */
+  fsRoot: string;
+  /** S3 multipart part size in bytes (default 16 MiB) */
+  partSizeBytes: number;
+  minio: {
+    endPoint: string;
+    port: number;
+    useSSL: boolean;
+    accessKey: string;
+    secretKey: string;
+    bucket: string;
+    region: string;
+  };
+}
+
+export interface UrlFetchConfig {
+  allowCidrs: string[];
+  denyCidrs: string[];
+  allowHosts: string[];
+  denyHosts: string[];
+  denyPrivate: boolean;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRedirects: number;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+}
+
+export interface IngestionConfig {
+  /** largest file accepted from any source, in bytes (default 1 TiB) */
+  maxSizeBytes: number;
+  /** compute md5 beside sha256 while streaming */
+  computeMd5: boolean;
+  url: UrlFetchConfig;
+}
+
 /** The validated, typed configuration every module receives through DI. */
 export class AppConfig {
   port: number;
@@ -132,6 +242,8 @@ export class AppConfig {
   seedDefaultZone: boolean;
   logLevel: LogLevel;
   bodyLimitBytes: number;
+  storage: StorageConfig;
+  ingestion: IngestionConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
   env: Record<string, string | undefined>;
 }
@@ -175,6 +287,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!embedded && !vars.AUTH_JWT_SECRET && !vars.AUTH_JWT_PUBLIC_KEY_FILE) {
     problems.push('AUTH_JWT_SECRET: required when DB_TYPE is not sqlite (or set AUTH_JWT_PUBLIC_KEY_FILE)');
   }
+  for (const key of ['URL_ALLOW_CIDRS', 'URL_DENY_CIDRS'] as const) {
+    const bad = splitList(vars[key]).filter((c) => !parseCidr(c));
+    if (bad.length) problems.push(`${key}: not a CIDR or IP address: ${bad.join(', ')}`);
+  }
+  if (vars.STORAGE_DRIVER === 'minio') {
+    for (const key of ['MINIO_ENDPOINT', 'MINIO_ACCESS_KEY', 'MINIO_SECRET_KEY'] as const) {
+      if (!vars[key]) problems.push(`${key}: required when STORAGE_DRIVER is minio`);
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
 
   let secret = vars.AUTH_JWT_SECRET;
@@ -211,6 +332,36 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     seedDefaultZone: vars.SEED_DEFAULT_ZONE ?? embedded,
     logLevel: vars.LOG_LEVEL ?? 'log',
     bodyLimitBytes: vars.HTTP_BODY_LIMIT_BYTES ?? 1024 * 1024,
+    storage: {
+      driver: vars.STORAGE_DRIVER ?? 'fs',
+      fsRoot: resolve(vars.STORAGE_FS_ROOT ?? join(dataDir, 'objects')),
+      partSizeBytes: (vars.STORAGE_PART_SIZE_MB ?? 16) * 1024 * 1024,
+      minio: {
+        endPoint: vars.MINIO_ENDPOINT ?? '127.0.0.1',
+        port: vars.MINIO_PORT ?? 9000,
+        useSSL: vars.MINIO_USE_SSL ?? false,
+        accessKey: vars.MINIO_ACCESS_KEY ?? '',
+        secretKey: vars.MINIO_SECRET_KEY ?? '',
+        bucket: vars.MINIO_BUCKET ?? 'hcm-images',
+        region: vars.MINIO_REGION ?? 'us-east-1',
+      },
+    },
+    ingestion: {
+      maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
+      computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
+      url: {
+        allowCidrs: splitList(vars.URL_ALLOW_CIDRS),
+        denyCidrs: splitList(vars.URL_DENY_CIDRS),
+        allowHosts: splitList(vars.URL_ALLOW_HOSTS),
+        denyHosts: splitList(vars.URL_DENY_HOSTS),
+        denyPrivate: vars.URL_DENY_PRIVATE ?? false,
+        connectTimeoutMs: vars.URL_CONNECT_TIMEOUT_MS ?? 10_000,
+        idleTimeoutMs: vars.URL_IDLE_TIMEOUT_MS ?? 30_000,
+        maxRedirects: vars.URL_MAX_REDIRECTS ?? 5,
+        maxAttempts: vars.URL_MAX_ATTEMPTS ?? 5,
+        retryBaseDelayMs: vars.URL_RETRY_BASE_DELAY_MS ?? 1000,
+      },
+    },
     env: { ...env },
   });
 }
