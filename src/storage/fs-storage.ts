@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { constants, createWriteStream, Dirent } from 'node:fs';
+import { access, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, posix, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  adoptBody,
+  assertValidKey,
+  assertValidPrefix,
+  assertValidRange,
+  ByteRange,
+  IncompleteUpload,
+  ObjectNotFoundError,
+  ObjectStat,
+  ObjectStorage,
+  PutOptions,
+  PutResult,
+  StorageError,
+} from './object-storage';
+
+const TEMP_RE = /^\.(.+)\.([0-9a-f-]{36})\.incomplete$/;
+
+const isErrno = (e: unknown, ...codes: string[]): boolean => codes.includes((e as NodeJS.ErrnoException)?.code ?? '');
+
+/**
+ * Local filesystem adapter: the object `a/b/c` is the file `<root>/a/b/c`. An upload is written to a
+ * hidden temp file beside it (`.c.<uuid>.incomplete`), fsync'ed, then renamed over the key, so a
+ * reader sees the old object or the new one, never a partial one.
+ */
+export class FsStorage extends ObjectStorage {
+  readonly driver = 'fs';
+  private initialised?: Promise<void>;
+
+  constructor(readonly root: string) {
+    super();
+  }
+
+  init(): Promise<void> {
+    this.initialised ??= mkdir(this.root, { recursive: true }).then(
+      () => undefined,
+      (e: unknown) => {
+        this.initialised = undefined;
+        throw e;
+      },
+    );
+    return this.initialised;
+  }
+
+  private pathOf(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  async putStream(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    adoptBody(body);
+    assertValidKey(key);
+    try {
+      await this.init();
+      if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+    } catch (e) {
+      body.destroy();
+      throw e;
+    }
+    const target = this.pathOf(key);
+    const tmp = join(dirname(target), `.${basename(target)}.${randomUUID()}.incomplete`);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+      await pipeline(body, out, { signal: opts.signal });
+      const size = out.bytesWritten;
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, target);
+      return { key, size };
+    } catch (e) {
+      body.destroy();
+      await unlink(tmp).catch(() => undefined);
+      if (opts.signal?.aborted || (e as Error)?.name === 'AbortError') {
+        throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      }
+      // the temp file vanished under us: abortIncomplete removed it
+      if (isErrno(e, 'ENOENT') && (e as NodeJS.ErrnoException).path === tmp) {
+        throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      }
+      throw e;
+    }
+  }
+
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    assertValidKey(key);
+    assertValidRange(range);
+    let fh;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new ObjectNotFoundError(key);
+      throw e;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ObjectNotFoundError(key);
+      let start = 0;
+      let end: number | undefined;
+      if (range) {
+        if (range.start >= st.size) {
+          throw new StorageError('RANGE_NOT_SATISFIABLE', `Range start ${range.start} is past the end of ${key} (${st.size} bytes)`);
+        }
+        start = range.start;
+        end = Math.min(range.end ?? st.size - 1, st.size - 1);
+      }
+      return fh.createReadStream({ start, end, autoClose: true });
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectStat> {
+    assertValidKey(key);
+    try {
+      const st = await stat(this.pathOf(key));
+      if (!st.isFile()) throw new ObjectNotFoundError(key);
+      return { key, size: st.size, lastModified: st.mtime, etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}` };
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR')) throw new ObjectNotFoundError(key);
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await unlink(this.pathOf(key));
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw e;
+    }
+  }
+
+  async presignGet(key: string): Promise<string | null> {
+    assertValidKey(key);
+    return null;
+  }
+
+  async listIncomplete(keyPrefix: string): Promise<IncompleteUpload[]> {
+    assertValidPrefix(keyPrefix);
+    await this.init();
+    // start at the deepest directory the prefix names fully
+    const slash = keyPrefix.lastIndexOf('/');
+    const startDir = slash >= 0 ? this.pathOf(keyPrefix.slice(0, slash)) : this.root;
+    const found: IncompleteUpload[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if (isErrno(e, 'ENOENT', 'ENOTDIR')) return;
+        throw e;
+      }
+      for (const ent of entries) {
+        const full = join(dir, ent.name);
+        if (ent.isDirectory()) {
+          await walk(full);
+          continue;
+        }
+        const m = ent.isFile() ? TEMP_RE.exec(ent.name) : null;
+        if (!m) continue;
+        const relDir = relative(this.root, dir).split(sep).filter(Boolean).join('/');
+        const key = relDir ? posix.join(relDir, m[1]) : m[1];
+        if (!key.startsWith(keyPrefix)) continue;
+        const st = await stat(full).catch(() => null);
+        if (!st) continue;
+        found.push({ key, id: ent.name, initiated: st.birthtimeMs > 0 ? st.birthtime : st.ctime });
+      }
+    };
+    await walk(startDir);
+    return found;
+  }
+
+  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date } = {}): Promise<number> {
+    let n = 0;
+    for (const u of await this.listIncomplete(keyPrefix)) {
+      if (opts.olderThan && u.initiated >= opts.olderThan) continue;
+      const file = join(dirname(this.pathOf(u.key)), u.id);
+      try {
+        await unlink(file);
+        n++;
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT')) throw e;
+      }
+    }
+    return n;
+  }
+
+  async ping(): Promise<void> {
+    await this.init();
+    await access(this.root, constants.R_OK | constants.W_OK);
+  }
+}

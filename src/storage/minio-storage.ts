@@ -1,0 +1,310 @@
+import { Logger } from '@nestjs/common';
+import * as Minio from 'minio';
+import { PassThrough, Readable } from 'node:stream';
+import {
+  adoptBody,
+  assertValidKey,
+  assertValidPrefix,
+  assertValidRange,
+  ByteRange,
+  IncompleteUpload,
+  ObjectNotFoundError,
+  ObjectStat,
+  ObjectStorage,
+  PutOptions,
+  PutResult,
+  StorageError,
+} from './object-storage';
+
+export interface MinioStorageOptions {
+  endPoint: string;
+  port: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  region: string;
+  /** base multipart part size in bytes (>= 5 MiB; S3's minimum for every part but the last) */
+  partSizeBytes: number;
+}
+
+const MIN_PART = 5 * 1024 * 1024;
+const MAX_PART = 5 * 1024 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+/** with an unknown length the part size doubles every this many parts, so 10 000 parts reach ~39x the base */
+const PARTS_PER_STEP = 2_500;
+
+const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NotFound', 'NoSuchObject']);
+const s3Code = (e: unknown): string | undefined => (e as { code?: string })?.code;
+
+/**
+ * Passes at most `length` bytes of `src` on, then ends (and closes the source). Guards against servers
+ * that answer a range with more than asked (s3rver reads `bytes=0-0` as the whole object).
+ */
+function truncate(src: Readable, length: number): Readable {
+  let left = length;
+  const out = new PassThrough();
+  src.on('error', (e) => out.destroy(e));
+  out.on('close', () => src.destroy());
+  src.on('data', (chunk: Buffer) => {
+    if (left <= 0) return;
+    const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= piece.length;
+    if (!out.write(piece)) src.pause();
+    if (left <= 0) {
+      out.end();
+      src.destroy();
+    }
+  });
+  out.on('drain', () => src.resume());
+  src.on('end', () => out.end());
+  src.on('close', () => {
+    if (!out.writableEnded) out.destroy(new Error('object stream closed early'));
+  });
+  return out;
+}
+
+/**
+ * MinIO/S3 adapter on the `minio` client (path-style addressing, one bucket created at start).
+ *
+ * Uploads are multipart, driven here rather than by `client.putObject(stream)`: minio's own stream
+ * upload buffers one 560 MiB part when the length is unknown, resumes stale uploads of the same key,
+ * ignores errors of the source stream (it hangs), and never aborts what it started. Here one part is
+ * being filled while at most one is in flight (memory ~ 2 x part size), parts are numbered from 1, and
+ * any failure aborts the multipart upload so nothing is left behind. An object smaller than one part
+ * is sent with a single PUT.
+ */
+export class MinioStorage extends ObjectStorage {
+  readonly driver = 'minio';
+  readonly client: Minio.Client;
+  private readonly log = new Logger('MinioStorage');
+  private initialised?: Promise<void>;
+
+  constructor(readonly opts: MinioStorageOptions) {
+    super();
+    if (opts.partSizeBytes < MIN_PART || opts.partSizeBytes > MAX_PART) {
+      throw new Error(`partSizeBytes must be between 5 MiB and 5 GiB, got ${opts.partSizeBytes}`);
+    }
+    this.client = new Minio.Client({
+      endPoint: opts.endPoint,
+      port: opts.port,
+      useSSL: opts.useSSL,
+      accessKey: opts.accessKey,
+      secretKey: opts.secretKey,
+      region: opts.region,
+      pathStyle: true,
+      partSize: opts.partSizeBytes,
+    });
+  }
+
+  get bucket(): string {
+    return this.opts.bucket;
+  }
+
+  init(): Promise<void> {
+    this.initialised ??= this.ensureBucket().catch((e: unknown) => {
+      this.initialised = undefined;
+      throw e;
+    });
+    return this.initialised;
+  }
+
+  private async ensureBucket(): Promise<void> {
+    if (await this.client.bucketExists(this.bucket)) return;
+    try {
+      await this.client.makeBucket(this.bucket, this.opts.region);
+      this.log.log(`Created bucket ${this.bucket}`);
+    } catch (e) {
+      // another replica created it between our check and our create
+      if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(s3Code(e) ?? '')) throw e;
+    }
+  }
+
+  /** Part size for part `n` (1-based). */
+  private partSizeFor(n: number, sizeHint?: number): number {
+    const base = this.opts.partSizeBytes;
+    if (sizeHint !== undefined && sizeHint > 0) {
+      const needed = Math.ceil(sizeHint / (MAX_PARTS - 100)); // leave headroom if the hint is a bit low
+      const size = Math.max(base, Math.ceil(needed / (1024 * 1024)) * 1024 * 1024);
+      if (n <= MAX_PARTS - 100) return Math.min(size, MAX_PART);
+    }
+    return Math.min(base * 2 ** Math.floor((n - 1) / PARTS_PER_STEP), MAX_PART);
+  }
+
+  async putStream(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    adoptBody(body);
+    assertValidKey(key);
+    const onAbort = () => body.destroy(new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`));
+    try {
+      await this.init();
+      if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+    } catch (e) {
+      body.destroy();
+      throw e;
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const headers: Record<string, string> = { 'Content-Type': opts.contentType ?? 'application/octet-stream' };
+    let uploadId: string | undefined;
+    const etags: { part: number; etag: string }[] = [];
+    let inFlight: Promise<void> | undefined;
+    let inFlightError: unknown;
+    let partNumber = 0;
+    let total = 0;
+    let chunks: Buffer[] = [];
+    let buffered = 0;
+
+    const startPart = async (data: Buffer): Promise<void> => {
+      if (inFlight) await inFlight; // at most one part on the wire while the next one fills
+      if (inFlightError) throw inFlightError;
+      if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      uploadId ??= await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
+      const id = uploadId;
+      const n = ++partNumber;
+      inFlight = this.client
+        .uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: n, headers: {} }, data)
+        .then(
+          (r) => {
+            etags.push({ part: n, etag: r.etag });
+          },
+          (e: unknown) => {
+            inFlightError = e;
+          },
+        );
+    };
+
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        chunks.push(buf);
+        buffered += buf.length;
+        total += buf.length;
+        if (inFlightError) throw inFlightError;
+        let partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
+        while (buffered >= partSize) {
+          const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
+          const part = all.subarray(0, partSize);
+          const rest = all.subarray(partSize);
+          chunks = rest.length ? [Buffer.from(rest)] : [];
+          buffered = rest.length;
+          await startPart(Buffer.from(part));
+          partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
+        }
+      }
+      if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      const rest = Buffer.concat(chunks, buffered);
+      chunks = [];
+      if (partNumber === 0) {
+        // smaller than one part: a single PUT
+        await this.client.putObject(this.bucket, key, rest, rest.length, headers);
+        return { key, size: total };
+      }
+      if (rest.length > 0) await startPart(rest);
+      await inFlight;
+      if (inFlightError) throw inFlightError;
+      if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      etags.sort((a, b) => a.part - b.part);
+      await this.client.completeMultipartUpload(this.bucket, key, uploadId!, etags);
+      return { key, size: total };
+    } catch (e) {
+      body.destroy();
+      if (inFlight) await inFlight;
+      if (uploadId) {
+        await this.client.abortMultipartUpload(this.bucket, key, uploadId).catch((err: unknown) => {
+          if (s3Code(err) !== 'NoSuchUpload') this.log.warn(`Could not abort upload ${uploadId} of ${key}: ${(err as Error).message}`);
+        });
+      }
+      if (s3Code(e) === 'NoSuchUpload') throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    assertValidKey(key);
+    assertValidRange(range);
+    await this.init();
+    try {
+      if (!range) return await this.client.getObject(this.bucket, key);
+      const length = range.end === undefined ? 0 : range.end - range.start + 1;
+      if (range.start === 0 && length === 0) return await this.client.getObject(this.bucket, key);
+      const res = await this.client.getPartialObject(this.bucket, key, range.start, length);
+      return length ? truncate(res, length) : res;
+    } catch (e) {
+      if (NOT_FOUND_CODES.has(s3Code(e) ?? '')) throw new ObjectNotFoundError(key);
+      if (s3Code(e) === 'InvalidRange') {
+        throw new StorageError('RANGE_NOT_SATISFIABLE', `Range start ${range?.start} is past the end of ${key}`);
+      }
+      throw e;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectStat> {
+    assertValidKey(key);
+    await this.init();
+    try {
+      const st = await this.client.statObject(this.bucket, key);
+      return { key, size: st.size, lastModified: st.lastModified, etag: st.etag };
+    } catch (e) {
+      if (NOT_FOUND_CODES.has(s3Code(e) ?? '')) throw new ObjectNotFoundError(key);
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    await this.init();
+    try {
+      await this.client.removeObject(this.bucket, key);
+    } catch (e) {
+      if (!NOT_FOUND_CODES.has(s3Code(e) ?? '')) throw e;
+    }
+  }
+
+  async presignGet(key: string, ttlSeconds: number): Promise<string> {
+    assertValidKey(key);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 7 * 24 * 3600) {
+      throw new RangeError('ttlSeconds must be an integer between 1 and 604800');
+    }
+    await this.init();
+    return this.client.presignedGetObject(this.bucket, key, ttlSeconds);
+  }
+
+  async listIncomplete(keyPrefix: string): Promise<IncompleteUpload[]> {
+    assertValidPrefix(keyPrefix);
+    await this.init();
+    const out: IncompleteUpload[] = [];
+    let keyMarker = '';
+    let uploadIdMarker = '';
+    for (;;) {
+      const res = await this.client.listIncompleteUploadsQuery(this.bucket, keyPrefix, keyMarker, uploadIdMarker, '');
+      for (const u of res.uploads) {
+        if (u.key.startsWith(keyPrefix)) out.push({ key: u.key, id: u.uploadId, initiated: new Date(u.initiated) });
+      }
+      if (!res.isTruncated || !res.nextKeyMarker) break;
+      keyMarker = res.nextKeyMarker;
+      uploadIdMarker = res.nextUploadIdMarker ?? '';
+    }
+    return out;
+  }
+
+  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date } = {}): Promise<number> {
+    let n = 0;
+    for (const u of await this.listIncomplete(keyPrefix)) {
+      if (opts.olderThan && u.initiated >= opts.olderThan) continue;
+      try {
+        await this.client.abortMultipartUpload(this.bucket, u.key, u.id);
+        n++;
+      } catch (e) {
+        if (s3Code(e) !== 'NoSuchUpload') throw e;
+      }
+    }
+    return n;
+  }
+
+  async ping(): Promise<void> {
+    await this.init();
+    if (!(await this.client.bucketExists(this.bucket))) throw new Error(`bucket ${this.bucket} does not exist`);
+  }
+}

@@ -1,0 +1,168 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The object-storage port. Two adapters: MinIO/S3 (`minio-storage.ts`) and the local filesystem
+ * (`fs-storage.ts`, the embedded default). Nest injects it by this abstract class, no token needed.
+ *
+ * Key layout (one bucket, or one directory tree for fs):
+ *
+ *   images/<imageId>/disk      the stored file of an image or an ISO (one object per catalog record;
+ *                               a retried import overwrites it atomically)
+ *
+ * Use `objectKeys` below rather than building keys by hand. Keys are `/`-separated segments of
+ * [A-Za-z0-9._-], no segment may be empty or start with a dot (the fs adapter keeps its temp files as
+ * dot-files), at most 512 characters.
+ *
+ * Guarantees both adapters give (the shared suite in test/integration/storage.int-spec.ts checks them):
+ * - putStream streams: memory stays bounded (about two parts for S3) whatever the size;
+ * - a partial object never appears under its key: an upload becomes visible only when complete, and an
+ *   upload that fails or is aborted leaves nothing under the key (the previous object, if any, stays);
+ * - delete is idempotent; stat/getStream of a missing key throw ObjectNotFoundError.
+ */
+export const objectKeys = {
+  imageDisk: (imageId: string): string => `images/${imageId}/disk`,
+  /** prefix of everything stored for one image (for abortIncomplete on cleanup) */
+  imagePrefix: (imageId: string): string => `images/${imageId}/`,
+};
+
+export interface PutOptions {
+  /** stored as Content-Type on S3 (what a presigned download answers with); ignored by fs */
+  contentType?: string;
+  /** expected size when known: lets the S3 adapter pick a part size that fits in 10 000 parts */
+  sizeHint?: number;
+  /** aborts the upload: the put rejects and nothing is left behind */
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  key: string;
+  size: number;
+}
+
+export interface ObjectStat {
+  key: string;
+  size: number;
+  lastModified: Date;
+  /** an opaque version tag; do not compare across adapters (multipart ETags differ by server) */
+  etag?: string;
+}
+
+/** A byte range, inclusive at both ends as in HTTP (`end` omitted: to the end of the object). */
+export interface ByteRange {
+  start: number;
+  end?: number;
+}
+
+export interface IncompleteUpload {
+  key: string;
+  /** the multipart upload id (S3) or the temp file name (fs) */
+  id: string;
+  initiated: Date;
+}
+
+export type StorageErrorCode = 'OBJECT_NOT_FOUND' | 'RANGE_NOT_SATISFIABLE' | 'INVALID_KEY' | 'UPLOAD_ABORTED';
+
+export class StorageError extends Error {
+  constructor(
+    readonly code: StorageErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+export class ObjectNotFoundError extends StorageError {
+  constructor(readonly key: string) {
+    super('OBJECT_NOT_FOUND', `Object ${key} does not exist`);
+  }
+}
+
+export abstract class ObjectStorage {
+  /** 'fs' or 'minio', for logs and health output */
+  abstract readonly driver: string;
+
+  /**
+   * Prepares the store (creates the bucket or root directory). Idempotent; the module calls it at start,
+   * and adapters call it again lazily when it failed (the store may come up after the service).
+   */
+  abstract init(): Promise<void>;
+
+  /**
+   * Streams `body` into `key`. Resolves with the bytes stored once the object is complete and visible.
+   * On any error (the body's, the store's, or an abort) it rejects and removes what it had written.
+   */
+  abstract putStream(key: string, body: Readable, opts?: PutOptions): Promise<PutResult>;
+
+  /** A stream of the object, or of a range of it. Throws ObjectNotFoundError, or RANGE_NOT_SATISFIABLE
+   *  when `range.start` is at or past the end. */
+  abstract getStream(key: string, range?: ByteRange): Promise<Readable>;
+
+  /** Throws ObjectNotFoundError when missing. */
+  abstract stat(key: string): Promise<ObjectStat>;
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.stat(key);
+      return true;
+    } catch (e) {
+      if (e instanceof ObjectNotFoundError) return false;
+      throw e;
+    }
+  }
+
+  /** Removes the object; no error when it does not exist. */
+  abstract delete(key: string): Promise<void>;
+
+  /**
+   * A time-limited URL anyone holding it can GET the object with, or null when the store has none
+   * (fs: the service must serve the bytes itself, e.g. through a signed service URL).
+   */
+  abstract presignGet(key: string, ttlSeconds: number): Promise<string | null>;
+
+  /** Uploads started under `keyPrefix` and not completed (S3 multipart uploads, fs temp files). */
+  abstract listIncomplete(keyPrefix: string): Promise<IncompleteUpload[]>;
+
+  /**
+   * Aborts incomplete uploads under `keyPrefix` (optionally only those started before `olderThan`) and
+   * returns how many. An upload still running under that prefix fails with UPLOAD_ABORTED or a store error.
+   */
+  abstract abortIncomplete(keyPrefix: string, opts?: { olderThan?: Date }): Promise<number>;
+
+  /** Readiness: resolves when the store answers (bucket exists / root writable). */
+  abstract ping(): Promise<void>;
+}
+
+const KEY_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
+
+/** Throws INVALID_KEY unless `key` follows the key rules above. */
+export function assertValidKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 512 || !KEY_RE.test(key)) {
+    throw new StorageError('INVALID_KEY', `Invalid object key ${JSON.stringify(key)}`);
+  }
+}
+
+/** Throws INVALID_KEY unless `prefix` is a valid key prefix (a key, a key ending in '/', or empty). */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === '') return;
+  const p = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  // a partial last segment ("images/ab") is fine: it is only compared as a string prefix
+  assertValidKey(p);
+}
+
+/**
+ * Called synchronously at the start of putStream: the body may fail before the adapter's async setup
+ * reaches the point where it consumes it. Without a listener that error would be an uncaught 'error'
+ * event; with it, the error stays recorded on the stream (`errored`) and the consumer sees it later.
+ */
+export function adoptBody(body: Readable): void {
+  body.on('error', () => undefined);
+}
+
+export function assertValidRange(range: ByteRange | undefined): void {
+  if (!range) return;
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
+    throw new StorageError('RANGE_NOT_SATISFIABLE', `Invalid range ${JSON.stringify(range)}`);
+  }
+}

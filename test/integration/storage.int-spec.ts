@@ -1,0 +1,325 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { FsStorage } from '../../src/storage/fs-storage';
+import { MinioStorage } from '../../src/storage/minio-storage';
+import { ObjectNotFoundError, objectKeys, ObjectStorage } from '../../src/storage/object-storage';
+import { startApp } from '../support/app';
+import { S3TestServer, startS3Server } from '../support/s3-server';
+
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+
+/** A stream of unknown length: `total` deterministic pseudo-random bytes in 64 KiB chunks. */
+function generated(total: number, seed = 1): Readable {
+  let sent = 0;
+  let n = seed;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      const len = Math.min(64 * 1024, total - sent);
+      const buf = Buffer.allocUnsafe(len + 3);
+      for (let i = 0; i < len; i += 4) {
+        n = (Math.imul(n, 1664525) + 1013904223) >>> 0;
+        buf.writeUInt32LE(n, i);
+      }
+      sent += len;
+      this.push(buf.subarray(0, len));
+    },
+  });
+}
+
+/** Dates made by Node's fs come from another realm than Jest's `Date`. */
+const isDate = (v: unknown): boolean => Object.prototype.toString.call(v) === '[object Date]';
+
+async function sha256Of(stream: Readable): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of stream) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface Harness {
+  storage: ObjectStorage;
+  /** size that guarantees the adapter has started writing/uploading (more than one part) */
+  startedBytes: number;
+  close(): Promise<void>;
+}
+
+const adapters: [string, () => Promise<Harness>][] = [
+  [
+    'fs',
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'hcm-fs-storage-'));
+      const storage = new FsStorage(join(root, 'objects'));
+      await storage.init();
+      return { storage, startedBytes: 1 * MiB, close: async () => rmSync(root, { recursive: true, force: true }) };
+    },
+  ],
+  [
+    'minio',
+    async () => {
+      const s3 = await startS3Server();
+      const storage = new MinioStorage({
+        endPoint: '127.0.0.1',
+        port: s3.port,
+        useSSL: false,
+        accessKey: s3.accessKey,
+        secretKey: s3.secretKey,
+        bucket: 'hcm-test',
+        region: 'us-east-1',
+        partSizeBytes: PART,
+      });
+      await storage.init();
+      return { storage, startedBytes: PART + MiB, close: () => s3.close() };
+    },
+  ],
+];
+
+describe.each(adapters)('ObjectStorage behaviour (%s adapter)', (_name, make) => {
+  let h: Harness;
+  let s: ObjectStorage;
+  beforeAll(async () => {
+    h = await make();
+    s = h.storage;
+  });
+  afterAll(() => h?.close());
+
+  it('answers ping', async () => {
+    await expect(s.ping()).resolves.toBeUndefined();
+  });
+
+  it('stores a small object and reads it back; stat and exists agree', async () => {
+    const key = objectKeys.imageDisk('small-1');
+    const body = Buffer.from('hello object storage');
+    const put = await s.putStream(key, Readable.from([body]), { contentType: 'text/plain' });
+    expect(put).toEqual({ key, size: body.length });
+    expect((await readAll(await s.getStream(key))).toString()).toBe('hello object storage');
+    const st = await s.stat(key);
+    expect(st.size).toBe(body.length);
+    expect(isDate(st.lastModified)).toBe(true);
+    expect(await s.exists(key)).toBe(true);
+  });
+
+  it('streams a 12+ MiB body of unknown length (several parts) intact', async () => {
+    const key = objectKeys.imageDisk('big-1');
+    const size = 12 * MiB + 12345;
+    const expected = await sha256Of(generated(size, 7));
+    const put = await s.putStream(key, generated(size, 7));
+    expect(put.size).toBe(size);
+    expect((await s.stat(key)).size).toBe(size);
+    expect(await sha256Of(await s.getStream(key))).toEqual(expected);
+    expect(await s.listIncomplete('images/')).toEqual([]);
+  });
+
+  it('reads ranges (inclusive ends, open end, clipped end) and refuses a start past the end', async () => {
+    const key = objectKeys.imageDisk('range-1');
+    const data = randomBytes(200_000);
+    await s.putStream(key, Readable.from([data]));
+    expect((await readAll(await s.getStream(key, { start: 100, end: 199 }))).equals(data.subarray(100, 200))).toBe(true);
+    expect((await readAll(await s.getStream(key, { start: 0, end: 0 }))).equals(data.subarray(0, 1))).toBe(true);
+    expect((await readAll(await s.getStream(key, { start: 199_990 }))).equals(data.subarray(199_990))).toBe(true);
+    expect((await readAll(await s.getStream(key, { start: 150_000, end: 10_000_000 }))).equals(data.subarray(150_000))).toBe(true);
+    await expect(s.getStream(key, { start: 200_000 })).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+    await expect(s.getStream(key, { start: 10, end: 5 })).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE' });
+  });
+
+  it('reads a range spanning a part boundary of a multipart object', async () => {
+    const key = objectKeys.imageDisk('range-2');
+    const size = 11 * MiB;
+    await s.putStream(key, generated(size, 3));
+    const whole = await readAll(await s.getStream(key));
+    const got = await readAll(await s.getStream(key, { start: PART - 10, end: PART + 9 }));
+    expect(got.equals(whole.subarray(PART - 10, PART + 10))).toBe(true);
+  });
+
+  it('treats a missing key as not found and deletes idempotently', async () => {
+    const key = objectKeys.imageDisk('missing');
+    await expect(s.stat(key)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(s.getStream(key)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    expect(await s.exists(key)).toBe(false);
+    await expect(s.delete(key)).resolves.toBeUndefined();
+
+    const k2 = objectKeys.imageDisk('del-1');
+    await s.putStream(k2, Readable.from([Buffer.from('x')]));
+    await s.delete(k2);
+    expect(await s.exists(k2)).toBe(false);
+    await expect(s.delete(k2)).resolves.toBeUndefined();
+  });
+
+  it('refuses keys outside the key rules', async () => {
+    for (const bad of ['', '/abs', 'a//b', '../etc/passwd', 'images/../x', 'images/.hidden', 'a\\b', 'sp ace', 'x'.repeat(513)]) {
+      await expect(s.stat(bad)).rejects.toMatchObject({ code: 'INVALID_KEY' });
+      await expect(s.putStream(bad, Readable.from([Buffer.from('x')]))).rejects.toMatchObject({ code: 'INVALID_KEY' });
+    }
+  });
+
+  it('replaces an object atomically; a failed upload leaves the previous object and nothing incomplete', async () => {
+    const key = objectKeys.imageDisk('atomic-1');
+    await s.putStream(key, Readable.from([Buffer.from('version one')]));
+    await s.putStream(key, Readable.from([Buffer.from('version two')]));
+    expect((await readAll(await s.getStream(key))).toString()).toBe('version two');
+
+    // a source that fails after more than one part
+    const failing = new PassThrough();
+    const put = s.putStream(key, failing);
+    const src = generated(h.startedBytes + MiB, 9);
+    src.on('data', (c: Buffer) => failing.write(c));
+    src.on('end', () => failing.destroy(new Error('source connection lost')));
+    await expect(put).rejects.toThrow('source connection lost');
+    expect((await readAll(await s.getStream(key))).toString()).toBe('version two');
+    expect(await s.listIncomplete(objectKeys.imagePrefix('atomic-1'))).toEqual([]);
+  });
+
+  it('aborts incomplete uploads under a prefix: the running upload fails and leaves nothing', async () => {
+    const key = objectKeys.imageDisk('stalled-1');
+    const other = objectKeys.imageDisk('stalled-2');
+    const source = new PassThrough();
+    const put = s.putStream(key, source);
+    put.catch(() => undefined);
+    source.write(await readAll(generated(h.startedBytes, 5)));
+    const listed = await waitFor(async () => {
+      const l = await s.listIncomplete('images/stalled-1/');
+      return l.length > 0 && l;
+    });
+    expect(listed).toEqual([expect.objectContaining({ key, id: expect.any(String) })]);
+    expect(isDate(listed[0].initiated)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300)); // let the first part land before aborting
+    // a prefix that does not cover it leaves it alone
+    expect(await s.abortIncomplete(objectKeys.imagePrefix('stalled-2'))).toBe(0);
+    expect(await s.abortIncomplete('images/stalled-1/', { olderThan: new Date(Date.now() - 3_600_000) })).toBe(0);
+    expect(await s.abortIncomplete('images/stalled-1/')).toBe(1);
+    expect(await s.listIncomplete('images/stalled-1/')).toEqual([]);
+    // the upload notices when it writes or completes
+    source.end(await readAll(generated(h.startedBytes, 6)));
+    await expect(put).rejects.toMatchObject({ code: 'UPLOAD_ABORTED' });
+    expect(await s.exists(key)).toBe(false);
+    expect(await s.exists(other)).toBe(false);
+  });
+
+  it('stops an upload on an AbortSignal and cleans up', async () => {
+    const key = objectKeys.imageDisk('signal-1');
+    const ac = new AbortController();
+    const source = new PassThrough();
+    const put = s.putStream(key, source, { signal: ac.signal });
+    put.catch(() => undefined);
+    source.write(await readAll(generated(h.startedBytes, 4)));
+    await waitFor(async () => (await s.listIncomplete('images/signal-1/')).length > 0);
+    ac.abort();
+    await expect(put).rejects.toMatchObject({ code: 'UPLOAD_ABORTED' });
+    expect(source.destroyed).toBe(true);
+    expect(await s.exists(key)).toBe(false);
+    await waitFor(async () => (await s.listIncomplete('images/signal-1/')).length === 0);
+  });
+
+  it('presigns a GET where the store can (minio), or answers null (fs)', async () => {
+    const key = objectKeys.imageDisk('presign-1');
+    const data = randomBytes(1000);
+    await s.putStream(key, Readable.from([data]));
+    const url = await s.presignGet(key, 60);
+    if (s.driver === 'fs') {
+      expect(url).toBeNull();
+      return;
+    }
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/hcm-test\/images\/presign-1\/disk\?.*X-Amz-Signature=/);
+    const res = await fetch(url!);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
+  });
+});
+
+describe('MinioStorage specifics (in-process S3 server)', () => {
+  let s3: S3TestServer;
+  const make = (bucket: string, port = s3.port) =>
+    new MinioStorage({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: 'S3RVER', secretKey: 'S3RVER', bucket, region: 'us-east-1', partSizeBytes: PART });
+  beforeAll(async () => {
+    s3 = await startS3Server();
+  });
+  afterAll(() => s3?.close());
+
+  it('creates its bucket at start, idempotently', async () => {
+    const a = make('auto-created');
+    expect(await a.client.bucketExists('auto-created')).toBe(false);
+    await a.init();
+    expect(await a.client.bucketExists('auto-created')).toBe(true);
+    await make('auto-created').init();
+    await expect(a.ping()).resolves.toBeUndefined();
+  });
+
+  it('aborts a multipart upload another client left incomplete', async () => {
+    const st = make('abort-test');
+    await st.init();
+    const id = await st.client.initiateNewMultipartUpload('abort-test', 'images/left/disk', {});
+    await st.client.uploadPart({ bucketName: 'abort-test', objectName: 'images/left/disk', uploadID: id, partNumber: 1, headers: {} }, randomBytes(PART));
+    expect(await st.listIncomplete('images/')).toEqual([expect.objectContaining({ key: 'images/left/disk', id })]);
+    expect(await st.abortIncomplete('images/')).toBe(1);
+    expect(await st.listIncomplete('images/')).toEqual([]);
+  });
+
+  it('reports not ready when the server is unreachable', async () => {
+    const dead = make('nowhere', 1);
+    await expect(dead.ping()).rejects.toThrow();
+  });
+});
+
+describe('StorageModule wiring', () => {
+  it('provides the minio adapter from config and registers a storage readiness check', async () => {
+    const s3 = await startS3Server();
+    const t = await startApp('sqlite', 'storage', {
+      STORAGE_DRIVER: 'minio',
+      MINIO_ENDPOINT: '127.0.0.1',
+      MINIO_PORT: String(s3.port),
+      MINIO_ACCESS_KEY: 'S3RVER',
+      MINIO_SECRET_KEY: 'S3RVER',
+      MINIO_BUCKET: 'wired',
+      STORAGE_PART_SIZE_MB: '5',
+    });
+    try {
+      const storage = t.app.get(ObjectStorage);
+      expect(storage).toBeInstanceOf(MinioStorage);
+      const ready = await t.http().get('/health/ready');
+      expect(ready.body.checks.storage).toEqual({ status: 'up' });
+      await s3.close();
+      const down = await t.http().get('/health/ready');
+      expect(down.status).toBe(503);
+      expect(down.body.checks.storage.status).toBe('down');
+    } finally {
+      await t.close();
+      await s3.close().catch(() => undefined);
+    }
+  });
+
+  it('uses the filesystem under DATA_DIR/objects by default', async () => {
+    const t = await startApp('sqlite', 'storage-fs');
+    try {
+      const storage = t.app.get(ObjectStorage);
+      expect(storage).toBeInstanceOf(FsStorage);
+      expect((storage as FsStorage).root).toBe(join(t.dataDir, 'objects'));
+      const ready = await t.http().get('/health/ready');
+      expect(ready.body.checks.storage).toEqual({ status: 'up' });
+    } finally {
+      await t.close();
+    }
+  });
+});
