@@ -4,11 +4,11 @@ import { ZonesModule } from '../zones/zones.module';
 import { CatalogController } from './catalog.controller';
 import { CatalogRepository } from './catalog.repository';
 import { CatalogService } from './catalog.service';
-import { ImageEntity, ImageTagEntity } from './image.entity';
+import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
 import { ImageLifecycle } from './image-lifecycle';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([ImageEntity, ImageTagEntity]), ZonesModule],
+  imports: [TypeOrmModule.forFeature([ImageEntity, ImageTagEntity, CatalogStateEntity]), ZonesModule],
   controllers: [CatalogController],
   providers: [CatalogRepository, CatalogService, ImageLifecycle],
   exports: [CatalogService, ImageLifecycle],

@@ -8,6 +8,8 @@ import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, 
 @Index('IDX_images_dept_scope', ['departmentId', 'scope'])
 @Index('IDX_images_zone', ['zoneId'])
 @Index('IDX_images_name', ['name'])
+@Index('IDX_images_created', ['createdAt'])
+@Index('IDX_images_size', ['sizeBytes'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -104,4 +106,17 @@ export class ImageTagEntity {
 
   @PrimaryColumn({ type: 'varchar', length: 64 })
   tag: string;
+}
+
+/**
+ * One row whose version goes up in the same transaction as every change that can alter what a list query
+ * matches (create, delete, edit, phase change). Cached totals are keyed by it, so they are exact across replicas.
+ */
+@Entity({ name: 'catalog_state' })
+export class CatalogStateEntity {
+  @PrimaryColumn({ type: 'int' })
+  id: number;
+
+  @Column({ type: 'bigint', default: 0, transformer: bigintAsNumber })
+  version: number;
 }

@@ -1,0 +1,133 @@
+/**
+ * npm run bench:catalog
+ * Seeds 100,000 images into a fresh MariaDB database (both kinds, all scopes, 1,000 owners in 10
+ * departments, 50 tags), starts the service as its own process, and drives it over HTTP at concurrency 16
+ * for BENCH_SECONDS (default 20) per query, as a super admin and as a plain user. Prints req/s, p50, p99.
+ * Target: >= 300 req/s and p99 < 100 ms for every query as a plain user (load generator on the same 2 cores).
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { signToken } from '../src/access/jwt';
+import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER, userConnection } from '../test/support/mariadb';
+import { fmt, load, startService } from './support';
+
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 100_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
+const OS = ['CENTOS', 'UBUNTU', 'DEBIAN', 'REDHAT', 'ROCKY', 'KYLIN', 'WINDOWS_VIRTIO', 'WINDOWS_IDE', 'OTHER'];
+const HV = ['KVM', 'VMWARE', 'XEN', 'HYPERV'];
+const SCOPES = ['FEATURED', 'PUBLIC', 'PRIVATE'];
+const WORDS = ['centos', 'ubuntu', 'debian', 'kylin', 'windows', 'server', 'minimal', 'docker', 'mysql', 'nginx', 'zabbix', 'filebeat', 'gpu', 'desktop', 'base'];
+
+async function seed(db: string): Promise<{ zones: string[] }> {
+  const c = await userConnection(db);
+  const zones = HV.map(() => randomUUID());
+  await c.query('INSERT INTO zones (id, name, hypervisor) VALUES ?', [zones.map((id, i) => [id, `zone-${i}`, HV[i]])]);
+  let rnd = 42;
+  const r = (n: number) => {
+    rnd = (rnd * 1103515245 + 12345) % 2147483648;
+    return rnd % n;
+  };
+  const batch = 2000;
+  const t0 = Date.now();
+  for (let start = 0; start < IMAGES; start += batch) {
+    const rows: unknown[][] = [];
+    const tags: unknown[][] = [];
+    for (let n = start; n < Math.min(IMAGES, start + batch); n++) {
+      const id = randomUUID();
+      const iso = r(5) === 0;
+      const owner = r(1000);
+      const zone = r(zones.length);
+      const ready = r(10) !== 0;
+      const name = `${WORDS[r(WORDS.length)]} ${WORDS[r(WORDS.length)]} ${n}`;
+      const created = new Date(Date.UTC(2025, 0, 1) + n * 60_000);
+      rows.push([
+        id,
+        iso ? 'ISO' : 'IMAGE',
+        name,
+        `${WORDS[r(WORDS.length)]} image number ${n} with ${WORDS[r(WORDS.length)]}`,
+        OS[r(OS.length)],
+        HV[zone],
+        iso ? 'iso' : 'qcow2',
+        iso ? (r(2) ? 'OS' : 'TOOL') : null,
+        SCOPES[r(3)],
+        ready ? 'ACTIVE' : 'INACTIVE',
+        ready ? 'READY' : 'QUEUED',
+        `u${owner}`,
+        `d${owner % 10}`,
+        zones[zone],
+        ready ? 1_000_000 + r(50_000_000_000) : null,
+        'URL',
+        `http://10.0.0.${r(250)}/${n}.img`,
+        created,
+        created,
+      ]);
+      const k = r(4);
+      const seen = new Set<number>();
+      for (let j = 0; j < k; j++) {
+        const tag = r(50);
+        if (!seen.has(tag)) tags.push([id, `tag${tag}`]), seen.add(tag);
+      }
+    }
+    await c.query(
+      'INSERT INTO images (id, kind, name, description, osCategory, hypervisor, format, isoUsage, scope, status, phase, ownerId, departmentId, zoneId, sizeBytes, sourceType, sourceUrl, createdAt, updatedAt) VALUES ?',
+      [rows],
+    );
+    if (tags.length) await c.query('INSERT INTO image_tags (imageId, tag) VALUES ?', [tags]);
+  }
+  await c.query('ANALYZE TABLE images, image_tags');
+  await c.end();
+  console.log(`seeded ${IMAGES} images in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { zones };
+}
+
+async function main(): Promise<void> {
+  await ensureTestUser();
+  const db = await createTestDatabase('bench_catalog');
+  // first start runs the migrations on the empty database; then seed; then start again for a warm, fair run
+  const env = { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: db, AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16' };
+  let svc = await startService(env, 'migrations');
+  await svc.stop();
+  try {
+    await seed(db);
+    svc = await startService(env);
+    const queries: Array<[string, string]> = [
+      ['no filter', '/images'],
+      ['view=public', '/images?view=public'],
+      ['one tag', '/images?tags=tag7'],
+      ['q', '/images?q=zabbix'],
+      ['osCategory+hypervisor', '/images?osCategory=UBUNTU&hypervisor=KVM'],
+      ['page 200', '/images?page=200'],
+    ];
+    const callers = [
+      ['super admin', { sub: 'root', dept: 'ops', role: 'super_admin' }],
+      ['plain user', { sub: 'u17', dept: 'd7', role: 'user' }],
+    ] as const;
+    console.log(`\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}`);
+    console.log(`${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query\n`);
+    console.log(`${'caller'.padEnd(12)} ${'query'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} target`);
+    let allMet = true;
+    for (const [who, claims] of callers) {
+      const headers = { authorization: `Bearer ${signToken(claims, SECRET, 24 * 3600)}` };
+      for (const [label, path] of queries) {
+        await load(svc.port, () => path, headers, CONCURRENCY, 2); // warm-up
+        const res = await load(svc.port, () => path, headers, CONCURRENCY, SECONDS);
+        const met = res.rps >= 300 && res.p99 < 100 && res.errors === 0;
+        if (who === 'plain user') allMet &&= met;
+        console.log(`${who.padEnd(12)} ${label.padEnd(24)} ${fmt(res.rps)} ${fmt(res.p50)} ${fmt(res.p99)} ${String(res.errors).padStart(7)} ${met ? 'met' : 'MISSED'}${res.firstError ? ` (${res.firstError})` : ''}  ratio to 300 req/s: ${(res.rps / 300).toFixed(2)}`);
+      }
+    }
+    console.log(`\nplain-user target (>= 300 req/s, p99 < 100 ms on every query): ${allMet ? 'met' : 'MISSED'}`);
+  } finally {
+    await svc.stop();
+    if (process.env.BENCH_KEEP_DB) console.log(`kept database ${db}`);
+    else await dropTestDatabase(db);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
