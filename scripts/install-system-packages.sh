@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the tests use (installed only when missing): samba + smbclient for the SMB file source.
+set -euo pipefail
+need=()
+command -v smbd >/dev/null 2>&1 || need+=(samba)
+command -v smbclient >/dev/null 2>&1 || need+=(smbclient)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system packages present"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "missing ${need[*]}: run as root: apt-get update && apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
