@@ -39,9 +39,10 @@ export interface TestApp {
  * Starts the whole app in-process on one shape: SQLite in a temp dir, or a fresh MariaDB database
  * (hcm_test_*) owned by the dedicated test user. Everything is removed on close.
  */
-export async function startApp(shape: Shape, label: string, extraEnv: Record<string, string> = {}): Promise<TestApp> {
+export async function startApp(shape: Shape, label: string, extraEnv: Record<string, string> = {}, opts: { shareDatabaseWith?: TestApp } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), `hcm-${label}-`));
   let dbName: string | undefined;
+  const shared = opts.shareDatabaseWith?.env;
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     AUTH_JWT_SECRET: TEST_SECRET,
@@ -49,7 +50,10 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     SEED_DEFAULT_ZONE: 'false',
     ...extraEnv,
   };
-  if (shape === 'mariadb') {
+  if (shared) {
+    // a second replica on the same database (the first one owns and drops it)
+    for (const k of ['DB_TYPE', 'DB_HOST', 'DB_PORT', 'DB_USER', 'DB_PASSWORD', 'DB_NAME', 'DB_PATH']) if (shared[k] !== undefined) env[k] = shared[k];
+  } else if (shape === 'mariadb') {
     dbName = await createTestDatabase(label);
     Object.assign(env, { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: dbName });
   } else {
