@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { loadConfig } from '../../src/config/app-config';
 import { FormatCheckStream } from '../../src/ingestion/format-sniffer';
 import { HashingStream } from '../../src/ingestion/hashing';
 import { IngestError } from '../../src/ingestion/ingestion.errors';
-import { DownloadEvent, resumableDownload, ResumableDownloadOptions } from '../../src/ingestion/sources/resumable-download';
+import { downloadOptionsFrom, DownloadEvent, resumableDownload, ResumableDownloadOptions } from '../../src/ingestion/sources/resumable-download';
 import { FetchSettings, UrlFetcher } from '../../src/ingestion/sources/url-fetcher';
 import { UrlPolicy, UrlPolicySettings } from '../../src/ingestion/sources/url-policy';
 import { FsStorage } from '../../src/storage/fs-storage';
@@ -490,6 +491,25 @@ describe('resumableDownload', () => {
     await expect(
       resumableDownload(fetcher, srv.url('/drop?id=r6&after=10&times=99'), opts(events, { maxAttempts: 3, progressResetBytes: MiB }), collect([])),
     ).rejects.toMatchObject({ code: 'ATTEMPTS_EXHAUSTED', details: { lastCode: 'CONNECTION_DROPPED' } });
+  });
+
+  it('is configured from the service settings', async () => {
+    const config = loadConfig({
+      AUTH_JWT_SECRET: 'x'.repeat(32),
+      DATA_DIR: join(tmpdir(), 'hcm-url-config'),
+      URL_ALLOW_CIDRS: '127.0.0.1/32',
+      URL_MAX_ATTEMPTS: '2',
+      URL_RETRY_BASE_DELAY_MS: '5',
+      INGEST_MAX_SIZE_BYTES: String(FILE.length),
+    });
+    const f = UrlFetcher.fromConfig(config);
+    expect(f.settings).toEqual({ connectTimeoutMs: 10_000, idleTimeoutMs: 30_000, maxRedirects: 5, maxSize: FILE.length });
+    const o = downloadOptionsFrom(config);
+    expect(o).toEqual({ maxAttempts: 2, retryBaseDelayMs: 5, maxSize: FILE.length });
+    expect((await resumableDownload(f, srv.url('/flaky?id=cfg&fail=1'), o, collect([]))).equals(FILE)).toBe(true);
+    await expect(resumableDownload(f, srv.url('/flaky?id=cfg2&fail=2'), o, collect([]))).rejects.toMatchObject({ code: 'ATTEMPTS_EXHAUSTED' });
+    // a per-download maximum (e.g. the quota left) overrides the configured one
+    await expect(resumableDownload(f, srv.url('/file'), { ...o, maxSize: FILE.length - 1 }, collect([]))).rejects.toMatchObject({ code: 'TOO_LARGE' });
   });
 
   it('lets the consumer check the declared size before the first byte, and stops when it refuses', async () => {

@@ -24,7 +24,6 @@ const esc = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`)
 export async function startS3Server(opts: { directory?: string; port?: number } = {}): Promise<S3TestServer> {
   const ownDir = !opts.directory;
   const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'hcm-s3rver-'));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require('@20minutes/s3rver');
   // the class extends Koa, so `mod.default` is Koa itself: detect the class by its run() method
   const S3rver = typeof mod.prototype?.run === 'function' ? mod : mod.default;
