@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
@@ -90,6 +90,28 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(100 * 1024 * 1024)
   HTTP_BODY_LIMIT_BYTES?: number;
+
+  // jobs (src/jobs)
+  @IsOptional() @Transform(emptyToUndefined) @IsIn(['memory', 'redis'])
+  QUEUE_DRIVER?: 'memory' | 'redis';
+
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^rediss?:\/\/[^\s]+$/, { message: 'REDIS_URL must look like redis://host:6379[/db]' })
+  REDIS_URL?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9_-]{1,32}$/)
+  QUEUE_PREFIX?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(600_000)
+  QUEUE_LOCK_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(20)
+  JOB_ATTEMPTS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
+  JOB_BACKOFF_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  IMPORT_CONCURRENCY?: number;
 
   // --- object storage (src/storage) ---
   @IsOptional() @Transform(emptyToUndefined) @IsIn(STORAGE_DRIVERS as unknown as string[])
@@ -233,7 +255,19 @@ export interface IngestionConfig {
 }
 
 /** The validated, typed configuration every module receives through DI. */
+export interface QueueConfig {
+  driver: 'memory' | 'redis';
+  redisUrl?: string;
+  prefix: string;
+  lockMs: number;
+  attempts: number;
+  backoffMs: number;
+  /** imports one replica runs at once */
+  concurrency: number;
+}
+
 export class AppConfig {
+  queue: QueueConfig;
   port: number;
   host: string;
   dataDir: string;
@@ -296,6 +330,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       if (!vars[key]) problems.push(`${key}: required when STORAGE_DRIVER is minio`);
     }
   }
+  if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
   if (problems.length) throw new ConfigError(problems);
 
   let secret = vars.AUTH_JWT_SECRET;
@@ -328,6 +363,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       audience: vars.AUTH_JWT_AUDIENCE,
       clockSkewSeconds: vars.AUTH_CLOCK_SKEW_SECONDS ?? 30,
       generatedSecret,
+    },
+    queue: {
+      driver: vars.QUEUE_DRIVER ?? (vars.REDIS_URL ? 'redis' : 'memory'),
+      redisUrl: vars.REDIS_URL,
+      prefix: vars.QUEUE_PREFIX ?? 'hcm',
+      lockMs: vars.QUEUE_LOCK_MS ?? 30_000,
+      attempts: vars.JOB_ATTEMPTS ?? 5,
+      backoffMs: vars.JOB_BACKOFF_MS ?? 2_000,
+      concurrency: vars.IMPORT_CONCURRENCY ?? 2,
     },
     seedDefaultZone: vars.SEED_DEFAULT_ZONE ?? embedded,
     logLevel: vars.LOG_LEVEL ?? 'log',
