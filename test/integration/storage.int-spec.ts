@@ -64,6 +64,8 @@ interface Harness {
   storage: ObjectStorage;
   /** size that guarantees the adapter has started writing/uploading (more than one part) */
   startedBytes: number;
+  /** resolves once the first part of an incomplete upload has landed (S3), so an abort does not race it */
+  partLanded: (key: string, id: string) => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,7 +76,7 @@ const adapters: [string, () => Promise<Harness>][] = [
       const root = mkdtempSync(join(tmpdir(), 'hcm-fs-storage-'));
       const storage = new FsStorage(join(root, 'objects'));
       await storage.init();
-      return { storage, startedBytes: 1 * MiB, close: async () => rmSync(root, { recursive: true, force: true }) };
+      return { storage, startedBytes: 1 * MiB, partLanded: async () => undefined, close: async () => rmSync(root, { recursive: true, force: true }) };
     },
   ],
   [
@@ -92,7 +94,10 @@ const adapters: [string, () => Promise<Harness>][] = [
         partSizeBytes: PART,
       });
       await storage.init();
-      return { storage, startedBytes: PART + MiB, close: () => s3.close() };
+      // listParts is minio's own (protected) ListParts call
+      const listParts = (storage.client as unknown as { listParts(b: string, k: string, id: string): Promise<unknown[]> }).listParts.bind(storage.client);
+      const partLanded = (key: string, id: string) => waitFor(async () => (await listParts('hcm-test', key, id)).length > 0).then(() => undefined);
+      return { storage, startedBytes: PART + MiB, partLanded, close: () => s3.close() };
     },
   ],
 ];
@@ -205,7 +210,7 @@ describe.each(adapters)('ObjectStorage behaviour (%s adapter)', (_name, make) =>
     });
     expect(listed).toEqual([expect.objectContaining({ key, id: expect.any(String) })]);
     expect(isDate(listed[0].initiated)).toBe(true);
-    await new Promise((r) => setTimeout(r, 300)); // let the first part land before aborting
+    await h.partLanded(key, listed[0].id);
     // a prefix that does not cover it leaves it alone
     expect(await s.abortIncomplete(objectKeys.imagePrefix('stalled-2'))).toBe(0);
     expect(await s.abortIncomplete('images/stalled-1/', { olderThan: new Date(Date.now() - 3_600_000) })).toBe(0);
