@@ -1,4 +1,5 @@
 import { Transform, TransformCallback } from 'node:stream';
+import { ObjectStorage, StorageError } from '../storage/object-storage';
 import { IngestError } from './ingestion.errors';
 
 /**
@@ -274,6 +275,22 @@ export function checkVhdFooter(tail: Buffer): FormatCheck {
 
 /** Reads `length` bytes at `offset` (fewer at the end of the file). */
 export type RangeReader = (offset: number, length: number) => Promise<Buffer>;
+
+/** A RangeReader over a stored object, for verifyStored. Past the end it reads nothing. */
+export function storageRangeReader(storage: ObjectStorage, key: string): RangeReader {
+  return async (offset, length) => {
+    let stream;
+    try {
+      stream = await storage.getStream(key, { start: offset, end: offset + length - 1 });
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'RANGE_NOT_SATISFIABLE') return Buffer.alloc(0);
+      throw e;
+    }
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  };
+}
 
 const guid = (text: string): Buffer => {
   const h = text.replace(/-/g, '');

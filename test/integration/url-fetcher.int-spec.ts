@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../../src/config/app-config';
-import { FormatCheckStream } from '../../src/ingestion/format-sniffer';
+import { FormatCheckStream, storageRangeReader, verifyStored } from '../../src/ingestion/format-sniffer';
 import { HashingStream } from '../../src/ingestion/hashing';
 import { IngestError } from '../../src/ingestion/ingestion.errors';
 import { downloadOptionsFrom, DownloadEvent, resumableDownload, ResumableDownloadOptions } from '../../src/ingestion/sources/resumable-download';
@@ -549,6 +549,11 @@ describe('resumableDownload', () => {
       expect(events.some((e) => e.type === 'restart')).toBe(true);
       expect((await storage.stat('images/p1/disk')).size).toBe(FILE.length);
       expect(await storage.listIncomplete('images/')).toEqual([]);
+      // the checks needing random access run on the stored object (a raw file has none; a "vhd" fails)
+      const read = storageRangeReader(storage, 'images/p1/disk');
+      expect(await verifyStored('raw', r.size, read)).toEqual({ ok: true, detected: 'unknown' });
+      expect(await verifyStored('vhd', r.size, read)).toMatchObject({ ok: false, code: 'FORMAT_MISMATCH' });
+      expect(await verifyStored('vhdx', r.size, read)).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED' });
     });
 
     it('refuses wrong content (a qcow2 with a backing file) and stores nothing', async () => {
