@@ -18,10 +18,11 @@ export class CatalogController {
   /**
    * Create an image or ISO record in a zone (R13-R15). It starts INACTIVE/QUEUED; its bytes arrive from
    * its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only (R9).
+   * The owner's department quota must have room for one more image and `expectedSizeBytes` (R16): 409 QUOTA_EXCEEDED otherwise.
    */
   @Post()
   @ApiCreatedResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE')
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED')
   async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.create(p, dto));
   }

@@ -8,6 +8,17 @@ import { ImageFilterQuery, ImageSort } from './image.dto';
 
 export type ImageWithTags = ImageEntity & { tags: string[] };
 
+export interface DepartmentUsageQuery {
+  departmentId?: string;
+  excludeFromCount?: string[];
+  excludeFromBytes?: string[];
+}
+export interface DepartmentUsage {
+  departmentId: string;
+  imageCount: number;
+  imageBytes: number;
+}
+
 export interface ListOptions {
   sort: ImageSort;
   order: 'asc' | 'desc';
@@ -92,6 +103,19 @@ export class CatalogRepository {
 
   countInZone(zoneId: string): Promise<number> {
     return this.ds.getRepository(ImageEntity).countBy({ zoneId });
+  }
+
+  /** Image count and total size per department (for the quota's reconcile), leaving some images out of each sum. */
+  async usageByDepartment(o: DepartmentUsageQuery): Promise<DepartmentUsage[]> {
+    const qb = this.ds.getRepository(ImageEntity).createQueryBuilder('i').select('i.departmentId', 'departmentId');
+    const exCount = o.excludeFromCount ?? [];
+    const exBytes = o.excludeFromBytes ?? [];
+    qb.addSelect(exCount.length ? 'SUM(CASE WHEN i.id IN (:...exCount) THEN 0 ELSE 1 END)' : 'COUNT(*)', 'imageCount');
+    qb.addSelect(exBytes.length ? 'SUM(CASE WHEN i.id IN (:...exBytes) THEN 0 ELSE COALESCE(i.sizeBytes, 0) END)' : 'SUM(COALESCE(i.sizeBytes, 0))', 'imageBytes');
+    qb.setParameters({ exCount, exBytes });
+    if (o.departmentId !== undefined) qb.where('i.departmentId = :departmentId', { departmentId: o.departmentId });
+    const rows = await qb.groupBy('i.departmentId').getRawMany<{ departmentId: string; imageCount: string | number; imageBytes: string | number | null }>();
+    return rows.map((r) => ({ departmentId: r.departmentId, imageCount: Number(r.imageCount ?? 0), imageBytes: Number(r.imageBytes ?? 0) }));
   }
 
   async list(visibility: VisibilityFilter, f: ImageFilterQuery, o: ListOptions): Promise<[ImageWithTags[], number]> {

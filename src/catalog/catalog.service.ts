@@ -5,7 +5,7 @@ import { Principal } from '../access/principal';
 import { AppError, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { ZonesService } from '../zones/zones.service';
-import { CatalogRepository, ImagePatch, ImageWithTags } from './catalog.repository';
+import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
 import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, UpdateImageDto } from './image.dto';
 import { ImageEntity } from './image.entity';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
@@ -72,7 +72,7 @@ export class CatalogService implements OnModuleInit {
       sourcePath: dto.source.path ?? null,
       sourceName: dto.source.type === SourceType.File ? (dto.source.fileSource ?? null) : null,
       bytesDone: 0,
-      bytesTotal: null,
+      bytesTotal: dto.expectedSizeBytes ?? null,
     } satisfies Omit<ImageEntity, 'createdAt' | 'updatedAt'>);
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
@@ -103,6 +103,14 @@ export class CatalogService implements OnModuleInit {
   /** For workers: the image regardless of caller, or null when it is gone. */
   findInternal(id: string): Promise<ImageWithTags | null> {
     return this.repo.findById(id);
+  }
+
+  /**
+   * For the quota's reconcile: per department, how many images there are and their total size, leaving
+   * out of each sum the images whose usage the quota takes from their reservation instead (in flight).
+   */
+  imageUsageByDepartment(q: DepartmentUsageQuery): Promise<DepartmentUsage[]> {
+    return this.repo.usageByDepartment(q);
   }
 
   async list(p: Principal, q: ListImagesQuery): Promise<Page<ImageWithTags> & { view: View }> {

@@ -7,14 +7,16 @@ import {
   IsEnum,
   IsObject,
   IsIn,
-
+  IsInt,
   IsNotEmpty,
   IsOptional,
   IsString,
   IsUrl,
   IsUUID,
   Matches,
+  Max,
   MaxLength,
+  Min,
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
@@ -128,6 +130,14 @@ export class CreateImageDto {
   @IsDefined() @IsObject() @ValidateNested() @Type(() => ImageSourceDto)
   @ApiProperty({ type: ImageSourceDto })
   source: ImageSourceDto;
+
+  /**
+   * The file's size when known: the department's storage quota is reserved for it at create (R16).
+   * Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
+   */
+  @IsOptional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 2147483648 })
+  expectedSizeBytes?: number;
 }
 
 /**

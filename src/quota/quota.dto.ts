@@ -1,0 +1,258 @@
+import { Injectable, PipeTransform } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { Allow, ArrayMaxSize, ArrayUnique, IsArray, IsBoolean, IsDefined, IsEnum, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
+import { AppError } from '../common/errors';
+import { PageQuery } from '../common/pagination.dto';
+import { QUOTA_RESOURCE_INFO, QuotaResource, ReservationStatus } from './quota.enums';
+
+export const DEPARTMENT_ID = /^[A-Za-z0-9._:@-]{1,64}$/;
+const KEY = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+/** Validates a department id path parameter (the token's `dept` claim format). */
+@Injectable()
+export class DepartmentIdPipe implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (typeof value !== 'string' || !DEPARTMENT_ID.test(value)) {
+      const msg = 'departmentId must be 1-64 characters [A-Za-z0-9._:@-]';
+      throw new AppError('VALIDATION_FAILED', msg, { fields: [{ field: 'departmentId', messages: [msg] }] });
+    }
+    return value;
+  }
+}
+
+const amount = (description: string) => ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, maximum: MAX_AMOUNT, description });
+
+/** Amounts per resource; at least one. */
+export class QuotaAmountsDto {
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('Images (count).')
+  IMAGE_COUNT?: number;
+
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('Image storage (bytes).')
+  IMAGE_BYTES?: number;
+
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('Virtual machines (count).')
+  VM_COUNT?: number;
+
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('Virtual CPUs (count).')
+  VCPU?: number;
+
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('VM memory (bytes).')
+  MEMORY_BYTES?: number;
+
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @amount('VM disk (bytes).')
+  DISK_BYTES?: number;
+}
+
+const limit = (r: QuotaResource, what: string) =>
+  ApiPropertyOptional({
+    description: `${what}: an integer from 0 to ${QUOTA_RESOURCE_INFO[r].maxLimit}, or "unlimited".`,
+    oneOf: [{ type: 'integer', format: 'int64', minimum: 0, maximum: QUOTA_RESOURCE_INFO[r].maxLimit }, { type: 'string', enum: ['unlimited'] }],
+    example: QUOTA_RESOURCE_INFO[r].unit === 'bytes' ? 1099511627776 : 50,
+  });
+
+/**
+ * Limits per resource. Each value is checked by the service so a bad one answers QUOTA_LIMIT_INVALID
+ * (negative, not an integer, above the resource's maximum, or not a number at all).
+ */
+export class QuotaLimitsDto {
+  @Allow() @limit(QuotaResource.ImageCount, 'Images (count)')
+  IMAGE_COUNT?: number | 'unlimited';
+
+  @Allow() @limit(QuotaResource.ImageBytes, 'Image storage (bytes)')
+  IMAGE_BYTES?: number | 'unlimited';
+
+  @Allow() @limit(QuotaResource.VmCount, 'Virtual machines (count)')
+  VM_COUNT?: number | 'unlimited';
+
+  @Allow() @limit(QuotaResource.Vcpu, 'Virtual CPUs (count)')
+  VCPU?: number | 'unlimited';
+
+  @Allow() @limit(QuotaResource.MemoryBytes, 'VM memory (bytes)')
+  MEMORY_BYTES?: number | 'unlimited';
+
+  @Allow() @limit(QuotaResource.DiskBytes, 'VM disk (bytes)')
+  DISK_BYTES?: number | 'unlimited';
+}
+
+export class SetQuotaLimitsDto {
+  /** New limits by resource; resources left out keep theirs. */
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => QuotaLimitsDto)
+  @ApiProperty({ type: QuotaLimitsDto, example: { IMAGE_COUNT: 50, IMAGE_BYTES: 'unlimited' } })
+  limits: QuotaLimitsDto;
+}
+
+export class ListQuotasQuery extends PageQuery {}
+
+export class ReconcileDto {
+  /** Only this department (default: every department with images or ledger rows). */
+  @IsOptional() @IsString() @Matches(DEPARTMENT_ID)
+  @ApiPropertyOptional({ example: 'dept-rd' })
+  departmentId?: string;
+
+  /** Report drift without repairing it. */
+  @IsOptional() @IsBoolean()
+  @ApiPropertyOptional({ default: false })
+  dryRun?: boolean;
+}
+
+export class CreateReservationDto {
+  /**
+   * Idempotency key chosen by the caller (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and request
+   * answer the same reservation (200); the same key with another department or other amounts is refused.
+   */
+  @IsString() @Matches(KEY, { message: 'key must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
+  @ApiProperty({ example: 'vm-launch-7f3a:quota' })
+  key: string;
+
+  /** The department that pays. */
+  @IsString() @Matches(DEPARTMENT_ID, { message: 'departmentId must be 1-64 characters [A-Za-z0-9._:@-]' })
+  @ApiProperty({ example: 'dept-rd' })
+  departmentId: string;
+
+  /** What to hold, all or nothing. An amount of 0 opens an item that grow fills later (it needs one unit of room). */
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => QuotaAmountsDto)
+  @ApiProperty({ type: QuotaAmountsDto, example: { VM_COUNT: 2, VCPU: 8, MEMORY_BYTES: 17179869184 } })
+  amounts: QuotaAmountsDto;
+
+  /** Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS). */
+  @IsOptional() @IsInt() @Min(1) @Max(604800)
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 604800 })
+  ttlSeconds?: number;
+}
+
+export class GrowReservationDto {
+  @IsEnum(QuotaResource)
+  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  resource: QuotaResource;
+
+  /** Add this much to the pending amount (0 renews the expiry). Give `delta` or `total`. */
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  delta?: number;
+
+  /** Make the pending amount at least this much (idempotent). Give `delta` or `total`. */
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  total?: number;
+}
+
+export class CommitReservationDto {
+  /** The real amounts where they differ from what was reserved (less gives the rest back; more needs room). */
+  @IsOptional() @IsObject() @ValidateNested() @Type(() => QuotaAmountsDto)
+  @ApiPropertyOptional({ type: QuotaAmountsDto })
+  amounts?: QuotaAmountsDto;
+
+  /** Commit only these resources and leave the others pending (default: every pending one). */
+  @IsOptional() @IsArray() @ArrayMaxSize(16) @ArrayUnique() @IsEnum(QuotaResource, { each: true })
+  @ApiPropertyOptional({ enum: QuotaResource, enumName: 'QuotaResource', isArray: true })
+  resources?: QuotaResource[];
+}
+
+// ---------------------------------------------------------------- responses
+
+export class ResourceUsageResponse {
+  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  resource: QuotaResource;
+  /** The limit; null when unlimited. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  limit: number | null;
+  /** True when there is no limit. */
+  unlimited: boolean;
+  /** Held by what exists (committed reservations). */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  used: number;
+  /** Held by pending reservations. */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  reserved: number;
+  /** limit - used - reserved, never below 0; null when unlimited. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  remaining: number | null;
+}
+
+export class DepartmentQuotaResponse {
+  @ApiProperty({ example: 'dept-rd' })
+  departmentId: string;
+  /** Every resource, in a fixed order. */
+  @ApiProperty({ type: [ResourceUsageResponse] })
+  resources: ResourceUsageResponse[];
+}
+
+export class DepartmentQuotaPage {
+  @ApiProperty({ type: [DepartmentQuotaResponse] })
+  items: DepartmentQuotaResponse[];
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+export class ReservationItemResponse {
+  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  resource: QuotaResource;
+  /** Held pending (counted in the department's `reserved`). */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  reserved: number;
+  /** Committed (counted in the department's `used`). */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  committed: number;
+  /** True while the amount is reserved and not yet committed or released. */
+  pending: boolean;
+}
+
+export class ReservationResponse {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  /** The caller's idempotency key. */
+  key: string;
+  departmentId: string;
+  @ApiProperty({ enum: ReservationStatus, enumName: 'ReservationStatus' })
+  status: ReservationStatus;
+  /** When a PENDING reservation expires (renewed by each grow). */
+  @ApiProperty({ type: String, format: 'date-time' })
+  expiresAt: string;
+  @ApiProperty({ type: String, format: 'date-time' })
+  createdAt: string;
+  @ApiProperty({ type: String, format: 'date-time' })
+  updatedAt: string;
+  @ApiProperty({ type: [ReservationItemResponse] })
+  items: ReservationItemResponse[];
+}
+
+export class DriftResponse {
+  departmentId: string;
+  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  resource: QuotaResource;
+  @ApiProperty({ enum: ['used', 'reserved'] })
+  field: 'used' | 'reserved';
+  /** What the ledger said. */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  recorded: number;
+  /** What the catalog and the reservations say. */
+  @ApiProperty({ type: 'integer', format: 'int64' })
+  actual: number;
+  /** True when the ledger now says `actual`. */
+  repaired: boolean;
+}
+
+export class ReconcileSkipped {
+  departmentId: string;
+  reason: string;
+}
+
+export class ReconcileResponse {
+  dryRun: boolean;
+  /** How many departments were checked. */
+  departments: number;
+  @ApiProperty({ type: [DriftResponse] })
+  drift: DriftResponse[];
+  /** Departments whose ledger kept changing while checked; run again. */
+  @ApiProperty({ type: [ReconcileSkipped] })
+  skipped: ReconcileSkipped[];
+}

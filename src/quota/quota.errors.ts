@@ -1,0 +1,33 @@
+import { AppError } from '../common/errors';
+import { QuotaResource, ReservationStatus } from './quota.enums';
+
+export interface ExceededFacts {
+  departmentId: string;
+  resource: QuotaResource;
+  /** what the operation asked for on top of what is held */
+  requested: number;
+  limit: number | null;
+  used: number;
+  reserved: number;
+}
+
+/** 409 QUOTA_EXCEEDED: the resource, what was asked and what is left. */
+export function quotaExceeded(f: ExceededFacts): AppError {
+  const remaining = f.limit === null ? null : Math.max(0, f.limit - f.used - f.reserved);
+  return new AppError(
+    'QUOTA_EXCEEDED',
+    `Department ${f.departmentId} has ${remaining} ${f.resource} left; ${f.requested} asked`,
+    { departmentId: f.departmentId, resource: f.resource, requested: f.requested, remaining, limit: f.limit, used: f.used, reserved: f.reserved },
+  );
+}
+
+export const reservationNotFound = (id: string) => new AppError('RESERVATION_NOT_FOUND', `Reservation ${id} not found`, { id });
+
+export const reservationNotPending = (id: string, status: ReservationStatus, action: string) =>
+  new AppError('RESERVATION_NOT_PENDING', `Reservation ${id} is ${status}: it cannot be ${action}`, { id, status });
+
+export const limitInvalid = (resource: string, value: unknown, reason: string) =>
+  new AppError('QUOTA_LIMIT_INVALID', `The ${resource} limit ${JSON.stringify(value)} is invalid: ${reason}`, { resource, value, reason });
+
+export const idempotencyKeyReused = (key: string) =>
+  new AppError('IDEMPOTENCY_KEY_REUSED', `The key "${key}" was already used for a different reservation`, { key });

@@ -1,0 +1,725 @@
+import { setImmediate as nextTick } from 'node:timers/promises';
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, QueryResult } from 'typeorm';
+import { ExceededFacts } from './quota.errors';
+import { FINISHED_STATUSES, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
+
+/*
+ * The only place that touches the quota tables.
+ *
+ * Every write is a small "transaction program": a generator that yields SQL statements and receives their
+ * results. The same program runs
+ *   - on MariaDB inside a TypeORM transaction on one pooled connection (row locks and conditional
+ *     UPDATEs do the serialising, across any number of processes), retried on deadlock;
+ *   - on SQLite synchronously inside one better-sqlite3 transaction. TypeORM shares one SQLite connection
+ *     between all callers, so a transaction left open across an `await` would take in (and roll back) other
+ *     requests' statements; a synchronous transaction cannot interleave with anything.
+ *
+ * Race-freedom comes from the database alone: every increase of a ledger row is
+ *   UPDATE quota_ledger SET reserved = reserved + n ... WHERE ... AND (limitAmount IS NULL OR used + reserved + n <= limitAmount)
+ * and the affected-row count says whether it fitted; every change of a reservation is conditional on the
+ * version the program read, so two programs never both act on the same reservation.
+ */
+
+type Row = Record<string, unknown>;
+interface Stmt {
+  sql: string;
+  params: unknown[];
+}
+interface Res {
+  rows: Row[];
+  affected: number;
+}
+/** A transaction program: yields statements, gets their results, returns T. */
+type Tx<T> = Generator<Stmt, T, Res>;
+
+const q = (sql: string, ...params: unknown[]): Stmt => ({ sql, params });
+const marks = (n: number, one = '?') => Array.from({ length: n }, () => one).join(', ');
+
+export interface ItemRecord {
+  resource: QuotaResource;
+  /** held in the ledger's `reserved` while pending */
+  reserved: number;
+  /** held in the ledger's `used` */
+  committed: number;
+  pending: boolean;
+}
+
+export interface ReservationRecord {
+  id: string;
+  callerId: string;
+  key: string;
+  fingerprint: string;
+  departmentId: string;
+  subjectId: string | null;
+  status: ReservationStatus;
+  version: number;
+  ttlSeconds: number;
+  expiresAt: Date;
+  deletingAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** in resource order */
+  items: ItemRecord[];
+}
+
+export interface LedgerRow {
+  departmentId: string;
+  resource: QuotaResource;
+  limitAmount: number | null;
+  used: number;
+  reserved: number;
+  version: number;
+  updatedAt: Date;
+}
+
+/** Why a program refused; it rolled back everything it did. */
+export type Refusal =
+  | { refused: 'not_found' }
+  | { refused: 'not_pending'; status: ReservationStatus }
+  | { refused: 'expired' }
+  | { refused: 'exceeded'; facts: ExceededFacts }
+  /** ledger rows are created on first use: create them and run again */
+  | { refused: 'ledger_missing'; departmentId: string; resources: QuotaResource[] }
+  /** the reservation or ledger row changed since it was read: run again */
+  | { refused: 'changed' }
+  /** (callerId, key) exists already */
+  | { refused: 'duplicate' };
+
+export type Outcome<T> = { ok: true; value: T } | (Refusal & { ok: false });
+
+/** Thrown inside a program to roll it back and answer a refusal. */
+class Abort {
+  constructor(readonly refusal: Refusal) {}
+}
+const abort = (r: Refusal): never => {
+  throw new Abort(r);
+};
+
+export interface NewReservation {
+  id: string;
+  callerId: string;
+  key: string;
+  fingerprint: string;
+  departmentId: string;
+  subjectId: string | null;
+  ttlSeconds: number;
+  /** resource order, amounts >= 0 */
+  amounts: Array<[QuotaResource, number]>;
+  status?: ReservationStatus;
+}
+
+/** The in-flight part of a catalog reservation, for reconcile. */
+export interface InflightRow {
+  departmentId: string;
+  subjectId: string;
+  deleting: boolean;
+  resource: QuotaResource;
+  pending: boolean;
+  committed: number;
+}
+
+export interface LedgerSnapshot {
+  ledger: LedgerRow[];
+  /** sum of pending items per department and resource */
+  pending: Array<{ departmentId: string; resource: QuotaResource; total: number }>;
+  inflight: InflightRow[];
+}
+
+export interface LedgerWrite {
+  resource: QuotaResource;
+  used: number;
+  reserved: number;
+  /** the version read in the snapshot, or null when the row did not exist */
+  expectedVersion: number | null;
+  /** limit of a row created here */
+  limitAmount: number | null;
+}
+
+/** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC: what TypeORM writes for datetime on SQLite, and a literal MariaDB parses. */
+export const sqlDate = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '');
+const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(`${String(v).replace(' ', 'T')}Z`));
+const toNum = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const toBool = (v: unknown): boolean => v === true || v === 1 || v === '1';
+
+const RES_ORDER = new Map(QUOTA_RESOURCES.map((r, i) => [r, i]));
+const byResource = <T extends { resource: QuotaResource }>(a: T, b: T) => RES_ORDER.get(a.resource)! - RES_ORDER.get(b.resource)!;
+
+const RESERVATION_COLUMNS =
+  'id, callerId, idemKey, fingerprint, departmentId, subjectId, status, version, ttlSeconds, expiresAt, deletingAt, createdAt, updatedAt';
+
+function toLedgerRow(r: Row): LedgerRow {
+  return {
+    departmentId: String(r.departmentId),
+    resource: r.resource as QuotaResource,
+    limitAmount: r.limitAmount === null || r.limitAmount === undefined ? null : Number(r.limitAmount),
+    used: toNum(r.used),
+    reserved: toNum(r.reserved),
+    version: toNum(r.version),
+    updatedAt: toDate(r.updatedAt),
+  };
+}
+
+function toReservation(r: Row, items: Row[]): ReservationRecord {
+  return {
+    id: String(r.id),
+    callerId: String(r.callerId),
+    key: String(r.idemKey),
+    fingerprint: String(r.fingerprint),
+    departmentId: String(r.departmentId),
+    subjectId: r.subjectId === null || r.subjectId === undefined ? null : String(r.subjectId),
+    status: r.status as ReservationStatus,
+    version: toNum(r.version),
+    ttlSeconds: toNum(r.ttlSeconds),
+    expiresAt: toDate(r.expiresAt),
+    deletingAt: r.deletingAt === null || r.deletingAt === undefined ? null : toDate(r.deletingAt),
+    createdAt: toDate(r.createdAt),
+    updatedAt: toDate(r.updatedAt),
+    items: items
+      .map((i) => ({ resource: i.resource as QuotaResource, reserved: toNum(i.reserved), committed: toNum(i.committed), pending: toBool(i.pending) }))
+      .sort(byResource),
+  };
+}
+
+/** The parts of better-sqlite3 used here. */
+interface SqliteStatement {
+  reader: boolean;
+  all(...params: unknown[]): Row[];
+  run(...params: unknown[]): { changes: number };
+}
+interface SqliteDb {
+  inTransaction: boolean;
+  prepare(sql: string): SqliteStatement;
+  transaction<T>(fn: () => T): { immediate(): T };
+}
+
+const DEADLOCK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+const DUPLICATE_CODES = new Set(['ER_DUP_ENTRY', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
+const driverCode = (e: unknown): string | undefined => {
+  const x = e as { code?: string; driverError?: { code?: string } };
+  return x?.driverError?.code ?? x?.code;
+};
+
+export const CATALOG_CALLER = 'catalog';
+const CATALOG_RESOURCES = [QuotaResource.ImageCount, QuotaResource.ImageBytes];
+
+@Injectable()
+export class QuotaRepository {
+  private readonly statements = new WeakMap<SqliteDb, Map<string, SqliteStatement>>();
+
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  private get sqlite(): boolean {
+    return this.ds.options.type === 'better-sqlite3';
+  }
+
+  private get insertIgnore(): string {
+    return this.sqlite ? 'INSERT OR IGNORE INTO' : 'INSERT IGNORE INTO';
+  }
+
+  // ---------------------------------------------------------------- running programs
+
+  /** Runs a program in one transaction; a refusal rolls it back. */
+  async run<T>(program: () => Tx<T>): Promise<Outcome<T>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const value = this.sqlite ? await this.runSqlite(program) : await this.runMariadb(program);
+        return { ok: true, value };
+      } catch (e) {
+        if (e instanceof Abort) return { ok: false, ...e.refusal };
+        const code = driverCode(e);
+        if (code && DUPLICATE_CODES.has(code)) return { ok: false, refused: 'duplicate' };
+        if (code && DEADLOCK_CODES.has(code) && attempt < 8) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  private async runMariadb<T>(program: () => Tx<T>): Promise<T> {
+    const qr = this.ds.createQueryRunner();
+    try {
+      await qr.startTransaction();
+      const g = program();
+      let step = g.next();
+      while (!step.done) {
+        const r = (await qr.query(step.value.sql, step.value.params, true)) as QueryResult;
+        step = g.next({ rows: (r.records ?? []) as Row[], affected: r.affected ?? 0 });
+      }
+      await qr.commitTransaction();
+      return step.value;
+    } catch (e) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+      throw e;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  private async runSqlite<T>(program: () => Tx<T>): Promise<T> {
+    const db = (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
+    // another caller's TypeORM transaction is open across an await: let it finish first
+    while (db.inTransaction) await nextTick();
+    let cache = this.statements.get(db);
+    if (!cache) this.statements.set(db, (cache = new Map()));
+    const stmts = cache;
+    const exec = (s: Stmt): Res => {
+      let st = stmts.get(s.sql);
+      if (!st) stmts.set(s.sql, (st = db.prepare(s.sql)));
+      const params = s.params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? sqlDate(p) : p));
+      return st.reader ? { rows: st.all(...params), affected: 0 } : { rows: [], affected: st.run(...params).changes };
+    };
+    return db
+      .transaction(() => {
+        const g = program();
+        let step = g.next();
+        while (!step.done) step = g.next(exec(step.value));
+        return step.value;
+      })
+      .immediate();
+  }
+
+  /** Runs a program that never refuses. */
+  private async must<T>(program: () => Tx<T>): Promise<T> {
+    const o = await this.run(program);
+    if (!o.ok) throw new Error(`unexpected refusal ${o.refused}`);
+    return o.value;
+  }
+
+  // ---------------------------------------------------------------- building blocks
+
+  private *loadTx(where: 'id' | 'key', ...params: unknown[]): Tx<ReservationRecord | null> {
+    const cond = where === 'id' ? 'id = ?' : 'callerId = ? AND idemKey = ?';
+    const { rows } = yield q(`SELECT ${RESERVATION_COLUMNS} FROM quota_reservations WHERE ${cond}`, ...params);
+    if (!rows.length) return null;
+    const items = yield q('SELECT resource, reserved, committed, pending FROM quota_reservation_items WHERE reservationId = ?', rows[0].id);
+    return toReservation(rows[0], items.rows);
+  }
+
+  /**
+   * Moves one ledger row by (dReserved, dUsed). With `need` set, only if `need` more fits under the limit:
+   * the condition and the change are one statement, evaluated on the row's latest committed values under
+   * its row lock, so concurrent programs cannot both take the last unit.
+   */
+  private *ledgerTx(departmentId: string, resource: QuotaResource, dReserved: number, dUsed: number, need: number | null, now: Date): Tx<void> {
+    const check = need === null ? '' : ' AND (limitAmount IS NULL OR used + reserved + ? <= limitAmount)';
+    const r = yield q(
+      `UPDATE quota_ledger SET reserved = reserved + ?, used = used + ?, version = version + 1, updatedAt = ? WHERE departmentId = ? AND resource = ?${check}`,
+      dReserved,
+      dUsed,
+      sqlDate(now),
+      departmentId,
+      resource,
+      ...(need === null ? [] : [need]),
+    );
+    if (r.affected === 1) return;
+    const { rows } = yield q('SELECT limitAmount, used, reserved FROM quota_ledger WHERE departmentId = ? AND resource = ?', departmentId, resource);
+    if (!rows.length) abort({ refused: 'ledger_missing', departmentId, resources: [resource] });
+    const row = toLedgerRow({ ...rows[0], departmentId, resource });
+    abort({ refused: 'exceeded', facts: { departmentId, resource, requested: need ?? 0, limit: row.limitAmount, used: row.used, reserved: row.reserved } });
+  }
+
+  /** Writes the reservation's state if nobody changed it since it was read (its version). */
+  private *saveTx(rec: ReservationRecord, now: Date): Tx<ReservationRecord> {
+    const r = yield q(
+      'UPDATE quota_reservations SET status = ?, version = version + 1, expiresAt = ?, deletingAt = ?, updatedAt = ? WHERE id = ? AND version = ?',
+      rec.status,
+      sqlDate(rec.expiresAt),
+      rec.deletingAt ? sqlDate(rec.deletingAt) : null,
+      sqlDate(now),
+      rec.id,
+      rec.version,
+    );
+    if (r.affected !== 1) abort({ refused: 'changed' });
+    return { ...rec, version: rec.version + 1, updatedAt: now };
+  }
+
+  private *saveItemTx(id: string, item: ItemRecord, exists: boolean): Tx<void> {
+    if (exists) {
+      yield q(
+        'UPDATE quota_reservation_items SET reserved = ?, committed = ?, pending = ? WHERE reservationId = ? AND resource = ?',
+        item.reserved,
+        item.committed,
+        item.pending ? 1 : 0,
+        id,
+        item.resource,
+      );
+    } else {
+      yield q(
+        'INSERT INTO quota_reservation_items (reservationId, resource, reserved, committed, pending) VALUES (?, ?, ?, ?, ?)',
+        id,
+        item.resource,
+        item.reserved,
+        item.committed,
+        item.pending ? 1 : 0,
+      );
+    }
+  }
+
+  private *insertReservationTx(n: NewReservation, items: ItemRecord[], now: Date, deletingAt: Date | null): Tx<ReservationRecord> {
+    const expiresAt = new Date(now.getTime() + n.ttlSeconds * 1000);
+    const status = n.status ?? ReservationStatus.Pending;
+    yield q(
+      `INSERT INTO quota_reservations (${RESERVATION_COLUMNS}) VALUES (${marks(13)})`,
+      n.id,
+      n.callerId,
+      n.key,
+      n.fingerprint,
+      n.departmentId,
+      n.subjectId,
+      status,
+      0,
+      n.ttlSeconds,
+      sqlDate(expiresAt),
+      deletingAt ? sqlDate(deletingAt) : null,
+      sqlDate(now),
+      sqlDate(now),
+    );
+    if (items.length) {
+      yield q(
+        `INSERT INTO quota_reservation_items (reservationId, resource, reserved, committed, pending) VALUES ${marks(items.length, '(?, ?, ?, ?, ?)')}`,
+        ...items.flatMap((i) => [n.id, i.resource, i.reserved, i.committed, i.pending ? 1 : 0]),
+      );
+    }
+    return {
+      id: n.id,
+      callerId: n.callerId,
+      key: n.key,
+      fingerprint: n.fingerprint,
+      departmentId: n.departmentId,
+      subjectId: n.subjectId,
+      status,
+      version: 0,
+      ttlSeconds: n.ttlSeconds,
+      expiresAt,
+      deletingAt,
+      createdAt: now,
+      updatedAt: now,
+      items,
+    };
+  }
+
+  // ---------------------------------------------------------------- reservation programs
+
+  /**
+   * Inserts the reservation and its items, then takes each amount from its ledger row (resource order).
+   * The inserts come first so the ledger rows stay locked only for the UPDATE and the COMMIT.
+   * An amount of 0 still needs one unit of room: it opens an item that grow() fills later.
+   */
+  reserve(n: NewReservation, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const items = n.amounts.map(([resource, amount]) => ({ resource, reserved: amount, committed: 0, pending: true }));
+      const rec = yield* self.insertReservationTx(n, items, now, null);
+      for (const i of items) yield* self.ledgerTx(n.departmentId, i.resource, i.reserved, 0, Math.max(i.reserved, 1), now);
+      return rec;
+    });
+  }
+
+  /** Sets the pending amount of one resource to `target(current)`; renews the expiry; reopens a COMMITTED reservation. */
+  grow(id: string, resource: QuotaResource, target: (current: number) => number, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
+      if (rec.status === ReservationStatus.Pending && rec.expiresAt <= now) abort({ refused: 'expired' });
+      if (rec.status !== ReservationStatus.Pending && rec.status !== ReservationStatus.Committed) abort({ refused: 'not_pending', status: rec.status });
+      const item = rec.items.find((i) => i.resource === resource);
+      const current = item?.pending ? item.reserved : 0;
+      const next = Math.max(current, target(current));
+      const delta = next - current;
+      if (delta > 0 || !item?.pending) yield* self.ledgerTx(rec.departmentId, resource, delta, 0, Math.max(delta, 1), now);
+      const updated: ItemRecord = { resource, reserved: next, committed: item?.committed ?? 0, pending: true };
+      yield* self.saveItemTx(id, updated, !!item);
+      const items = [...rec.items.filter((i) => i.resource !== resource), updated].sort(byResource);
+      const expiresAt = new Date(now.getTime() + rec.ttlSeconds * 1000);
+      const saved = yield* self.saveTx({ ...rec, status: ReservationStatus.Pending, expiresAt, items }, now);
+      return saved;
+    });
+  }
+
+  /**
+   * Commits the pending items (only those of `only`, when given) with the real amounts (`actual`, default:
+   * what is reserved). A real amount above the reservation needs room for the difference.
+   * Committing again what is already committed, with the same amounts, answers the reservation unchanged.
+   */
+  commit(id: string, actual: Partial<Record<QuotaResource, number>> | undefined, only: QuotaResource[] | undefined, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
+      if (rec.status === ReservationStatus.Pending && rec.expiresAt <= now) abort({ refused: 'expired' });
+      if (rec.status !== ReservationStatus.Pending && rec.status !== ReservationStatus.Committed) abort({ refused: 'not_pending', status: rec.status });
+      const asked = new Set<QuotaResource>(only ?? [...rec.items.filter((i) => i.pending).map((i) => i.resource), ...(Object.keys(actual ?? {}) as QuotaResource[])]);
+      const items = new Map(rec.items.map((i) => [i.resource, { ...i }]));
+      let changed = false;
+      for (const resource of QUOTA_RESOURCES.filter((r) => asked.has(r))) {
+        const item = items.get(resource);
+        const a = actual?.[resource];
+        if (item && !item.pending) {
+          // already committed: a replay with the same amount is fine, another amount is not
+          if (a === undefined || a === item.committed) continue;
+          abort({ refused: 'not_pending', status: ReservationStatus.Committed });
+        }
+        const r = item?.reserved ?? 0;
+        const amount = a ?? r;
+        yield* self.ledgerTx(rec.departmentId, resource, -r, amount, amount > r ? amount - r : null, now);
+        const updated: ItemRecord = { resource, reserved: 0, committed: (item?.committed ?? 0) + amount, pending: false };
+        yield* self.saveItemTx(id, updated, !!item);
+        items.set(resource, updated);
+        changed = true;
+      }
+      if (!changed) return rec;
+      const list = [...items.values()].sort(byResource);
+      const status = list.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed;
+      return yield* self.saveTx({ ...rec, status, items: list }, now);
+    });
+  }
+
+  /**
+   * Gives back what is pending. `release`: on request (a COMMITTED or REFUNDED reservation is refused);
+   * `expire`: only a PENDING reservation past its expiry (anything else is left alone).
+   * What was committed stays (the reservation ends COMMITTED); otherwise it ends RELEASED or EXPIRED.
+   */
+  release(id: string, mode: 'release' | 'expire', now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
+      if (rec.status === ReservationStatus.Released || rec.status === ReservationStatus.Expired) return rec;
+      if (mode === 'expire' && !(rec.status === ReservationStatus.Pending && rec.expiresAt <= now)) return rec;
+      if (rec.status !== ReservationStatus.Pending) abort({ refused: 'not_pending', status: rec.status });
+      const items: ItemRecord[] = [];
+      for (const i of rec.items) {
+        if (!i.pending) {
+          items.push(i);
+          continue;
+        }
+        yield* self.ledgerTx(rec.departmentId, i.resource, -i.reserved, 0, null, now);
+        const updated = { ...i, reserved: 0, pending: false };
+        yield* self.saveItemTx(id, updated, true);
+        items.push(updated);
+      }
+      const held = items.some((i) => i.committed > 0);
+      const status = held ? ReservationStatus.Committed : mode === 'expire' ? ReservationStatus.Expired : ReservationStatus.Released;
+      return yield* self.saveTx({ ...rec, status, items }, now);
+    });
+  }
+
+  /** Gives back everything the reservation holds, committed and pending (what it paid for is gone). */
+  refund(id: string, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
+      if (FINISHED_STATUSES.includes(rec.status) && !rec.deletingAt) return rec;
+      const items: ItemRecord[] = [];
+      for (const i of rec.items) {
+        // every row is touched (version bump) even with nothing to give back: the in-flight set changes
+        yield* self.ledgerTx(rec.departmentId, i.resource, i.pending ? -i.reserved : 0, -i.committed, null, now);
+        const updated = { ...i, reserved: 0, committed: 0, pending: false };
+        yield* self.saveItemTx(id, updated, true);
+        items.push(updated);
+      }
+      const status = FINISHED_STATUSES.includes(rec.status) ? rec.status : ReservationStatus.Refunded;
+      return yield* self.saveTx({ ...rec, status, deletingAt: null, items }, now);
+    });
+  }
+
+  /**
+   * Marks the catalog reservation of an image as "being deleted" (so reconcile counts the image from the
+   * reservation, whether or not its row is gone yet). An image without a live reservation (it predates the
+   * quota module, or its reservation ended without committing) is adopted: a COMMITTED reservation holding
+   * what the catalog says it holds, which the ledger already counts after a reconcile.
+   */
+  markDeleting(n: NewReservation, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      for (const r of CATALOG_RESOURCES) yield* self.ledgerTx(n.departmentId, r, 0, 0, null, now);
+      const rec = yield* self.loadTx('key', n.callerId, n.key);
+      const adopted = n.amounts.map(([resource, amount]) => ({ resource, reserved: 0, committed: amount, pending: false }));
+      if (!rec) return yield* self.insertReservationTx({ ...n, status: ReservationStatus.Committed }, adopted, now, now);
+      if (FINISHED_STATUSES.includes(rec.status)) {
+        yield q('DELETE FROM quota_reservation_items WHERE reservationId = ?', rec.id);
+        for (const i of adopted) yield* self.saveItemTx(rec.id, i, false);
+        return yield* self.saveTx({ ...rec, status: ReservationStatus.Committed, deletingAt: now, items: adopted }, now);
+      }
+      return yield* self.saveTx({ ...rec, deletingAt: now }, now);
+    });
+  }
+
+  /** Clears a delete mark (the delete did not happen). */
+  clearDeleting(id: string, now: Date): Promise<Outcome<ReservationRecord>> {
+    const self = this;
+    return this.run(function* () {
+      const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
+      if (!rec.deletingAt) return rec;
+      for (const r of CATALOG_RESOURCES) yield* self.ledgerTx(rec.departmentId, r, 0, 0, null, now);
+      return yield* self.saveTx({ ...rec, deletingAt: null }, now);
+    });
+  }
+
+  // ---------------------------------------------------------------- ledger programs
+
+  /** Creates the department's ledger rows that do not exist yet, with the default limits. */
+  async ensureLedgerRows(departmentId: string, resources: QuotaResource[], limits: Record<QuotaResource, number | null>, now: Date): Promise<void> {
+    if (!resources.length) return;
+    const insert = this.insertIgnore;
+    await this.must(function* () {
+      yield q(
+        `${insert} quota_ledger (departmentId, resource, limitAmount, used, reserved, version, updatedAt) VALUES ${marks(resources.length, '(?, ?, ?, 0, 0, 0, ?)')}`,
+        ...resources.flatMap((r) => [departmentId, r, limits[r], sqlDate(now)]),
+      );
+    });
+  }
+
+  /** Sets limits (null = unlimited) on rows that exist. */
+  async setLimits(departmentId: string, limits: Array<[QuotaResource, number | null]>, now: Date): Promise<void> {
+    await this.must(function* () {
+      for (const [resource, limit] of limits) {
+        yield q('UPDATE quota_ledger SET limitAmount = ?, updatedAt = ? WHERE departmentId = ? AND resource = ?', limit, sqlDate(now), departmentId, resource);
+      }
+    });
+  }
+
+  ledgerOf(departmentId: string): Promise<LedgerRow[]> {
+    return this.must(function* () {
+      const { rows } = yield q('SELECT departmentId, resource, limitAmount, used, reserved, version, updatedAt FROM quota_ledger WHERE departmentId = ?', departmentId);
+      return rows.map(toLedgerRow).sort(byResource);
+    });
+  }
+
+  /** Departments that have ledger rows, in id order, with their rows. */
+  listLedger(skip: number, take: number): Promise<{ total: number; rows: LedgerRow[] }> {
+    return this.must(function* () {
+      const count = yield q('SELECT COUNT(DISTINCT departmentId) AS n FROM quota_ledger');
+      const depts = yield q('SELECT DISTINCT departmentId FROM quota_ledger ORDER BY departmentId LIMIT ? OFFSET ?', take, skip);
+      const ids = depts.rows.map((r) => String(r.departmentId));
+      if (!ids.length) return { total: toNum(count.rows[0]?.n), rows: [] };
+      const { rows } = yield q(
+        `SELECT departmentId, resource, limitAmount, used, reserved, version, updatedAt FROM quota_ledger WHERE departmentId IN (${marks(ids.length)})`,
+        ...ids,
+      );
+      return { total: toNum(count.rows[0]?.n), rows: rows.map(toLedgerRow) };
+    });
+  }
+
+  findReservation(id: string): Promise<ReservationRecord | null> {
+    const self = this;
+    return this.must(function* () {
+      return yield* self.loadTx('id', id);
+    });
+  }
+
+  findByKey(callerId: string, key: string): Promise<ReservationRecord | null> {
+    const self = this;
+    return this.must(function* () {
+      return yield* self.loadTx('key', callerId, key);
+    });
+  }
+
+  // ---------------------------------------------------------------- sweeping and reconcile
+
+  /** PENDING reservations past their expiry (of one department, or any). */
+  expiredIds(now: Date, limit: number, departmentId?: string): Promise<string[]> {
+    return this.must(function* () {
+      const dept = departmentId === undefined ? '' : ' AND departmentId = ?';
+      const { rows } = yield q(
+        `SELECT id FROM quota_reservations WHERE status = ? AND expiresAt <= ?${dept} ORDER BY expiresAt LIMIT ?`,
+        ReservationStatus.Pending,
+        sqlDate(now),
+        ...(departmentId === undefined ? [] : [departmentId]),
+        limit,
+      );
+      return rows.map((r) => String(r.id));
+    });
+  }
+
+  /** Delete marks set before `before` (the delete that set them crashed or was refused). */
+  staleDeleting(before: Date, limit: number): Promise<Array<{ id: string; subjectId: string | null }>> {
+    return this.must(function* () {
+      const { rows } = yield q('SELECT id, subjectId FROM quota_reservations WHERE deletingAt IS NOT NULL AND deletingAt <= ? LIMIT ?', sqlDate(before), limit);
+      return rows.map((r) => ({ id: String(r.id), subjectId: r.subjectId === null ? null : String(r.subjectId) }));
+    });
+  }
+
+  /** Removes finished reservations last changed before `before`. */
+  purgeFinished(before: Date): Promise<number> {
+    return this.must(function* () {
+      const st = FINISHED_STATUSES;
+      yield q(
+        `DELETE FROM quota_reservation_items WHERE reservationId IN (SELECT id FROM quota_reservations WHERE status IN (${marks(st.length)}) AND deletingAt IS NULL AND updatedAt < ?)`,
+        ...st,
+        sqlDate(before),
+      );
+      const r = yield q(`DELETE FROM quota_reservations WHERE status IN (${marks(st.length)}) AND deletingAt IS NULL AND updatedAt < ?`, ...st, sqlDate(before));
+      return r.affected;
+    });
+  }
+
+  /** One consistent read of the ledger, the pending sums and the catalog reservations in flight. */
+  snapshot(departmentId?: string): Promise<LedgerSnapshot> {
+    const byDept = departmentId === undefined ? [] : [departmentId];
+    return this.must(function* () {
+      const ledger = yield q(
+        `SELECT departmentId, resource, limitAmount, used, reserved, version, updatedAt FROM quota_ledger${departmentId === undefined ? '' : ' WHERE departmentId = ?'}`,
+        ...byDept,
+      );
+      const pending = yield q(
+        `SELECT r.departmentId AS departmentId, i.resource AS resource, SUM(i.reserved) AS total FROM quota_reservation_items i JOIN quota_reservations r ON r.id = i.reservationId WHERE i.pending = 1${departmentId === undefined ? '' : ' AND r.departmentId = ?'} GROUP BY r.departmentId, i.resource`,
+        ...byDept,
+      );
+      const inflight = yield q(
+        `SELECT r.departmentId AS departmentId, r.subjectId AS subjectId, r.deletingAt AS deletingAt, i.resource AS resource, i.pending AS pending, i.committed AS committed FROM quota_reservations r JOIN quota_reservation_items i ON i.reservationId = r.id WHERE r.callerId = ? AND r.subjectId IS NOT NULL AND (r.status = ? OR (r.status = ? AND r.deletingAt IS NOT NULL))${departmentId === undefined ? '' : ' AND r.departmentId = ?'}`,
+        CATALOG_CALLER,
+        ReservationStatus.Pending,
+        ReservationStatus.Committed,
+        ...byDept,
+      );
+      return {
+        ledger: ledger.rows.map(toLedgerRow),
+        pending: pending.rows.map((r) => ({ departmentId: String(r.departmentId), resource: r.resource as QuotaResource, total: toNum(r.total) })),
+        inflight: inflight.rows.map((r) => ({
+          departmentId: String(r.departmentId),
+          subjectId: String(r.subjectId),
+          deleting: r.deletingAt !== null && r.deletingAt !== undefined,
+          resource: r.resource as QuotaResource,
+          pending: toBool(r.pending),
+          committed: toNum(r.committed),
+        })),
+      };
+    });
+  }
+
+  /**
+   * Writes reconciled values, each only if its row still has the version the snapshot read (or still does
+   * not exist): anything that moved in between refuses with `changed`, and nothing is written.
+   */
+  writeReconciled(departmentId: string, writes: LedgerWrite[], now: Date): Promise<Outcome<void>> {
+    const insert = this.insertIgnore;
+    return this.run(function* () {
+      for (const w of [...writes].sort(byResource)) {
+        const r =
+          w.expectedVersion === null
+            ? yield q(
+                `${insert} quota_ledger (departmentId, resource, limitAmount, used, reserved, version, updatedAt) VALUES (?, ?, ?, ?, ?, 1, ?)`,
+                departmentId,
+                w.resource,
+                w.limitAmount,
+                w.used,
+                w.reserved,
+                sqlDate(now),
+              )
+            : yield q(
+                'UPDATE quota_ledger SET used = ?, reserved = ?, version = version + 1, updatedAt = ? WHERE departmentId = ? AND resource = ? AND version = ?',
+                w.used,
+                w.reserved,
+                sqlDate(now),
+                departmentId,
+                w.resource,
+                w.expectedVersion,
+              );
+        if (r.affected !== 1) abort({ refused: 'changed' });
+      }
+    });
+  }
+}

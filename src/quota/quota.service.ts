@@ -1,0 +1,542 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Principal, Role } from '../access/principal';
+import { AppError } from '../common/errors';
+import { Page, pageOf } from '../common/pagination.dto';
+import { CatalogService } from '../catalog/catalog.service';
+import { QuotaConfig } from './quota.config';
+import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
+import { idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
+import { CATALOG_CALLER, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
+
+export type Amounts = Partial<Record<QuotaResource, number>>;
+
+export interface ResourceUsage {
+  resource: QuotaResource;
+  /** null = unlimited */
+  limit: number | null;
+  used: number;
+  reserved: number;
+  /** null when unlimited; never negative (a limit lowered below usage leaves 0) */
+  remaining: number | null;
+}
+
+export interface DepartmentQuota {
+  departmentId: string;
+  resources: ResourceUsage[];
+}
+
+export interface ReserveRequest {
+  /** idempotency key, unique per caller */
+  key: string;
+  /** who reserves: a service's `sub`; the catalog uses `catalog` */
+  callerId: string;
+  departmentId: string;
+  amounts: Amounts;
+  /** default QUOTA_RESERVATION_TTL_SECONDS */
+  ttlSeconds?: number;
+  /** what the reservation pays for (an image or VM id) */
+  subjectId?: string | null;
+}
+
+export interface Drift {
+  departmentId: string;
+  resource: QuotaResource;
+  field: 'used' | 'reserved';
+  recorded: number;
+  actual: number;
+  repaired: boolean;
+}
+
+export interface ReconcileReport {
+  dryRun: boolean;
+  /** departments checked */
+  departments: number;
+  drift: Drift[];
+  /** departments whose ledger kept moving while they were checked (try again) */
+  skipped: Array<{ departmentId: string; reason: string }>;
+}
+
+const CATALOG_RESOURCES = [QuotaResource.ImageCount, QuotaResource.ImageBytes];
+const RETRIES = 20;
+const imageKey = (imageId: string) => `image:${imageId}`;
+const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
+
+/** Amounts in resource order, zeros kept (a zero opens an item that grow fills later). */
+function orderedAmounts(amounts: Amounts): Array<[QuotaResource, number]> {
+  return QUOTA_RESOURCES.filter((r) => amounts[r] !== undefined).map((r) => [r, amounts[r]!]);
+}
+
+function fingerprint(departmentId: string, amounts: Array<[QuotaResource, number]>, subjectId: string | null): string {
+  return createHash('sha256').update(JSON.stringify([departmentId, amounts, subjectId])).digest('hex');
+}
+
+/**
+ * Department quotas (R16, R19): limits, usage and reservations in one ledger.
+ *
+ * Other modules reserve before they create something, commit when it exists (with the real amount),
+ * release when it is not going to exist, and refund when it is gone:
+ *
+ *   const r = await quota.reserve({ key, callerId, departmentId, amounts: { VM_COUNT: 1, VCPU: 4 } });
+ *   ...create the thing...
+ *   await quota.commit(r.reservation.id)            // or quota.release(r.reservation.id) if creating failed
+ *   ...later, the thing is deleted...
+ *   await quota.refund(r.reservation.id)
+ *
+ * Every method that takes room throws QUOTA_EXCEEDED (409) when the department has none left.
+ */
+@Injectable()
+export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Quota');
+  private sweeper?: NodeJS.Timeout;
+  private sweeping?: Promise<unknown>;
+  /** the startup check, for whoever wants to wait for it (tests) */
+  startupCheck: Promise<ReconcileReport | null> = Promise.resolve(null);
+
+  constructor(
+    private readonly repo: QuotaRepository,
+    private readonly cfg: QuotaConfig,
+    private readonly catalog: CatalogService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.cfg.reconcileOnStart !== 'off') {
+      const dryRun = this.cfg.reconcileOnStart === 'report';
+      this.startupCheck = this.reconcile({ dryRun }).then(
+        (r) => {
+          const what = r.drift.map((d) => `${d.departmentId} ${d.resource}.${d.field} ${d.recorded} -> ${d.actual}`).join('; ');
+          if (r.drift.length) this.logger.warn(`Startup check: ${r.drift.length} drift(s) ${dryRun ? 'found (not repaired)' : 'repaired'}: ${what}`);
+          else this.logger.log(`Startup check: ${r.departments} department(s), no drift`);
+          return r;
+        },
+        (e: unknown) => {
+          this.logger.error(`Startup check failed: ${(e as Error)?.stack ?? String(e)}`);
+          return null;
+        },
+      );
+    }
+    if (this.cfg.sweepIntervalSeconds > 0) {
+      this.sweeper = setInterval(() => {
+        this.sweeping ??= this.sweep()
+          .catch((e: unknown) => this.logger.error(`Sweep failed: ${(e as Error)?.message ?? String(e)}`))
+          .finally(() => (this.sweeping = undefined));
+      }, this.cfg.sweepIntervalSeconds * 1000);
+      this.sweeper.unref();
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.allSettled([this.startupCheck, this.sweeping]);
+  }
+
+  // ------------------------------------------------------------------ reservations
+
+  /**
+   * Reserves `amounts` for a department, all or nothing. Idempotent by (callerId, key): the same request
+   * again answers the same reservation (`created: false`), whatever its state now; the same key with
+   * another department or other amounts throws IDEMPOTENCY_KEY_REUSED. A request that failed (for example
+   * QUOTA_EXCEEDED) left nothing behind, so retrying its key tries again.
+   *
+   * An amount of 0 opens an item that grow() fills later; it still needs one unit of room.
+   * The reservation expires after `ttlSeconds` unless committed, released or grown (each grow renews it);
+   * expiring gives its pending amounts back.
+   * @throws QUOTA_EXCEEDED with the resource, what was asked and what is left
+   */
+  async reserve(req: ReserveRequest): Promise<{ reservation: ReservationRecord; created: boolean }> {
+    const amounts = orderedAmounts(req.amounts);
+    if (!amounts.length) throw invalid('amounts', 'amounts must name at least one resource');
+    for (const [r, n] of amounts) if (!Number.isSafeInteger(n) || n < 0) throw invalid(`amounts.${r}`, `amounts.${r} must be a non-negative integer`);
+    const subjectId = req.subjectId ?? null;
+    const n: NewReservation = {
+      id: randomUUID(),
+      callerId: req.callerId,
+      key: req.key,
+      fingerprint: fingerprint(req.departmentId, amounts, subjectId),
+      departmentId: req.departmentId,
+      subjectId,
+      ttlSeconds: req.ttlSeconds ?? this.cfg.reservationTtlSeconds,
+      amounts,
+    };
+    let swept = false;
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const o = await this.repo.reserve(n, new Date());
+      if (o.ok) return { reservation: o.value, created: true };
+      switch (o.refused) {
+        case 'duplicate': {
+          const existing = await this.repo.findByKey(req.callerId, req.key);
+          if (!existing) continue; // the first one rolled back: try again
+          if (existing.fingerprint !== n.fingerprint) throw idempotencyKeyReused(req.key);
+          return { reservation: existing, created: false };
+        }
+        case 'exceeded':
+          // reservations past their expiry may still hold room the sweeper has not given back yet
+          if (!swept) {
+            swept = true;
+            if ((await this.expireDue(req.departmentId)) > 0) continue;
+          }
+          throw quotaExceeded(o.facts);
+        default:
+          await this.settle(o, n.id, 'reserved');
+      }
+    }
+    throw this.busy();
+  }
+
+  /**
+   * Grows the pending amount of one resource by `delta` (0 just renews the expiry), for example while
+   * streaming a file of unknown size. Works on a PENDING reservation, and reopens a COMMITTED one (a retried
+   * import reserves its bytes again). Not idempotent: a retried call grows twice; see growTo.
+   * @throws QUOTA_EXCEEDED when the department has no room for `delta` more; the reservation keeps what it had
+   * @throws RESERVATION_NOT_FOUND, RESERVATION_NOT_PENDING (released, expired or refunded)
+   */
+  grow(reservationId: string, resource: QuotaResource, delta: number): Promise<ReservationRecord> {
+    if (!Number.isSafeInteger(delta) || delta < 0) throw invalid('delta', 'delta must be a non-negative integer');
+    return this.retry(reservationId, 'grown', () => this.repo.grow(reservationId, resource, (c) => c + delta, new Date()));
+  }
+
+  /**
+   * Makes the pending amount of one resource at least `total` (idempotent: "I have now streamed `total`
+   * bytes"). Renews the expiry.
+   * @throws QUOTA_EXCEEDED, RESERVATION_NOT_FOUND, RESERVATION_NOT_PENDING
+   */
+  growTo(reservationId: string, resource: QuotaResource, total: number): Promise<ReservationRecord> {
+    if (!Number.isSafeInteger(total) || total < 0) throw invalid('total', 'total must be a non-negative integer');
+    return this.retry(reservationId, 'grown', () => this.repo.grow(reservationId, resource, () => total, new Date()));
+  }
+
+  /**
+   * Commits the pending amounts: they move from `reserved` to `used`. `actualAmounts` gives the real amount
+   * per resource where it differs from what was reserved (less gives the rest back; more needs room).
+   * `only` commits just those resources and leaves the others pending (the catalog commits the image count
+   * at create and leaves the bytes to ingestion). Committing again with the same amounts is a no-op.
+   * Contract for ingestion: record the image's size in the catalog BEFORE committing its bytes, so the
+   * catalog and the ledger never disagree for a reconcile to see.
+   * @throws QUOTA_EXCEEDED (an actual amount above the reservation without room), RESERVATION_NOT_FOUND,
+   * RESERVATION_NOT_PENDING (released, expired, refunded, or committed with other amounts)
+   */
+  commit(reservationId: string, actualAmounts?: Amounts, only?: QuotaResource[]): Promise<ReservationRecord> {
+    const actual = actualAmounts && Object.fromEntries(orderedAmounts(actualAmounts));
+    for (const [r, n] of Object.entries(actual ?? {})) {
+      if (!Number.isSafeInteger(n) || n < 0) throw invalid(`amounts.${r}`, `amounts.${r} must be a non-negative integer`);
+    }
+    return this.retry(reservationId, 'committed', () => this.repo.commit(reservationId, actual, only, new Date()));
+  }
+
+  /**
+   * Gives back what is still pending (the thing will not be created). Releasing a released or expired
+   * reservation is a no-op; what was already committed stays committed.
+   * @throws RESERVATION_NOT_FOUND, RESERVATION_NOT_PENDING (committed: use refund; refunded)
+   */
+  release(reservationId: string): Promise<ReservationRecord> {
+    return this.retry(reservationId, 'released', () => this.repo.release(reservationId, 'release', new Date()));
+  }
+
+  /**
+   * Gives back everything the reservation holds, committed and pending (the thing it paid for is gone).
+   * Refunding twice is a no-op.
+   * @throws RESERVATION_NOT_FOUND
+   */
+  refund(reservationId: string): Promise<ReservationRecord> {
+    return this.retry(reservationId, 'refunded', () => this.repo.refund(reservationId, new Date()));
+  }
+
+  async getReservation(reservationId: string): Promise<ReservationRecord> {
+    return (await this.repo.findReservation(reservationId)) ?? Promise.reject(reservationNotFound(reservationId));
+  }
+
+  /** The catalog's reservation for an image (1 image + its bytes), or null. Ingestion grows and commits its bytes. */
+  reservationForImage(imageId: string): Promise<ReservationRecord | null> {
+    return this.repo.findByKey(CATALOG_CALLER, imageKey(imageId));
+  }
+
+  // ------------------------------------------------------------------ the catalog's hooks
+
+  /** Before an image row is written: 1 image and the expected bytes (0 when unknown, grown by ingestion). */
+  async reserveForImage(imageId: string, departmentId: string, expectedBytes: number | null): Promise<ReservationRecord> {
+    const r = await this.reserve({
+      key: imageKey(imageId),
+      callerId: CATALOG_CALLER,
+      departmentId,
+      subjectId: imageId,
+      amounts: { [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: expectedBytes ?? 0 },
+    });
+    return r.reservation;
+  }
+
+  /** After the row is committed: the image exists, so its count is used; its bytes stay reserved for ingestion. */
+  async commitImageCount(imageId: string): Promise<void> {
+    const r = await this.reservationForImage(imageId);
+    if (r) await this.commit(r.id, undefined, [QuotaResource.ImageCount]);
+  }
+
+  /** The row was not written: give everything back. */
+  async releaseForImage(imageId: string): Promise<void> {
+    const r = await this.reservationForImage(imageId);
+    if (r && r.status === ReservationStatus.Pending) await this.release(r.id);
+  }
+
+  /** Before the row is removed: mark the reservation (adopting images that have none) so reconcile stays exact. */
+  async markImageDeleting(imageId: string, departmentId: string, sizeBytes: number | null): Promise<void> {
+    const amounts = orderedAmounts({ [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: sizeBytes ?? 0 });
+    const n: NewReservation = {
+      id: randomUUID(),
+      callerId: CATALOG_CALLER,
+      key: imageKey(imageId),
+      fingerprint: 'adopted',
+      departmentId,
+      subjectId: imageId,
+      ttlSeconds: this.cfg.reservationTtlSeconds,
+      amounts,
+    };
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const o = await this.repo.markDeleting(n, new Date());
+      if (o.ok) return;
+      if (o.refused !== 'duplicate') await this.settle(o, n.id, 'marked');
+    }
+    throw this.busy();
+  }
+
+  /** After the row is removed: the image's count, bytes and anything pending go back. */
+  async refundImage(imageId: string): Promise<void> {
+    const r = await this.reservationForImage(imageId);
+    if (r) await this.refund(r.id);
+  }
+
+  // ------------------------------------------------------------------ limits and usage
+
+  /** Super admins, admins and services read any department; users only their own. */
+  assertCanRead(p: Principal, departmentId: string): void {
+    if (p.role === Role.User && p.departmentId !== departmentId) {
+      throw new AppError('FORBIDDEN', 'Users may read their own department quota only', { departmentId });
+    }
+  }
+
+  async department(p: Principal, departmentId: string): Promise<DepartmentQuota> {
+    this.assertCanRead(p, departmentId);
+    return this.usageOf(departmentId, await this.repo.ledgerOf(departmentId));
+  }
+
+  async departments(page = 1, pageSize = 20): Promise<Page<DepartmentQuota>> {
+    const { total, rows } = await this.repo.listLedger((page - 1) * pageSize, pageSize);
+    const ids = [...new Set(rows.map((r) => r.departmentId))].sort();
+    return pageOf(
+      ids.map((id) => this.usageOf(id, rows.filter((r) => r.departmentId === id))),
+      total,
+      { page, pageSize },
+    );
+  }
+
+  /**
+   * Sets limits (super admins): an integer from 0 to the resource's maximum, or "unlimited". Resources left
+   * out keep theirs. A limit below current usage is allowed: nothing more fits until usage drops.
+   * @throws QUOTA_LIMIT_INVALID naming each bad value and why
+   */
+  async setLimits(departmentId: string, limits: Record<string, unknown>): Promise<DepartmentQuota> {
+    const parsed: Array<[QuotaResource, number | null]> = [];
+    const problems: Array<{ resource: string; value: unknown; reason: string }> = [];
+    for (const resource of QUOTA_RESOURCES) {
+      if (!(resource in limits) || limits[resource] === undefined) continue;
+      const value = limits[resource];
+      const reason = this.limitProblem(resource, value);
+      if (reason) problems.push({ resource, value, reason });
+      else parsed.push([resource, value === 'unlimited' ? null : (value as number)]);
+    }
+    if (problems.length) {
+      const e = limitInvalid(problems[0].resource, problems[0].value, problems[0].reason);
+      throw new AppError(e.code, problems.map((x) => `${x.resource}: ${x.reason}`).join('; '), { ...e.details, problems });
+    }
+    if (!parsed.length) throw invalid('limits', 'limits must name at least one resource');
+    const now = new Date();
+    await this.repo.ensureLedgerRows(departmentId, [...QUOTA_RESOURCES], this.cfg.defaultLimits, now);
+    await this.repo.setLimits(departmentId, parsed, now);
+    return this.usageOf(departmentId, await this.repo.ledgerOf(departmentId));
+  }
+
+  private limitProblem(resource: QuotaResource, value: unknown): string | null {
+    if (value === 'unlimited') return null;
+    if (typeof value !== 'number') return 'must be an integer or "unlimited"';
+    if (!Number.isFinite(value)) return 'must be a finite number';
+    if (!Number.isInteger(value)) return 'must be an integer';
+    if (value < 0) return 'must not be negative';
+    const max = QUOTA_RESOURCE_INFO[resource].maxLimit;
+    if (value > max) return `must not exceed ${max} (${QUOTA_RESOURCE_INFO[resource].unit}); use "unlimited" for no limit`;
+    return null;
+  }
+
+  private usageOf(departmentId: string, rows: LedgerRow[]): DepartmentQuota {
+    const byRes = new Map(rows.map((r) => [r.resource, r]));
+    return {
+      departmentId,
+      resources: QUOTA_RESOURCES.map((resource) => {
+        const row = byRes.get(resource);
+        const limit = row ? row.limitAmount : this.cfg.defaultLimits[resource];
+        const used = row?.used ?? 0;
+        const reserved = row?.reserved ?? 0;
+        return { resource, limit, used, reserved, remaining: limit === null ? null : Math.max(0, limit - used - reserved) };
+      }),
+    };
+  }
+
+  // ------------------------------------------------------------------ reconcile
+
+  /**
+   * Recomputes usage from the catalog and reservations and repairs drift (unless dryRun):
+   *   used(IMAGE_COUNT, IMAGE_BYTES) = the catalog's images of the department (count, sum of sizes), except
+   *     images whose reservation is in flight for that resource (pending, or being deleted), which count
+   *     what their reservation has committed;
+   *   reserved(every resource) = the sum of pending reservation items.
+   * The snapshot is one consistent read; each repaired row is written only if its version did not move
+   * since (every event that changes what is in flight bumps it), else that department is read again.
+   * Other resources' `used` (VMs, vCPU, ...) belongs to the compute side and is left as it is.
+   */
+  async reconcile(opts: { departmentId?: string; dryRun?: boolean } = {}): Promise<ReconcileReport> {
+    const dryRun = opts.dryRun ?? false;
+    const report: ReconcileReport = { dryRun, departments: 0, drift: [], skipped: [] };
+    const plans = await this.plan(opts.departmentId);
+    report.departments = plans.size;
+    for (const [departmentId, first] of plans) {
+      let plan = first;
+      let done = dryRun || !plan.writes.length;
+      for (let attempt = 0; !done && attempt < 5; attempt++) {
+        const o = await this.repo.writeReconciled(departmentId, plan.writes, new Date());
+        if (o.ok) done = true;
+        else plan = (await this.plan(departmentId)).get(departmentId) ?? { drift: [], writes: [] };
+        if (!plan.writes.length) done = true;
+      }
+      if (!done) report.skipped.push({ departmentId, reason: 'the ledger kept changing; run again' });
+      report.drift.push(...plan.drift.map((d) => ({ ...d, repaired: !dryRun && done })));
+    }
+    return report;
+  }
+
+  private async plan(departmentId?: string): Promise<Map<string, { drift: Omit<Drift, 'repaired'>[]; writes: LedgerWrite[] }>> {
+    const snap: LedgerSnapshot = await this.repo.snapshot(departmentId);
+    // catalog reservations in flight: the image counts from its reservation, not from the catalog
+    const exclude = new Map<QuotaResource, Set<string>>(CATALOG_RESOURCES.map((r) => [r, new Set()]));
+    const fromReservations = new Map<string, number>();
+    const k = (d: string, r: QuotaResource) => `${d}\u0000${r}`;
+    const bySubject = new Map<string, typeof snap.inflight>();
+    for (const row of snap.inflight) bySubject.set(row.subjectId, [...(bySubject.get(row.subjectId) ?? []), row]);
+    for (const [subjectId, rows] of bySubject) {
+      const deleting = rows[0].deleting;
+      for (const r of CATALOG_RESOURCES) {
+        const item = rows.find((x) => x.resource === r);
+        if (!deleting && !item?.pending) continue;
+        exclude.get(r)!.add(subjectId);
+        fromReservations.set(k(rows[0].departmentId, r), (fromReservations.get(k(rows[0].departmentId, r)) ?? 0) + (item?.committed ?? 0));
+      }
+    }
+    const images = await this.catalog.imageUsageByDepartment({
+      departmentId,
+      excludeFromCount: [...exclude.get(QuotaResource.ImageCount)!],
+      excludeFromBytes: [...exclude.get(QuotaResource.ImageBytes)!],
+    });
+    const catalogUsed = new Map<string, number>();
+    for (const u of images) {
+      catalogUsed.set(k(u.departmentId, QuotaResource.ImageCount), u.imageCount);
+      catalogUsed.set(k(u.departmentId, QuotaResource.ImageBytes), u.imageBytes);
+    }
+    const pending = new Map(snap.pending.map((p) => [k(p.departmentId, p.resource), p.total]));
+    const ledger = new Map(snap.ledger.map((l) => [k(l.departmentId, l.resource), l]));
+    const departments = new Set([...snap.ledger.map((l) => l.departmentId), ...images.map((i) => i.departmentId), ...snap.pending.map((p) => p.departmentId)]);
+    if (departmentId !== undefined) for (const d of [...departments]) if (d !== departmentId) departments.delete(d);
+
+    const plans = new Map<string, { drift: Omit<Drift, 'repaired'>[]; writes: LedgerWrite[] }>();
+    for (const d of [...departments].sort()) {
+      const drift: Omit<Drift, 'repaired'>[] = [];
+      const writes: LedgerWrite[] = [];
+      for (const r of QUOTA_RESOURCES) {
+        const row = ledger.get(k(d, r));
+        const recordedUsed = row?.used ?? 0;
+        const recordedReserved = row?.reserved ?? 0;
+        const actualReserved = pending.get(k(d, r)) ?? 0;
+        const actualUsed = CATALOG_RESOURCES.includes(r) ? (catalogUsed.get(k(d, r)) ?? 0) + (fromReservations.get(k(d, r)) ?? 0) : recordedUsed;
+        if (actualUsed !== recordedUsed) drift.push({ departmentId: d, resource: r, field: 'used', recorded: recordedUsed, actual: actualUsed });
+        if (actualReserved !== recordedReserved) drift.push({ departmentId: d, resource: r, field: 'reserved', recorded: recordedReserved, actual: actualReserved });
+        if (actualUsed !== recordedUsed || actualReserved !== recordedReserved) {
+          writes.push({ resource: r, used: actualUsed, reserved: actualReserved, expectedVersion: row ? row.version : null, limitAmount: this.cfg.defaultLimits[r] });
+        }
+      }
+      plans.set(d, { drift, writes });
+    }
+    return plans;
+  }
+
+  // ------------------------------------------------------------------ sweeping
+
+  /**
+   * Gives back expired reservations, settles delete marks older than the reservation TTL (refund when the
+   * image is gone, clear when it is still there), and purges finished reservations past the retention.
+   * Runs every QUOTA_SWEEP_INTERVAL_SECONDS in every process; each step is conditional, so processes
+   * sweeping at once do each thing once.
+   */
+  async sweep(now = new Date()): Promise<{ expired: number; settled: number; purged: number }> {
+    let expired = 0;
+    for (const id of await this.repo.expiredIds(now, 500)) if (await this.expireOne(id, now)) expired++;
+    let settled = 0;
+    const staleBefore = new Date(now.getTime() - this.cfg.reservationTtlSeconds * 1000);
+    for (const m of await this.repo.staleDeleting(staleBefore, 200)) {
+      const exists = m.subjectId ? await this.catalog.findInternal(m.subjectId) : null;
+      const o = exists ? await this.repo.clearDeleting(m.id, now) : await this.repo.refund(m.id, now);
+      if (o.ok) settled++;
+    }
+    const purged = await this.repo.purgeFinished(new Date(now.getTime() - this.cfg.retentionHours * 3600 * 1000));
+    return { expired, settled, purged };
+  }
+
+  /** Expires a department's reservations that are due; answers how many were. */
+  private async expireDue(departmentId: string): Promise<number> {
+    const now = new Date();
+    let n = 0;
+    for (const id of await this.repo.expiredIds(now, 100, departmentId)) if (await this.expireOne(id, now)) n++;
+    return n;
+  }
+
+  private async expireOne(id: string, now: Date): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const o = await this.repo.release(id, 'expire', now);
+      if (o.ok) return o.value.status === ReservationStatus.Expired || o.value.status === ReservationStatus.Committed;
+      if (o.refused === 'ledger_missing') await this.repo.ensureLedgerRows(o.departmentId, [...QUOTA_RESOURCES], this.cfg.defaultLimits, now);
+      else if (o.refused !== 'changed') return false;
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /** Runs a reservation program until it is done or refuses for good. */
+  private async retry(id: string, action: string, op: () => Promise<Outcome<ReservationRecord>>): Promise<ReservationRecord> {
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const o = await op();
+      if (o.ok) return o.value;
+      await this.settle(o, id, action);
+    }
+    throw this.busy();
+  }
+
+  /** Turns a refusal into an error, or fixes what can be fixed so the caller runs the program again. */
+  private async settle(o: Refusal, id: string, action: string): Promise<void> {
+    switch (o.refused) {
+      case 'ledger_missing':
+        await this.repo.ensureLedgerRows(o.departmentId, [...QUOTA_RESOURCES], this.cfg.defaultLimits, new Date());
+        return;
+      case 'changed':
+      case 'duplicate':
+        return;
+      case 'not_found':
+        throw reservationNotFound(id);
+      case 'not_pending':
+        throw reservationNotPending(id, o.status, action);
+      case 'expired':
+        await this.expireOne(id, new Date());
+        throw reservationNotPending(id, ReservationStatus.Expired, action);
+      case 'exceeded':
+        throw quotaExceeded(o.facts);
+    }
+  }
+
+  private busy(): AppError {
+    return new AppError('CONFLICT', 'The quota ledger is too busy to settle this request; try again');
+  }
+}
