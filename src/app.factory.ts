@@ -4,7 +4,8 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { correlationMiddleware } from './common/request-context';
-import { AppConfig, LOG_LEVELS } from './config/app-config';
+import { AppConfig } from './config/app-config';
+import { JsonLogger } from './observability/json-logger';
 import { buildOpenApi } from './openapi';
 
 export interface CreateAppOptions {
@@ -13,18 +14,13 @@ export interface CreateAppOptions {
   logger?: false | NestLogLevel[];
 }
 
-export function logLevels(level: AppConfig['logLevel']): NestLogLevel[] {
-  const order = LOG_LEVELS as readonly string[];
-  return ['fatal', ...order.slice(0, order.indexOf(level) + 1)] as NestLogLevel[];
-}
-
 /** The one place the HTTP app is assembled: main, the tests and the OpenAPI script all use it. */
 export async function createApp(config: AppConfig, opts: CreateAppOptions = {}): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
     preview: opts.preview,
     abortOnError: false,
-    logger: opts.logger ?? logLevels(config.logLevel),
+    logger: opts.logger ?? new JsonLogger(config.logLevel),
   });
   app.disable('x-powered-by');
   app.set('query parser', 'extended');

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Brackets, DataSource, EntityManager, SelectQueryBuilder, WhereExpressionBuilder } from 'typeorm';
+import { Brackets, DataSource, EntityManager, In, SelectQueryBuilder, WhereExpressionBuilder } from 'typeorm';
 import { ScopeClause, VisibilityFilter } from '../access/access.policy';
-import { ImageEntity, ImageTagEntity } from './image.entity';
+import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
 import { ImageStatus } from './image.enums';
 import { ImageFilterQuery, ImageSort } from './image.dto';
 
@@ -50,15 +50,56 @@ export type ImagePatch = Partial<
 
 const likeEscape = (s: string) => `%${s.replace(/[!%_]/g, (c) => `!${c}`)}%`;
 
-/** The only place that touches the images and image_tags tables. */
+const TOTALS_CACHE_SIZE = 5000;
+const NOT_FILTERS = new Set(['page', 'pageSize', 'sort', 'order', 'view']);
+
+/** A stable key for everything that decides which rows match (never paging or sorting). */
+function filterKey(visibility: VisibilityFilter, f: ImageFilterQuery): string {
+  const fields = Object.entries(f)
+    .filter(([k, v]) => v !== undefined && !NOT_FILTERS.has(k))
+    .sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify([visibility, fields]);
+}
+
+/**
+ * The only place that touches the images, image_tags and catalog_state tables.
+ *
+ * Totals: counting tens of thousands of matching rows costs milliseconds per request, and a console asks the
+ * same few questions over and over. Every write that can change what a filter matches bumps
+ * catalog_state.version in its own transaction; totals are cached per (filter, version), so a cached total
+ * is exact, on every replica, at the price of one primary-key read per list.
+ */
 @Injectable()
 export class CatalogRepository {
+  private readonly totals = new Map<string, { version: number; value: number | Record<string, number> }>();
+
   constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  private async bump(m: EntityManager): Promise<void> {
+    await m.increment(CatalogStateEntity, { id: 1 }, 'version', 1);
+  }
+
+  private async version(): Promise<number> {
+    const row = await this.ds.getRepository(CatalogStateEntity).findOneBy({ id: 1 });
+    return row?.version ?? -1;
+  }
+
+  private async cachedTotal<T extends number | Record<string, number>>(key: string, compute: () => Promise<T>): Promise<T> {
+    const version = await this.version();
+    const hit = this.totals.get(key);
+    if (hit && hit.version === version && version >= 0) return hit.value as T;
+    const value = await compute();
+    if (this.totals.size >= TOTALS_CACHE_SIZE) this.totals.delete(this.totals.keys().next().value as string);
+    this.totals.delete(key);
+    this.totals.set(key, { version, value });
+    return value;
+  }
 
   async insert(image: ImageEntity, tags: string[]): Promise<void> {
     await this.ds.transaction(async (m) => {
       await m.insert(ImageEntity, image);
       if (tags.length) await m.insert(ImageTagEntity, tags.map((tag) => ({ imageId: image.id, tag })));
+      await this.bump(m);
     });
   }
 
@@ -75,6 +116,7 @@ export class CatalogRepository {
       if (Object.keys(patch).length) await m.update(ImageEntity, { id }, patch);
       else if (tags) await m.update(ImageEntity, { id }, { updatedAt: new Date() });
       if (tags) await this.replaceTags(m, id, tags);
+      await this.bump(m);
     });
   }
 
@@ -83,20 +125,30 @@ export class CatalogRepository {
    * Returns false when the image moved on (or is gone), so two writers cannot both win a transition.
    */
   async transition(id: string, fromPhases: string[], patch: ImagePatch): Promise<boolean> {
-    const res = await this.ds
-      .createQueryBuilder()
-      .update(ImageEntity)
-      .set(patch)
-      .where('id = :id', { id })
-      .andWhere('phase IN (:...fromPhases)', { fromPhases })
-      .execute();
-    return (res.affected ?? 0) > 0;
+    if (!fromPhases.length) return false;
+    const apply = (m: EntityManager) =>
+      m
+        .createQueryBuilder()
+        .update(ImageEntity)
+        .set(patch)
+        .where('id = :id', { id })
+        .andWhere('phase IN (:...fromPhases)', { fromPhases })
+        .execute();
+    // progress counters alone change no filter result: no version bump, no transaction
+    const progressOnly = Object.keys(patch).every((k) => k === 'bytesDone' || k === 'bytesTotal');
+    if (progressOnly) return ((await apply(this.ds.manager)).affected ?? 0) > 0;
+    return this.ds.transaction(async (m) => {
+      const ok = ((await apply(m)).affected ?? 0) > 0;
+      if (ok) await this.bump(m);
+      return ok;
+    });
   }
 
   async delete(id: string): Promise<boolean> {
     return this.ds.transaction(async (m) => {
       await m.delete(ImageTagEntity, { imageId: id });
       const res = await m.delete(ImageEntity, { id });
+      await this.bump(m);
       return (res.affected ?? 0) > 0;
     });
   }
@@ -120,15 +172,21 @@ export class CatalogRepository {
 
   async list(visibility: VisibilityFilter, f: ImageFilterQuery, o: ListOptions): Promise<[ImageWithTags[], number]> {
     const base = this.filtered(visibility, f);
-    const total = await base.clone().getCount();
+    const total = await this.cachedTotal(`list:${filterKey(visibility, f)}`, () => base.clone().getCount());
     if (total === 0 || o.skip >= total) return [[], total];
     const dir = o.order === 'asc' ? 'ASC' : 'DESC';
-    const rows = await base
+    // deferred join: page through ids on the (covering) index first, then read just those rows
+    const idRows = await base
+      .select('i.id', 'id')
       .orderBy(`i.${o.sort}`, dir)
       .addOrderBy('i.id', dir)
-      .skip(o.skip)
-      .take(o.take)
-      .getMany();
+      .offset(o.skip)
+      .limit(o.take)
+      .getRawMany<{ id: string }>();
+    const ids = idRows.map((r) => r.id);
+    if (!ids.length) return [[], total];
+    const byId = new Map((await this.ds.getRepository(ImageEntity).findBy({ id: In(ids) })).map((r) => [r.id, r]));
+    const rows = ids.map((id) => byId.get(id)).filter((r): r is ImageEntity => r !== undefined);
     const tags = await this.tagsOf(rows.map((r) => r.id));
     return [rows.map((r) => Object.assign(r, { tags: tags.get(r.id) ?? [] })), total];
   }
@@ -143,8 +201,11 @@ export class CatalogRepository {
       const cond = this.visibilitySql(vis, `c${n++}`, params);
       selects.push(`SUM(CASE WHEN ${cond} THEN 1 ELSE 0 END) AS cnt_${name}`);
     }
-    const raw = await qb.select(selects.join(', ')).setParameters(params).getRawOne<Record<string, string | number | null>>();
-    return Object.fromEntries(Object.keys(views).map((k) => [k, Number(raw?.[`cnt_${k}`] ?? 0)]));
+    qb.select(selects.join(', ')).setParameters(params);
+    return this.cachedTotal(`counts:${filterKey(all, f)}:${JSON.stringify(views)}`, async () => {
+      const raw = await qb.getRawOne<Record<string, string | number | null>>();
+      return Object.fromEntries(Object.keys(views).map((k) => [k, Number(raw?.[`cnt_${k}`] ?? 0)]));
+    });
   }
 
   private filtered(visibility: VisibilityFilter, f: ImageFilterQuery): SelectQueryBuilder<ImageEntity> {

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
 import { DbConfig } from '../config/app-config';
-import { ImageEntity, ImageTagEntity } from '../catalog/image.entity';
+import { CatalogStateEntity, ImageEntity, ImageTagEntity } from '../catalog/image.entity';
 import { QUOTA_ENTITIES } from '../quota/quota.entity';
 import { ZoneEntity } from '../zones/zone.entity';
 
 /** Every entity of the service. A module that adds a table adds its entity here (and a migration). */
-export const ENTITIES = [ZoneEntity, ImageEntity, ImageTagEntity, ...QUOTA_ENTITIES];
+export const ENTITIES = [ZoneEntity, ImageEntity, ImageTagEntity, CatalogStateEntity, ...QUOTA_ENTITIES];
 
 export const dialectOf = (db: DbConfig): 'mariadb' | 'sqlite' => (db.type === 'sqlite' ? 'sqlite' : 'mariadb');
 

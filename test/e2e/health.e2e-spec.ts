@@ -47,4 +47,17 @@ describe.each(SHAPES)('health and docs (%s)', (shape) => {
     expect(made.status).toBe(404);
     expect(made.body).toEqual({ code: 'ROUTE_NOT_FOUND', message: expect.any(String), correlationId: made.headers['x-correlation-id'] });
   });
+
+  it('serves Prometheus metrics without a token: request durations by route and status, queue depth', async () => {
+    const { SUPER } = await import('../support/app');
+    await t.http().get('/images').set('Authorization', t.auth(SUPER)).expect(200);
+    await t.http().get('/images/not-a-uuid').set('Authorization', t.auth(SUPER)).expect(400);
+    const res = await t.http().get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    expect(res.text).toMatch(/hcm_http_request_duration_seconds_count\{method="GET",route="\/images",status="200"\} [1-9]/);
+    expect(res.text).toMatch(/hcm_http_request_duration_seconds_count\{method="GET",route="\/images\/:id",status="400"\} [1-9]/);
+    expect(res.text).toMatch(/hcm_queue_jobs\{state="waiting"\} 0/);
+    expect(res.text).toContain('hcm_process_resident_memory_bytes');
+  });
 });

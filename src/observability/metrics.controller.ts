@@ -1,0 +1,24 @@
+import { Controller, Get, Header } from '@nestjs/common';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { PublicRoute } from '../access/auth.guard';
+import { MetricsService } from './metrics.service';
+
+@ApiTags('health')
+@Controller('metrics')
+export class MetricsController {
+  constructor(private readonly metrics: MetricsService) {}
+
+  /**
+   * Prometheus metrics of this replica (text exposition format): request durations by route and status,
+   * import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed;
+   * expose it on the internal network only.
+   */
+  @Get()
+  @PublicRoute()
+  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ description: 'Prometheus text format.', schema: { type: 'string' } })
+  render(): Promise<string> {
+    return this.metrics.render();
+  }
+}
