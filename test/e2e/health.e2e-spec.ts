@@ -1,4 +1,4 @@
-import { SHAPES, startApp, TestApp } from '../support/app';
+import { SHAPES, startApp, SUPER, TestApp } from '../support/app';
 
 describe.each(SHAPES)('health and docs (%s)', (shape) => {
   let t: TestApp;
@@ -49,7 +49,6 @@ describe.each(SHAPES)('health and docs (%s)', (shape) => {
   });
 
   it('serves Prometheus metrics without a token: request durations by route and status, queue depth', async () => {
-    const { SUPER } = await import('../support/app');
     await t.http().get('/images').set('Authorization', t.auth(SUPER)).expect(200);
     await t.http().get('/images/not-a-uuid').set('Authorization', t.auth(SUPER)).expect(400);
     const res = await t.http().get('/metrics');
