@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse,
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
+import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CatalogService } from './catalog.service';
 import { DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
@@ -21,8 +22,9 @@ export class CatalogController {
    * The owner's department quota must have room for one more image and `expectedSizeBytes` (R16): 409 QUOTA_EXCEEDED otherwise.
    */
   @Post()
+  @RateLimited('create')
   @ApiCreatedResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED')
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', 'RATE_LIMITED')
   async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.create(p, dto));
   }

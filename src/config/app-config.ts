@@ -91,6 +91,16 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(100 * 1024 * 1024)
   HTTP_BODY_LIMIT_BYTES?: number;
 
+  // rate limits per caller and minute (0 = off)
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  RATE_LIMIT_CREATE_PER_MIN?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  RATE_LIMIT_UPLOAD_PER_MIN?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  RATE_LIMIT_IMPORT_PER_MIN?: number;
+
   // jobs (src/jobs)
   @IsOptional() @Transform(emptyToUndefined) @IsIn(['memory', 'redis'])
   QUEUE_DRIVER?: 'memory' | 'redis';
@@ -266,7 +276,15 @@ export interface QueueConfig {
   concurrency: number;
 }
 
+export interface RateLimitConfig {
+  create: number;
+  upload: number;
+  import: number;
+}
+
 export class AppConfig {
+  /** requests per caller and minute on the expensive routes; 0 turns a limit off */
+  rateLimits: RateLimitConfig;
   queue: QueueConfig;
   port: number;
   host: string;
@@ -372,6 +390,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       attempts: vars.JOB_ATTEMPTS ?? 5,
       backoffMs: vars.JOB_BACKOFF_MS ?? 2_000,
       concurrency: vars.IMPORT_CONCURRENCY ?? 2,
+    },
+    rateLimits: {
+      create: vars.RATE_LIMIT_CREATE_PER_MIN ?? 120,
+      upload: vars.RATE_LIMIT_UPLOAD_PER_MIN ?? 30,
+      import: vars.RATE_LIMIT_IMPORT_PER_MIN ?? 60,
     },
     seedDefaultZone: vars.SEED_DEFAULT_ZONE ?? embedded,
     logLevel: vars.LOG_LEVEL ?? 'log',

@@ -48,6 +48,10 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     AUTH_JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'error',
     SEED_DEFAULT_ZONE: 'false',
+    // suites create hundreds of images as one caller; rate-limit.e2e-spec turns the limits on
+    RATE_LIMIT_CREATE_PER_MIN: '0',
+    RATE_LIMIT_UPLOAD_PER_MIN: '0',
+    RATE_LIMIT_IMPORT_PER_MIN: '0',
     ...extraEnv,
   };
   if (shared) {
