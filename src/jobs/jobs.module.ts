@@ -1,4 +1,4 @@
-import { DynamicModule, Global, Inject, Module, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, DynamicModule, Global, Inject, Module, OnModuleInit } from '@nestjs/common';
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { AppConfig } from '../config/app-config';
@@ -12,7 +12,7 @@ export const JOBS_QUEUE = 'hcm-jobs';
 /** Provides the JobQueue port: BullMQ on Redis when QUEUE_DRIVER=redis, else in-process. */
 @Global()
 @Module({})
-export class JobsModule implements OnModuleInit, OnApplicationShutdown {
+export class JobsModule implements OnModuleInit, BeforeApplicationShutdown {
   constructor(
     @Inject(JobQueue) private readonly queue: JobQueue,
     private readonly health: HealthRegistry,
@@ -57,7 +57,8 @@ export class JobsModule implements OnModuleInit, OnApplicationShutdown {
     if (this.cfg.queue.driver === 'redis') this.health.register('queue', () => this.queue.ping());
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Before the database closes (TypeORM closes it on application shutdown): running jobs hand back first. */
+  async beforeApplicationShutdown(): Promise<void> {
     await this.queue.close();
   }
 }
