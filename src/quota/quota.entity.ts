@@ -48,7 +48,7 @@ export class QuotaReservationEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
 
-  /** The caller's id (a service's `sub`), or `catalog` for the catalog's own image reservations. */
+  /** The caller's id (a service's `sub`), or `#catalog` for the catalog's own image reservations. */
   @Column({ type: 'varchar', length: 64 })
   callerId: string;
 

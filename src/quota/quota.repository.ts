@@ -208,7 +208,8 @@ const driverCode = (e: unknown): string | undefined => {
   return x?.driverError?.code ?? x?.code;
 };
 
-export const CATALOG_CALLER = 'catalog';
+/** The catalog's own caller id: '#' never occurs in a token's `sub`, so no HTTP caller can use its keys. */
+export const CATALOG_CALLER = '#catalog';
 const CATALOG_RESOURCES = [QuotaResource.ImageCount, QuotaResource.ImageBytes];
 
 @Injectable()

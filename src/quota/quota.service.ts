@@ -29,7 +29,7 @@ export interface DepartmentQuota {
 export interface ReserveRequest {
   /** idempotency key, unique per caller */
   key: string;
-  /** who reserves: a service's `sub`; the catalog uses `catalog` */
+  /** who reserves: a service's `sub`; the catalog uses `#catalog` (no token can carry a `#`) */
   callerId: string;
   departmentId: string;
   amounts: Amounts;
