@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
@@ -76,6 +76,8 @@ interface Result {
   concurrency: number;
   ok: number;
   errors: number;
+  /** requests sent again after a keep-alive reset (same idempotency key) */
+  resent: number;
   seconds: number;
   perSecond: number;
   p50: number;
@@ -93,11 +95,12 @@ async function drive(services: Service[], auth: string, department: () => string
   let errors = 0;
   let firstError: string | undefined;
   let turn = 0;
-  const one = () =>
+  let resent = 0;
+  const one = (retry?: { s: number; body: string; t0: bigint }) =>
     new Promise<void>((resolve) => {
-      const s = turn++ % services.length;
-      const body = JSON.stringify({ key: `bench-${runId}-${++keySeq}`, departmentId: department(), amounts: { VM_COUNT: 1, VCPU: 2 } });
-      const t0 = process.hrtime.bigint();
+      const s = retry?.s ?? turn++ % services.length;
+      const body = retry?.body ?? JSON.stringify({ key: `bench-${runId}-${++keySeq}`, departmentId: department(), amounts: { VM_COUNT: 1, VCPU: 2 } });
+      const t0 = retry?.t0 ?? process.hrtime.bigint();
       const req = request(
         {
           host: '127.0.0.1',
@@ -121,6 +124,11 @@ async function drive(services: Service[], auth: string, department: () => string
         },
       );
       req.on('error', (e) => {
+        // a keep-alive socket the server closed just as it was reused: send again (same key, so idempotent)
+        if (!retry && req.reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET') {
+          resent++;
+          return void one({ s, body, t0 }).then(resolve);
+        }
         errors++;
         firstError ??= e.message;
         resolve();
@@ -138,7 +146,7 @@ async function drive(services: Service[], auth: string, department: () => string
   agents.forEach((a) => a.destroy());
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? NaN;
-  return { ok: latencies.length, errors, seconds: elapsed, perSecond: latencies.length / elapsed, p50: pct(50), p99: pct(99), firstError };
+  return { ok: latencies.length, errors, resent, seconds: elapsed, perSecond: latencies.length / elapsed, p50: pct(50), p99: pct(99), firstError };
 }
 
 async function main(): Promise<void> {
@@ -159,6 +167,7 @@ async function main(): Promise<void> {
     SEED_DEFAULT_ZONE: 'false',
   };
   const services: Service[] = [];
+  const load0 = loadavg()[0].toFixed(2);
   try {
     for (let i = 0; i < PROCESSES; i++) services.push(await startService(env)); // one by one: the first runs the migrations
     const auth = `Bearer ${signToken({ sub: 'bench', dept: 'platform', role: 'service' }, secret, 24 * 3600)}`;
@@ -176,11 +185,12 @@ async function main(): Promise<void> {
         const r = { scenario, concurrency, ...(await drive(services, auth, department, concurrency, SECONDS)) };
         results.push(r);
         console.log(
-          `${scenario.padEnd(16)} c=${String(concurrency).padStart(3)}  ${r.perSecond.toFixed(0).padStart(6)} reservations/s  p50 ${r.p50.toFixed(1).padStart(6)} ms  p99 ${r.p99.toFixed(1).padStart(6)} ms  (${r.ok} ok, ${r.errors} errors)`,
+          `${scenario.padEnd(16)} c=${String(concurrency).padStart(3)}  ${r.perSecond.toFixed(0).padStart(6)} reservations/s  p50 ${r.p50.toFixed(1).padStart(6)} ms  p99 ${r.p99.toFixed(1).padStart(6)} ms  (${r.ok} ok, ${r.errors} errors${r.resent ? `, ${r.resent} resent` : ''})`,
         );
         if (r.firstError) console.log(`  first error: ${r.firstError}`);
       }
     }
+    console.log(`load average before/after: ${load0} / ${loadavg()[0].toFixed(2)} (figures are only comparable on an otherwise idle machine)`);
     console.log(JSON.stringify({ bench: 'quota', processes: PROCESSES, seconds: SECONDS, results: results.map(({ firstError: _f, ...r }) => r) }));
     if (results.some((r) => r.errors > 0)) process.exitCode = 1;
   } finally {

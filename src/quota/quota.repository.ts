@@ -281,8 +281,11 @@ export class QuotaRepository {
 
   private async runSqlite<T>(program: () => Tx<T>): Promise<T> {
     const db = (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
-    // another caller's TypeORM transaction is open across an await: let it finish first
-    while (db.inTransaction) await nextTick();
+    // another caller's TypeORM transaction is open across an await: let it finish first (never call the
+    // quota from inside a TypeORM transaction on SQLite: it would wait for itself)
+    for (const deadline = Date.now() + 10_000; db.inTransaction; await nextTick()) {
+      if (Date.now() > deadline) throw new Error('the SQLite connection stayed inside another transaction for 10 s');
+    }
     let cache = this.statements.get(db);
     if (!cache) this.statements.set(db, (cache = new Map()));
     const stmts = cache;
