@@ -8,6 +8,7 @@ import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { IngestionModule } from './ingestion/ingestion.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { JobsModule } from './jobs/jobs.module';
 import { QuotaModule } from './quota/quota.module';
@@ -19,7 +20,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config), ObservabilityModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config), ObservabilityModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -43,8 +43,10 @@ export type ImagePatch = Partial<
     | 'statusReason'
     | 'sizeBytes'
     | 'checksum'
+    | 'checksumMd5'
     | 'bytesDone'
     | 'bytesTotal'
+    | 'bytesPerSecond'
   >
 >;
 
@@ -142,6 +144,26 @@ export class CatalogRepository {
       if (ok) await this.bump(m);
       return ok;
     });
+  }
+
+  /** Progress counters of an image in `phase`: one UPDATE, no transaction, no version bump (no filter looks at them). */
+  async recordProgress(id: string, phase: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
+    const res = await this.ds.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute();
+    return (res.affected ?? 0) > 0;
+  }
+
+  /** Images in any of `phases`, least recently changed first (for start-up recovery), without tags. */
+  findByPhases(phases: string[], limit: number, offset = 0): Promise<ImageEntity[]> {
+    if (!phases.length) return Promise.resolve([]);
+    return this.ds
+      .getRepository(ImageEntity)
+      .createQueryBuilder('i')
+      .where('i.phase IN (:...phases)', { phases })
+      .orderBy('i.updatedAt', 'ASC')
+      .addOrderBy('i.id', 'ASC')
+      .offset(offset)
+      .limit(limit)
+      .getMany();
   }
 
   async delete(id: string): Promise<boolean> {

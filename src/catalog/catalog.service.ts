@@ -6,7 +6,7 @@ import { AppError, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { ZonesService } from '../zones/zones.service';
 import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
-import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, UpdateImageDto } from './image.dto';
+import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, UpdateImageDto } from './image.dto';
 import { ImageEntity } from './image.entity';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
 import { assertTransition, phasesLeadingTo, statusOfPhase } from './image-state';
@@ -17,7 +17,7 @@ const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).m
 const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
 
 /** Changes a worker (ingestion) may record along with a phase change. */
-export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'checksum' | 'bytesDone' | 'bytesTotal' | 'statusReason'>;
+export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
 
 @Injectable()
 export class CatalogService implements OnModuleInit {
@@ -67,12 +67,15 @@ export class CatalogService implements OnModuleInit {
       zoneId: zone.id,
       sizeBytes: null,
       checksum: null,
+      checksumMd5: null,
+      expectedChecksum: dto.expectedChecksum === undefined ? null : normaliseChecksum(dto.expectedChecksum),
       sourceType: dto.source.type,
       sourceUrl: dto.source.url ?? null,
       sourcePath: dto.source.path ?? null,
       sourceName: dto.source.type === SourceType.File ? (dto.source.fileSource ?? null) : null,
       bytesDone: 0,
       bytesTotal: dto.expectedSizeBytes ?? null,
+      bytesPerSecond: null,
     } satisfies Omit<ImageEntity, 'createdAt' | 'updatedAt'>);
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
@@ -103,6 +106,11 @@ export class CatalogService implements OnModuleInit {
   /** For workers: the image regardless of caller, or null when it is gone. */
   findInternal(id: string): Promise<ImageWithTags | null> {
     return this.repo.findById(id);
+  }
+
+  /** For workers (start-up recovery): images in these phases, least recently changed first, without tags. */
+  findInPhases(phases: ImagePhase[], limit = 500, offset = 0): Promise<ImageEntity[]> {
+    return this.repo.findByPhases(phases, limit, offset);
   }
 
   /**
@@ -184,8 +192,8 @@ export class CatalogService implements OnModuleInit {
     }
   }
 
-  /** Progress while importing: no phase change, just the counters. */
-  async recordProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal'>): Promise<boolean> {
-    return this.repo.transition(id, [ImagePhase.Importing], patch);
+  /** Progress while importing: no phase change, just the counters. False when the image is gone or no longer importing. */
+  async recordProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
+    return this.repo.recordProgress(id, ImagePhase.Importing, patch);
   }
 }

@@ -25,6 +25,15 @@ import { PageQuery } from '../common/pagination.dto';
 import { Immutable } from '../common/validation';
 import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OS_BITS, OsCategory, Scope, SourceType } from './image.enums';
 
+export const CHECKSUM_PATTERN = /^(?:sha256:[0-9a-fA-F]{64}|md5:[0-9a-fA-F]{32}|[0-9a-fA-F]{64}|[0-9a-fA-F]{32})$/;
+
+/** `sha256:<hex>` / `md5:<hex>` in lower case, from any form CHECKSUM_PATTERN accepts. */
+export function normaliseChecksum(text: string): string {
+  const t = text.trim().toLowerCase();
+  if (t.includes(':')) return t;
+  return `${t.length === 64 ? 'sha256' : 'md5'}:${t}`;
+}
+
 export const TAG_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N} ._:/+-]{0,63}$/u;
 const NO_EDGE_SPACES = /^\S(.*\S)?$/s;
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
@@ -138,6 +147,15 @@ export class CreateImageDto {
   @IsOptional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 2147483648 })
   expectedSizeBytes?: number;
+
+  /**
+   * The file's checksum when the owner knows it: `sha256:<64 hex>`, `md5:<32 hex>`, or bare hex (64 digits: sha256,
+   * 32: md5). The bytes are checked against it while they stream in, whatever the source; a mismatch fails the
+   * import (CHECKSUM_MISMATCH in the reason) and nothing is stored.
+   */
+  @IsOptional() @IsString() @Matches(CHECKSUM_PATTERN, { message: 'expectedChecksum must be sha256:<64 hex>, md5:<32 hex>, or 64 or 32 hex digits' })
+  @ApiPropertyOptional({ example: 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', maxLength: 71 })
+  expectedChecksum?: string;
 }
 
 /**
@@ -294,6 +312,9 @@ export class ImageProgressResponse {
   /** 0-100 when the total is known, else null. */
   @ApiProperty({ type: 'number', nullable: true })
   percent: number | null;
+  /** Current transfer rate while bytes stream in (bytes per second, smoothed), else null. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  bytesPerSecond: number | null;
 }
 
 export class ImageResponse {
@@ -337,6 +358,12 @@ export class ImageResponse {
   /** sha256 of the stored bytes (hex), once known. */
   @ApiProperty({ nullable: true, type: String, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
   checksum: string | null;
+  /** md5 of the stored bytes (hex), when the service computes it (INGEST_COMPUTE_MD5) or an md5 was expected. */
+  @ApiProperty({ nullable: true, type: String, example: 'd41d8cd98f00b204e9800998ecf8427e' })
+  checksumMd5: string | null;
+  /** The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
+  @ApiProperty({ nullable: true, type: String })
+  expectedChecksum: string | null;
   @ApiProperty({ type: ImageSourceResponse })
   source: ImageSourceResponse;
   @ApiProperty({ type: ImageProgressResponse })

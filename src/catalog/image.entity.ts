@@ -71,6 +71,14 @@ export class ImageEntity {
   @Column({ type: 'varchar', length: 64, nullable: true })
   checksum: string | null;
 
+  /** md5 of the stored bytes (hex), for legacy consumers: when INGEST_COMPUTE_MD5 is on or the expected checksum is an md5. */
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  checksumMd5: string | null;
+
+  /** What the owner says the file's checksum is (`sha256:<hex>` or `md5:<hex>`); the import refuses other bytes. */
+  @Column({ type: 'varchar', length: 71, nullable: true })
+  expectedChecksum: string | null;
+
   @Column({ type: 'simple-enum', enum: SourceType })
   sourceType: SourceType;
 
@@ -89,6 +97,10 @@ export class ImageEntity {
 
   @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
   bytesTotal: number | null;
+
+  /** Transfer rate while importing (bytes per second, smoothed); null when no transfer runs. */
+  @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
+  bytesPerSecond: number | null;
 
   @CreateDateColumn()
   createdAt: Date;

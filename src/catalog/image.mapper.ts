@@ -25,13 +25,15 @@ export function toImageResponse(i: ImageWithTags): ImageResponse {
     zoneId: i.zoneId,
     sizeBytes: i.sizeBytes,
     checksum: i.checksum,
+    checksumMd5: i.checksumMd5,
+    expectedChecksum: i.expectedChecksum,
     source: {
       type: i.sourceType,
       url: i.sourceUrl,
       path: i.sourcePath,
       fileSource: i.sourceName,
     },
-    progress: { bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, percent },
+    progress: { bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, percent, bytesPerSecond: i.bytesPerSecond },
     createdAt: new Date(i.createdAt).toISOString(),
     updatedAt: new Date(i.updatedAt).toISOString(),
   };

@@ -27,6 +27,13 @@ export const ERROR_CODES = {
   RESERVATION_NOT_FOUND: HttpStatus.NOT_FOUND,
   RESERVATION_NOT_PENDING: HttpStatus.CONFLICT,
   IDEMPOTENCY_KEY_REUSED: HttpStatus.UNPROCESSABLE_ENTITY,
+  // ingestion (src/ingestion)
+  URL_NOT_ALLOWED: HttpStatus.BAD_REQUEST,
+  SOURCE_MISMATCH: HttpStatus.CONFLICT,
+  IMAGE_NOT_ACTIVE: HttpStatus.CONFLICT,
+  CONTENT_REJECTED: HttpStatus.UNPROCESSABLE_ENTITY,
+  UPLOAD_INCOMPLETE: HttpStatus.BAD_REQUEST,
+  RANGE_NOT_SATISFIABLE: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
   PAYLOAD_TOO_LARGE: HttpStatus.PAYLOAD_TOO_LARGE,
   RATE_LIMITED: HttpStatus.TOO_MANY_REQUESTS,
   UNSUPPORTED_MEDIA_TYPE: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -60,7 +67,16 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   RESERVATION_NOT_FOUND: 'No quota reservation with this id.',
   RESERVATION_NOT_PENDING: 'The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.',
   IDEMPOTENCY_KEY_REUSED: 'This idempotency key was already used for a different reservation (another department or other amounts).',
-  PAYLOAD_TOO_LARGE: 'The request body exceeds the configured limit.',
+  URL_NOT_ALLOWED:
+    'The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.',
+  SOURCE_MISMATCH: "The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.",
+  IMAGE_NOT_ACTIVE: 'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
+  CONTENT_REJECTED:
+    'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.',
+  UPLOAD_INCOMPLETE:
+    'The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.',
+  RANGE_NOT_SATISFIABLE: 'The requested byte range starts at or past the end of the file; the Content-Range header gives the size.',
+  PAYLOAD_TOO_LARGE: 'The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known.',
   RATE_LIMITED: 'Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
   INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',

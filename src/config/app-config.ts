@@ -120,7 +120,8 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
   JOB_BACKOFF_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  /** 0: this replica runs no imports (API only); queued imports wait for a replica that does */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(64)
   IMPORT_CONCURRENCY?: number;
 
   // --- object storage (src/storage) ---
@@ -191,6 +192,9 @@ export class EnvVars {
 
   @IsOptional() @Transform(toBool) @IsBoolean()
   INGEST_COMPUTE_MD5?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  INGEST_SWEEP_INTERVAL_SECONDS?: number;
 }
 
 export class ConfigError extends Error {
@@ -261,6 +265,8 @@ export interface IngestionConfig {
   maxSizeBytes: number;
   /** compute md5 beside sha256 while streaming */
   computeMd5: boolean;
+  /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
+  sweepIntervalSeconds: number;
   url: UrlFetchConfig;
 }
 
@@ -416,6 +422,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ingestion: {
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
+      sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       url: {
         allowCidrs: splitList(vars.URL_ALLOW_CIDRS),
         denyCidrs: splitList(vars.URL_DENY_CIDRS),

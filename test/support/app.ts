@@ -52,6 +52,9 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     RATE_LIMIT_CREATE_PER_MIN: '0',
     RATE_LIMIT_UPLOAD_PER_MIN: '0',
     RATE_LIMIT_IMPORT_PER_MIN: '0',
+    // suites create URL images pointing at made-up servers and move their phases by hand: no import workers
+    // unless a suite asks (IMPORT_CONCURRENCY in extraEnv), so nothing downloads behind their back
+    IMPORT_CONCURRENCY: '0',
     ...extraEnv,
   };
   if (shared) {

@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import type { Readable } from 'node:stream';
+import { Action } from '../access/access.policy';
+import { Principal } from '../access/principal';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImagePhase } from '../catalog/image.enums';
+import { AppError } from '../common/errors';
+import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { parseRange } from './http-range';
+
+export interface FileAnswer {
+  status: 200 | 206 | 304 | 416;
+  headers: Record<string, string>;
+  /** the bytes to send (none for HEAD, 304 and 416) */
+  open?: () => Promise<Readable>;
+}
+
+export interface FileRequest {
+  method: 'GET' | 'HEAD';
+  range?: string;
+  ifRange?: string;
+  ifNoneMatch?: string;
+}
+
+const FILE_EXT: Record<string, string> = { qcow2: 'qcow2', raw: 'img', vmdk: 'vmdk', vhd: 'vhd', vhdx: 'vhdx', iso: 'iso' };
+
+/** `attachment; filename="CentOS_7.9.qcow2"; filename*=UTF-8''CentOS%207.9.qcow2` */
+function disposition(name: string, format: string): string {
+  const file = `${name}.${FILE_EXT[format] ?? format}`;
+  const ascii = file.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 200) || 'image';
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file)}`;
+}
+
+const etagMatches = (header: string | undefined, etag: string) =>
+  header !== undefined && header.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === etag);
+
+/**
+ * Reading an ACTIVE image's bytes back (`GET /images/{id}/file`) for callers who may use it: one byte range at
+ * a time (Range, If-Range), the sha256 as a strong ETag (If-None-Match answers 304), streamed from the store.
+ */
+@Injectable()
+export class ImageFileService {
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly storage: ObjectStorage,
+  ) {}
+
+  async answer(p: Principal, id: string, req: FileRequest): Promise<FileAnswer> {
+    const image = await this.catalog.getFor(p, id, Action.Use);
+    if (image.phase !== ImagePhase.Ready) {
+      throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${image.status} (${image.phase}); only an ACTIVE image's file can be read`, { status: image.status, phase: image.phase });
+    }
+    const key = objectKeys.imageDisk(id);
+    const { size } = await this.storage.stat(key);
+    const etag = `"${image.checksum ?? `${size}-${new Date(image.updatedAt).getTime()}`}"`;
+    const headers: Record<string, string> = {
+      'Accept-Ranges': 'bytes',
+      ETag: etag,
+      'Cache-Control': 'private, no-transform',
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': disposition(image.name, image.format),
+      'Last-Modified': new Date(image.updatedAt).toUTCString(),
+    };
+    if (etagMatches(req.ifNoneMatch, etag)) return { status: 304, headers };
+    // If-Range with another validator: the file changed since the client's partial copy, send it whole
+    const honour = req.ifRange === undefined || req.ifRange.trim() === etag;
+    const range = honour ? parseRange(req.range, size) : ({ kind: 'none' } as const);
+    switch (range.kind) {
+      case 'unsatisfiable':
+        return { status: 416, headers: { ...headers, 'Content-Range': `bytes */${size}` } };
+      case 'range': {
+        const length = range.end - range.start + 1;
+        return {
+          status: 206,
+          headers: { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${size}`, 'Content-Length': String(length) },
+          open: req.method === 'HEAD' ? undefined : () => this.storage.getStream(key, { start: range.start, end: range.end }),
+        };
+      }
+      case 'none':
+        return {
+          status: 200,
+          headers: { ...headers, 'Content-Length': String(size) },
+          open: req.method === 'HEAD' || size === 0 ? undefined : () => this.storage.getStream(key),
+        };
+    }
+  }
+}

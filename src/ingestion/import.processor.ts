@@ -1,0 +1,147 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageEntity } from '../catalog/image.entity';
+import { ImagePhase, SourceType } from '../catalog/image.enums';
+import { AppError } from '../common/errors';
+import { requestContext } from '../common/request-context';
+import { AppConfig } from '../config/app-config';
+import { CANCELLED, JobContext, JobInterrupted, SHUTDOWN } from '../jobs/job-queue';
+import { QuotaService } from '../quota/quota.service';
+import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { ImageBytesQuota } from './image-bytes-quota';
+import { describeFailure, ImportStopped, PermanentImportFailure, RetryableImportFailure } from './import-failure';
+import { IngestPipeline, StoredFile, UNFINISHED_PHASES } from './ingest-pipeline';
+import { ImportJobData } from './ingestion.jobs';
+import { downloadOptionsFrom, resumableDownload } from './sources/resumable-download';
+import { UrlFetcher } from './sources/url-fetcher';
+
+const isAppError = (e: unknown, code: string) => e instanceof AppError && e.code === code;
+
+/**
+ * The 'import' job: gets the bytes of a URL image into storage. Idempotent: an image that is gone, finished
+ * or failed is left alone, so a duplicate or late job is harmless.
+ *
+ * A job that dies with its process (kill -9) is found again: BullMQ hands it to another worker once its
+ * lock expires; in-process jobs are queued again at start-up (IngestionService.recover). Either way the next
+ * run aborts what the dead one left incomplete under the image's prefix and downloads again from byte 0
+ * (a hash cannot be resumed across processes; within one run, dropped connections resume with Range).
+ */
+@Injectable()
+export class ImportProcessor {
+  private readonly log = new Logger('Ingestion');
+  /** runs in this process, by image id, so a delete can wait until the transfer has stopped */
+  private readonly running = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly storage: ObjectStorage,
+    private readonly quota: QuotaService,
+    private readonly pipeline: IngestPipeline,
+    private readonly fetcher: UrlFetcher,
+    private readonly cfg: AppConfig,
+  ) {}
+
+  handle(ctx: JobContext<ImportJobData>): Promise<void> {
+    const id = ctx.data.imageId;
+    const run = requestContext.run({ correlationId: ctx.data.correlationId ?? `import-${id}` }, () => this.run(ctx));
+    this.running.set(id, run);
+    return run.finally(() => {
+      if (this.running.get(id) === run) this.running.delete(id);
+    });
+  }
+
+  /** Waits (at most `ms`) for this process's run of the image's import to stop. */
+  async settled(imageId: string, ms = 10_000): Promise<void> {
+    const run = this.running.get(imageId);
+    if (run) await Promise.race([run.catch(() => undefined), sleep(ms, undefined, { ref: false })]);
+  }
+
+  private async run(ctx: JobContext<ImportJobData>): Promise<void> {
+    const id = ctx.data.imageId;
+    const image = await this.catalog.findInternal(id);
+    if (!image || !UNFINISHED_PHASES.includes(image.phase)) return;
+    if (image.sourceType !== SourceType.Url || !image.sourceUrl) {
+      // FILE sources (a file picked from the platform's file directory) plug in here with their reader
+      this.log.warn(`Image ${id} has source ${image.sourceType}; no importer for it yet`);
+      return;
+    }
+    try {
+      // one job per image: anything incomplete under its prefix is from a dead attempt
+      await this.storage.abortIncomplete(objectKeys.imagePrefix(id));
+      if (image.phase === ImagePhase.Verifying) {
+        // the process died while verifying: the stored object is not trusted, the file is fetched again
+        await this.catalog.transition(id, ImagePhase.Queued, { bytesPerSecond: null }, [ImagePhase.Verifying]);
+      }
+      const quota = await ImageBytesQuota.open(this.quota, id, image.bytesTotal ?? 0);
+      const startedAt = Date.now();
+      const stored = await this.download(image, ctx, quota);
+      const outcome = await this.pipeline.finish(image, stored, quota, startedAt);
+      this.log.log(outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`);
+    } catch (e) {
+      await this.onError(ctx, image, e);
+    }
+  }
+
+  private download(image: ImageEntity, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota): Promise<StoredFile> {
+    const id = image.id;
+    const url = image.sourceUrl!;
+    return resumableDownload(
+      this.fetcher,
+      url,
+      {
+        ...downloadOptionsFrom(this.cfg),
+        signal: ctx.signal,
+        onEvent: (ev) => {
+          if (ev.type === 'retry') this.log.warn(`Download of ${id}: attempt ${ev.attempt} failed (${ev.error.message}); ${ev.willResume ? 'resuming' : 'retrying'} in ${ev.delayMs} ms`);
+          if (ev.type === 'restart') this.log.warn(`Download of ${id} restarts from byte 0: ${ev.reason}`);
+        },
+      },
+      async (body, start) => {
+        // the declared size is checked against the quota before the first byte is stored
+        if (start.totalSize !== undefined) await quota.ensure(start.totalSize);
+        await this.catalog.transition(
+          id,
+          ImagePhase.Importing,
+          { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: null },
+          [ImagePhase.Queued, ImagePhase.Importing],
+        );
+        return this.pipeline.store(image, body, { quota, signal: ctx.signal, sizeHint: start.totalSize });
+      },
+    );
+  }
+
+  /** Maps what stopped a run to what the queue should do; see ProcessOptions. */
+  private async onError(ctx: JobContext<ImportJobData>, image: ImageEntity, e: unknown): Promise<void> {
+    const id = image.id;
+    const reason: unknown = ctx.signal.reason;
+    if (ctx.signal.aborted && reason === SHUTDOWN) throw new JobInterrupted(); // handed back; the put aborted
+    if (ctx.signal.aborted && reason === CANCELLED) throw new PermanentImportFailure({ code: 'ABORTED', reason: 'The import was cancelled', permanent: true });
+    if (e instanceof ImportStopped || isAppError(e, 'IMAGE_NOT_FOUND') || isAppError(e, 'INVALID_STATE')) {
+      // deleted (or moved on) meanwhile: the delete removes the bytes; nothing else to do
+      await this.pipeline.discardIfGone(id);
+      return;
+    }
+    const failure = describeFailure(e, image.sourceUrl ?? undefined);
+    if (failure.permanent) throw new PermanentImportFailure(failure);
+    if (ctx.attempt < ctx.maxAttempts) {
+      await this.catalog
+        .transition(id, ImagePhase.Queued, { statusReason: `Attempt ${ctx.attempt} of ${ctx.maxAttempts} failed: ${failure.reason}; trying again`.slice(0, 1000), bytesPerSecond: null }, [
+          ImagePhase.Importing,
+          ImagePhase.Verifying,
+        ])
+        .catch(() => undefined);
+    }
+    throw new RetryableImportFailure(failure);
+  }
+
+  /** Called by the queue once the job failed for good (last attempt, permanent failure or cancel). */
+  async onFailed(ctx: JobContext<ImportJobData>, error: Error): Promise<void> {
+    const id = ctx.data.imageId;
+    const image = await this.catalog.findInternal(id);
+    if (!image) return this.pipeline.removeBytes(id);
+    if (!UNFINISHED_PHASES.includes(image.phase)) return;
+    const f = describeFailure(error, image.sourceUrl ?? undefined);
+    await this.pipeline.fail(id, f.reason, { source: image.sourceType, code: f.code });
+  }
+}

@@ -1,0 +1,164 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageEntity } from '../catalog/image.entity';
+import { ImagePhase } from '../catalog/image.enums';
+import { AppError } from '../common/errors';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../observability/metrics.service';
+import { QuotaService } from '../quota/quota.service';
+import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { assertFormat, DiskFormat, FormatCheckStream, storageRangeReader, verifyStored } from './format-sniffer';
+import { HashingStream } from './hashing';
+import { ImageBytesQuota, QUOTA_STEP_BYTES } from './image-bytes-quota';
+import { ImportStopped } from './import-failure';
+import { IngestError } from './ingestion.errors';
+import { ProgressMeter } from './progress-meter';
+
+/** Progress reaches the image record at most this often (a few times a second). */
+export const PROGRESS_INTERVAL_MS = 300;
+
+/** The phases in which bytes may still be on their way (an import can run, resume or be failed). */
+export const UNFINISHED_PHASES: readonly ImagePhase[] = [ImagePhase.Queued, ImagePhase.Importing, ImagePhase.Verifying];
+
+export interface StoredFile {
+  size: number;
+  sha256: string;
+  md5?: string;
+}
+
+/** What the metrics say about an import that ended FAILED. */
+export interface FailureMeta {
+  source: string;
+  code: string;
+  /** when the transfer started (Date.now()), for the duration histogram */
+  startedAt?: number;
+}
+
+export interface StoreOptions {
+  quota: ImageBytesQuota;
+  /** stops the transfer: the put aborts and leaves nothing behind */
+  signal?: AbortSignal;
+  /** the size when known (Content-Length): the S3 adapter picks its part size from it */
+  sizeHint?: number;
+}
+
+const isPrematureClose = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+const isGone = (e: unknown) => e instanceof AppError && e.code === 'IMAGE_NOT_FOUND';
+
+/**
+ * The one path bytes take into storage, whatever their source (URL download, direct upload, later a picked file):
+ *
+ *   source -> HashingStream (sha256, md5 when configured, expected checksum, max size)
+ *          -> FormatCheckStream (first bytes against the declared format; unsafe qcow2/vmdk/vhd refused
+ *             before anything is stored)
+ *          -> ProgressMeter (progress and rate on the record, quota grown in steps for an unknown size)
+ *          -> ObjectStorage.putStream (multipart on S3, temp file + rename on fs: never a partial object)
+ *
+ * then `finish`: VERIFYING with the size, the checks that need the stored object (VHD footer, VHDX parent),
+ * the quota committed with the real size, READY with the checksums. `fail` is the one way an import ends
+ * FAILED: the reason recorded, stored or partial bytes removed, the pending quota given back.
+ */
+@Injectable()
+export class IngestPipeline {
+  private readonly log = new Logger('Ingestion');
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly storage: ObjectStorage,
+    private readonly quota: QuotaService,
+    private readonly cfg: AppConfig,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /** Streams `body` into the image's object. Rejects with the first real cause (IngestError, QUOTA_EXCEEDED, ImportStopped, a store error). */
+  async store(image: ImageEntity, body: Readable, opts: StoreOptions): Promise<StoredFile> {
+    const id = image.id;
+    const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5, expected: image.expectedChecksum ?? undefined, maxBytes: this.cfg.ingestion.maxSizeBytes });
+    const check = new FormatCheckStream(image.format as DiskFormat);
+    const meter = new ProgressMeter({
+      intervalMs: PROGRESS_INTERVAL_MS,
+      report: (bytesDone, bytesPerSecond) => {
+        opts.quota.keepAlive().catch((e: unknown) => this.log.warn(`Renewing the quota reservation of ${id} failed: ${(e as Error).message}`));
+        return this.catalog.recordProgress(id, { bytesDone, bytesPerSecond });
+      },
+      stopped: () => new ImportStopped(id),
+      onReportError: (e) => this.log.warn(`Recording the progress of ${id} failed: ${(e as Error)?.message ?? String(e)}`),
+      room: opts.quota.allowance,
+      makeRoom: (needed) => opts.quota.ensure(needed, QUOTA_STEP_BYTES),
+    });
+    const [put, flow] = await Promise.allSettled([
+      this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream' }),
+      pipeline(body, hash, check, meter),
+    ]);
+    // the cause is the stage that failed first: a source, hash, format, meter error shows in the pipeline; a
+    // store error shows in the put, and the pipeline then only saw its output closed early
+    if (flow.status === 'rejected' && !isPrematureClose(flow.reason)) throw flow.reason;
+    if (put.status === 'rejected') throw put.reason;
+    if (flow.status === 'rejected') throw flow.reason;
+    const digests = hash.digests!;
+    if (put.value.size !== digests.size) throw new Error(`stored ${put.value.size} bytes but read ${digests.size}`);
+    return { size: digests.size, sha256: digests.sha256, md5: digests.md5 };
+  }
+
+  /**
+   * After `store`: VERIFYING (size recorded), the checks on the stored object, the quota committed, READY.
+   * Answers 'gone' (and removes the object) when the image was deleted meanwhile.
+   * @throws IngestError for refused content (the caller fails the import), QUOTA_EXCEEDED
+   */
+  async finish(image: ImageEntity, stored: StoredFile, quota: ImageBytesQuota, startedAt: number): Promise<'ready' | 'gone'> {
+    const id = image.id;
+    if (stored.size === 0) throw new IngestError('FORMAT_MISMATCH', 'The file is empty');
+    try {
+      await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null }, [ImagePhase.Importing]);
+      assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
+      // QuotaService's contract: the catalog holds the size (set at VERIFYING) before the bytes are committed
+      await quota.commit(stored.size);
+      await this.catalog.transition(id, ImagePhase.Ready, { sizeBytes: stored.size, checksum: stored.sha256, checksumMd5: stored.md5 ?? null }, [ImagePhase.Verifying]);
+      this.metrics.importBytes.inc({ source: image.sourceType }, stored.size);
+      this.metrics.importDuration.observe({ source: image.sourceType, outcome: 'ready' }, (Date.now() - startedAt) / 1000);
+      return 'ready';
+    } catch (e) {
+      if (isGone(e)) {
+        await this.discardIfGone(id);
+        return 'gone';
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Ends an import FAILED with `reason`: removes what was stored (or half-stored) and gives the pending quota
+   * back. Does nothing when the image already moved on (READY, DISABLED); cleans up when it is gone.
+   */
+  async fail(imageId: string, reason: string, meta: FailureMeta): Promise<void> {
+    try {
+      await this.catalog.transition(imageId, ImagePhase.Failed, { statusReason: reason, sizeBytes: null, bytesPerSecond: null }, [...UNFINISHED_PHASES]);
+    } catch (e) {
+      if (isGone(e)) return this.removeBytes(imageId);
+      if (e instanceof AppError && e.code === 'INVALID_STATE') return; // finished meanwhile: nothing to undo
+      throw e;
+    }
+    this.log.warn(`Import of ${imageId} failed (${meta.code}): ${reason}`);
+    this.metrics.importFailures.inc({ source: meta.source, code: meta.code });
+    if (meta.startedAt !== undefined) this.metrics.importDuration.observe({ source: meta.source, outcome: 'failed' }, (Date.now() - meta.startedAt) / 1000);
+    await this.removeBytes(imageId);
+    await ImageBytesQuota.releaseFor(this.quota, imageId);
+  }
+
+  /** Removes the image's object and any incomplete upload under its prefix. Never throws. */
+  async removeBytes(imageId: string): Promise<void> {
+    try {
+      await this.storage.abortIncomplete(objectKeys.imagePrefix(imageId));
+      await this.storage.delete(objectKeys.imageDisk(imageId));
+    } catch (e) {
+      this.log.error(`Removing the stored bytes of ${imageId} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** A put finished for an image deleted meanwhile: its object must not stay. */
+  async discardIfGone(imageId: string): Promise<void> {
+    if (!(await this.catalog.findInternal(imageId))) await this.removeBytes(imageId);
+  }
+}

@@ -1,0 +1,144 @@
+import { Controller, Get, Head, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { CurrentPrincipal } from '../access/auth.guard';
+import type { Principal } from '../access/principal';
+import { ImageResponse } from '../catalog/image.dto';
+import { toImageResponse } from '../catalog/image.mapper';
+import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
+import { AppError } from '../common/errors';
+import { RateLimited } from '../common/rate-limit';
+import { uuidPipe } from '../common/uuid.pipe';
+import { FileRequest, ImageFileService } from './image-file.service';
+import { IngestionService } from './ingestion.service';
+import { UploadService } from './upload.service';
+
+const header = (req: Request, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** Getting an image's bytes in (upload, retry) and out (download). */
+@ApiTags('images')
+@ApiBearerAuth()
+@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
+@Controller('images')
+export class IngestionController {
+  constructor(
+    private readonly ingestion: IngestionService,
+    private readonly uploads: UploadService,
+    private readonly files: ImageFileService,
+  ) {}
+
+  /**
+   * Upload the file of an image created with source type UPLOAD (R17), as the raw request body
+   * (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive, never
+   * buffered whole; sha256 is computed on the way (md5 too when configured), the first bytes are checked
+   * against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at
+   * creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; two
+   * concurrent uploads of one image: one wins, the other gets 409 INVALID_STATE.
+   *
+   * A `Content-Length` is checked against INGEST_MAX_SIZE_BYTES (413) and the department's storage quota (409
+   * QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive and the upload
+   * stops when it runs out. On success the image is ACTIVE (200, the record). On refused content the image is
+   * FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED ("upload the
+   * file again"). Progress (bytes, percent, rate) shows on `GET /images/{id}` while it runs.
+   */
+  @ApiUuidParam()
+  @Put(':id/file')
+  @RateLimited('upload')
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ schema: { type: 'string', format: 'binary' }, description: "The file's bytes." })
+  @ApiOkResponse({ type: ImageResponse, description: 'Stored and verified: the image is ACTIVE.' })
+  @ApiErrors(
+    'VALIDATION_FAILED',
+    'FORBIDDEN',
+    'IMAGE_NOT_FOUND',
+    'SOURCE_MISMATCH',
+    'INVALID_STATE',
+    'QUOTA_EXCEEDED',
+    'PAYLOAD_TOO_LARGE',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'CONTENT_REJECTED',
+    'UPLOAD_INCOMPLETE',
+    'RATE_LIMITED',
+    'DEPENDENCY_UNAVAILABLE',
+  )
+  async upload(
+    @CurrentPrincipal() p: Principal,
+    @Param('id', uuidPipe) id: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ImageResponse> {
+    try {
+      return toImageResponse(await this.uploads.upload(p, id, req));
+    } catch (e) {
+      // the rest of a refused body is not read: close the connection after the answer
+      if (!req.complete) res.setHeader('Connection', 'close');
+      throw e;
+    }
+  }
+
+  /**
+   * Retry a FAILED import (R17): the image goes back to QUEUED with its reason cleared. A URL image is
+   * downloaded again; an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit it.
+   */
+  @ApiUuidParam()
+  @Post(':id/retry')
+  @RateLimited('import')
+  @HttpCode(202)
+  @ApiAcceptedResponse({ type: ImageResponse, description: 'Queued again.' })
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE', 'RATE_LIMITED')
+  async retry(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
+    return toImageResponse(await this.ingestion.retry(p, id));
+  }
+
+  /**
+   * Download the file of an ACTIVE image, for a caller who may use it (R19). One byte range per request
+   * (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with Content-Range), `If-Range` with the
+   * ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are
+   * answered with the whole file.
+   */
+  @ApiUuidParam()
+  @Get(':id/file')
+  @ApiProduces('application/octet-stream')
+  @ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' })
+  @ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' })
+  @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' })
+  @ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  async download(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.send(p, id, req, res, 'GET');
+  }
+
+  /** The headers `GET /images/{id}/file` would answer with (size, ETag, range support), without the bytes. */
+  @ApiUuidParam()
+  @Head(':id/file')
+  @ApiOkResponse({ description: 'The headers of the whole file.' })
+  @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  async head(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.send(p, id, req, res, 'HEAD');
+  }
+
+  private async send(p: Principal, id: string, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
+    const a = await this.files.answer(p, id, { method, range: header(req, 'range'), ifRange: header(req, 'if-range'), ifNoneMatch: header(req, 'if-none-match') });
+    if (a.status === 416) {
+      res.setHeader('Content-Range', a.headers['Content-Range']);
+      throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
+    }
+    // open the bytes before the first header, so a store error still gets a clean error body
+    const body = a.open ? await a.open() : undefined;
+    res.status(a.status);
+    for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+    if (!body) {
+      res.end();
+      return;
+    }
+    // a client that goes away or a store that fails mid-file ends the response early (the length tells)
+    await pipeline(body, res).catch(() => undefined);
+  }
+}

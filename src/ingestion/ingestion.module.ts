@@ -1,0 +1,47 @@
+import { Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Server } from 'node:http';
+import { CatalogModule } from '../catalog/catalog.module';
+import { AppConfig } from '../config/app-config';
+import { QuotaModule } from '../quota/quota.module';
+import { StorageModule } from '../storage/storage.module';
+import { ImageFileService } from './image-file.service';
+import { ImportProcessor } from './import.processor';
+import { IngestPipeline } from './ingest-pipeline';
+import { IngestionController } from './ingestion.controller';
+import { IngestionService } from './ingestion.service';
+import { UrlFetcher } from './sources/url-fetcher';
+import { UploadService } from './upload.service';
+
+/**
+ * Getting bytes into object storage (R13, R17): URL imports as queue jobs, direct uploads, retries, the
+ * catalog's create/delete hooks, start-up recovery, and reading an ACTIVE image's bytes back.
+ * Needs the JobQueue port (JobsModule, global) and the ObjectStorage port.
+ */
+@Module({
+  imports: [CatalogModule, QuotaModule, StorageModule],
+  controllers: [IngestionController],
+  providers: [
+    { provide: UrlFetcher, useFactory: (cfg: AppConfig) => UrlFetcher.fromConfig(cfg), inject: [AppConfig] },
+    IngestPipeline,
+    ImportProcessor,
+    UploadService,
+    ImageFileService,
+    IngestionService,
+  ],
+  exports: [IngestionService],
+})
+export class IngestionModule implements OnApplicationBootstrap {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  onApplicationBootstrap(): void {
+    // Node cuts any request that takes longer than 5 minutes to arrive (server.requestTimeout); an upload of a
+    // multi-GiB image over an ordinary link takes longer. Uploads have their own idle timeout instead
+    // (URL_IDLE_TIMEOUT_MS without a byte), and headers still must arrive within headersTimeout.
+    const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+    if (server && typeof server.requestTimeout === 'number') {
+      server.requestTimeout = 0;
+      new Logger('Ingestion').debug('HTTP requestTimeout disabled for streamed uploads');
+    }
+  }
+}

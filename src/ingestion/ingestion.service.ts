@@ -1,0 +1,180 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Action } from '../access/access.policy';
+import { Principal } from '../access/principal';
+import { ImageWithTags } from '../catalog/catalog.repository';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageEntity } from '../catalog/image.entity';
+import { ImagePhase, SourceType } from '../catalog/image.enums';
+import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecycle';
+import { AppError, notFound } from '../common/errors';
+import { currentCorrelationId } from '../common/request-context';
+import { AppConfig } from '../config/app-config';
+import { JobQueue } from '../jobs/job-queue';
+import { ImportProcessor } from './import.processor';
+import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
+import { IngestError } from './ingestion.errors';
+import { IMPORT_JOB, ImportJobData } from './ingestion.jobs';
+import { UrlFetcher } from './sources/url-fetcher';
+import { UploadService } from './upload.service';
+
+const PAGE = 200;
+
+/**
+ * Ingestion's part in the catalog's flows, and the things that keep imports moving:
+ *
+ * - create: a URL is checked against the URL policy before the row is written (400 URL_NOT_ALLOWED, nothing
+ *   stored); once the row is committed the 'import' job is queued (job id = image id). UPLOAD images wait
+ *   for `PUT /images/{id}/file`; FILE images (a later issue) get their job here too, through the same seam.
+ * - delete: the job is cancelled and a running transfer here stops before the row goes (elsewhere it stops
+ *   at its next progress write, which finds the row gone); afterwards the object and any incomplete upload
+ *   under the image's prefix are removed.
+ * - retry: FAILED -> QUEUED, and the job again for a URL image.
+ * - recovery, at start-up and every INGEST_SWEEP_INTERVAL_SECONDS: URL images still QUEUED/IMPORTING/
+ *   VERIFYING with no job are queued again (in-process jobs die with their process; BullMQ jobs come back
+ *   on their own once their lock expires); uploads cut off by a dead process end FAILED with a reason.
+ */
+@Injectable()
+export class IngestionService implements ImageLifecycleListener, OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger('Ingestion');
+  private sweeper?: NodeJS.Timeout;
+  private sweeping?: Promise<unknown>;
+  /** the start-up recovery, for whoever wants to wait for it (tests) */
+  recovery: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly lifecycle: ImageLifecycle,
+    private readonly catalog: CatalogService,
+    private readonly queue: JobQueue,
+    private readonly processor: ImportProcessor,
+    private readonly uploads: UploadService,
+    private readonly pipeline: IngestPipeline,
+    private readonly fetcher: UrlFetcher,
+    private readonly cfg: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.lifecycle.register(this);
+    const concurrency = this.cfg.queue.concurrency;
+    // IMPORT_CONCURRENCY=0: an API-only replica; its queued imports run on replicas that take them
+    if (concurrency > 0) {
+      this.queue.process<ImportJobData>(IMPORT_JOB, (ctx) => this.processor.handle(ctx), {
+        concurrency,
+        onFailed: (ctx, error) => this.processor.onFailed(ctx, error),
+      });
+    }
+  }
+
+  onApplicationBootstrap(): void {
+    this.recovery = this.recover(true).catch((e: unknown) => this.log.error(`Start-up recovery of imports failed: ${(e as Error)?.stack ?? String(e)}`));
+    const every = this.cfg.ingestion.sweepIntervalSeconds;
+    if (every > 0) {
+      this.sweeper = setInterval(() => {
+        this.sweeping ??= this.recover(false)
+          .catch((e: unknown) => this.log.error(`Import sweep failed: ${(e as Error)?.message ?? String(e)}`))
+          .finally(() => (this.sweeping = undefined));
+      }, every * 1000);
+      this.sweeper.unref();
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.allSettled([this.recovery, this.sweeping]);
+  }
+
+  // ------------------------------------------------------------------ the catalog's hooks
+
+  async beforeCreate(image: ImageEntity): Promise<void> {
+    if (image.sourceType !== SourceType.Url || image.sourceUrl === null) return;
+    try {
+      this.fetcher.policy.checkUrl(image.sourceUrl);
+    } catch (e) {
+      if (!(e instanceof IngestError)) throw e;
+      throw new AppError('URL_NOT_ALLOWED', e.message, { reason: e.code, ...(e.details ?? {}), fields: [{ field: 'source.url', messages: [e.message] }] });
+    }
+  }
+
+  async afterCreate(image: ImageEntity): Promise<void> {
+    await this.enqueue(image);
+  }
+
+  async beforeDelete(image: ImageEntity): Promise<void> {
+    await this.queue.cancel(image.id).catch((e: unknown) => this.log.warn(`Cancelling the import of ${image.id} failed: ${(e as Error).message}`));
+    this.uploads.abort(image.id);
+    await this.processor.settled(image.id);
+  }
+
+  async afterDelete(image: ImageEntity): Promise<void> {
+    await this.pipeline.removeBytes(image.id);
+  }
+
+  // ------------------------------------------------------------------ retry
+
+  /** FAILED -> QUEUED; a URL image's import is queued again, an UPLOAD image waits for its file. */
+  async retry(p: Principal, id: string): Promise<ImageWithTags> {
+    const image = await this.catalog.getFor(p, id, Action.Edit);
+    if (image.phase !== ImagePhase.Failed) {
+      throw new AppError('INVALID_STATE', `Image ${id} is ${image.phase}: only a FAILED import can be retried`, { status: image.status, phase: image.phase });
+    }
+    await this.catalog.transition(id, ImagePhase.Queued, { statusReason: null, bytesDone: 0, bytesPerSecond: null }, [ImagePhase.Failed]);
+    const queued = await this.catalog.findInternal(id);
+    if (!queued) throw notFound('IMAGE', id);
+    await this.enqueue(queued);
+    return queued;
+  }
+
+  /** Queues the import of a URL image (FILE sources plug in here later). A failure is logged: the sweep queues it later. */
+  private async enqueue(image: ImageEntity): Promise<void> {
+    if (image.sourceType !== SourceType.Url) return;
+    try {
+      await this.queue.add<ImportJobData>(IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });
+    } catch (e) {
+      this.log.error(`Queueing the import of ${image.id} failed (the sweep queues it again): ${(e as Error).message}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Finds unfinished imports nobody works on. `atStart` with the in-process queue (one process owns every job):
+   * everything unfinished is orphaned. Otherwise (a sweep, or BullMQ shared by replicas) a URL image is queued
+   * when no job for it is pending anywhere, and an upload is failed only once it made no progress for a while
+   * (another replica may be receiving it; a live upload records progress several times a second, and one idle
+   * for URL_IDLE_TIMEOUT_MS is cut).
+   */
+  async recover(atStart: boolean): Promise<{ queued: number; failed: number }> {
+    const ownsAll = atStart && this.cfg.queue.driver === 'memory';
+    const staleBefore = Date.now() - Math.max(120_000, 2 * this.cfg.ingestion.url.idleTimeoutMs);
+    let queued = 0;
+    let failed = 0;
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.catalog.findInPhases([...UNFINISHED_PHASES], PAGE, offset);
+      for (const image of page) {
+        const stale = new Date(image.updatedAt).getTime() < staleBefore;
+        switch (image.sourceType) {
+          case SourceType.Url:
+            // in-process: a sweep leaves fresh images alone (a job may be between its end and its failure record)
+            if ((ownsAll || stale || this.cfg.queue.driver === 'redis') && !(await this.queue.isPending(image.id))) {
+              await this.enqueue(image);
+              queued++;
+            }
+            break;
+          case SourceType.Upload:
+            if (image.phase !== ImagePhase.Queued && (ownsAll || stale) && !this.uploads.isActive(image.id)) {
+              await this.pipeline.fail(image.id, 'The upload was interrupted (the service stopped while receiving it); upload the file again', {
+                source: SourceType.Upload,
+                code: 'ABORTED',
+              });
+              failed++;
+            }
+            break;
+          case SourceType.File:
+            break; // a later issue
+        }
+      }
+      if (page.length < PAGE) break;
+    }
+    if (queued || failed) this.log.log(`Recovery${atStart ? ' at start-up' : ''}: ${queued} import(s) queued again, ${failed} interrupted upload(s) failed`);
+    return { queued, failed };
+  }
+}

@@ -1,0 +1,240 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Queue } from 'bullmq';
+import { signToken } from '../../src/access/jwt';
+import { Role } from '../../src/access/principal';
+import { connectionOf } from '../../src/jobs/bullmq-queue';
+import { JOBS_QUEUE } from '../../src/jobs/jobs.module';
+import { FsStorage } from '../../src/storage/fs-storage';
+import { MinioStorage } from '../../src/storage/minio-storage';
+import { ObjectStorage } from '../../src/storage/object-storage';
+import { rawBytes, sha256 } from '../support/disk-images';
+import { ImageServer } from '../support/image-server';
+import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../support/mariadb';
+import { startS3Server } from '../support/s3-server';
+import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+
+/**
+ * kill -9 in the middle of an import, start again: the import finishes (here: restarted from byte 0 after the
+ * dead attempt's incomplete upload is aborted), with the right checksum, and nothing is left behind: no stray
+ * object, no incomplete multipart upload or temp file, no pending quota reservation. The service runs as a
+ * real child process (`node dist/src/main.js`), in both runtime shapes.
+ */
+
+const MiB = 1024 * 1024;
+const FILE = rawBytes(24 * MiB + 11, 1234);
+const FILE_SHA = sha256(FILE);
+const SECRET = 'crash-test-secret-0123456789abcdef0123456789';
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SUPER = signToken({ sub: 'crash-root', dept: 'ops', role: Role.SuperAdmin, name: 'root' }, SECRET);
+const DEPT = 'crash-dept';
+const USER = signToken({ sub: 'crash-user', dept: DEPT, role: Role.User, name: 'user' }, SECRET);
+
+type Json = Record<string, any>;
+
+async function call(svc: ServiceProcess, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: Json }> {
+  const res = await fetch(svc.url(path), {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
+}
+
+async function poll(svc: ServiceProcess, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> {
+  const end = Date.now() + ms;
+  let last: Json = {};
+  for (;;) {
+    const r = await call(svc, 'GET', `/images/${id}`, SUPER).catch(() => ({ status: 0, body: {} as Json }));
+    last = r.body;
+    if (r.status === 200 && cond(last)) return last;
+    if (Date.now() > end) throw new Error(`image ${id} never got ${what}; last ${JSON.stringify(last)}\n--- service output ---\n${svc.output().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function quotaBytes(svc: ServiceProcess): Promise<{ count: Json; bytes: Json }> {
+  const r = await call(svc, 'GET', `/quotas/${DEPT}`, SUPER);
+  expect(r.status).toBe(200);
+  const by = (x: string) => (r.body.resources as Json[]).find((i) => i.resource === x)!;
+  return { count: by('IMAGE_COUNT'), bytes: by('IMAGE_BYTES') };
+}
+
+/** Starts a URL import served slowly (the first request only) and waits until a good part of it is stored. */
+async function startSlowImport(svc: ServiceProcess, srv: ImageServer, zoneId: string, id: string): Promise<string> {
+  const created = await call(svc, 'POST', '/images', USER, {
+    kind: 'IMAGE',
+    name: `crash-${id}`,
+    osCategory: 'CENTOS',
+    format: 'raw',
+    zoneId,
+    source: { type: 'URL', url: srv.url(`/f/file.raw?id=${id}&rate=${3 * MiB}&slowTimes=1`) },
+  });
+  expect(created.status).toBe(201);
+  await poll(svc, created.body.id as string, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone >= 11 * MiB, '11 MiB imported', 30_000);
+  return created.body.id as string;
+}
+
+async function createZone(svc: ServiceProcess): Promise<string> {
+  const z = await call(svc, 'POST', '/zones', SUPER, { name: `zone-${randomUUID().slice(0, 6)}`, hypervisor: 'KVM' });
+  expect(z.status).toBe(201);
+  return z.body.id as string;
+}
+
+const baseEnv = (dataDir: string): Record<string, string> => ({
+  DATA_DIR: dataDir,
+  AUTH_JWT_SECRET: SECRET,
+  LOG_LEVEL: 'warn',
+  URL_ALLOW_CIDRS: '127.0.0.0/8',
+  SEED_DEFAULT_ZONE: 'false',
+  IMPORT_CONCURRENCY: '2',
+  URL_IDLE_TIMEOUT_MS: '20000',
+});
+
+describe('an import survives kill -9 of the service', () => {
+  let srv: ImageServer;
+  const children: ServiceProcess[] = [];
+  const start = async (env: Record<string, string>, label: string) => {
+    const s = await startServiceProcess(env, label);
+    children.push(s);
+    return s;
+  };
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 180_000 });
+  }, 200_000);
+  beforeAll(async () => {
+    srv = await new ImageServer().start();
+    srv.put('file.raw', FILE);
+  });
+  afterEach(async () => {
+    for (const c of children.splice(0)) await c.kill9();
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('platform shape: MariaDB, BullMQ on Redis, the S3 store', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-crash-platform-'));
+    const s3 = await startS3Server();
+    const db = await createTestDatabase('crash');
+    const prefix = `hcm_test_crash_${randomUUID().slice(0, 8)}`;
+    const env = {
+      ...baseEnv(dataDir),
+      DB_TYPE: 'mariadb',
+      DB_HOST: TEST_DB_HOST,
+      DB_PORT: String(TEST_DB_PORT),
+      DB_USER: TEST_DB_USER,
+      DB_PASSWORD: TEST_DB_PASSWORD,
+      DB_NAME: db,
+      QUEUE_DRIVER: 'redis',
+      REDIS_URL: REDIS,
+      QUEUE_PREFIX: prefix,
+      QUEUE_LOCK_MS: '2000',
+      JOB_BACKOFF_MS: '100',
+      STORAGE_DRIVER: 'minio',
+      MINIO_ENDPOINT: '127.0.0.1',
+      MINIO_PORT: String(s3.port),
+      MINIO_ACCESS_KEY: s3.accessKey,
+      MINIO_SECRET_KEY: s3.secretKey,
+      MINIO_BUCKET: 'crash-test',
+      STORAGE_PART_SIZE_MB: '5',
+    };
+    const storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'crash-test', region: 'us-east-1', partSizeBytes: 5 * MiB });
+    try {
+      const first = await start(env, 'service #1');
+      const zoneId = await createZone(first);
+      const id = await startSlowImport(first, srv, zoneId, 'platform');
+      await first.kill9();
+
+      // what the dead process left: a multipart upload with parts, a pending reservation, the image IMPORTING
+      expect((await storage.listIncomplete(`images/${id}/`)).length).toBeGreaterThan(0);
+      expect(await storage.exists(`images/${id}/disk`)).toBe(false);
+
+      const second = await start(env, 'service #2');
+      expect((await quotaBytes(second)).bytes.reserved).toBeGreaterThan(0);
+      const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA, statusReason: null });
+      await expectClean(storage, [`images/${id}/disk`], () => listS3(storage));
+      const q = await quotaBytes(second);
+      expect(q.count).toMatchObject({ used: 1, reserved: 0 });
+      expect(q.bytes).toMatchObject({ used: FILE.length, reserved: 0 });
+      // the file served back is the file
+      const back = await fetch(second.url(`/images/${id}/file`), { headers: { authorization: `Bearer ${USER}` } });
+      expect(sha256(Buffer.from(await back.arrayBuffer()))).toBe(FILE_SHA);
+      await second.stop();
+    } finally {
+      const q = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
+      await q.obliterate({ force: true }).catch(() => undefined);
+      await q.close();
+      await dropTestDatabase(db);
+      await s3.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('embedded shape: SQLite, in-process jobs, the filesystem store (and an upload cut off by the kill)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-crash-embedded-'));
+    const root = join(dataDir, 'objects');
+    const env = { ...baseEnv(dataDir), DB_TYPE: 'sqlite', DB_PATH: join(dataDir, 'db.sqlite'), QUEUE_DRIVER: 'memory', STORAGE_DRIVER: 'fs', STORAGE_FS_ROOT: root };
+    const storage = new FsStorage(root);
+    try {
+      const first = await start(env, 'service #1');
+      const zoneId = await createZone(first);
+      const id = await startSlowImport(first, srv, zoneId, 'embedded');
+      // an upload in flight too: a dead process cannot finish it, so it must end FAILED with a reason
+      const up = await call(first, 'POST', '/images', USER, { kind: 'IMAGE', name: 'crash-upload', osCategory: 'CENTOS', format: 'raw', zoneId, source: { type: 'UPLOAD' } });
+      const uploadId = up.body.id as string;
+      const req = httpRequest(first.url(`/images/${uploadId}/file`), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${USER}`, 'content-type': 'application/octet-stream', 'content-length': String(FILE.length) },
+      });
+      req.on('error', () => undefined);
+      req.write(FILE.subarray(0, 2 * MiB));
+      await poll(first, uploadId, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 0, 'upload bytes arriving');
+      await first.kill9();
+      req.destroy();
+
+      // the dead process's temp files are still there
+      expect((await storage.listIncomplete('images/')).map((u) => u.key).sort()).toEqual([`images/${id}/disk`, `images/${uploadId}/disk`].sort());
+
+      const second = await start(env, 'service #2');
+      const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA });
+      const cut = await poll(second, uploadId, (i) => i.phase === 'FAILED', 'FAILED');
+      expect(cut.statusReason).toBe('The upload was interrupted (the service stopped while receiving it); upload the file again');
+      await expectClean(storage, [`images/${id}/disk`], () => Promise.resolve(listFiles(root)));
+      const q = await quotaBytes(second);
+      expect(q.count).toMatchObject({ used: 2, reserved: 0 });
+      expect(q.bytes).toMatchObject({ used: FILE.length, reserved: 0 });
+      await second.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+/** No incomplete upload anywhere, and exactly these objects. */
+async function expectClean(storage: ObjectStorage, objects: string[], list: () => Promise<string[]>): Promise<void> {
+  expect(await storage.listIncomplete('images/')).toEqual([]);
+  expect((await list()).sort()).toEqual(objects.sort());
+}
+
+function listS3(storage: MinioStorage): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const keys: string[] = [];
+    const s = storage.client.listObjectsV2(storage.bucket, 'images/', true);
+    s.on('data', (o: { name?: string }) => o.name && keys.push(o.name));
+    s.on('end', () => resolve(keys));
+    s.on('error', reject);
+  });
+}
+
+function listFiles(dir: string, base = dir): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name), base) : [relative(base, join(dir, e.name))]));
+}
