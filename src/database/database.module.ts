@@ -1,9 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { dataSourceOptions } from './database.options';
+import { installSqliteTransactionGate } from './sqlite-gate';
 
 @Module({
   imports: [
@@ -16,4 +18,10 @@ import { dataSourceOptions } from './database.options';
     }),
   ],
 })
-export class DatabaseModule {}
+export class DatabaseModule implements OnModuleInit {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  onModuleInit(): void {
+    installSqliteTransactionGate(this.ds);
+  }
+}
