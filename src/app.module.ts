@@ -13,6 +13,7 @@ import { ObservabilityModule } from './observability/observability.module';
 import { JobsModule } from './jobs/jobs.module';
 import { QuotaModule } from './quota/quota.module';
 import { StorageModule } from './storage/storage.module';
+import { VmLinksModule } from './vm-links/vm-links.module';
 import { ZonesModule } from './zones/zones.module';
 
 @Module({})
@@ -20,7 +21,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config), ObservabilityModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config), ObservabilityModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -6,7 +6,7 @@ import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CatalogService } from './catalog.service';
-import { DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
+import { DeleteImageQuery, DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
 import { toImageResponse } from './image.mapper';
 
 @ApiTags('images')
@@ -90,13 +90,18 @@ export class CatalogController {
     return toImageResponse(await this.catalog.setEnabled(p, id, false, dto?.reason));
   }
 
-  /** Delete an image or ISO for good: record, tags and stored bytes (R20). */
+  /**
+   * Delete an image or ISO for good: record, tags and stored bytes; its quota goes back (R20). When VMs were
+   * created from it or mount it, a plain delete answers 409 IMAGE_IN_USE listing them and changes nothing;
+   * `?confirm=true` deletes it anyway. The VMs are untouched: their links stay, marked "image deleted"
+   * (`GET /vms/{vmId}/images`).
+   */
   @ApiUuidParam()
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND')
-  async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<void> {
-    await this.catalog.delete(p, id, { confirm: false });
+  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_IN_USE')
+  async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Query() q: DeleteImageQuery): Promise<void> {
+    await this.catalog.delete(p, id, { confirm: q.confirm === true });
   }
 }

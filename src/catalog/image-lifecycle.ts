@@ -11,6 +11,7 @@ export interface DeleteOptions {
  * What other modules (quota, ingestion, vm-links) plug into the catalog's create and delete flows,
  * so the catalog needs none of them. Listeners run in registration order; a `before*` that throws
  * stops the operation, and the catalog calls `createAborted` on the listeners that already ran.
+ * A delete runs every `checkDelete` before any `beforeDelete`.
  */
 export interface ImageLifecycleListener {
   /** before the row is written; may refuse (quota) */
@@ -19,7 +20,12 @@ export interface ImageLifecycleListener {
   createAborted?(image: ImageEntity): Promise<void>;
   /** after the row is committed (jobs are enqueued here) */
   afterCreate?(image: ImageEntity): Promise<void>;
-  /** before the row is removed; may refuse (VMs linked) */
+  /**
+   * before any listener's beforeDelete: a check that may refuse and changes nothing (VMs linked, R20), so a
+   * refused delete leaves no listener half-done
+   */
+  checkDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
+  /** before the row is removed; may refuse */
   beforeDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
   /** after the row is removed (release quota, remove bytes, keep link history) */
   afterDelete?(image: ImageEntity): Promise<void>;
@@ -55,6 +61,7 @@ export class ImageLifecycle {
   }
 
   async beforeDelete(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void> {
+    for (const l of this.listeners) await l.checkDelete?.(image, principal, opts);
     for (const l of this.listeners) await l.beforeDelete?.(image, principal, opts);
   }
 

@@ -3,6 +3,7 @@ import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
+  IsBoolean,
   IsDefined,
   IsEnum,
   IsObject,
@@ -399,4 +400,16 @@ export class DisableImageDto {
   @IsOptional() @IsString() @MaxLength(500)
   @ApiPropertyOptional({ maxLength: 500, example: 'Superseded by CentOS 7.9.2009' })
   reason?: string;
+}
+
+export class DeleteImageQuery {
+  /**
+   * R20: `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
+   * "image deleted"); without it such a delete answers 409 IMAGE_IN_USE listing those VMs and changes nothing.
+   */
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsBoolean({ message: 'confirm must be true or false' })
+  @ApiPropertyOptional({ type: Boolean, default: false, example: true })
+  confirm?: boolean;
 }

@@ -1,10 +1,10 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiParam, ApiResponse } from '@nestjs/swagger';
-import { ERROR_CODES, ERROR_DESCRIPTIONS, ErrorCode } from './errors';
+import { ERROR_CODES, ERROR_DESCRIPTIONS, ERROR_DETAILS_EXAMPLES, ErrorCode } from './errors';
 
 /**
  * Declares the error answers of a route: one response per HTTP status, listing the codes it can carry,
- * each with an example body.
+ * each with an example body (with `details` where ERROR_DETAILS_EXAMPLES has them).
  */
 export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
   const byStatus = new Map<number, ErrorCode[]>();
@@ -21,7 +21,14 @@ export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorat
             examples: Object.fromEntries(
               cs.map((c) => [
                 c,
-                { value: { code: c, message: ERROR_DESCRIPTIONS[c], correlationId: '4f1c2a0e-9a59-4b8e-9d0c-2d0c8b5d7c11' } },
+                {
+                  value: {
+                    code: c,
+                    message: ERROR_DESCRIPTIONS[c],
+                    correlationId: '4f1c2a0e-9a59-4b8e-9d0c-2d0c8b5d7c11',
+                    ...(ERROR_DETAILS_EXAMPLES[c] ? { details: ERROR_DETAILS_EXAMPLES[c] } : {}),
+                  },
+                },
               ]),
             ),
           },

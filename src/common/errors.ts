@@ -34,6 +34,17 @@ export const ERROR_CODES = {
   CONTENT_REJECTED: HttpStatus.UNPROCESSABLE_ENTITY,
   UPLOAD_INCOMPLETE: HttpStatus.BAD_REQUEST,
   RANGE_NOT_SATISFIABLE: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+  // vm links (src/vm-links): 409 when the image would have to change, 422 when the request would
+  IMAGE_NOT_USABLE: HttpStatus.FORBIDDEN,
+  ISO_NOT_BOOTABLE: HttpStatus.CONFLICT,
+  ZONE_MISMATCH: HttpStatus.UNPROCESSABLE_ENTITY,
+  TOO_MANY_DATA_DISKS: HttpStatus.UNPROCESSABLE_ENTITY,
+  NOT_AN_ISO: HttpStatus.UNPROCESSABLE_ENTITY,
+  IMAGE_IN_USE: HttpStatus.CONFLICT,
+  VM_LINK_CONFLICT: HttpStatus.CONFLICT,
+  RESERVATION_MISMATCH: HttpStatus.UNPROCESSABLE_ENTITY,
+  DOWNLOAD_URL_INVALID: HttpStatus.FORBIDDEN,
+  DOWNLOAD_URL_EXPIRED: HttpStatus.FORBIDDEN,
   PAYLOAD_TOO_LARGE: HttpStatus.PAYLOAD_TOO_LARGE,
   RATE_LIMITED: HttpStatus.TOO_MANY_REQUESTS,
   UNSUPPORTED_MEDIA_TYPE: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -76,11 +87,43 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   UPLOAD_INCOMPLETE:
     'The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.',
   RANGE_NOT_SATISFIABLE: 'The requested byte range starts at or past the end of the file; the Content-Range header gives the size.',
+  IMAGE_NOT_USABLE: "The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.",
+  ISO_NOT_BOOTABLE: 'The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).',
+  ZONE_MISMATCH: "The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.",
+  TOO_MANY_DATA_DISKS: 'A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.',
+  NOT_AN_ISO: 'Only an ISO can be mounted; this is a disk image.',
+  IMAGE_IN_USE:
+    'VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".',
+  VM_LINK_CONFLICT: 'The VM is already recorded as created from another image; details give both image ids.',
+  RESERVATION_MISMATCH: 'The launch reservation belongs to another image or department than the VM being registered; details say which.',
+  DOWNLOAD_URL_INVALID: 'The signed download URL is malformed or its signature does not match (it was altered or is for another image).',
+  DOWNLOAD_URL_EXPIRED: 'The signed download URL has expired; ask for a new launch (the same idempotency key answers a fresh URL).',
   PAYLOAD_TOO_LARGE: 'The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known.',
   RATE_LIMITED: 'Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
   INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',
   DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable.',
+};
+
+/** Example `details` of the codes whose details a client acts on, for the OpenAPI document. */
+export const ERROR_DETAILS_EXAMPLES: Partial<Record<ErrorCode, Record<string, unknown>>> = {
+  QUOTA_EXCEEDED: { departmentId: 'dept-rd', resource: 'VM_COUNT', requested: 3, remaining: 1, limit: 20, used: 18, reserved: 1 },
+  IMAGE_NOT_ACTIVE: { status: 'INACTIVE', phase: 'DISABLED' },
+  IMAGE_NOT_USABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', scope: 'PRIVATE', owner: { userId: 'u-bob', departmentId: 'dept-rd', role: 'user' } },
+  ISO_NOT_BOOTABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', isoUsage: 'TOOL' },
+  ZONE_MISMATCH: { imageZoneId: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11', zoneId: '9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d' },
+  TOO_MANY_DATA_DISKS: { osCategory: 'WINDOWS_IDE', maxDataDisks: 1, dataDisks: 2 },
+  IMAGE_IN_USE: {
+    imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23',
+    total: 2,
+    vms: [
+      { vmId: 'vm-0001', vmName: 'web-01', relation: 'CREATED_FROM', ownerId: 'u-alice', departmentId: 'dept-rd', since: '2026-11-20T08:15:00.000Z' },
+      { vmId: 'vm-0042', vmName: 'db-02', relation: 'ISO_MOUNTED', ownerId: 'u-bob', departmentId: 'dept-ops', since: '2026-11-21T10:02:00.000Z' },
+    ],
+  },
+  VM_LINK_CONFLICT: { vmId: 'vm-0001', imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', createdFrom: '7d9e8f1a-3b2c-4d5e-8f6a-1b2c3d4e5f60' },
+  RESERVATION_MISMATCH: { reservationId: '3f2e1d0c-9b8a-4765-8432-10fedcba9876', reason: 'image' },
+  DOWNLOAD_URL_EXPIRED: { expiredAt: '2026-11-20T09:15:00.000Z' },
 };
 
 /** An error with a stable code. Services throw these; the global filter renders them. */

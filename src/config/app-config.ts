@@ -195,6 +195,19 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
   INGEST_SWEEP_INTERVAL_SECONDS?: number;
+
+  // --- VM links and launches (src/vm-links) ---
+  @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
+  DOWNLOAD_URL_TTL_SECONDS?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString() @MinLength(32, { message: 'DOWNLOAD_URL_SECRET must be at least 32 characters' })
+  DOWNLOAD_URL_SECRET?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, { message: 'PUBLIC_BASE_URL must be an http(s) URL without query, e.g. https://images.hcm.internal' })
+  PUBLIC_BASE_URL?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
+  LAUNCH_RESERVATION_TTL_SECONDS?: number;
 }
 
 export class ConfigError extends Error {
@@ -270,6 +283,17 @@ export interface IngestionConfig {
   url: UrlFetchConfig;
 }
 
+export interface VmLinksConfig {
+  /** how long a launch's download URL (presigned or signed service URL) is valid */
+  downloadUrlTtlSeconds: number;
+  /** key material of signed service download URLs: DOWNLOAD_URL_SECRET, else the HS256 JWT secret */
+  downloadUrlSecret?: string;
+  /** scheme://host[:port][/prefix] that signed service URLs carry; unset: the launch request's own host */
+  publicBaseUrl?: string;
+  /** how long a launch's VM quota stays reserved while the compute side registers its VMs */
+  launchReservationTtlSeconds: number;
+}
+
 /** The validated, typed configuration every module receives through DI. */
 export interface QueueConfig {
   driver: 'memory' | 'redis';
@@ -302,6 +326,7 @@ export class AppConfig {
   bodyLimitBytes: number;
   storage: StorageConfig;
   ingestion: IngestionConfig;
+  vmLinks: VmLinksConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
   env: Record<string, string | undefined>;
 }
@@ -355,6 +380,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
   if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
+  if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && vars.AUTH_JWT_PUBLIC_KEY_FILE) {
+    problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
+  }
   if (problems.length) throw new ConfigError(problems);
 
   let secret = vars.AUTH_JWT_SECRET;
@@ -435,6 +463,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxAttempts: vars.URL_MAX_ATTEMPTS ?? 5,
         retryBaseDelayMs: vars.URL_RETRY_BASE_DELAY_MS ?? 1000,
       },
+    },
+    vmLinks: {
+      downloadUrlTtlSeconds: vars.DOWNLOAD_URL_TTL_SECONDS ?? 3600,
+      downloadUrlSecret: vars.DOWNLOAD_URL_SECRET ?? secret,
+      publicBaseUrl: vars.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+      launchReservationTtlSeconds: vars.LAUNCH_RESERVATION_TTL_SECONDS ?? 3600,
     },
     env: { ...env },
   });

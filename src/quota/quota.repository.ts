@@ -577,6 +577,37 @@ export class QuotaRepository {
   }
 
   /**
+   * Charges something that exists now (a VM) as its own COMMITTED reservation `n` holding `amount` of
+   * `resource`. The amount moves from the PENDING reservation `fromId` (reserved -> used) when that still
+   * holds it for the same department; otherwise it is added to `used` without a limit check (the thing
+   * exists already: usage must say so, and a department over its limit takes nothing new until it drops).
+   * `fromReservation` answers which of the two happened. A duplicate key refuses with `duplicate`.
+   */
+  charge(n: NewReservation, resource: QuotaResource, amount: number, fromId: string | null, now: Date): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
+    const self = this;
+    return this.run(function* () {
+      const from = fromId === null ? null : yield* self.loadTx('id', fromId);
+      const held = from?.items.find((i) => i.resource === resource);
+      // an expired reservation the sweeper has not given back yet still holds its room: taking from it is exact
+      const fromReservation = !!(from && held?.pending && held.reserved >= amount && from.status === ReservationStatus.Pending && from.departmentId === n.departmentId);
+      const item: ItemRecord = { resource, reserved: 0, committed: amount, pending: false };
+      // the fingerprint records where the amount came from, so a replay can tell
+      const fingerprint = fromReservation ? `charged-from:${fromId}` : 'charged-directly';
+      const rec = yield* self.insertReservationTx({ ...n, fingerprint, status: ReservationStatus.Committed }, [item], now, null);
+      if (from && held && fromReservation) {
+        yield* self.ledgerTx(n.departmentId, resource, -amount, amount, null, now);
+        const left: ItemRecord = { ...held, reserved: held.reserved - amount, pending: held.reserved > amount };
+        yield* self.saveItemTx(from.id, left, true);
+        const items = from.items.map((i) => (i.resource === resource ? left : i));
+        yield* self.saveTx({ ...from, status: items.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items }, now);
+      } else {
+        yield* self.ledgerTx(n.departmentId, resource, 0, amount, null, now);
+      }
+      return { rec, fromReservation };
+    });
+  }
+
+  /**
    * Marks the catalog reservation of an image as "being deleted" (so reconcile counts the image from the
    * reservation, whether or not its row is gone yet). An image without a live reservation (it predates the
    * quota module, or its reservation ended without committing) is adopted: a COMMITTED reservation holding

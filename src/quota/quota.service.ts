@@ -241,6 +241,53 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
     return this.retry(reservationId, 'refunded', () => this.repo.refund(reservationId, new Date()));
   }
 
+  /**
+   * Charges one thing that exists now (a VM made from a launch) as its own COMMITTED reservation `key`, so it
+   * can be refunded alone when it is gone: the amount moves from the PENDING reservation `fromReservationId`
+   * (the launch's) while that holds enough for the same department, else it is added to `used` directly,
+   * without a limit check (the thing exists; usage must say so). Idempotent by (callerId, key): the same
+   * key again answers the first charge (`created: false`) and charges nothing.
+   */
+  async charge(req: {
+    key: string;
+    callerId: string;
+    departmentId: string;
+    subjectId: string;
+    resource: QuotaResource;
+    amount: number;
+    fromReservationId?: string | null;
+  }): Promise<{ reservation: ReservationRecord; fromReservation: boolean; created: boolean }> {
+    if (!Number.isSafeInteger(req.amount) || req.amount < 1) throw invalid('amount', 'amount must be a positive integer');
+    const fromId = req.fromReservationId ?? null;
+    const n: NewReservation = {
+      id: randomUUID(),
+      callerId: req.callerId,
+      key: req.key,
+      fingerprint: '', // set by the repository: where the amount came from
+      departmentId: req.departmentId,
+      subjectId: req.subjectId,
+      ttlSeconds: this.cfg.reservationTtlSeconds,
+      amounts: [[req.resource, req.amount]],
+    };
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+      const o = await this.repo.charge(n, req.resource, req.amount, fromId, new Date());
+      if (o.ok) return { reservation: o.value.rec, fromReservation: o.value.fromReservation, created: true };
+      if (o.refused === 'duplicate') {
+        const existing = await this.repo.findByKey(req.callerId, req.key);
+        if (existing) return { reservation: existing, fromReservation: existing.fingerprint.startsWith('charged-from:'), created: false };
+        continue;
+      }
+      await this.settle(o, n.id, 'charged');
+    }
+    throw this.busy();
+  }
+
+  /** Refunds the reservation a caller made under `key` (see charge), if there is one. Idempotent. */
+  async refundByKey(callerId: string, key: string): Promise<ReservationRecord | null> {
+    const r = await this.repo.findByKey(callerId, key);
+    return r ? this.refund(r.id) : null;
+  }
+
   async getReservation(reservationId: string): Promise<ReservationRecord> {
     return (await this.repo.findReservation(reservationId)) ?? Promise.reject(reservationNotFound(reservationId));
   }

@@ -1,0 +1,78 @@
+import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
+import { ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { PublicRoute } from '../access/auth.guard';
+import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
+import { AppError } from '../common/errors';
+import { uuidPipe } from '../common/uuid.pipe';
+import { FileRequest } from '../ingestion/image-file.service';
+import { LaunchService } from './launch.service';
+import { DownloadQuery } from './vm-links.dto';
+
+const header = (req: Request, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** The signed download URLs a launch hands out when the object store cannot presign (filesystem store). */
+@ApiTags('vm-links')
+@Controller('downloads')
+export class DownloadsController {
+  constructor(private readonly launches: LaunchService) {}
+
+  /**
+   * Read an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the
+   * signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one
+   * 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per
+   * request (206 with Content-Range), If-Range, the sha256 as a strong ETag (If-None-Match answers 304).
+   */
+  @PublicRoute()
+  @ApiUuidParam()
+  @Get(':id')
+  @ApiProduces('application/octet-stream')
+  @ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' })
+  @ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' })
+  @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' })
+  @ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
+  @ApiErrors('VALIDATION_FAILED', 'DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.send(id, q, req, res, 'GET');
+  }
+
+  /** The headers the signed `GET /downloads/{id}` would answer with, without the bytes. */
+  @PublicRoute()
+  @ApiUuidParam()
+  @Head(':id')
+  @ApiOkResponse({ description: 'The headers of the whole file.' })
+  @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
+  @ApiErrors('VALIDATION_FAILED', 'DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  async head(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.send(id, q, req, res, 'HEAD');
+  }
+
+  private async send(id: string, q: DownloadQuery, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
+    const a = await this.launches.signedDownload(id, q.expires, q.signature, {
+      method,
+      range: header(req, 'range'),
+      ifRange: header(req, 'if-range'),
+      ifNoneMatch: header(req, 'if-none-match'),
+    });
+    if (a.status === 416) {
+      res.setHeader('Content-Range', a.headers['Content-Range']);
+      throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
+    }
+    // open the bytes before the first header, so a store error still gets a clean error body
+    const body = a.open ? await a.open() : undefined;
+    res.status(a.status);
+    for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+    if (!body) {
+      res.end();
+      return;
+    }
+    // a client that goes away or a store that fails mid-file ends the response early (the length tells)
+    await pipeline(body, res).catch(() => undefined);
+  }
+}

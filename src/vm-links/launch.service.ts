@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AccessPolicy, Action } from '../access/access.policy';
+import { Principal, Role } from '../access/principal';
+import { ImageWithTags } from '../catalog/catalog.repository';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageKind, ImagePhase, IsoUsage, OsCategory } from '../catalog/image.enums';
+import { AppConfig } from '../config/app-config';
+import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
+import { QuotaResource } from '../quota/quota.enums';
+import { ReservationRecord } from '../quota/quota.repository';
+import { QuotaService } from '../quota/quota.service';
+import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { DownloadUrlSigner } from './download-url';
+import { LaunchRequestDto } from './vm-links.dto';
+import { imageNotActive, imageNotUsable, isoNotBootable, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
+import { DownloadMethod } from './vm-links.enums';
+import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
+
+/** R3: a VM made from a Windows-IDE image or ISO mounts at most this many data disks. */
+export const WINDOWS_IDE_MAX_DATA_DISKS = 1;
+
+/** Who reads the bytes through a signed URL: the signature is the permission, so no scope rule applies. */
+const SIGNED_URL_READER: Principal = { userId: '#signed-url', name: 'signed download URL', departmentId: '#', role: Role.Service };
+
+export interface Launch {
+  image: ImageWithTags;
+  reservation: ReservationRecord;
+  /** false: the idempotency key was seen with the same request; this is that launch's reservation */
+  created: boolean;
+  count: number;
+  download: { url: string; method: DownloadMethod; expiresAt: Date };
+}
+
+/** The key of a launch's reservation: per calling service, image and idempotency key (hashed to fit). */
+const launchKey = (callerId: string, imageId: string, key: string) => `launch:${createHash('sha256').update(JSON.stringify([callerId, imageId, key])).digest('hex')}`;
+
+/**
+ * The launch check (R19, flow 4): may these VMs be created from this image, and with what? On success the
+ * owner's department has the VMs reserved, and the compute side gets the image's facts and a time-limited URL
+ * to read its bytes: a presigned object-store URL (MinIO), or a signed URL of this service (filesystem store).
+ */
+@Injectable()
+export class LaunchService {
+  private readonly signer: DownloadUrlSigner;
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly access: AccessPolicy,
+    private readonly quota: QuotaService,
+    private readonly storage: ObjectStorage,
+    private readonly files: ImageFileService,
+    private readonly cfg: AppConfig,
+  ) {
+    this.signer = new DownloadUrlSigner(cfg.vmLinks.downloadUrlSecret);
+  }
+
+  /**
+   * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the owner may use
+   * it (IMAGE_NOT_USABLE), it is ACTIVE (IMAGE_NOT_ACTIVE), an ISO is an OS ISO (ISO_NOT_BOOTABLE), the zone is
+   * the image's (ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
+   * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
+   * `requestBase` is the scheme://host the request came to, used when PUBLIC_BASE_URL is not set.
+   */
+  async launch(p: Principal, imageId: string, dto: LaunchRequestDto, requestBase: string): Promise<Launch> {
+    const image = await this.catalog.getFor(p, imageId, Action.See);
+    const owner = ownerPrincipal(dto.owner);
+    if (this.access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
+    if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
+    if (image.kind === ImageKind.Iso && image.isoUsage !== IsoUsage.OS) throw isoNotBootable(image);
+    if (image.zoneId !== dto.zoneId) throw zoneMismatch(image, dto.zoneId);
+    const dataDisks = dto.dataDisks ?? 0;
+    if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
+    const { reservation, created } = await this.quota.reserve({
+      key: launchKey(p.userId, image.id, dto.idempotencyKey),
+      callerId: VM_LINKS_CALLER,
+      departmentId: owner.departmentId,
+      subjectId: image.id,
+      amounts: { [QuotaResource.VmCount]: dto.count },
+      ttlSeconds: this.cfg.vmLinks.launchReservationTtlSeconds,
+    });
+    return { image, reservation, created, count: dto.count, download: await this.downloadFor(image.id, requestBase) };
+  }
+
+  /** A presigned URL where the store has them, else a signed URL of this service; both valid DOWNLOAD_URL_TTL_SECONDS. */
+  private async downloadFor(imageId: string, requestBase: string): Promise<Launch['download']> {
+    const ttl = this.cfg.vmLinks.downloadUrlTtlSeconds;
+    const expires = Math.floor(Date.now() / 1000) + ttl;
+    const expiresAt = new Date(expires * 1000);
+    const presigned = await this.storage.presignGet(objectKeys.imageDisk(imageId), ttl);
+    if (presigned) return { url: presigned, method: DownloadMethod.Presigned, expiresAt };
+    const base = this.cfg.vmLinks.publicBaseUrl ?? requestBase;
+    return { url: this.signer.url(base, { imageId, expires }), method: DownloadMethod.Service, expiresAt };
+  }
+
+  /**
+   * A signed service URL's request: the signature and expiry are checked before anything is read
+   * (DOWNLOAD_URL_INVALID, DOWNLOAD_URL_EXPIRED), then the bytes are answered as `GET /images/{id}/file` answers
+   * them (ACTIVE images only; Range, If-Range, ETag).
+   */
+  async signedDownload(imageId: string, expires: string, signature: string, req: FileRequest): Promise<FileAnswer> {
+    this.signer.verify({ imageId, expires: Number(expires) }, signature);
+    return this.files.answer(SIGNED_URL_READER, imageId, req);
+  }
+}

@@ -1,0 +1,310 @@
+import { Injectable, PipeTransform } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { IsDefined, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { Role } from '../access/principal';
+import { Hypervisor, ImageFormat, ImageKind, IsoUsage, OsCategory } from '../catalog/image.enums';
+import { AppError } from '../common/errors';
+import { PageQuery } from '../common/pagination.dto';
+import { DEPARTMENT_ID } from '../quota/quota.dto';
+import { ReservationStatus } from '../quota/quota.enums';
+import { DownloadMethod, LinkRelation, QuotaSource } from './vm-links.enums';
+
+/** The compute side's VM id: 1-64 characters `[A-Za-z0-9._:-]`, starting with a letter or digit. */
+export const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+/** A user id as the token's `sub` carries it. */
+export const USER_ID = /^[A-Za-z0-9._:@-]{1,64}$/;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const NAME = /^[^\p{Cc}]+$/u;
+export const MAX_LAUNCH_COUNT = 100;
+export const MAX_DATA_DISKS = 64;
+/** Roles a VM owner can have (a service never owns a VM). */
+export const OWNER_ROLES = [Role.User, Role.Admin, Role.SuperAdmin] as const;
+export type OwnerRole = (typeof OWNER_ROLES)[number];
+
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+
+/** Validates a VM id path parameter. */
+@Injectable()
+export class VmIdPipe implements PipeTransform<string, string> {
+  transform(value: string): string {
+    if (typeof value !== 'string' || !VM_ID.test(value)) {
+      const msg = 'vmId must be 1-64 characters [A-Za-z0-9._:-], starting with a letter or digit';
+      throw new AppError('VALIDATION_FAILED', msg, { fields: [{ field: 'vmId', messages: [msg] }] });
+    }
+    return value;
+  }
+}
+export const vmIdPipe = new VmIdPipe();
+
+/** Who will own the VM(s): the scope rules (R8) are checked for this user, and this department pays the VM quota. */
+export class VmOwnerDto {
+  /** The owner's user id (the `sub` of their tokens). */
+  @IsString() @Matches(USER_ID, { message: 'owner.userId must be 1-64 characters [A-Za-z0-9._:@-]' })
+  @ApiProperty({ example: 'u-alice', pattern: USER_ID.source })
+  userId: string;
+
+  /** The owner's department, whose quota pays for the VMs. */
+  @IsString() @Matches(DEPARTMENT_ID, { message: 'owner.departmentId must be 1-64 characters [A-Za-z0-9._:@-]' })
+  @ApiProperty({ example: 'dept-rd', pattern: DEPARTMENT_ID.source })
+  departmentId: string;
+
+  /** The owner's role (default `user`): a super admin may use every image, others featured, public and their own. */
+  @IsOptional() @IsIn(OWNER_ROLES as unknown as string[])
+  @ApiPropertyOptional({ enum: OWNER_ROLES, enumName: 'VmOwnerRole', default: Role.User, example: Role.User })
+  role?: OwnerRole;
+}
+
+export class LaunchRequestDto {
+  /**
+   * Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
+   * request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
+   * the same key with another owner department or count is refused (422 IDEMPOTENCY_KEY_REUSED).
+   */
+  @IsString() @Matches(IDEMPOTENCY_KEY, { message: 'idempotencyKey must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
+  @ApiProperty({ example: 'launch-2026-11-20-7f3a', pattern: IDEMPOTENCY_KEY.source })
+  idempotencyKey: string;
+
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
+  @ApiProperty({ type: VmOwnerDto })
+  owner: VmOwnerDto;
+
+  /** The zone the VMs are created in; it must be the image's (R15). */
+  @IsUUID('all', { message: 'zoneId must be a UUID' })
+  @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  zoneId: string;
+
+  /** How many VMs (R19: one or more). */
+  @IsInt() @Min(1) @Max(MAX_LAUNCH_COUNT)
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LAUNCH_COUNT, example: 3 })
+  count: number;
+
+  /** Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3). */
+  @IsOptional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DATA_DISKS, default: 0, example: 1 })
+  dataDisks?: number;
+}
+
+/** The facts about the image the compute side needs to create the VMs. */
+export class LaunchImageResponse {
+  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  id: string;
+  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
+  kind: ImageKind;
+  @ApiProperty({ example: 'CentOS 7.9 base' })
+  name: string;
+  @ApiProperty({ enum: ImageFormat, enumName: 'ImageFormat', example: ImageFormat.Qcow2 })
+  format: ImageFormat;
+  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor', example: 'KVM' })
+  hypervisor: Hypervisor;
+  @ApiProperty({ enum: OsCategory, enumName: 'OsCategory', example: OsCategory.CentOS })
+  osCategory: OsCategory;
+  @ApiProperty({ example: 'CentOS' })
+  osName: string;
+  @ApiProperty({ example: '7.9' })
+  osVersion: string;
+  @ApiProperty({ enum: [32, 64], example: 64 })
+  osBits: number;
+  /** An ISO's usage (always OS for a launch), null for a disk image. */
+  @ApiProperty({ enum: IsoUsage, enumName: 'IsoUsage', nullable: true, example: null })
+  isoUsage: IsoUsage | null;
+  @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  zoneId: string;
+  /** Size of the stored file in bytes. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true, example: 2147483648 })
+  sizeBytes: number | null;
+  /** sha256 of the stored file (hex): check the download against it. */
+  @ApiProperty({ type: String, nullable: true, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
+  checksum: string | null;
+  /** md5 of the stored file (hex), when the service computed it. */
+  @ApiProperty({ type: String, nullable: true, example: null })
+  checksumMd5: string | null;
+}
+
+/** Where to read the image's bytes from, until `expiresAt`, with no token. */
+export class LaunchDownloadResponse {
+  /** A presigned object-store URL (MinIO) or a signed URL of this service (filesystem store); GET it, Range works. */
+  @ApiProperty({ example: 'https://images.hcm.internal/downloads/0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23?expires=1795719600&signature=9c1f...' })
+  url: string;
+  @ApiProperty({ enum: DownloadMethod, enumName: 'DownloadMethod', example: DownloadMethod.Service })
+  method: DownloadMethod;
+  @ApiProperty({ format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
+  expiresAt: string;
+}
+
+export class LaunchResponse {
+  /** The VM quota reservation: pass it when registering each VM (`PUT /vms/{vmId}/origin`). */
+  @ApiProperty({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
+  reservationId: string;
+  /** PENDING while VMs are left to register; COMMITTED once all were; EXPIRED or RELEASED when its time ran out. */
+  @ApiProperty({ enum: ReservationStatus, enumName: 'ReservationStatus', example: ReservationStatus.Pending })
+  reservationStatus: ReservationStatus;
+  /** VMs reserved (the launch's count). */
+  @ApiProperty({ type: 'integer', example: 3 })
+  count: number;
+  /** VMs of the reservation not registered yet. */
+  @ApiProperty({ type: 'integer', example: 3 })
+  pendingVms: number;
+  /** When the reservation gives its unregistered VMs back (LAUNCH_RESERVATION_TTL_SECONDS). */
+  @ApiProperty({ format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
+  expiresAt: string;
+  @ApiProperty({ type: LaunchImageResponse })
+  image: LaunchImageResponse;
+  @ApiProperty({ type: LaunchDownloadResponse })
+  download: LaunchDownloadResponse;
+}
+
+export class RegisterOriginDto {
+  /** The image or OS ISO the VM was created from. */
+  @IsUUID('all', { message: 'imageId must be a UUID' })
+  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  imageId: string;
+
+  /** The VM's name as the console shows it (a later PUT with another name renames it here). */
+  @Transform(trim) @IsString() @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' }) @MaxLength(255)
+  @ApiProperty({ example: 'web-01', maxLength: 255 })
+  vmName: string;
+
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
+  @ApiProperty({ type: VmOwnerDto })
+  owner: VmOwnerDto;
+
+  /**
+   * The launch's reservation (`POST /images/{id}/launches`): one of its VMs is committed for this VM. Without
+   * it, or when it no longer holds a VM (expired, all registered), the VM is counted in the department's usage
+   * directly, without a limit check: it exists.
+   */
+  @IsOptional() @IsUUID('all', { message: 'reservationId must be a UUID' })
+  @ApiPropertyOptional({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
+  reservationId?: string;
+}
+
+export class RegisterMountDto {
+  /** The VM's name as the console shows it. */
+  @Transform(trim) @IsString() @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' }) @MaxLength(255)
+  @ApiProperty({ example: 'web-01', maxLength: 255 })
+  vmName: string;
+
+  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
+  @ApiProperty({ type: VmOwnerDto })
+  owner: VmOwnerDto;
+
+  /** The VM's zone; it must be the ISO's (R15). */
+  @IsUUID('all', { message: 'zoneId must be a UUID' })
+  @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  zoneId: string;
+}
+
+/** One link of a VM to an image, as registered. */
+export class VmLinkResponse {
+  @ApiProperty({ example: 'vm-0001' })
+  vmId: string;
+  @ApiProperty({ example: 'web-01' })
+  vmName: string;
+  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  imageId: string;
+  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  relation: LinkRelation;
+  @ApiProperty({ example: 'u-alice' })
+  ownerId: string;
+  @ApiProperty({ example: 'dept-rd' })
+  departmentId: string;
+  /** The launch reservation the VM was registered with, if any. */
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
+  reservationId: string | null;
+  @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
+  since: string;
+  /** Where the VM's quota came from (NONE for an ISO mount). */
+  @ApiProperty({ enum: QuotaSource, enumName: 'VmQuotaSource', example: QuotaSource.LaunchReservation })
+  quota: QuotaSource;
+}
+
+export class ListImageVmsQuery extends PageQuery {
+  /** Only this relation. */
+  @IsOptional() @IsEnum(LinkRelation)
+  @ApiPropertyOptional({ enum: LinkRelation, enumName: 'LinkRelation' })
+  relation?: LinkRelation;
+}
+
+/** A VM linked to an image. */
+export class ImageVmResponse {
+  @ApiProperty({ example: 'vm-0001' })
+  vmId: string;
+  @ApiProperty({ example: 'web-01' })
+  vmName: string;
+  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  relation: LinkRelation;
+  @ApiProperty({ example: 'u-alice' })
+  ownerId: string;
+  @ApiProperty({ example: 'dept-rd' })
+  departmentId: string;
+  /** When the link was registered. */
+  @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
+  since: string;
+}
+
+export class ImageVmPage {
+  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  imageId: string;
+  /** The image was deleted (confirmed, R20); these VMs still exist and keep their links. */
+  @ApiProperty({ example: false })
+  imageDeleted: boolean;
+  @ApiProperty({ type: [ImageVmResponse] })
+  items: ImageVmResponse[];
+  @ApiProperty({ example: 2 })
+  total: number;
+  @ApiProperty({ example: 1 })
+  page: number;
+  @ApiProperty({ example: 20 })
+  pageSize: number;
+}
+
+/** An image a VM came from or mounts. */
+export class VmImageResponse {
+  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  imageId: string;
+  /** The image's name now, or its last name when it was deleted. */
+  @ApiProperty({ example: 'CentOS 7.9 base' })
+  name: string;
+  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
+  kind: ImageKind;
+  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  relation: LinkRelation;
+  @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
+  since: string;
+  /** The image was deleted after the VM was linked to it ("image deleted"). */
+  @ApiProperty({ example: false })
+  imageDeleted: boolean;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null })
+  imageDeletedAt: string | null;
+}
+
+export class VmImagesResponse {
+  @ApiProperty({ example: 'vm-0001' })
+  vmId: string;
+  /** null when nothing is recorded for this VM (or nothing the caller may see). */
+  @ApiProperty({ type: String, nullable: true, example: 'web-01' })
+  vmName: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'u-alice' })
+  ownerId: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'dept-rd' })
+  departmentId: string | null;
+  /** The image or OS ISO the VM was created from. */
+  @ApiProperty({ type: VmImageResponse, nullable: true })
+  createdFrom: VmImageResponse | null;
+  /** The ISOs mounted now. */
+  @ApiProperty({ type: [VmImageResponse] })
+  isoMounts: VmImageResponse[];
+}
+
+export class DownloadQuery {
+  /** Unix time (seconds) the URL expires at, as the launch gave it. */
+  @IsString() @Matches(/^\d{1,12}$/, { message: 'expires must be a unix time in seconds' })
+  @ApiProperty({ example: '1795719600' })
+  expires: string;
+
+  /** HMAC-SHA256 signature (hex), as the launch gave it. */
+  @IsString() @MaxLength(128)
+  @ApiProperty({ example: '9c1f4e0b2a7d6c5e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e' })
+  signature: string;
+}

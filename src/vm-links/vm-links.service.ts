@@ -1,0 +1,257 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { AccessPolicy, Action } from '../access/access.policy';
+import { Principal, Role } from '../access/principal';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageEntity } from '../catalog/image.entity';
+import { ImageKind, ImagePhase } from '../catalog/image.enums';
+import { DeleteOptions, ImageLifecycleListener } from '../catalog/image-lifecycle';
+import { AppError, notFound } from '../common/errors';
+import { Page, pageOf } from '../common/pagination.dto';
+import { QuotaResource } from '../quota/quota.enums';
+import { QuotaService } from '../quota/quota.service';
+import { ListImageVmsQuery, RegisterMountDto, RegisterOriginDto, VmImagesResponse, VmOwnerDto } from './vm-links.dto';
+import { imageNotActive, imageNotUsable, notAnIso, reservationMismatch, vmLinkConflict, zoneMismatch } from './vm-links.errors';
+import { toImageVmResponse, toVmImageResponse } from './vm-links.mapper';
+import { VmLinkEntity } from './vm-link.entity';
+import { VmLinksRepository } from './vm-links.repository';
+import { LinkRelation, QuotaSource } from './vm-links.enums';
+
+/** The quota caller id of launches and VMs: '#' never occurs in a token's `sub`, so no HTTP caller can use its keys. */
+export const VM_LINKS_CALLER = '#vm-links';
+/** The key of a VM's own quota reservation: one per CREATED_FROM link row (a new row after a VM id's deletion is a new key). */
+export const vmQuotaKey = (linkId: string) => `vm:${linkId}`;
+/** Most VMs an IMAGE_IN_USE answer lists (details.total counts them all). */
+export const IN_USE_LIST_LIMIT = 100;
+
+/** The VM owner as a principal, so the scope rules (R8) are asked of the one policy. */
+export const ownerPrincipal = (o: VmOwnerDto): Principal => ({ userId: o.userId, name: o.userId, departmentId: o.departmentId, role: o.role ?? Role.User });
+
+export interface Registered {
+  link: VmLinkEntity;
+  created: boolean;
+  quota: QuotaSource;
+}
+
+/**
+ * Which VMs came from which image and which mount which ISO (R19, R20), as the compute side registers them,
+ * and what an image's deletion must show first.
+ *
+ * Quota: a launch reserves VM_COUNT for its owner's department (LaunchService). Registering a VM created from
+ * an image charges it as a COMMITTED reservation of its own (key `vm:<linkId>`), taking one VM from the launch's
+ * reservation while that holds one; deleting the VM refunds exactly that. So the department's VM usage is the
+ * number of its registered VMs, whatever order things happen in, and every step is idempotent.
+ *
+ * Catalog hooks: `checkDelete` refuses a plain delete of an image VMs use (409 IMAGE_IN_USE listing them);
+ * `afterDelete` keeps the links as history marked "image deleted". The VMs themselves are never touched.
+ */
+@Injectable()
+export class VmLinksService implements ImageLifecycleListener {
+  private readonly log = new Logger('VmLinks');
+
+  constructor(
+    private readonly repo: VmLinksRepository,
+    private readonly catalog: CatalogService,
+    private readonly access: AccessPolicy,
+    private readonly quota: QuotaService,
+  ) {}
+
+  // ------------------------------------------------------------------ registering
+
+  /**
+   * The VM was created from `imageId` (R19). Idempotent by VM: the same image again answers the link (and makes
+   * sure its quota is charged, should an earlier call have stopped half-way); another image is VM_LINK_CONFLICT.
+   */
+  async registerOrigin(vmId: string, dto: RegisterOriginDto): Promise<Registered> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.repo.findOrigin(vmId);
+      if (existing) {
+        if (existing.imageId !== dto.imageId) throw vmLinkConflict(vmId, dto.imageId, existing.imageId);
+        await this.rename(existing, dto.vmName);
+        return { link: existing, created: false, quota: await this.chargeVm(existing) };
+      }
+      const image = await this.catalog.findInternal(dto.imageId);
+      if (!image) throw notFound('IMAGE', dto.imageId);
+      if (dto.reservationId) await this.checkReservation(dto.reservationId, image, dto.owner.departmentId);
+      const link = this.newLink(vmId, image, LinkRelation.CreatedFrom, dto.vmName, dto.owner, dto.reservationId ?? null);
+      if (!(await this.repo.insert(link))) continue; // registered concurrently: answer that one
+      const quota = await this.chargeVm(link);
+      await this.markIfGone(image);
+      await this.repo.renameVm(vmId, link.vmName);
+      return { link, created: true, quota };
+    }
+    throw new AppError('CONFLICT', `VM ${vmId} changed concurrently; try again`);
+  }
+
+  /**
+   * The VM mounted ISO `isoId`. Checked like a use of it: it is an ISO, the owner may use it, it is ACTIVE and
+   * in the VM's zone. Idempotent: mounting it again answers the link, unchecked.
+   */
+  async mountIso(vmId: string, isoId: string, dto: RegisterMountDto): Promise<Registered> {
+    const existing = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
+    if (existing) {
+      await this.rename(existing, dto.vmName);
+      return { link: existing, created: false, quota: QuotaSource.None };
+    }
+    const image = await this.catalog.findInternal(isoId);
+    if (!image) throw notFound('IMAGE', isoId);
+    if (image.kind !== ImageKind.Iso) throw notAnIso(image);
+    const owner = ownerPrincipal(dto.owner);
+    if (this.access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
+    if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
+    if (image.zoneId !== dto.zoneId) throw zoneMismatch(image, dto.zoneId);
+    const link = this.newLink(vmId, image, LinkRelation.IsoMounted, dto.vmName, dto.owner, null);
+    if (!(await this.repo.insert(link))) {
+      const now = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
+      if (now) return { link: now, created: false, quota: QuotaSource.None };
+      throw new AppError('CONFLICT', `VM ${vmId} changed concurrently; try again`);
+    }
+    await this.markIfGone(image);
+    await this.repo.renameVm(vmId, link.vmName);
+    return { link, created: true, quota: QuotaSource.None };
+  }
+
+  /** The VM unmounted the ISO. Idempotent: true when a mount was removed. */
+  unmountIso(vmId: string, isoId: string): Promise<boolean> {
+    return this.repo.deleteOne(vmId, isoId, LinkRelation.IsoMounted);
+  }
+
+  /**
+   * The VM was deleted: its VM quota goes back and its links are removed. Idempotent. Refunds come first, so
+   * a call that stops half-way and is repeated never leaves a VM counted without a link.
+   */
+  async deleteVm(vmId: string): Promise<number> {
+    const links = await this.repo.findByVm(vmId);
+    for (const l of links) if (l.relation === LinkRelation.CreatedFrom) await this.quota.refundByKey(VM_LINKS_CALLER, vmQuotaKey(l.id));
+    return this.repo.deleteByVm(vmId);
+  }
+
+  // ------------------------------------------------------------------ reading
+
+  /**
+   * The VMs linked to an image, for whoever may delete it (R20: they are shown before a delete) and services;
+   * after a confirmed delete, super admins and services still read them (the image is gone, the VMs are not).
+   */
+  async listForImage(p: Principal, imageId: string, q: ListImageVmsQuery): Promise<Page<VmLinkEntity> & { imageDeleted: boolean }> {
+    const image = await this.catalog.findInternal(imageId);
+    if (image) {
+      if (p.role !== Role.Service) this.access.assert(p, Action.Delete, image, imageId);
+    } else if (!(p.role === Role.Service || p.role === Role.SuperAdmin) || !(await this.repo.hasLinks(imageId))) {
+      throw notFound('IMAGE', imageId);
+    }
+    const page = q.page ?? 1;
+    const pageSize = q.pageSize ?? 20;
+    const [items, total] = await this.repo.listByImage(imageId, q.relation, (page - 1) * pageSize, pageSize);
+    return { ...pageOf(items, total, { page, pageSize }), imageDeleted: !image };
+  }
+
+  /**
+   * Where a VM came from and which ISOs it mounts, with "image deleted" where the image is gone. Services and
+   * super admins see every VM; an admin its department's; a user their own. Nothing known (or visible) is an
+   * empty answer, not an error: this service knows VMs only through their links.
+   */
+  async imagesOfVm(p: Principal, vmId: string): Promise<VmImagesResponse> {
+    const rows = (await this.repo.findByVm(vmId)).filter((l) => this.mayRead(p, l));
+    const current = await Promise.all(rows.map((l) => (l.imageDeletedAt ? Promise.resolve(null) : this.catalog.findInternal(l.imageId))));
+    const out = rows.map((l, i) => toVmImageResponse(l, current[i]));
+    const origin = rows.findIndex((l) => l.relation === LinkRelation.CreatedFrom);
+    const head = rows[origin] ?? rows[0];
+    return {
+      vmId,
+      vmName: head?.vmName ?? null,
+      ownerId: head?.ownerId ?? null,
+      departmentId: head?.departmentId ?? null,
+      createdFrom: origin >= 0 ? out[origin] : null,
+      isoMounts: out.filter((_, i) => rows[i].relation === LinkRelation.IsoMounted),
+    };
+  }
+
+  private mayRead(p: Principal, l: VmLinkEntity): boolean {
+    switch (p.role) {
+      case Role.Service:
+      case Role.SuperAdmin:
+        return true;
+      case Role.Admin:
+        return l.departmentId === p.departmentId || l.ownerId === p.userId;
+      case Role.User:
+        return l.ownerId === p.userId;
+    }
+  }
+
+  // ------------------------------------------------------------------ the catalog's delete (R20)
+
+  /** A plain delete of an image VMs use is refused, listing them; `confirm` deletes it anyway. */
+  async checkDelete(image: ImageEntity, _p: Principal, opts: DeleteOptions): Promise<void> {
+    if (opts.confirm) return;
+    const [links, total] = await this.repo.listLive(image.id, IN_USE_LIST_LIMIT);
+    if (!total) return;
+    throw new AppError(
+      'IMAGE_IN_USE',
+      `${image.kind === ImageKind.Iso ? 'ISO' : 'Image'} ${image.id} has ${total} VM link(s); delete with ?confirm=true to delete it anyway (the VMs are not affected)`,
+      { imageId: image.id, total, vms: links.map(toImageVmResponse) },
+    );
+  }
+
+  /** The image is gone: its links stay as history, marked "image deleted" with its last name. Never throws. */
+  async afterDelete(image: ImageEntity): Promise<void> {
+    await this.repo
+      .markImageDeleted(image.id, image.name, image.kind, new Date())
+      .catch((e: unknown) => this.log.error(`Marking the links of deleted image ${image.id} failed: ${(e as Error)?.message ?? String(e)}`));
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private newLink(vmId: string, image: ImageEntity, relation: LinkRelation, vmName: string, owner: VmOwnerDto, reservationId: string | null): VmLinkEntity {
+    return Object.assign(new VmLinkEntity(), {
+      id: randomUUID(),
+      vmId,
+      imageId: image.id,
+      relation,
+      originVmId: relation === LinkRelation.CreatedFrom ? vmId : null,
+      vmName,
+      ownerId: owner.userId,
+      departmentId: owner.departmentId,
+      reservationId,
+      imageName: image.name,
+      imageKind: image.kind,
+      since: new Date(),
+      imageDeletedAt: null,
+    } satisfies VmLinkEntity);
+  }
+
+  /** A reservation given with a VM must be a launch of this image for the owner's department. */
+  private async checkReservation(reservationId: string, image: ImageEntity, departmentId: string): Promise<void> {
+    const r = await this.quota.getReservation(reservationId);
+    if (r.callerId !== VM_LINKS_CALLER || r.subjectId !== image.id) {
+      throw reservationMismatch(reservationId, 'image', `Reservation ${reservationId} is not a launch of image ${image.id}`);
+    }
+    if (r.departmentId !== departmentId) {
+      throw reservationMismatch(reservationId, 'department', `Reservation ${reservationId} is for department ${r.departmentId}, not ${departmentId}`);
+    }
+  }
+
+  /** Charges the VM of a CREATED_FROM link (idempotent by link). */
+  private async chargeVm(link: VmLinkEntity): Promise<QuotaSource> {
+    const r = await this.quota.charge({
+      key: vmQuotaKey(link.id),
+      callerId: VM_LINKS_CALLER,
+      departmentId: link.departmentId,
+      subjectId: link.vmId,
+      resource: QuotaResource.VmCount,
+      amount: 1,
+      fromReservationId: link.reservationId,
+    });
+    return r.fromReservation ? QuotaSource.LaunchReservation : QuotaSource.Direct;
+  }
+
+  /** A registration with another VM name renames the VM in all its links (a VM has one name). */
+  private async rename(link: VmLinkEntity, vmName: string): Promise<void> {
+    await this.repo.renameVm(link.vmId, vmName);
+    link.vmName = vmName;
+  }
+
+  /** The image was deleted while the link was being written (after the delete marked its links): mark this one too. */
+  private async markIfGone(image: ImageEntity): Promise<void> {
+    if (!(await this.catalog.findInternal(image.id))) await this.afterDelete(image);
+  }
+}
