@@ -1,11 +1,28 @@
-import { Global, MiddlewareConsumer, Module, NestModule, OnModuleInit } from '@nestjs/common';
+import { Global, Injectable, Logger, MiddlewareConsumer, Module, NestMiddleware, NestModule, OnModuleInit } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { Logger } from '@nestjs/common';
 import { JobQueue } from '../jobs/job-queue';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 
 /** Metrics for every request, and one access-log line per request (level `log`) with its correlation id. */
+@Injectable()
+export class HttpMetricsMiddleware implements NestMiddleware {
+  private readonly access = new Logger('HTTP');
+
+  constructor(private readonly metrics: MetricsService) {}
+
+  use(req: Request, res: Response, next: NextFunction): void {
+    const t0 = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const route = req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : 'unmatched';
+      this.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      this.access.log({ msg: 'request', method: req.method, route, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Math.round(seconds * 10000) / 10 });
+    });
+    next();
+  }
+}
+
 @Global()
 @Module({
   controllers: [MetricsController],
@@ -13,8 +30,6 @@ import { MetricsService } from './metrics.service';
   exports: [MetricsService],
 })
 export class ObservabilityModule implements NestModule, OnModuleInit {
-  private readonly access = new Logger('HTTP');
-
   constructor(
     private readonly metrics: MetricsService,
     private readonly queue: JobQueue,
@@ -28,17 +43,6 @@ export class ObservabilityModule implements NestModule, OnModuleInit {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer
-      .apply((req: Request, res: Response, next: NextFunction) => {
-        const t0 = process.hrtime.bigint();
-        res.on('finish', () => {
-          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-          const route = req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : 'unmatched';
-          this.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-          this.access.log({ msg: 'request', method: req.method, route, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Math.round(seconds * 10000) / 10 });
-        });
-        next();
-      })
-      .forRoutes('{*path}');
+    consumer.apply(HttpMetricsMiddleware).forRoutes('{*path}');
   }
 }
