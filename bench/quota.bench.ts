@@ -11,65 +11,20 @@
  * BENCH_CONCURRENCY (default "16,64").
  */
 import 'reflect-metadata';
-import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ServiceProcess, startServiceProcess as startService } from '../test/support/service-process';
 import { signToken } from '../src/access/jwt';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
 
-const ROOT = join(__dirname, '..', '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 1);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '16,64').split(',').map(Number);
 
-interface Service {
-  port: number;
-  child: ChildProcess;
-  log: () => string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function startService(env: Record<string, string>): Promise<Service> {
-  const port = await freePort();
-  let out = '';
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'main.js')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}:\n${out}`);
-    if (await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.status === 200, () => false)) break;
-    if (i > 300) throw new Error(`the service is not ready after 60 s:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { port, child, log: () => out };
-}
-
-function stopService(s: Service): Promise<void> {
-  return new Promise((resolve) => {
-    if (s.child.exitCode !== null) return resolve();
-    s.child.once('exit', () => resolve());
-    s.child.kill('SIGTERM');
-    setTimeout(() => s.child.kill('SIGKILL'), 10_000).unref();
-  });
-}
+type Service = ServiceProcess;
 
 interface Result {
   scenario: string;
@@ -194,7 +149,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ bench: 'quota', processes: PROCESSES, seconds: SECONDS, results: results.map(({ firstError: _f, ...r }) => r) }));
     if (results.some((r) => r.errors > 0)) process.exitCode = 1;
   } finally {
-    await Promise.all(services.map(stopService));
+    await Promise.all(services.map((svc) => svc.stop()));
     await dropTestDatabase(dbName);
     rmSync(dataDir, { recursive: true, force: true });
   }

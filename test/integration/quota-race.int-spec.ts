@@ -3,36 +3,21 @@
  * 240 concurrent image creates (and then 200 concurrent reservations) at a limit of 50, spread over both.
  * Exactly 50 win each time and the ledger says 50. Then a restarted process's startup check repairs drift.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
 import { signToken } from '../../src/access/jwt';
 import { TEST_SECRET } from '../support/app';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER, userConnection } from '../support/mariadb';
 
-const ROOT = join(__dirname, '..', '..');
+const ROOT = REPO_ROOT;
 const LIMIT = 50;
 const DEPT = 'race-dept';
 
-interface Proc {
-  name: string;
-  port: number;
-  child: ChildProcess;
-  log: () => string;
-}
+type Proc = ServiceProcess;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 const token = (sub: string, dept: string, role: string) => `Bearer ${signToken({ sub, dept, role }, TEST_SECRET)}`;
 const SUPER = token('root', 'ops', 'super_admin');
@@ -57,34 +42,12 @@ describe('quota race across processes (mariadb)', () => {
 
   /** Starts one process and waits until it is ready (the first one runs the migrations, so they start one by one). */
   async function start(name: string): Promise<Proc> {
-    const port = await freePort();
-    let out = '';
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'main.js')], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const p: Proc = { name, port, child, log: () => out };
+    const p = await startServiceProcess(env, name);
     procs.push(p);
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${out}`);
-      const ready = await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.status === 200, () => false);
-      if (ready) return p;
-      if (i > 300) throw new Error(`${name} not ready:\n${out}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    return p;
   }
 
-  async function stop(p: Proc): Promise<void> {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.child.once('exit', () => resolve());
-      p.child.kill('SIGTERM');
-      setTimeout(() => p.child.kill('SIGKILL'), 10_000).unref();
-    });
-  }
+  const stop = (p: Proc) => p.stop();
 
   beforeAll(async () => {
     execFileSync(process.execPath, [join(ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 300_000 });
@@ -188,8 +151,8 @@ describe('quota race across processes (mariadb)', () => {
     procs.splice(1, 1);
     const again = await start('B2');
     // the startup check runs in the background once the process is up: wait for its log line
-    for (let i = 0; !again.log().includes('Startup check') && i < 300; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(again.log()).toContain(`Startup check: 1 drift(s) repaired: ${DEPT} IMAGE_COUNT.used 3 -> ${LIMIT}`);
+    for (let i = 0; !again.output().includes('Startup check') && i < 300; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(again.output()).toContain(`Startup check: 1 drift(s) repaired: ${DEPT} IMAGE_COUNT.used 3 -> ${LIMIT}`);
     expect(await usage('IMAGE_COUNT')).toMatchObject({ used: LIMIT, reserved: 0 });
   });
 });
