@@ -14,6 +14,11 @@ export interface DeleteOptions {
  * A delete runs every `checkDelete` before any `beforeDelete`.
  */
 export interface ImageLifecycleListener {
+  /**
+   * before any listener's beforeCreate: checks the image's source and may fill in what it says (a picked
+   * file's size into bytesTotal, so the quota reserves it); may refuse, and must change nothing elsewhere
+   */
+  prepareCreate?(image: ImageEntity, principal: Principal): Promise<void>;
   /** before the row is written; may refuse (quota) */
   beforeCreate?(image: ImageEntity, principal: Principal): Promise<void>;
   /** compensation when a later step of create failed */
@@ -40,6 +45,7 @@ export class ImageLifecycle {
   }
 
   async beforeCreate(image: ImageEntity, principal: Principal): Promise<void> {
+    for (const l of this.listeners) await l.prepareCreate?.(image, principal);
     const done: ImageLifecycleListener[] = [];
     try {
       for (const l of this.listeners) {

@@ -34,6 +34,11 @@ export const ERROR_CODES = {
   CONTENT_REJECTED: HttpStatus.UNPROCESSABLE_ENTITY,
   UPLOAD_INCOMPLETE: HttpStatus.BAD_REQUEST,
   RANGE_NOT_SATISFIABLE: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+  // the platform's file directory (src/file-sources)
+  FILE_SOURCE_NOT_FOUND: HttpStatus.NOT_FOUND,
+  FILE_PATH_INVALID: HttpStatus.BAD_REQUEST,
+  FILE_NOT_FOUND: HttpStatus.NOT_FOUND,
+  FILE_SOURCE_UNAVAILABLE: HttpStatus.SERVICE_UNAVAILABLE,
   // vm links (src/vm-links): 409 when the image would have to change, 422 when the request would
   IMAGE_NOT_USABLE: HttpStatus.FORBIDDEN,
   ISO_NOT_BOOTABLE: HttpStatus.CONFLICT,
@@ -87,6 +92,12 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   UPLOAD_INCOMPLETE:
     'The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.',
   RANGE_NOT_SATISFIABLE: 'The requested byte range starts at or past the end of the file; the Content-Range header gives the size.',
+  FILE_SOURCE_NOT_FOUND: 'No file source with this name is configured (GET /file-sources lists them), or none is configured at all.',
+  FILE_PATH_INVALID:
+    'The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.',
+  FILE_NOT_FOUND: 'No file or folder at this path in the file source.',
+  FILE_SOURCE_UNAVAILABLE:
+    "The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).",
   IMAGE_NOT_USABLE: "The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.",
   ISO_NOT_BOOTABLE: 'The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).',
   ZONE_MISMATCH: "The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.",
@@ -109,6 +120,9 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
 export const ERROR_DETAILS_EXAMPLES: Partial<Record<ErrorCode, Record<string, unknown>>> = {
   QUOTA_EXCEEDED: { departmentId: 'dept-rd', resource: 'VM_COUNT', requested: 3, remaining: 1, limit: 20, used: 18, reserved: 1 },
   IMAGE_NOT_ACTIVE: { status: 'INACTIVE', phase: 'DISABLED' },
+  FILE_PATH_INVALID: { source: 'share', path: 'isos/../etc/passwd', reason: 'DOT_SEGMENT' },
+  FILE_NOT_FOUND: { source: 'share', path: 'isos/CentOS-7-x86_64-Minimal.iso' },
+  FILE_SOURCE_UNAVAILABLE: { source: 'share', reason: 'FILE_SOURCE_AUTH_FAILED', status: 'NT_STATUS_LOGON_FAILURE' },
   IMAGE_NOT_USABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', scope: 'PRIVATE', owner: { userId: 'u-bob', departmentId: 'dept-rd', role: 'user' } },
   ISO_NOT_BOOTABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', isoUsage: 'TOOL' },
   ZONE_MISMATCH: { imageZoneId: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11', zoneId: '9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d' },

@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
+import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) => {
@@ -196,6 +197,24 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
   INGEST_SWEEP_INTERVAL_SECONDS?: number;
 
+  // --- the platform's file directory (src/file-sources) ---
+  /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] (see file-sources.config.ts) */
+  @IsOptional() @IsString()
+  FILE_SOURCES?: string;
+
+  /** `name=<percent-encoded password>,...` for the smb:// (and foreign s3://) sources */
+  @IsOptional() @IsString()
+  FILE_SOURCE_PASSWORDS?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(3600000)
+  FILE_SOURCE_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  FILE_SOURCE_SMBCLIENT?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(1000000)
+  FILE_SOURCE_MAX_ENTRIES?: number;
+
   // --- VM links and launches (src/vm-links) ---
   @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
   DOWNLOAD_URL_TTL_SECONDS?: number;
@@ -326,6 +345,8 @@ export class AppConfig {
   bodyLimitBytes: number;
   storage: StorageConfig;
   ingestion: IngestionConfig;
+  /** the platform's file directory: SMB shares, mounted directories, buckets (R14) */
+  fileSources: FileSourcesConfig;
   vmLinks: VmLinksConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
   env: Record<string, string | undefined>;
@@ -380,6 +401,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
   if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
+  const fileSources = parseFileSources(vars.FILE_SOURCES, vars.FILE_SOURCE_PASSWORDS, problems);
+  for (const s of fileSources) {
+    if (s.kind === 'bucket' && s.store === 'service' && vars.STORAGE_DRIVER !== 'minio') problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
+  }
   if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && vars.AUTH_JWT_PUBLIC_KEY_FILE) {
     problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
   }
@@ -463,6 +488,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxAttempts: vars.URL_MAX_ATTEMPTS ?? 5,
         retryBaseDelayMs: vars.URL_RETRY_BASE_DELAY_MS ?? 1000,
       },
+    },
+    fileSources: {
+      sources: fileSources,
+      timeoutMs: vars.FILE_SOURCE_TIMEOUT_MS ?? 30_000,
+      smbclient: vars.FILE_SOURCE_SMBCLIENT ?? 'smbclient',
+      maxEntries: vars.FILE_SOURCE_MAX_ENTRIES ?? 10_000,
     },
     vmLinks: {
       downloadUrlTtlSeconds: vars.DOWNLOAD_URL_TTL_SECONDS ?? 3600,

@@ -1,12 +1,13 @@
 import { AppError } from '../common/errors';
+import { FileSourceError, FileSourceErrorCode } from '../file-sources/file-source.errors';
 import { PermanentJobError } from '../jobs/job-queue';
 import { StorageError } from '../storage/object-storage';
 import { IngestError, IngestErrorCode } from './ingestion.errors';
 
 /** Why an import failed, for the image's statusReason and the logs. */
 export interface Failure {
-  /** stable: an IngestErrorCode, QUOTA_EXCEEDED, STORAGE_FAILED or IMPORT_FAILED */
-  code: IngestErrorCode | 'QUOTA_EXCEEDED' | 'STORAGE_FAILED' | 'IMPORT_FAILED';
+  /** stable: an IngestErrorCode, a FileSourceErrorCode (picked files), QUOTA_EXCEEDED, STORAGE_FAILED or IMPORT_FAILED */
+  code: IngestErrorCode | FileSourceErrorCode | 'QUOTA_EXCEEDED' | 'STORAGE_FAILED' | 'IMPORT_FAILED';
   /** a sentence a person understands */
   reason: string;
   /** another attempt cannot help (bad content, refused URL, quota, a 4xx) */
@@ -70,6 +71,10 @@ const hostOf = (url: string | undefined): string => {
 export function describeFailure(e: unknown, url?: string): Failure {
   if (e instanceof PermanentImportFailure || e instanceof RetryableImportFailure) return e.failure;
   if (e instanceof IngestError) return fromIngestError(e, url);
+  if (e instanceof FileSourceError) {
+    // the message names the file and the source (never a password); the code is appended for people to quote
+    return { code: e.code, reason: clip(`${e.message} [${e.code}]`), permanent: !e.retryable, details: { ...(e.details ?? {}), fileSourceCode: e.code } };
+  }
   if (e instanceof AppError && e.code === 'QUOTA_EXCEEDED') {
     const d = e.details ?? {};
     const remaining = typeof d.remaining === 'number' ? formatBytes(d.remaining) : 'no limit';

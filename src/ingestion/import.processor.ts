@@ -13,13 +13,15 @@ import { ImageBytesQuota } from './image-bytes-quota';
 import { describeFailure, ImportStopped, PermanentImportFailure, RetryableImportFailure } from './import-failure';
 import { IngestPipeline, StoredFile, UNFINISHED_PHASES } from './ingest-pipeline';
 import { ImportJobData } from './ingestion.jobs';
+import { FileImporter } from './sources/file-import';
 import { downloadOptionsFrom, resumableDownload } from './sources/resumable-download';
 import { UrlFetcher } from './sources/url-fetcher';
 
 const isAppError = (e: unknown, code: string) => e instanceof AppError && e.code === code;
 
 /**
- * The 'import' job: gets the bytes of a URL image into storage. Idempotent: an image that is gone, finished
+ * The 'import' job: gets the bytes of a URL image, or of a file picked from a file source (FileImporter), into
+ * storage. Idempotent: an image that is gone, finished
  * or failed is left alone, so a duplicate or late job is harmless.
  *
  * A job that dies with its process (kill -9) is found again: BullMQ hands it to another worker once its
@@ -40,6 +42,7 @@ export class ImportProcessor {
     private readonly pipeline: IngestPipeline,
     private readonly fetcher: UrlFetcher,
     private readonly cfg: AppConfig,
+    private readonly files: FileImporter,
   ) {}
 
   handle(ctx: JobContext<ImportJobData>): Promise<void> {
@@ -61,9 +64,9 @@ export class ImportProcessor {
     const id = ctx.data.imageId;
     const image = await this.catalog.findInternal(id);
     if (!image || !UNFINISHED_PHASES.includes(image.phase)) return;
-    if (image.sourceType !== SourceType.Url || !image.sourceUrl) {
-      // FILE sources (a file picked from the platform's file directory) plug in here with their reader
-      this.log.warn(`Image ${id} has source ${image.sourceType}; no importer for it yet`);
+    const fromFile = image.sourceType === SourceType.File;
+    if (!fromFile && (image.sourceType !== SourceType.Url || !image.sourceUrl)) {
+      this.log.warn(`Image ${id} has source ${image.sourceType}; it is not imported by a job`);
       return;
     }
     try {
@@ -75,7 +78,7 @@ export class ImportProcessor {
       }
       const quota = await ImageBytesQuota.open(this.quota, id, image.bytesTotal ?? 0);
       const startedAt = Date.now();
-      const stored = await this.download(image, ctx, quota);
+      const stored = fromFile ? await this.files.import(image, ctx.signal, quota) : await this.download(image, ctx, quota);
       const outcome = await this.pipeline.finish(image, stored, quota, startedAt);
       this.log.log(outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`);
     } catch (e) {

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageEntity } from '../catalog/image.entity';
@@ -42,13 +42,35 @@ export interface StoreOptions {
   signal?: AbortSignal;
   /** the size when known (Content-Length): the S3 adapter picks its part size from it */
   sizeHint?: number;
+  /**
+   * The bytes are already in the image's object (a server-side copy from a bucket of the same store): they only
+   * pass the checks (hash, format, progress, quota) and are not written again. On failure `fail` removes them.
+   */
+  alreadyStored?: boolean;
+}
+
+/** Consumes `meter` (the last check) without storing: for bytes that are already in place. */
+function discard(meter: Readable, key: string): Promise<{ key: string; size: number }> {
+  let size = 0;
+  return new Promise((resolve, reject) => {
+    const sink = new Writable({
+      highWaterMark: 1024 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        cb();
+      },
+    });
+    meter.on('error', reject);
+    sink.on('finish', () => resolve({ key, size }));
+    meter.pipe(sink);
+  });
 }
 
 const isPrematureClose = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
 const isGone = (e: unknown) => e instanceof AppError && e.code === 'IMAGE_NOT_FOUND';
 
 /**
- * The one path bytes take into storage, whatever their source (URL download, direct upload, later a picked file):
+ * The one path bytes take into storage, whatever their source (URL download, direct upload, a picked file):
  *
  *   source -> HashingStream (sha256, md5 when configured, expected checksum, max size)
  *          -> FormatCheckStream (first bytes against the declared format; unsafe qcow2/vmdk/vhd refused
@@ -89,7 +111,9 @@ export class IngestPipeline {
       makeRoom: (needed) => opts.quota.ensure(needed, QUOTA_STEP_BYTES),
     });
     const [put, flow] = await Promise.allSettled([
-      this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream' }),
+      opts.alreadyStored
+        ? discard(meter, objectKeys.imageDisk(id))
+        : this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream' }),
       pipeline(body, hash, check, meter),
     ]);
     // the cause is the stage that failed first: a source, hash, format, meter error shows in the pipeline; a

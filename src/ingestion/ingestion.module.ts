@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import { CatalogModule } from '../catalog/catalog.module';
 import { AppConfig } from '../config/app-config';
+import { FileSourcesModule } from '../file-sources/file-sources.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
 import { ImageFileService } from './image-file.service';
@@ -10,20 +11,23 @@ import { ImportProcessor } from './import.processor';
 import { IngestPipeline } from './ingest-pipeline';
 import { IngestionController } from './ingestion.controller';
 import { IngestionService } from './ingestion.service';
+import { FileImporter } from './sources/file-import';
 import { UrlFetcher } from './sources/url-fetcher';
 import { UploadService } from './upload.service';
 
 /**
- * Getting bytes into object storage (R13, R17): URL imports as queue jobs, direct uploads, retries, the
+ * Getting bytes into object storage (R13, R14, R17): URL imports and picked files (FileSourcesModule) as
+ * queue jobs, direct uploads, retries, the
  * catalog's create/delete hooks, start-up recovery, and reading an ACTIVE image's bytes back.
  * Needs the JobQueue port (JobsModule, global) and the ObjectStorage port.
  */
 @Module({
-  imports: [CatalogModule, QuotaModule, StorageModule],
+  imports: [CatalogModule, QuotaModule, StorageModule, FileSourcesModule],
   controllers: [IngestionController],
   providers: [
     { provide: UrlFetcher, useFactory: (cfg: AppConfig) => UrlFetcher.fromConfig(cfg), inject: [AppConfig] },
     IngestPipeline,
+    FileImporter,
     ImportProcessor,
     UploadService,
     ImageFileService,

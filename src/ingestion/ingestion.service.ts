@@ -9,6 +9,7 @@ import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecyc
 import { AppError, notFound } from '../common/errors';
 import { currentCorrelationId } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
+import { FileSourcesService } from '../file-sources/file-sources.service';
 import { JobQueue } from '../jobs/job-queue';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
@@ -24,7 +25,9 @@ const PAGE = 200;
  *
  * - create: a URL is checked against the URL policy before the row is written (400 URL_NOT_ALLOWED, nothing
  *   stored); once the row is committed the 'import' job is queued (job id = image id). UPLOAD images wait
- *   for `PUT /images/{id}/file`; FILE images (a later issue) get their job here too, through the same seam.
+ *   for `PUT /images/{id}/file`. A FILE image's pick is checked before the quota reserves (prepareCreate: the
+ *   source exists, the path is acceptable and names a file, whose size becomes bytesTotal), and it gets the
+ *   same 'import' job as a URL image.
  * - delete: the job is cancelled and a running transfer here stops before the row goes (elsewhere it stops
  *   at its next progress write, which finds the row gone); afterwards the object and any incomplete upload
  *   under the image's prefix are removed.
@@ -50,6 +53,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     private readonly pipeline: IngestPipeline,
     private readonly fetcher: UrlFetcher,
     private readonly cfg: AppConfig,
+    private readonly fileSources: FileSourcesService,
   ) {}
 
   onModuleInit(): void {
@@ -84,6 +88,24 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   // ------------------------------------------------------------------ the catalog's hooks
 
+  /**
+   * A picked file (R14): the source must be configured, the path acceptable (FILE_PATH_INVALID), the file there
+   * and a file (FILE_NOT_FOUND), and its size becomes the expected size, so the quota reserves it before the
+   * row is written. The path is recorded normalised, the source by name (the default one when none was named).
+   */
+  async prepareCreate(image: ImageEntity): Promise<void> {
+    if (image.sourceType !== SourceType.File || image.sourcePath === null) return;
+    const picked = await this.fileSources.pick(image.sourceName, image.sourcePath);
+    const max = this.cfg.ingestion.maxSizeBytes;
+    if (picked.size > max) {
+      const message = `The file has ${picked.size} bytes, more than the ${max} an import accepts (INGEST_MAX_SIZE_BYTES)`;
+      throw new AppError('VALIDATION_FAILED', message, { fields: [{ field: 'source.path', messages: [message] }] });
+    }
+    image.sourceName = picked.source;
+    image.sourcePath = picked.path;
+    image.bytesTotal = picked.size;
+  }
+
   async beforeCreate(image: ImageEntity): Promise<void> {
     if (image.sourceType !== SourceType.Url || image.sourceUrl === null) return;
     try {
@@ -110,7 +132,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   // ------------------------------------------------------------------ retry
 
-  /** FAILED -> QUEUED; a URL image's import is queued again, an UPLOAD image waits for its file. */
+  /** FAILED -> QUEUED; a URL or FILE image's import is queued again, an UPLOAD image waits for its file. */
   async retry(p: Principal, id: string): Promise<ImageWithTags> {
     const image = await this.catalog.getFor(p, id, Action.Edit);
     if (image.phase !== ImagePhase.Failed) {
@@ -123,9 +145,9 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     return queued;
   }
 
-  /** Queues the import of a URL image (FILE sources plug in here later). A failure is logged: the sweep queues it later. */
+  /** Queues the import of a URL or FILE image. A failure is logged: the sweep queues it later. */
   private async enqueue(image: ImageEntity): Promise<void> {
-    if (image.sourceType !== SourceType.Url) return;
+    if (image.sourceType !== SourceType.Url && image.sourceType !== SourceType.File) return;
     try {
       await this.queue.add<ImportJobData>(IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });
     } catch (e) {
@@ -137,8 +159,8 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   /**
    * Finds unfinished imports nobody works on. `atStart` with the in-process queue (one process owns every job):
-   * everything unfinished is orphaned. Otherwise (a sweep, or BullMQ shared by replicas) a URL image is queued
-   * when no job for it is pending anywhere, and an upload is failed only once it made no progress for a while
+   * everything unfinished is orphaned. Otherwise (a sweep, or BullMQ shared by replicas) a URL or FILE image is
+   * queued when no job for it is pending anywhere, and an upload is failed only once it made no progress for a while
    * (another replica may be receiving it; a live upload records progress several times a second, and one idle
    * for URL_IDLE_TIMEOUT_MS is cut).
    */
@@ -153,6 +175,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
         const stale = new Date(image.updatedAt).getTime() < staleBefore;
         switch (image.sourceType) {
           case SourceType.Url:
+          case SourceType.File:
             // in-process: a sweep leaves fresh images alone (a job may be between its end and its failure record)
             if ((ownsAll || stale || this.cfg.queue.driver === 'redis') && !(await this.queue.isPending(image.id))) {
               await this.enqueue(image);
@@ -168,8 +191,6 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
               failed++;
             }
             break;
-          case SourceType.File:
-            break; // a later issue
         }
       }
       if (page.length < PAGE) break;

@@ -7,6 +7,7 @@ import {
   assertValidPrefix,
   assertValidRange,
   ByteRange,
+  CopySource,
   IncompleteUpload,
   ObjectNotFoundError,
   ObjectStat,
@@ -301,6 +302,27 @@ export class MinioStorage extends ObjectStorage {
       }
     }
     return n;
+  }
+
+  override async copyFromBucket(source: CopySource, key: string, opts: { signal?: AbortSignal } = {}): Promise<PutResult> {
+    assertValidKey(key);
+    await this.init();
+    opts.signal?.throwIfAborted();
+    const src = new Minio.CopySourceOptions({ Bucket: source.bucket, Object: source.key, ...(source.etag ? { MatchETag: source.etag } : {}) });
+    const dest = new Minio.CopyDestinationOptions({ Bucket: this.bucket, Object: key });
+    try {
+      // one CopyObject up to 5 GiB, a multipart UploadPartCopy beyond (which minio-js does not abort on failure)
+      await this.client.composeObject(dest, [src]);
+    } catch (e) {
+      await this.abortIncomplete(key).catch(() => undefined);
+      throw e;
+    }
+    const st = await this.client.statObject(this.bucket, key);
+    if (source.size !== undefined && st.size !== source.size) {
+      await this.delete(key);
+      throw new StorageError('UPLOAD_ABORTED', `Copy of ${source.bucket}/${source.key} stored ${st.size} bytes, not ${source.size}`);
+    }
+    return { key, size: st.size };
   }
 
   async ping(): Promise<void> {

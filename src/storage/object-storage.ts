@@ -131,6 +131,26 @@ export abstract class ObjectStorage {
 
   /** Readiness: resolves when the store answers (bucket exists / root writable). */
   abstract ping(): Promise<void>;
+
+  /**
+   * Copies an object of another bucket of this same store into `key` without the bytes passing through the
+   * service (S3 CopyObject, UploadPartCopy beyond 5 GiB), only while the source still has `etag` when given.
+   * Resolves null when the store cannot (the filesystem store): the caller streams instead. Like putStream,
+   * a failed copy leaves nothing under `key`.
+   */
+  copyFromBucket(_source: CopySource, _key: string, _opts: { signal?: AbortSignal } = {}): Promise<PutResult | null> {
+    return Promise.resolve(null);
+  }
+}
+
+/** An object of another bucket of the same store (`copyFromBucket`). */
+export interface CopySource {
+  bucket: string;
+  key: string;
+  /** copy only while the source still has this ETag (else PreconditionFailed) */
+  etag?: string;
+  /** its size, when known (picks CopyObject or a multipart copy) */
+  size?: number;
 }
 
 const KEY_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;

@@ -1,0 +1,67 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { Roles } from '../access/auth.guard';
+import { Role } from '../access/principal';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { FileEntryPage, FileSourceList, ListFileEntriesQuery, toFileEntryPage, toFileSourceResponse } from './file-sources.dto';
+import { FileSourcesService } from './file-sources.service';
+
+/**
+ * The platform's file directory (R14): users copy large images to an SMB share, then pick one when they
+ * create an image or ISO (`POST /images` with `source: { type: 'FILE', fileSource, path }`). For the callers
+ * who may create images: every role but `service`.
+ */
+@ApiTags('file-sources')
+@ApiBearerAuth()
+@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED', 'FORBIDDEN')
+@Roles(Role.SuperAdmin, Role.Admin, Role.User)
+@Controller('file-sources')
+export class FileSourcesController {
+  constructor(private readonly sources: FileSourcesService) {}
+
+  /**
+   * The configured file sources (FILE_SOURCES), for the create dialog: name, kind (SMB share, directory on the
+   * service's host, bucket) and where users copy files to (the UNC path of a share). The first one is the
+   * default. An empty list when none is configured.
+   */
+  @Get()
+  @ApiOkResponse({
+    type: FileSourceList,
+    description: 'The configured sources.',
+    example: { items: [{ name: 'share', kind: 'SMB', location: '\\\\10.0.0.5\\files', default: true }, { name: 'drop', kind: 'BUCKET', location: 's3://hcm-drop/incoming/', default: false }] },
+  })
+  list(): FileSourceList {
+    return { items: this.sources.all().map(toFileSourceResponse) };
+  }
+
+  /**
+   * One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each
+   * entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries
+   * whose name contains it (case-insensitive); `path` opens a subfolder (an entry's `path`). A folder is read
+   * once for a few seconds of paging. Entries whose names could not be picked (see FILE_PATH_INVALID) and
+   * symbolic links leading outside a directory source are left out.
+   */
+  @Get(':source/entries')
+  @ApiParam({ name: 'source', description: 'The file source (its name in GET /file-sources).', example: 'share' })
+  @ApiOkResponse({
+    type: FileEntryPage,
+    description: 'A page of the folder.',
+    example: {
+      source: 'share',
+      path: 'isos',
+      items: [
+        { name: 'centos', path: 'isos/centos', type: 'DIR', size: 0, modifiedAt: '2026-11-20T08:15:00.000Z' },
+        { name: 'CentOS-7-x86_64-Minimal-2009.iso', path: 'isos/CentOS-7-x86_64-Minimal-2009.iso', type: 'FILE', size: 1020264448, modifiedAt: '2026-11-20T08:15:00.000Z' },
+      ],
+      total: 2,
+      page: 1,
+      pageSize: 20,
+      truncated: false,
+    },
+  })
+  @ApiErrors('VALIDATION_FAILED', 'FILE_SOURCE_NOT_FOUND', 'FILE_PATH_INVALID', 'FILE_NOT_FOUND', 'FILE_SOURCE_UNAVAILABLE')
+  async entries(@Param('source') source: string, @Query() q: ListFileEntriesQuery): Promise<FileEntryPage> {
+    const page = await this.sources.list(source, q.path, { page: q.page ?? 1, pageSize: q.pageSize ?? 20, sort: q.sort ?? 'name', order: q.order ?? 'asc', name: q.name || undefined });
+    return toFileEntryPage(page);
+  }
+}
