@@ -21,13 +21,13 @@ describe('loadConfig', () => {
   it('names every bad key at once, hiding secret values', () => {
     let err: ConfigError | undefined;
     try {
-      loadConfig({ DATA_DIR: dir, PORT: 'eighty', DB_TYPE: 'postgres', AUTH_JWT_SECRET: 'short', LOG_LEVEL: 'loud', DB_LOG: 'maybe' });
+      loadConfig({ DATA_DIR: dir, PORT: 'eighty', DB_TYPE: 'postgres', AUTH_JWT_SECRET: 'short', LOG_LEVEL: 'loud', DB_LOG: 'maybe', QUOTA_RECONCILE_ON_START: 'sometimes' });
     } catch (e) {
       err = e as ConfigError;
     }
     expect(err).toBeInstanceOf(ConfigError);
     const text = err!.problems.join('\n');
-    for (const key of ['PORT="eighty"', 'DB_TYPE="postgres"', 'AUTH_JWT_SECRET=(hidden)', 'LOG_LEVEL="loud"', 'DB_LOG="maybe"']) expect(text).toContain(key);
+    for (const key of ['PORT="eighty"', 'DB_TYPE="postgres"', 'AUTH_JWT_SECRET=(hidden)', 'LOG_LEVEL="loud"', 'DB_LOG="maybe"', 'QUOTA_RECONCILE_ON_START="sometimes"']) expect(text).toContain(key);
     expect(text).not.toContain('short');
   });
 

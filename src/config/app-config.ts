@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
+import { ConfigError } from './config-error';
+import { loadQuotaConfig, QuotaConfig } from '../quota/quota.config';
 import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
 import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
@@ -229,12 +231,7 @@ export class EnvVars {
   LAUNCH_RESERVATION_TTL_SECONDS?: number;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './config-error';
 
 export interface DbConfig {
   type: DbType;
@@ -332,6 +329,8 @@ export interface RateLimitConfig {
 }
 
 export class AppConfig {
+  /** QUOTA_* settings, validated with the rest (src/quota/quota.config.ts) */
+  quota: QuotaConfig;
   /** requests per caller and minute on the expensive routes; 0 turns a limit off */
   rateLimits: RateLimitConfig;
   queue: QueueConfig;
@@ -408,7 +407,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && vars.AUTH_JWT_PUBLIC_KEY_FILE) {
     problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
   }
-  if (problems.length) throw new ConfigError(problems);
+  let quota: QuotaConfig | undefined;
+  try {
+    quota = loadQuotaConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
+  if (problems.length || !quota) throw new ConfigError(problems);
 
   let secret = vars.AUTH_JWT_SECRET;
   let generatedSecret = false;
@@ -418,6 +424,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const dbPath = vars.DB_PATH ?? join(dataDir, 'hcm-images.sqlite');
   return Object.assign(new AppConfig(), {
+    quota,
     port: vars.PORT ?? 3000,
     host: vars.HOST ?? '0.0.0.0',
     dataDir,

@@ -1,6 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
-import { ConfigError } from '../config/app-config';
+import { ConfigError } from '../config/config-error';
 import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource } from './quota.enums';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));

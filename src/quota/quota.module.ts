@@ -2,7 +2,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
 import { AppConfig } from '../config/app-config';
-import { loadQuotaConfig, QuotaConfig } from './quota.config';
+import { QuotaConfig } from './quota.config';
 import { QuotaReservationsController, QuotasController } from './quota.controller';
 import { QuotaImageListener } from './quota.image-listener';
 import { QuotaRepository } from './quota.repository';
@@ -13,7 +13,7 @@ import { QuotaService } from './quota.service';
   imports: [CatalogModule],
   controllers: [QuotasController, QuotaReservationsController],
   providers: [
-    { provide: QuotaConfig, useFactory: (cfg: AppConfig) => loadQuotaConfig(cfg.env), inject: [AppConfig] },
+    { provide: QuotaConfig, useFactory: (cfg: AppConfig) => cfg.quota, inject: [AppConfig] },
     QuotaRepository,
     QuotaService,
     QuotaImageListener,
