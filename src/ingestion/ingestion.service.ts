@@ -122,8 +122,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   async beforeDelete(image: ImageEntity): Promise<void> {
     await this.queue.cancel(image.id).catch((e: unknown) => this.log.warn(`Cancelling the import of ${image.id} failed: ${(e as Error).message}`));
-    this.uploads.abort(image.id);
-    await this.processor.settled(image.id);
+    await Promise.all([this.uploads.abort(image.id), this.processor.settled(image.id)]);
   }
 
   async afterDelete(image: ImageEntity): Promise<void> {

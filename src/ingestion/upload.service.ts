@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
@@ -56,8 +57,8 @@ function httpErrorOf(f: Failure): AppError {
 @Injectable()
 export class UploadService implements OnModuleDestroy {
   private readonly log = new Logger('Ingestion');
-  /** uploads running in this process, by image id */
-  private readonly active = new Map<string, AbortController>();
+  /** uploads running in this process, by image id, with their end */
+  private readonly active = new Map<string, { ac: AbortController; done: Promise<unknown> }>();
 
   constructor(
     private readonly catalog: CatalogService,
@@ -71,13 +72,17 @@ export class UploadService implements OnModuleDestroy {
     return this.active.has(imageId);
   }
 
-  /** Stops an upload running here (the image is being deleted); its request fails. */
-  abort(imageId: string, reason: string = CANCELLED): void {
-    this.active.get(imageId)?.abort(reason);
+  /** Stops an upload running here (the image is being deleted) and waits (at most `ms`) until it has cleaned up. */
+  async abort(imageId: string, reason: string = CANCELLED, ms = 10_000): Promise<void> {
+    const a = this.active.get(imageId);
+    if (!a) return;
+    a.ac.abort(reason);
+    await Promise.race([a.done, sleep(ms, undefined, { ref: false })]);
   }
 
-  onModuleDestroy(): void {
-    for (const ac of this.active.values()) ac.abort(SHUTDOWN);
+  /** Shutdown: running uploads end FAILED ("upload again") while the database is still there. */
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([...this.active.keys()].map((id) => this.abort(id, SHUTDOWN, 5_000)));
   }
 
   async upload(p: Principal, id: string, req: IncomingMessage): Promise<ImageWithTags> {
@@ -107,7 +112,8 @@ export class UploadService implements OnModuleDestroy {
 
     const startedAt = Date.now();
     const ac = new AbortController();
-    this.active.set(id, ac);
+    let ended!: () => void;
+    this.active.set(id, { ac, done: new Promise<void>((r) => (ended = r)) });
     // the pipeline destroys its source on error; a pass-through keeps `req` (and its socket) alive so the
     // client still gets an answer
     const body = new PassThrough();
@@ -129,6 +135,7 @@ export class UploadService implements OnModuleDestroy {
       throw await this.failed(id, e, ac.signal, startedAt);
     } finally {
       this.active.delete(id);
+      ended();
       req.off('close', onClose);
       req.setTimeout(0);
     }

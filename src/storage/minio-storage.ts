@@ -154,8 +154,13 @@ export class MinioStorage extends ObjectStorage {
     let total = 0;
     let chunks: Buffer[] = [];
     let buffered = 0;
+    // after the first part: parts are filled in place, in buffers reused once their upload is done, so a long
+    // upload allocates two part buffers in all (no garbage per part: steady memory, no GC churn)
+    const pool: Buffer[] = [];
+    let current: Buffer | undefined;
+    let filled = 0;
 
-    const startPart = async (data: Buffer): Promise<void> => {
+    const startPart = async (data: Buffer, recycle = false): Promise<void> => {
       if (inFlight) await inFlight; // at most one part on the wire while the next one fills
       if (inFlightError) throw inFlightError;
       if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
@@ -167,6 +172,7 @@ export class MinioStorage extends ObjectStorage {
         .then(
           (r) => {
             etags.push({ part: n, etag: r.etag });
+            if (recycle) pool.push(data);
           },
           (e: unknown) => {
             inFlightError = e;
@@ -176,31 +182,48 @@ export class MinioStorage extends ObjectStorage {
 
     try {
       for await (const chunk of body as AsyncIterable<Buffer | string>) {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        chunks.push(buf);
-        buffered += buf.length;
+        let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         total += buf.length;
         if (inFlightError) throw inFlightError;
-        let partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
-        while (buffered >= partSize) {
-          const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-          const part = all.subarray(0, partSize);
-          const rest = all.subarray(partSize);
-          chunks = rest.length ? [Buffer.from(rest)] : [];
-          buffered = rest.length;
-          await startPart(Buffer.from(part));
-          partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
+        if (partNumber === 0) {
+          // until the first part is full the chunks are kept: an object smaller than a part is one PUT of its size
+          chunks.push(buf);
+          buffered += buf.length;
+          const partSize = this.partSizeFor(1, opts.sizeHint);
+          if (buffered < partSize) continue;
+          const all = Buffer.concat(chunks, buffered);
+          chunks = [];
+          buffered = 0;
+          await startPart(all.subarray(0, partSize));
+          buf = all.subarray(partSize);
+        }
+        for (let off = 0; off < buf.length; ) {
+          if (!current) {
+            const partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
+            const spare = pool.pop();
+            current = spare && spare.length === partSize ? spare : Buffer.allocUnsafeSlow(partSize);
+            filled = 0;
+          }
+          const n = buf.copy(current, filled, off);
+          filled += n;
+          off += n;
+          if (filled === current.length) {
+            const part = current;
+            current = undefined;
+            await startPart(part, true);
+          }
         }
       }
       if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
-      const rest = Buffer.concat(chunks, buffered);
-      chunks = [];
       if (partNumber === 0) {
         // smaller than one part: a single PUT
-        await this.client.putObject(this.bucket, key, rest, rest.length, headers);
+        const whole = Buffer.concat(chunks, buffered);
+        chunks = [];
+        await this.client.putObject(this.bucket, key, whole, whole.length, headers);
         return { key, size: total };
       }
-      if (rest.length > 0) await startPart(rest);
+      if (current && filled > 0) await startPart(current.subarray(0, filled));
+      current = undefined;
       await inFlight;
       if (inFlightError) throw inFlightError;
       if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
