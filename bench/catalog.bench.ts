@@ -54,7 +54,9 @@ async function seed(db: string): Promise<{ zones: string[] }> {
         iso ? (r(2) ? 'OS' : 'TOOL') : null,
         SCOPES[r(3)],
         ready ? 'ACTIVE' : 'INACTIVE',
-        ready ? 'READY' : 'QUEUED',
+        // a steady-state catalog: inactive images are failed imports or disabled ones, not queued work
+        // (queued URL images would make the service start downloading them)
+        ready ? 'READY' : n % 2 ? 'FAILED' : 'DISABLED',
         `u${owner}`,
         `d${owner % 10}`,
         zones[zone],
