@@ -178,6 +178,65 @@ describe('an import survives kill -9 of the service', () => {
     }
   }, 180_000);
 
+  it('SIGTERM during an import loses nothing: the job is handed back at a resumable point and finishes on the next start', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-sigterm-'));
+    const s3 = await startS3Server();
+    const db = await createTestDatabase('sigterm');
+    const prefix = `hcm_test_sigterm_${randomUUID().slice(0, 8)}`;
+    const env = {
+      ...baseEnv(dataDir),
+      DB_TYPE: 'mariadb',
+      DB_HOST: TEST_DB_HOST,
+      DB_PORT: String(TEST_DB_PORT),
+      DB_USER: TEST_DB_USER,
+      DB_PASSWORD: TEST_DB_PASSWORD,
+      DB_NAME: db,
+      QUEUE_DRIVER: 'redis',
+      REDIS_URL: REDIS,
+      QUEUE_PREFIX: prefix,
+      QUEUE_LOCK_MS: '30000',
+      JOB_BACKOFF_MS: '100',
+      STORAGE_DRIVER: 'minio',
+      MINIO_ENDPOINT: '127.0.0.1',
+      MINIO_PORT: String(s3.port),
+      MINIO_ACCESS_KEY: s3.accessKey,
+      MINIO_SECRET_KEY: s3.secretKey,
+      MINIO_BUCKET: 'sigterm-test',
+      STORAGE_PART_SIZE_MB: '5',
+    };
+    const storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'sigterm-test', region: 'us-east-1', partSizeBytes: 5 * MiB });
+    const queue = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
+    try {
+      const first = await start(env, 'service #1');
+      const zoneId = await createZone(first);
+      const id = await startSlowImport(first, srv, zoneId, 'sigterm');
+      const t0 = Date.now();
+      await first.stop(); // SIGTERM (SIGKILL only after 15 s)
+      // it shut down by itself, well before the lock (30 s) would have let another replica take the job
+      expect(first.proc.signalCode === 'SIGTERM' || first.proc.exitCode === 0).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      // the job went back to waiting without using an attempt, and the import did not fail
+      const job = await queue.getJob(id);
+      expect(await job!.getState()).toBe('waiting');
+      expect(job!.attemptsMade).toBe(0);
+      expect(await storage.listIncomplete(`images/${id}/`)).toEqual([]);
+
+      const second = await start(env, 'service #2');
+      const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA, statusReason: null });
+      await expectClean(storage, [`images/${id}/disk`], () => listS3(storage));
+      const q = await quotaBytes(second);
+      expect(q.bytes).toMatchObject({ used: FILE.length, reserved: 0 });
+      await second.stop();
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await dropTestDatabase(db);
+      await s3.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('embedded shape: SQLite, in-process jobs, the filesystem store (and an upload cut off by the kill)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hcm-crash-embedded-'));
     const root = join(dataDir, 'objects');
