@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response } from 'express';
 import { Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
@@ -84,4 +86,32 @@ export class ImageFileService {
         };
     }
   }
+}
+
+const header = (req: Request, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** The conditional and range headers of a download request. */
+export function fileRequestOf(req: Request, method: FileRequest['method']): FileRequest {
+  return { method, range: header(req, 'range'), ifRange: header(req, 'if-range'), ifNoneMatch: header(req, 'if-none-match') };
+}
+
+/** Writes an answer of ImageFileService to the response (every route that serves an image's bytes uses it). */
+export async function sendFileAnswer(a: FileAnswer, req: Request, res: Response): Promise<void> {
+  if (a.status === 416) {
+    res.setHeader('Content-Range', a.headers['Content-Range']);
+    throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
+  }
+  // open the bytes before the first header, so a store error still gets a clean error body
+  const body = a.open ? await a.open() : undefined;
+  res.status(a.status);
+  for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+  if (!body) {
+    res.end();
+    return;
+  }
+  // a client that goes away or a store that fails mid-file ends the response early (the length tells)
+  await pipeline(body, res).catch(() => undefined);
 }

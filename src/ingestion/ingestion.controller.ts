@@ -1,23 +1,16 @@
 import { Controller, Get, Head, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
 import { ImageResponse } from '../catalog/image.dto';
 import { toImageResponse } from '../catalog/image.mapper';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
-import { AppError } from '../common/errors';
 import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest, ImageFileService } from './image-file.service';
+import { FileRequest, fileRequestOf, ImageFileService, sendFileAnswer } from './image-file.service';
 import { IngestionService } from './ingestion.service';
 import { UploadService } from './upload.service';
-
-const header = (req: Request, name: string): string | undefined => {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
 
 /** Getting an image's bytes in (upload, retry) and out (download). */
 @ApiTags('images')
@@ -125,20 +118,6 @@ export class IngestionController {
   }
 
   private async send(p: Principal, id: string, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
-    const a = await this.files.answer(p, id, { method, range: header(req, 'range'), ifRange: header(req, 'if-range'), ifNoneMatch: header(req, 'if-none-match') });
-    if (a.status === 416) {
-      res.setHeader('Content-Range', a.headers['Content-Range']);
-      throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
-    }
-    // open the bytes before the first header, so a store error still gets a clean error body
-    const body = a.open ? await a.open() : undefined;
-    res.status(a.status);
-    for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
-    if (!body) {
-      res.end();
-      return;
-    }
-    // a client that goes away or a store that fails mid-file ends the response early (the length tells)
-    await pipeline(body, res).catch(() => undefined);
+    await sendFileAnswer(await this.files.answer(p, id, fileRequestOf(req, method)), req, res);
   }
 }

@@ -33,7 +33,7 @@ import { UploadService } from './upload.service';
     ImageFileService,
     IngestionService,
   ],
-  exports: [IngestionService],
+  exports: [IngestionService, ImageFileService],
 })
 export class IngestionModule implements OnApplicationBootstrap {
   constructor(private readonly adapterHost: HttpAdapterHost) {}

@@ -1,19 +1,12 @@
 import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
-import { AppError } from '../common/errors';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest } from '../ingestion/image-file.service';
+import { FileRequest, fileRequestOf, sendFileAnswer } from '../ingestion/image-file.service';
 import { LaunchService } from './launch.service';
 import { DownloadQuery } from './vm-links.dto';
-
-const header = (req: Request, name: string): string | undefined => {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
 
 /** The signed download URLs a launch hands out when the object store cannot presign (filesystem store). */
 @ApiTags('vm-links')
@@ -54,25 +47,6 @@ export class DownloadsController {
   }
 
   private async send(id: string, q: DownloadQuery, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
-    const a = await this.launches.signedDownload(id, q.expires, q.signature, {
-      method,
-      range: header(req, 'range'),
-      ifRange: header(req, 'if-range'),
-      ifNoneMatch: header(req, 'if-none-match'),
-    });
-    if (a.status === 416) {
-      res.setHeader('Content-Range', a.headers['Content-Range']);
-      throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
-    }
-    // open the bytes before the first header, so a store error still gets a clean error body
-    const body = a.open ? await a.open() : undefined;
-    res.status(a.status);
-    for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
-    if (!body) {
-      res.end();
-      return;
-    }
-    // a client that goes away or a store that fails mid-file ends the response early (the length tells)
-    await pipeline(body, res).catch(() => undefined);
+    await sendFileAnswer(await this.launches.signedDownload(id, q.expires, q.signature, fileRequestOf(req, method)), req, res);
   }
 }

@@ -2,7 +2,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
-import { ImageFileService } from '../ingestion/image-file.service';
+import { IngestionModule } from '../ingestion/ingestion.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
 import { DownloadsController } from './downloads.controller';
@@ -18,9 +18,9 @@ import { VmLinksService } from './vm-links.service';
  * ImageFileService (ingestion) answers the bytes of a signed download URL as `GET /images/{id}/file` does.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule],
+  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule, IngestionModule],
   controllers: [LaunchesController, ImageVmsController, VmsController, DownloadsController],
-  providers: [VmLinksRepository, VmLinksService, LaunchService, ImageFileService],
+  providers: [VmLinksRepository, VmLinksService, LaunchService],
   exports: [VmLinksService],
 })
 export class VmLinksModule implements OnModuleInit {
