@@ -72,6 +72,21 @@ async function curlSeconds(url: string): Promise<number> {
   return Number(out.trim());
 }
 
+/**
+ * The same download made durable the way the filesystem store makes it before READY: curl to a file on the
+ * same disk, then fdatasync (`sync -d`). Not the target's reference (that is curl to /dev/null), but it shows
+ * how much of the gap is the disk.
+ */
+async function curlToDiskSeconds(url: string, dir: string): Promise<number> {
+  const file = join(dir, `curl-${Date.now()}.bin`);
+  const t0 = process.hrtime.bigint();
+  await run('curl', ['-s', '-o', file, url]);
+  await run('sync', ['-d', file]);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  rmSync(file, { force: true });
+  return seconds;
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 function cpuOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -208,6 +223,7 @@ async function main(): Promise<void> {
       const s3dir = mkdtempSync(join(work, 's3-'));
       const s3 = await startS3(s3dir);
       const curl: number[] = [];
+      const curlDisk: number[] = [];
       const bare: number[] = [];
       const bareCpu: number[] = [];
       const fs: ServiceRun[] = [];
@@ -216,6 +232,7 @@ async function main(): Promise<void> {
         // interleaved, so a burst of load elsewhere on the machine hits every contender alike
         for (let run = 0; run < RUNS; run++) {
           curl.push(mbps(size, await curlSeconds(url)));
+          curlDisk.push(mbps(size, await curlToDiskSeconds(url, work)));
           fs.push(await serviceIngest({ STORAGE_DRIVER: 'fs' }, url, size, sha));
           const b = await bareClient(url, s3.port, size);
           bare.push(mbps(size, b.seconds));
@@ -247,7 +264,8 @@ async function main(): Promise<void> {
       const failed = [...fs, ...s3runs].filter((r) => !r.ok);
       console.log(`file ${label(size)} (${size} bytes), served over loopback HTTP`);
       console.log(`  curl -o /dev/null           ${curlBest.toFixed(1).padStart(8)} MB/s   runs: ${all(curl)}`);
-      console.log(`  (a) service -> fs           ${best(fsRates).toFixed(1).padStart(8)} MB/s   ${(best(fsRates) / curlBest).toFixed(2)} x curl   ${rss(fs)}   runs: ${all(fsRates)}`);
+      console.log(`  curl -o file + fdatasync    ${best(curlDisk).toFixed(1).padStart(8)} MB/s   ${(best(curlDisk) / curlBest).toFixed(2)} x curl   runs: ${all(curlDisk)}`);
+      console.log(`  (a) service -> fs           ${best(fsRates).toFixed(1).padStart(8)} MB/s   ${(best(fsRates) / curlBest).toFixed(2)} x curl   ${(best(fsRates) / best(curlDisk)).toFixed(2)} x curl+fdatasync   ${rss(fs)}   runs: ${all(fsRates)}`);
       console.log(`  bare minio putObject -> S3  ${bareBest.toFixed(1).padStart(8)} MB/s   ${(bareBest / curlBest).toFixed(2)} x curl   CPU ${cpuSecs(bareCpu)} s   runs: ${all(bare)}`);
       console.log(
         `  (b) service -> S3           ${best(s3Rates).toFixed(1).padStart(8)} MB/s   ${(best(s3Rates) / bareBest).toFixed(2)} x bare client   ${(best(s3Rates) / curlBest).toFixed(2)} x curl   ${rss(s3runs)}   runs: ${all(s3Rates)}`,
