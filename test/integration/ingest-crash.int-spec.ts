@@ -96,6 +96,34 @@ const baseEnv = (dataDir: string): Record<string, string> => ({
   URL_IDLE_TIMEOUT_MS: '20000',
 });
 
+/** The platform shape's settings: MariaDB, BullMQ on Redis under its own prefix, the S3 store. */
+function platformEnv(dataDir: string, db: string, prefix: string, s3: { port: number; accessKey: string; secretKey: string }, bucket: string, lockMs: number): Record<string, string> {
+  return {
+    ...baseEnv(dataDir),
+    DB_TYPE: 'mariadb',
+    DB_HOST: TEST_DB_HOST,
+    DB_PORT: String(TEST_DB_PORT),
+    DB_USER: TEST_DB_USER,
+    DB_PASSWORD: TEST_DB_PASSWORD,
+    DB_NAME: db,
+    QUEUE_DRIVER: 'redis',
+    REDIS_URL: REDIS,
+    QUEUE_PREFIX: prefix,
+    QUEUE_LOCK_MS: String(lockMs),
+    JOB_BACKOFF_MS: '100',
+    STORAGE_DRIVER: 'minio',
+    MINIO_ENDPOINT: '127.0.0.1',
+    MINIO_PORT: String(s3.port),
+    MINIO_ACCESS_KEY: s3.accessKey,
+    MINIO_SECRET_KEY: s3.secretKey,
+    MINIO_BUCKET: bucket,
+    STORAGE_PART_SIZE_MB: '5',
+  };
+}
+
+const s3Storage = (s3: { port: number; accessKey: string; secretKey: string }, bucket: string) =>
+  new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket, region: 'us-east-1', partSizeBytes: 5 * MiB });
+
 describe('an import survives kill -9 of the service', () => {
   let srv: ImageServer;
   const children: ServiceProcess[] = [];
@@ -124,28 +152,8 @@ describe('an import survives kill -9 of the service', () => {
     const s3 = await startS3Server();
     const db = await createTestDatabase('crash');
     const prefix = `hcm_test_crash_${randomUUID().slice(0, 8)}`;
-    const env = {
-      ...baseEnv(dataDir),
-      DB_TYPE: 'mariadb',
-      DB_HOST: TEST_DB_HOST,
-      DB_PORT: String(TEST_DB_PORT),
-      DB_USER: TEST_DB_USER,
-      DB_PASSWORD: TEST_DB_PASSWORD,
-      DB_NAME: db,
-      QUEUE_DRIVER: 'redis',
-      REDIS_URL: REDIS,
-      QUEUE_PREFIX: prefix,
-      QUEUE_LOCK_MS: '2000',
-      JOB_BACKOFF_MS: '100',
-      STORAGE_DRIVER: 'minio',
-      MINIO_ENDPOINT: '127.0.0.1',
-      MINIO_PORT: String(s3.port),
-      MINIO_ACCESS_KEY: s3.accessKey,
-      MINIO_SECRET_KEY: s3.secretKey,
-      MINIO_BUCKET: 'crash-test',
-      STORAGE_PART_SIZE_MB: '5',
-    };
-    const storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'crash-test', region: 'us-east-1', partSizeBytes: 5 * MiB });
+    const env = platformEnv(dataDir, db, prefix, s3, 'crash-test', 2000);
+    const storage = s3Storage(s3, 'crash-test');
     try {
       const first = await start(env, 'service #1');
       const zoneId = await createZone(first);
@@ -183,28 +191,8 @@ describe('an import survives kill -9 of the service', () => {
     const s3 = await startS3Server();
     const db = await createTestDatabase('sigterm');
     const prefix = `hcm_test_sigterm_${randomUUID().slice(0, 8)}`;
-    const env = {
-      ...baseEnv(dataDir),
-      DB_TYPE: 'mariadb',
-      DB_HOST: TEST_DB_HOST,
-      DB_PORT: String(TEST_DB_PORT),
-      DB_USER: TEST_DB_USER,
-      DB_PASSWORD: TEST_DB_PASSWORD,
-      DB_NAME: db,
-      QUEUE_DRIVER: 'redis',
-      REDIS_URL: REDIS,
-      QUEUE_PREFIX: prefix,
-      QUEUE_LOCK_MS: '30000',
-      JOB_BACKOFF_MS: '100',
-      STORAGE_DRIVER: 'minio',
-      MINIO_ENDPOINT: '127.0.0.1',
-      MINIO_PORT: String(s3.port),
-      MINIO_ACCESS_KEY: s3.accessKey,
-      MINIO_SECRET_KEY: s3.secretKey,
-      MINIO_BUCKET: 'sigterm-test',
-      STORAGE_PART_SIZE_MB: '5',
-    };
-    const storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'sigterm-test', region: 'us-east-1', partSizeBytes: 5 * MiB });
+    const env = platformEnv(dataDir, db, prefix, s3, 'sigterm-test', 30000);
+    const storage = s3Storage(s3, 'sigterm-test');
     const queue = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
     try {
       const first = await start(env, 'service #1');
