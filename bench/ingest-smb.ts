@@ -12,6 +12,7 @@
  * Target: >= 0.5 x smbclient get (stored to disk and hashed on 2 cores); service RSS growth < 128 MiB.
  */
 import 'reflect-metadata';
+import { apiOf } from './support';
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, copyFileSync, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -97,14 +98,7 @@ async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: str
     },
     'service',
   );
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(svc.url(path), {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return (await r.json()) as Record<string, any>;
-  };
+  const api = apiOf(svc, TOKEN);
   try {
     const zoneId = (await api('GET', '/zones')).items[0].id as string;
     await new Promise((r) => setTimeout(r, 1000)); // let start-up garbage settle

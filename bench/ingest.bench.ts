@@ -15,6 +15,7 @@
  * It measures and prints; it asserts nothing. Files are deleted afterwards.
  */
 import 'reflect-metadata';
+import { apiOf } from './support';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -167,14 +168,7 @@ async function serviceIngest(env: Record<string, string>, url: string, size: num
     },
     'service',
   );
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(svc.url(path), {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return (await r.json()) as Record<string, any>;
-  };
+  const api = apiOf(svc, TOKEN);
   try {
     const zoneId = (await api('GET', '/zones')).items[0].id as string;
     await new Promise((r) => setTimeout(r, 1000)); // let start-up garbage settle

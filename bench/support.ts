@@ -1,6 +1,20 @@
 import { Agent, request } from 'node:http';
 
+import type { ServiceProcess } from '../test/support/service-process';
+
 export { startServiceProcess as startService } from '../test/support/service-process';
+
+/** A JSON client of a running service for one bearer token. */
+export function apiOf(svc: ServiceProcess, token: string) {
+  return async (method: string, path: string, body?: unknown): Promise<Record<string, any>> => {
+    const r = await fetch(svc.url(path), {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return (await r.json()) as Record<string, any>;
+  };
+}
 
 export interface LoadResult {
   requests: number;

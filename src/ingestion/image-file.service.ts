@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { applyDecorators, Injectable } from '@nestjs/common';
+import { ApiHeader, ApiOkResponse, ApiProduces, ApiResponse } from '@nestjs/swagger';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
@@ -115,3 +116,15 @@ export async function sendFileAnswer(a: FileAnswer, req: Request, res: Response)
   // a client that goes away or a store that fails mid-file ends the response early (the length tells)
   await pipeline(body, res).catch(() => undefined);
 }
+
+/** The contract of every route that serves an image's bytes (ranges, conditional requests, 206/304). */
+export const ApiFileDownload = () =>
+  applyDecorators(
+    ApiProduces('application/octet-stream'),
+    ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' }),
+    ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' }),
+    ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' }),
+    ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } }),
+    ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } }),
+    ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' }),
+  );

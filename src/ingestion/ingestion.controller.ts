@@ -1,5 +1,5 @@
 import { Controller, Get, Head, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
@@ -8,7 +8,7 @@ import { toImageResponse } from '../catalog/image.mapper';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest, fileRequestOf, ImageFileService, sendFileAnswer } from './image-file.service';
+import { FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';
 import { IngestionService } from './ingestion.service';
 import { UploadService } from './upload.service';
 
@@ -95,13 +95,7 @@ export class IngestionController {
    */
   @ApiUuidParam()
   @Get(':id/file')
-  @ApiProduces('application/octet-stream')
-  @ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' })
-  @ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' })
-  @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' })
-  @ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
+  @ApiFileDownload()
   @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
   async download(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(p, id, req, res, 'GET');

@@ -1,10 +1,10 @@
 import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiHeader, ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest, fileRequestOf, sendFileAnswer } from '../ingestion/image-file.service';
+import { FileRequest, fileRequestOf, sendFileAnswer, ApiFileDownload } from '../ingestion/image-file.service';
 import { LaunchService } from './launch.service';
 import { DownloadQuery } from './vm-links.dto';
 
@@ -23,13 +23,7 @@ export class DownloadsController {
   @PublicRoute()
   @ApiUuidParam()
   @Get(':id')
-  @ApiProduces('application/octet-stream')
-  @ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' })
-  @ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' })
-  @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' })
-  @ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' })
+  @ApiFileDownload()
   @ApiErrors('VALIDATION_FAILED', 'DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
   async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'GET');
