@@ -18,13 +18,14 @@ export class CatalogController {
 
   /**
    * Create an image or ISO record in a zone (R13-R15). It starts INACTIVE/QUEUED; its bytes arrive from
-   * its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only (R9).
+   * its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only
+   * (R9: 403 SCOPE_CHANGE_FORBIDDEN); a `service` caller creates nothing, whatever the scope (403 FORBIDDEN).
    * The owner's department quota must have room for one more image and `expectedSizeBytes` (R16): 409 QUOTA_EXCEEDED otherwise.
    */
   @Post()
   @RateLimited('create')
   @ApiCreatedResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', 'RATE_LIMITED')
+  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', 'RATE_LIMITED')
   async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.create(p, dto));
   }

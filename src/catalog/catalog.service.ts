@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { AccessPolicy, Action, View } from '../access/access.policy';
-import { Principal } from '../access/principal';
+import { Principal, Role } from '../access/principal';
 import { AppError, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { ZonesService } from '../zones/zones.service';
@@ -34,6 +34,10 @@ export class CatalogService implements OnModuleInit {
 
   async create(p: Principal, dto: CreateImageDto): Promise<ImageWithTags> {
     const scope = dto.scope ?? Scope.Private;
+    // the refusal is about the role, whatever the scope: a service creates nothing (R9: users and admins do)
+    if (p.role === Role.Service) {
+      throw new AppError('FORBIDDEN', 'A service may not create images or ISOs: they are created by users and administrators', { role: p.role });
+    }
     if (!this.access.canCreate(p, scope)) {
       throw new AppError('SCOPE_CHANGE_FORBIDDEN', `A ${p.role} may not create ${scope} images`, { scope });
     }
