@@ -579,8 +579,8 @@ export class QuotaRepository {
   /**
    * Charges something that exists now (a VM) as its own COMMITTED reservation `n` holding `amount` of
    * `resource`. The amount moves from the PENDING reservation `fromId` (reserved -> used) when that still
-   * holds it for the same department; otherwise it is added to `used` without a limit check (the thing
-   * exists already: usage must say so, and a department over its limit takes nothing new until it drops).
+   * holds it for the same department; otherwise it is added to `used` by the same conditional increase as
+   * every other one (refused with `exceeded` when it does not fit under the limit).
    * `fromReservation` answers which of the two happened. A duplicate key refuses with `duplicate`.
    */
   charge(n: NewReservation, resource: QuotaResource, amount: number, fromId: string | null, now: Date): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
@@ -601,7 +601,8 @@ export class QuotaRepository {
         const items = from.items.map((i) => (i.resource === resource ? left : i));
         yield* self.saveTx({ ...from, status: items.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items }, now);
       } else {
-        yield* self.ledgerTx(n.departmentId, resource, 0, amount, null, now);
+        // like every other increase: only if it fits under the limit (usage never exceeds a limit)
+        yield* self.ledgerTx(n.departmentId, resource, 0, amount, amount, now);
       }
       return { rec, fromReservation };
     });

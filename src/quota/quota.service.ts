@@ -244,9 +244,10 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
   /**
    * Charges one thing that exists now (a VM made from a launch) as its own COMMITTED reservation `key`, so it
    * can be refunded alone when it is gone: the amount moves from the PENDING reservation `fromReservationId`
-   * (the launch's) while that holds enough for the same department, else it is added to `used` directly,
-   * without a limit check (the thing exists; usage must say so). Idempotent by (callerId, key): the same
-   * key again answers the first charge (`created: false`) and charges nothing.
+   * (the launch's) while that holds enough for the same department, else it is added to `used` directly by
+   * the conditional increase every route goes through. Idempotent by (callerId, key): the same key again
+   * answers the first charge (`created: false`) and charges nothing.
+   * @throws QUOTA_EXCEEDED when it is not taken from the reservation and the department has no room
    */
   async charge(req: {
     key: string;
@@ -269,6 +270,7 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
       ttlSeconds: this.cfg.reservationTtlSeconds,
       amounts: [[req.resource, req.amount]],
     };
+    let swept = false;
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const o = await this.repo.charge(n, req.resource, req.amount, fromId, new Date());
       if (o.ok) return { reservation: o.value.rec, fromReservation: o.value.fromReservation, created: true };
@@ -276,6 +278,11 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
         const existing = await this.repo.findByKey(req.callerId, req.key);
         if (existing) return { reservation: existing, fromReservation: existing.fingerprint.startsWith('charged-from:'), created: false };
         continue;
+      }
+      // as in reserve: reservations past their expiry may still hold room the sweeper has not given back yet
+      if (o.refused === 'exceeded' && !swept) {
+        swept = true;
+        if ((await this.expireDue(req.departmentId)) > 0) continue;
       }
       await this.settle(o, n.id, 'charged');
     }

@@ -4,7 +4,7 @@ import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageKind, ImagePhase, IsoUsage, OsCategory } from '../catalog/image.enums';
+import { OsCategory } from '../catalog/image.enums';
 import { AppConfig } from '../config/app-config';
 import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
 import { QuotaResource } from '../quota/quota.enums';
@@ -13,7 +13,8 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { DownloadUrlSigner } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
-import { imageNotActive, imageNotUsable, isoNotBootable, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
+import { tooManyDataDisks } from './vm-links.errors';
+import { assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
 
@@ -56,19 +57,16 @@ export class LaunchService {
   }
 
   /**
-   * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the owner may use
-   * it (IMAGE_NOT_USABLE), it is ACTIVE (IMAGE_NOT_ACTIVE), an ISO is an OS ISO (ISO_NOT_BOOTABLE), the zone is
-   * the image's (ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
+   * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the rule every
+   * route that makes a VM from an image shares (`assertUsable`: IMAGE_NOT_USABLE, IMAGE_NOT_ACTIVE,
+   * ISO_NOT_BOOTABLE, ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
    * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
    * `requestBase` is the scheme://host the request came to, used when PUBLIC_BASE_URL is not set.
    */
   async launch(p: Principal, imageId: string, dto: LaunchRequestDto, requestBase: string): Promise<Launch> {
     const image = await this.catalog.getFor(p, imageId, Action.See);
     const owner = ownerPrincipal(dto.owner);
-    if (this.access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
-    if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
-    if (image.kind === ImageKind.Iso && image.isoUsage !== IsoUsage.OS) throw isoNotBootable(image);
-    if (image.zoneId !== dto.zoneId) throw zoneMismatch(image, dto.zoneId);
+    assertUsable(this.access, image, owner, dto.zoneId, ImageUse.CreateVm);
     const dataDisks = dto.dataDisks ?? 0;
     if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
     const { reservation, created } = await this.quota.reserve({

@@ -142,18 +142,35 @@ export class VmsController {
   }
 
   /**
-   * Register that the VM was created from an image or OS ISO (`service` callers). With the launch's
-   * `reservationId`, one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or
-   * when the reservation no longer holds a VM (expired, all registered), the VM is counted directly
-   * (`quota: DIRECT`, no limit check: it exists). Idempotent by VM: the same image again answers 200 and
-   * charges nothing more; another image is 409 VM_LINK_CONFLICT. A new `vmName` renames the VM.
+   * Register that the VM was created from an image or OS ISO (`service` callers). Checked by the launch's rule,
+   * with or without a reservation (the image may have changed since): the owner may use it (403
+   * IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool
+   * ISO never creates a VM, R6), and `zoneId` is the image's (422 ZONE_MISMATCH). With the launch's
+   * `reservationId`, one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when
+   * the reservation no longer holds a VM (expired, all registered), the VM is counted directly (`quota:
+   * DIRECT`) only if the department's VM_COUNT limit has room (409 QUOTA_EXCEEDED, nothing recorded).
+   * Idempotent by VM: the same image again answers 200 and charges nothing more; another image is 409
+   * VM_LINK_CONFLICT. A new `vmName` renames the VM.
    */
   @ApiVmIdParam()
   @Put(':vmId/origin')
   @Roles(Role.Service)
   @ApiCreatedResponse({ type: VmLinkResponse, description: 'Registered.' })
   @ApiOkResponse({ type: VmLinkResponse, description: 'Already registered: the link as it is.' })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RESERVATION_MISMATCH', 'VM_LINK_CONFLICT')
+  @ApiErrors(
+    'VALIDATION_FAILED',
+    'MALFORMED_JSON',
+    'FORBIDDEN',
+    'IMAGE_NOT_FOUND',
+    'IMAGE_NOT_USABLE',
+    'IMAGE_NOT_ACTIVE',
+    'ISO_NOT_BOOTABLE',
+    'ZONE_MISMATCH',
+    'RESERVATION_NOT_FOUND',
+    'RESERVATION_MISMATCH',
+    'VM_LINK_CONFLICT',
+    'QUOTA_EXCEEDED',
+  )
   async origin(@Param('vmId', vmIdPipe) vmId: string, @Body() dto: RegisterOriginDto, @Res({ passthrough: true }) res: Response): Promise<VmLinkResponse> {
     return registered(await this.links.registerOrigin(vmId, dto), res);
   }

@@ -169,10 +169,15 @@ export class RegisterOriginDto {
   @ApiProperty({ type: VmOwnerDto })
   owner: VmOwnerDto;
 
+  /** The VM's zone; it must be the image's (R15), as at the launch. */
+  @IsUUID('all', { message: 'zoneId must be a UUID' })
+  @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  zoneId: string;
+
   /**
    * The launch's reservation (`POST /images/{id}/launches`): one of its VMs is committed for this VM. Without
    * it, or when it no longer holds a VM (expired, all registered), the VM is counted in the department's usage
-   * directly, without a limit check: it exists.
+   * directly, only if the department has room under its VM_COUNT limit (409 QUOTA_EXCEEDED otherwise).
    */
   @IsOptional() @IsUUID('all', { message: 'reservationId must be a UUID' })
   @ApiPropertyOptional({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })

@@ -10,7 +10,7 @@ export enum LinkRelation {
 export enum QuotaSource {
   /** one VM of the launch's reservation */
   LaunchReservation = 'LAUNCH_RESERVATION',
-  /** no launch reservation held one (none given, expired, or used up): counted directly, without a limit check */
+  /** no launch reservation held one (none given, expired, or used up): counted directly, within the department's limit */
   Direct = 'DIRECT',
   /** ISO mounts use no VM quota */
   None = 'NONE',

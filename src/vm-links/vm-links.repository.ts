@@ -64,6 +64,10 @@ export class VmLinksRepository {
     return ((await this.repo.delete({ vmId, imageId, relation })).affected ?? 0) > 0;
   }
 
+  async deleteById(id: string): Promise<void> {
+    await this.repo.delete({ id });
+  }
+
   async deleteByVm(vmId: string): Promise<number> {
     return (await this.repo.delete({ vmId })).affected ?? 0;
   }

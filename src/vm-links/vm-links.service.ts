@@ -4,14 +4,15 @@ import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageEntity } from '../catalog/image.entity';
-import { ImageKind, ImagePhase } from '../catalog/image.enums';
+import { ImageKind } from '../catalog/image.enums';
 import { DeleteOptions, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { AppError, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { QuotaResource } from '../quota/quota.enums';
 import { QuotaService } from '../quota/quota.service';
 import { ListImageVmsQuery, RegisterMountDto, RegisterOriginDto, VmImagesResponse, VmOwnerDto } from './vm-links.dto';
-import { imageNotActive, imageNotUsable, notAnIso, reservationMismatch, vmLinkConflict, zoneMismatch } from './vm-links.errors';
+import { reservationMismatch, vmLinkConflict } from './vm-links.errors';
+import { assertUsable, ImageUse } from './vm-links.rules';
 import { toImageVmResponse, toVmImageResponse } from './vm-links.mapper';
 import { VmLinkEntity } from './vm-link.entity';
 import { VmLinksRepository } from './vm-links.repository';
@@ -39,7 +40,8 @@ export interface Registered {
  *
  * Quota: a launch reserves VM_COUNT for its owner's department (LaunchService). Registering a VM created from
  * an image charges it as a COMMITTED reservation of its own (key `vm:<linkId>`), taking one VM from the launch's
- * reservation while that holds one; deleting the VM refunds exactly that. So the department's VM usage is the
+ * reservation while that holds one, else through the conditional ledger increase (refused at the limit);
+ * deleting the VM refunds exactly that. So the department's VM usage is the
  * number of its registered VMs, whatever order things happen in, and every step is idempotent.
  *
  * Catalog hooks: `checkDelete` refuses a plain delete of an image VMs use (409 IMAGE_IN_USE listing them);
@@ -59,23 +61,30 @@ export class VmLinksService implements ImageLifecycleListener {
   // ------------------------------------------------------------------ registering
 
   /**
-   * The VM was created from `imageId` (R19). Idempotent by VM: the same image again answers the link (and makes
-   * sure its quota is charged, should an earlier call have stopped half-way); another image is VM_LINK_CONFLICT.
+   * The VM was created from `imageId` (R19). Checked by the same rule as the launch (`assertUsable`: the owner
+   * may use it, it is ACTIVE, an ISO is an OS ISO, it is in the VM's zone), with or without a launch
+   * reservation, since the image may have changed since the launch and a VM registered without one was never
+   * checked. Its VM is charged through the conditional ledger increase like every other one: from the launch's
+   * reservation while that holds one, else only if the department has room (QUOTA_EXCEEDED otherwise, and
+   * nothing is recorded). Idempotent by VM: the same image again answers the link (and makes sure its quota is
+   * charged, should an earlier call have stopped half-way); another image is VM_LINK_CONFLICT.
    */
   async registerOrigin(vmId: string, dto: RegisterOriginDto): Promise<Registered> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.repo.findOrigin(vmId);
       if (existing) {
         if (existing.imageId !== dto.imageId) throw vmLinkConflict(vmId, dto.imageId, existing.imageId);
+        const quota = await this.chargeOrForget(existing);
         await this.rename(existing, dto.vmName);
-        return { link: existing, created: false, quota: await this.chargeVm(existing) };
+        return { link: existing, created: false, quota };
       }
       const image = await this.catalog.findInternal(dto.imageId);
       if (!image) throw notFound('IMAGE', dto.imageId);
+      assertUsable(this.access, image, ownerPrincipal(dto.owner), dto.zoneId, ImageUse.CreateVm);
       if (dto.reservationId) await this.checkReservation(dto.reservationId, image, dto.owner.departmentId);
       const link = this.newLink(vmId, image, LinkRelation.CreatedFrom, dto.vmName, dto.owner, dto.reservationId ?? null);
       if (!(await this.repo.insert(link))) continue; // registered concurrently: answer that one
-      const quota = await this.chargeVm(link);
+      const quota = await this.chargeOrForget(link);
       await this.markIfGone(image);
       await this.repo.renameVm(vmId, link.vmName);
       return { link, created: true, quota };
@@ -84,8 +93,9 @@ export class VmLinksService implements ImageLifecycleListener {
   }
 
   /**
-   * The VM mounted ISO `isoId`. Checked like a use of it: it is an ISO, the owner may use it, it is ACTIVE and
-   * in the VM's zone. Idempotent: mounting it again answers the link, unchecked.
+   * The VM mounted ISO `isoId`. Checked like a use of it (`assertUsable`): it is an ISO, the owner may use it, it
+   * is ACTIVE and in the VM's zone; tool ISOs mount like OS ISOs. Idempotent: mounting it again answers the link,
+   * unchecked.
    */
   async mountIso(vmId: string, isoId: string, dto: RegisterMountDto): Promise<Registered> {
     const existing = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
@@ -95,11 +105,7 @@ export class VmLinksService implements ImageLifecycleListener {
     }
     const image = await this.catalog.findInternal(isoId);
     if (!image) throw notFound('IMAGE', isoId);
-    if (image.kind !== ImageKind.Iso) throw notAnIso(image);
-    const owner = ownerPrincipal(dto.owner);
-    if (this.access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
-    if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
-    if (image.zoneId !== dto.zoneId) throw zoneMismatch(image, dto.zoneId);
+    assertUsable(this.access, image, ownerPrincipal(dto.owner), dto.zoneId, ImageUse.MountIso);
     const link = this.newLink(vmId, image, LinkRelation.IsoMounted, dto.vmName, dto.owner, null);
     if (!(await this.repo.insert(link))) {
       const now = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
@@ -242,6 +248,23 @@ export class VmLinksService implements ImageLifecycleListener {
       fromReservationId: link.reservationId,
     });
     return r.fromReservation ? QuotaSource.LaunchReservation : QuotaSource.Direct;
+  }
+
+  /**
+   * Charges the link's VM; when the department has no room (QUOTA_EXCEEDED) the link is removed again, so a VM
+   * is recorded only when it is counted, and the refusal is answered.
+   */
+  private async chargeOrForget(link: VmLinkEntity): Promise<QuotaSource> {
+    try {
+      return await this.chargeVm(link);
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'QUOTA_EXCEEDED') {
+        await this.repo.deleteById(link.id);
+        // a concurrent replay of this registration may have charged it meanwhile: give that back too
+        await this.quota.refundByKey(VM_LINKS_CALLER, vmQuotaKey(link.id));
+      }
+      throw e;
+    }
   }
 
   /** A registration with another VM name renames the VM in all its links (a VM has one name). */

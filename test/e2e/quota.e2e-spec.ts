@@ -292,6 +292,36 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       expect(more.body.details).toMatchObject({ resource: 'VCPU', requested: 2, remaining: 1 });
     });
 
+    it('no route takes any resource past its limit: reserve, grow, commit above the reservation, and a direct charge', async () => {
+      for (const resource of ['VM_COUNT', 'VCPU', 'MEMORY_BYTES', 'DISK_BYTES']) {
+        const d = dept();
+        await setLimits(d, { [resource]: 5 });
+        const within = async () => {
+          const u = (await usage(d))[resource];
+          expect([resource, u.used + u.reserved <= 5]).toEqual([resource, true]);
+          return u;
+        };
+        const refused = (res: { status: number; body: { code?: string } }, what: string) => expect([resource, what, res.status, res.body.code]).toEqual([resource, what, 409, 'QUOTA_EXCEEDED']);
+        refused(await reserve({ key: `over-${d}`, departmentId: d, amounts: { [resource]: 6 } }), 'reserve');
+        const r = (await reserve({ key: `r-${d}`, departmentId: d, amounts: { [resource]: 3 } })).body;
+        refused(await act(r.id, 'grow', { resource, delta: 3 }), 'grow');
+        refused(await act(r.id, 'grow', { resource, total: 6 }), 'grow to');
+        expect(await within()).toMatchObject({ used: 0, reserved: 3 });
+        refused(await act(r.id, 'commit', { amounts: { [resource]: 6 } }), 'commit above');
+        expect((await act(r.id, 'commit', { amounts: { [resource]: 4 } })).status).toBe(200);
+        expect(await within()).toMatchObject({ used: 4, reserved: 0 });
+        // the charge VM registration uses for a VM beyond (or without) a launch reservation
+        const charge = (key: string, amount: number) => quota.charge({ key, callerId: 'test', departmentId: d, subjectId: key, resource: resource as never, amount });
+        expect((await charge(`c1-${d}`, 1)).fromReservation).toBe(false);
+        await expect(charge(`c2-${d}`, 1)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource, requested: 1, remaining: 0, limit: 5 } });
+        expect(await within()).toMatchObject({ used: 5, reserved: 0 });
+        // once something goes back, it fits again
+        await quota.refundByKey('test', `c1-${d}`);
+        expect((await charge(`c3-${d}`, 1)).created).toBe(true);
+        expect(await within()).toMatchObject({ used: 5, reserved: 0 });
+      }
+    });
+
     it('grows a reservation by delta or to a total, and validates its input', async () => {
       const d = dept();
       await setLimits(d, { DISK_BYTES: 100 });

@@ -58,7 +58,8 @@ const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<str
 
 const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) => c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
 const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({ idempotencyKey: `k-${randomUUID()}`, owner: ownerOf(owner), zoneId: c.zoneId, count: 1, ...over });
-const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) => c.t.http().put(`/vms/${vmId}/origin`).set('Authorization', c.t.auth(as)).send(body);
+/** Registers a VM's origin; `zoneId` is the test zone unless the body says otherwise. */
+const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) => c.t.http().put(`/vms/${vmId}/origin`).set('Authorization', c.t.auth(as)).send({ zoneId: c.zoneId, ...body });
 const mount = (c: Ctx, vmId: string, isoId: string, body: Json, as: Caller = COMPUTE) =>
   c.t.http().put(`/vms/${vmId}/iso-mounts/${isoId}`).set('Authorization', c.t.auth(as)).send(body);
 const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Json> => {
@@ -364,7 +365,8 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(conflict.body).toMatchObject({ code: 'VM_LINK_CONFLICT', details: { vmId, imageId: img2.id, createdFrom: img.id } });
       const cases: Array<[string, Json, number, string, Json?]> = [
         ["another image's launch", { imageId: img.id, reservationId: l2.reservationId }, 422, 'RESERVATION_MISMATCH', { reason: 'image' }],
-        ["another department's VM", { imageId: img.id, reservationId: l.reservationId, owner: ownerOf(other) }, 422, 'RESERVATION_MISMATCH', { reason: 'department' }],
+        // (an owner who may use the image, so the launch rule lets it through to the reservation check)
+        ["another department's VM", { imageId: img.id, reservationId: l.reservationId, owner: { ...ownerOf(other), role: 'super_admin' } }, 422, 'RESERVATION_MISMATCH', { reason: 'department' }],
         ['an unknown reservation', { imageId: img.id, reservationId: randomUUID() }, 404, 'RESERVATION_NOT_FOUND'],
         ['an unknown image', { imageId: randomUUID() }, 404, 'IMAGE_NOT_FOUND'],
       ];
@@ -380,6 +382,99 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect((await origin(c, 'vm-x', { imageId: img.id, vmName: 'x', owner: ownerOf(u) }, SUPER)).status).toBe(403);
       expect((await origin(c, 'bad vm id!', { imageId: img.id, vmName: 'x', owner: ownerOf(u) })).body.code).toBe('VALIDATION_FAILED');
       expect((await origin(c, 'vm-x', { imageId: img.id, vmName: '', owner: ownerOf(u) })).body.details.fields.map((f: Json) => f.field)).toEqual(['vmName']);
+      for (const zoneId of [undefined, 'zone-1']) {
+        const res = await origin(c, 'vm-x', { imageId: img.id, vmName: 'x', owner: ownerOf(u), zoneId });
+        expect([zoneId, res.status, res.body.details?.fields?.map((f: Json) => f.field)]).toEqual([zoneId, 400, ['zoneId']]);
+      }
+    });
+
+    it('registering an origin is checked by the launch rule, without a reservation and with one (the image may have changed since)', async () => {
+      const u = newUser();
+      const bob = newUser();
+      const toolIso = await activeIso(c, u, 'TOOL');
+      const queued = await createImage(c.t, u, c.zoneId, { source: { type: 'UPLOAD' } });
+      const disabled = await activeImage(c, u);
+      expect((await c.t.http().post(`/images/${disabled.id}/disable`).set('Authorization', c.t.auth(SUPER)).send({})).status).toBe(200);
+      const bobsPrivate = await activeImage(c, bob);
+      const img = await activeImage(c, u);
+      const vm = (what: string) => `vm-${u.sub}-${what.replace(/[^a-z0-9]+/gi, '-')}`;
+      const without: Array<[string, string, Json, number, string, Json?]> = [
+        ['a tool ISO (R6)', toolIso.id, {}, 409, 'ISO_NOT_BOOTABLE', { isoUsage: 'TOOL' }],
+        ['an image still waiting for its bytes', queued.id, {}, 409, 'IMAGE_NOT_ACTIVE', { phase: 'QUEUED' }],
+        ['a disabled image', disabled.id, {}, 409, 'IMAGE_NOT_ACTIVE', { phase: 'DISABLED' }],
+        ["another user's private image", bobsPrivate.id, {}, 403, 'IMAGE_NOT_USABLE', { scope: 'PRIVATE' }],
+        ['another zone', img.id, { zoneId: c.otherZoneId }, 422, 'ZONE_MISMATCH', { imageZoneId: c.zoneId, zoneId: c.otherZoneId }],
+      ];
+      for (const [what, imageId, over, status, code, details] of without) {
+        const res = await origin(c, vm(what), { imageId, vmName: 'x', owner: ownerOf(u), ...over });
+        expect([what, res.status, res.body.code]).toEqual([what, status, code]);
+        if (details) expect(res.body.details).toMatchObject(details);
+        expect((await vmImages(c, vm(what))).createdFrom).toBeNull();
+      }
+
+      // launched while usable, changed before the VM was registered: the registration is checked again
+      const osIso = await activeIso(c, u, 'OS');
+      const pub = await activeImage(c, bob);
+      expect((await c.t.http().patch(`/images/${pub.id}`).set('Authorization', c.t.auth(bob)).send({ scope: 'PUBLIC' })).status).toBe(200);
+      const later = await activeImage(c, u);
+      const launched = async (id: string) => (await launch(c, id, launchBody(c, u))).body.reservationId as string;
+      const isoRes = await launched(osIso.id);
+      const pubRes = await launched(pub.id);
+      const laterRes = await launched(later.id);
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 0, reserved: 3 } });
+      expect((await c.t.http().patch(`/images/${osIso.id}`).set('Authorization', c.t.auth(u)).send({ isoUsage: 'TOOL' })).status).toBe(200);
+      expect((await c.t.http().patch(`/images/${pub.id}`).set('Authorization', c.t.auth(bob)).send({ scope: 'PRIVATE' })).status).toBe(200);
+      expect((await c.t.http().post(`/images/${later.id}/disable`).set('Authorization', c.t.auth(SUPER)).send({})).status).toBe(200);
+      const withRes: Array<[string, string, string, Json, number, string]> = [
+        ['an OS ISO that became a tool ISO', osIso.id, isoRes, {}, 409, 'ISO_NOT_BOOTABLE'],
+        ['a public image made private by its owner', pub.id, pubRes, {}, 403, 'IMAGE_NOT_USABLE'],
+        ['an image disabled since', later.id, laterRes, {}, 409, 'IMAGE_NOT_ACTIVE'],
+        ['another zone than the launch', img.id, await launched(img.id), { zoneId: c.otherZoneId }, 422, 'ZONE_MISMATCH'],
+      ];
+      for (const [what, imageId, reservationId, over, status, code] of withRes) {
+        const res = await origin(c, vm(what), { imageId, vmName: 'x', owner: ownerOf(u), reservationId, ...over });
+        expect([what, res.status, res.body.code]).toEqual([what, status, code]);
+        expect((await vmImages(c, vm(what))).createdFrom).toBeNull();
+      }
+      // nothing was charged; the launches still hold their VMs
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 0, reserved: 4 } });
+      // what the rule allows registers, and the same VM id can be used after a refusal
+      expect((await origin(c, vm('another zone'), { imageId: img.id, vmName: 'x', owner: ownerOf(u) })).status).toBe(201);
+      const fine = await origin(c, vm('another zone than the launch'), { imageId: img.id, vmName: 'x', owner: ownerOf(u), reservationId: withRes[3][2] });
+      expect([fine.status, fine.body.quota]).toEqual([201, 'LAUNCH_RESERVATION']);
+      expect((await origin(c, vm('bob'), { imageId: bobsPrivate.id, vmName: 'x', owner: ownerOf(bob) })).status).toBe(201);
+    });
+
+    it('VMs registered past the launch reservation go through the limit: 20 VMs on a 5-VM launch at VM_COUNT 5 leave usage at 5', async () => {
+      const u = newUser();
+      const img = await activeImage(c, u);
+      await setVmLimit(c, u.dept, 5);
+      const l = (await launch(c, img.id, launchBody(c, u, { count: 5 }))).body;
+      const vm = (n: number) => `vm-${u.sub}-q${n}`;
+      const regs = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => origin(c, vm(i), { imageId: img.id, vmName: `q${i}`, owner: ownerOf(u), reservationId: l.reservationId })),
+      );
+      const ok = regs.filter((r) => r.status === 201);
+      expect(ok.map((r) => r.body.quota)).toEqual(Array(5).fill('LAUNCH_RESERVATION'));
+      const refused = regs.filter((r) => r.status !== 201);
+      expect(refused.map((r) => [r.status, r.body.code])).toEqual(Array(15).fill([409, 'QUOTA_EXCEEDED']));
+      expect(refused[0].body.details).toMatchObject({ resource: 'VM_COUNT', limit: 5, remaining: 0 });
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
+      // a refused VM is not recorded
+      expect((await imageVms(c, img.id)).body.total).toBe(5);
+      const refusedIds = regs.map((r, i) => (r.status === 201 ? null : vm(i))).filter((x): x is string => x !== null);
+      expect((await vmImages(c, refusedIds[0])).createdFrom).toBeNull();
+      // without any reservation: refused at the limit too
+      const direct = await origin(c, `vm-${u.sub}-direct`, { imageId: img.id, vmName: 'direct', owner: ownerOf(u) });
+      expect([direct.status, direct.body.code]).toEqual([409, 'QUOTA_EXCEEDED']);
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
+      // a deleted VM makes room for one more, counted directly
+      expect((await c.t.http().delete(`/vms/${ok[0].body.vmId}`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      const again = await origin(c, refusedIds[0], { imageId: img.id, vmName: 'again', owner: ownerOf(u) });
+      expect([again.status, again.body.quota]).toEqual([201, 'DIRECT']);
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
+      expect((await origin(c, `vm-${u.sub}-direct`, { imageId: img.id, vmName: 'direct', owner: ownerOf(u) })).body.code).toBe('QUOTA_EXCEEDED');
+      await noDrift(c, u.dept);
     });
 
     it('registers ISO mounts and unmounts, idempotently, checked like a use of the ISO', async () => {
