@@ -80,7 +80,8 @@ export class CatalogService implements OnModuleInit {
       bytesDone: 0,
       bytesTotal: dto.expectedSizeBytes ?? null,
       bytesPerSecond: null,
-    } satisfies Omit<ImageEntity, 'createdAt' | 'updatedAt'>);
+      createdAt: new Date(),
+    } satisfies Omit<ImageEntity, 'updatedAt'>);
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
     try {

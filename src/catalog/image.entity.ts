@@ -1,15 +1,17 @@
-import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { bigintAsNumber } from '../common/transformers';
 import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OsCategory, Scope, SourceType } from './image.enums';
 
 @Entity({ name: 'images' })
-@Index('IDX_images_scope_created', ['scope', 'createdAt'])
+// every sort is (key, id): the sort indexes end in the id, so a page is read off the index in order, ties
+// included (InnoDB appends the primary key by itself, SQLite's rowid is not the id)
+@Index('IDX_images_scope_created', ['scope', 'createdAt', 'id'])
 @Index('IDX_images_owner_scope', ['ownerId', 'scope'])
 @Index('IDX_images_dept_scope', ['departmentId', 'scope'])
 @Index('IDX_images_zone', ['zoneId'])
-@Index('IDX_images_name', ['name'])
-@Index('IDX_images_created', ['createdAt'])
-@Index('IDX_images_size', ['sizeBytes'])
+@Index('IDX_images_name', ['name', 'id'])
+@Index('IDX_images_created', ['createdAt', 'id'])
+@Index('IDX_images_size', ['sizeBytes', 'id'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -102,7 +104,11 @@ export class ImageEntity {
   @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
   bytesPerSecond: number | null;
 
-  @CreateDateColumn()
+  /**
+   * When the record was created, in milliseconds on both databases: set by the code (a CreateDateColumn is
+   * seconds on SQLite, and with precision 3 it drifts forever on MariaDB, stack-facts section 2).
+   */
+  @Column({ type: 'datetime', precision: 3 })
   createdAt: Date;
 
   @UpdateDateColumn()

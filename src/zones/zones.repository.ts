@@ -16,7 +16,7 @@ export class ZonesRepository {
   }
 
   list(skip: number, take: number): Promise<[ZoneEntity[], number]> {
-    return this.repo.findAndCount({ order: { name: 'ASC' }, skip, take });
+    return this.repo.findAndCount({ order: { name: 'ASC', id: 'ASC' }, skip, take });
   }
 
   count(): Promise<number> {

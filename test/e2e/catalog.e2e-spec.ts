@@ -242,6 +242,56 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
     });
   });
 
+  describe('sorting and paging', () => {
+    it('stores createdAt in milliseconds: images created a few ms apart sort in the order they were created', async () => {
+      const zone = await createZone(t);
+      const made: Array<{ id: string; createdAt: string }> = [];
+      for (let i = 0; i < 8; i++) {
+        made.push(await createImage(t, alice, zone, { name: `ms-${i}` }));
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      expect(new Set(made.map((m) => m.createdAt)).size).toBe(8);
+      expect(made.some((m) => !m.createdAt.endsWith('.000Z'))).toBe(true);
+      for (const order of ['asc', 'desc']) {
+        const res = await get('/images', SUPER, { zoneId: zone, sort: 'createdAt', order });
+        const want = made.map((m) => m.id);
+        expect(res.body.items.map((i: { id: string }) => i.id)).toEqual(order === 'asc' ? want : [...want].reverse());
+        // what the list answers is what was stored
+        expect(res.body.items.map((i: { createdAt: string }) => i.createdAt)).toEqual((order === 'asc' ? made : [...made].reverse()).map((m) => m.createdAt));
+      }
+    });
+
+    it('pages through every sort without repeating or skipping an image, ties broken by id', async () => {
+      const zone = await createZone(t);
+      // equal names and sizes, created as fast as the service takes them (many share a millisecond)
+      const ids = (await Promise.all(Array.from({ length: 23 }, () => createImage(t, alice, zone, { name: 'same name' })))).map((i) => i.id as string);
+      const sorted = [...ids].sort();
+      for (const sort of ['name', 'createdAt', 'sizeBytes']) {
+        for (const order of ['asc', 'desc']) {
+          const whole = (await get('/images', SUPER, { zoneId: zone, sort, order, pageSize: 200 })).body.items.map((i: { id: string }) => i.id);
+          const paged: string[] = [];
+          for (let page = 1; page <= 6; page++) {
+            const res = await get('/images', SUPER, { zoneId: zone, sort, order, pageSize: 4, page });
+            expect(res.body.total).toBe(23);
+            paged.push(...res.body.items.map((i: { id: string }) => i.id));
+          }
+          expect([sort, order, paged.length, new Set(paged).size]).toEqual([sort, order, 23, 23]);
+          expect([sort, order, [...paged].sort()]).toEqual([sort, order, sorted]);
+          // stable: the pages read the same order as one big page, and again the same
+          expect([sort, order, paged]).toEqual([sort, order, whole]);
+          expect((await get('/images', SUPER, { zoneId: zone, sort, order, pageSize: 200 })).body.items.map((i: { id: string }) => i.id)).toEqual(whole);
+          // equal keys are ordered by id, in the sort's direction
+          if (sort !== 'createdAt') expect([sort, order, paged]).toEqual([sort, order, order === 'asc' ? sorted : [...sorted].reverse()]);
+        }
+      }
+      // zones page the same way: name, then id
+      const zones = (await get('/zones', SUPER, { pageSize: 200 })).body.items.map((z: { id: string }) => z.id);
+      const zonePages: string[] = [];
+      for (let page = 1; page <= Math.ceil(zones.length / 2); page++) zonePages.push(...(await get('/zones', SUPER, { pageSize: 2, page })).body.items.map((z: { id: string }) => z.id));
+      expect(zonePages).toEqual(zones);
+    });
+  });
+
   describe('edit (R18)', () => {
     it('edits descriptive fields and replaces tags', async () => {
       const img = await createImage(t, alice, zoneKvm, { tags: ['a'] });
