@@ -247,7 +247,7 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       const zone = await createZone(t);
       const made: Array<{ id: string; createdAt: string }> = [];
       for (let i = 0; i < 8; i++) {
-        made.push(await createImage(t, alice, zone, { name: `ms-${i}` }));
+        made.push((await createImage(t, alice, zone, { name: `ms-${i}` })) as { id: string; createdAt: string });
         await new Promise((r) => setTimeout(r, 3));
       }
       expect(new Set(made.map((m) => m.createdAt)).size).toBe(8);
