@@ -4,7 +4,7 @@ import { Brackets, DataSource, EntityManager, In, SelectQueryBuilder, WhereExpre
 import { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
 import { ImageStatus } from './image.enums';
-import { ImageFilterQuery, ImageSort } from './image.dto';
+import { ImageFilterQuery, ImageSort, normaliseTag } from './image.dto';
 
 export type ImageWithTags = ImageEntity & { tags: string[] };
 
@@ -50,7 +50,8 @@ export type ImagePatch = Partial<
   >
 >;
 
-const likeEscape = (s: string) => `%${s.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+/** A LIKE pattern for "contains `s`", lower-cased, with the wildcards and the escape character taken literally. */
+const containsPattern = (s: string) => `%${s.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
 
 const TOTALS_CACHE_SIZE = 5000;
 const NOT_FILTERS = new Set(['page', 'pageSize', 'sort', 'order', 'view']);
@@ -74,8 +75,28 @@ function filterKey(visibility: VisibilityFilter, f: ImageFilterQuery): string {
 @Injectable()
 export class CatalogRepository {
   private readonly totals = new Map<string, { version: number; value: number | Record<string, number> }>();
+  private readonly sqlite: boolean;
 
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(@InjectDataSource() private readonly ds: DataSource) {
+    this.sqlite = ds.options.type === 'better-sqlite3';
+  }
+
+  /*
+   * One matching rule on both databases (MariaDB's utf8mb4_general_ci is case- and accent-insensitive and
+   * ignores trailing spaces; SQLite compares bytes and folds ASCII only in LIKE):
+   *   - ids and tags match exactly, byte for byte (tags are stored normalised and the query is normalised the
+   *     same way, so a tag matches however it is typed);
+   *   - text (name, q) is a case-insensitive, accent-sensitive substring: both sides lower-cased (JavaScript's
+   *     toLowerCase on SQLite through hcm_lower, LOWER on MariaDB), compared by code point.
+   * On MariaDB the exact form keeps the plain comparison too, so the (general_ci) indexes still find the rows.
+   */
+  private exact(column: string, param: string): string {
+    return this.sqlite ? `${column} = :${param}` : `(${column} = :${param} AND ${column} = :${param} COLLATE utf8mb4_bin)`;
+  }
+
+  private contains(column: string, param: string): string {
+    return this.sqlite ? `hcm_lower(${column}) LIKE :${param} ESCAPE '!'` : `LOWER(${column}) LIKE :${param} COLLATE utf8mb4_bin ESCAPE '!'`;
+  }
 
   private async bump(m: EntityManager): Promise<void> {
     await m.increment(CatalogStateEntity, { id: 1 }, 'version', 1);
@@ -243,22 +264,23 @@ export class CatalogRepository {
     if (f.status) qb.andWhere('i.status = :status', { status: f.status });
     if (f.phase) qb.andWhere('i.phase = :phase', { phase: f.phase });
     if (f.format) qb.andWhere('i.format = :format', { format: f.format });
-    if (f.zoneId) qb.andWhere('i.zoneId = :zoneId', { zoneId: f.zoneId });
-    if (f.ownerId) qb.andWhere('i.ownerId = :ownerId', { ownerId: f.ownerId });
-    if (f.departmentId) qb.andWhere('i.departmentId = :departmentId', { departmentId: f.departmentId });
-    if (f.name) qb.andWhere(`i.name LIKE :name ESCAPE '!'`, { name: likeEscape(f.name) });
+    // a UUID in any case is the same zone (ids are stored lower-case)
+    if (f.zoneId) qb.andWhere('i.zoneId = :zoneId', { zoneId: f.zoneId.toLowerCase() });
+    if (f.ownerId) qb.andWhere(this.exact('i.ownerId', 'ownerId'), { ownerId: f.ownerId });
+    if (f.departmentId) qb.andWhere(this.exact('i.departmentId', 'departmentId'), { departmentId: f.departmentId });
+    if (f.name) qb.andWhere(this.contains('i.name', 'name'), { name: containsPattern(f.name) });
     if (f.q) {
       const q = f.q;
       const status = Object.values(ImageStatus).find((s) => s === q.toUpperCase());
       qb.andWhere(
         new Brackets((w: WhereExpressionBuilder) => {
-          w.where(`i.name LIKE :q ESCAPE '!'`, { q: likeEscape(q) }).orWhere(`i.description LIKE :q ESCAPE '!'`);
+          w.where(this.contains('i.name', 'q'), { q: containsPattern(q) }).orWhere(this.contains('i.description', 'q'));
           if (status) w.orWhere('i.status = :qStatus', { qStatus: status });
         }),
       );
     }
-    [...new Set(f.tags ?? [])].forEach((tag, n) => {
-      qb.andWhere(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND t${n}.tag = :tag${n})`, { [`tag${n}`]: tag });
+    [...new Set((f.tags ?? []).map(normaliseTag))].forEach((tag, n) => {
+      qb.andWhere(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND ${this.exact(`t${n}.tag`, `tag${n}`)})`, { [`tag${n}`]: tag });
     });
     return qb;
   }
@@ -272,13 +294,14 @@ export class CatalogRepository {
         const p = `${prefix}_${n}`;
         params[`${p}_scopes`] = c.scopes;
         const parts = [`i.scope IN (:...${p}_scopes)`];
+        // exact: on MariaDB's general_ci, user `Alice` would otherwise see `alice`'s private images
         if (c.ownerId !== undefined) {
           params[`${p}_owner`] = c.ownerId;
-          parts.push(`i.ownerId = :${p}_owner`);
+          parts.push(this.exact('i.ownerId', `${p}_owner`));
         }
         if (c.departmentId !== undefined) {
           params[`${p}_dept`] = c.departmentId;
-          parts.push(`i.departmentId = :${p}_dept`);
+          parts.push(this.exact('i.departmentId', `${p}_dept`));
         }
         return `(${parts.join(' AND ')})`;
       })

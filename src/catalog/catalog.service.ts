@@ -6,13 +6,13 @@ import { AppError, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { ZonesService } from '../zones/zones.service';
 import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
-import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, UpdateImageDto } from './image.dto';
+import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, normaliseTag, UpdateImageDto } from './image.dto';
 import { ImageEntity } from './image.entity';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
 import { assertTransition, phasesLeadingTo, statusOfPhase } from './image-state';
 import { ImageFormat, ImageKind, ImagePhase, Scope, SourceType } from './image.enums';
 
-const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).map((t) => t.trim().toLowerCase()))];
+const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).map(normaliseTag))];
 
 const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
 

@@ -36,6 +36,8 @@ export function normaliseChecksum(text: string): string {
 }
 
 export const TAG_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N} ._:/+-]{0,63}$/u;
+/** How a tag is stored and searched: trimmed and lower-cased, so `Prod`, `PROD` and ` prod ` are one tag. */
+export const normaliseTag = (tag: string) => tag.trim().toLowerCase();
 const NO_EDGE_SPACES = /^\S(.*\S)?$/s;
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 /** `tags=a&tags=b` or `tags=a,b` */
@@ -220,7 +222,7 @@ export enum ImageSort {
 
 /** Filters shared by the list and the per-view counts. */
 export class ImageFilterQuery {
-  /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`. */
+  /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
   @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(10) @IsString({ each: true }) @MaxLength(64, { each: true })
   @ApiPropertyOptional({ type: [String], maxItems: 10 })
   tags?: string[];
@@ -229,12 +231,12 @@ export class ImageFilterQuery {
   @ApiPropertyOptional({ enum: ImageKind, enumName: 'ImageKind' })
   kind?: ImageKind;
 
-  /** Quick search: a case-insensitive substring of the name or description, or a status (ACTIVE/INACTIVE). */
+  /** Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
   @IsOptional() @Transform(trim) @IsString() @MaxLength(100)
   @ApiPropertyOptional({ maxLength: 100, example: 'centos' })
   q?: string;
 
-  /** Name contains (case-insensitive). */
+  /** Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
   @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
   @ApiPropertyOptional({ maxLength: 255 })
   name?: string;
@@ -263,12 +265,12 @@ export class ImageFilterQuery {
   @ApiPropertyOptional({ format: 'uuid' })
   zoneId?: string;
 
-  /** Owner user id. */
+  /** Owner user id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
   @ApiPropertyOptional()
   ownerId?: string;
 
-  /** Owner's department id. */
+  /** Owner's department id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
   @ApiPropertyOptional()
   departmentId?: string;

@@ -16,6 +16,12 @@ export function migrationsGlob(db: DbConfig): string {
   return join(__dirname, '..', '..', 'migrations', dialectOf(db), '*.{js,ts}');
 }
 
+/** The parts of a better-sqlite3 connection used to prepare it. */
+interface SqliteConnection {
+  pragma(s: string): unknown;
+  function(name: string, opts: { deterministic: boolean }, fn: (v: unknown) => unknown): unknown;
+}
+
 export function dataSourceOptions(db: DbConfig): DataSourceOptions {
   const common = {
     entities: ENTITIES,
@@ -30,9 +36,11 @@ export function dataSourceOptions(db: DbConfig): DataSourceOptions {
       type: 'better-sqlite3',
       database: db.path,
       enableWAL: db.path !== ':memory:',
-      prepareDatabase: (conn: { pragma(s: string): unknown }) => {
+      prepareDatabase: (conn: SqliteConnection) => {
         conn.pragma('busy_timeout = 5000');
         conn.pragma('foreign_keys = ON');
+        // SQLite's lower() folds ASCII only: searches fold case the way JavaScript (and MariaDB's LOWER) do
+        conn.function('hcm_lower', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
       },
       ...common,
     };

@@ -26,5 +26,5 @@ export function assertUsable(access: AccessPolicy, image: ImageEntity, owner: Pr
   if (access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
   if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
   if (use === ImageUse.CreateVm && image.kind === ImageKind.Iso && image.isoUsage !== IsoUsage.OS) throw isoNotBootable(image);
-  if (image.zoneId !== zoneId) throw zoneMismatch(image, zoneId);
+  if (image.zoneId !== zoneId.toLowerCase()) throw zoneMismatch(image, zoneId);
 }

@@ -443,6 +443,8 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const fine = await origin(c, vm('another zone than the launch'), { imageId: img.id, vmName: 'x', owner: ownerOf(u), reservationId: withRes[3][2] });
       expect([fine.status, fine.body.quota]).toEqual([201, 'LAUNCH_RESERVATION']);
       expect((await origin(c, vm('bob'), { imageId: bobsPrivate.id, vmName: 'x', owner: ownerOf(bob) })).status).toBe(201);
+      // a zone id is a UUID in any case
+      expect((await origin(c, vm('upper'), { imageId: img.id, vmName: 'x', owner: ownerOf(u), zoneId: c.zoneId.toUpperCase() })).status).toBe(201);
     });
 
     it('VMs registered past the launch reservation go through the limit: 20 VMs on a 5-VM launch at VM_COUNT 5 leave usage at 5', async () => {
