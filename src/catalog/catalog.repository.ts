@@ -82,18 +82,12 @@ export class CatalogRepository {
   }
 
   /*
-   * One matching rule on both databases (MariaDB's utf8mb4_general_ci is case- and accent-insensitive and
-   * ignores trailing spaces; SQLite compares bytes and folds ASCII only in LIKE):
-   *   - ids and tags match exactly, byte for byte (tags are stored normalised and the query is normalised the
-   *     same way, so a tag matches however it is typed);
-   *   - text (name, q) is a case-insensitive, accent-sensitive substring: both sides lower-cased (JavaScript's
-   *     toLowerCase on SQLite through hcm_lower, LOWER on MariaDB), compared by code point.
-   * On MariaDB the exact form keeps the plain comparison too, so the (general_ci) indexes still find the rows.
+   * One matching rule on both databases. Both compare text by code point (SQLite natively, MariaDB/MySQL
+   * through utf8mb4_bin, migration BinaryCollation), so ids and tags match exactly with a plain `=` (tags are
+   * stored normalised and the query is normalised the same way, so a tag matches however it is typed). Text
+   * (name, q) is a case-insensitive, accent-sensitive substring: both sides lower-cased (JavaScript's
+   * toLowerCase on SQLite through hcm_lower, LOWER on MariaDB), compared by code point.
    */
-  private exact(column: string, param: string): string {
-    return this.sqlite ? `${column} = :${param}` : `(${column} = :${param} AND ${column} = :${param} COLLATE utf8mb4_bin)`;
-  }
-
   private contains(column: string, param: string): string {
     return this.sqlite ? `hcm_lower(${column}) LIKE :${param} ESCAPE '!'` : `LOWER(${column}) LIKE :${param} COLLATE utf8mb4_bin ESCAPE '!'`;
   }
@@ -266,8 +260,8 @@ export class CatalogRepository {
     if (f.format) qb.andWhere('i.format = :format', { format: f.format });
     // a UUID in any case is the same zone (ids are stored lower-case)
     if (f.zoneId) qb.andWhere('i.zoneId = :zoneId', { zoneId: f.zoneId.toLowerCase() });
-    if (f.ownerId) qb.andWhere(this.exact('i.ownerId', 'ownerId'), { ownerId: f.ownerId });
-    if (f.departmentId) qb.andWhere(this.exact('i.departmentId', 'departmentId'), { departmentId: f.departmentId });
+    if (f.ownerId) qb.andWhere('i.ownerId = :ownerId', { ownerId: f.ownerId });
+    if (f.departmentId) qb.andWhere('i.departmentId = :departmentId', { departmentId: f.departmentId });
     if (f.name) qb.andWhere(this.contains('i.name', 'name'), { name: containsPattern(f.name) });
     if (f.q) {
       const q = f.q;
@@ -280,7 +274,7 @@ export class CatalogRepository {
       );
     }
     [...new Set((f.tags ?? []).map(normaliseTag))].forEach((tag, n) => {
-      qb.andWhere(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND ${this.exact(`t${n}.tag`, `tag${n}`)})`, { [`tag${n}`]: tag });
+      qb.andWhere(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND t${n}.tag = :tag${n})`, { [`tag${n}`]: tag });
     });
     return qb;
   }
@@ -294,14 +288,14 @@ export class CatalogRepository {
         const p = `${prefix}_${n}`;
         params[`${p}_scopes`] = c.scopes;
         const parts = [`i.scope IN (:...${p}_scopes)`];
-        // exact: on MariaDB's general_ci, user `Alice` would otherwise see `alice`'s private images
+        // exact (by code point on both databases): user `Alice` never sees `alice`'s private images
         if (c.ownerId !== undefined) {
           params[`${p}_owner`] = c.ownerId;
-          parts.push(this.exact('i.ownerId', `${p}_owner`));
+          parts.push(`i.ownerId = :${p}_owner`);
         }
         if (c.departmentId !== undefined) {
           params[`${p}_dept`] = c.departmentId;
-          parts.push(this.exact('i.departmentId', `${p}_dept`));
+          parts.push(`i.departmentId = :${p}_dept`);
         }
         return `(${parts.join(' AND ')})`;
       })

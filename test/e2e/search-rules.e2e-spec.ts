@@ -10,8 +10,8 @@ import { createImage, createZone } from '../support/fixtures';
  * as stored: trimmed and lower-cased, so `Prod` finds `prod`); text (`name`, `q`) is a case-insensitive,
  * accent-sensitive substring, LIKE wildcards and backslashes taken literally; the query's outer spaces are
  * trimmed; enum filters take their exact values (anything else is 400 on both); a zone id in any case is the
- * same zone. MariaDB's utf8mb4_general_ci alone would be accent-insensitive and case-insensitive on ids, and
- * SQLite alone case-sensitive on tags and on non-ASCII text.
+ * same zone; names sort by code point. MariaDB's utf8mb4_general_ci alone would be accent-insensitive and
+ * case-insensitive on ids and sort otherwise, and SQLite alone case-sensitive on tags and on non-ASCII text.
  */
 
 type Json = Record<string, any>;
@@ -27,8 +27,11 @@ const IMAGES: Array<[string, string, string[]]> = [
   ['100% done_v2', 'back\\slash C:\\images', []],
   ['ÉCOLE Linux', 'Пример ОПИСАНИЯ', ['École']],
   ['Bang! edition', 'two  spaces', ['straße']],
+  ['bang lower', 'x', []],
+  ['Zeta', 'x', []],
 ];
 const ALL = IMAGES.map(([n]) => n).sort();
+const COMPUTE: Caller = { sub: 'compute', dept: 'platform', role: Role.Service };
 /** made PUBLIC (the rest stay alice's PRIVATE images) */
 const PUBLIC = 'cafe image';
 /** made ACTIVE (the rest stay QUEUED, INACTIVE) */
@@ -80,6 +83,7 @@ const CASES: Case[] = [
   ['q with a doubled space', () => ({ q: 'two  spaces' }), ['Bang! edition']],
   ['q a single space between', () => ({ q: 'two spaces' }), none],
   ['q "image" in names', () => ({ q: 'IMAGE' }), ['100% done_v2', 'cafe image', 'café image']],
+  ['q matching names in both cases', () => ({ q: 'bang' }), ['Bang! edition', 'bang lower']],
   ['q a status', () => ({ q: 'active' }), [ACTIVE]],
   ['q a status in capitals', () => ({ q: 'ACTIVE' }), [ACTIVE]],
   ['q inactive', () => ({ q: 'Inactive' }), ALL.filter((n) => n !== ACTIVE)],
@@ -124,6 +128,43 @@ describe('search rules: the same answers on every shape', () => {
   });
   afterAll(async () => {
     for (const c of ctxs) await c.t.close();
+  });
+
+  it('sorts names by code point on every shape (capitals before lower case, accented letters after z), ties by id', async () => {
+    const orders: Record<string, unknown> = {};
+    for (const c of ctxs) {
+      const names = async (order: string) =>
+        (await c.t.http().get('/images').query({ zoneId: c.zoneId, sort: 'name', order, pageSize: 200 }).set('Authorization', c.t.auth(SUPER))).body.items.map((i: Json) => i.name);
+      orders[c.shape] = { asc: await names('asc'), desc: await names('desc') };
+    }
+    const byCodePoint = [...ALL].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    expect(byCodePoint.slice(0, 3)).toEqual(['100% done_v2', 'Bang! edition', 'Prod Server']);
+    expect(orders).toEqual(Object.fromEntries(ctxs.map((c) => [c.shape, { asc: byCodePoint, desc: [...byCodePoint].reverse() }])));
+  });
+
+  it('identifiers differ by case on every shape: zone names, quota departments, VM ids', async () => {
+    const answers: Record<string, unknown> = {};
+    for (const c of ctxs) {
+      const http = c.t.http;
+      const zones = [];
+      for (const name of ['Case-Zone', 'case-zone']) zones.push((await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name, hypervisor: 'KVM' })).status);
+      const dup = (await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name: 'case-zone', hypervisor: 'KVM' })).body.code;
+      // two departments whose ids differ by case have two ledgers
+      await http().patch('/quotas/Dq').set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: 1 } });
+      await http().patch('/quotas/dq').set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: 7 } });
+      const limit = async (d: string) => (await http().get(`/quotas/${d}`).set('Authorization', c.t.auth(SUPER))).body.resources.find((r: Json) => r.resource === 'VM_COUNT').limit;
+      // two VMs whose ids differ by case are two VMs
+      const list = await http().get('/images').query({ zoneId: c.zoneId, name: ACTIVE }).set('Authorization', c.t.auth(SUPER));
+      const imageId = list.body.items[0].id;
+      const vms = [];
+      for (const vmId of ['VM-Case', 'vm-case']) {
+        const res = await http().put(`/vms/${vmId}/origin`).set('Authorization', c.t.auth(COMPUTE)).send({ imageId, vmName: vmId, owner: { userId: 'alice', departmentId: 'd1' }, zoneId: c.zoneId });
+        vms.push([res.status, res.body.vmId]);
+      }
+      answers[c.shape] = { zones, dup, limits: [await limit('Dq'), await limit('dq')], vms };
+    }
+    const want = { zones: [201, 201], dup: 'ZONE_NAME_TAKEN', limits: [1, 7], vms: [[201, 'VM-Case'], [201, 'vm-case']] };
+    expect(answers).toEqual(Object.fromEntries(ctxs.map((c) => [c.shape, want])));
   });
 
   it.each(CASES)('%s', async (_what, query, want, who = SUPER) => {
