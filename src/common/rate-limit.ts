@@ -52,7 +52,7 @@ export class RateLimiter implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     const q = cfg.queue;
-    if (q.driver === 'redis' && q.redisUrl) {
+    if (q.driver === 'redis' && q.redisUrl && BUCKETS.some((b) => cfg.rateLimits[b] > 0)) {
       // its own connection: fail fast instead of queueing commands while Redis is away
       this.redis = new Redis({ ...connectionOf(q.redisUrl), maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000, lazyConnect: false });
       this.redis.on('error', () => undefined); // reported per request below
