@@ -47,6 +47,7 @@ describe('loadConfig', () => {
       return '';
     };
     expect(problems({ AUTH_JWKS_URL: 'ftp://iam/jwks.json' })).toMatch(/AUTH_JWKS_URL="ftp:\/\/iam\/jwks.json": AUTH_JWKS_URL must be an http\(s\) URL/);
+    expect(problems({ AUTH_JWKS_URL: 'https://u:p@iam/jwks.json' })).toMatch(/AUTH_JWKS_URL=.*without credentials/);
     expect(problems({ AUTH_JWKS_URL: 'https://iam.example/jwks', AUTH_JWKS_REFRESH_SECONDS: '0', AUTH_JWKS_COOLDOWN_SECONDS: '-1', AUTH_JWKS_TIMEOUT_MS: 'soon' })).toMatch(
       /AUTH_JWKS_REFRESH_SECONDS="0"[\s\S]*AUTH_JWKS_COOLDOWN_SECONDS="-1"[\s\S]*AUTH_JWKS_TIMEOUT_MS="soon"/,
     );

@@ -77,7 +77,7 @@ export class EnvVars {
   @IsOptional() @Transform(emptyToUndefined) @IsString()
   AUTH_JWT_PUBLIC_KEY_FILE?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#]+[^\s#]*$/, { message: 'AUTH_JWKS_URL must be an http(s) URL, e.g. https://iam.hcm.internal/.well-known/jwks.json' })
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#@]+([/?][^\s#]*)?$/, { message: 'AUTH_JWKS_URL must be an http(s) URL without credentials, e.g. https://iam.hcm.internal/.well-known/jwks.json' })
   AUTH_JWKS_URL?: string;
 
   @IsOptional() @Transform(emptyToUndefined) @IsString()
