@@ -39,4 +39,18 @@ describe('RateLimiter', () => {
     expect(await metrics.render()).toMatch(/hcm_rate_limit_store_errors_total 4/);
     await rl.onModuleDestroy();
   });
+
+  it('waits for Redis at start, so the first request is counted in Redis, not per replica', async () => {
+    const metrics = new MetricsService();
+    const prefix = `hcmrlunit${process.pid}`;
+    const rl = new RateLimiter(config({ RATE_LIMIT_CREATE_PER_MIN: '1', QUEUE_DRIVER: 'redis', REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', QUEUE_PREFIX: prefix, DB_TYPE: 'sqlite' }), metrics);
+    await rl.onModuleInit();
+    const caller = `c${Date.now()}`;
+    expect(await rl.consume('create', caller)).toEqual({ allowed: true });
+    expect((await rl.consume('create', caller)).allowed).toBe(false);
+    expect(await metrics.render()).toMatch(/hcm_rate_limit_store_errors_total 0/);
+    const redis = (rl as unknown as { redis: { del: (k: string) => Promise<number> } }).redis;
+    expect(await redis.del(`${prefix}:rl:create:${caller}`)).toBe(1);
+    await rl.onModuleDestroy();
+  });
 });

@@ -1,4 +1,4 @@
-import { applyDecorators, CanActivate, ExecutionContext, Global, Injectable, Logger, Module, OnModuleDestroy, SetMetadata, UseGuards } from '@nestjs/common';
+import { applyDecorators, CanActivate, ExecutionContext, Global, Injectable, Logger, Module, OnModuleDestroy, OnModuleInit, SetMetadata, UseGuards } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import Redis from 'ioredis';
@@ -41,7 +41,7 @@ interface Limiters {
  * because Redis blinked would take the catalog down with it, and imports need Redis anyway.
  */
 @Injectable()
-export class RateLimiter implements OnModuleDestroy {
+export class RateLimiter implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('RateLimit');
   private readonly limiters = new Map<RateLimitBucket, Limiters>();
   private readonly redis?: Redis;
@@ -101,6 +101,21 @@ export class RateLimiter implements OnModuleDestroy {
     if (now - this.lastWarning < 30_000) return;
     this.lastWarning = now;
     this.log.warn({ msg: 'rate limits counted per replica: Redis is unavailable', error: e instanceof Error ? e.message : String(e) });
+  }
+
+  /** Waits (at most 2 s) for the Redis connection, so the first requests are not counted per replica. */
+  async onModuleInit(): Promise<void> {
+    const r = this.redis;
+    if (!r || r.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        r.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, 2000);
+      r.once('ready', done);
+    });
   }
 
   async onModuleDestroy(): Promise<void> {
