@@ -22,7 +22,7 @@ export class AuthGuard implements CanActivate {
     private readonly verifier: JwtVerifier,
   ) {}
 
-  canActivate(ctx: ExecutionContext): boolean {
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
@@ -30,7 +30,7 @@ export class AuthGuard implements CanActivate {
     if (!header || Array.isArray(header)) throw new AppError('AUTH_TOKEN_MISSING', 'Send "Authorization: Bearer <JWT>"');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) throw new AppError('AUTH_TOKEN_INVALID', 'The Authorization header must be "Bearer <JWT>"');
-    req.principal = this.verifier.verify(m[1]);
+    req.principal = await this.verifier.verify(m[1]);
     const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, targets);
     if (roles && !roles.includes(req.principal.role)) {
       throw new AppError('FORBIDDEN', `This operation is for ${roles.join(', ')} callers only`, { roles });

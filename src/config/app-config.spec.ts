@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './app-config';
@@ -34,5 +35,34 @@ describe('loadConfig', () => {
   it('requires a secret or public key outside the embedded default', () => {
     expect(() => loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb' })).toThrow(/AUTH_JWT_SECRET: required/);
     expect(loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: 'x'.repeat(32) }).seedDefaultZone).toBe(false);
+  });
+
+  it('validates the JWKS settings at boot: an http(s) URL, a readable key set file, the intervals, not both', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', ...env });
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+      return '';
+    };
+    expect(problems({ AUTH_JWKS_URL: 'ftp://iam/jwks.json' })).toMatch(/AUTH_JWKS_URL="ftp:\/\/iam\/jwks.json": AUTH_JWKS_URL must be an http\(s\) URL/);
+    expect(problems({ AUTH_JWKS_URL: 'https://u:p@iam/jwks.json' })).toMatch(/AUTH_JWKS_URL=.*without credentials/);
+    expect(problems({ AUTH_JWKS_URL: 'https://iam.example/jwks', AUTH_JWKS_REFRESH_SECONDS: '0', AUTH_JWKS_COOLDOWN_SECONDS: '-1', AUTH_JWKS_TIMEOUT_MS: 'soon' })).toMatch(
+      /AUTH_JWKS_REFRESH_SECONDS="0"[\s\S]*AUTH_JWKS_COOLDOWN_SECONDS="-1"[\s\S]*AUTH_JWKS_TIMEOUT_MS="soon"/,
+    );
+    const file = join(dir, 'jwks.json');
+    writeFileSync(file, '{"keys": "none"}');
+    expect(problems({ AUTH_JWKS_FILE: file })).toMatch(/AUTH_JWKS_FILE: not a JWKS/);
+    expect(problems({ AUTH_JWKS_FILE: join(dir, 'missing.json') })).toMatch(/AUTH_JWKS_FILE: cannot read/);
+    writeFileSync(file, JSON.stringify({ keys: [{ ...generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }), kid: 'k' }] }));
+    expect(problems({ AUTH_JWKS_FILE: file, AUTH_JWKS_URL: 'https://iam.example/jwks' })).toMatch(/either AUTH_JWKS_URL or AUTH_JWKS_FILE/);
+    // a JWKS alone is enough outside the embedded default (with a download URL secret for the fs store)
+    expect(problems({ AUTH_JWKS_FILE: file })).toMatch(/DOWNLOAD_URL_SECRET: required/);
+    const cfg = loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWKS_URL: 'https://iam.example/.well-known/jwks.json', DOWNLOAD_URL_SECRET: 'd'.repeat(32) });
+    expect(cfg.auth).toMatchObject({ secret: undefined, jwks: { url: 'https://iam.example/.well-known/jwks.json', refreshSeconds: 600, cooldownSeconds: 30, timeoutMs: 5000 } });
+    const pem = join(dir, 'key.pem');
+    writeFileSync(pem, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    expect(problems({ AUTH_JWT_PUBLIC_KEY_FILE: pem })).toMatch(/AUTH_JWT_PUBLIC_KEY_FILE: file is not a usable PEM public key: only P-256/);
   });
 });

@@ -7,6 +7,7 @@ import { loadQuotaConfig, QuotaConfig } from '../quota/quota.config';
 import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
 import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
+import { jwksProblem, pemKeyProblem } from '../access/jwt';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) => {
@@ -75,6 +76,23 @@ export class EnvVars {
 
   @IsOptional() @Transform(emptyToUndefined) @IsString()
   AUTH_JWT_PUBLIC_KEY_FILE?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#@]+([/?][^\s#]*)?$/, { message: 'AUTH_JWKS_URL must be an http(s) URL without credentials, e.g. https://iam.hcm.internal/.well-known/jwks.json' })
+  AUTH_JWKS_URL?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  AUTH_JWKS_FILE?: string;
+
+  /** how often the JWKS is loaded again even when no token names an unknown kid */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86_400)
+  AUTH_JWKS_REFRESH_SECONDS?: number;
+
+  /** at most one load per this many seconds, however many tokens name unknown kids (0: only one load in flight) */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  AUTH_JWKS_COOLDOWN_SECONDS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
+  AUTH_JWKS_TIMEOUT_MS?: number;
 
   @IsOptional() @Transform(emptyToUndefined) @IsString()
   AUTH_JWT_ISSUER?: string;
@@ -250,13 +268,23 @@ export interface DbConfig {
 export interface AuthConfig {
   /** HS256 secret; undefined when only RS256 is configured */
   secret?: string;
-  /** PEM public key for RS256 tokens */
+  /** PEM public key (RSA, EC P-256 or Ed25519) for RS256/ES256/EdDSA tokens */
   publicKey?: string;
+  /** a JWKS (URL or file) whose keys are chosen by kid */
+  jwks?: JwksConfig;
   issuer?: string;
   audience?: string;
   clockSkewSeconds: number;
   /** true when the secret was generated for the embedded default */
   generatedSecret: boolean;
+}
+
+export interface JwksConfig {
+  url?: string;
+  file?: string;
+  refreshSeconds: number;
+  cooldownSeconds: number;
+  timeoutMs: number;
 }
 
 export interface StorageConfig {
@@ -382,13 +410,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (vars.AUTH_JWT_PUBLIC_KEY_FILE) {
     try {
       publicKey = readFileSync(vars.AUTH_JWT_PUBLIC_KEY_FILE, 'utf8');
-      if (!publicKey.includes('BEGIN PUBLIC KEY')) problems.push('AUTH_JWT_PUBLIC_KEY_FILE: file is not a PEM public key');
+      const why = publicKey.includes('BEGIN PUBLIC KEY') ? pemKeyProblem(publicKey) : 'not a PEM public key';
+      if (why) problems.push(`AUTH_JWT_PUBLIC_KEY_FILE: file is not a usable PEM public key: ${why}`);
     } catch {
       problems.push(`AUTH_JWT_PUBLIC_KEY_FILE: cannot read ${vars.AUTH_JWT_PUBLIC_KEY_FILE}`);
     }
   }
-  if (!embedded && !vars.AUTH_JWT_SECRET && !vars.AUTH_JWT_PUBLIC_KEY_FILE) {
-    problems.push('AUTH_JWT_SECRET: required when DB_TYPE is not sqlite (or set AUTH_JWT_PUBLIC_KEY_FILE)');
+  if (vars.AUTH_JWKS_URL && vars.AUTH_JWKS_FILE) problems.push('AUTH_JWKS_FILE: set either AUTH_JWKS_URL or AUTH_JWKS_FILE, not both');
+  if (vars.AUTH_JWKS_FILE) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(vars.AUTH_JWKS_FILE, 'utf8'));
+    } catch (e) {
+      problems.push(`AUTH_JWKS_FILE: cannot read ${vars.AUTH_JWKS_FILE} as JSON (${(e as Error).message})`);
+    }
+    const why = doc === undefined ? undefined : jwksProblem(doc);
+    if (why) problems.push(`AUTH_JWKS_FILE: ${why}`);
+  }
+  const asymmetric = Boolean(vars.AUTH_JWT_PUBLIC_KEY_FILE || vars.AUTH_JWKS_URL || vars.AUTH_JWKS_FILE);
+  if (!embedded && !vars.AUTH_JWT_SECRET && !asymmetric) {
+    problems.push('AUTH_JWT_SECRET: required when DB_TYPE is not sqlite (or set AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWKS_URL or AUTH_JWKS_FILE)');
   }
   for (const key of ['URL_ALLOW_CIDRS', 'URL_DENY_CIDRS'] as const) {
     const bad = splitList(vars[key]).filter((c) => !parseCidr(c));
@@ -404,7 +445,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const s of fileSources) {
     if (s.kind === 'bucket' && s.store === 'service' && vars.STORAGE_DRIVER !== 'minio') problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
   }
-  if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && vars.AUTH_JWT_PUBLIC_KEY_FILE) {
+  if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && asymmetric) {
     problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
   }
   let quota: QuotaConfig | undefined;
@@ -418,7 +459,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   let secret = vars.AUTH_JWT_SECRET;
   let generatedSecret = false;
-  if (!secret && !publicKey) {
+  if (!secret && !asymmetric) {
     secret = devSecret(dataDir, true);
     generatedSecret = true;
   }
@@ -443,6 +484,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: {
       secret,
       publicKey,
+      jwks:
+        vars.AUTH_JWKS_URL || vars.AUTH_JWKS_FILE
+          ? {
+              url: vars.AUTH_JWKS_URL,
+              file: vars.AUTH_JWKS_FILE,
+              refreshSeconds: vars.AUTH_JWKS_REFRESH_SECONDS ?? 600,
+              cooldownSeconds: vars.AUTH_JWKS_COOLDOWN_SECONDS ?? 30,
+              timeoutMs: vars.AUTH_JWKS_TIMEOUT_MS ?? 5000,
+            }
+          : undefined,
       issuer: vars.AUTH_JWT_ISSUER,
       audience: vars.AUTH_JWT_AUDIENCE,
       clockSkewSeconds: vars.AUTH_CLOCK_SKEW_SECONDS ?? 30,

@@ -63,6 +63,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly rateLimitStoreErrors = new Counter({
+    name: 'hcm_rate_limit_store_errors_total',
+    help: 'Rate-limited requests counted in this replica only because Redis did not answer',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'hcm_' });
   }

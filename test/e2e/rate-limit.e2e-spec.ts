@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { Role } from '../../src/access/principal';
 import { Caller, startApp, TestApp } from '../support/app';
 import { createZone, imageBody } from '../support/fixtures';
@@ -28,5 +29,47 @@ describe('rate limits on expensive endpoints', () => {
     expect((await t.http().get('/images').set('Authorization', t.auth(alice))).status).toBe(200);
     const metrics = await t.http().get('/metrics');
     expect(metrics.text).toMatch(/hcm_rate_limited_total\{route="create"\} 2/);
+  });
+});
+
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** The platform shape: two replicas on one MariaDB database and one Redis prefix draw on one budget per caller. */
+describe('rate limits shared by two replicas (mariadb + Redis)', () => {
+  const prefix = `hcmrl${process.pid}${Date.now().toString(36)}`;
+  let a: TestApp;
+  let b: TestApp;
+  let zone: string;
+  beforeAll(async () => {
+    const env = { RATE_LIMIT_CREATE_PER_MIN: '4', QUEUE_DRIVER: 'redis', REDIS_URL: REDIS, QUEUE_PREFIX: prefix };
+    a = await startApp('mariadb', 'rl_replica_a', env);
+    b = await startApp('mariadb', 'rl_replica_b', env, { shareDatabaseWith: a });
+    zone = await createZone(a);
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    const r = new Redis(REDIS);
+    const keys = await r.keys(`${prefix}:*`);
+    if (keys.length) await r.del(...keys);
+    await r.quit();
+  });
+
+  it('holds the budget across both replicas: the fifth create of a minute is refused on either', async () => {
+    const create = (t: TestApp, who: Caller) => t.http().post('/images').set('Authorization', t.auth(who)).send(imageBody(zone));
+    const statuses: number[] = [];
+    for (const t of [a, b, a, b, a, b]) statuses.push((await create(t, alice)).status);
+    // per-replica budgets (the old behaviour) would have allowed all six: 4 on a, 4 on b
+    expect(statuses).toEqual([201, 201, 201, 201, 429, 429]);
+    const res = await create(b, alice);
+    expect(res.body).toMatchObject({ code: 'RATE_LIMITED', details: { bucket: 'create', limitPerMinute: 4 } });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
+    // exactly the four allowed creates were stored
+    expect((await a.http().get('/images').query({ view: 'private', zoneId: zone }).set('Authorization', a.auth(alice))).body.total).toBe(4);
+    // concurrent requests on both replicas cannot overdraw bob's budget either
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => create(i % 2 ? a : b, bob)));
+    expect(burst.filter((r) => r.status === 201)).toHaveLength(4);
+    expect(burst.filter((r) => r.status === 429)).toHaveLength(6);
   });
 });
