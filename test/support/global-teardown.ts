@@ -1,0 +1,8 @@
+import { rmSync } from 'node:fs';
+import { CONTRACT_DIR_ENV } from './contract-recorder';
+
+/** Removes this run's directory of recorded answers. */
+export default function globalTeardown(): void {
+  const dir = process.env[CONTRACT_DIR_ENV];
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
