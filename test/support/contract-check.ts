@@ -78,8 +78,8 @@ function validatorFor(ajv: Ajv, doc: ContractDoc, cache: Map<object, ValidateFun
 
 /**
  * Every (operation, status, code) the service answered that the document does not declare, and every recorded
- * 2xx JSON body that does not match the declared schema. Records of unknown routes (404/405 with no operation)
- * are not about any operation and are left out.
+ * JSON body of a status declared with a schema (2xx, readiness's 503) that does not match it. Records of unknown
+ * routes (404/405 with no operation) are not about any operation and are left out.
  */
 export function compareWithContract(doc: ContractDoc, records: Iterable<RecordedResponse>): Mismatch[] {
   const ops = operationsOf(doc);
@@ -107,12 +107,17 @@ export function compareWithContract(doc: ContractDoc, records: Iterable<Recorded
       add({ operation, status: r.status, code, problem: 'declared with a body, answered without', example });
       continue;
     }
-    if (r.status >= 400) {
+    // an error status of the error body lists its codes; any other status (2xx, or e.g. readiness's 503) has a schema
+    if (declared['x-error-codes'] !== undefined) {
       if (r.code === null && r.method !== 'head') {
         add({ operation, status: r.status, code, problem: 'error without a code', example });
         continue;
       }
-      if (r.code !== null && !(declared['x-error-codes'] ?? []).includes(r.code)) add({ operation, status: r.status, code, problem: 'code not declared', example });
+      if (r.code !== null && !declared['x-error-codes'].includes(r.code)) add({ operation, status: r.status, code, problem: 'code not declared', example });
+      continue;
+    }
+    if (r.code !== null) {
+      add({ operation, status: r.status, code, problem: 'code not declared', example });
       continue;
     }
     const schema = declared.content?.['application/json']?.schema;

@@ -9,6 +9,8 @@ import { join } from 'node:path';
  * Installed by startApp (in-process apps) and, through contract-recorder-preload, in service child processes.
  */
 export const CONTRACT_DIR_ENV = 'HCM_CONTRACT_RECORD_DIR';
+/** set when global-setup made the directory itself (global-teardown removes it) */
+export const CONTRACT_OWN_DIR_ENV = 'HCM_CONTRACT_RECORD_DIR_OWN';
 
 export interface RecordedResponse {
   method: string;
@@ -18,7 +20,7 @@ export interface RecordedResponse {
   contentType: string | null;
   /** the `code` of a JSON error body; null when there is no body (HEAD, 304) or it carries none */
   code: string | null;
-  /** the parsed JSON body of a 2xx answer (a sample of them, see BODY_SAMPLES) */
+  /** the parsed JSON body of a 2xx answer or of an error without a code (a sample of them, see BODY_SAMPLES) */
   body?: unknown;
 }
 
@@ -71,10 +73,10 @@ export function recordResponse(req: IncomingMessage, res: ServerResponse, file: 
       }
     }
     const rec: RecordedResponse = { method, path, status: res.statusCode, contentType, code: null };
-    if (res.statusCode >= 400) {
-      const code = (parsed as { code?: unknown } | undefined)?.code;
-      rec.code = typeof code === 'string' ? code : null;
-    } else if (res.statusCode < 300 && parsed !== undefined) {
+    const code = res.statusCode >= 400 ? (parsed as { code?: unknown } | undefined)?.code : undefined;
+    if (typeof code === 'string') rec.code = code;
+    else if ((res.statusCode < 300 || res.statusCode >= 400) && parsed !== undefined) {
+      // a successful answer, or an error answered with its own body (readiness: 503 with the checks)
       const key = `${method} ${shape(path)} ${res.statusCode}`;
       const n = sampled.get(key) ?? 0;
       if (n < BODY_SAMPLES) {

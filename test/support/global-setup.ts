@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTRACT_DIR_ENV } from './contract-recorder';
+import { CONTRACT_DIR_ENV, CONTRACT_OWN_DIR_ENV } from './contract-recorder';
 import { ensureTestUser } from './mariadb';
 
 /**
@@ -14,5 +14,7 @@ import { ensureTestUser } from './mariadb';
 export default async function globalSetup(): Promise<void> {
   execFileSync('bash', [join(__dirname, '..', '..', 'scripts', 'install-system-packages.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   await ensureTestUser();
-  process.env[CONTRACT_DIR_ENV] = mkdtempSync(join(tmpdir(), 'hcm-contract-'));
+  // a directory given from outside is kept (to look at the records); the run's own one is removed at the end
+  if (process.env[CONTRACT_DIR_ENV]) mkdirSync(process.env[CONTRACT_DIR_ENV], { recursive: true });
+  else process.env[CONTRACT_DIR_ENV] = process.env[CONTRACT_OWN_DIR_ENV] = mkdtempSync(join(tmpdir(), 'hcm-contract-'));
 }

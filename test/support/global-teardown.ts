@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
-import { CONTRACT_DIR_ENV } from './contract-recorder';
+import { CONTRACT_OWN_DIR_ENV } from './contract-recorder';
 
-/** Removes this run's directory of recorded answers. */
+/** Removes this run's directory of recorded answers (unless it was given from outside, to be kept). */
 export default function globalTeardown(): void {
-  const dir = process.env[CONTRACT_DIR_ENV];
+  const dir = process.env[CONTRACT_OWN_DIR_ENV];
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
