@@ -42,6 +42,8 @@ export const QUOTA_ERRORS = {
   commit: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'QUOTA_EXCEEDED', 'VALIDATION_FAILED', 'CONFLICT'],
   release: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'CONFLICT'],
   refund: ['RESERVATION_NOT_FOUND', 'CONFLICT'],
+  /** a thing that exists now is charged as its own reservation (a registered VM), moved from a launch's or added */
+  charge: ['QUOTA_EXCEEDED', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'VALIDATION_FAILED', 'CONFLICT'],
   /** the image listener: a create reserves one image and its expected bytes */
   imageCreate: ['QUOTA_EXCEEDED', 'CONFLICT'],
 } as const satisfies Record<string, ErrorSet>;

@@ -140,7 +140,7 @@ export class VmsController {
   @Roles(Role.Service)
   @ApiCreatedResponse({ type: VmLinkResponse, description: 'Registered.' })
   @ApiOkResponse({ type: VmLinkResponse, description: 'Already registered: the link as it is.' })
-  @ApiErrors(VM_LINK_ERRORS.registerOrigin, QUOTA_ERRORS.commit)
+  @ApiErrors(VM_LINK_ERRORS.registerOrigin, QUOTA_ERRORS.get, QUOTA_ERRORS.charge)
   async origin(@Param('vmId', vmIdPipe) vmId: string, @Body() dto: RegisterOriginDto, @Res({ passthrough: true }) res: Response): Promise<VmLinkResponse> {
     return registered(await this.links.registerOrigin(vmId, dto), res);
   }
@@ -186,6 +186,7 @@ export class VmsController {
   @HttpCode(204)
   @Roles(Role.Service)
   @ApiNoContentResponse({ description: 'Nothing is recorded for this VM (any more).' })
+  @ApiErrors(QUOTA_ERRORS.refund)
   async remove(@Param('vmId', vmIdPipe) vmId: string): Promise<void> {
     await this.links.deleteVm(vmId);
   }
