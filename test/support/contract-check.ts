@@ -138,6 +138,9 @@ export function compareWithContract(doc: ContractDoc, records: Iterable<Recorded
   return [...found.values()].sort((a, b) => `${a.operation} ${a.status}`.localeCompare(`${b.operation} ${b.status}`));
 }
 
+/** Written into the run directory by the contract test once it has compared the records. */
+export const CHECKED_MARKER = 'contract-checked';
+
 /** Every record of a run directory (one JSON line per answer, one file per process). */
 export function readRecords(dir: string): RecordedResponse[] {
   const out: RecordedResponse[] = [];
