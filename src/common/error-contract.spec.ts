@@ -35,6 +35,7 @@ class ThingsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ description: 'ok' })
   get(@Param('id', uuidPipe) id: string, @Query() q: ThingQuery): string {
     return id + String(q.q);
   }
@@ -42,6 +43,11 @@ class ThingsController {
   @Head(':id')
   @ApiErrors('IMAGE_NOT_FOUND')
   head(@Param('id', uuidPipe) id: string): string {
+    return id;
+  }
+
+  @Post(':id/poke')
+  poke(@Param('id') id: string): string {
     return id;
   }
 
@@ -102,7 +108,7 @@ describe('the error contract of a route: its declared sets plus what its traits 
     expect(doc.paths['/things'].post!.security).toEqual([{ bearer: [] }]);
   });
 
-  it('declares 400 for validated parameters only, HEAD errors without a body, and nothing for a public route without dependencies', async () => {
+  it('declares 400 for validated parameters, body-parser errors for any method with a body, HEAD errors without a body, nothing more for a public route without dependencies', async () => {
     const doc = await documentOf(ThingsController);
     const get = codes(responses(doc, '/things/{id}', 'get'));
     expect(get['400']).toEqual(['VALIDATION_FAILED']);
@@ -112,6 +118,9 @@ describe('the error contract of a route: its declared sets plus what its traits 
     expect(head['404']['x-error-codes']).toEqual(['IMAGE_NOT_FOUND']);
     for (const r of Object.values(head)) expect(r.content).toBeUndefined();
     expect(codes(responses(doc, '/things', 'get'))).toEqual({ '200': null, '409': ['INVALID_STATE'] });
+    // no @Body, but the app-wide body-parser reads what a POST sends
+    const poke = codes(responses(doc, '/things/{id}/poke', 'post'));
+    expect([poke['400'], poke['413'], poke['415']]).toEqual([['MALFORMED_JSON'], ['PAYLOAD_TOO_LARGE'], ['UNSUPPORTED_MEDIA_TYPE']]);
     expect(doc.paths['/things'].get!.security).toBeUndefined();
   });
 

@@ -1,3 +1,4 @@
+import { RequestMethod } from '@nestjs/common';
 import type { INestApplication, Type } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
@@ -14,8 +15,13 @@ type ResponseObject = OperationObject['responses'][string] & { description: stri
 export const AUTH_ERRORS: ErrorSet = ['AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED'];
 /** A route restricted by @Roles (the AuthGuard). */
 export const ROLE_ERRORS: ErrorSet = ['FORBIDDEN'];
-/** A route with a JSON body: body-parser (bad JSON, too large, bad charset or encoding) and the validation pipe. */
-export const JSON_BODY_ERRORS: ErrorSet = ['MALFORMED_JSON', 'VALIDATION_FAILED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'];
+/**
+ * Any POST, PUT, PATCH or DELETE: the app-wide JSON body-parser reads a JSON body sent to any route, whether the
+ * route takes one or not (bad JSON, too large, an unsupported charset or encoding).
+ */
+export const BODY_PARSER_ERRORS: ErrorSet = ['MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'];
+/** A route with a JSON body (@Body): the body-parser, and the validation pipe on what it parsed. */
+export const JSON_BODY_ERRORS: ErrorSet = [...BODY_PARSER_ERRORS, 'VALIDATION_FAILED'];
 /** A route with validated path or query parameters (uuid/vm-id pipes, the query DTOs of the validation pipe). */
 export const PARAMETER_ERRORS: ErrorSet = ['VALIDATION_FAILED'];
 /** A route marked @RateLimited. */
@@ -28,6 +34,8 @@ export interface RouteTraits {
   roles: boolean;
   rateLimited: boolean;
   jsonBody: boolean;
+  /** a method a client sends a body with (POST, PUT, PATCH, DELETE) */
+  bodyMethod: boolean;
   validatedParameters: boolean;
   dependency: boolean;
 }
@@ -38,6 +46,7 @@ export function traitErrors(t: RouteTraits): ErrorCode[] {
     ...(t.authenticated ? AUTH_ERRORS : []),
     ...(t.roles ? ROLE_ERRORS : []),
     ...(t.jsonBody ? JSON_BODY_ERRORS : []),
+    ...(t.bodyMethod ? BODY_PARSER_ERRORS : []),
     ...(t.validatedParameters ? PARAMETER_ERRORS : []),
     ...(t.rateLimited ? RATE_LIMIT_ERRORS : []),
     ...(t.dependency ? DEPENDENCY_ERRORS : []),
@@ -115,6 +124,8 @@ const meta = <T>(key: string, ...targets: object[]): T | undefined => {
   return undefined;
 };
 
+const BODY_METHODS = new Set<RequestMethod>([RequestMethod.POST, RequestMethod.PUT, RequestMethod.PATCH, RequestMethod.DELETE]);
+
 interface RouteArg {
   index: number;
   data?: unknown;
@@ -131,6 +142,7 @@ export function routeTraits(route: Pick<Route, 'controller' | 'method' | 'handle
     rateLimited: meta<string>(RATE_LIMIT_KEY, route.handler) !== undefined,
     // @Body(): parsed by the JSON body-parser, checked by the global validation pipe
     jsonBody: kinds.some((k) => k.type === (RouteParamtypes.BODY as number)),
+    bodyMethod: BODY_METHODS.has(Reflect.getMetadata(METHOD_METADATA, route.handler) as RequestMethod),
     // @Query() (the global validation pipe refuses unknown and invalid parameters) or @Param() with a pipe
     validatedParameters: kinds.some((k) => k.type === (RouteParamtypes.QUERY as number) || (k.type === (RouteParamtypes.PARAM as number) && k.pipes > 0)),
     dependency: !meta<boolean>(NO_DEPENDENCY_KEY, route.handler),

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../access/auth.guard';
 import { Role } from '../access/principal';
-import { ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors, ApiNoDependency } from '../common/api-errors.decorator';
 import { FileEntryPage, FileSourceList, ListFileEntriesQuery, toFileEntryPage, toFileSourceResponse } from './file-sources.dto';
 import { FILE_SOURCE_ERRORS, FileSourcesService } from './file-sources.service';
 
@@ -24,6 +24,7 @@ export class FileSourcesController {
    * default. An empty list when none is configured.
    */
   @Get()
+  @ApiNoDependency()
   @ApiOkResponse({
     type: FileSourceList,
     description: 'The configured sources.',
