@@ -72,6 +72,8 @@ describe('the comparison of answers with the contract', () => {
       rec('head', '/things/a1', 401),
       rec('get', '/things/a1', 200, null, { parent: null }),
       rec('get', '/things/a1', 200, null, { id: 'a1', parent: 'x' }),
+      // a field the document does not describe (a generated client would drop it)
+      rec('get', '/things/a1', 200, null, { id: 'a1', parent: { id: 'p', colour: 'red' } }),
       // /things/special is preferred over /things/{id}: its 409 code is not THING_NOT_FOUND's operation
       rec('get', '/things/special', 404, 'THING_NOT_FOUND'),
       rec('get', '/things', 503, null, { status: 'down' }),
@@ -80,7 +82,7 @@ describe('the comparison of answers with the contract', () => {
     expect(ms.map((m) => [m.operation, m.status, m.code, m.problem, m.count])).toEqual([
       ['GET /things', 503, '(no code)', 'body does not match the schema', 1],
       ['GET /things', 503, 'DEPENDENCY_UNAVAILABLE', 'code not declared', 1],
-      ['GET /things/{id}', 200, '-', 'body does not match the schema', 2],
+      ['GET /things/{id}', 200, '-', 'body does not match the schema', 3],
       ['GET /things/{id}', 404, 'IMAGE_NOT_FOUND', 'code not declared', 1],
       ['GET /things/{id}', 404, '(no code)', 'error without a code', 1],
       ['GET /things/{id}', 503, 'DEPENDENCY_UNAVAILABLE', 'status not declared', 2],
@@ -89,6 +91,8 @@ describe('the comparison of answers with the contract', () => {
       ['HEAD /things/{id}', 500, '(no body)', 'status not declared', 1],
     ]);
     expect(describeMismatches(ms)).toContain('GET /things/{id} -> 503 DEPENDENCY_UNAVAILABLE: status not declared, 2x, e.g. GET /things/a1');
+    const extra = compareWithContract(DOC, [rec('get', '/things/a1', 200, null, { id: 'a1', parent: { id: 'p', colour: 'red' } })]);
+    expect(extra.map((m) => m.detail)).toEqual(['/parent must NOT have additional properties']);
   });
 });
 

@@ -66,11 +66,29 @@ function matchOperation(ops: Operation[], method: string, path: string): Operati
   return ops.find((o) => o.method === method && (o.regex.test(path) || o.regex.test(decoded)));
 }
 
+/**
+ * A copy of a schema in which every object that lists its properties allows no others: a field the service
+ * answers but the document does not describe is one a generated client drops. (allOf branches are left open,
+ * each of them would refuse the other's properties.)
+ */
+function closed(schema: unknown, inAllOf = false): unknown {
+  if (Array.isArray(schema)) return schema.map((s) => closed(s, inAllOf));
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === 'example' || k === 'examples') out[k] = v;
+    else if (k === 'properties' && v && typeof v === 'object') out[k] = Object.fromEntries(Object.entries(v).map(([name, s]) => [name, closed(s)]));
+    else out[k] = closed(v, k === 'allOf');
+  }
+  if (out.properties && out.additionalProperties === undefined && !inAllOf) out.additionalProperties = false;
+  return out;
+}
+
 /** Compiles the JSON schema of a declared response once, with the document's components for its $refs. */
 function validatorFor(ajv: Ajv, doc: ContractDoc, cache: Map<object, ValidateFunction>, schema: Record<string, unknown>): ValidateFunction {
   let v = cache.get(schema);
   if (!v) {
-    v = ajv.compile({ ...schema, components: doc.components });
+    v = ajv.compile(closed({ ...schema, components: doc.components }) as Record<string, unknown>);
     cache.set(schema, v);
   }
   return v;
