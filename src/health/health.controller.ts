@@ -9,6 +9,7 @@ export class DependencyHealth {
   @ApiProperty({ enum: ['up', 'down'] })
   status: 'up' | 'down';
   /** Why the dependency is down. */
+  @ApiPropertyOptional({ description: 'Why the dependency is down.', example: 'connect ECONNREFUSED 127.0.0.1:3306' })
   error?: string;
 }
 
