@@ -20,6 +20,9 @@ module.exports = {
   testEnvironment: 'node',
   cacheDirectory: '<rootDir>/.jest-cache',
   globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  // the contract test last: it checks what the suites before it received against openapi.yaml
+  testSequencer: '<rootDir>/test/support/contract-sequencer.js',
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
   testTimeout: 60000,
 };

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AppError, notFound } from '../common/errors';
+import { AppError, ErrorSet, notFound } from '../common/errors';
 import { Principal, Role } from './principal';
 
 /** Image scopes (R8). Defined here because the scope rules are access rules. */
@@ -194,3 +194,10 @@ export class AccessPolicy {
       .map((c) => ({ ...c, scopes: [scope] }));
   }
 }
+
+/** `assert` for seeing an image: another user's private image is hidden, never forbidden. */
+export const SEE_ERRORS: ErrorSet = ['IMAGE_NOT_FOUND'];
+/** `assert` for any other action on an image. */
+export const ACT_ERRORS: ErrorSet = ['IMAGE_NOT_FOUND', 'FORBIDDEN'];
+/** `assert` for a scope change, and `canCreate` refused by the create. */
+export const SCOPE_ERRORS: ErrorSet = ['SCOPE_CHANGE_FORBIDDEN'];

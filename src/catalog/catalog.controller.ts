@@ -5,13 +5,15 @@ import type { Principal } from '../access/principal';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CatalogService } from './catalog.service';
+import { INGESTION_ERRORS } from '../ingestion/ingestion.service';
+import { QUOTA_ERRORS } from '../quota/quota.errors';
+import { VM_LINK_ERRORS } from '../vm-links/vm-links.errors';
+import { CATALOG_ERRORS, CatalogService } from './catalog.service';
 import { DeleteImageQuery, DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
 import { toImageResponse } from './image.mapper';
 
 @ApiTags('images')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('images')
 export class CatalogController {
   constructor(private readonly catalog: CatalogService) {}
@@ -25,7 +27,7 @@ export class CatalogController {
   @Post()
   @RateLimited('create')
   @ApiCreatedResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN', 'ZONE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'QUOTA_EXCEEDED', 'RATE_LIMITED')
+  @ApiErrors(CATALOG_ERRORS.create, QUOTA_ERRORS.imageCreate, INGESTION_ERRORS.imageCreate)
   async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.create(p, dto));
   }
@@ -36,7 +38,7 @@ export class CatalogController {
    */
   @Get()
   @ApiOkResponse({ type: ImagePage })
-  @ApiErrors('VALIDATION_FAILED')
+  @ApiErrors(CATALOG_ERRORS.list)
   async list(@CurrentPrincipal() p: Principal, @Query() q: ListImagesQuery): Promise<ImagePage> {
     const page = await this.catalog.list(p, q);
     return { ...page, items: page.items.map(toImageResponse) };
@@ -45,7 +47,7 @@ export class CatalogController {
   /** How many images each view (all, featured, public, private) holds for the caller, with the same filters as the list. */
   @Get('counts')
   @ApiOkResponse({ type: ImageCountsResponse })
-  @ApiErrors('VALIDATION_FAILED')
+  @ApiErrors(CATALOG_ERRORS.list)
   counts(@CurrentPrincipal() p: Principal, @Query() q: ImageFilterQuery): Promise<ImageCountsResponse> {
     return this.catalog.counts(p, q);
   }
@@ -54,7 +56,7 @@ export class CatalogController {
   @ApiUuidParam()
   @Get(':id')
   @ApiOkResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'IMAGE_NOT_FOUND')
+  @ApiErrors(CATALOG_ERRORS.get)
   async get(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.get(p, id));
   }
@@ -66,7 +68,7 @@ export class CatalogController {
   @ApiUuidParam()
   @Patch(':id')
   @ApiOkResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'IMMUTABLE_FIELD', 'FORBIDDEN', 'SCOPE_CHANGE_FORBIDDEN', 'IMAGE_NOT_FOUND')
+  @ApiErrors(CATALOG_ERRORS.update)
   async update(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: UpdateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.update(p, id, dto));
   }
@@ -76,7 +78,7 @@ export class CatalogController {
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE')
+  @ApiErrors(CATALOG_ERRORS.setEnabled)
   async enable(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.setEnabled(p, id, true));
   }
@@ -86,7 +88,7 @@ export class CatalogController {
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE')
+  @ApiErrors(CATALOG_ERRORS.setEnabled)
   async disable(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: DisableImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.setEnabled(p, id, false, dto?.reason));
   }
@@ -101,7 +103,7 @@ export class CatalogController {
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_IN_USE')
+  @ApiErrors(CATALOG_ERRORS.delete, VM_LINK_ERRORS.imageDelete)
   async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Query() q: DeleteImageQuery): Promise<void> {
     await this.catalog.delete(p, id, { confirm: q.confirm === true });
   }

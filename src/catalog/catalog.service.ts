@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { AccessPolicy, Action, View } from '../access/access.policy';
+import { AccessPolicy, ACT_ERRORS, Action, SCOPE_ERRORS, SEE_ERRORS, View } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
-import { AppError, notFound } from '../common/errors';
+import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
-import { ZonesService } from '../zones/zones.service';
+import { ZONE_ERRORS, ZonesService } from '../zones/zones.service';
 import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
 import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, normaliseTag, UpdateImageDto } from './image.dto';
 import { ImageEntity } from './image.entity';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
-import { assertTransition, phasesLeadingTo, statusOfPhase } from './image-state';
+import { assertTransition, phasesLeadingTo, statusOfPhase, TRANSITION_ERRORS } from './image-state';
 import { ImageFormat, ImageKind, ImagePhase, Scope, SourceType } from './image.enums';
 
 const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).map(normaliseTag))];
@@ -202,3 +202,17 @@ export class CatalogService implements OnModuleInit {
     return this.repo.recordProgress(id, ImagePhase.Importing, patch);
   }
 }
+
+/**
+ * What each CatalogService call raises itself. The lifecycle listeners add theirs (quota, ingestion, VM links
+ * export their sets for create and delete); the routes compose both.
+ */
+export const CATALOG_ERRORS = {
+  // FORBIDDEN: a service may not create images at all
+  create: errorSet(SCOPE_ERRORS, ZONE_ERRORS.get, 'VALIDATION_FAILED', 'FORBIDDEN'),
+  list: errorSet('VALIDATION_FAILED'),
+  get: SEE_ERRORS,
+  update: errorSet(ACT_ERRORS, SCOPE_ERRORS, 'VALIDATION_FAILED', 'IMMUTABLE_FIELD'),
+  setEnabled: errorSet(ACT_ERRORS, TRANSITION_ERRORS),
+  delete: ACT_ERRORS,
+} as const satisfies Record<string, ErrorSet>;

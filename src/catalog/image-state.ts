@@ -1,4 +1,4 @@
-import { AppError } from '../common/errors';
+import { AppError, ErrorSet } from '../common/errors';
 import { ImagePhase, ImageStatus } from './image.enums';
 
 /** Every allowed phase change. Status follows from the phase: only READY is ACTIVE. */
@@ -27,3 +27,6 @@ export function assertTransition(id: string, from: ImagePhase, to: ImagePhase): 
     });
   }
 }
+
+/** `assertTransition` and `CatalogService.transition`: the image is not in a phase that allows the change. */
+export const TRANSITION_ERRORS: ErrorSet = ['INVALID_STATE', 'IMAGE_NOT_FOUND'];

@@ -1,42 +1,32 @@
-import { applyDecorators } from '@nestjs/common';
-import { ApiParam, ApiResponse } from '@nestjs/swagger';
-import { ERROR_CODES, ERROR_DESCRIPTIONS, ERROR_DETAILS_EXAMPLES, ErrorCode } from './errors';
+import { ApiParam } from '@nestjs/swagger';
+import { ErrorCode, ErrorSet } from './errors';
+
+export const API_ERRORS_KEY = 'hcm:api-errors';
+export const NO_DEPENDENCY_KEY = 'hcm:api-no-dependency';
 
 /**
- * Declares the error answers of a route: one response per HTTP status, listing the codes it can carry,
- * each with an example body (with `details` where ERROR_DETAILS_EXAMPLES has them).
+ * Declares codes a route (method) or every route of a controller (class) can answer with, on top of the ones the
+ * route's traits add by themselves (see src/common/error-contract.ts: authentication, roles, a JSON body, validated
+ * parameters, rate limits, dependencies). Usually given the error sets of the services the route calls. Several
+ * uses add up; the OpenAPI document gets one response per status listing its codes.
  */
-export function ApiErrors(...codes: ErrorCode[]): MethodDecorator & ClassDecorator {
-  const byStatus = new Map<number, ErrorCode[]>();
-  for (const c of codes) byStatus.set(ERROR_CODES[c], [...(byStatus.get(ERROR_CODES[c]) ?? []), c]);
-  const decorators = [...byStatus.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([status, cs]) =>
-      ApiResponse({
-        status,
-        description: cs.map((c) => `\`${c}\`: ${ERROR_DESCRIPTIONS[c]}`).join('\n\n'),
-        content: {
-          'application/json': {
-            schema: { $ref: '#/components/schemas/ErrorBody' },
-            examples: Object.fromEntries(
-              cs.map((c) => [
-                c,
-                {
-                  value: {
-                    code: c,
-                    message: ERROR_DESCRIPTIONS[c],
-                    correlationId: '4f1c2a0e-9a59-4b8e-9d0c-2d0c8b5d7c11',
-                    ...(ERROR_DETAILS_EXAMPLES[c] ? { details: ERROR_DETAILS_EXAMPLES[c] } : {}),
-                  },
-                },
-              ]),
-            ),
-          },
-        },
-      }),
-    );
-  return applyDecorators(...decorators);
+export function ApiErrors(...codes: Array<ErrorSet | ErrorCode>): MethodDecorator & ClassDecorator {
+  const flat = codes.flat();
+  return ((target: object, _key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    const on = (descriptor ? descriptor.value : target) as object;
+    const prev = (Reflect.getMetadata(API_ERRORS_KEY, on) as ErrorCode[] | undefined) ?? [];
+    Reflect.defineMetadata(API_ERRORS_KEY, [...prev, ...flat], on);
+    return descriptor;
+  }) as MethodDecorator & ClassDecorator;
 }
 
-/** A UUID path parameter, documented as such. */
+/** Marks a route that reaches no database, queue or object store, so it never answers 503 DEPENDENCY_UNAVAILABLE. */
+export function ApiNoDependency(): MethodDecorator {
+  return (_target, _key, descriptor) => {
+    Reflect.defineMetadata(NO_DEPENDENCY_KEY, true, descriptor.value as object);
+    return descriptor;
+  };
+}
+
+/** A UUID path parameter, documented as such (a bad one answers 400 VALIDATION_FAILED, declared by the contract). */
 export const ApiUuidParam = (name = 'id', description = 'The resource id (UUID).') => ApiParam({ name, format: 'uuid', type: String, description });

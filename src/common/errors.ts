@@ -64,7 +64,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   VALIDATION_FAILED: 'A field, query parameter or path parameter is invalid; details lists each one.',
   MALFORMED_JSON: 'The request body is not valid JSON.',
   IMMUTABLE_FIELD: 'The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).',
-  AUTH_TOKEN_MISSING: 'No "Authorization: Bearer <JWT>" header.',
+  AUTH_TOKEN_MISSING: 'No `Authorization: Bearer {token}` header.',
   AUTH_TOKEN_INVALID: 'The token is malformed, wrongly signed, or its claims are invalid.',
   AUTH_TOKEN_EXPIRED: 'The token has expired.',
   FORBIDDEN: 'The caller may see the resource but not perform this action.',
@@ -156,3 +156,13 @@ export class AppError extends Error {
 
 export const notFound = (what: 'IMAGE' | 'ZONE', id: string) =>
   new AppError(`${what}_NOT_FOUND`, `${what === 'IMAGE' ? 'Image' : 'Zone'} ${id} not found`, { id });
+
+/**
+ * A named set of codes one piece of code can raise, exported next to it. Routes declare the sets of what they
+ * call (`@ApiErrors(...)`), so the OpenAPI document follows the code; src/common/error-contract.ts adds what a
+ * route's traits imply (token, roles, JSON body, parameters, rate limit, dependencies).
+ */
+export type ErrorSet = readonly ErrorCode[];
+
+/** The union of error sets and codes. */
+export const errorSet = (...parts: Array<ErrorSet | ErrorCode>): ErrorSet => [...new Set(parts.flat())];

@@ -2,9 +2,9 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../access/auth.guard';
 import { Role } from '../access/principal';
-import { ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors, ApiNoDependency } from '../common/api-errors.decorator';
 import { FileEntryPage, FileSourceList, ListFileEntriesQuery, toFileEntryPage, toFileSourceResponse } from './file-sources.dto';
-import { FileSourcesService } from './file-sources.service';
+import { FILE_SOURCE_ERRORS, FileSourcesService } from './file-sources.service';
 
 /**
  * The platform's file directory (R14): users copy large images to an SMB share, then pick one when they
@@ -13,7 +13,6 @@ import { FileSourcesService } from './file-sources.service';
  */
 @ApiTags('file-sources')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED', 'FORBIDDEN')
 @Roles(Role.SuperAdmin, Role.Admin, Role.User)
 @Controller('file-sources')
 export class FileSourcesController {
@@ -25,6 +24,7 @@ export class FileSourcesController {
    * default. An empty list when none is configured.
    */
   @Get()
+  @ApiNoDependency()
   @ApiOkResponse({
     type: FileSourceList,
     description: 'The configured sources.',
@@ -59,7 +59,7 @@ export class FileSourcesController {
       truncated: false,
     },
   })
-  @ApiErrors('VALIDATION_FAILED', 'FILE_SOURCE_NOT_FOUND', 'FILE_PATH_INVALID', 'FILE_NOT_FOUND', 'FILE_SOURCE_UNAVAILABLE')
+  @ApiErrors(FILE_SOURCE_ERRORS)
   async entries(@Param('source') source: string, @Query() q: ListFileEntriesQuery): Promise<FileEntryPage> {
     const page = await this.sources.list(source, q.path, { page: q.page ?? 1, pageSize: q.pageSize ?? 20, sort: q.sort ?? 'name', order: q.order ?? 'asc', name: q.name || undefined });
     return toFileEntryPage(page);

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { AppError, ErrorCode } from '../common/errors';
+import { AppError, ErrorCode, ErrorSet } from '../common/errors';
 import { AppConfig, StorageConfig } from '../config/app-config';
 import { BucketFileSource, S3Endpoint } from './bucket-file-source';
 import { normalisePath } from './file-path';
@@ -162,3 +162,6 @@ export function toAppError(e: FileSourceError, source: string | null, path: stri
     ...(status ? { status } : {}),
   });
 }
+
+/** What `list`, `stat` and `pick` can raise: every code a FileSourceError becomes (HTTP_CODE). */
+export const FILE_SOURCE_ERRORS: ErrorSet = [...new Set(Object.values(HTTP_CODE))];

@@ -1,21 +1,23 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProperty, ApiPropertyOptional, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
+import { ApiNoDependency } from '../common/api-errors.decorator';
 import { HealthRegistry } from './health.registry';
 
 export class DependencyHealth {
   @ApiProperty({ enum: ['up', 'down'] })
   status: 'up' | 'down';
   /** Why the dependency is down. */
+  @ApiPropertyOptional({ description: 'Why the dependency is down.', example: 'connect ECONNREFUSED 127.0.0.1:3306' })
   error?: string;
 }
 
 export class HealthResponse {
   @ApiProperty({ enum: ['ok', 'unavailable'] })
   status: 'ok' | 'unavailable';
-  /** One entry per dependency: database, and queue and storage where configured. */
-  @ApiProperty({ type: 'object', additionalProperties: { $ref: '#/components/schemas/DependencyHealth' }, example: { database: { status: 'up' } } })
+  /** One entry per dependency: database, and queue and storage where configured (readiness only: liveness checks none). */
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { $ref: '#/components/schemas/DependencyHealth' }, example: { database: { status: 'up' } } })
   checks?: Record<string, DependencyHealth>;
 }
 
@@ -27,6 +29,7 @@ export class HealthController {
   /** Liveness: the process answers. No token needed. */
   @Get('live')
   @PublicRoute()
+  @ApiNoDependency()
   @HttpCode(200)
   @ApiOkResponse({ type: HealthResponse })
   live(): HealthResponse {
@@ -36,6 +39,7 @@ export class HealthController {
   /** Readiness: every dependency answers (database; queue and object store where configured). No token needed. */
   @Get('ready')
   @PublicRoute()
+  @ApiNoDependency()
   @ApiOkResponse({ type: HealthResponse })
   @ApiServiceUnavailableResponse({ type: HealthResponse, description: 'A dependency is down.' })
   async ready(@Res({ passthrough: true }) res: Response): Promise<HealthResponse> {

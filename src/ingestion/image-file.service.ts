@@ -7,7 +7,7 @@ import { Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImagePhase } from '../catalog/image.enums';
-import { AppError } from '../common/errors';
+import { AppError, ErrorSet } from '../common/errors';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { parseRange } from './http-range';
 
@@ -128,3 +128,6 @@ export const ApiFileDownload = () =>
     ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } }),
     ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' }),
   );
+
+/** What `ImageFileService.answer` and `sendFileAnswer` raise besides the access check of the caller. */
+export const FILE_ANSWER_ERRORS: ErrorSet = ['IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE'];

@@ -8,14 +8,14 @@ import { toImageResponse } from '../catalog/image.mapper';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../common/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';
-import { IngestionService } from './ingestion.service';
-import { UploadService } from './upload.service';
+import { ACT_ERRORS } from '../access/access.policy';
+import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';
+import { INGESTION_ERRORS, IngestionService } from './ingestion.service';
+import { UPLOAD_ERRORS, UploadService } from './upload.service';
 
 /** Getting an image's bytes in (upload, retry) and out (download). */
 @ApiTags('images')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('images')
 export class IngestionController {
   constructor(
@@ -44,20 +44,7 @@ export class IngestionController {
   @ApiConsumes('application/octet-stream')
   @ApiBody({ schema: { type: 'string', format: 'binary' }, description: "The file's bytes." })
   @ApiOkResponse({ type: ImageResponse, description: 'Stored and verified: the image is ACTIVE.' })
-  @ApiErrors(
-    'VALIDATION_FAILED',
-    'FORBIDDEN',
-    'IMAGE_NOT_FOUND',
-    'SOURCE_MISMATCH',
-    'INVALID_STATE',
-    'QUOTA_EXCEEDED',
-    'PAYLOAD_TOO_LARGE',
-    'UNSUPPORTED_MEDIA_TYPE',
-    'CONTENT_REJECTED',
-    'UPLOAD_INCOMPLETE',
-    'RATE_LIMITED',
-    'DEPENDENCY_UNAVAILABLE',
-  )
+  @ApiErrors(UPLOAD_ERRORS)
   async upload(
     @CurrentPrincipal() p: Principal,
     @Param('id', uuidPipe) id: string,
@@ -82,7 +69,7 @@ export class IngestionController {
   @RateLimited('import')
   @HttpCode(202)
   @ApiAcceptedResponse({ type: ImageResponse, description: 'Queued again.' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'INVALID_STATE', 'RATE_LIMITED')
+  @ApiErrors(INGESTION_ERRORS.retry)
   async retry(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
     return toImageResponse(await this.ingestion.retry(p, id));
   }
@@ -96,7 +83,7 @@ export class IngestionController {
   @ApiUuidParam()
   @Get(':id/file')
   @ApiFileDownload()
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
   async download(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(p, id, req, res, 'GET');
   }
@@ -106,7 +93,7 @@ export class IngestionController {
   @Head(':id/file')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
   async head(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(p, id, req, res, 'HEAD');
   }

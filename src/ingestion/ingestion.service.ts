@@ -1,15 +1,15 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { Action } from '../access/access.policy';
+import { ACT_ERRORS, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageEntity } from '../catalog/image.entity';
 import { ImagePhase, SourceType } from '../catalog/image.enums';
 import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecycle';
-import { AppError, notFound } from '../common/errors';
+import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { currentCorrelationId } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
-import { FileSourcesService } from '../file-sources/file-sources.service';
+import { FILE_SOURCE_ERRORS, FileSourcesService } from '../file-sources/file-sources.service';
 import { JobQueue } from '../jobs/job-queue';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
@@ -198,3 +198,9 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     return { queued, failed };
   }
 }
+
+/** What IngestionService raises: its create hooks (a picked file, the URL policy) and `retry`. */
+export const INGESTION_ERRORS = {
+  imageCreate: errorSet(FILE_SOURCE_ERRORS, 'URL_NOT_ALLOWED', 'VALIDATION_FAILED'),
+  retry: errorSet(ACT_ERRORS, 'INVALID_STATE'),
+} as const satisfies Record<string, ErrorSet>;

@@ -2,12 +2,12 @@ import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Action } from '../access/access.policy';
+import { ACT_ERRORS, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImagePhase, SourceType } from '../catalog/image.enums';
-import { AppError, notFound } from '../common/errors';
+import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { CANCELLED, SHUTDOWN } from '../jobs/job-queue';
 import { QuotaService } from '../quota/quota.service';
@@ -162,3 +162,16 @@ export class UploadService implements OnModuleDestroy {
     return why === SHUTDOWN ? new AppError('DEPENDENCY_UNAVAILABLE', failure.reason) : httpErrorOf(failure);
   }
 }
+
+/** What `UploadService.upload` raises (httpErrorOf and the checks before a byte is read). */
+export const UPLOAD_ERRORS: ErrorSet = errorSet(
+  ACT_ERRORS,
+  'SOURCE_MISMATCH',
+  'INVALID_STATE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'PAYLOAD_TOO_LARGE',
+  'QUOTA_EXCEEDED',
+  'CONTENT_REJECTED',
+  'UPLOAD_INCOMPLETE',
+  'DEPENDENCY_UNAVAILABLE',
+);

@@ -1,9 +1,10 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { PublicRoute } from '../access/auth.guard';
+import { ApiNoDependency } from '../common/api-errors.decorator';
 import { MetricsService } from './metrics.service';
 
-@ApiTags('health')
+@ApiTags('metrics')
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
@@ -15,6 +16,7 @@ export class MetricsController {
    */
   @Get()
   @PublicRoute()
+  @ApiNoDependency()
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
   @ApiProduces('text/plain')
   @ApiOkResponse({ description: 'Prometheus text format.', schema: { type: 'string' } })

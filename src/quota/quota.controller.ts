@@ -21,6 +21,7 @@ import {
   SetQuotaLimitsDto,
 } from './quota.dto';
 import { toDepartmentQuotaResponse, toReconcileResponse, toReservationResponse } from './quota.mapper';
+import { QUOTA_ERRORS } from './quota.errors';
 import { QuotaService } from './quota.service';
 
 const departmentIdPipe = new DepartmentIdPipe();
@@ -28,7 +29,6 @@ const departmentIdPipe = new DepartmentIdPipe();
 /** Department limits and usage (R16, R19). */
 @ApiTags('quotas')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('quotas')
 export class QuotasController {
   constructor(private readonly quota: QuotaService) {}
@@ -37,7 +37,6 @@ export class QuotasController {
   @Get()
   @Roles(Role.SuperAdmin, Role.Admin)
   @ApiOkResponse({ type: DepartmentQuotaPage })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN')
   async list(@Query() q: ListQuotasQuery): Promise<DepartmentQuotaPage> {
     const page = await this.quota.departments(q.page, q.pageSize);
     return { ...page, items: page.items.map(toDepartmentQuotaResponse) };
@@ -51,7 +50,6 @@ export class QuotasController {
   @HttpCode(200)
   @Roles(Role.SuperAdmin, Role.Admin)
   @ApiOkResponse({ type: ReconcileResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN')
   async reconcile(@Body() dto: ReconcileDto): Promise<ReconcileResponse> {
     return toReconcileResponse(await this.quota.reconcile({ departmentId: dto.departmentId, dryRun: dto.dryRun }));
   }
@@ -62,7 +60,7 @@ export class QuotasController {
    */
   @Get(':departmentId')
   @ApiOkResponse({ type: DepartmentQuotaResponse })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN')
+  @ApiErrors(QUOTA_ERRORS.read)
   async get(@CurrentPrincipal() p: Principal, @Param('departmentId', departmentIdPipe) departmentId: string): Promise<DepartmentQuotaResponse> {
     return toDepartmentQuotaResponse(await this.quota.department(p, departmentId));
   }
@@ -74,7 +72,7 @@ export class QuotasController {
   @Patch(':departmentId')
   @Roles(Role.SuperAdmin)
   @ApiOkResponse({ type: DepartmentQuotaResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'QUOTA_LIMIT_INVALID', 'FORBIDDEN')
+  @ApiErrors(QUOTA_ERRORS.setLimits)
   async setLimits(@Param('departmentId', departmentIdPipe) departmentId: string, @Body() dto: SetQuotaLimitsDto): Promise<DepartmentQuotaResponse> {
     return toDepartmentQuotaResponse(await this.quota.setLimits(departmentId, { ...dto.limits }));
   }
@@ -86,7 +84,6 @@ export class QuotasController {
  */
 @ApiTags('quota-reservations')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED', 'FORBIDDEN')
 @Roles(Role.Service)
 @Controller('quota-reservations')
 export class QuotaReservationsController {
@@ -99,7 +96,7 @@ export class QuotaReservationsController {
   @Post()
   @ApiCreatedResponse({ type: ReservationResponse, description: 'Reserved.' })
   @ApiOkResponse({ type: ReservationResponse, description: 'The key was used before with the same request: that reservation, in its current state.' })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED')
+  @ApiErrors(QUOTA_ERRORS.reserve)
   async reserve(@CurrentPrincipal() p: Principal, @Body() dto: CreateReservationDto, @Res({ passthrough: true }) res: Response): Promise<ReservationResponse> {
     const r = await this.quota.reserve({ key: dto.key, callerId: p.userId, departmentId: dto.departmentId, amounts: { ...dto.amounts }, ttlSeconds: dto.ttlSeconds });
     res.status(r.created ? 201 : 200);
@@ -109,7 +106,7 @@ export class QuotaReservationsController {
   /** One reservation. */
   @Get(':id')
   @ApiOkResponse({ type: ReservationResponse })
-  @ApiErrors('VALIDATION_FAILED', 'RESERVATION_NOT_FOUND')
+  @ApiErrors(QUOTA_ERRORS.get)
   async get(@Param('id', uuidPipe) id: string): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.getReservation(id));
   }
@@ -121,7 +118,7 @@ export class QuotaReservationsController {
   @Post(':id/grow')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'QUOTA_EXCEEDED')
+  @ApiErrors(QUOTA_ERRORS.grow)
   async grow(@Param('id', uuidPipe) id: string, @Body() dto: GrowReservationDto): Promise<ReservationResponse> {
     if ((dto.delta === undefined) === (dto.total === undefined)) {
       const msg = 'give exactly one of delta and total';
@@ -135,7 +132,7 @@ export class QuotaReservationsController {
   @Post(':id/commit')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'QUOTA_EXCEEDED')
+  @ApiErrors(QUOTA_ERRORS.commit)
   async commit(@Param('id', uuidPipe) id: string, @Body() dto: CommitReservationDto): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.commit(id, dto?.amounts ? { ...dto.amounts } : undefined, dto?.resources));
   }
@@ -144,7 +141,7 @@ export class QuotaReservationsController {
   @Post(':id/release')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
-  @ApiErrors('VALIDATION_FAILED', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING')
+  @ApiErrors(QUOTA_ERRORS.release)
   async release(@Param('id', uuidPipe) id: string): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.release(id));
   }
@@ -153,7 +150,7 @@ export class QuotaReservationsController {
   @Post(':id/refund')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
-  @ApiErrors('VALIDATION_FAILED', 'RESERVATION_NOT_FOUND')
+  @ApiErrors(QUOTA_ERRORS.refund)
   async refund(@Param('id', uuidPipe) id: string): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.refund(id));
   }

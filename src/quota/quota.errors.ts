@@ -1,4 +1,4 @@
-import { AppError } from '../common/errors';
+import { AppError, ErrorSet } from '../common/errors';
 import { QuotaResource, ReservationStatus } from './quota.enums';
 
 export interface ExceededFacts {
@@ -31,3 +31,19 @@ export const limitInvalid = (resource: string, value: unknown, reason: string) =
 
 export const idempotencyKeyReused = (key: string) =>
   new AppError('IDEMPOTENCY_KEY_REUSED', `The key "${key}" was already used for a different reservation`, { key });
+
+/** What each QuotaService call can raise (CONFLICT: the ledger stayed too busy to settle after its retries). */
+export const QUOTA_ERRORS = {
+  read: ['FORBIDDEN'],
+  setLimits: ['QUOTA_LIMIT_INVALID', 'VALIDATION_FAILED'],
+  reserve: ['QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED', 'VALIDATION_FAILED', 'CONFLICT'],
+  get: ['RESERVATION_NOT_FOUND'],
+  grow: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'QUOTA_EXCEEDED', 'VALIDATION_FAILED', 'CONFLICT'],
+  commit: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'QUOTA_EXCEEDED', 'VALIDATION_FAILED', 'CONFLICT'],
+  release: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'CONFLICT'],
+  refund: ['RESERVATION_NOT_FOUND', 'CONFLICT'],
+  /** a thing that exists now is charged as its own reservation (a registered VM), moved from a launch's or added */
+  charge: ['QUOTA_EXCEEDED', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'VALIDATION_FAILED', 'CONFLICT'],
+  /** the image listener: a create reserves one image and its expected bytes */
+  imageCreate: ['QUOTA_EXCEEDED', 'CONFLICT'],
+} as const satisfies Record<string, ErrorSet>;

@@ -4,12 +4,13 @@ import type { Request, Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FileRequest, fileRequestOf, sendFileAnswer, ApiFileDownload } from '../ingestion/image-file.service';
+import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, sendFileAnswer, ApiFileDownload } from '../ingestion/image-file.service';
 import { LaunchService } from './launch.service';
 import { DownloadQuery } from './vm-links.dto';
+import { VM_LINK_ERRORS } from './vm-links.errors';
 
 /** The signed download URLs a launch hands out when the object store cannot presign (filesystem store). */
-@ApiTags('vm-links')
+@ApiTags('downloads')
 @Controller('downloads')
 export class DownloadsController {
   constructor(private readonly launches: LaunchService) {}
@@ -24,7 +25,7 @@ export class DownloadsController {
   @ApiUuidParam()
   @Get(':id')
   @ApiFileDownload()
-  @ApiErrors('VALIDATION_FAILED', 'DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  @ApiErrors(VM_LINK_ERRORS.signedUrl, FILE_ANSWER_ERRORS)
   async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'GET');
   }
@@ -35,7 +36,7 @@ export class DownloadsController {
   @Head(':id')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
-  @ApiErrors('VALIDATION_FAILED', 'DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED', 'IMAGE_NOT_FOUND', 'IMAGE_NOT_ACTIVE', 'RANGE_NOT_SATISFIABLE')
+  @ApiErrors(VM_LINK_ERRORS.signedUrl, FILE_ANSWER_ERRORS)
   async head(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'HEAD');
   }

@@ -21,7 +21,9 @@ import {
   VmLinkResponse,
 } from './vm-links.dto';
 import { toImageVmResponse, toLaunchImageResponse, toVmLinkResponse } from './vm-links.mapper';
+import { VM_LINK_ERRORS } from './vm-links.errors';
 import { Registered, VmLinksService } from './vm-links.service';
+import { QUOTA_ERRORS } from '../quota/quota.errors';
 
 const ApiVmIdParam = () => ApiParam({ name: 'vmId', type: String, schema: { type: 'string', pattern: VM_ID.source, maxLength: 64, example: 'vm-0001' }, description: "The compute side's VM id." });
 
@@ -46,7 +48,6 @@ const registered = (r: Registered, res: Response): VmLinkResponse => {
 /** Launching VMs from an image or ISO (R19), for the compute side. */
 @ApiTags('vm-links')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED', 'FORBIDDEN')
 @Roles(Role.Service)
 @Controller('images')
 export class LaunchesController {
@@ -70,18 +71,7 @@ export class LaunchesController {
   @Post(':id/launches')
   @ApiCreatedResponse({ type: LaunchResponse, description: 'Allowed: the VMs are reserved.' })
   @ApiOkResponse({ type: LaunchResponse, description: 'The key was used before with the same request: that launch.' })
-  @ApiErrors(
-    'VALIDATION_FAILED',
-    'MALFORMED_JSON',
-    'IMAGE_NOT_FOUND',
-    'IMAGE_NOT_USABLE',
-    'IMAGE_NOT_ACTIVE',
-    'ISO_NOT_BOOTABLE',
-    'ZONE_MISMATCH',
-    'TOO_MANY_DATA_DISKS',
-    'QUOTA_EXCEEDED',
-    'IDEMPOTENCY_KEY_REUSED',
-  )
+  @ApiErrors(VM_LINK_ERRORS.launch, QUOTA_ERRORS.reserve)
   async launch(
     @CurrentPrincipal() p: Principal,
     @Param('id', uuidPipe) id: string,
@@ -98,7 +88,6 @@ export class LaunchesController {
 /** The VMs linked to an image (R20). */
 @ApiTags('vm-links')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('images')
 export class ImageVmsController {
   constructor(private readonly links: VmLinksService) {}
@@ -112,7 +101,7 @@ export class ImageVmsController {
   @ApiUuidParam()
   @Get(':id/vms')
   @ApiOkResponse({ type: ImageVmPage })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'IMAGE_NOT_FOUND')
+  @ApiErrors(VM_LINK_ERRORS.listForImage)
   async list(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Query() q: ListImageVmsQuery): Promise<ImageVmPage> {
     const page = await this.links.listForImage(p, id, q);
     return { imageId: id, imageDeleted: page.imageDeleted, items: page.items.map(toImageVmResponse), total: page.total, page: page.page, pageSize: page.pageSize };
@@ -122,7 +111,6 @@ export class ImageVmsController {
 /** What the compute side tells this service about its VMs, and where a VM came from. */
 @ApiTags('vm-links')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('vms')
 export class VmsController {
   constructor(private readonly links: VmLinksService) {}
@@ -136,7 +124,6 @@ export class VmsController {
   @ApiVmIdParam()
   @Get(':vmId/images')
   @ApiOkResponse({ type: VmImagesResponse })
-  @ApiErrors('VALIDATION_FAILED')
   images(@CurrentPrincipal() p: Principal, @Param('vmId', vmIdPipe) vmId: string): Promise<VmImagesResponse> {
     return this.links.imagesOfVm(p, vmId);
   }
@@ -157,20 +144,7 @@ export class VmsController {
   @Roles(Role.Service)
   @ApiCreatedResponse({ type: VmLinkResponse, description: 'Registered.' })
   @ApiOkResponse({ type: VmLinkResponse, description: 'Already registered: the link as it is.' })
-  @ApiErrors(
-    'VALIDATION_FAILED',
-    'MALFORMED_JSON',
-    'FORBIDDEN',
-    'IMAGE_NOT_FOUND',
-    'IMAGE_NOT_USABLE',
-    'IMAGE_NOT_ACTIVE',
-    'ISO_NOT_BOOTABLE',
-    'ZONE_MISMATCH',
-    'RESERVATION_NOT_FOUND',
-    'RESERVATION_MISMATCH',
-    'VM_LINK_CONFLICT',
-    'QUOTA_EXCEEDED',
-  )
+  @ApiErrors(VM_LINK_ERRORS.registerOrigin, QUOTA_ERRORS.get, QUOTA_ERRORS.charge)
   async origin(@Param('vmId', vmIdPipe) vmId: string, @Body() dto: RegisterOriginDto, @Res({ passthrough: true }) res: Response): Promise<VmLinkResponse> {
     return registered(await this.links.registerOrigin(vmId, dto), res);
   }
@@ -186,7 +160,7 @@ export class VmsController {
   @Roles(Role.Service)
   @ApiCreatedResponse({ type: VmLinkResponse, description: 'Registered.' })
   @ApiOkResponse({ type: VmLinkResponse, description: 'Already mounted: the link as it is.' })
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'IMAGE_NOT_FOUND', 'NOT_AN_ISO', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ZONE_MISMATCH')
+  @ApiErrors(VM_LINK_ERRORS.mountIso)
   async mount(
     @Param('vmId', vmIdPipe) vmId: string,
     @Param('isoId', uuidPipe) isoId: string,
@@ -203,7 +177,6 @@ export class VmsController {
   @HttpCode(204)
   @Roles(Role.Service)
   @ApiNoContentResponse({ description: 'Not mounted (any more).' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN')
   async unmount(@Param('vmId', vmIdPipe) vmId: string, @Param('isoId', uuidPipe) isoId: string): Promise<void> {
     await this.links.unmountIso(vmId, isoId);
   }
@@ -217,7 +190,7 @@ export class VmsController {
   @HttpCode(204)
   @Roles(Role.Service)
   @ApiNoContentResponse({ description: 'Nothing is recorded for this VM (any more).' })
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN')
+  @ApiErrors(QUOTA_ERRORS.refund)
   async remove(@Param('vmId', vmIdPipe) vmId: string): Promise<void> {
     await this.links.deleteVm(vmId);
   }

@@ -294,7 +294,7 @@ export class VmImagesResponse {
   ownerId: string | null;
   @ApiProperty({ type: String, nullable: true, example: 'dept-rd' })
   departmentId: string | null;
-  /** The image or OS ISO the VM was created from. */
+  /** The image or OS ISO the VM was created from; null when none is recorded (a VM that only mounts ISOs). */
   @ApiProperty({ type: VmImageResponse, nullable: true })
   createdFrom: VmImageResponse | null;
   /** The ISOs mounted now. */

@@ -1,6 +1,6 @@
 import { Principal } from '../access/principal';
 import { ImageEntity } from '../catalog/image.entity';
-import { AppError } from '../common/errors';
+import { AppError, ErrorSet } from '../common/errors';
 
 export const imageNotUsable = (image: ImageEntity, owner: Principal) =>
   new AppError('IMAGE_NOT_USABLE', `User ${owner.userId} may not use ${image.kind === 'ISO' ? 'ISO' : 'image'} ${image.id} (${image.scope})`, {
@@ -32,3 +32,14 @@ export const vmLinkConflict = (vmId: string, imageId: string, createdFrom: strin
 
 export const reservationMismatch = (reservationId: string, reason: 'image' | 'department', message: string) =>
   new AppError('RESERVATION_MISMATCH', message, { reservationId, reason });
+
+/** What each VM-link call can raise (launch.service.ts, vm-links.service.ts, download-url.ts). */
+export const VM_LINK_ERRORS = {
+  launch: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'TOO_MANY_DATA_DISKS'],
+  registerOrigin: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'RESERVATION_NOT_FOUND', 'RESERVATION_MISMATCH', 'VM_LINK_CONFLICT', 'CONFLICT'],
+  mountIso: ['IMAGE_NOT_FOUND', 'NOT_AN_ISO', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ZONE_MISMATCH', 'CONFLICT'],
+  listForImage: ['IMAGE_NOT_FOUND', 'FORBIDDEN'],
+  /** the delete hook: a plain delete of an image VMs use */
+  imageDelete: ['IMAGE_IN_USE'],
+  signedUrl: ['DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED'],
+} as const satisfies Record<string, ErrorSet>;

@@ -5,18 +5,16 @@ import { Role } from '../access/principal';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CreateZoneDto, ListZonesQuery, toZoneResponse, UpdateZoneDto, ZonePage, ZoneResponse } from './zone.dto';
-import { ZonesService } from './zones.service';
+import { ZONE_ERRORS, ZonesService } from './zones.service';
 
 @ApiTags('zones')
 @ApiBearerAuth()
-@ApiErrors('AUTH_TOKEN_MISSING', 'AUTH_TOKEN_INVALID', 'AUTH_TOKEN_EXPIRED')
 @Controller('zones')
 export class ZonesController {
   constructor(private readonly zones: ZonesService) {}
 
   /** List zones (every caller). */
   @Get()
-  @ApiErrors('VALIDATION_FAILED')
   async list(@Query() q: ListZonesQuery): Promise<ZonePage> {
     const page = await this.zones.list(q);
     return { ...page, items: page.items.map(toZoneResponse) };
@@ -25,7 +23,7 @@ export class ZonesController {
   /** One zone. */
   @ApiUuidParam()
   @Get(':id')
-  @ApiErrors('VALIDATION_FAILED', 'ZONE_NOT_FOUND')
+  @ApiErrors(ZONE_ERRORS.get)
   async get(@Param('id', uuidPipe) id: string): Promise<ZoneResponse> {
     return toZoneResponse(await this.zones.get(id));
   }
@@ -33,7 +31,7 @@ export class ZonesController {
   /** Create a zone (super admin). */
   @Post()
   @Roles(Role.SuperAdmin)
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'ZONE_NAME_TAKEN')
+  @ApiErrors(ZONE_ERRORS.create)
   async create(@Body() dto: CreateZoneDto): Promise<ZoneResponse> {
     return toZoneResponse(await this.zones.create(dto));
   }
@@ -42,7 +40,7 @@ export class ZonesController {
   @ApiUuidParam()
   @Patch(':id')
   @Roles(Role.SuperAdmin)
-  @ApiErrors('VALIDATION_FAILED', 'MALFORMED_JSON', 'FORBIDDEN', 'ZONE_NOT_FOUND', 'ZONE_NAME_TAKEN')
+  @ApiErrors(ZONE_ERRORS.update)
   async update(@Param('id', uuidPipe) id: string, @Body() dto: UpdateZoneDto): Promise<ZoneResponse> {
     return toZoneResponse(await this.zones.update(id, dto));
   }
@@ -53,7 +51,7 @@ export class ZonesController {
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })
   @Roles(Role.SuperAdmin)
-  @ApiErrors('VALIDATION_FAILED', 'FORBIDDEN', 'ZONE_NOT_FOUND', 'ZONE_IN_USE')
+  @ApiErrors(ZONE_ERRORS.delete)
   async remove(@Param('id', uuidPipe) id: string): Promise<void> {
     await this.zones.delete(id);
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
-import { AppError, notFound } from '../common/errors';
+import { AppError, ErrorSet, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { CreateZoneDto, ListZonesQuery, UpdateZoneDto } from './zone.dto';
 import { Hypervisor, ZoneEntity } from './zone.entity';
@@ -78,3 +78,11 @@ export class ZonesService implements OnApplicationBootstrap {
     if (await this.repo.findByName(name)) throw new AppError('ZONE_NAME_TAKEN', `A zone named "${name}" exists`, { name });
   }
 }
+
+/** What each ZonesService call can raise. */
+export const ZONE_ERRORS = {
+  get: ['ZONE_NOT_FOUND'],
+  create: ['ZONE_NAME_TAKEN'],
+  update: ['ZONE_NOT_FOUND', 'ZONE_NAME_TAKEN'],
+  delete: ['ZONE_NOT_FOUND', 'ZONE_IN_USE'],
+} as const satisfies Record<string, ErrorSet>;

@@ -7,6 +7,7 @@ import { signToken } from '../../src/access/jwt';
 import { Role } from '../../src/access/principal';
 import { createApp, mountDocs } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app-config';
+import { recordServer } from './contract-recorder';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from './mariadb';
 
 export type Shape = 'sqlite' | 'mariadb';
@@ -71,6 +72,7 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
   const app = await createApp(config, { logger: ['error'] });
   mountDocs(app);
   await app.init();
+  recordServer(app.getHttpServer());
   const token = (c: Caller) => signToken({ sub: c.sub, dept: c.dept, role: c.role, name: c.name ?? c.sub }, TEST_SECRET);
   return {
     shape,

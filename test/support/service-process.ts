@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { CONTRACT_DIR_ENV } from './contract-recorder';
 
 /** The repository root, from the sources (test/support) or from dist (dist/test/support). */
 export const REPO_ROOT = ((): string => {
@@ -43,9 +44,13 @@ export interface ServiceProcess {
  */
 export async function startServiceProcess(env: Record<string, string>, label = 'service', readyMs = 60_000): Promise<ServiceProcess> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'src', 'main.js')], {
+  // when the run records answers for the contract test, the child records its own (built with the service)
+  const recordDir = process.env[CONTRACT_DIR_ENV];
+  const preload = join(REPO_ROOT, 'dist', 'test', 'support', 'contract-recorder-preload.js');
+  const record = recordDir && existsSync(preload) ? { args: ['--require', preload], env: { [CONTRACT_DIR_ENV]: recordDir } } : { args: [], env: {} };
+  const proc = spawn(process.execPath, [...record.args, join(REPO_ROOT, 'dist', 'src', 'main.js')], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH ?? '', ...env, ...record.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
