@@ -10,6 +10,8 @@ import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, 
 @Index('IDX_images_name', ['name'])
 @Index('IDX_images_created', ['createdAt'])
 @Index('IDX_images_size', ['sizeBytes'])
+// the import watchdog looks up unfinished images every few seconds (IngestionService.checkLostJobs)
+@Index('IDX_images_phase', ['phase'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './app-config';
 
@@ -34,5 +34,16 @@ describe('loadConfig', () => {
   it('requires a secret or public key outside the embedded default', () => {
     expect(() => loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb' })).toThrow(/AUTH_JWT_SECRET: required/);
     expect(loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: 'x'.repeat(32) }).seedDefaultZone).toBe(false);
+  });
+
+  it("names the replica after its host unless WORKER_ID says otherwise, and checks the lost-job interval", () => {
+    const a = loadConfig({ DATA_DIR: dir });
+    expect(a.queue.workerId).toBe(hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'hcm');
+    expect(a.ingestion.lostJobCheckMs).toBe(2000);
+    const b = loadConfig({ DATA_DIR: dir, WORKER_ID: 'images-0', INGEST_LOST_JOB_CHECK_MS: '0' });
+    expect(b.queue.workerId).toBe('images-0');
+    expect(b.ingestion.lostJobCheckMs).toBe(0);
+    expect(() => loadConfig({ DATA_DIR: dir, WORKER_ID: 'a b@c' })).toThrow(/WORKER_ID/);
+    expect(() => loadConfig({ DATA_DIR: dir, INGEST_LOST_JOB_CHECK_MS: '-1' })).toThrow(/INGEST_LOST_JOB_CHECK_MS/);
   });
 });
