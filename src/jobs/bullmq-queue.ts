@@ -136,14 +136,14 @@ export class BullMqQueue extends JobQueue {
       const jobKey = this.queue.toKey(job.id!);
       const token = await redis.get(`${jobKey}:lock`);
       if (!token) continue;
-      const takeovers = await redis.hincrby(jobKey, 'hcmTakeovers', 1);
-      if (takeovers > MAX_TAKEOVERS) {
+      if (Number(await redis.hget(jobKey, 'hcmTakeovers')) >= MAX_TAKEOVERS) {
         this.logger.warn(`job ${job.id} was taken back ${MAX_TAKEOVERS} times already: left to the lock expiry`);
         continue;
       }
       try {
         await job.moveToWait(token);
         moved.push(job.id!);
+        await redis.hincrby(jobKey, 'hcmTakeovers', 1); // on the job's hash: gone with the job
       } catch (e) {
         this.logger.warn(`job ${job.id} could not be taken back (its lock moved on): ${(e as Error).message}`);
       }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import Redis from 'ioredis';
-import { BullMqQueue, connectionOf } from '../../src/jobs/bullmq-queue';
+import { BullMqQueue, connectionOf, MAX_TAKEOVERS } from '../../src/jobs/bullmq-queue';
 import { InProcessQueue } from '../../src/jobs/in-process-queue';
 import { JobContext, JobInterrupted, JobQueue, LOCK_LOST, PermanentJobError } from '../../src/jobs/job-queue';
 
@@ -208,6 +208,20 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     expect(await restarted.takenBack).toEqual(['job-dead']);
     await until(async () => (await queues[0].getJob('job-dead'))!.getState().then((st) => st === 'completed'));
     expect(runs).toEqual(['job-dead:1']); // once, and a crash costs no attempt
+  });
+
+  it('leaves a job that was taken back MAX_TAKEOVERS times (one that kills its process) to the lock expiry', async () => {
+    const producer = make(undefined);
+    await diedHolding('job-poison', producer);
+    await redis.hset(`${prefix}:jobs:job-poison`, 'hcmTakeovers', String(MAX_TAKEOVERS));
+    const restarted = make('rep');
+    restarted.process('work', () => Promise.resolve(), noFailure);
+    expect(await restarted.takenBack).toEqual([]);
+    expect(await (await queues[0].getJob('job-poison'))!.getState()).toBe('active');
+    // one take-back fewer and it is moved
+    await redis.hset(`${prefix}:jobs:job-poison`, 'hcmTakeovers', String(MAX_TAKEOVERS - 1));
+    expect(await restarted.takeBackOwn()).toEqual(['job-poison']);
+    expect(await redis.hget(`${prefix}:jobs:job-poison`, 'hcmTakeovers')).toBe(String(MAX_TAKEOVERS));
   });
 
   it('never takes a job from a live worker of the same replica name (two processes on one host)', async () => {
