@@ -1,4 +1,7 @@
-/** Jest on Node 20 with NestJS 12 (ESM-only packages): swc transforms our TS and node_modules/@nestjs. */
+/**
+ * Jest with NestJS 12 (ESM-only packages): swc transforms our TS and node_modules/@nestjs. Node 24.9+ could
+ * require() those ES modules itself, but the transform is kept: it works the same on Node 20, 22 and 24.
+ */
 const swc = [
   '@swc/jest',
   {

@@ -8,7 +8,7 @@
  *   compose-env      every variable set on the service is a property of EnvVars (class-validator's own
  *                    metadata, so the real list), and loadConfig accepts the values the file fixes
  *   dockerfile-lint  dockerfile-utils (the Docker builder's syntax and argument rules), every rule an error
- *   dockerfile-policy this project's rules: tagged base images, non-root final USER, HEALTHCHECK, exec-form
+ *   dockerfile-policy this project's rules: tagged base images on the Node major of .nvmrc, non-root final USER, HEALTHCHECK, exec-form
  *                    CMD, apt-get hygiene, COPY not ADD, only production dependencies in the final image
  *
  *   node dist/scripts/check-docker.js [--compose <file>] [--dockerfile <file>] [--service <name>]
@@ -205,13 +205,20 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
     if (!countOf('dockerfile-lint')) report.passed.push(`${display(dockerfile)}: dockerfile-utils ${versionOf('dockerfile-utils')}, every rule an error: no problems`);
     for (const p of dockerfilePolicy(text)) problem('dockerfile-policy', dockerfile, p.message, p.line);
     if (!countOf('dockerfile-policy'))
-      report.passed.push(`${display(dockerfile)}: policy (tagged bases, non-root USER, HEALTHCHECK, exec-form CMD, apt-get hygiene, COPY not ADD, production dependencies only)`);
+      report.passed.push(`${display(dockerfile)}: policy (tagged bases, Node of .nvmrc, non-root USER, HEALTHCHECK, exec-form CMD, apt-get hygiene, COPY not ADD, production dependencies only)`);
   }
   return report;
 }
 
+/** The Node major version the project is built, tested and shipped on (.nvmrc at the repository root). */
+export function nodeMajorOfNvmrc(root = repoRoot): number | undefined {
+  const file = join(root, '.nvmrc');
+  if (!existsSync(file)) return undefined;
+  return Number(/^v?(\d+)/.exec(readFileSync(file, 'utf8').trim())?.[1]) || undefined;
+}
+
 /** This project's Dockerfile rules, in the spirit of hadolint's (which cannot be installed here). */
-export function dockerfilePolicy(text: string): { line: number; message: string }[] {
+export function dockerfilePolicy(text: string, nodeMajor = nodeMajorOfNvmrc()): { line: number; message: string }[] {
   const out: { line: number; message: string }[] = [];
   const df = DockerfileParser.parse(text);
   const lineOf = (i: Instruction) => i.getRange().start.line + 1;
@@ -230,6 +237,9 @@ export function dockerfilePolicy(text: string): { line: number; message: string 
     const tag = image.includes('@') ? 'digest' : lastPart.includes(':') ? lastPart.split(':').pop() : undefined;
     if (!tag) out.push({ line: lineOf(from), message: `base image ${image} has no tag: pin one` });
     else if (tag === 'latest') out.push({ line: lineOf(from), message: `base image ${image} uses "latest": pin a version` });
+    const node = /^(?:(?:docker\.io\/)?library\/)?node:(\d+)/.exec(image);
+    if (node && nodeMajor !== undefined && Number(node[1]) !== nodeMajor)
+      out.push({ line: lineOf(from), message: `base image ${image} runs Node ${node[1]}, but the project runs on Node ${nodeMajor} (.nvmrc)` });
   }
 
   for (const i of df.getInstructions()) {

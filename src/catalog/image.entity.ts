@@ -12,6 +12,8 @@ import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, 
 @Index('IDX_images_name', ['name', 'id'])
 @Index('IDX_images_created', ['createdAt', 'id'])
 @Index('IDX_images_size', ['sizeBytes', 'id'])
+// the import watchdog looks up unfinished images every few seconds (IngestionService.checkLostJobs)
+@Index('IDX_images_phase', ['phase'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './app-config';
 
@@ -64,5 +64,16 @@ describe('loadConfig', () => {
     const pem = join(dir, 'key.pem');
     writeFileSync(pem, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }));
     expect(problems({ AUTH_JWT_PUBLIC_KEY_FILE: pem })).toMatch(/AUTH_JWT_PUBLIC_KEY_FILE: file is not a usable PEM public key: only P-256/);
+  });
+
+  it("names the replica after its host unless WORKER_ID says otherwise, and checks the lost-job interval", () => {
+    const a = loadConfig({ DATA_DIR: dir });
+    expect(a.queue.workerId).toBe(hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'hcm');
+    expect(a.ingestion.lostJobCheckMs).toBe(2000);
+    const b = loadConfig({ DATA_DIR: dir, WORKER_ID: 'images-0', INGEST_LOST_JOB_CHECK_MS: '0' });
+    expect(b.queue.workerId).toBe('images-0');
+    expect(b.ingestion.lostJobCheckMs).toBe(0);
+    expect(() => loadConfig({ DATA_DIR: dir, WORKER_ID: 'a b@c' })).toThrow(/WORKER_ID/);
+    expect(() => loadConfig({ DATA_DIR: dir, INGEST_LOST_JOB_CHECK_MS: '-1' })).toThrow(/INGEST_LOST_JOB_CHECK_MS/);
   });
 });

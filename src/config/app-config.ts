@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
@@ -135,6 +136,10 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(600_000)
   QUEUE_LOCK_MS?: number;
 
+  /** this replica's stable name (default: the host name); a restarted replica takes back the jobs it held */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'WORKER_ID must be 1-64 of A-Z a-z 0-9 . _ -' })
+  WORKER_ID?: string;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(20)
   JOB_ATTEMPTS?: number;
 
@@ -216,6 +221,10 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
   INGEST_SWEEP_INTERVAL_SECONDS?: number;
+
+  /** how often (ms) the platform shape looks for unfinished imports whose job is gone from Redis; 0: never */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  INGEST_LOST_JOB_CHECK_MS?: number;
 
   // --- the platform's file directory (src/file-sources) ---
   /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] (see file-sources.config.ts) */
@@ -324,6 +333,8 @@ export interface IngestionConfig {
   computeMd5: boolean;
   /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
   sweepIntervalSeconds: number;
+  /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
+  lostJobCheckMs: number;
   url: UrlFetchConfig;
 }
 
@@ -344,6 +355,8 @@ export interface QueueConfig {
   redisUrl?: string;
   prefix: string;
   lockMs: number;
+  /** the replica's stable name: its worker is named <workerId>@<random per start>, see BullMqQueue */
+  workerId: string;
   attempts: number;
   backoffMs: number;
   /** imports one replica runs at once */
@@ -504,6 +517,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       redisUrl: vars.REDIS_URL,
       prefix: vars.QUEUE_PREFIX ?? 'hcm',
       lockMs: vars.QUEUE_LOCK_MS ?? 30_000,
+      workerId: vars.WORKER_ID ?? (hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'hcm'),
       attempts: vars.JOB_ATTEMPTS ?? 5,
       backoffMs: vars.JOB_BACKOFF_MS ?? 2_000,
       concurrency: vars.IMPORT_CONCURRENCY ?? 2,
@@ -534,6 +548,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
+      lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
       url: {
         allowCidrs: splitList(vars.URL_ALLOW_CIDRS),
         denyCidrs: splitList(vars.URL_DENY_CIDRS),

@@ -1,4 +1,4 @@
-import { constants, createReadStream, promises as fsp, Stats } from 'node:fs';
+import { constants, promises as fsp, Stats } from 'node:fs';
 import { join, sep } from 'node:path';
 import { FileSourceError } from './file-source.errors';
 import { DirListing, FileEntry, FileEntryType, FileSource, FileSourceKind, OpenOptions, RawRead } from './file-source';
@@ -153,7 +153,10 @@ export class LocalDirFileSource extends FileSource {
       if (before.isDirectory()) throw new FileSourceError('FILE_NOT_A_FILE', `${this.what(path)} is a folder, not a file`);
       if (!before.isFile()) throw new FileSourceError('FILE_NOT_A_FILE', `${this.what(path)} is not a regular file`);
       opts.signal?.throwIfAborted();
-      const stream = createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: 1024 * 1024, signal: opts.signal });
+      // through the FileHandle, not its raw fd number: a destroyed or aborted stream closes the descriptor itself,
+      // and a later handle.close() must not close that number again (by then it may be another file's: seen as
+      // EBADF in an unrelated fs.rmSync on Node 24)
+      const stream = handle.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024, signal: opts.signal });
       let closed = false;
       const close = async () => {
         if (closed) return;

@@ -6,7 +6,7 @@ import { ImagePhase, SourceType } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { requestContext } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
-import { CANCELLED, JobContext, JobInterrupted, SHUTDOWN } from '../jobs/job-queue';
+import { CANCELLED, JobContext, JobInterrupted, LOCK_LOST, SHUTDOWN } from '../jobs/job-queue';
 import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { ImageBytesQuota } from './image-bytes-quota';
@@ -24,8 +24,9 @@ const isAppError = (e: unknown, code: string) => e instanceof AppError && e.code
  * storage. Idempotent: an image that is gone, finished
  * or failed is left alone, so a duplicate or late job is harmless.
  *
- * A job that dies with its process (kill -9) is found again: BullMQ hands it to another worker once its
- * lock expires; in-process jobs are queued again at start-up (IngestionService.recover). Either way the next
+ * A job that dies with its process (kill -9) is found again: the restarted replica takes it back at once
+ * (BullMqQueue.takeBackOwn), or another worker gets it once its lock expires; in-process jobs are queued again
+ * at start-up (IngestionService.recover). Either way the next
  * run aborts what the dead one left incomplete under the image's prefix and downloads again from byte 0
  * (a hash cannot be resumed across processes; within one run, dropped connections resume with Range).
  */
@@ -119,6 +120,7 @@ export class ImportProcessor {
     const id = image.id;
     const reason: unknown = ctx.signal.reason;
     if (ctx.signal.aborted && reason === SHUTDOWN) throw new JobInterrupted(); // handed back; the put aborted
+    if (ctx.signal.aborted && reason === LOCK_LOST) throw new JobInterrupted(); // another worker runs it now: write nothing
     if (ctx.signal.aborted && reason === CANCELLED) throw new PermanentImportFailure({ code: 'ABORTED', reason: 'The import was cancelled', permanent: true });
     if (e instanceof ImportStopped || isAppError(e, 'IMAGE_NOT_FOUND') || isAppError(e, 'INVALID_STATE')) {
       // deleted (or moved on) meanwhile: the delete removes the bytes; nothing else to do

@@ -33,14 +33,20 @@ const PAGE = 200;
  *   under the image's prefix are removed.
  * - retry: FAILED -> QUEUED, and the job again for a URL image.
  * - recovery, at start-up and every INGEST_SWEEP_INTERVAL_SECONDS: URL images still QUEUED/IMPORTING/
- *   VERIFYING with no job are queued again (in-process jobs die with their process; BullMQ jobs come back
- *   on their own once their lock expires); uploads cut off by a dead process end FAILED with a reason.
+ *   VERIFYING with no job are queued again (in-process jobs die with their process; a BullMQ job whose replica
+ *   died is taken back by that replica when it restarts, BullMqQueue.takeBackOwn, or by any worker once its
+ *   lock expires); uploads cut off by a dead process end FAILED with a reason.
+ * - lost jobs (BullMQ): every INGEST_LOST_JOB_CHECK_MS (2 s) the unfinished URL/FILE images (an indexed
+ *   lookup, usually a handful) are checked against Redis in one pipelined read, and one whose job is gone
+ *   (Redis flushed or failed over without it) is queued again: seconds, not a sweep period.
  */
 @Injectable()
 export class IngestionService implements ImageLifecycleListener, OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger('Ingestion');
   private sweeper?: NodeJS.Timeout;
   private sweeping?: Promise<unknown>;
+  private watchdog?: NodeJS.Timeout;
+  private watching?: Promise<unknown>;
   /** the start-up recovery, for whoever wants to wait for it (tests) */
   recovery: Promise<unknown> = Promise.resolve();
 
@@ -79,11 +85,21 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
       }, every * 1000);
       this.sweeper.unref();
     }
+    const lostEvery = this.cfg.ingestion.lostJobCheckMs;
+    if (this.cfg.queue.driver === 'redis' && lostEvery > 0) {
+      this.watchdog = setInterval(() => {
+        this.watching ??= this.requeueLostJobs()
+          .catch((e: unknown) => this.log.warn(`Lost-job check failed: ${(e as Error)?.message ?? String(e)}`))
+          .finally(() => (this.watching = undefined));
+      }, lostEvery);
+      this.watchdog.unref();
+    }
   }
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweeper);
-    await Promise.allSettled([this.recovery, this.sweeping]);
+    clearInterval(this.watchdog);
+    await Promise.allSettled([this.recovery, this.sweeping, this.watching]);
   }
 
   // ------------------------------------------------------------------ the catalog's hooks
@@ -155,6 +171,28 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   }
 
   // ------------------------------------------------------------------ recovery
+
+  /**
+   * Queues again the unfinished URL/FILE imports that have no job waiting, delayed or running in the queue.
+   * Racing a create (row committed, job about to be added) or a finishing job is harmless: the job id is the
+   * image id, so a second add is the same job, and a job for a finished image does nothing.
+   */
+  async requeueLostJobs(): Promise<string[]> {
+    const queued: string[] = [];
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.catalog.findInPhases([...UNFINISHED_PHASES], PAGE, offset);
+      const imports = page.filter((i) => i.sourceType === SourceType.Url || i.sourceType === SourceType.File);
+      const lost = new Set(await this.queue.notPending(imports.map((i) => i.id)));
+      for (const image of imports) {
+        if (!lost.has(image.id)) continue;
+        await this.enqueue(image);
+        queued.push(image.id);
+      }
+      if (page.length < PAGE) break;
+    }
+    if (queued.length) this.log.warn(`${queued.length} unfinished import(s) had no job in the queue (lost from Redis): queued again: ${queued.join(', ')}`);
+    return queued;
+  }
 
   /**
    * Finds unfinished imports nobody works on. `atStart` with the in-process queue (one process owns every job):

@@ -10,7 +10,7 @@ export interface JobContext<T> {
   /** 1-based attempt number */
   attempt: number;
   maxAttempts: number;
-  /** aborted when the job is cancelled or the process shuts down (reason: 'cancelled' | 'shutdown') */
+  /** aborted when the job is cancelled, the process shuts down, or its lock went to another worker (reason: 'cancelled' | 'shutdown' | 'lock-lost') */
   signal: AbortSignal;
 }
 
@@ -43,6 +43,8 @@ export class JobInterrupted extends Error {
 
 export const SHUTDOWN = 'shutdown';
 export const CANCELLED = 'cancelled';
+/** the job's lock now belongs to another worker (this one was taken for dead): stop, touch nothing */
+export const LOCK_LOST = 'lock-lost';
 
 export abstract class JobQueue {
   /** Adds a job unless one with this id is waiting or running; a finished or failed one is replaced. */
@@ -53,6 +55,12 @@ export abstract class JobQueue {
   abstract cancel(jobId: string): Promise<void>;
   /** Whether a job with this id is waiting, delayed or running (anywhere). */
   abstract isPending(jobId: string): Promise<boolean>;
+  /** Of these job ids, the ones with no job waiting, delayed or running anywhere (one round trip where it can). */
+  async notPending(jobIds: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const id of jobIds) if (!(await this.isPending(id))) out.push(id);
+    return out;
+  }
   /** Depth by state, for metrics and health. */
   abstract stats(): Promise<Record<'waiting' | 'active' | 'delayed' | 'failed', number>>;
   abstract ping(): Promise<void>;

@@ -87,4 +87,14 @@ describe('docker/ check (npm run docker:check)', () => {
       expect.stringContaining('dockerfile-policy: node_modules copied from stage build, which never drops dev dependencies'),
     ]);
   });
+
+  it('fails on a base image that runs another Node major than .nvmrc (the project ships on the Node it is tested on)', () => {
+    expect(readFileSync(join(root, '.nvmrc'), 'utf8')).toMatch(/^24\./);
+    expect(summary(checkCopy().problems)).toEqual([]);
+    edit('Dockerfile', 'ARG NODE_IMAGE=node:24-bookworm-slim', 'ARG NODE_IMAGE=node:20-bookworm-slim');
+    expect(summary(checkCopy().problems)).toEqual([
+      expect.stringMatching(/^dockerfile-policy \d+ base image node:20-bookworm-slim runs Node 20, but the project runs on Node 24 \(\.nvmrc\)/),
+      expect.stringMatching(/^dockerfile-policy \d+ base image node:20-bookworm-slim runs Node 20, but the project runs on Node 24 \(\.nvmrc\)/),
+    ]);
+  });
 });

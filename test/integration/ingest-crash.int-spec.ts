@@ -22,7 +22,9 @@ import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/servi
  * kill -9 in the middle of an import, start again: the import finishes (here: restarted from byte 0 after the
  * dead attempt's incomplete upload is aborted), with the right checksum, and nothing is left behind: no stray
  * object, no incomplete multipart upload or temp file, no pending quota reservation. The service runs as a
- * real child process (`node dist/src/main.js`), in both runtime shapes.
+ * real child process (`node dist/src/main.js`), in both runtime shapes. The restarted replica takes its import
+ * back at once (the platform test's queue lock lasts two minutes, longer than the test waits), and the time
+ * from the restart to the import's source being read again is printed (README, "Operations").
  */
 
 const MiB = 1024 * 1024;
@@ -78,6 +80,16 @@ async function startSlowImport(svc: ServiceProcess, srv: ImageServer, zoneId: st
   expect(created.status).toBe(201);
   await poll(svc, created.body.id as string, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone >= 11 * MiB, '11 MiB imported', 30_000);
   return created.body.id as string;
+}
+
+/** When the import of `id` read its source again after `since` (the restarted run's first request). */
+function resumedAt(srv: ImageServer, id: string, since: number): number | undefined {
+  return srv.requests.find((r) => r.at >= since && r.path.includes(`id=${id}&`))?.at;
+}
+
+function report(shape: string, restartAt: number, readyAt: number, resumed: number | undefined): void {
+  const line = `recovery after kill -9 (${shape}): service ready ${readyAt - restartAt} ms after the restart, import running again after ${resumed === undefined ? '?' : resumed - restartAt} ms`;
+  process.stdout.write(`\n${line}\n`);
 }
 
 async function createZone(svc: ServiceProcess): Promise<string> {
@@ -152,22 +164,38 @@ describe('an import survives kill -9 of the service', () => {
     const s3 = await startS3Server();
     const db = await createTestDatabase('crash');
     const prefix = `hcm_test_crash_${randomUUID().slice(0, 8)}`;
-    const env = platformEnv(dataDir, db, prefix, s3, 'crash-test', 2000);
+    // a lock of two minutes: the import finishing within the poll's minute is the restarted replica's take-back
+    // (BullMQ's stalled check would only see the job after the lock expired); no sweep either
+    const env = { ...platformEnv(dataDir, db, prefix, s3, 'crash-test', 120_000), WORKER_ID: 'crash-replica', INGEST_SWEEP_INTERVAL_SECONDS: '0' };
     const storage = s3Storage(s3, 'crash-test');
+    const queue = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
     try {
       const first = await start(env, 'service #1');
       const zoneId = await createZone(first);
       const id = await startSlowImport(first, srv, zoneId, 'platform');
       await first.kill9();
 
-      // what the dead process left: a multipart upload with parts, a pending reservation, the image IMPORTING
+      // what the dead process left: a multipart upload with parts, a pending reservation, the image IMPORTING,
+      // and the job active under the dead worker's lock
       expect((await storage.listIncomplete(`images/${id}/`)).length).toBeGreaterThan(0);
       expect(await storage.exists(`images/${id}/disk`)).toBe(false);
+      const dead = (await queue.getJob(id))!;
+      expect(await dead.getState()).toBe('active');
+      expect(dead.processedBy).toMatch(/^crash-replica@/);
 
+      const restartAt = Date.now();
       const second = await start(env, 'service #2');
+      const readyAt = Date.now();
       expect((await quotaBytes(second)).bytes.reserved).toBeGreaterThan(0);
       const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      report('platform: MariaDB, BullMQ, S3', restartAt, readyAt, resumedAt(srv, 'platform', restartAt));
       expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA, statusReason: null });
+      // run by the restarted replica's worker, taken back rather than found stalled after its lock expired
+      const finished = (await queue.getJob(id))!;
+      expect(finished.processedBy).toMatch(/^crash-replica@/);
+      expect(finished.processedBy).not.toBe(dead.processedBy);
+      expect(finished.stalledCounter).toBe(0);
+      expect(resumedAt(srv, 'platform', restartAt)).toBeDefined();
       await expectClean(storage, [`images/${id}/disk`], () => listS3(storage));
       const q = await quotaBytes(second);
       expect(q.count).toMatchObject({ used: 1, reserved: 0 });
@@ -177,9 +205,54 @@ describe('an import survives kill -9 of the service', () => {
       expect(sha256(Buffer.from(await back.arrayBuffer()))).toBe(FILE_SHA);
       await second.stop();
     } finally {
-      const q = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
-      await q.obliterate({ force: true }).catch(() => undefined);
-      await q.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await dropTestDatabase(db);
+      await s3.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('a job lost from Redis is noticed within seconds and queued again (no sweep): the import still finishes', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-lost-'));
+    const s3 = await startS3Server();
+    const db = await createTestDatabase('lostjob');
+    const prefix = `hcm_test_lost_${randomUUID().slice(0, 8)}`;
+    const env = { ...platformEnv(dataDir, db, prefix, s3, 'lost-test', 30000), INGEST_SWEEP_INTERVAL_SECONDS: '0' };
+    const queue = new Queue(JOBS_QUEUE, { connection: connectionOf(REDIS), prefix });
+    try {
+      // an API-only replica: it queues the import but runs none, so the job waits in Redis
+      const api = await start({ ...env, IMPORT_CONCURRENCY: '0' }, 'API replica');
+      const zoneId = await createZone(api);
+      const created = await call(api, 'POST', '/images', USER, {
+        kind: 'IMAGE', name: 'lost-job', osCategory: 'CENTOS', format: 'raw', zoneId,
+        source: { type: 'URL', url: srv.url('/f/file.raw?id=lost') },
+      });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const job = await queue.getJob(id);
+      expect(await job!.getState()).toBe('waiting');
+      // Redis loses it (a flush, a failover without the key): the record still says QUEUED
+      await job!.remove();
+      const lostAt = Date.now();
+      expect(await queue.getJob(id)).toBeUndefined();
+      let back: Awaited<ReturnType<typeof queue.getJob>>;
+      for (const end = Date.now() + 30_000; !(back = await queue.getJob(id)); ) {
+        if (Date.now() > end) throw new Error(`the lost job was never queued again\n${api.output().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      process.stdout.write(`\nlost job queued again ${Date.now() - lostAt} ms after it vanished from Redis (INGEST_LOST_JOB_CHECK_MS=2000)\n`);
+      expect(await back!.getState()).toBe('waiting');
+      expect((await call(api, 'GET', `/images/${id}`, SUPER)).body.phase).toBe('QUEUED');
+      // a replica that runs imports finishes it
+      const worker = await start(env, 'worker replica');
+      const done = await poll(worker, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA, statusReason: null });
+      await worker.stop();
+      await api.stop();
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
       await dropTestDatabase(db);
       await s3.close();
       rmSync(dataDir, { recursive: true, force: true });
@@ -250,8 +323,11 @@ describe('an import survives kill -9 of the service', () => {
       // the dead process's temp files are still there
       expect((await storage.listIncomplete('images/')).map((u) => u.key).sort()).toEqual([`images/${id}/disk`, `images/${uploadId}/disk`].sort());
 
+      const restartAt = Date.now();
       const second = await start(env, 'service #2');
+      const readyAt = Date.now();
       const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      report('embedded: SQLite, in-process jobs, fs', restartAt, readyAt, resumedAt(srv, 'embedded', restartAt));
       expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: FILE.length, checksum: FILE_SHA });
       const cut = await poll(second, uploadId, (i) => i.phase === 'FAILED', 'FAILED');
       expect(cut.statusReason).toBe('The upload was interrupted (the service stopped while receiving it); upload the file again');

@@ -36,7 +36,8 @@ export interface ServedFile {
 export class ImageServer {
   readonly server: Server;
   port = 0;
-  readonly requests: { path: string; headers: IncomingMessage['headers'] }[] = [];
+  /** every request, with when it arrived (Date.now()) */
+  readonly requests: { path: string; headers: IncomingMessage['headers']; at: number }[] = [];
   private readonly files = new Map<string, ServedFile>();
   private readonly counters = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
@@ -100,7 +101,7 @@ export class ImageServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     const q = u.searchParams;
-    this.requests.push({ path: u.pathname + u.search, headers: req.headers });
+    this.requests.push({ path: u.pathname + u.search, headers: req.headers, at: Date.now() });
     if (u.pathname === '/redirect') {
       const n = Number(q.get('n') ?? 1);
       res.writeHead(302, { location: n > 1 ? `/redirect?n=${n - 1}&to=${encodeURIComponent(q.get('to') ?? '/')}` : (q.get('to') ?? '/') });
