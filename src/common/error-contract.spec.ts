@@ -9,7 +9,7 @@ import { MetricsService } from '../observability/metrics.service';
 import { ApiErrors, ApiNoDependency } from './api-errors.decorator';
 import { applyErrorContract } from './error-contract';
 import { ErrorSet } from './errors';
-import { RateLimited } from './rate-limit';
+import { RateLimited, RateLimiter } from './rate-limit';
 import { uuidPipe } from './uuid.pipe';
 
 class ThingDto {
@@ -71,7 +71,7 @@ class ClashController {
 
 async function documentOf(...controllers: Array<new () => unknown>): Promise<OpenAPIObject> {
   // the rate-limit guard's dependencies, never instantiated in preview mode
-  @Module({ controllers, providers: [{ provide: AppConfig, useValue: {} }, { provide: MetricsService, useValue: {} }] })
+  @Module({ controllers, providers: [{ provide: AppConfig, useValue: {} }, { provide: MetricsService, useValue: {} }, { provide: RateLimiter, useValue: {} }] })
   class M {}
   const app = await NestFactory.create(M, { preview: true, logger: false, abortOnError: false });
   try {
