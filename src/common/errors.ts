@@ -1,4 +1,5 @@
 import { HttpStatus } from '@nestjs/common';
+import { MAX_JSON_DEPTH } from './json-depth';
 
 /**
  * Every error the API can answer with. The code is the stable contract; the HTTP status follows from it.
@@ -62,7 +63,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** What each code means, for the OpenAPI document and the README. */
 export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   VALIDATION_FAILED: 'A field, query parameter or path parameter is invalid; details lists each one.',
-  MALFORMED_JSON: 'The request body is not valid JSON.',
+  MALFORMED_JSON: `The request body is not valid JSON, or is nested deeper than ${MAX_JSON_DEPTH} levels (details.maxDepth).`,
   IMMUTABLE_FIELD: 'The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).',
   AUTH_TOKEN_MISSING: 'No "Authorization: Bearer <JWT>" header.',
   AUTH_TOKEN_INVALID: 'The token is malformed, wrongly signed, or its claims are invalid.',

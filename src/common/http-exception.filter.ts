@@ -59,6 +59,9 @@ export function renderError(exception: unknown): Rendered {
   if (e?.type === 'entity.parse.failed') {
     return { status: 400, code: 'MALFORMED_JSON', message: 'The request body is not valid JSON' };
   }
+  if (e?.type === 'entity.too.deep') {
+    return { status: 400, code: 'MALFORMED_JSON', message: (e as Error).message, details: { maxDepth: (e as { maxDepth?: number }).maxDepth } };
+  }
   if (e?.type === 'entity.too.large') {
     return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large' };
   }
