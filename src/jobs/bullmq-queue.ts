@@ -24,6 +24,14 @@ export const connectionOf = (url: string) => {
   };
 };
 
+/** The delay BullMQ's built-in strategies wait after failed attempt `attempt` (1-based). */
+export function retryDelayOf(backoff: number | { type?: string; delay?: number } | undefined, attempt: number): number {
+  if (backoff === undefined) return 0;
+  if (typeof backoff === 'number') return backoff;
+  const delay = backoff.delay ?? 0;
+  return backoff.type === 'exponential' ? Math.round(2 ** (attempt - 1) * delay) : delay;
+}
+
 /**
  * BullMQ on Redis: one queue for all job names; workers on every replica. A job whose worker died is moved
  * back to waiting when its lock expires (stalled-job check), so kill -9 loses nothing. On shutdown running
@@ -80,6 +88,7 @@ export class BullMqQueue extends JobQueue {
       data: job.data,
       attempt: job.attemptsMade + 1,
       maxAttempts,
+      retryDelayMs: retryDelayOf(job.opts.backoff, job.attemptsMade + 1),
       signal: signal ?? new AbortController().signal,
     };
     try {
