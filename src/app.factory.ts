@@ -4,6 +4,7 @@ import type { NestExpressApplication, NestExpressBodyParserOptionsFor } from '@n
 import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { verifyJsonDepth } from './common/json-depth';
+import { handleExpectContinue } from './ingestion/upload-body';
 import { correlationMiddleware } from './common/request-context';
 import { AppConfig } from './config/app-config';
 import { JsonLogger } from './observability/json-logger';
@@ -30,6 +31,8 @@ export async function createApp(config: AppConfig, opts: CreateAppOptions = {}):
   // (Nest's option type leaves out verify because its rawBody option uses it; this app does not)
   app.useBodyParser('json', { limit: config.bodyLimitBytes, verify: verifyJsonDepth } as NestExpressBodyParserOptionsFor<'json'>);
   app.enableShutdownHooks();
+  // Expect: 100-continue: the upload route answers it itself, after its checks (src/ingestion/upload-body.ts)
+  if (!opts.preview) handleExpectContinue(app.getHttpServer());
   return app;
 }
 
