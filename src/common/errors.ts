@@ -114,7 +114,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   RATE_LIMITED: 'Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
   INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',
-  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable.',
+  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.',
 };
 
 /** Example `details` of the codes whose details a client acts on, for the OpenAPI document. */

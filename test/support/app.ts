@@ -67,6 +67,9 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
   if (shared) {
     // a second replica on the same database (the first one owns and drops it)
     for (const k of ['DB_TYPE', 'DB_HOST', 'DB_PORT', 'DB_USER', 'DB_PASSWORD', 'DB_NAME', 'DB_PATH']) if (shared[k] !== undefined) env[k] = shared[k];
+  } else if (shape === 'mariadb' && extraEnv.DB_NAME) {
+    // a database of the suite's own (a private server): extraEnv says where, nothing to create or drop
+    env.DB_TYPE = 'mariadb';
   } else if (shape === 'mariadb') {
     dbName = await createTestDatabase(label);
     Object.assign(env, { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: dbName });
