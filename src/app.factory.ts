@@ -1,8 +1,10 @@
 import { Logger, LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestExpressApplication, NestExpressBodyParserOptionsFor } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
+import { verifyJsonDepth } from './common/json-depth';
+import { handleExpectContinue } from './ingestion/upload-body';
 import { correlationMiddleware } from './common/request-context';
 import { AppConfig } from './config/app-config';
 import { JsonLogger } from './observability/json-logger';
@@ -25,8 +27,12 @@ export async function createApp(config: AppConfig, opts: CreateAppOptions = {}):
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   app.use(correlationMiddleware);
-  app.useBodyParser('json', { limit: config.bodyLimitBytes });
+  // verify runs on the raw bytes before JSON.parse: a body nested past MAX_JSON_DEPTH never reaches validation
+  // (Nest's option type leaves out verify because its rawBody option uses it; this app does not)
+  app.useBodyParser('json', { limit: config.bodyLimitBytes, verify: verifyJsonDepth } as NestExpressBodyParserOptionsFor<'json'>);
   app.enableShutdownHooks();
+  // Expect: 100-continue: the upload route answers it itself, after its checks (src/ingestion/upload-body.ts)
+  if (!opts.preview) handleExpectContinue(app.getHttpServer());
   return app;
 }
 

@@ -161,6 +161,12 @@ export class CatalogRepository {
     });
   }
 
+  /** The reason of an image in one of `phases`, without a phase change: one UPDATE, no version bump (no filter reads it). */
+  async setStatusReason(id: string, phases: string[], statusReason: string | null): Promise<boolean> {
+    const res = await this.ds.createQueryBuilder().update(ImageEntity).set({ statusReason }).where('id = :id', { id }).andWhere('phase IN (:...phases)', { phases }).execute();
+    return (res.affected ?? 0) > 0;
+  }
+
   /** Progress counters of an image in `phase`: one UPDATE, no transaction, no version bump (no filter looks at them). */
   async recordProgress(id: string, phase: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
     const res = await this.ds.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute();

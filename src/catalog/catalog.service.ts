@@ -197,6 +197,14 @@ export class CatalogService implements OnModuleInit {
     }
   }
 
+  /**
+   * Says why an unfinished image is not ACTIVE yet (an attempt failed and another follows) without changing its
+   * phase. False when the image is gone or in none of `phases`.
+   */
+  async explainPending(id: string, reason: string | null, phases: ImagePhase[]): Promise<boolean> {
+    return this.repo.setStatusReason(id, phases, reason === null ? null : reason.slice(0, 1000));
+  }
+
   /** Progress while importing: no phase change, just the counters. False when the image is gone or no longer importing. */
   async recordProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
     return this.repo.recordProgress(id, ImagePhase.Importing, patch);

@@ -23,7 +23,7 @@ import {
 } from 'class-validator';
 import { View } from '../access/access.policy';
 import { PageQuery } from '../common/pagination.dto';
-import { Immutable } from '../common/validation';
+import { Immutable, Optional } from '../common/validation';
 import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OS_BITS, OsCategory, Scope, SourceType } from './image.enums';
 
 export const CHECKSUM_PATTERN = /^(?:sha256:[0-9a-fA-F]{64}|md5:[0-9a-fA-F]{32}|[0-9a-fA-F]{64}|[0-9a-fA-F]{32})$/;
@@ -65,7 +65,7 @@ export class ImageSourceDto {
   path?: string;
 
   /** Name of the configured file source, for type FILE (default: the first one configured). */
-  @IsOptional() @IsString() @Matches(/^[a-z0-9][a-z0-9_-]{0,31}$/) 
+  @Optional() @IsString() @Matches(/^[a-z0-9][a-z0-9_-]{0,31}$/)
   @ApiPropertyOptional({ example: 'share' })
   fileSource?: string;
 }
@@ -82,7 +82,7 @@ export class CreateImageDto {
   name: string;
 
   /** Free text, up to 2000 characters. */
-  @IsOptional() @IsString() @MaxLength(2000)
+  @Optional() @IsString() @MaxLength(2000)
   @ApiPropertyOptional({ example: 'Minimal CentOS 7.9, zabbix-agent and filebeat installed', maxLength: 2000 })
   description?: string;
 
@@ -92,22 +92,22 @@ export class CreateImageDto {
   osCategory: OsCategory;
 
   /** OS name, e.g. "CentOS". */
-  @IsOptional() @IsString() @MaxLength(128)
+  @Optional() @IsString() @MaxLength(128)
   @ApiPropertyOptional({ example: 'CentOS', maxLength: 128 })
   osName?: string;
 
   /** OS version, e.g. "7.9". */
-  @IsOptional() @IsString() @MaxLength(64)
+  @Optional() @IsString() @MaxLength(64)
   @ApiPropertyOptional({ example: '7.9', maxLength: 64 })
   osVersion?: string;
 
   /** OS architecture bits (R4). */
-  @IsOptional() @IsIn(OS_BITS as unknown as number[])
+  @Optional() @IsIn(OS_BITS as unknown as number[])
   @ApiPropertyOptional({ enum: OS_BITS, default: 64, type: 'integer' })
   osBits?: 32 | 64;
 
   /** Virtualization technology (R5); default: the zone's. */
-  @IsOptional() @IsEnum(Hypervisor)
+  @Optional() @IsEnum(Hypervisor)
   @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
@@ -124,7 +124,7 @@ export class CreateImageDto {
   isoUsage?: IsoUsage;
 
   /** Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC. */
-  @IsOptional() @IsEnum(Scope)
+  @Optional() @IsEnum(Scope)
   @ApiPropertyOptional({ enum: Scope, enumName: 'Scope', default: Scope.Private })
   scope?: Scope;
 
@@ -134,7 +134,7 @@ export class CreateImageDto {
   zoneId: string;
 
   /** Up to 20 tags, each 1-64 letters, digits, spaces or `._:/+-`, starting with a letter or digit. */
-  @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @Optional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
   @ApiPropertyOptional({ type: [String], example: ['centos', 'zabbix'], maxItems: 20 })
   tags?: string[];
 
@@ -147,7 +147,7 @@ export class CreateImageDto {
    * The file's size when known: the department's storage quota is reserved for it at create (R16).
    * Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
    */
-  @IsOptional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @Optional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 2147483648 })
   expectedSizeBytes?: number;
 
@@ -156,7 +156,7 @@ export class CreateImageDto {
    * 32: md5). The bytes are checked against it while they stream in, whatever the source; a mismatch fails the
    * import (CHECKSUM_MISMATCH in the reason) and nothing is stored.
    */
-  @IsOptional() @IsString() @Matches(CHECKSUM_PATTERN, { message: 'expectedChecksum must be sha256:<64 hex>, md5:<32 hex>, or 64 or 32 hex digits' })
+  @Optional() @IsString() @Matches(CHECKSUM_PATTERN, { message: 'expectedChecksum must be sha256:<64 hex>, md5:<32 hex>, or 64 or 32 hex digits' })
   @ApiPropertyOptional({ example: 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', maxLength: 71 })
   expectedChecksum?: string;
 }
@@ -166,42 +166,42 @@ export class CreateImageDto {
  * sending any of them answers 400 IMMUTABLE_FIELD.
  */
 export class UpdateImageDto {
-  @IsOptional() @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255) @Matches(NO_EDGE_SPACES)
+  @Optional() @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255) @Matches(NO_EDGE_SPACES)
   @ApiPropertyOptional({ maxLength: 255 })
   name?: string;
 
-  @IsOptional() @IsString() @MaxLength(2000)
+  @Optional() @IsString() @MaxLength(2000)
   @ApiPropertyOptional({ maxLength: 2000 })
   description?: string;
 
-  @IsOptional() @IsEnum(OsCategory)
+  @Optional() @IsEnum(OsCategory)
   @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
-  @IsOptional() @IsString() @MaxLength(128)
+  @Optional() @IsString() @MaxLength(128)
   @ApiPropertyOptional({ maxLength: 128 })
   osName?: string;
 
-  @IsOptional() @IsString() @MaxLength(64)
+  @Optional() @IsString() @MaxLength(64)
   @ApiPropertyOptional({ maxLength: 64 })
   osVersion?: string;
 
-  @IsOptional() @IsIn(OS_BITS as unknown as number[])
+  @Optional() @IsIn(OS_BITS as unknown as number[])
   @ApiPropertyOptional({ enum: OS_BITS, type: 'integer' })
   osBits?: 32 | 64;
 
   /** ISO only. */
-  @IsOptional() @IsEnum(IsoUsage)
+  @Optional() @IsEnum(IsoUsage)
   @ApiPropertyOptional({ enum: IsoUsage, enumName: 'IsoUsage' })
   isoUsage?: IsoUsage;
 
   /** New scope, within R9/R10 (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
-  @IsOptional() @IsEnum(Scope)
+  @Optional() @IsEnum(Scope)
   @ApiPropertyOptional({ enum: Scope, enumName: 'Scope' })
   scope?: Scope;
 
   /** Replaces all tags. */
-  @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @Optional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
   @ApiPropertyOptional({ type: [String], maxItems: 20 })
   tags?: string[];
 
@@ -399,7 +399,7 @@ export class ImageCountsResponse {
 
 export class DisableImageDto {
   /** Why the image is disabled; shown as its statusReason. */
-  @IsOptional() @IsString() @MaxLength(500)
+  @Optional() @IsString() @MaxLength(500)
   @ApiPropertyOptional({ maxLength: 500, example: 'Superseded by CentOS 7.9.2009' })
   reason?: string;
 }

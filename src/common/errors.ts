@@ -1,4 +1,5 @@
 import { HttpStatus } from '@nestjs/common';
+import { MAX_JSON_DEPTH } from './json-depth';
 
 /**
  * Every error the API can answer with. The code is the stable contract; the HTTP status follows from it.
@@ -62,7 +63,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** What each code means, for the OpenAPI document and the README. */
 export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   VALIDATION_FAILED: 'A field, query parameter or path parameter is invalid; details lists each one.',
-  MALFORMED_JSON: 'The request body is not valid JSON.',
+  MALFORMED_JSON: `The request body is not valid JSON, or is nested deeper than ${MAX_JSON_DEPTH} levels (details.maxDepth).`,
   IMMUTABLE_FIELD: 'The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).',
   AUTH_TOKEN_MISSING: 'No `Authorization: Bearer {token}` header.',
   AUTH_TOKEN_INVALID: 'The token is malformed, wrongly signed, or its claims are invalid.',
@@ -113,7 +114,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   RATE_LIMITED: 'Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
   INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',
-  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable.',
+  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.',
 };
 
 /** Example `details` of the codes whose details a client acts on, for the OpenAPI document. */

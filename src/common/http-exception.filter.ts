@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { Request, Response } from 'express';
 import { AppError, ErrorCode, ERROR_CODES } from './errors';
 import { correlationIdOf } from './request-context';
+import { DEPENDENCY_RETRY_AFTER_SECONDS, isDependencyUnavailable } from './dependency-errors';
 
 interface Rendered {
   status: number;
@@ -10,16 +11,6 @@ interface Rendered {
   details?: Record<string, unknown>;
 }
 
-const CONNECTION_ERRORS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'PROTOCOL_CONNECTION_LOST',
-  'ER_CON_COUNT_ERROR',
-  'SQLITE_BUSY',
-  'SQLITE_CANTOPEN',
-]);
 const DUPLICATE_ERRORS = new Set(['ER_DUP_ENTRY', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
 
 function statusToCode(status: number): ErrorCode {
@@ -59,6 +50,9 @@ export function renderError(exception: unknown): Rendered {
   if (e?.type === 'entity.parse.failed') {
     return { status: 400, code: 'MALFORMED_JSON', message: 'The request body is not valid JSON' };
   }
+  if (e?.type === 'entity.too.deep') {
+    return { status: 400, code: 'MALFORMED_JSON', message: (e as Error).message, details: { maxDepth: (e as { maxDepth?: number }).maxDepth } };
+  }
   if (e?.type === 'entity.too.large') {
     return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large' };
   }
@@ -76,7 +70,7 @@ export function renderError(exception: unknown): Rendered {
   if (driverCode && DUPLICATE_ERRORS.has(driverCode)) {
     return { status: 409, code: 'CONFLICT', message: 'The resource already exists' };
   }
-  if (driverCode && CONNECTION_ERRORS.has(driverCode)) {
+  if (isDependencyUnavailable(exception)) {
     return { status: 503, code: 'DEPENDENCY_UNAVAILABLE', message: 'A dependency is unavailable, try again later' };
   }
   return { status: HttpStatus.INTERNAL_SERVER_ERROR, code: 'INTERNAL_ERROR', message: 'Internal error' };
@@ -92,7 +86,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const res = ctx.getResponse<Response>();
     const r = renderError(exception);
     const correlationId = correlationIdOf(req);
-    if (r.status >= 500) {
+    if (r.code === 'DEPENDENCY_UNAVAILABLE') {
+      // expected while a dependency is down: one line, no stack
+      this.logger.warn(`${req.method} ${req.originalUrl} -> 503 ${r.code} [${correlationId}]: ${(exception as Error)?.message ?? String(exception)}`);
+    } else if (r.status >= 500) {
       this.logger.error(
         `${req.method} ${req.originalUrl} -> ${r.status} ${r.code} [${correlationId}]: ${(exception as Error)?.stack ?? String(exception)}`,
       );
@@ -101,6 +98,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       res.end();
       return;
     }
+    if (r.code === 'DEPENDENCY_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
     res.status(r.status).json({ code: r.code, message: r.message, correlationId, ...(r.details ? { details: r.details } : {}) });
   }
 }

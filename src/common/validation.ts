@@ -1,5 +1,5 @@
 import { ValidationError, ValidationPipe } from '@nestjs/common';
-import { registerDecorator, ValidationOptions } from 'class-validator';
+import { registerDecorator, ValidateIf, ValidationOptions } from 'class-validator';
 import { AppError } from './errors';
 
 export const IMMUTABLE_CONSTRAINT = 'immutable';
@@ -15,6 +15,17 @@ export function Immutable(options?: ValidationOptions): PropertyDecorator {
       validator: { validate: (value: unknown) => value === undefined },
     });
   };
+}
+
+/**
+ * An optional body property: it may be left out, but when present every other validator runs, null
+ * included. class-validator's IsOptional() skips null as well, so `{"name": null}` reached the database
+ * (a NOT NULL column: a 500) or meant "absent" without anyone deciding so. Body DTOs use this; a property
+ * where null is a meaning of its own says so explicitly. Query DTOs keep IsOptional (a query value is
+ * never null).
+ */
+export function Optional(): PropertyDecorator {
+  return ValidateIf((_o: unknown, value: unknown) => value !== undefined);
 }
 
 interface FieldError {

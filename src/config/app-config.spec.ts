@@ -34,7 +34,7 @@ describe('loadConfig', () => {
 
   it('requires a secret or public key outside the embedded default', () => {
     expect(() => loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb' })).toThrow(/AUTH_JWT_SECRET: required/);
-    expect(loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: 'x'.repeat(32) }).seedDefaultZone).toBe(false);
+    expect(loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: 'x'.repeat(32), PUBLIC_BASE_URL: 'https://images.hcm.test' }).seedDefaultZone).toBe(false);
   });
 
   it('validates the JWKS settings at boot: an http(s) URL, a readable key set file, the intervals, not both', () => {

@@ -408,6 +408,14 @@ export function devSecret(dataDir: string, create: boolean): string | undefined 
 /**
  * Validates the environment and builds the configuration. Throws ConfigError naming every bad key.
  */
+/**
+ * The platform shape: DB_TYPE mariadb/mysql or STORAGE_DRIVER minio (state other replicas share). The
+ * embedded shape is SQLite with the filesystem store, one process on one machine.
+ */
+export function isPlatformShape(vars: { DB_TYPE?: string; STORAGE_DRIVER?: string }): boolean {
+  return (vars.DB_TYPE ?? 'sqlite') !== 'sqlite' || vars.STORAGE_DRIVER === 'minio';
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   const vars = plainToInstance(EnvVars, { ...env }, { excludeExtraneousValues: false });
   const errors = validateSync(vars, { whitelist: false, forbidUnknownValues: false });
@@ -452,6 +460,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     for (const key of ['MINIO_ENDPOINT', 'MINIO_ACCESS_KEY', 'MINIO_SECRET_KEY'] as const) {
       if (!vars[key]) problems.push(`${key}: required when STORAGE_DRIVER is minio`);
     }
+  }
+  // the platform shape: a database or object store shared by replicas behind a load balancer. The signed
+  // download URLs need a name for the service that no request can choose (a Host header is the caller's)
+  if (isPlatformShape(vars) && !vars.PUBLIC_BASE_URL) {
+    problems.push('PUBLIC_BASE_URL: required when DB_TYPE is mariadb/mysql or STORAGE_DRIVER is minio (the base of the download URLs the service signs, e.g. https://images.hcm.internal)');
   }
   if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
   const fileSources = parseFileSources(vars.FILE_SOURCES, vars.FILE_SOURCE_PASSWORDS, problems);

@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiNoDependency } from '../common/api-errors.decorator';
 import { HealthRegistry } from './health.registry';
+import { DEPENDENCY_RETRY_AFTER_SECONDS } from '../common/dependency-errors';
 
 export class DependencyHealth {
   @ApiProperty({ enum: ['up', 'down'] })
@@ -46,6 +47,7 @@ export class HealthController {
     const checks = await this.registry.run();
     const ok = Object.values(checks).every((c) => c.status === 'up');
     res.status(ok ? 200 : 503);
+    if (!ok) res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
     return { status: ok ? 'ok' : 'unavailable', checks };
   }
 }

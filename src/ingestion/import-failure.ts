@@ -2,6 +2,7 @@ import { AppError } from '../common/errors';
 import { FileSourceError, FileSourceErrorCode } from '../file-sources/file-source.errors';
 import { PermanentJobError } from '../jobs/job-queue';
 import { StorageError } from '../storage/object-storage';
+import { isDependencyUnavailable } from '../common/dependency-errors';
 import { IngestError, IngestErrorCode } from './ingestion.errors';
 
 /** Why an import failed, for the image's statusReason and the logs. */
@@ -86,8 +87,9 @@ export function describeFailure(e: unknown, url?: string): Failure {
       details: d,
     };
   }
-  if (e instanceof StorageError) {
-    return { code: 'STORAGE_FAILED', reason: clip(`Storing the file failed: ${e.message}`), permanent: false };
+  if (e instanceof StorageError || isDependencyUnavailable(e)) {
+    // the object store (or the database) could not be reached: a later attempt may find it back
+    return { code: 'STORAGE_FAILED', reason: clip(`Storing the file failed: ${(e as Error).message}`), permanent: false };
   }
   const message = (e as Error)?.message ?? String(e);
   return { code: 'IMPORT_FAILED', reason: clip(`The import failed: ${message}`), permanent: false };

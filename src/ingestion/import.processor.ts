@@ -17,6 +17,9 @@ import { FileImporter } from './sources/file-import';
 import { downloadOptionsFrom, resumableDownload } from './sources/resumable-download';
 import { UrlFetcher } from './sources/url-fetcher';
 
+/** 4000 -> "4 s", 500 -> "0.5 s", 90000 -> "90 s" */
+export const formatDelay = (ms: number): string => `${ms >= 10_000 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10} s`;
+
 const isAppError = (e: unknown, code: string) => e instanceof AppError && e.code === code;
 
 /**
@@ -90,6 +93,16 @@ export class ImportProcessor {
   private download(image: ImageEntity, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota): Promise<StoredFile> {
     const id = image.id;
     const url = image.sourceUrl!;
+    // reason writes in event order (an event cannot wait): a retry's reason never lands after the resume that clears it
+    let reasons = Promise.resolve();
+    const explain = (reason: string | null) => {
+      reasons = reasons
+        .then(() => this.catalog.explainPending(id, reason, [ImagePhase.Queued, ImagePhase.Importing]))
+        .then(
+          () => undefined,
+          (e: unknown) => this.log.warn(`Could not record the reason of ${id}: ${String(e)}`),
+        );
+    };
     return resumableDownload(
       this.fetcher,
       url,
@@ -97,7 +110,16 @@ export class ImportProcessor {
         ...downloadOptionsFrom(this.cfg),
         signal: ctx.signal,
         onEvent: (ev) => {
-          if (ev.type === 'retry') this.log.warn(`Download of ${id}: attempt ${ev.attempt} failed (${ev.error.message}); ${ev.willResume ? 'resuming' : 'retrying'} in ${ev.delayMs} ms`);
+          if (ev.type === 'retry') {
+            this.log.warn(`Download of ${id}: attempt ${ev.attempt} failed (${ev.error.message}); ${ev.willResume ? 'resuming' : 'retrying'} in ${ev.delayMs} ms`);
+            // the record says why nothing moves until the next connection (QUEUED before the first byte, IMPORTING when resuming)
+            const failure = describeFailure(ev.error, url);
+            const job = ctx.maxAttempts > 1 ? ` (import attempt ${ctx.attempt} of ${ctx.maxAttempts})` : '';
+            explain(
+              `Download attempt ${ev.attempt} of ${this.cfg.ingestion.url.maxAttempts} failed: ${failure.reason}; ${ev.willResume ? 'resuming' : 'retrying'} in ${formatDelay(ev.delayMs)}${job}`,
+            );
+          }
+          if (ev.type === 'resumed') explain(null);
           if (ev.type === 'restart') this.log.warn(`Download of ${id} restarts from byte 0: ${ev.reason}`);
         },
       },
@@ -130,12 +152,13 @@ export class ImportProcessor {
     const failure = describeFailure(e, image.sourceUrl ?? undefined);
     if (failure.permanent) throw new PermanentImportFailure(failure);
     if (ctx.attempt < ctx.maxAttempts) {
-      await this.catalog
-        .transition(id, ImagePhase.Queued, { statusReason: `Attempt ${ctx.attempt} of ${ctx.maxAttempts} failed: ${failure.reason}; trying again`.slice(0, 1000), bytesPerSecond: null }, [
-          ImagePhase.Importing,
-          ImagePhase.Verifying,
-        ])
-        .catch(() => undefined);
+      // the record must say why it waits: back to QUEUED from IMPORTING/VERIFYING, or (failed before the first
+      // byte) still QUEUED, with the reason and when the next attempt starts
+      const why = `Attempt ${ctx.attempt} of ${ctx.maxAttempts} failed: ${failure.reason}; retrying in ${formatDelay(ctx.retryDelayMs)}`.slice(0, 1000);
+      const explained = await this.catalog.explainPending(id, why, [ImagePhase.Queued]).catch(() => false);
+      if (!explained) {
+        await this.catalog.transition(id, ImagePhase.Queued, { statusReason: why, bytesPerSecond: null }, [ImagePhase.Importing, ImagePhase.Verifying]).catch(() => undefined);
+      }
     }
     throw new RetryableImportFailure(failure);
   }

@@ -12,6 +12,8 @@ import { ACT_ERRORS } from '../access/access.policy';
 import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';
 import { INGESTION_ERRORS, IngestionService } from './ingestion.service';
 import { UPLOAD_ERRORS, UploadService } from './upload.service';
+import { allowBody, bodyInFlight, drainBody } from './upload-body';
+import { AppConfig } from '../config/app-config';
 
 /** Getting an image's bytes in (upload, retry) and out (download). */
 @ApiTags('images')
@@ -22,7 +24,12 @@ export class IngestionController {
     private readonly ingestion: IngestionService,
     private readonly uploads: UploadService,
     private readonly files: ImageFileService,
-  ) {}
+    cfg: AppConfig,
+  ) {
+    this.idleMs = cfg.ingestion.url.idleTimeoutMs;
+  }
+
+  private readonly idleMs: number;
 
   /**
    * Upload the file of an image created with source type UPLOAD (R17), as the raw request body
@@ -34,7 +41,9 @@ export class IngestionController {
    *
    * A `Content-Length` is checked against INGEST_MAX_SIZE_BYTES (413) and the department's storage quota (409
    * QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive and the upload
-   * stops when it runs out. On success the image is ACTIVE (200, the record). On refused content the image is
+   * stops when it runs out. Send `Expect: 100-continue` to get a refusal before sending the body: "100 Continue"
+   * comes only once every check passed. A client that sends the body without it still reads the refusal: the
+   * service reads the rest of a refused body away (up to 64 MiB) before it answers and closes the connection. On success the image is ACTIVE (200, the record). On refused content the image is
    * FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED ("upload the
    * file again"). Progress (bytes, percent, rate) shows on `GET /images/{id}` while it runs.
    */
@@ -52,10 +61,15 @@ export class IngestionController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<ImageResponse> {
     try {
-      return toImageResponse(await this.uploads.upload(p, id, req));
+      // "100 Continue" (when the client asked for it) only once every check passed: a refusal comes first
+      return toImageResponse(await this.uploads.upload(p, id, req, () => allowBody(req, res)));
     } catch (e) {
-      // the rest of a refused body is not read: close the connection after the answer
-      if (!req.complete) res.setHeader('Connection', 'close');
+      if (!req.complete) {
+        // the rest of a refused body is not stored: read it away (bounded) so a client that writes the whole
+        // body before reading gets the answer, not a reset; then close the connection
+        if (bodyInFlight(req)) await drainBody(req, this.idleMs);
+        res.setHeader('Connection', 'close');
+      }
       throw e;
     }
   }

@@ -85,7 +85,8 @@ export class UploadService implements OnModuleDestroy {
     await Promise.all([...this.active.keys()].map((id) => this.abort(id, SHUTDOWN, 5_000)));
   }
 
-  async upload(p: Principal, id: string, req: IncomingMessage): Promise<ImageWithTags> {
+  /** `allowBody` is called once every check passed, right before the body is read (it answers "100 Continue"). */
+  async upload(p: Principal, id: string, req: IncomingMessage, allowBody: () => void = () => undefined): Promise<ImageWithTags> {
     const image = await this.catalog.getFor(p, id, Action.Edit);
     if (image.sourceType !== SourceType.Upload) {
       throw new AppError('SOURCE_MISMATCH', `Image ${id} gets its bytes from its ${image.sourceType} source; only an image created with source type UPLOAD takes a PUT of its file`, {
@@ -123,6 +124,7 @@ export class UploadService implements OnModuleDestroy {
     req.on('close', onClose);
     req.setTimeout(this.cfg.ingestion.url.idleTimeoutMs, () => ac.abort(UPLOAD_IDLE));
     ac.signal.addEventListener('abort', () => body.destroy(new IngestError('ABORTED', 'The upload stopped')), { once: true });
+    allowBody();
     req.pipe(body);
     try {
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id));

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import Redis from 'ioredis';
+import { AppError } from '../common/errors';
 import { AddOptions, CANCELLED, JobContext, JobQueue, LOCK_LOST, PermanentJobError, ProcessOptions, SHUTDOWN } from './job-queue';
 
 export interface BullSettings {
@@ -30,6 +31,19 @@ export const connectionOf = (url: string) => {
     maxRetriesPerRequest: null,
   };
 };
+
+/** How long a queue operation may wait on Redis before it answers DEPENDENCY_UNAVAILABLE. */
+export const QUEUE_OP_TIMEOUT_MS = 3000;
+
+const unavailable = (what: string) => new AppError('DEPENDENCY_UNAVAILABLE', `The job queue (Redis) is unavailable: ${what}`);
+
+/** The delay BullMQ's built-in strategies wait after failed attempt `attempt` (1-based). */
+export function retryDelayOf(backoff: number | { type?: string; delay?: number } | undefined, attempt: number): number {
+  if (backoff === undefined) return 0;
+  if (typeof backoff === 'number') return backoff;
+  const delay = backoff.delay ?? 0;
+  return backoff.type === 'exponential' ? Math.round(2 ** (attempt - 1) * delay) : delay;
+}
 
 /**
  * BullMQ on Redis: one queue for all job names; workers on every replica. A job whose worker died is moved
@@ -73,14 +87,35 @@ export class BullMqQueue extends JobQueue {
     return this.redis;
   }
 
-  async add<T>(name: string, jobId: string, data: T, opts: AddOptions = {}): Promise<void> {
-    const existing = await this.queue.getJob(jobId);
-    if (existing) {
-      const state = await existing.getState();
-      if (state === 'completed' || state === 'failed') await existing.remove().catch(() => undefined);
-      else return;
+  /**
+   * Runs `op` on Redis only while the connection is up, within QUEUE_OP_TIMEOUT_MS: ioredis would otherwise
+   * hold the command until Redis comes back (maxRetriesPerRequest: null, which BullMQ needs), and the request
+   * that waits on it would hang. Fails with DEPENDENCY_UNAVAILABLE instead.
+   */
+  private async onRedis<T>(what: string, op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unavailable(`${what} timed out after ${QUEUE_OP_TIMEOUT_MS} ms`)), QUEUE_OP_TIMEOUT_MS);
+    });
+    try {
+      const client = await Promise.race([this.queue.getBackend().connection.client, deadline]);
+      if (client.status !== 'ready') throw unavailable(`${what}: connection ${client.status}`);
+      return await Promise.race([op(), deadline]);
+    } finally {
+      clearTimeout(timer);
     }
-    await this.queue.add(name, data, { jobId, attempts: opts.attempts ?? this.s.attempts, delay: opts.delayMs });
+  }
+
+  add<T>(name: string, jobId: string, data: T, opts: AddOptions = {}): Promise<void> {
+    return this.onRedis('add a job', async () => {
+      const existing = await this.queue.getJob(jobId);
+      if (existing) {
+        const state = await existing.getState();
+        if (state === 'completed' || state === 'failed') await existing.remove().catch(() => undefined);
+        else return;
+      }
+      await this.queue.add(name, data, { jobId, attempts: opts.attempts ?? this.s.attempts, delay: opts.delayMs });
+    });
   }
 
   process<T>(name: string, fn: (ctx: JobContext<T>) => Promise<void>, opts: ProcessOptions<T>): void {
@@ -162,6 +197,7 @@ export class BullMqQueue extends JobQueue {
       data: job.data,
       attempt: job.attemptsMade + 1,
       maxAttempts,
+      retryDelayMs: retryDelayOf(job.opts.backoff, job.attemptsMade + 1),
       signal: signal ?? new AbortController().signal,
     };
     try {
@@ -184,14 +220,18 @@ export class BullMqQueue extends JobQueue {
 
   async cancel(jobId: string): Promise<void> {
     this.worker?.cancelJob(jobId, CANCELLED);
-    const job = await this.queue.getJob(jobId);
-    if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove().catch(() => undefined);
+    await this.onRedis('cancel a job', async () => {
+      const job = await this.queue.getJob(jobId);
+      if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove().catch(() => undefined);
+    });
   }
 
-  async isPending(jobId: string): Promise<boolean> {
-    const job = await this.queue.getJob(jobId);
-    if (!job) return false;
-    return ['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'].includes(await job.getState());
+  isPending(jobId: string): Promise<boolean> {
+    return this.onRedis('read a job', async () => {
+      const job = await this.queue.getJob(jobId);
+      if (!job) return false;
+      return ['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'].includes(await job.getState());
+    });
   }
 
   /** One pipelined read of the job hashes: no hash, or a finished job, is not pending. */
@@ -211,13 +251,15 @@ export class BullMqQueue extends JobQueue {
     return out;
   }
 
-  async stats(): Promise<Record<'waiting' | 'active' | 'delayed' | 'failed', number>> {
-    const c = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
-    return { waiting: c.waiting ?? 0, active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
+  stats(): Promise<Record<'waiting' | 'active' | 'delayed' | 'failed', number>> {
+    return this.onRedis('count jobs', async () => {
+      const c = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+      return { waiting: c.waiting ?? 0, active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
+    });
   }
 
   async ping(): Promise<void> {
-    await this.queue.getJobCounts('waiting');
+    await this.onRedis('ping', () => this.queue.getJobCounts('waiting'));
   }
 
   async close(): Promise<void> {

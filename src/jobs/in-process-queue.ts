@@ -109,7 +109,7 @@ export class InProcessQueue extends JobQueue {
     e.attempt++;
     e.abort = new AbortController();
     h.running++;
-    const ctx: JobContext<unknown> = { id: e.id, name: e.name, data: e.data, attempt: e.attempt, maxAttempts: e.maxAttempts, signal: e.abort.signal };
+    const ctx: JobContext<unknown> = { id: e.id, name: e.name, data: e.data, attempt: e.attempt, maxAttempts: e.maxAttempts, retryDelayMs: backoffDelay(this.backoffMs, e.attempt), signal: e.abort.signal };
     try {
       await h.fn(ctx);
       this.jobs.delete(e.id);

@@ -10,6 +10,8 @@ export interface JobContext<T> {
   /** 1-based attempt number */
   attempt: number;
   maxAttempts: number;
+  /** how long the queue waits before the next attempt when this one fails (and is not the last) */
+  retryDelayMs: number;
   /** aborted when the job is cancelled, the process shuts down, or its lock went to another worker (reason: 'cancelled' | 'shutdown' | 'lock-lost') */
   signal: AbortSignal;
 }

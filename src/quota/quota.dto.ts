@@ -1,10 +1,11 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { Allow, ArrayMaxSize, ArrayUnique, IsArray, IsBoolean, IsDefined, IsEnum, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
+import { Allow, ArrayMaxSize, ArrayUnique, IsArray, IsBoolean, IsDefined, IsEnum, IsInt, IsObject, IsString, Matches, Max, Min, ValidateNested } from 'class-validator';
 import { AppError } from '../common/errors';
 import { PageQuery } from '../common/pagination.dto';
 import { QUOTA_RESOURCE_INFO, QuotaResource, ReservationStatus } from './quota.enums';
+import { Optional } from '../common/validation';
 
 export const DEPARTMENT_ID = /^[A-Za-z0-9._:@-]{1,64}$/;
 const KEY = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -26,27 +27,27 @@ const amount = (description: string) => ApiPropertyOptional({ type: 'integer', f
 
 /** Amounts per resource; at least one. */
 export class QuotaAmountsDto {
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('Images (count).')
   IMAGE_COUNT?: number;
 
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('Image storage (bytes).')
   IMAGE_BYTES?: number;
 
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('Virtual machines (count).')
   VM_COUNT?: number;
 
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('Virtual CPUs (count).')
   VCPU?: number;
 
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('VM memory (bytes).')
   MEMORY_BYTES?: number;
 
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @amount('VM disk (bytes).')
   DISK_BYTES?: number;
 }
@@ -93,12 +94,12 @@ export class ListQuotasQuery extends PageQuery {}
 
 export class ReconcileDto {
   /** Only this department (default: every department with images or ledger rows). */
-  @IsOptional() @IsString() @Matches(DEPARTMENT_ID)
+  @Optional() @IsString() @Matches(DEPARTMENT_ID)
   @ApiPropertyOptional({ example: 'dept-rd' })
   departmentId?: string;
 
   /** Report drift without repairing it. */
-  @IsOptional() @IsBoolean()
+  @Optional() @IsBoolean()
   @ApiPropertyOptional({ default: false })
   dryRun?: boolean;
 }
@@ -123,7 +124,7 @@ export class CreateReservationDto {
   amounts: QuotaAmountsDto;
 
   /** Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS). */
-  @IsOptional() @IsInt() @Min(1) @Max(604800)
+  @Optional() @IsInt() @Min(1) @Max(604800)
   @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 604800 })
   ttlSeconds?: number;
 }
@@ -134,24 +135,24 @@ export class GrowReservationDto {
   resource: QuotaResource;
 
   /** Add this much to the pending amount (0 renews the expiry). Give `delta` or `total`. */
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
   delta?: number;
 
   /** Make the pending amount at least this much (idempotent). Give `delta` or `total`. */
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
+  @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
   total?: number;
 }
 
 export class CommitReservationDto {
   /** The real amounts where they differ from what was reserved (less gives the rest back; more needs room). */
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => QuotaAmountsDto)
+  @Optional() @IsObject() @ValidateNested() @Type(() => QuotaAmountsDto)
   @ApiPropertyOptional({ type: QuotaAmountsDto })
   amounts?: QuotaAmountsDto;
 
   /** Commit only these resources and leave the others pending (default: every pending one). */
-  @IsOptional() @IsArray() @ArrayMaxSize(16) @ArrayUnique() @IsEnum(QuotaResource, { each: true })
+  @Optional() @IsArray() @ArrayMaxSize(16) @ArrayUnique() @IsEnum(QuotaResource, { each: true })
   @ApiPropertyOptional({ enum: QuotaResource, enumName: 'QuotaResource', isArray: true })
   resources?: QuotaResource[];
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config/app-config';
-import { DownloadUrlSigner } from './download-url';
+import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
 
 const SECRET = 'download-secret-0123456789abcdef0123456789';
 const ID = '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23';
@@ -67,12 +67,34 @@ describe('VM link settings', () => {
     expect(() => loadConfig({ ...base, PUBLIC_BASE_URL: 'https://images.hcm.test/?x=1' })).toThrow(/PUBLIC_BASE_URL/);
   });
 
+  it('requires PUBLIC_BASE_URL in the platform shape (DB_TYPE mariadb/mysql or STORAGE_DRIVER minio), naming it', () => {
+    const minio = { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_ACCESS_KEY: 'a', MINIO_SECRET_KEY: 'b' };
+    for (const env of [{ ...base, DB_TYPE: 'mariadb' }, { ...base, DB_TYPE: 'mysql' }, { ...base, ...minio }]) {
+      expect(() => loadConfig(env)).toThrow(/PUBLIC_BASE_URL: required when DB_TYPE is mariadb\/mysql or STORAGE_DRIVER is minio/);
+      expect(loadConfig({ ...env, PUBLIC_BASE_URL: 'https://images.hcm.test/' }).vmLinks.publicBaseUrl).toBe('https://images.hcm.test');
+    }
+    // the embedded shape (SQLite and the filesystem store) needs none
+    expect(loadConfig(base).vmLinks.publicBaseUrl).toBeUndefined();
+  });
+
+  it('without PUBLIC_BASE_URL the embedded shape names the listening address, never a request header', () => {
+    const cfg = { host: '0.0.0.0', port: 3000 };
+    expect(listeningBaseUrl(null, cfg)).toBe('http://127.0.0.1:3000');
+    expect(listeningBaseUrl(undefined, { host: '10.0.0.5', port: 8080 })).toBe('http://10.0.0.5:8080');
+    expect(listeningBaseUrl({ address: '0.0.0.0', port: 41000 }, cfg)).toBe('http://127.0.0.1:41000');
+    expect(listeningBaseUrl({ address: '::', port: 41000 }, cfg)).toBe('http://localhost:41000');
+    expect(listeningBaseUrl({ address: '127.0.0.1', port: 41001 }, cfg)).toBe('http://127.0.0.1:41001');
+    expect(listeningBaseUrl({ address: '::1', port: 41002 }, cfg)).toBe('http://[::1]:41002');
+    // a unix socket has no URL: the configured address
+    expect(listeningBaseUrl('/run/hcm.sock', cfg)).toBe('http://127.0.0.1:3000');
+  });
+
   it('wants DOWNLOAD_URL_SECRET when only RS256 tokens are configured and the filesystem store serves the bytes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hcm-vmlinks-cfg-'));
     try {
       const pem = join(dir, 'jwt.pub');
       writeFileSync(pem, generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }));
-      const rs256 = { DB_TYPE: 'mariadb', AUTH_JWT_PUBLIC_KEY_FILE: pem, DATA_DIR: dir };
+      const rs256 = { DB_TYPE: 'mariadb', AUTH_JWT_PUBLIC_KEY_FILE: pem, DATA_DIR: dir, PUBLIC_BASE_URL: 'https://images.hcm.test' };
       expect(() => loadConfig(rs256)).toThrow(/DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs/);
       expect(loadConfig({ ...rs256, DOWNLOAD_URL_SECRET: SECRET }).vmLinks.downloadUrlSecret).toBe(SECRET);
       const minio = { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_ACCESS_KEY: 'a', MINIO_SECRET_KEY: 'b' };

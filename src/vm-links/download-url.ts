@@ -10,6 +10,17 @@ export interface DownloadGrant {
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
+ * The base of signed URLs in the embedded shape when PUBLIC_BASE_URL is not set: the address the HTTP server
+ * listens on (never a request's Host header, which a caller chooses). A server bound to every interface
+ * (0.0.0.0, ::) is named 127.0.0.1 / localhost; before it listens, HOST and PORT from the configuration.
+ */
+export function listeningBaseUrl(address: { address: string; port: number } | string | null | undefined, fallback: { host: string; port: number }): string {
+  const { host, port } = address && typeof address === 'object' ? { host: address.address, port: address.port } : fallback;
+  const name = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return `http://${name}:${port}`;
+}
+
+/**
  * Signs and checks the service's own download URLs (`GET /downloads/{id}?expires=&signature=`), the filesystem
  * store's stand-in for a presigned S3 URL. The signature is HMAC-SHA256 over the image id and the expiry, with a
  * key derived (HKDF) from DOWNLOAD_URL_SECRET or the JWT secret, so every replica signs and checks alike and the

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
@@ -11,7 +12,7 @@ import { QuotaResource } from '../quota/quota.enums';
 import { ReservationRecord } from '../quota/quota.repository';
 import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
-import { DownloadUrlSigner } from './download-url';
+import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
 import { tooManyDataDisks } from './vm-links.errors';
 import { assertUsable, ImageUse } from './vm-links.rules';
@@ -52,6 +53,7 @@ export class LaunchService {
     private readonly storage: ObjectStorage,
     private readonly files: ImageFileService,
     private readonly cfg: AppConfig,
+    private readonly adapterHost: HttpAdapterHost,
   ) {
     this.signer = new DownloadUrlSigner(cfg.vmLinks.downloadUrlSecret);
   }
@@ -61,9 +63,8 @@ export class LaunchService {
    * route that makes a VM from an image shares (`assertUsable`: IMAGE_NOT_USABLE, IMAGE_NOT_ACTIVE,
    * ISO_NOT_BOOTABLE, ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
    * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
-   * `requestBase` is the scheme://host the request came to, used when PUBLIC_BASE_URL is not set.
    */
-  async launch(p: Principal, imageId: string, dto: LaunchRequestDto, requestBase: string): Promise<Launch> {
+  async launch(p: Principal, imageId: string, dto: LaunchRequestDto): Promise<Launch> {
     const image = await this.catalog.getFor(p, imageId, Action.See);
     const owner = ownerPrincipal(dto.owner);
     assertUsable(this.access, image, owner, dto.zoneId, ImageUse.CreateVm);
@@ -77,17 +78,18 @@ export class LaunchService {
       amounts: { [QuotaResource.VmCount]: dto.count },
       ttlSeconds: this.cfg.vmLinks.launchReservationTtlSeconds,
     });
-    return { image, reservation, created, count: dto.count, download: await this.downloadFor(image.id, requestBase) };
+    return { image, reservation, created, count: dto.count, download: await this.downloadFor(image.id) };
   }
 
   /** A presigned URL where the store has them, else a signed URL of this service; both valid DOWNLOAD_URL_TTL_SECONDS. */
-  private async downloadFor(imageId: string, requestBase: string): Promise<Launch['download']> {
+  private async downloadFor(imageId: string): Promise<Launch['download']> {
     const ttl = this.cfg.vmLinks.downloadUrlTtlSeconds;
     const expires = Math.floor(Date.now() / 1000) + ttl;
     const expiresAt = new Date(expires * 1000);
     const presigned = await this.storage.presignGet(objectKeys.imageDisk(imageId), ttl);
     if (presigned) return { url: presigned, method: DownloadMethod.Presigned, expiresAt };
-    const base = this.cfg.vmLinks.publicBaseUrl ?? requestBase;
+    // PUBLIC_BASE_URL (required in the platform shape), else where this server listens: never the request's Host
+    const base = this.cfg.vmLinks.publicBaseUrl ?? listeningBaseUrl(this.adapterHost.httpAdapter?.getHttpServer()?.address(), this.cfg);
     return { url: this.signer.url(base, { imageId, expires }), method: DownloadMethod.Service, expiresAt };
   }
 

@@ -1,6 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { CurrentPrincipal, Roles } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
 import { Role } from '../access/principal';
@@ -76,10 +76,9 @@ export class LaunchesController {
     @CurrentPrincipal() p: Principal,
     @Param('id', uuidPipe) id: string,
     @Body() dto: LaunchRequestDto,
-    @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<LaunchResponse> {
-    const l = await this.launches.launch(p, id, dto, `${req.protocol}://${req.get('host') ?? 'localhost'}`);
+    const l = await this.launches.launch(p, id, dto);
     res.status(l.created ? 201 : 200);
     return toLaunchResponse(l);
   }

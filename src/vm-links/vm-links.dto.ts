@@ -9,6 +9,7 @@ import { PageQuery } from '../common/pagination.dto';
 import { DEPARTMENT_ID } from '../quota/quota.dto';
 import { ReservationStatus } from '../quota/quota.enums';
 import { DownloadMethod, LinkRelation, QuotaSource } from './vm-links.enums';
+import { Optional } from '../common/validation';
 
 /** The compute side's VM id: 1-64 characters `[A-Za-z0-9._:-]`, starting with a letter or digit. */
 export const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -50,7 +51,7 @@ export class VmOwnerDto {
   departmentId: string;
 
   /** The owner's role (default `user`): a super admin may use every image, others featured, public and their own. */
-  @IsOptional() @IsIn(OWNER_ROLES as unknown as string[])
+  @Optional() @IsIn(OWNER_ROLES as unknown as string[])
   @ApiPropertyOptional({ enum: OWNER_ROLES, enumName: 'VmOwnerRole', default: Role.User, example: Role.User })
   role?: OwnerRole;
 }
@@ -80,7 +81,7 @@ export class LaunchRequestDto {
   count: number;
 
   /** Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3). */
-  @IsOptional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
+  @Optional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
   @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DATA_DISKS, default: 0, example: 1 })
   dataDisks?: number;
 }
@@ -179,7 +180,7 @@ export class RegisterOriginDto {
    * it, or when it no longer holds a VM (expired, all registered), the VM is counted in the department's usage
    * directly, only if the department has room under its VM_COUNT limit (409 QUOTA_EXCEEDED otherwise).
    */
-  @IsOptional() @IsUUID('all', { message: 'reservationId must be a UUID' })
+  @Optional() @IsUUID('all', { message: 'reservationId must be a UUID' })
   @ApiPropertyOptional({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
   reservationId?: string;
 }

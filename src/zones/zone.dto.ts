@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsEnum, IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsEnum, IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
 import { PageQuery } from '../common/pagination.dto';
 import { Hypervisor, ZoneEntity } from './zone.entity';
+import { Optional } from '../common/validation';
 
 export class CreateZoneDto {
   /** Unique zone name. */
@@ -15,22 +16,22 @@ export class CreateZoneDto {
   hypervisor: Hypervisor;
 
   /** Free text. */
-  @IsOptional() @IsString() @MaxLength(500)
+  @Optional() @IsString() @MaxLength(500)
   description?: string;
 }
 
 export class UpdateZoneDto {
   /** New unique name. */
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(64) @Matches(/^\S(.*\S)?$/, { message: 'name must not start or end with spaces' })
+  @Optional() @IsString() @IsNotEmpty() @MaxLength(64) @Matches(/^\S(.*\S)?$/, { message: 'name must not start or end with spaces' })
   name?: string;
 
   /** New virtualization technology (existing images keep theirs). */
-  @IsOptional() @IsEnum(Hypervisor)
+  @Optional() @IsEnum(Hypervisor)
   @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor', required: false })
   hypervisor?: Hypervisor;
 
   /** Free text. */
-  @IsOptional() @IsString() @MaxLength(500)
+  @Optional() @IsString() @MaxLength(500)
   description?: string;
 }
 

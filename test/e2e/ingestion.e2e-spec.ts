@@ -52,7 +52,7 @@ interface Ctx {
 async function boot(shape: Shape, label: string, env: Record<string, string> = {}): Promise<Ctx> {
   const srv = await new ImageServer().start();
   const t = await startApp(shape, label, { ...BASE_ENV, ...env });
-  await t.app.listen(0, '127.0.0.1');
+  await t.listen();
   const port = (t.app.getHttpServer().address() as AddressInfo).port;
   const zoneId = await createZone(t);
   return { t, srv, zoneId, port, storage: t.app.get(ObjectStorage) };

@@ -39,8 +39,8 @@ interface Ctx {
 
 async function boot(shape: Shape, label: string, env: Record<string, string> = {}): Promise<Ctx> {
   const t = await startApp(shape, label, { QUOTA_SWEEP_INTERVAL_SECONDS: '0', INGEST_SWEEP_INTERVAL_SECONDS: '0', ...env });
-  // listening for real: the signed URLs carry the request's host, and a plain fetch reads them
-  await t.app.listen(0, '127.0.0.1');
+  // listening for real: the signed URLs carry this server's address (PUBLIC_BASE_URL in the platform shape), and a plain fetch reads them
+  await t.listen();
   return { t, zoneId: await createZone(t), otherZoneId: await createZone(t), storage: t.app.get(ObjectStorage), catalog: t.app.get(CatalogService) };
 }
 

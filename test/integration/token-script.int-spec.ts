@@ -26,7 +26,7 @@ describe('npm run token', () => {
   it('signs with AUTH_JWT_SECRET when it is set', async () => {
     const secret = 'k'.repeat(40);
     const token = run(['--sub', 's1', '--dept', 'ops', '--role', 'service'], { AUTH_JWT_SECRET: secret });
-    const config = loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: secret });
+    const config = loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWT_SECRET: secret, PUBLIC_BASE_URL: 'https://images.hcm.test' });
     expect((await new JwtVerifier(config.auth).verify(token)).role).toBe('service');
   });
 

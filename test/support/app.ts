@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -6,8 +7,9 @@ import request from 'supertest';
 import { signToken } from '../../src/access/jwt';
 import { Role } from '../../src/access/principal';
 import { createApp, mountDocs } from '../../src/app.factory';
-import { loadConfig } from '../../src/config/app-config';
+import { isPlatformShape, loadConfig } from '../../src/config/app-config';
 import { recordServer } from './contract-recorder';
+import { freePort } from './service-process';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from './mariadb';
 
 export type Shape = 'sqlite' | 'mariadb';
@@ -33,6 +35,11 @@ export interface TestApp {
   auth: (c: Caller) => string;
   env: Record<string, string>;
   dataDir: string;
+  /**
+   * Listens for real on 127.0.0.1 (for clients other than supertest): on the port of PUBLIC_BASE_URL when the
+   * shape needs one (the platform shape), else on a free one. Returns the port.
+   */
+  listen: () => Promise<number>;
   close: () => Promise<void>;
 }
 
@@ -61,6 +68,9 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
   if (shared) {
     // a second replica on the same database (the first one owns and drops it)
     for (const k of ['DB_TYPE', 'DB_HOST', 'DB_PORT', 'DB_USER', 'DB_PASSWORD', 'DB_NAME', 'DB_PATH']) if (shared[k] !== undefined) env[k] = shared[k];
+  } else if (shape === 'mariadb' && extraEnv.DB_NAME) {
+    // a database of the suite's own (a private server): extraEnv says where, nothing to create or drop
+    env.DB_TYPE = 'mariadb';
   } else if (shape === 'mariadb') {
     dbName = await createTestDatabase(label);
     Object.assign(env, { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: dbName });
@@ -68,6 +78,12 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     Object.assign(env, { DB_TYPE: 'sqlite', DB_PATH: join(dataDir, 'test.sqlite') });
   }
   Object.assign(env, extraEnv);
+  // the platform shape requires PUBLIC_BASE_URL (signed URLs never take a request's Host): this replica's address
+  let publicPort = 0;
+  if (isPlatformShape(env) && !env.PUBLIC_BASE_URL) {
+    publicPort = await freePort();
+    env.PUBLIC_BASE_URL = `http://127.0.0.1:${publicPort}`;
+  }
   const config = loadConfig(env);
   const app = await createApp(config, { logger: ['error'] });
   mountDocs(app);
@@ -80,6 +96,10 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     env,
     dataDir,
     http: () => request(app.getHttpServer()),
+    listen: async () => {
+      await app.listen(publicPort, '127.0.0.1');
+      return (app.getHttpServer().address() as AddressInfo).port;
+    },
     token,
     auth: (c: Caller) => `Bearer ${token(c)}`,
     close: async () => {

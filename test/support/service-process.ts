@@ -50,7 +50,8 @@ export async function startServiceProcess(env: Record<string, string>, label = '
   const record = recordDir && existsSync(preload) ? { args: ['--require', preload], env: { [CONTRACT_DIR_ENV]: recordDir } } : { args: [], env: {} };
   const proc = spawn(process.execPath, [...record.args, join(REPO_ROOT, 'dist', 'src', 'main.js')], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env, ...record.env, PORT: String(port), HOST: '127.0.0.1' },
+    // PUBLIC_BASE_URL (required in the platform shape): this process's own address unless the caller names one
+    env: { PATH: process.env.PATH ?? '', PUBLIC_BASE_URL: `http://127.0.0.1:${port}`, ...env, ...record.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
