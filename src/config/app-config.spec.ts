@@ -59,7 +59,7 @@ describe('loadConfig', () => {
     expect(problems({ AUTH_JWKS_FILE: file, AUTH_JWKS_URL: 'https://iam.example/jwks' })).toMatch(/either AUTH_JWKS_URL or AUTH_JWKS_FILE/);
     // a JWKS alone is enough outside the embedded default (with a download URL secret for the fs store)
     expect(problems({ AUTH_JWKS_FILE: file })).toMatch(/DOWNLOAD_URL_SECRET: required/);
-    const cfg = loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWKS_URL: 'https://iam.example/.well-known/jwks.json', DOWNLOAD_URL_SECRET: 'd'.repeat(32) });
+    const cfg = loadConfig({ DATA_DIR: dir, DB_TYPE: 'mariadb', AUTH_JWKS_URL: 'https://iam.example/.well-known/jwks.json', DOWNLOAD_URL_SECRET: 'd'.repeat(32), PUBLIC_BASE_URL: 'https://images.hcm.test' });
     expect(cfg.auth).toMatchObject({ secret: undefined, jwks: { url: 'https://iam.example/.well-known/jwks.json', refreshSeconds: 600, cooldownSeconds: 30, timeoutMs: 5000 } });
     const pem = join(dir, 'key.pem');
     writeFileSync(pem, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }));

@@ -216,7 +216,7 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'put',
       path: () => '/vms/vm-null-1/origin',
       as: COMPUTE,
-      body: () => ({ imageId: image.id, vmName: 'web-01', owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' }, reservationId: launchReservationId }),
+      body: () => ({ imageId: image.id, vmName: 'web-01', owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' }, zoneId, reservationId: launchReservationId }),
       state: () => get('/vms/vm-null-1/images', COMPUTE),
     },
     {
