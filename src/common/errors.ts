@@ -88,7 +88,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   SOURCE_MISMATCH: "The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.",
   IMAGE_NOT_ACTIVE: 'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
   CONTENT_REJECTED:
-    'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.',
+    'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.',
   UPLOAD_INCOMPLETE:
     'The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.',
   RANGE_NOT_SATISFIABLE: 'The requested byte range starts at or past the end of the file; the Content-Range header gives the size.',
