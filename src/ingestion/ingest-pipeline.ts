@@ -144,10 +144,15 @@ export class IngestPipeline {
       await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null }, [ImagePhase.Importing]);
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
       // the referee: qemu-img on the stored object, before anything can use it
-      await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
+      const judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
       // QuotaService's contract: the catalog holds the size (set at VERIFYING) before the bytes are committed
       await quota.commit(stored.size);
-      await this.catalog.transition(id, ImagePhase.Ready, { sizeBytes: stored.size, checksum: stored.sha256, checksumMd5: stored.md5 ?? null }, [ImagePhase.Verifying]);
+      await this.catalog.transition(
+        id,
+        ImagePhase.Ready,
+        { sizeBytes: stored.size, virtualSizeBytes: judged.virtualSizeBytes, actualSizeBytes: judged.actualSizeBytes ?? null, checksum: stored.sha256, checksumMd5: stored.md5 ?? null },
+        [ImagePhase.Verifying],
+      );
       this.metrics.importBytes.inc({ source: image.sourceType }, stored.size);
       this.metrics.importDuration.observe({ source: image.sourceType, outcome: 'ready' }, (Date.now() - startedAt) / 1000);
       return 'ready';
