@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   ISO_NOT_BOOTABLE: HttpStatus.CONFLICT,
   ZONE_MISMATCH: HttpStatus.UNPROCESSABLE_ENTITY,
   TOO_MANY_DATA_DISKS: HttpStatus.UNPROCESSABLE_ENTITY,
+  ROOT_DISK_TOO_SMALL: HttpStatus.UNPROCESSABLE_ENTITY,
   NOT_AN_ISO: HttpStatus.UNPROCESSABLE_ENTITY,
   IMAGE_IN_USE: HttpStatus.CONFLICT,
   VM_LINK_CONFLICT: HttpStatus.CONFLICT,
@@ -102,6 +103,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   ISO_NOT_BOOTABLE: 'The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).',
   ZONE_MISMATCH: "The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.",
   TOO_MANY_DATA_DISKS: 'A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.',
+  ROOT_DISK_TOO_SMALL: "The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.",
   NOT_AN_ISO: 'Only an ISO can be mounted; this is a disk image.',
   IMAGE_IN_USE:
     'VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".',
@@ -127,6 +129,7 @@ export const ERROR_DETAILS_EXAMPLES: Partial<Record<ErrorCode, Record<string, un
   ISO_NOT_BOOTABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', isoUsage: 'TOOL' },
   ZONE_MISMATCH: { imageZoneId: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11', zoneId: '9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d' },
   TOO_MANY_DATA_DISKS: { osCategory: 'WINDOWS_IDE', maxDataDisks: 1, dataDisks: 2 },
+  ROOT_DISK_TOO_SMALL: { rootDiskBytes: 10737418240, virtualSizeBytes: 21474836480 },
   IMAGE_IN_USE: {
     imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23',
     total: 2,

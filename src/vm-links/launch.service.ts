@@ -13,7 +13,7 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { DownloadUrlSigner } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
-import { imageNotActive, imageNotUsable, isoNotBootable, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
+import { imageNotActive, imageNotUsable, isoNotBootable, rootDiskTooSmall, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
 
@@ -58,7 +58,8 @@ export class LaunchService {
   /**
    * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the owner may use
    * it (IMAGE_NOT_USABLE), it is ACTIVE (IMAGE_NOT_ACTIVE), an ISO is an OS ISO (ISO_NOT_BOOTABLE), the zone is
-   * the image's (ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
+   * the image's (ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), a disk image fits
+   * on the given root disk (ROOT_DISK_TOO_SMALL), and the
    * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
    * `requestBase` is the scheme://host the request came to, used when PUBLIC_BASE_URL is not set.
    */
@@ -71,6 +72,10 @@ export class LaunchService {
     if (image.zoneId !== dto.zoneId) throw zoneMismatch(image, dto.zoneId);
     const dataDisks = dto.dataDisks ?? 0;
     if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
+    // the image must fit on the root disk; an ISO is mounted, not copied onto it
+    if (image.kind === ImageKind.Image && dto.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && dto.rootDiskBytes < image.virtualSizeBytes) {
+      throw rootDiskTooSmall(image, dto.rootDiskBytes, image.virtualSizeBytes);
+    }
     const { reservation, created } = await this.quota.reserve({
       key: launchKey(p.userId, image.id, dto.idempotencyKey),
       callerId: VM_LINKS_CALLER,

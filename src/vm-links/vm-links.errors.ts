@@ -25,6 +25,12 @@ export const tooManyDataDisks = (image: ImageEntity, max: number, dataDisks: num
     dataDisks,
   });
 
+export const rootDiskTooSmall = (image: ImageEntity, rootDiskBytes: number, virtualSizeBytes: number) =>
+  new AppError('ROOT_DISK_TOO_SMALL', `Image ${image.id} needs a root disk of at least ${virtualSizeBytes} bytes (its virtual size); ${rootDiskBytes} asked`, {
+    rootDiskBytes,
+    virtualSizeBytes,
+  });
+
 export const notAnIso = (image: ImageEntity) => new AppError('NOT_AN_ISO', `Image ${image.id} is a disk image, not an ISO: it cannot be mounted`, { imageId: image.id, kind: image.kind });
 
 export const vmLinkConflict = (vmId: string, imageId: string, createdFrom: string) =>

@@ -208,6 +208,34 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
     }
   });
 
+  it('launch check: refuses a root disk smaller than the virtual size (ROOT_DISK_TOO_SMALL); an ISO has no such rule', async () => {
+    const u = newUser();
+    const compute: Caller = { sub: 'compute', dept: 'platform', role: Role.Service };
+    const { image: disk } = await importBy(c, u, 'UPLOAD', 'launch-8g.qcow2', qcow2Virtual('8G'), { format: 'qcow2' });
+    const { image: ide } = await importBy(c, u, 'UPLOAD', 'launch-ide.qcow2', qcow2Virtual('2G'), { format: 'qcow2', osCategory: 'WINDOWS_IDE' });
+    const { image: isoImg } = await importBy(c, u, 'UPLOAD', 'launch.iso', iso(2 * MiB), { kind: 'ISO', isoUsage: 'OS', format: 'iso' });
+    const launch = (id: string, over: Json) =>
+      c.t
+        .http()
+        .post(`/images/${id}/launches`)
+        .set('Authorization', c.t.auth(compute))
+        .send({ idempotencyKey: `k-${Math.random().toString(36).slice(2)}`, owner: { userId: u.sub, departmentId: u.dept }, zoneId: c.zoneId, count: 2, ...over });
+    const small = await launch(disk.id, { rootDiskBytes: 8 * 1024 ** 3 - 1 });
+    expect({ status: small.status, body: small.body }).toEqual({
+      status: 422,
+      body: expect.objectContaining({ code: 'ROOT_DISK_TOO_SMALL', details: { rootDiskBytes: 8 * 1024 ** 3 - 1, virtualSizeBytes: 8 * 1024 ** 3 } }),
+    });
+    const fits = await launch(disk.id, { rootDiskBytes: 8 * 1024 ** 3 });
+    expect(fits.status).toBe(201);
+    expect(fits.body.image).toMatchObject({ virtualSizeBytes: 8 * 1024 ** 3, sizeBytes: disk.sizeBytes });
+    // an ISO is mounted, not copied onto the root disk
+    expect((await launch(isoImg.id, { rootDiskBytes: 1 })).status).toBe(201);
+    // a Windows-IDE image keeps its one-data-disk rule, whatever the root disk
+    expect((await launch(ide.id, { rootDiskBytes: 4 * 1024 ** 3, dataDisks: 2 })).body).toMatchObject({ code: 'TOO_MANY_DATA_DISKS' });
+    expect((await launch(ide.id, { rootDiskBytes: 1024 ** 3, dataDisks: 1 })).body).toMatchObject({ code: 'ROOT_DISK_TOO_SMALL' });
+    expect((await launch(ide.id, { rootDiskBytes: 0 })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
   it('accepts a raw disk that merely contains text (not a descriptor qemu would probe)', async () => {
     const file = Buffer.concat([Buffer.from('# notes\nthis disk holds notes, not a descriptor\n'), rawBytes(MiB)]);
     const { image } = await importBy(c, newUser(), 'UPLOAD', 'notes.raw', file, { format: 'raw' });
