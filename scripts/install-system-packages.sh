@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the tests use (installed only when missing): samba + smbclient for the SMB file source.
+# Debian packages the service and tests use (installed only when missing): samba + smbclient for the SMB file
+# source; qemu-utils (qemu-img, which judges every stored image) and qemu-block-extra (its http driver, for S3).
 set -euo pipefail
 need=()
 command -v smbd >/dev/null 2>&1 || need+=(samba)
 command -v smbclient >/dev/null 2>&1 || need+=(smbclient)
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+qemu-img --help 2>/dev/null | grep -q "Supported formats:.* http " || need+=(qemu-block-extra)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages present"
   exit 0

@@ -42,6 +42,8 @@ export type ImagePatch = Partial<
     | 'phase'
     | 'statusReason'
     | 'sizeBytes'
+    | 'virtualSizeBytes'
+    | 'actualSizeBytes'
     | 'checksum'
     | 'checksumMd5'
     | 'bytesDone'
@@ -269,6 +271,8 @@ export class CatalogRepository {
     if (f.ownerId) qb.andWhere('i.ownerId = :ownerId', { ownerId: f.ownerId });
     if (f.departmentId) qb.andWhere('i.departmentId = :departmentId', { departmentId: f.departmentId });
     if (f.name) qb.andWhere(this.contains('i.name', 'name'), { name: containsPattern(f.name) });
+    if (f.minVirtualSize !== undefined) qb.andWhere('i.virtualSizeBytes >= :minVirtualSize', { minVirtualSize: f.minVirtualSize });
+    if (f.maxVirtualSize !== undefined) qb.andWhere('i.virtualSizeBytes <= :maxVirtualSize', { maxVirtualSize: f.maxVirtualSize });
     if (f.q) {
       const q = f.q;
       const status = Object.values(ImageStatus).find((s) => s === q.toUpperCase());

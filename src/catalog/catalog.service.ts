@@ -17,7 +17,7 @@ const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).m
 const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
 
 /** Changes a worker (ingestion) may record along with a phase change. */
-export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
+export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'virtualSizeBytes' | 'actualSizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
 
 @Injectable()
 export class CatalogService implements OnModuleInit {
@@ -70,6 +70,8 @@ export class CatalogService implements OnModuleInit {
       departmentId: p.departmentId,
       zoneId: zone.id,
       sizeBytes: null,
+      virtualSizeBytes: null,
+      actualSizeBytes: null,
       checksum: null,
       checksumMd5: null,
       expectedChecksum: dto.expectedChecksum === undefined ? null : normaliseChecksum(dto.expectedChecksum),

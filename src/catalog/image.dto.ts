@@ -218,6 +218,7 @@ export enum ImageSort {
   Name = 'name',
   CreatedAt = 'createdAt',
   Size = 'sizeBytes',
+  VirtualSize = 'virtualSizeBytes',
 }
 
 /** Filters shared by the list and the per-view counts. */
@@ -274,6 +275,16 @@ export class ImageFilterQuery {
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
   @ApiPropertyOptional()
   departmentId?: string;
+
+  /** Only images whose virtual size is at least this many bytes (images without one yet never match). */
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  minVirtualSize?: number;
+
+  /** Only images whose virtual size is at most this many bytes (images without one yet never match). */
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  maxVirtualSize?: number;
 }
 
 export class ListImagesQuery extends IntersectionType(PageQuery, ImageFilterQuery) {
@@ -358,6 +369,12 @@ export class ImageResponse {
   /** Stored size in bytes, once known. */
   @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
   sizeBytes: number | null;
+  /** The disk's size once expanded, as qemu-img reports it (what a VM's root disk must hold), once READY; an ISO's is its size. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  virtualSizeBytes: number | null;
+  /** What the image occupies on its store as qemu-img counts it (allocated blocks), once READY; null when unknown (S3). */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  actualSizeBytes: number | null;
   /** sha256 of the stored bytes (hex), once known. */
   @ApiProperty({ nullable: true, type: String, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
   checksum: string | null;

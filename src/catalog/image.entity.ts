@@ -14,6 +14,7 @@ import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, 
 @Index('IDX_images_size', ['sizeBytes', 'id'])
 // the import watchdog looks up unfinished images every few seconds (IngestionService.checkLostJobs)
 @Index('IDX_images_phase', ['phase'])
+@Index('IDX_images_virtual_size', ['virtualSizeBytes'])
 export class ImageEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -71,6 +72,14 @@ export class ImageEntity {
 
   @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
   sizeBytes: number | null;
+
+  /** What the disk holds once expanded (qemu-img's virtual-size), set at READY; an ISO's is its size. */
+  @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
+  virtualSizeBytes: number | null;
+
+  /** What the image occupies on its store as qemu-img counts it (allocated blocks), set at READY; null when unknown. */
+  @Column({ type: 'bigint', nullable: true, transformer: bigintAsNumber })
+  actualSizeBytes: number | null;
 
   @Column({ type: 'varchar', length: 64, nullable: true })
   checksum: string | null;

@@ -24,6 +24,8 @@ export function toImageResponse(i: ImageWithTags): ImageResponse {
     departmentId: i.departmentId,
     zoneId: i.zoneId,
     sizeBytes: i.sizeBytes,
+    virtualSizeBytes: i.virtualSizeBytes ?? null,
+    actualSizeBytes: i.actualSizeBytes ?? null,
     checksum: i.checksum,
     checksumMd5: i.checksumMd5,
     expectedChecksum: i.expectedChecksum,

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   ISO_NOT_BOOTABLE: HttpStatus.CONFLICT,
   ZONE_MISMATCH: HttpStatus.UNPROCESSABLE_ENTITY,
   TOO_MANY_DATA_DISKS: HttpStatus.UNPROCESSABLE_ENTITY,
+  ROOT_DISK_TOO_SMALL: HttpStatus.UNPROCESSABLE_ENTITY,
   NOT_AN_ISO: HttpStatus.UNPROCESSABLE_ENTITY,
   IMAGE_IN_USE: HttpStatus.CONFLICT,
   VM_LINK_CONFLICT: HttpStatus.CONFLICT,
@@ -89,7 +90,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   SOURCE_MISMATCH: "The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.",
   IMAGE_NOT_ACTIVE: 'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
   CONTENT_REJECTED:
-    'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.',
+    'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.',
   UPLOAD_INCOMPLETE:
     'The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.',
   RANGE_NOT_SATISFIABLE: 'The requested byte range starts at or past the end of the file; the Content-Range header gives the size.',
@@ -103,6 +104,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   ISO_NOT_BOOTABLE: 'The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).',
   ZONE_MISMATCH: "The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.",
   TOO_MANY_DATA_DISKS: 'A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.',
+  ROOT_DISK_TOO_SMALL: "The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.",
   NOT_AN_ISO: 'Only an ISO can be mounted; this is a disk image.',
   IMAGE_IN_USE:
     'VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".',
@@ -128,6 +130,7 @@ export const ERROR_DETAILS_EXAMPLES: Partial<Record<ErrorCode, Record<string, un
   ISO_NOT_BOOTABLE: { imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23', isoUsage: 'TOOL' },
   ZONE_MISMATCH: { imageZoneId: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11', zoneId: '9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d' },
   TOO_MANY_DATA_DISKS: { osCategory: 'WINDOWS_IDE', maxDataDisks: 1, dataDisks: 2 },
+  ROOT_DISK_TOO_SMALL: { rootDiskBytes: 10737418240, virtualSizeBytes: 21474836480 },
   IMAGE_IN_USE: {
     imageId: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23',
     total: 2,

@@ -226,6 +226,22 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
   INGEST_LOST_JOB_CHECK_MS?: number;
 
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  INGEST_MAX_VIRTUAL_SIZE_BYTES?: number;
+
+  // --- qemu-img, the referee on every stored image (src/ingestion/qemu-img.ts) ---
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  QEMU_IMG?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000)
+  QEMU_IMG_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  QEMU_IMG_CPU_SECONDS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(16) @Max(65536)
+  QEMU_IMG_MAX_MEMORY_MB?: number;
+
   // --- the platform's file directory (src/file-sources) ---
   /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] (see file-sources.config.ts) */
   @IsOptional() @IsString()
@@ -335,6 +351,10 @@ export interface IngestionConfig {
   sweepIntervalSeconds: number;
   /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
   lostJobCheckMs: number;
+  /** largest virtual size (what the disk holds once expanded) an image may declare, in bytes (default 16 TiB) */
+  maxVirtualSizeBytes: number;
+  /** how qemu-img runs on every stored image */
+  qemuImg: { binary: string; timeoutMs: number; cpuSeconds: number; maxMemoryMb: number };
   url: UrlFetchConfig;
 }
 
@@ -562,6 +582,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
+      maxVirtualSizeBytes: vars.INGEST_MAX_VIRTUAL_SIZE_BYTES ?? 16 * 1024 ** 4,
+      qemuImg: {
+        binary: vars.QEMU_IMG ?? 'qemu-img',
+        timeoutMs: vars.QEMU_IMG_TIMEOUT_MS ?? 60_000,
+        cpuSeconds: vars.QEMU_IMG_CPU_SECONDS ?? 30,
+        maxMemoryMb: vars.QEMU_IMG_MAX_MEMORY_MB ?? 1024,
+      },
       url: {
         allowCidrs: splitList(vars.URL_ALLOW_CIDRS),
         denyCidrs: splitList(vars.URL_DENY_CIDRS),

@@ -149,6 +149,49 @@ describe('checkHead', () => {
     expect(checkHead('vmdk', vmdkSparse(monolithicDescriptor('', 'twoGbMaxExtentSparse')))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED' });
   });
 
+  it('reads a sparse VMDK descriptor where qemu does (sector 1), whatever the header says', () => {
+    const delta = monolithicDescriptor('parentFileNameHint="/etc/passwd"\n').replace('parentCID=ffffffff', 'parentCID=12345678');
+    for (const sector of [0n, 129n, 2n]) {
+      const b = vmdkSparse(delta);
+      b.writeBigUInt64LE(sector, 28);
+      for (const declared of ['vmdk', 'raw'] as DiskFormat[]) {
+        expect(checkHead(declared, b)).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE', reason: expect.stringContaining('/etc/passwd') });
+      }
+    }
+    // qemu finds parentFileNameHint with strstr: even in a comment
+    expect(checkHead('vmdk', vmdkSparse(monolithicDescriptor('# parentFileNameHint="/etc/shadow"\n')))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE' });
+    // a clean descriptor at sector 1 but a header pointing elsewhere: refused (we would not read what qemu reads)
+    const moved = vmdkSparse(monolithicDescriptor());
+    moved.writeBigUInt64LE(0n, 28);
+    expect(checkHead('vmdk', moved)).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', reason: expect.stringContaining('sector 0') });
+    // the first file of a split sparse disk (capacity 0): qemu would open the extents its descriptor names
+    const split = vmdkSparse(monolithicDescriptor());
+    split.writeBigUInt64LE(0n, 12);
+    expect(checkHead('vmdk', split)).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED' });
+  });
+
+  it('refuses what qemu would probe as a VMDK descriptor, however long the comments before its extents', () => {
+    const comments = Array.from({ length: 40 }, (_, i) => `# padding comment line ${i} ..........................................\n`).join('');
+    const late = Buffer.from(`version=1\nCID=fffffffe\nparentCID=ffffffff\n${comments}createType="monolithicFlat"\n\nRW 8 FLAT "/etc/passwd" 0\n`);
+    expect(late.indexOf('createType')).toBeGreaterThan(1024);
+    const early = Buffer.from(`${comments}version=1\n`);
+    const keysLate = Buffer.from(`${comments}${comments}createType="monolithicFlat"\nRW 8 FLAT "/etc/passwd" 0\n`);
+    for (const b of [late, early, keysLate, Buffer.concat([late, Buffer.alloc(200_000)])]) {
+      for (const declared of ['raw', 'vmdk', 'iso', 'vhd'] as DiskFormat[]) {
+        expect(checkHead(declared, b.subarray(0, SNIFF_HEAD_BYTES))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE', detected: 'vmdk-descriptor' });
+      }
+    }
+    // plain text that is not a descriptor is raw data
+    expect(checkHead('raw', Buffer.from('# a README\nnothing to see here\n'))).toMatchObject({ ok: true });
+  });
+
+  it('names the other formats qemu would probe (VMDK3, Bochs, cloop) and does not take them', () => {
+    expect(checkHead('raw', Buffer.concat([Buffer.from('COWD'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', detected: 'vmdk3' });
+    expect(checkHead('vmdk', Buffer.concat([Buffer.from('COWD'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, detected: 'vmdk3' });
+    expect(checkHead('raw', Buffer.concat([Buffer.from('Bochs Virtual HD Image'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, detected: 'bochs' });
+    expect(checkHead('raw', Buffer.from('#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'))).toMatchObject({ ok: false, detected: 'cloop' });
+  });
+
   it('refuses a differencing VHD, and formats the service does not take', () => {
     expect(checkHead('vhd', Buffer.concat([vhdFooter(4), Buffer.alloc(100)]))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE', reason: expect.stringContaining('parent') });
     expect(checkHead('raw', Buffer.from('QED\0' + '\0'.repeat(100), 'latin1'))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', detected: 'qed' });

@@ -19,7 +19,21 @@ export type DiskFormat = 'qcow2' | 'raw' | 'vmdk' | 'vhd' | 'vhdx' | 'iso';
 export const DISK_FORMATS: readonly DiskFormat[] = ['qcow2', 'raw', 'vmdk', 'vhd', 'vhdx', 'iso'];
 
 /** What the bytes look like. `unknown` is anything without a known signature (a raw disk, or junk). */
-export type DetectedFormat = 'qcow2' | 'vmdk' | 'vmdk-descriptor' | 'vhd' | 'vhdx' | 'iso' | 'qed' | 'vdi' | 'luks' | 'parallels' | 'unknown';
+export type DetectedFormat =
+  | 'qcow2'
+  | 'vmdk'
+  | 'vmdk-descriptor'
+  | 'vmdk3'
+  | 'vhd'
+  | 'vhdx'
+  | 'iso'
+  | 'qed'
+  | 'vdi'
+  | 'luks'
+  | 'parallels'
+  | 'bochs'
+  | 'cloop'
+  | 'unknown';
 
 export const SNIFF_HEAD_BYTES = 64 * 1024;
 export const VHD_FOOTER_BYTES = 512;
@@ -48,6 +62,9 @@ const DESCRIBE: Record<DetectedFormat, string> = {
   vdi: 'a VirtualBox VDI image',
   luks: 'a LUKS-encrypted volume',
   parallels: 'a Parallels image',
+  vmdk3: 'a VMware 3 (COWD) sparse disk',
+  bochs: 'a Bochs image',
+  cloop: 'a cloop compressed image',
   unknown: 'not a recognised image format (raw data)',
 };
 
@@ -158,23 +175,66 @@ function parseVmdkDescriptor(text: string): VmdkDescriptor {
   return d;
 }
 
+/** qemu reads a sparse VMDK's descriptor (and its CIDs and parentFileNameHint) at sector 1, DESC_SIZE bytes, up to the first NUL. */
+const VMDK_DESC_AT = 512;
+const VMDK_DESC_SIZE = 20 * 512;
+
+/** The text qemu's vmdk driver sees at `at`: C-string semantics (strstr stops at the first NUL). */
+function vmdkDescriptorText(b: Buffer, at: number, size: number): string {
+  const end = Math.min(b.length, at + size);
+  if (at >= end) return '';
+  const nul = b.indexOf(0, at);
+  return b.toString('latin1', at, nul === -1 || nul > end ? end : nul);
+}
+
+/**
+ * What qemu finds in a descriptor text with strstr, comments included: `parentFileNameHint` anywhere makes the disk
+ * a delta disk of that file, and the first `parentCID=` is the parent's CID.
+ */
+function qemuVmdkParent(text: string): { hint?: string; parentCID?: string } {
+  const out: { hint?: string; parentCID?: string } = {};
+  const h = text.indexOf('parentFileNameHint');
+  if (h !== -1) {
+    const rest = text.slice(h + 'parentFileNameHint'.length + 2);
+    out.hint = rest.slice(0, Math.max(0, rest.indexOf('"'))) || rest.slice(0, 64) || '?';
+  }
+  const c = /parentCID\s*=\s*([0-9a-fA-F]+)/.exec(text);
+  if (c) out.parentCID = c[1].toLowerCase();
+  return out;
+}
+
+function vmdkDeltaProblem(hint?: string): Detection['problem'] {
+  return {
+    code: 'FORMAT_UNSAFE',
+    reason: `The VMDK is a delta disk depending on a parent${hint ? ` ("${hint.replace(/[^\x20-\x7e]/g, '?')}")` : ''}; only standalone disks are accepted`,
+  };
+}
+
 function inspectVmdkSparse(b: Buffer): Detection {
   const format = 'vmdk';
   if (b.length < 44) return { format, problem: { code: 'FORMAT_UNSUPPORTED', reason: 'The VMDK header is truncated' } };
-  const descOffset = Number(b.readBigUInt64LE(28)) * 512;
-  const descSize = Number(b.readBigUInt64LE(36)) * 512;
-  if (descOffset === 0 || descSize === 0 || descOffset >= b.length) return { format };
-  const text = b.toString('latin1', descOffset, Math.min(b.length, descOffset + descSize)).replace(/\0+$/, '');
-  const d = parseVmdkDescriptor(text);
-  if ((d.parentCID && d.parentCID !== 'ffffffff') || d.parentFileNameHint) {
+  const capacity = b.readBigUInt64LE(12);
+  const descSector = b.readBigUInt64LE(28);
+  const descSectors = b.readBigUInt64LE(36);
+  // qemu opens the descriptor and its extents at the header's offset only for a split (capacity 0) sparse file
+  if (capacity === 0n) {
+    return { format, problem: { code: 'FORMAT_UNSUPPORTED', reason: 'The VMDK is the first file of a split sparse disk; upload a single-file VMDK (monolithicSparse or streamOptimized)' } };
+  }
+  // whatever the header says, qemu reads the CIDs and parentFileNameHint at sector 1: check that text, and refuse a
+  // header that points anywhere else (a descriptor we would read somewhere qemu does not)
+  const qemuView = qemuVmdkParent(vmdkDescriptorText(b, VMDK_DESC_AT, VMDK_DESC_SIZE));
+  if (qemuView.hint !== undefined || (qemuView.parentCID && qemuView.parentCID !== 'ffffffff')) return { format, problem: vmdkDeltaProblem(qemuView.hint) };
+  if (descSector !== 1n || descSectors === 0n || descSectors > 2048n) {
     return {
       format,
       problem: {
-        code: 'FORMAT_UNSAFE',
-        reason: `The VMDK is a delta disk depending on a parent${d.parentFileNameHint ? ` ("${d.parentFileNameHint}")` : ''}; only standalone disks are accepted`,
+        code: 'FORMAT_UNSUPPORTED',
+        reason: `The VMDK header puts its descriptor at sector ${descSector} (${descSectors} sectors); only disks with the descriptor at sector 1, where qemu reads it, are accepted`,
       },
     };
   }
+  const d = parseVmdkDescriptor(vmdkDescriptorText(b, VMDK_DESC_AT, Number(descSectors) * 512));
+  if ((d.parentCID && d.parentCID !== 'ffffffff') || d.parentFileNameHint) return { format, problem: vmdkDeltaProblem(d.parentFileNameHint) };
   if (d.createType && !['monolithicSparse', 'streamOptimized'].includes(d.createType)) {
     return { format, problem: { code: 'FORMAT_UNSUPPORTED', reason: `VMDK type ${d.createType} is not supported: upload a monolithicSparse or streamOptimized VMDK` } };
   }
@@ -183,6 +243,36 @@ function inspectVmdkSparse(b: Buffer): Detection {
     return { format, problem: { code: 'FORMAT_UNSAFE', reason: 'The VMDK names extents in other files; only single-file VMDKs are accepted' } };
   }
   return { format };
+}
+
+/**
+ * qemu's own VMDK probe (vmdk_probe): after any comment lines ("#...") and blank lines, a `version=1|2|3` line makes a
+ * file a VMDK descriptor. A file qemu would probe as a descriptor is refused whatever it is declared, and so is any
+ * text head with a createType and an extent line, wherever they are in the first bytes.
+ */
+function looksLikeVmdkDescriptor(head: Buffer): boolean {
+  let p = 0;
+  const end = head.length;
+  while (p < end) {
+    const c = head[p];
+    if (c === 0x23 /* # */) {
+      const nl = head.indexOf(0x0a, p);
+      if (nl === -1) return false;
+      p = nl + 1;
+      continue;
+    }
+    if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) {
+      p++;
+      continue;
+    }
+    if (/^version\s*=\s*[0-9]/.test(head.toString('latin1', p, Math.min(end, p + 16)))) return true;
+    break;
+  }
+  // a text head (no NUL before the descriptor keys) naming a createType and an extent
+  const nul = head.indexOf(0);
+  const text = head.toString('latin1', 0, nul === -1 ? end : nul).replace(/^\uFEFF|^\xEF\xBB\xBF/, '');
+  if (text.trimStart().startsWith('# Disk DescriptorFile')) return true;
+  return /^\s*createType\s*=/m.test(text) && /^\s*(RW|RDONLY|NOACCESS)\s+\d+\s+[A-Z]+/m.test(text);
 }
 
 // --- vhd / vhdx --------------------------------------------------------------------------------
@@ -212,8 +302,10 @@ export function detectHead(head: Buffer): Detection {
   if (ascii(head, 0, 'LUKS\xba\xbe')) return { format: 'luks' };
   if (head.length >= 0x44 && head.readUInt32LE(0x40) === 0xbeda107f) return { format: 'vdi' };
   if (ascii(head, 0, 'WithoutFreeSpace') || ascii(head, 0, 'WithouFreSpacExt')) return { format: 'parallels' };
-  const text = head.toString('latin1', 0, Math.min(head.length, 1024)).replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
-  if (text.startsWith('# Disk DescriptorFile') || (/^\s*createType\s*=/m.test(text) && /^\s*(RW|RDONLY)\s+\d+\s+[A-Z]+/m.test(text))) {
+  if (ascii(head, 0, 'COWD')) return { format: 'vmdk3' };
+  if (ascii(head, 0, 'Bochs Virtual HD Image')) return { format: 'bochs' };
+  if (ascii(head, 0, '#!/bin/sh\n#V2.0 Format\nmodprobe cloop')) return { format: 'cloop' };
+  if (looksLikeVmdkDescriptor(head)) {
     return {
       format: 'vmdk-descriptor',
       problem: {
@@ -240,7 +332,7 @@ export function checkHead(declared: DiskFormat, head: Buffer): FormatCheck {
     if (declared === 'iso' && d.format === 'unknown' && head.length < ISO_MIN_BYTES) reason += ` (it is too short: ${head.length} bytes)`;
     return refuse('FORMAT_MISMATCH', reason, d.format);
   };
-  if (['qed', 'vdi', 'luks', 'parallels'].includes(d.format)) {
+  if (['qed', 'vdi', 'luks', 'parallels', 'vmdk3', 'bochs', 'cloop'].includes(d.format)) {
     return refuse('FORMAT_UNSUPPORTED', `The file is ${DESCRIBE[d.format]}, which is not a supported format`, d.format);
   }
   switch (declared) {

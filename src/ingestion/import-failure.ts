@@ -133,6 +133,10 @@ function fromIngestError(e: IngestError, url?: string): Failure {
     case 'FORMAT_UNSAFE':
     case 'FORMAT_UNSUPPORTED':
     case 'CHECKSUM_MISMATCH':
+    case 'IMAGE_CORRUPT':
+    case 'INSPECTION_FAILED':
+    case 'INSPECTION_LIMIT_EXCEEDED':
+    case 'VIRTUAL_SIZE_TOO_LARGE':
       return f(e.message, true);
   }
 }

@@ -12,6 +12,7 @@ import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
 import { assertFormat, DiskFormat, FormatCheckStream, storageRangeReader, verifyStored } from './format-sniffer';
 import { HashingStream } from './hashing';
+import { ImageInspector } from './image-inspector';
 import { ImageBytesQuota, QUOTA_STEP_BYTES } from './image-bytes-quota';
 import { ImportStopped } from './import-failure';
 import { IngestError } from './ingestion.errors';
@@ -80,7 +81,8 @@ const isGone = (e: unknown) => e instanceof AppError && e.code === 'IMAGE_NOT_FO
  *          -> ProgressMeter (progress and rate on the record, quota grown in steps for an unknown size)
  *          -> ObjectStorage.putStream (multipart on S3, temp file + rename on fs: never a partial object)
  *
- * then `finish`: VERIFYING with the size, the checks that need the stored object (VHD footer, VHDX parent),
+ * then `finish`: VERIFYING with the size, the checks that need the stored object (VHD footer, VHDX parent, then
+ * qemu-img info/check under limits: ImageInspector),
  * the quota committed with the real size, READY with the checksums. `fail` is the one way an import ends
  * FAILED: the reason recorded, stored or partial bytes removed, the pending quota given back.
  */
@@ -94,6 +96,7 @@ export class IngestPipeline {
     private readonly quota: QuotaService,
     private readonly cfg: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly inspector: ImageInspector,
   ) {}
 
   /** Streams `body` into the image's object. Rejects with the first real cause (IngestError, QUOTA_EXCEEDED, ImportStopped, a store error). */
@@ -140,9 +143,16 @@ export class IngestPipeline {
     try {
       await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null }, [ImagePhase.Importing]);
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
+      // the referee: qemu-img on the stored object, before anything can use it
+      const judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
       // QuotaService's contract: the catalog holds the size (set at VERIFYING) before the bytes are committed
       await quota.commit(stored.size);
-      await this.catalog.transition(id, ImagePhase.Ready, { sizeBytes: stored.size, checksum: stored.sha256, checksumMd5: stored.md5 ?? null }, [ImagePhase.Verifying]);
+      await this.catalog.transition(
+        id,
+        ImagePhase.Ready,
+        { sizeBytes: stored.size, virtualSizeBytes: judged.virtualSizeBytes, actualSizeBytes: judged.actualSizeBytes ?? null, checksum: stored.sha256, checksumMd5: stored.md5 ?? null },
+        [ImagePhase.Verifying],
+      );
       this.metrics.importBytes.inc({ source: image.sourceType }, stored.size);
       this.metrics.importDuration.observe({ source: image.sourceType, outcome: 'ready' }, (Date.now() - startedAt) / 1000);
       return 'ready';

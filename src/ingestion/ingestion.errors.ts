@@ -30,7 +30,12 @@ export type IngestErrorCode =
   | 'FORMAT_MISMATCH'
   | 'FORMAT_UNSAFE'
   | 'FORMAT_UNSUPPORTED'
-  | 'CHECKSUM_MISMATCH';
+  | 'CHECKSUM_MISMATCH'
+  // qemu-img's verdict on the stored object (qemu-img.ts, image-inspector.ts)
+  | 'IMAGE_CORRUPT'
+  | 'INSPECTION_FAILED'
+  | 'INSPECTION_LIMIT_EXCEEDED'
+  | 'VIRTUAL_SIZE_TOO_LARGE';
 
 export class IngestError extends Error {
   readonly retryable: boolean;

@@ -7,6 +7,7 @@ import { FileSourcesModule } from '../file-sources/file-sources.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
 import { ImageFileService } from './image-file.service';
+import { ImageInspector } from './image-inspector';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline } from './ingest-pipeline';
 import { IngestionController } from './ingestion.controller';
@@ -26,6 +27,7 @@ import { UploadService } from './upload.service';
   controllers: [IngestionController],
   providers: [
     { provide: UrlFetcher, useFactory: (cfg: AppConfig) => UrlFetcher.fromConfig(cfg), inject: [AppConfig] },
+    ImageInspector,
     IngestPipeline,
     FileImporter,
     ImportProcessor,

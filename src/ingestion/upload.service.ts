@@ -34,6 +34,10 @@ function httpErrorOf(f: Failure): AppError {
     case 'FORMAT_UNSAFE':
     case 'FORMAT_UNSUPPORTED':
     case 'CHECKSUM_MISMATCH':
+    case 'IMAGE_CORRUPT':
+    case 'INSPECTION_FAILED':
+    case 'INSPECTION_LIMIT_EXCEEDED':
+    case 'VIRTUAL_SIZE_TOO_LARGE':
       return new AppError('CONTENT_REJECTED', f.reason, { reason: f.reason, ingestCode: f.code, ...(f.details ?? {}) });
     case 'TOO_LARGE':
       return new AppError('PAYLOAD_TOO_LARGE', f.reason, f.details);

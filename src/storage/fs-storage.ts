@@ -78,6 +78,11 @@ export class FsStorage extends ObjectStorage {
     return this.initialised;
   }
 
+  override localPath(key: string): string {
+    assertValidKey(key);
+    return this.pathOf(key);
+  }
+
   private pathOf(key: string): string {
     return join(this.root, ...key.split('/'));
   }

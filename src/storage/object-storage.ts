@@ -132,6 +132,11 @@ export abstract class ObjectStorage {
   /** Readiness: resolves when the store answers (bucket exists / root writable). */
   abstract ping(): Promise<void>;
 
+  /** The object as a local file a child process can open (the filesystem store), or null. */
+  localPath(_key: string): string | null {
+    return null;
+  }
+
   /**
    * Copies an object of another bucket of this same store into `key` without the bytes passing through the
    * service (S3 CopyObject, UploadPartCopy beyond 5 GiB), only while the source still has `etag` when given.

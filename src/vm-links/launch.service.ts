@@ -5,7 +5,7 @@ import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
-import { OsCategory } from '../catalog/image.enums';
+import { ImageKind, OsCategory } from '../catalog/image.enums';
 import { AppConfig } from '../config/app-config';
 import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
 import { QuotaResource } from '../quota/quota.enums';
@@ -14,7 +14,7 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
-import { tooManyDataDisks } from './vm-links.errors';
+import { rootDiskTooSmall, tooManyDataDisks } from './vm-links.errors';
 import { assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
@@ -61,7 +61,8 @@ export class LaunchService {
   /**
    * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the rule every
    * route that makes a VM from an image shares (`assertUsable`: IMAGE_NOT_USABLE, IMAGE_NOT_ACTIVE,
-   * ISO_NOT_BOOTABLE, ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), and the
+   * ISO_NOT_BOOTABLE, ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), a disk
+   * image fits on the given root disk (ROOT_DISK_TOO_SMALL), and the
    * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
    */
   async launch(p: Principal, imageId: string, dto: LaunchRequestDto): Promise<Launch> {
@@ -70,6 +71,10 @@ export class LaunchService {
     assertUsable(this.access, image, owner, dto.zoneId, ImageUse.CreateVm);
     const dataDisks = dto.dataDisks ?? 0;
     if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
+    // the image must fit on the root disk; an ISO is mounted, not copied onto it
+    if (image.kind === ImageKind.Image && dto.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && dto.rootDiskBytes < image.virtualSizeBytes) {
+      throw rootDiskTooSmall(image, dto.rootDiskBytes, image.virtualSizeBytes);
+    }
     const { reservation, created } = await this.quota.reserve({
       key: launchKey(p.userId, image.id, dto.idempotencyKey),
       callerId: VM_LINKS_CALLER,

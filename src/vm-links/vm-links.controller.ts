@@ -59,7 +59,8 @@ export class LaunchesController {
    * may use it by scope (403 IMAGE_NOT_USABLE; the compute side sees every image, so this tells it nothing
    * hidden), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool ISO never
    * creates a VM), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image or ISO gets at most one
-   * data disk (422 TOO_MANY_DATA_DISKS), and the owner's department has VM quota for all of them (409
+   * data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` when given (422
+   * ROOT_DISK_TOO_SMALL), and the owner's department has VM quota for all of them (409
    * QUOTA_EXCEEDED). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
    * what compute needs: format, hypervisor, OS category and bits, size, checksum, and a URL to read the bytes
    * without a token until `download.expiresAt` (presigned for MinIO, a signed `/downloads/{id}` URL for the

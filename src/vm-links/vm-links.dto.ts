@@ -84,6 +84,14 @@ export class LaunchRequestDto {
   @Optional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
   @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DATA_DISKS, default: 0, example: 1 })
   dataDisks?: number;
+
+  /**
+   * Size of each VM's root (system) disk in bytes, when the compute side knows it: a disk image whose virtual size is
+   * larger is refused (422 ROOT_DISK_TOO_SMALL). An ISO has no such rule.
+   */
+  @IsOptional() @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 1, example: 21474836480 })
+  rootDiskBytes?: number;
 }
 
 /** The facts about the image the compute side needs to create the VMs. */
@@ -114,6 +122,9 @@ export class LaunchImageResponse {
   /** Size of the stored file in bytes. */
   @ApiProperty({ type: 'integer', format: 'int64', nullable: true, example: 2147483648 })
   sizeBytes: number | null;
+  /** The disk's size once expanded (qemu-img): the smallest root disk the image fits on. */
+  @ApiProperty({ type: 'integer', format: 'int64', nullable: true, example: 21474836480 })
+  virtualSizeBytes: number | null;
   /** sha256 of the stored file (hex): check the download against it. */
   @ApiProperty({ type: String, nullable: true, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
   checksum: string | null;

@@ -25,6 +25,12 @@ export const tooManyDataDisks = (image: ImageEntity, max: number, dataDisks: num
     dataDisks,
   });
 
+export const rootDiskTooSmall = (image: ImageEntity, rootDiskBytes: number, virtualSizeBytes: number) =>
+  new AppError('ROOT_DISK_TOO_SMALL', `Image ${image.id} needs a root disk of at least ${virtualSizeBytes} bytes (its virtual size); ${rootDiskBytes} asked`, {
+    rootDiskBytes,
+    virtualSizeBytes,
+  });
+
 export const notAnIso = (image: ImageEntity) => new AppError('NOT_AN_ISO', `Image ${image.id} is a disk image, not an ISO: it cannot be mounted`, { imageId: image.id, kind: image.kind });
 
 export const vmLinkConflict = (vmId: string, imageId: string, createdFrom: string) =>
@@ -35,7 +41,7 @@ export const reservationMismatch = (reservationId: string, reason: 'image' | 'de
 
 /** What each VM-link call can raise (launch.service.ts, vm-links.service.ts, download-url.ts). */
 export const VM_LINK_ERRORS = {
-  launch: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'TOO_MANY_DATA_DISKS'],
+  launch: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'TOO_MANY_DATA_DISKS', 'ROOT_DISK_TOO_SMALL'],
   registerOrigin: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'RESERVATION_NOT_FOUND', 'RESERVATION_MISMATCH', 'VM_LINK_CONFLICT', 'CONFLICT'],
   mountIso: ['IMAGE_NOT_FOUND', 'NOT_AN_ISO', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ZONE_MISMATCH', 'CONFLICT'],
   listForImage: ['IMAGE_NOT_FOUND', 'FORBIDDEN'],

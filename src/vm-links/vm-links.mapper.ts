@@ -19,6 +19,7 @@ export function toLaunchImageResponse(i: ImageWithTags): LaunchImageResponse {
     isoUsage: i.isoUsage,
     zoneId: i.zoneId,
     sizeBytes: i.sizeBytes,
+    virtualSizeBytes: i.virtualSizeBytes ?? null,
     checksum: i.checksum,
     checksumMd5: i.checksumMd5,
   };

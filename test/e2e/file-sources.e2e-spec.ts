@@ -6,7 +6,7 @@ import { Role } from '../../src/access/principal';
 import { JsonLogger } from '../../src/observability/json-logger';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { Caller, Shape, startApp, SUPER, TestApp } from '../support/app';
-import { iso, qcow2, rawBytes, sha256 } from '../support/disk-images';
+import { iso, qcow2Header, rawBytes, sha256 } from '../support/disk-images';
 import { createZone } from '../support/fixtures';
 import { startS3Server, S3TestServer } from '../support/s3-server';
 import { SmbdServer, startSmbd } from '../support/smbd';
@@ -21,7 +21,7 @@ const MiB = 1024 * 1024;
 type Json = Record<string, any>;
 
 const BIG = 210 * MiB + 4321;
-const QCOW2_HEADER = qcow2(4096).subarray(0, 4096);
+const QCOW2_HEADER = qcow2Header();
 const ISO = iso(3 * MiB);
 const RAW = rawBytes(2 * MiB + 9);
 
