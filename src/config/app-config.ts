@@ -229,6 +229,19 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
   LAUNCH_RESERVATION_TTL_SECONDS?: number;
+
+  // --- events (src/events) ---
+  /** at most one image.import.progressed event per image and this many seconds */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  EVENTS_PROGRESS_INTERVAL_SECONDS?: number;
+
+  /** how often a replica with open event streams looks for new events */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(20) @Max(10000)
+  EVENTS_SSE_POLL_MS?: number;
+
+  /** a comment line on every idle event stream this often, so proxies keep it open */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(300)
+  EVENTS_SSE_HEARTBEAT_SECONDS?: number;
 }
 
 export { ConfigError } from './config-error';
@@ -310,6 +323,13 @@ export interface VmLinksConfig {
   launchReservationTtlSeconds: number;
 }
 
+export interface EventsConfig {
+  /** at most one progress event per image every this many ms */
+  progressIntervalMs: number;
+  ssePollMs: number;
+  sseHeartbeatMs: number;
+}
+
 /** The validated, typed configuration every module receives through DI. */
 export interface QueueConfig {
   driver: 'memory' | 'redis';
@@ -347,6 +367,7 @@ export class AppConfig {
   /** the platform's file directory: SMB shares, mounted directories, buckets (R14) */
   fileSources: FileSourcesConfig;
   vmLinks: VmLinksConfig;
+  events: EventsConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
   env: Record<string, string | undefined>;
 }
@@ -507,6 +528,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       downloadUrlSecret: vars.DOWNLOAD_URL_SECRET ?? secret,
       publicBaseUrl: vars.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
       launchReservationTtlSeconds: vars.LAUNCH_RESERVATION_TTL_SECONDS ?? 3600,
+    },
+    events: {
+      progressIntervalMs: (vars.EVENTS_PROGRESS_INTERVAL_SECONDS ?? 20) * 1000,
+      ssePollMs: vars.EVENTS_SSE_POLL_MS ?? 250,
+      sseHeartbeatMs: (vars.EVENTS_SSE_HEARTBEAT_SECONDS ?? 15) * 1000,
     },
     env: { ...env },
   });

@@ -63,6 +63,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly sseClients = new Gauge({
+    name: 'hcm_events_sse_clients',
+    help: 'Open Server-Sent Events streams (GET /events/stream) on this replica',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'hcm_' });
   }
