@@ -81,4 +81,19 @@ export class EventCounterEntity {
   value: number;
 }
 
-export const EVENT_ENTITIES = [EventOutboxEntity, EventCounterEntity];
+
+/** The relay's leader lease: one replica at a time publishes, so order per image holds across replicas. */
+@Entity({ name: 'event_relay_lease' })
+export class EventRelayLeaseEntity {
+  @PrimaryColumn({ type: 'varchar', length: 32 })
+  name: string;
+
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  holder: string | null;
+
+  /** ms since the epoch */
+  @Column({ type: 'bigint', transformer: bigintAsNumber })
+  until: number;
+}
+
+export const EVENT_ENTITIES = [EventOutboxEntity, EventCounterEntity, EventRelayLeaseEntity];

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { EventRelay } from './event-relay';
 import { EventStreamHub } from './event-stream.hub';
 import { EventsController } from './events.controller';
 import { EventsRepository } from './events.repository';
@@ -10,7 +11,7 @@ import { EventsService } from './events.service';
  */
 @Module({
   controllers: [EventsController],
-  providers: [EventsRepository, EventsService, EventStreamHub],
+  providers: [EventsRepository, EventsService, EventStreamHub, EventRelay],
   exports: [EventsService],
 })
 export class EventsModule {}

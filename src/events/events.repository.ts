@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager } from 'typeorm';
+import { Brackets, DataSource, EntityManager } from 'typeorm';
 import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
+import { EventRelayLeaseEntity } from './event.entity';
 
 /** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
 export interface SqlStatement {
@@ -154,6 +155,54 @@ export class EventsRepository {
     params.push(q.limit);
     const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE ${where.join(' AND ')} ORDER BY position ASC LIMIT ?`, params);
     return rows.map(toEnvelope);
+  }
+
+  // ---------------------------------------------------------------- the relay
+
+  /** Takes or renews the relay lease; true when `holder` holds it until `until`. */
+  async acquireLease(holder: string, now: number, until: number): Promise<boolean> {
+    const res = await this.ds
+      .createQueryBuilder()
+      .update(EventRelayLeaseEntity)
+      .set({ holder, until })
+      .where('name = :name', { name: 'relay' })
+      .andWhere(new Brackets((w) => w.where('holder = :holder', { holder }).orWhere('holder IS NULL').orWhere('until < :now', { now })))
+      .execute();
+    return (res.affected ?? 0) > 0;
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    await this.ds.createQueryBuilder().update(EventRelayLeaseEntity).set({ holder: null, until: 0 }).where('name = :name', { name: 'relay' }).andWhere('holder = :holder', { holder }).execute();
+  }
+
+  /** The oldest events not yet published, in position order (so in order per image). */
+  async unpublished(limit: number): Promise<EventEnvelope[]> {
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`, [limit]);
+    return rows.map(toEnvelope);
+  }
+
+  async markPublished(positions: number[], at: number): Promise<void> {
+    if (!positions.length) return;
+    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [at, ...positions]);
+  }
+
+  /** How many events wait for the relay. */
+  async backlog(): Promise<number> {
+    const rows: Array<Record<string, unknown>> = await this.ds.query('SELECT COUNT(*) AS n FROM event_outbox WHERE publishedAt IS NULL');
+    return num(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Deletes up to `limit` events older than `before` (ms): published ones by when they were published, or,
+   * with `publishedOnly` false (no relay), every event by its time. Returns how many went.
+   */
+  async prune(before: number, publishedOnly: boolean, limit = 1000): Promise<number> {
+    const cond = publishedOnly ? 'publishedAt IS NOT NULL AND publishedAt < ?' : 'time < ?';
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT position FROM event_outbox WHERE ${cond} ORDER BY position ASC LIMIT ?`, [before, limit]);
+    if (!rows.length) return 0;
+    const positions = rows.map((r) => num(r.position));
+    await this.ds.query(`DELETE FROM event_outbox WHERE position IN (${positions.map(() => '?').join(', ')})`, positions);
+    return positions.length;
   }
 
   /** The highest position written so far (0 when none). */
