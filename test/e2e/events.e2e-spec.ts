@@ -2,6 +2,9 @@ import { Role } from '../../src/access/principal';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { CatalogRepository } from '../../src/catalog/catalog.repository';
 import { ImagePhase } from '../../src/catalog/image.enums';
+import Ajv from 'ajv';
+import { EventType } from '../../src/events/event-catalogue';
+import { ENVELOPE_SCHEMA, PAYLOAD_SCHEMAS } from '../../src/events/event-schemas';
 import { EventsService } from '../../src/events/events.service';
 import { QuotaResource } from '../../src/quota/quota.enums';
 import { QuotaRepository } from '../../src/quota/quota.repository';
@@ -30,6 +33,15 @@ interface Ctx {
   zoneId: string;
 }
 
+const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+/** Every event the suite reads must match the schemas asyncapi.yaml publishes. */
+function expectSchemaValid(e: Json): void {
+  const envelope = ajv.validate(ENVELOPE_SCHEMA, e);
+  expect([e.type, envelope ? null : ajv.errorsText()]).toEqual([e.type, null]);
+  const payload = ajv.validate(PAYLOAD_SCHEMAS[e.type as EventType], e.payload);
+  expect([e.type, payload ? null : ajv.errorsText()]).toEqual([e.type, null]);
+}
+
 /** Every event of an image (or all events) a caller sees, paging through GET /events with a small page. */
 async function eventsOf(c: Ctx, as: Caller, query: Json = {}): Promise<Json[]> {
   const all: Json[] = [];
@@ -37,6 +49,7 @@ async function eventsOf(c: Ctx, as: Caller, query: Json = {}): Promise<Json[]> {
   for (;;) {
     const res = await c.t.http().get('/events').query({ ...query, after, limit: 3 }).set('Authorization', c.t.auth(as));
     expect(res.status).toBe(200);
+    for (const e of res.body.items) expectSchemaValid(e);
     all.push(...res.body.items);
     if (!res.body.items.length) {
       expect(res.body.next).toBe(after);
