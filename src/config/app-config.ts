@@ -231,6 +231,10 @@ export class EnvVars {
   LAUNCH_RESERVATION_TTL_SECONDS?: number;
 
   // --- events (src/events) ---
+  /** false: no events are written at all (for measuring what they cost); GET /events stays empty */
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  EVENTS_OUTBOX?: boolean;
+
   /** at most one image.import.progressed event per image and this many seconds */
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
   EVENTS_PROGRESS_INTERVAL_SECONDS?: number;
@@ -358,6 +362,8 @@ export interface VmLinksConfig {
 }
 
 export interface EventsConfig {
+  /** false: events are not written (EVENTS_OUTBOX=false) */
+  outbox: boolean;
   /** at most one progress event per image every this many ms */
   progressIntervalMs: number;
   ssePollMs: number;
@@ -604,6 +610,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       launchReservationTtlSeconds: vars.LAUNCH_RESERVATION_TTL_SECONDS ?? 3600,
     },
     events: {
+      outbox: vars.EVENTS_OUTBOX ?? true,
       progressIntervalMs: (vars.EVENTS_PROGRESS_INTERVAL_SECONDS ?? 20) * 1000,
       ssePollMs: vars.EVENTS_SSE_POLL_MS ?? 250,
       sseHeartbeatMs: (vars.EVENTS_SSE_HEARTBEAT_SECONDS ?? 15) * 1000,

@@ -53,7 +53,8 @@ export class EventsService {
   }
 
   /** Writes the event in the transaction of `m`. */
-  record<T extends EventType>(m: EntityManager, draft: EventDraft<T>): Promise<EventEnvelope> {
+  async record<T extends EventType>(m: EntityManager, draft: EventDraft<T>): Promise<EventEnvelope | null> {
+    if (!this.cfg.events.outbox) return null;
     return this.repo.insert(m, this.build(draft));
   }
 
@@ -61,7 +62,10 @@ export class EventsService {
    * The same write as statements, for modules whose transactions are raw programs (the quota): they
    * `yield*` it inside their own transaction.
    */
-  program<T extends EventType>(draft: EventDraft<T>): EventProgram {
+  program<T extends EventType>(draft: EventDraft<T>): EventProgram | Generator<never, null, unknown> {
+    if (!this.cfg.events.outbox) return (function* () {
+      return null;
+    })();
     return this.repo.insertProgram(this.build(draft));
   }
 
@@ -70,6 +74,7 @@ export class EventsService {
    * own. Never throws: a refusal is answered even when its event cannot be written (it is logged).
    */
   async recordAlone<T extends EventType>(draft: EventDraft<T>): Promise<EventEnvelope | null> {
+    if (!this.cfg.events.outbox) return null;
     try {
       return await this.repo.insertAlone(this.build(draft));
     } catch (e) {

@@ -96,7 +96,7 @@ describe.each(SHAPES)('events relay to RabbitMQ (%s)', (shape: Shape) => {
     await consumer.until((r) => outbox.every((e) => r.some((m) => m.messageId === e.id)));
     for (const e of outbox) {
       const m = consumer.received.find((x) => x.messageId === e.id)!;
-      expect(m).toEqual({ routingKey: e.type, messageId: e.id, deliveryMode: 2, contentType: 'application/json', body: e });
+      expect(m).toEqual({ routingKey: e.type, messageId: e.id, deliveryMode: 2, contentType: 'application/json', body: e, arrivedAt: expect.any(Number) });
     }
     const byImage = new Map<string, number[]>();
     for (const m of consumer.received) if (m.body.imageId) byImage.set(m.body.imageId, [...(byImage.get(m.body.imageId) ?? []), m.body.sequence]);

@@ -10,6 +10,8 @@ export interface Received {
   deliveryMode: number | undefined;
   contentType: string | undefined;
   body: Record<string, any>;
+  /** ms since the epoch when the consumer got it */
+  arrivedAt: number;
 }
 
 /**
@@ -43,6 +45,7 @@ export class TestConsumer {
         deliveryMode: m.properties.deliveryMode as number | undefined,
         contentType: m.properties.contentType as string | undefined,
         body: JSON.parse(m.content.toString('utf8')),
+        arrivedAt: Date.now(),
       });
       ch.ack(m);
       for (const w of this.waiters.splice(0)) w();
