@@ -80,7 +80,7 @@ export class EventRelay implements OnApplicationBootstrap, OnModuleDestroy {
   async prune(now = Date.now()): Promise<number> {
     let total = 0;
     try {
-      for (let n = -1; n !== 0 && !this.stop.signal.aborted; total += n) n = await this.repo.prune(now - this.cfg.events.retentionMs, !!this.cfg.events.amqp);
+      for (let n = -1; n !== 0; total += n) n = await this.repo.prune(now - this.cfg.events.retentionMs, !!this.cfg.events.amqp);
     } catch (e) {
       this.log.warn(`Pruning events failed: ${(e as Error)?.message ?? String(e)}`);
     }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Role } from '../../src/access/principal';
 import { EventsRepository } from '../../src/events/events.repository';
+import { MetricsService } from '../../src/observability/metrics.service';
 import { TestConsumer } from '../support/amqp';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { qcow2 } from '../support/disk-images';
@@ -61,6 +62,8 @@ describe('events survive a broker outage', () => {
         const repo = app.app.get(EventsRepository);
         expect(await repo.backlog()).toBeGreaterThan(0);
         await new Promise((r) => setTimeout(r, OUTAGE_MS)); // the outage lasts; the relay keeps retrying
+        const failures = /^hcm_events_publish_failures_total (\d+)/m.exec(await app.app.get(MetricsService).render())?.[1];
+        expect(Number(failures)).toBeGreaterThan(0);
         await broker.start();
 
         const outbox: Json[] = [];

@@ -9,6 +9,7 @@ import { CatalogRepository } from '../../src/catalog/catalog.repository';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
 import { ALL_EVENT_TYPES } from '../../src/events/event-catalogue';
+import { EventRelay } from '../../src/events/event-relay';
 import { EventsRepository } from '../../src/events/events.repository';
 import { EventsService } from '../../src/events/events.service';
 import { MetricsService } from '../../src/observability/metrics.service';
@@ -129,6 +130,50 @@ describe.each(SHAPES)('events relay to RabbitMQ (%s)', (shape: Shape) => {
     ]);
     expect(consumer.received.some((m) => m.body.payload?.values?.name === 'rolled back')).toBe(false);
   });
+});
+
+describe.each(SHAPES)('two replicas, one relay at a time (%s)', (shape: Shape) => {
+  it('every event arrives once from whichever replica holds the lease, in order per image; pruning keeps what is unpublished', async () => {
+    const exchange = `hcm.test.replicas.${shape}.${randomUUID().slice(0, 8)}`;
+    const consumer = await new TestConsumer(TEST_AMQP_URL, exchange).start('#');
+    const env = { EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange, EVENTS_RELAY_INTERVAL_MS: '20', QUOTA_SWEEP_INTERVAL_SECONDS: '0', EVENTS_PRUNE_INTERVAL_SECONDS: '0' };
+    const a = await startApp(shape, `relay-a-${shape}`, env);
+    let b: TestApp | undefined;
+    try {
+      b = await startApp(shape, `relay-b-${shape}`, env, { shareDatabaseWith: a });
+      const zoneId = await createZone(a);
+      const u = newUser();
+      const replicas = [a, b];
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await createImage(replicas[i % 2], u, zoneId)).id);
+      for (let round = 0; round < 4; round++) {
+        await Promise.all(ids.map((id, i) => replicas[(i + round) % 2].http().patch(`/images/${id}`).set('Authorization', a.auth(u)).send({ name: `r${round}` }).expect(200)));
+      }
+      await consumer.until((r) => ids.every((id) => r.filter((m) => m.body.imageId === id).length >= 5));
+      for (const id of ids) expect(consumer.received.filter((m) => m.body.imageId === id).map((m) => m.body.sequence)).toEqual([1, 2, 3, 4, 5]);
+      // retention: published events older than it go, unpublished ones stay whatever their age
+      const img = await createImage(b, u, zoneId);
+      const repo = a.app.get(EventsRepository);
+      while ((await repo.backlog()) > 0) await new Promise((r) => setTimeout(r, 20));
+      const events = b.app.get(EventsService);
+      const before = await allEvents(a);
+      const relayB = b.app.get(EventRelay);
+      // stop both relays so the next event stays unpublished, then prune "a year later"
+      await a.app.get(EventRelay).onModuleDestroy();
+      await relayB.onModuleDestroy();
+      await b.app.get(CatalogRepository).update(img.id, { name: 'unpublished' }, undefined, (m) =>
+        events.record(m, { type: 'image.updated', imageId: img.id, visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept }, payload: { fields: ['name'], values: { name: 'unpublished' } } }),
+      );
+      const pruned = await relayB.prune(Date.now() + 366 * 24 * 3600_000);
+      const after = await allEvents(a);
+      expect(pruned).toBeGreaterThanOrEqual(before.length);
+      expect(after.map((e) => e.payload?.values?.name)).toEqual(['unpublished']);
+    } finally {
+      await b?.close();
+      await a.close();
+      await consumer.close({ deleteExchange: true });
+    }
+  }, 120_000);
 });
 
 describe('an event committed before a kill -9 is published after the restart, once', () => {
