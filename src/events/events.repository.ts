@@ -85,19 +85,18 @@ export class EventsRepository {
     return this.ds.options.type === 'better-sqlite3';
   }
 
+  /** Bumps a counter and answers its new value, in one statement (RETURNING: MariaDB 10.5+, SQLite 3.35+). */
   private get bumpSql(): string {
     return this.sqlite
-      ? 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1'
-      : 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON DUPLICATE KEY UPDATE value = value + 1';
+      ? 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value'
+      : 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON DUPLICATE KEY UPDATE value = value + 1 RETURNING value';
   }
 
-  /** The statements that write one event; the caller runs them inside the transaction of the change. */
+  /** The statements that write one event (three); the caller runs them inside the transaction of the change. */
   *insertProgram(e: NewEvent): EventProgram {
     const bump = this.bumpSql;
-    yield { sql: bump, params: [POSITION] };
-    const pos = yield { sql: 'SELECT value FROM event_counters WHERE name = ?', params: [POSITION] };
-    yield { sql: bump, params: [e.subject] };
-    const seq = yield { sql: 'SELECT value FROM event_counters WHERE name = ?', params: [e.subject] };
+    const pos = yield { sql: bump, params: [POSITION] };
+    const seq = yield { sql: bump, params: [e.subject] };
     const position = num(pos.rows[0].value);
     const sequence = num(seq.rows[0].value);
     yield {
