@@ -8,6 +8,9 @@ import { ImageFilterQuery, ImageSort, normaliseTag } from './image.dto';
 
 export type ImageWithTags = ImageEntity & { tags: string[] };
 
+/** More work inside a write's transaction (the events outbox): runs only when the write changed a row. */
+export type InTransaction = (m: EntityManager) => Promise<unknown>;
+
 export interface DepartmentUsageQuery {
   departmentId?: string;
   excludeFromCount?: string[];
@@ -114,11 +117,12 @@ export class CatalogRepository {
     return value;
   }
 
-  async insert(image: ImageEntity, tags: string[]): Promise<void> {
+  async insert(image: ImageEntity, tags: string[], inTx?: InTransaction): Promise<void> {
     await this.ds.transaction(async (m) => {
       await m.insert(ImageEntity, image);
       if (tags.length) await m.insert(ImageTagEntity, tags.map((tag) => ({ imageId: image.id, tag })));
       await this.bump(m);
+      await inTx?.(m);
     });
   }
 
@@ -130,12 +134,13 @@ export class CatalogRepository {
   }
 
   /** Applies a patch (and replaces the tags when given) in one transaction. */
-  async update(id: string, patch: ImagePatch, tags?: string[]): Promise<void> {
+  async update(id: string, patch: ImagePatch, tags?: string[], inTx?: InTransaction): Promise<void> {
     await this.ds.transaction(async (m) => {
       if (Object.keys(patch).length) await m.update(ImageEntity, { id }, patch);
       else if (tags) await m.update(ImageEntity, { id }, { updatedAt: new Date() });
       if (tags) await this.replaceTags(m, id, tags);
       await this.bump(m);
+      await inTx?.(m);
     });
   }
 
@@ -143,7 +148,7 @@ export class CatalogRepository {
    * Conditional update: applies the patch only while the image is in one of `fromPhases`.
    * Returns false when the image moved on (or is gone), so two writers cannot both win a transition.
    */
-  async transition(id: string, fromPhases: string[], patch: ImagePatch): Promise<boolean> {
+  async transition(id: string, fromPhases: string[], patch: ImagePatch, inTx?: InTransaction): Promise<boolean> {
     if (!fromPhases.length) return false;
     const apply = (m: EntityManager) =>
       m
@@ -155,10 +160,11 @@ export class CatalogRepository {
         .execute();
     // progress counters alone change no filter result: no version bump, no transaction
     const progressOnly = Object.keys(patch).every((k) => k === 'bytesDone' || k === 'bytesTotal');
-    if (progressOnly) return ((await apply(this.ds.manager)).affected ?? 0) > 0;
+    if (progressOnly && !inTx) return ((await apply(this.ds.manager)).affected ?? 0) > 0;
     return this.ds.transaction(async (m) => {
       const ok = ((await apply(m)).affected ?? 0) > 0;
-      if (ok) await this.bump(m);
+      if (ok && !progressOnly) await this.bump(m);
+      if (ok) await inTx?.(m);
       return ok;
     });
   }
@@ -170,9 +176,15 @@ export class CatalogRepository {
   }
 
   /** Progress counters of an image in `phase`: one UPDATE, no transaction, no version bump (no filter looks at them). */
-  async recordProgress(id: string, phase: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
-    const res = await this.ds.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute();
-    return (res.affected ?? 0) > 0;
+  async recordProgress(id: string, phase: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>, inTx?: InTransaction): Promise<boolean> {
+    const apply = async (m: EntityManager) =>
+      ((await m.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute()).affected ?? 0) > 0;
+    if (!inTx) return apply(this.ds.manager);
+    return this.ds.transaction(async (m) => {
+      const ok = await apply(m);
+      if (ok) await inTx(m);
+      return ok;
+    });
   }
 
   /** Images in any of `phases`, least recently changed first (for start-up recovery), without tags. */
@@ -189,12 +201,14 @@ export class CatalogRepository {
       .getMany();
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, inTx?: InTransaction): Promise<boolean> {
     return this.ds.transaction(async (m) => {
       await m.delete(ImageTagEntity, { imageId: id });
       const res = await m.delete(ImageEntity, { id });
       await this.bump(m);
-      return (res.affected ?? 0) > 0;
+      const ok = (res.affected ?? 0) > 0;
+      if (ok) await inTx?.(m);
+      return ok;
     });
   }
 

@@ -4,6 +4,8 @@ import { AccessPolicy, ACT_ERRORS, Action, SCOPE_ERRORS, SEE_ERRORS, View } from
 import { Principal, Role } from '../access/principal';
 import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
+import { EventPayloads } from '../events/event-catalogue';
+import { EventsService, imageVisibility } from '../events/events.service';
 import { ZONE_ERRORS, ZonesService } from '../zones/zones.service';
 import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
 import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, normaliseTag, UpdateImageDto } from './image.dto';
@@ -16,6 +18,10 @@ const normaliseTags = (tags: string[] | undefined) => [...new Set((tags ?? []).m
 
 const invalid = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
 
+type TransitionEvent = {
+  [K in 'image.import.started' | 'image.enabled' | 'image.activated' | 'image.disabled' | 'image.import.failed']: { type: K; payload: EventPayloads[K] };
+}['image.import.started' | 'image.enabled' | 'image.activated' | 'image.disabled' | 'image.import.failed'];
+
 /** Changes a worker (ingestion) may record along with a phase change. */
 export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'virtualSizeBytes' | 'actualSizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
 
@@ -26,6 +32,7 @@ export class CatalogService implements OnModuleInit {
     private readonly access: AccessPolicy,
     private readonly zones: ZonesService,
     private readonly lifecycle: ImageLifecycle,
+    private readonly events: EventsService,
   ) {}
 
   onModuleInit(): void {
@@ -87,7 +94,23 @@ export class CatalogService implements OnModuleInit {
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
     try {
-      await this.repo.insert(image, tags);
+      await this.repo.insert(image, tags, (m) =>
+        this.events.record(m, {
+          type: 'image.created',
+          imageId: image.id,
+          visibility: imageVisibility(image),
+          payload: {
+            name: image.name,
+            kind: image.kind,
+            format: image.format,
+            scope: image.scope,
+            zoneId: image.zoneId,
+            sourceType: image.sourceType,
+            ownerId: image.ownerId,
+            departmentId: image.departmentId,
+          },
+        }),
+      );
     } catch (e) {
       await this.lifecycle.createAborted(image);
       throw e;
@@ -156,7 +179,23 @@ export class CatalogService implements OnModuleInit {
     for (const k of ['name', 'description', 'osCategory', 'osName', 'osVersion', 'osBits', 'isoUsage', 'scope'] as const) {
       if (dto[k] !== undefined) (patch as Record<string, unknown>)[k] = dto[k];
     }
-    await this.repo.update(id, patch, dto.tags === undefined ? undefined : normaliseTags(dto.tags));
+    const tags = dto.tags === undefined ? undefined : normaliseTags(dto.tags);
+    // the event names what really changed: fields given with their current value are left out
+    const values: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(patch)) if (k !== 'scope' && (image as unknown as Record<string, unknown>)[k] !== v) values[k] = v;
+    if (tags && [...tags].sort().join('\n') !== [...image.tags].sort().join('\n')) values.tags = tags;
+    const scopeChange = patch.scope !== undefined && patch.scope !== image.scope ? { from: image.scope, to: patch.scope } : null;
+    await this.repo.update(id, patch, tags, async (m) => {
+      const after = { ...image, scope: patch.scope ?? image.scope };
+      if (Object.keys(values).length) {
+        await this.events.record(m, { type: 'image.updated', imageId: id, visibility: imageVisibility(after), payload: { fields: Object.keys(values), values } });
+      }
+      if (scopeChange) {
+        // seen by whoever could see the image before or after: the wider of the two scopes
+        const wider = scopeChange.from === Scope.Private ? scopeChange.to : scopeChange.to === Scope.Private ? scopeChange.from : scopeChange.to;
+        await this.events.record(m, { type: 'image.scope_changed', imageId: id, visibility: imageVisibility({ ...image, scope: wider }), payload: scopeChange });
+      }
+    });
     return (await this.repo.findById(id)) ?? Promise.reject(notFound('IMAGE', id));
   }
 
@@ -174,7 +213,11 @@ export class CatalogService implements OnModuleInit {
     const image = await this.repo.findById(id);
     this.access.assert(p, Action.Delete, image, id);
     await this.lifecycle.beforeDelete(image, p, opts);
-    if (await this.repo.delete(id)) await this.lifecycle.afterDelete(image);
+    const facts = await this.lifecycle.describeDelete(image);
+    const deleted = await this.repo.delete(id, (m) =>
+      this.events.record(m, { type: 'image.deleted', imageId: id, visibility: imageVisibility(image), payload: { name: image.name, kind: image.kind, linkedVms: facts.linkedVms } }),
+    );
+    if (deleted) await this.lifecycle.afterDelete(image);
   }
 
   /**
@@ -186,12 +229,19 @@ export class CatalogService implements OnModuleInit {
     if (!image) throw notFound('IMAGE', id);
     assertTransition(id, image.phase, to);
     const allowedFrom = from ?? phasesLeadingTo(to);
-    const ok = await this.repo.transition(id, allowedFrom.includes(image.phase) ? [image.phase] : [], {
-      ...patch,
-      phase: to,
-      status: statusOfPhase(to),
-      ...(to === ImagePhase.Ready || to === ImagePhase.Queued ? { statusReason: patch.statusReason ?? null } : {}),
-    });
+    const event = this.transitionEvent(image, to, patch);
+    if (to === ImagePhase.Importing || image.phase === ImagePhase.Importing) this.events.progressEnded(id);
+    const ok = await this.repo.transition(
+      id,
+      allowedFrom.includes(image.phase) ? [image.phase] : [],
+      {
+        ...patch,
+        phase: to,
+        status: statusOfPhase(to),
+        ...(to === ImagePhase.Ready || to === ImagePhase.Queued ? { statusReason: patch.statusReason ?? null } : {}),
+      },
+      event ? (m) => this.events.record(m, { ...event, imageId: id, visibility: imageVisibility(image) }) : undefined,
+    );
     if (!ok) {
       const now = await this.repo.findById(id);
       if (!now) throw notFound('IMAGE', id);
@@ -209,7 +259,51 @@ export class CatalogService implements OnModuleInit {
 
   /** Progress while importing: no phase change, just the counters. False when the image is gone or no longer importing. */
   async recordProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
-    return this.repo.recordProgress(id, ImagePhase.Importing, patch);
+    if (!this.events.progressDue(id)) return this.repo.recordProgress(id, ImagePhase.Importing, patch);
+    return this.repo.recordProgress(id, ImagePhase.Importing, patch, async (m) => {
+      const image = await m.findOneBy(ImageEntity, { id });
+      if (!image) return;
+      const bytesDone = patch.bytesDone ?? image.bytesDone;
+      const bytesTotal = patch.bytesTotal !== undefined ? patch.bytesTotal : image.bytesTotal;
+      await this.events.record(m, {
+        type: 'image.import.progressed',
+        imageId: id,
+        visibility: imageVisibility(image),
+        payload: {
+          bytesDone,
+          bytesTotal,
+          percent: bytesTotal ? Math.min(100, Math.floor((bytesDone / bytesTotal) * 100)) : null,
+          bytesPerSecond: patch.bytesPerSecond !== undefined ? patch.bytesPerSecond : image.bytesPerSecond,
+        },
+      });
+    });
+  }
+
+  /** The event a phase change reports, if any (moves back to QUEUED, and to VERIFYING, report none). */
+  private transitionEvent(image: ImageEntity, to: ImagePhase, patch: ProgressPatch): TransitionEvent | null {
+    const from = image.phase;
+    switch (to) {
+      case ImagePhase.Importing:
+        return { type: 'image.import.started', payload: { sourceType: image.sourceType, bytesTotal: patch.bytesTotal !== undefined ? patch.bytesTotal : image.bytesTotal } };
+      case ImagePhase.Ready: {
+        if (from === ImagePhase.Disabled) return { type: 'image.enabled', payload: {} };
+        const virtualSize = (patch as Record<string, unknown>).virtualSizeBytes ?? (image as unknown as Record<string, unknown>).virtualSizeBytes;
+        return {
+          type: 'image.activated',
+          payload: {
+            sizeBytes: (patch.sizeBytes ?? image.sizeBytes)!,
+            checksum: (patch.checksum ?? image.checksum)!,
+            ...(typeof virtualSize === 'number' ? { virtualSizeBytes: virtualSize } : {}),
+          },
+        };
+      }
+      case ImagePhase.Disabled:
+        return { type: 'image.disabled', payload: { reason: patch.statusReason ?? null } };
+      case ImagePhase.Failed:
+        return { type: 'image.import.failed', payload: { reason: patch.statusReason ?? image.statusReason ?? 'The import failed' } };
+      default:
+        return null;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Principal } from '../access/principal';
+import type { LinkedVm } from '../events/event-catalogue';
 import { ImageEntity } from './image.entity';
 
 export interface DeleteOptions {
@@ -34,6 +35,13 @@ export interface ImageLifecycleListener {
   beforeDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
   /** after the row is removed (release quota, remove bytes, keep link history) */
   afterDelete?(image: ImageEntity): Promise<void>;
+  /** facts the image.deleted event reports (the VMs linked), read just before the delete */
+  describeDelete?(image: ImageEntity): Promise<Partial<DeleteFacts>>;
+}
+
+/** What the image.deleted event carries beside the image. */
+export interface DeleteFacts {
+  linkedVms: LinkedVm[];
 }
 
 @Injectable()
@@ -73,6 +81,12 @@ export class ImageLifecycle {
 
   async afterDelete(image: ImageEntity): Promise<void> {
     for (const l of this.listeners) await l.afterDelete?.(image);
+  }
+
+  async describeDelete(image: ImageEntity): Promise<DeleteFacts> {
+    const facts: DeleteFacts = { linkedVms: [] };
+    for (const l of this.listeners) Object.assign(facts, await l.describeDelete?.(image));
+    return facts;
   }
 
   private async abort(listeners: ImageLifecycleListener[], image: ImageEntity): Promise<void> {

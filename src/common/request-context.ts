@@ -1,9 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import type { Principal } from '../access/principal';
 
 export interface RequestContext {
   correlationId: string;
+  /** the authenticated caller, set by the auth guard (events record it as their actor) */
+  principal?: Principal;
 }
 
 /** Carries the correlation id through everything a request (or a job) does, for logs and error bodies. */
@@ -14,6 +17,11 @@ const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function currentCorrelationId(): string | undefined {
   return requestContext.getStore()?.correlationId;
+}
+
+/** The caller of the current request, or undefined in workers, sweeps and start-up work. */
+export function currentPrincipal(): Principal | undefined {
+  return requestContext.getStore()?.principal;
 }
 
 /** Takes a well-formed X-Correlation-Id from the caller or makes one; echoes it in the response. */

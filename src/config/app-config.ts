@@ -5,7 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { ConfigError } from './config-error';
 import { loadQuotaConfig, QuotaConfig } from '../quota/quota.config';
-import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, MaxLength, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
 import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
 import { jwksProblem, pemKeyProblem } from '../access/jwt';
@@ -272,6 +272,57 @@ export class EnvVars {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
   LAUNCH_RESERVATION_TTL_SECONDS?: number;
+
+  // --- events (src/events) ---
+  /** false: no events are written at all (for measuring what they cost); GET /events stays empty */
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  EVENTS_OUTBOX?: boolean;
+
+  /** at most one image.import.progressed event per image and this many seconds */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  EVENTS_PROGRESS_INTERVAL_SECONDS?: number;
+
+  /** how often a replica with open event streams looks for new events */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(20) @Max(10000)
+  EVENTS_SSE_POLL_MS?: number;
+
+  /** a comment line on every idle event stream this often, so proxies keep it open */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(300)
+  EVENTS_SSE_HEARTBEAT_SECONDS?: number;
+
+  /** the RabbitMQ the relay publishes to; unset: no relay (the outbox is read through /events only) */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^amqps?:\/\/[^\s/?#]+(\/[^\s?#]*)?(\?[^\s#]*)?$/, { message: 'EVENTS_AMQP_URL must look like amqp://[user[:password]@]host[:port][/vhost]' })
+  EVENTS_AMQP_URL?: string;
+
+  /** credentials for EVENTS_AMQP_URL (override what the URL carries; never echoed) */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() @MaxLength(255)
+  EVENTS_AMQP_USER?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString() @MaxLength(1024)
+  EVENTS_AMQP_PASSWORD?: string;
+
+  /** the topic exchange (declared durable at start); routing key = event type */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9._:-]{1,255}$/, { message: 'EVENTS_EXCHANGE must be 1-255 letters, digits or ._:-' })
+  EVENTS_EXCHANGE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(60000)
+  EVENTS_RELAY_INTERVAL_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(5000)
+  EVENTS_RELAY_BATCH?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(2) @Max(600)
+  EVENTS_RELAY_LEASE_SECONDS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000)
+  EVENTS_RECONNECT_MAX_MS?: number;
+
+  /** published events (all events when no relay runs) are deleted after this */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(87600)
+  EVENTS_RETENTION_HOURS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(86400)
+  EVENTS_PRUNE_INTERVAL_SECONDS?: number;
 }
 
 export { ConfigError } from './config-error';
@@ -369,6 +420,30 @@ export interface VmLinksConfig {
   launchReservationTtlSeconds: number;
 }
 
+export interface EventsConfig {
+  /** false: events are not written (EVENTS_OUTBOX=false) */
+  outbox: boolean;
+  /** at most one progress event per image every this many ms */
+  progressIntervalMs: number;
+  ssePollMs: number;
+  sseHeartbeatMs: number;
+  /** the relay to RabbitMQ; undefined: off */
+  amqp?: {
+    /** the URL with EVENTS_AMQP_USER/PASSWORD applied (a secret: never log it) */
+    url: string;
+    /** scheme://host:port/vhost without credentials, for logs */
+    safeUrl: string;
+    exchange: string;
+    intervalMs: number;
+    batch: number;
+    leaseMs: number;
+    reconnectMaxMs: number;
+  };
+  retentionMs: number;
+  /** 0 = never prune */
+  pruneIntervalMs: number;
+}
+
 /** The validated, typed configuration every module receives through DI. */
 export interface QueueConfig {
   driver: 'memory' | 'redis';
@@ -408,8 +483,33 @@ export class AppConfig {
   /** the platform's file directory: SMB shares, mounted directories, buckets (R14) */
   fileSources: FileSourcesConfig;
   vmLinks: VmLinksConfig;
+  events: EventsConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
   env: Record<string, string | undefined>;
+}
+
+/** EVENTS_AMQP_URL with EVENTS_AMQP_USER/PASSWORD applied, and a form without credentials for logs. */
+function parseAmqp(vars: EnvVars, problems: string[]): { url: string; safeUrl: string } | undefined {
+  if (!vars.EVENTS_AMQP_URL) {
+    if (vars.EVENTS_AMQP_USER || vars.EVENTS_AMQP_PASSWORD || vars.EVENTS_EXCHANGE) problems.push('EVENTS_AMQP_URL: required when EVENTS_AMQP_USER, EVENTS_AMQP_PASSWORD or EVENTS_EXCHANGE is set');
+    return undefined;
+  }
+  let u: URL;
+  try {
+    u = new URL(vars.EVENTS_AMQP_URL);
+  } catch {
+    problems.push('EVENTS_AMQP_URL: not a URL (amqp://[user[:password]@]host[:port][/vhost])');
+    return undefined;
+  }
+  if (!u.hostname) {
+    problems.push('EVENTS_AMQP_URL: has no host');
+    return undefined;
+  }
+  if (vars.EVENTS_AMQP_USER !== undefined) u.username = encodeURIComponent(vars.EVENTS_AMQP_USER);
+  if (vars.EVENTS_AMQP_PASSWORD !== undefined) u.password = encodeURIComponent(vars.EVENTS_AMQP_PASSWORD);
+  if (u.password && !u.username) problems.push('EVENTS_AMQP_PASSWORD: needs a user (EVENTS_AMQP_USER or in the URL)');
+  const port = u.port || (u.protocol === 'amqps:' ? '5671' : '5672');
+  return { url: u.toString(), safeUrl: `${u.protocol}//${u.hostname}:${port}${u.pathname || '/'}` };
 }
 
 export const DEV_SECRET_FILE = 'dev-jwt-secret';
@@ -440,7 +540,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const vars = plainToInstance(EnvVars, { ...env }, { excludeExtraneousValues: false });
   const errors = validateSync(vars, { whitelist: false, forbidUnknownValues: false });
   const problems = errors.map((e) => {
-    const value = /SECRET|PASSWORD|KEY/.test(e.property) ? '(hidden)' : JSON.stringify(env[e.property]);
+    const value = /SECRET|PASSWORD|KEY|AMQP_URL/.test(e.property) ? '(hidden)' : JSON.stringify(env[e.property]);
     return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
   });
 
@@ -494,6 +594,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && asymmetric) {
     problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
   }
+  const amqp = parseAmqp(vars, problems);
   let quota: QuotaConfig | undefined;
   try {
     quota = loadQuotaConfig(env);
@@ -613,6 +714,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       downloadUrlSecret: vars.DOWNLOAD_URL_SECRET ?? secret,
       publicBaseUrl: vars.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
       launchReservationTtlSeconds: vars.LAUNCH_RESERVATION_TTL_SECONDS ?? 3600,
+    },
+    events: {
+      outbox: vars.EVENTS_OUTBOX ?? true,
+      progressIntervalMs: (vars.EVENTS_PROGRESS_INTERVAL_SECONDS ?? 20) * 1000,
+      ssePollMs: vars.EVENTS_SSE_POLL_MS ?? 250,
+      sseHeartbeatMs: (vars.EVENTS_SSE_HEARTBEAT_SECONDS ?? 15) * 1000,
+      amqp: amqp && {
+        ...amqp,
+        exchange: vars.EVENTS_EXCHANGE ?? 'hcm.images',
+        intervalMs: vars.EVENTS_RELAY_INTERVAL_MS ?? 100,
+        batch: vars.EVENTS_RELAY_BATCH ?? 200,
+        leaseMs: (vars.EVENTS_RELAY_LEASE_SECONDS ?? 10) * 1000,
+        reconnectMaxMs: vars.EVENTS_RECONNECT_MAX_MS ?? 10_000,
+      },
+      retentionMs: (vars.EVENTS_RETENTION_HOURS ?? 168) * 3600_000,
+      pruneIntervalMs: (vars.EVENTS_PRUNE_INTERVAL_SECONDS ?? 300) * 1000,
     },
     env: { ...env },
   });

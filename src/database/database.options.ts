@@ -2,12 +2,13 @@ import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
 import { DbConfig } from '../config/app-config';
 import { CatalogStateEntity, ImageEntity, ImageTagEntity } from '../catalog/image.entity';
+import { EVENT_ENTITIES } from '../events/event.entity';
 import { QUOTA_ENTITIES } from '../quota/quota.entity';
 import { VmLinkEntity } from '../vm-links/vm-link.entity';
 import { ZoneEntity } from '../zones/zone.entity';
 
 /** Every entity of the service. A module that adds a table adds its entity here (and a migration). */
-export const ENTITIES = [ZoneEntity, ImageEntity, ImageTagEntity, CatalogStateEntity, ...QUOTA_ENTITIES, VmLinkEntity];
+export const ENTITIES = [ZoneEntity, ImageEntity, ImageTagEntity, CatalogStateEntity, ...QUOTA_ENTITIES, VmLinkEntity, ...EVENT_ENTITIES];
 
 export const dialectOf = (db: DbConfig): 'mariadb' | 'sqlite' => (db.type === 'sqlite' ? 'sqlite' : 'mariadb');
 

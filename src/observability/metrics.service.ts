@@ -69,6 +69,38 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly sseClients = new Gauge({
+    name: 'hcm_events_sse_clients',
+    help: 'Open Server-Sent Events streams (GET /events/stream) on this replica',
+    registers: [this.registry],
+  });
+
+  readonly eventsBacklog = new Gauge({
+    name: 'hcm_events_outbox_backlog',
+    help: 'Events in the outbox not yet published to the message bus',
+    registers: [this.registry],
+  });
+
+  readonly eventsPublished = new Counter({
+    name: 'hcm_events_published_total',
+    help: 'Events the broker confirmed, by type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventsPublishLatency = new Histogram({
+    name: 'hcm_events_publish_latency_seconds',
+    help: 'From the commit of an event (its time) to the broker confirming it',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly eventsPublishFailures = new Counter({
+    name: 'hcm_events_publish_failures_total',
+    help: 'Failed attempts to connect to the broker or publish a batch (retried with backoff)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'hcm_' });
   }

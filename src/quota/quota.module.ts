@@ -2,6 +2,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
 import { AppConfig } from '../config/app-config';
+import { EventsModule } from '../events/events.module';
 import { QuotaConfig } from './quota.config';
 import { QuotaReservationsController, QuotasController } from './quota.controller';
 import { QuotaImageListener } from './quota.image-listener';
@@ -10,7 +11,7 @@ import { QuotaService } from './quota.service';
 
 /** Department quotas: the ledger, reservations, reconcile, and the catalog's create/delete hooks. */
 @Module({
-  imports: [CatalogModule],
+  imports: [CatalogModule, EventsModule],
   controllers: [QuotasController, QuotaReservationsController],
   providers: [
     { provide: QuotaConfig, useFactory: (cfg: AppConfig) => cfg.quota, inject: [AppConfig] },

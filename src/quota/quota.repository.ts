@@ -655,12 +655,13 @@ export class QuotaRepository {
     });
   }
 
-  /** Sets limits (null = unlimited) on rows that exist. */
-  async setLimits(departmentId: string, limits: Array<[QuotaResource, number | null]>, now: Date): Promise<void> {
+  /** Sets limits (null = unlimited) on rows that exist; `alsoTx` (the event) runs in the same transaction. */
+  async setLimits(departmentId: string, limits: Array<[QuotaResource, number | null]>, now: Date, alsoTx?: () => Generator<Stmt, unknown, Res>): Promise<void> {
     await this.must(function* () {
       for (const [resource, limit] of limits) {
         yield q('UPDATE quota_ledger SET limitAmount = ?, updatedAt = ? WHERE departmentId = ? AND resource = ?', limit, sqlDate(now), departmentId, resource);
       }
+      if (alsoTx) yield* alsoTx();
     });
   }
 

@@ -4,9 +4,10 @@ import { Principal, Role } from '../access/principal';
 import { AppError } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { CatalogService } from '../catalog/catalog.service';
+import { EventsService } from '../events/events.service';
 import { QuotaConfig } from './quota.config';
 import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
-import { idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
+import { ExceededFacts, idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
 import { CATALOG_CALLER, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
 
 export type Amounts = Partial<Record<QuotaResource, number>>;
@@ -97,6 +98,7 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly repo: QuotaRepository,
     private readonly cfg: QuotaConfig,
     private readonly catalog: CatalogService,
+    private readonly events: EventsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -175,7 +177,7 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
             swept = true;
             if ((await this.expireDue(req.departmentId)) > 0) continue;
           }
-          throw quotaExceeded(o.facts);
+          throw await this.refused(o.facts, req.callerId, null);
         default:
           await this.settle(o, n.id, 'reserved');
       }
@@ -403,7 +405,14 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
     if (!parsed.length) throw invalid('limits', 'limits must name at least one resource');
     const now = new Date();
     await this.repo.ensureLedgerRows(departmentId, [...QUOTA_RESOURCES], this.cfg.defaultLimits, now);
-    await this.repo.setLimits(departmentId, parsed, now);
+    await this.repo.setLimits(departmentId, parsed, now, () =>
+      this.events.program({
+        type: 'quota.limit_changed',
+        departmentId,
+        visibility: { scope: null, ownerId: null, departmentId },
+        payload: { departmentId, limits: Object.fromEntries(parsed) },
+      }),
+    );
     return this.usageOf(departmentId, await this.repo.ledgerOf(departmentId));
   }
 
@@ -586,8 +595,19 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
         await this.expireOne(id, new Date());
         throw reservationNotPending(id, ReservationStatus.Expired, action);
       case 'exceeded':
-        throw quotaExceeded(o.facts);
+        throw await this.refused(o.facts, null, id);
     }
+  }
+
+  /** A refusal changes nothing, so its quota.refused event has no transaction to join: it is written alone. */
+  private async refused(facts: ExceededFacts, callerId: string | null, reservationId: string | null): Promise<AppError> {
+    await this.events.recordAlone({
+      type: 'quota.refused',
+      departmentId: facts.departmentId,
+      visibility: { scope: null, ownerId: null, departmentId: facts.departmentId },
+      payload: { departmentId: facts.departmentId, resource: facts.resource, requested: facts.requested, limit: facts.limit, used: facts.used, reserved: facts.reserved, callerId, reservationId },
+    });
+    return quotaExceeded(facts);
   }
 
   private busy(): AppError {

@@ -2,6 +2,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
+import { EventsModule } from '../events/events.module';
 import { IngestionModule } from '../ingestion/ingestion.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
@@ -18,7 +19,7 @@ import { VmLinksService } from './vm-links.service';
  * ImageFileService (ingestion) answers the bytes of a signed download URL as `GET /images/{id}/file` does.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule, IngestionModule],
+  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule, IngestionModule, EventsModule],
   controllers: [LaunchesController, ImageVmsController, VmsController, DownloadsController],
   providers: [VmLinksRepository, VmLinksService, LaunchService],
   exports: [VmLinksService],

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { IsNull, Not, Repository } from 'typeorm';
+import { EntityManager, IsNull, Not, Repository } from 'typeorm';
 import { ImageKind } from '../catalog/image.enums';
 import { VmLinkEntity } from './vm-link.entity';
 import { LinkRelation } from './vm-links.enums';
@@ -18,9 +18,15 @@ export class VmLinksRepository {
   constructor(@InjectRepository(VmLinkEntity) private readonly repo: Repository<VmLinkEntity>) {}
 
   /** Inserts a link; false when (vmId, imageId, relation) or the VM's origin exists already. */
-  async insert(link: VmLinkEntity): Promise<boolean> {
+  async insert(link: VmLinkEntity, inTx?: (m: EntityManager) => Promise<unknown>): Promise<boolean> {
     try {
-      await this.repo.insert(link);
+      if (!inTx) await this.repo.insert(link);
+      else {
+        await this.repo.manager.transaction(async (m) => {
+          await m.insert(VmLinkEntity, link);
+          await inTx(m);
+        });
+      }
       return true;
     } catch (e) {
       if (isDuplicate(e)) return false;
@@ -60,16 +66,38 @@ export class VmLinksRepository {
     await this.repo.update({ vmId, vmName: Not(vmName) }, { vmName });
   }
 
-  async deleteOne(vmId: string, imageId: string, relation: LinkRelation): Promise<boolean> {
-    return ((await this.repo.delete({ vmId, imageId, relation })).affected ?? 0) > 0;
+  /** `inTx` runs in the delete's transaction when a link was removed. */
+  async deleteOne(vmId: string, imageId: string, relation: LinkRelation, inTx?: (m: EntityManager, removed: VmLinkEntity) => Promise<unknown>): Promise<boolean> {
+    if (!inTx) return ((await this.repo.delete({ vmId, imageId, relation })).affected ?? 0) > 0;
+    return this.repo.manager.transaction(async (m) => {
+      const row = await m.findOneBy(VmLinkEntity, { vmId, imageId, relation });
+      if (!row || !((await m.delete(VmLinkEntity, { id: row.id })).affected ?? 0)) return false;
+      await inTx(m, row);
+      return true;
+    });
   }
 
-  async deleteById(id: string): Promise<void> {
-    await this.repo.delete({ id });
+  /** `inTx` runs in the delete's transaction, only when the link was there to remove. */
+  async deleteById(id: string, inTx?: (m: EntityManager) => Promise<unknown>): Promise<void> {
+    if (!inTx) {
+      await this.repo.delete({ id });
+      return;
+    }
+    await this.repo.manager.transaction(async (m) => {
+      if ((await m.delete(VmLinkEntity, { id })).affected ?? 0) await inTx(m);
+    });
   }
 
-  async deleteByVm(vmId: string): Promise<number> {
-    return (await this.repo.delete({ vmId })).affected ?? 0;
+  /** `inTx` runs in the delete's transaction with the links removed. */
+  async deleteByVm(vmId: string, inTx?: (m: EntityManager, removed: VmLinkEntity[]) => Promise<unknown>): Promise<number> {
+    if (!inTx) return (await this.repo.delete({ vmId })).affected ?? 0;
+    return this.repo.manager.transaction(async (m) => {
+      const rows = await m.find(VmLinkEntity, { where: { vmId }, order: { relation: 'ASC', since: 'ASC', id: 'ASC' } });
+      if (!rows.length) return 0;
+      const affected = (await m.delete(VmLinkEntity, { vmId })).affected ?? 0;
+      await inTx(m, rows);
+      return affected;
+    });
   }
 
   /** The image is gone: its links stay as history, with its last name and kind. */

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { AccessPolicy, Action } from '../access/access.policy';
+import { AccessPolicy, Action, Scope } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageEntity } from '../catalog/image.entity';
 import { ImageKind } from '../catalog/image.enums';
 import { DeleteOptions, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { AppError, notFound } from '../common/errors';
+import { EventVisibility } from '../events/event-catalogue';
+import { EventsService, imageVisibility } from '../events/events.service';
 import { Page, pageOf } from '../common/pagination.dto';
 import { QuotaResource } from '../quota/quota.enums';
 import { QuotaService } from '../quota/quota.service';
@@ -24,6 +26,9 @@ export const VM_LINKS_CALLER = '#vm-links';
 export const vmQuotaKey = (linkId: string) => `vm:${linkId}`;
 /** Most VMs an IMAGE_IN_USE answer lists (details.total counts them all). */
 export const IN_USE_LIST_LIMIT = 100;
+
+/** Events about an image that is gone: private to nobody, so only super admins and services see them. */
+const DELETED_IMAGE_VISIBILITY: EventVisibility = { scope: Scope.Private, ownerId: null, departmentId: null };
 
 /** The VM owner as a principal, so the scope rules (R8) are asked of the one policy. */
 export const ownerPrincipal = (o: VmOwnerDto): Principal => ({ userId: o.userId, name: o.userId, departmentId: o.departmentId, role: o.role ?? Role.User });
@@ -53,6 +58,7 @@ export class VmLinksService implements ImageLifecycleListener {
 
   constructor(
     private readonly repo: VmLinksRepository,
+    private readonly events: EventsService,
     private readonly catalog: CatalogService,
     private readonly access: AccessPolicy,
     private readonly quota: QuotaService,
@@ -83,8 +89,11 @@ export class VmLinksService implements ImageLifecycleListener {
       assertUsable(this.access, image, ownerPrincipal(dto.owner), dto.zoneId, ImageUse.CreateVm);
       if (dto.reservationId) await this.checkReservation(dto.reservationId, image, dto.owner.departmentId);
       const link = this.newLink(vmId, image, LinkRelation.CreatedFrom, dto.vmName, dto.owner, dto.reservationId ?? null);
-      if (!(await this.repo.insert(link))) continue; // registered concurrently: answer that one
-      const quota = await this.chargeOrForget(link);
+      const linked = await this.repo.insert(link, (m) =>
+        this.events.record(m, { type: 'vm.linked', imageId: image.id, visibility: imageVisibility(image), payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId } }),
+      );
+      if (!linked) continue; // registered concurrently: answer that one
+      const quota = await this.chargeOrForget(link, image);
       await this.markIfGone(image);
       await this.repo.renameVm(vmId, link.vmName);
       return { link, created: true, quota };
@@ -107,7 +116,10 @@ export class VmLinksService implements ImageLifecycleListener {
     if (!image) throw notFound('IMAGE', isoId);
     assertUsable(this.access, image, ownerPrincipal(dto.owner), dto.zoneId, ImageUse.MountIso);
     const link = this.newLink(vmId, image, LinkRelation.IsoMounted, dto.vmName, dto.owner, null);
-    if (!(await this.repo.insert(link))) {
+    const mounted = await this.repo.insert(link, (m) =>
+      this.events.record(m, { type: 'iso.mounted', imageId: image.id, visibility: imageVisibility(image), payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId } }),
+    );
+    if (!mounted) {
       const now = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
       if (now) return { link: now, created: false, quota: QuotaSource.None };
       throw new AppError('CONFLICT', `VM ${vmId} changed concurrently; try again`);
@@ -118,8 +130,11 @@ export class VmLinksService implements ImageLifecycleListener {
   }
 
   /** The VM unmounted the ISO. Idempotent: true when a mount was removed. */
-  unmountIso(vmId: string, isoId: string): Promise<boolean> {
-    return this.repo.deleteOne(vmId, isoId, LinkRelation.IsoMounted);
+  async unmountIso(vmId: string, isoId: string): Promise<boolean> {
+    const visibility = await this.visibilityOf(isoId);
+    return this.repo.deleteOne(vmId, isoId, LinkRelation.IsoMounted, (m) =>
+      this.events.record(m, { type: 'iso.unmounted', imageId: isoId, visibility, payload: { vmId, reason: 'UNMOUNTED' } }),
+    );
   }
 
   /**
@@ -129,7 +144,21 @@ export class VmLinksService implements ImageLifecycleListener {
   async deleteVm(vmId: string): Promise<number> {
     const links = await this.repo.findByVm(vmId);
     for (const l of links) if (l.relation === LinkRelation.CreatedFrom) await this.quota.refundByKey(VM_LINKS_CALLER, vmQuotaKey(l.id));
-    return this.repo.deleteByVm(vmId);
+    const visibility = new Map<string, EventVisibility>();
+    for (const l of links) if (!visibility.has(l.imageId)) visibility.set(l.imageId, await this.visibilityOf(l.imageId));
+    return this.repo.deleteByVm(vmId, async (m, removed) => {
+      for (const l of removed) {
+        const vis = visibility.get(l.imageId) ?? DELETED_IMAGE_VISIBILITY;
+        if (l.relation === LinkRelation.CreatedFrom) await this.events.record(m, { type: 'vm.unlinked', imageId: l.imageId, visibility: vis, payload: { vmId, reason: 'VM_DELETED' } });
+        else await this.events.record(m, { type: 'iso.unmounted', imageId: l.imageId, visibility: vis, payload: { vmId, reason: 'VM_DELETED' } });
+      }
+    });
+  }
+
+  /** Who may see an event about the image: its scope rules, or super admins and services once it is gone. */
+  private async visibilityOf(imageId: string): Promise<EventVisibility> {
+    const image = await this.catalog.findInternal(imageId);
+    return image ? imageVisibility(image) : DELETED_IMAGE_VISIBILITY;
   }
 
   // ------------------------------------------------------------------ reading
@@ -198,6 +227,12 @@ export class VmLinksService implements ImageLifecycleListener {
     );
   }
 
+  /** The VMs linked to the image, for its image.deleted event. */
+  async describeDelete(image: ImageEntity): Promise<{ linkedVms: Array<{ vmId: string; relation: LinkRelation }> }> {
+    const [links] = await this.repo.listLive(image.id, 10_000);
+    return { linkedVms: links.map((l) => ({ vmId: l.vmId, relation: l.relation })) };
+  }
+
   /** The image is gone: its links stay as history, marked "image deleted" with its last name. Never throws. */
   async afterDelete(image: ImageEntity): Promise<void> {
     await this.repo
@@ -254,12 +289,16 @@ export class VmLinksService implements ImageLifecycleListener {
    * Charges the link's VM; when the department has no room (QUOTA_EXCEEDED) the link is removed again, so a VM
    * is recorded only when it is counted, and the refusal is answered.
    */
-  private async chargeOrForget(link: VmLinkEntity): Promise<QuotaSource> {
+  private async chargeOrForget(link: VmLinkEntity, image?: ImageEntity): Promise<QuotaSource> {
     try {
       return await this.chargeVm(link);
     } catch (e) {
       if (e instanceof AppError && e.code === 'QUOTA_EXCEEDED') {
-        await this.repo.deleteById(link.id);
+        // the link's vm.linked event is out already: its removal is told in the same transaction as the delete
+        const visibility = image ? imageVisibility(image) : await this.visibilityOf(link.imageId);
+        await this.repo.deleteById(link.id, (m) =>
+          this.events.record(m, { type: 'vm.unlinked', imageId: link.imageId, visibility, payload: { vmId: link.vmId, reason: 'QUOTA_EXCEEDED' } }),
+        );
         // a concurrent replay of this registration may have charged it meanwhile: give that back too
         await this.quota.refundByKey(VM_LINKS_CALLER, vmQuotaKey(link.id));
       }

@@ -1,0 +1,235 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Brackets, DataSource, EntityManager } from 'typeorm';
+import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
+import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
+import { EventRelayLeaseEntity } from './event.entity';
+
+/** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
+export interface SqlStatement {
+  sql: string;
+  params: unknown[];
+}
+export interface SqlResult {
+  rows: Array<Record<string, unknown>>;
+  affected: number;
+}
+/**
+ * The outbox write as a "program" of statements: a TypeORM transaction drives it through its manager, the
+ * quota's raw transaction programs (mysql2 / synchronous better-sqlite3) `yield*` it inside their own.
+ */
+export type EventProgram = Generator<SqlStatement, EventEnvelope, SqlResult>;
+
+/** An event with everything but its position and sequence, which the write takes from the counters. */
+export interface NewEvent {
+  id: string;
+  type: EventType;
+  version: number;
+  time: number;
+  subject: string;
+  imageId: string | null;
+  scope: string | null;
+  ownerId: string | null;
+  departmentId: string | null;
+  actor: EventActor;
+  correlationId: string | null;
+  payload: unknown;
+}
+
+export interface EventQuery {
+  after: number;
+  types?: string[];
+  imageId?: string;
+  limit: number;
+  /** what the reader may see (AccessPolicy.visibility), plus department events of `departmentId` */
+  visibility: VisibilityFilter;
+  readerDepartmentId?: string;
+}
+
+const POSITION = '#position';
+const COLUMNS = 'position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload, publishedAt';
+
+const num = (v: unknown): number => Number(v);
+const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+
+export function toEnvelope(r: Record<string, unknown>): EventEnvelope {
+  return {
+    id: String(r.id),
+    type: r.type as EventType,
+    version: num(r.version),
+    position: num(r.position),
+    time: num(r.time),
+    imageId: r.imageId === null || r.imageId === undefined ? null : String(r.imageId),
+    sequence: num(r.sequence),
+    actor: parse(r.actor) as EventActor,
+    correlationId: r.correlationId === null || r.correlationId === undefined ? null : String(r.correlationId),
+    payload: parse(r.payload) as EventEnvelope['payload'],
+  };
+}
+
+/**
+ * The only place that touches the event_outbox and event_counters tables.
+ *
+ * Ordering: every write first bumps the `#position` counter row, which takes its row lock until the writing
+ * transaction ends (MariaDB; SQLite serialises all transactions anyway). Transactions that write events
+ * therefore commit one after the other in position order, and a reader paging by `position > cursor` can
+ * never see position n+1 before n is committed (nor skip n): the cursor is monotonic in commit order.
+ * The lock is taken as the last step of the transaction, so it is held only for its commit. The catalog
+ * writes already serialise on catalog_state's version row the same way.
+ */
+@Injectable()
+export class EventsRepository {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  private get sqlite(): boolean {
+    return this.ds.options.type === 'better-sqlite3';
+  }
+
+  /** Bumps a counter and answers its new value, in one statement (RETURNING: MariaDB 10.5+, SQLite 3.35+). */
+  private get bumpSql(): string {
+    return this.sqlite
+      ? 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value'
+      : 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON DUPLICATE KEY UPDATE value = value + 1 RETURNING value';
+  }
+
+  /** The statements that write one event (three); the caller runs them inside the transaction of the change. */
+  *insertProgram(e: NewEvent): EventProgram {
+    const bump = this.bumpSql;
+    const pos = yield { sql: bump, params: [POSITION] };
+    const seq = yield { sql: bump, params: [e.subject] };
+    const position = num(pos.rows[0].value);
+    const sequence = num(seq.rows[0].value);
+    yield {
+      sql: `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      params: [
+        position,
+        e.id,
+        e.type,
+        e.version,
+        e.time,
+        e.subject,
+        sequence,
+        e.imageId,
+        e.scope,
+        e.ownerId,
+        e.departmentId,
+        JSON.stringify(e.actor),
+        e.correlationId,
+        JSON.stringify(e.payload),
+      ],
+    };
+    return { id: e.id, type: e.type, version: e.version, position, time: e.time, imageId: e.imageId, sequence, actor: e.actor, correlationId: e.correlationId, payload: e.payload as never };
+  }
+
+  /** Runs the write through a TypeORM transaction's manager. */
+  async insert(m: EntityManager, e: NewEvent): Promise<EventEnvelope> {
+    const g = this.insertProgram(e);
+    let step = g.next();
+    while (!step.done) {
+      const raw: unknown = await m.query(step.value.sql, step.value.params);
+      step = g.next({ rows: Array.isArray(raw) ? (raw as Array<Record<string, unknown>>) : [], affected: 0 });
+    }
+    return step.value;
+  }
+
+  /** A write with no change to join (a refusal): its own transaction. */
+  insertAlone(e: NewEvent): Promise<EventEnvelope> {
+    return this.ds.transaction((m) => this.insert(m, e));
+  }
+
+  /** Events after `after` in position order that the reader may see. */
+  async list(q: EventQuery): Promise<EventEnvelope[]> {
+    const where: string[] = ['position > ?'];
+    const params: unknown[] = [q.after];
+    if (q.types?.length) {
+      where.push(`type IN (${q.types.map(() => '?').join(', ')})`);
+      params.push(...q.types);
+    }
+    if (q.imageId !== undefined) {
+      where.push('imageId = ?');
+      params.push(q.imageId);
+    }
+    const vis = this.visibilitySql(q.visibility, q.readerDepartmentId, params);
+    if (vis) where.push(vis);
+    params.push(q.limit);
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE ${where.join(' AND ')} ORDER BY position ASC LIMIT ?`, params);
+    return rows.map(toEnvelope);
+  }
+
+  // ---------------------------------------------------------------- the relay
+
+  /** Takes or renews the relay lease; true when `holder` holds it until `until`. */
+  async acquireLease(holder: string, now: number, until: number): Promise<boolean> {
+    const res = await this.ds
+      .createQueryBuilder()
+      .update(EventRelayLeaseEntity)
+      .set({ holder, until })
+      .where('name = :name', { name: 'relay' })
+      .andWhere(new Brackets((w) => w.where('holder = :holder', { holder }).orWhere('holder IS NULL').orWhere('until < :now', { now })))
+      .execute();
+    return (res.affected ?? 0) > 0;
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    await this.ds.createQueryBuilder().update(EventRelayLeaseEntity).set({ holder: null, until: 0 }).where('name = :name', { name: 'relay' }).andWhere('holder = :holder', { holder }).execute();
+  }
+
+  /** The oldest events not yet published, in position order (so in order per image). */
+  async unpublished(limit: number): Promise<EventEnvelope[]> {
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`, [limit]);
+    return rows.map(toEnvelope);
+  }
+
+  async markPublished(positions: number[], at: number): Promise<void> {
+    if (!positions.length) return;
+    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [at, ...positions]);
+  }
+
+  /** How many events wait for the relay. */
+  async backlog(): Promise<number> {
+    const rows: Array<Record<string, unknown>> = await this.ds.query('SELECT COUNT(*) AS n FROM event_outbox WHERE publishedAt IS NULL');
+    return num(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Deletes up to `limit` events older than `before` (ms): published ones by when they were published, or,
+   * with `publishedOnly` false (no relay), every event by its time. Returns how many went.
+   */
+  async prune(before: number, publishedOnly: boolean, limit = 1000): Promise<number> {
+    const cond = publishedOnly ? 'publishedAt IS NOT NULL AND publishedAt < ?' : 'time < ?';
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT position FROM event_outbox WHERE ${cond} ORDER BY position ASC LIMIT ?`, [before, limit]);
+    if (!rows.length) return 0;
+    const positions = rows.map((r) => num(r.position));
+    await this.ds.query(`DELETE FROM event_outbox WHERE position IN (${positions.map(() => '?').join(', ')})`, positions);
+    return positions.length;
+  }
+
+  /** The highest position written so far (0 when none). */
+  async lastPosition(): Promise<number> {
+    const rows: Array<Record<string, unknown>> = await this.ds.query('SELECT MAX(position) AS p FROM event_outbox');
+    return rows[0]?.p === null || rows[0]?.p === undefined ? 0 : num(rows[0].p);
+  }
+
+  /** Image events follow the image's scope rules; department events (quota) are for that department. */
+  private visibilitySql(vis: VisibilityFilter, dept: string | undefined, params: unknown[]): string | null {
+    if (vis === null) return null;
+    const ors = vis.map((c: ScopeClause) => {
+      const parts = [`scope IN (${c.scopes.map(() => '?').join(', ')})`];
+      params.push(...c.scopes);
+      if (c.ownerId !== undefined) {
+        parts.push('ownerId = ?');
+        params.push(c.ownerId);
+      }
+      if (c.departmentId !== undefined) {
+        parts.push('departmentId = ?');
+        params.push(c.departmentId);
+      }
+      return `(${parts.join(' AND ')})`;
+    });
+    if (dept !== undefined) {
+      ors.push('(scope IS NULL AND departmentId = ?)');
+      params.push(dept);
+    }
+    return ors.length ? `(${ors.join(' OR ')})` : '1 = 0';
+  }
+}
