@@ -22,6 +22,7 @@ export const TAGS: Array<{ name: string; description: string }> = [
   { name: 'quotas', description: "Departments' limits and usage per resource, and reconciliation against the catalog." },
   { name: 'vm-links', description: 'For the compute side: the launch check, VMs created from an image, ISO mounts, VM deletion; and which VMs use an image.' },
   { name: 'quota-reservations', description: 'For other platform services: reserve quota, then grow, commit, release or refund it; idempotent by key.' },
+  { name: 'events', description: 'What changed, as a feed: image, import, VM-link and quota events from the transactional outbox, paged (GET /events) or live (Server-Sent Events); the same events go to RabbitMQ in the platform shape (asyncapi.yaml).' },
   { name: 'downloads', description: 'The signed, time-limited download URLs a launch hands out (filesystem store); no token needed.' },
   { name: 'health', description: 'Liveness and readiness probes; no token needed.' },
   { name: 'metrics', description: 'Prometheus metrics of this replica; no token needed.' },
