@@ -120,12 +120,15 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     const admin = newUser(Role.Admin, u.dept);
     const img = await createImage(c.t, u, c.zoneId, { source: { type: 'UPLOAD' } });
     expect((await upload(c, u, img.id, QCOW2)).status).toBe(200);
+    // the virtual size is qemu-img's reading of the stored image, as the record shows it
+    const virtualSizeBytes = (await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(u))).body.virtualSizeBytes as number;
+    expect(virtualSizeBytes).toBeGreaterThan(QCOW2.length);
     expect((await c.t.http().post(`/images/${img.id}/disable`).set('Authorization', c.t.auth(admin)).send({ reason: 'broken driver' })).status).toBe(200);
     expect((await c.t.http().post(`/images/${img.id}/enable`).set('Authorization', c.t.auth(admin)).send({})).status).toBe(200);
     const evs = await eventsOf(c, u, { imageId: img.id });
     expect(typesOf(evs)).toEqual(['image.created', 'image.import.started', 'image.activated', 'image.disabled', 'image.enabled']);
     expect(evs[1]).toMatchObject({ actor: callerActor(u), payload: { sourceType: 'UPLOAD' } });
-    expect(evs[2].payload).toEqual({ sizeBytes: QCOW2.length, checksum: sha256(QCOW2) });
+    expect(evs[2].payload).toEqual({ sizeBytes: QCOW2.length, checksum: sha256(QCOW2), virtualSizeBytes });
     expect(evs[3]).toMatchObject({ actor: callerActor(admin), payload: { reason: 'broken driver' } });
     expect(evs[4].payload).toEqual({});
   });
@@ -162,8 +165,8 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     const iso = await createImage(c.t, u, c.zoneId, { kind: 'ISO', format: undefined, isoUsage: 'TOOL', source: { type: 'UPLOAD' } });
     expect((await upload(c, u, iso.id, isoImage())).status).toBe(200);
     const put = (path: string, body: Json) => c.t.http().put(path).set('Authorization', c.t.auth(COMPUTE)).send(body);
-    expect((await put('/vms/vm-ev-1/origin', { imageId: img.id, vmName: 'web-1', owner })).status).toBe(201);
-    expect((await put('/vms/vm-ev-2/origin', { imageId: img.id, vmName: 'web-2', owner })).status).toBe(201);
+    expect((await put('/vms/vm-ev-1/origin', { imageId: img.id, vmName: 'web-1', owner, zoneId: c.zoneId })).status).toBe(201);
+    expect((await put('/vms/vm-ev-2/origin', { imageId: img.id, vmName: 'web-2', owner, zoneId: c.zoneId })).status).toBe(201);
     expect((await put(`/vms/vm-ev-1/iso-mounts/${iso.id}`, { vmName: 'web-1', owner, zoneId: c.zoneId })).status).toBe(201);
     expect((await put(`/vms/vm-ev-2/iso-mounts/${iso.id}`, { vmName: 'web-2', owner, zoneId: c.zoneId })).status).toBe(201);
     expect((await c.t.http().delete(`/vms/vm-ev-1/iso-mounts/${iso.id}`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);

@@ -48,7 +48,7 @@ async function everyEventType(t: TestApp, zoneId: string): Promise<void> {
   const isoImg = await createImage(t, u, zoneId, { kind: 'ISO', format: undefined, isoUsage: 'TOOL', source: { type: 'UPLOAD' } });
   ok((await put(isoImg.id, iso())).status, 200);
   const owner = { userId: u.sub, departmentId: u.dept };
-  ok((await t.http().put('/vms/relay-vm-1/origin').set('Authorization', as(COMPUTE)).send({ imageId: img.id, vmName: 'r1', owner })).status, 201); // vm.linked
+  ok((await t.http().put('/vms/relay-vm-1/origin').set('Authorization', as(COMPUTE)).send({ imageId: img.id, vmName: 'r1', owner, zoneId })).status, 201); // vm.linked
   ok((await t.http().put(`/vms/relay-vm-1/iso-mounts/${isoImg.id}`).set('Authorization', as(COMPUTE)).send({ vmName: 'r1', owner, zoneId })).status, 201); // iso.mounted
   ok((await t.http().delete(`/vms/relay-vm-1/iso-mounts/${isoImg.id}`).set('Authorization', as(COMPUTE))).status, 204); // iso.unmounted
   ok((await t.http().delete('/vms/relay-vm-1').set('Authorization', as(COMPUTE))).status, 204); // vm.unlinked
