@@ -170,6 +170,12 @@ export class IngestPipeline {
    * back. Does nothing when the image already moved on (READY, DISABLED); cleans up when it is gone.
    */
   async fail(imageId: string, reason: string, meta: FailureMeta): Promise<void> {
+    // Before FAILED is visible: the attempt's pending bytes go back and its incomplete upload is aborted, so a
+    // caller who sees FAILED and uploads again at once never has the new attempt's reservation released (or its
+    // parts aborted) by this one's clean-up. Both are no-ops for an image that finished meanwhile (a committed
+    // reservation is not released; a finished object is not an incomplete upload).
+    await ImageBytesQuota.releaseFor(this.quota, imageId);
+    await this.abortIncomplete(imageId);
     try {
       await this.catalog.transition(imageId, ImagePhase.Failed, { statusReason: reason, sizeBytes: null, bytesPerSecond: null }, [...UNFINISHED_PHASES]);
     } catch (e) {
@@ -181,7 +187,14 @@ export class IngestPipeline {
     this.metrics.importFailures.inc({ source: meta.source, code: meta.code });
     if (meta.startedAt !== undefined) this.metrics.importDuration.observe({ source: meta.source, outcome: 'failed' }, (Date.now() - meta.startedAt) / 1000);
     await this.removeBytes(imageId);
-    await ImageBytesQuota.releaseFor(this.quota, imageId);
+  }
+
+  private async abortIncomplete(imageId: string): Promise<void> {
+    try {
+      await this.storage.abortIncomplete(objectKeys.imagePrefix(imageId));
+    } catch (e) {
+      this.log.error(`Aborting the incomplete upload of ${imageId} failed: ${(e as Error).message}`);
+    }
   }
 
   /** Removes the image's object and any incomplete upload under its prefix. Never throws. */
