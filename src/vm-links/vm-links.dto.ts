@@ -62,7 +62,7 @@ export class LaunchRequestDto {
   /**
    * Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
    * request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
-   * the same key with another owner department or count is refused (422 IDEMPOTENCY_KEY_REUSED).
+   * the same key with another owner department, count or disk sizes is refused (422 IDEMPOTENCY_KEY_REUSED).
    */
   @IsString() @Matches(IDEMPOTENCY_KEY, { message: 'idempotencyKey must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
   @ApiProperty({ example: 'launch-2026-11-20-7f3a', pattern: IDEMPOTENCY_KEY.source })

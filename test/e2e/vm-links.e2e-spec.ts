@@ -501,6 +501,9 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 22 * GiB });
       // the same key and request again: the same reservation, nothing more reserved
       expect((await launch(c, img.id, b1)).status).toBe(200);
+      // the same key with other disk sizes is another request
+      const reused = await launch(c, img.id, { ...b1, dataDiskBytes: [GiB] });
+      expect([reused.status, reused.body.code]).toEqual([422, 'IDEMPOTENCY_KEY_REUSED']);
       expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 22 * GiB });
       const a = await reg('a', l1.body.reservationId);
       expect([a.status, a.body.quota]).toEqual([201, 'LAUNCH_RESERVATION']);
