@@ -137,6 +137,7 @@ function fromIngestError(e: IngestError, url?: string): Failure {
     case 'INSPECTION_FAILED':
     case 'INSPECTION_LIMIT_EXCEEDED':
     case 'VIRTUAL_SIZE_TOO_LARGE':
+    case 'CONVERSION_FAILED':
       return f(e.message, true);
   }
 }

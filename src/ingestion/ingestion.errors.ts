@@ -35,7 +35,9 @@ export type IngestErrorCode =
   | 'IMAGE_CORRUPT'
   | 'INSPECTION_FAILED'
   | 'INSPECTION_LIMIT_EXCEEDED'
-  | 'VIRTUAL_SIZE_TOO_LARGE';
+  | 'VIRTUAL_SIZE_TOO_LARGE'
+  // qemu-img convert (qemu-img.ts)
+  | 'CONVERSION_FAILED';
 
 export class IngestError extends Error {
   readonly retryable: boolean;

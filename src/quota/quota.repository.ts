@@ -577,32 +577,42 @@ export class QuotaRepository {
   }
 
   /**
-   * Charges something that exists now (a VM) as its own COMMITTED reservation `n` holding `amount` of
-   * `resource`. The amount moves from the PENDING reservation `fromId` (reserved -> used) when that still
-   * holds it for the same department; otherwise it is added to `used` by the same conditional increase as
-   * every other one (refused with `exceeded` when it does not fit under the limit).
-   * `fromReservation` answers which of the two happened. A duplicate key refuses with `duplicate`.
+   * Charges something that exists now (a VM) as its own COMMITTED reservation `n` holding `amounts` (resource
+   * order; a VM's VM_COUNT first, then its DISK_BYTES). Each amount moves from the PENDING reservation `fromId`
+   * (reserved -> used) when that still holds it for the same department; otherwise it is added to `used` by the
+   * same conditional increase as every other one (refused with `exceeded` when it does not fit under the
+   * limit), all in one transaction. `fromReservation` answers whether the first amount (the VM) came from the
+   * reservation. A duplicate key refuses with `duplicate`.
    */
-  charge(n: NewReservation, resource: QuotaResource, amount: number, fromId: string | null, now: Date): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
+  charge(n: NewReservation, amounts: Array<[QuotaResource, number]>, fromId: string | null, now: Date): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
     const self = this;
     return this.run(function* () {
       const from = fromId === null ? null : yield* self.loadTx('id', fromId);
-      const held = from?.items.find((i) => i.resource === resource);
+      const usable = !!(from && from.status === ReservationStatus.Pending && from.departmentId === n.departmentId);
       // an expired reservation the sweeper has not given back yet still holds its room: taking from it is exact
-      const fromReservation = !!(from && held?.pending && held.reserved >= amount && from.status === ReservationStatus.Pending && from.departmentId === n.departmentId);
-      const item: ItemRecord = { resource, reserved: 0, committed: amount, pending: false };
-      // the fingerprint records where the amount came from, so a replay can tell
+      const takes = amounts.map(([resource, amount]) => {
+        const held = from?.items.find((i) => i.resource === resource);
+        return { resource, amount, held: usable && held?.pending && held.reserved >= amount ? held : null };
+      });
+      const fromReservation = takes[0]?.held != null;
+      const items: ItemRecord[] = takes.map((t) => ({ resource: t.resource, reserved: 0, committed: t.amount, pending: false }));
+      // the fingerprint records where the VM came from, so a replay can tell
       const fingerprint = fromReservation ? `charged-from:${fromId}` : 'charged-directly';
-      const rec = yield* self.insertReservationTx({ ...n, fingerprint, status: ReservationStatus.Committed }, [item], now, null);
-      if (from && held && fromReservation) {
-        yield* self.ledgerTx(n.departmentId, resource, -amount, amount, null, now);
-        const left: ItemRecord = { ...held, reserved: held.reserved - amount, pending: held.reserved > amount };
-        yield* self.saveItemTx(from.id, left, true);
-        const items = from.items.map((i) => (i.resource === resource ? left : i));
-        yield* self.saveTx({ ...from, status: items.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items }, now);
-      } else {
-        // like every other increase: only if it fits under the limit (usage never exceeds a limit)
-        yield* self.ledgerTx(n.departmentId, resource, 0, amount, amount, now);
+      const rec = yield* self.insertReservationTx({ ...n, fingerprint, status: ReservationStatus.Committed }, items, now, null);
+      let fromItems = from?.items ?? [];
+      for (const t of takes) {
+        if (t.held) {
+          yield* self.ledgerTx(n.departmentId, t.resource, -t.amount, t.amount, null, now);
+          const left: ItemRecord = { ...t.held, reserved: t.held.reserved - t.amount, pending: t.held.reserved > t.amount };
+          yield* self.saveItemTx(from!.id, left, true);
+          fromItems = fromItems.map((i) => (i.resource === t.resource ? left : i));
+        } else {
+          // like every other increase: only if it fits under the limit (usage never exceeds a limit)
+          yield* self.ledgerTx(n.departmentId, t.resource, 0, t.amount, t.amount, now);
+        }
+      }
+      if (from && takes.some((t) => t.held)) {
+        yield* self.saveTx({ ...from, status: fromItems.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items: fromItems }, now);
       }
       return { rec, fromReservation };
     });

@@ -244,23 +244,26 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Charges one thing that exists now (a VM made from a launch) as its own COMMITTED reservation `key`, so it
-   * can be refunded alone when it is gone: the amount moves from the PENDING reservation `fromReservationId`
-   * (the launch's) while that holds enough for the same department, else it is added to `used` directly by
-   * the conditional increase every route goes through. Idempotent by (callerId, key): the same key again
-   * answers the first charge (`created: false`) and charges nothing.
-   * @throws QUOTA_EXCEEDED when it is not taken from the reservation and the department has no room
+   * Charges one thing that exists now (a VM made from a launch: its VM_COUNT and DISK_BYTES) as its own
+   * COMMITTED reservation `key`, so it can be refunded alone when it is gone: each amount moves from the PENDING
+   * reservation `fromReservationId` (the launch's) while that holds enough of it for the same department, else
+   * it is added to `used` directly by the conditional increase every route goes through; all or nothing.
+   * Zero amounts are left out. `fromReservation` says whether the first resource (in resource order) came from
+   * the reservation. Idempotent by (callerId, key): the same key again answers the first charge
+   * (`created: false`) and charges nothing.
+   * @throws QUOTA_EXCEEDED when an amount is not taken from the reservation and the department has no room
    */
   async charge(req: {
     key: string;
     callerId: string;
     departmentId: string;
     subjectId: string;
-    resource: QuotaResource;
-    amount: number;
+    amounts: Amounts;
     fromReservationId?: string | null;
   }): Promise<{ reservation: ReservationRecord; fromReservation: boolean; created: boolean }> {
-    if (!Number.isSafeInteger(req.amount) || req.amount < 1) throw invalid('amount', 'amount must be a positive integer');
+    const amounts = orderedAmounts(req.amounts).filter(([, n]) => n !== 0);
+    if (!amounts.length) throw invalid('amounts', 'amounts must name at least one resource with a positive amount');
+    for (const [r, n] of amounts) if (!Number.isSafeInteger(n) || n < 1) throw invalid(`amounts.${r}`, `amounts.${r} must be a positive integer`);
     const fromId = req.fromReservationId ?? null;
     const n: NewReservation = {
       id: randomUUID(),
@@ -270,11 +273,11 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
       departmentId: req.departmentId,
       subjectId: req.subjectId,
       ttlSeconds: this.cfg.reservationTtlSeconds,
-      amounts: [[req.resource, req.amount]],
+      amounts,
     };
     let swept = false;
     for (let attempt = 0; attempt < RETRIES; attempt++) {
-      const o = await this.repo.charge(n, req.resource, req.amount, fromId, new Date());
+      const o = await this.repo.charge(n, amounts, fromId, new Date());
       if (o.ok) return { reservation: o.value.rec, fromReservation: o.value.fromReservation, created: true };
       if (o.refused === 'duplicate') {
         const existing = await this.repo.findByKey(req.callerId, req.key);

@@ -6,6 +6,7 @@ import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageKind, OsCategory } from '../catalog/image.enums';
+import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
 import { QuotaResource } from '../quota/quota.enums';
@@ -19,6 +20,8 @@ import { assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
 
+const invalidField = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
+
 /** R3: a VM made from a Windows-IDE image or ISO mounts at most this many data disks. */
 export const WINDOWS_IDE_MAX_DATA_DISKS = 1;
 
@@ -31,6 +34,8 @@ export interface Launch {
   /** false: the idempotency key was seen with the same request; this is that launch's reservation */
   created: boolean;
   count: number;
+  /** DISK_BYTES reserved per VM (root disk + data disks; 0 when nothing is known) */
+  diskBytesPerVm: number;
   download: { url: string; method: DownloadMethod; expiresAt: Date };
 }
 
@@ -63,27 +68,35 @@ export class LaunchService {
    * route that makes a VM from an image shares (`assertUsable`: IMAGE_NOT_USABLE, IMAGE_NOT_ACTIVE,
    * ISO_NOT_BOOTABLE, ZONE_MISMATCH), a Windows-IDE one gets at most one data disk (TOO_MANY_DATA_DISKS), a disk
    * image fits on the given root disk (ROOT_DISK_TOO_SMALL), and the
-   * department has VM quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
+   * department has VM_COUNT and DISK_BYTES quota for all of them (QUOTA_EXCEEDED); then reserves. Idempotent by the key.
    */
   async launch(p: Principal, imageId: string, dto: LaunchRequestDto): Promise<Launch> {
     const image = await this.catalog.getFor(p, imageId, Action.See);
     const owner = ownerPrincipal(dto.owner);
     assertUsable(this.access, image, owner, dto.zoneId, ImageUse.CreateVm);
-    const dataDisks = dto.dataDisks ?? 0;
+    if (dto.dataDiskBytes && dto.dataDisks !== undefined && dto.dataDisks !== dto.dataDiskBytes.length) {
+      throw invalidField('dataDiskBytes', `dataDiskBytes names ${dto.dataDiskBytes.length} disk(s) but dataDisks is ${dto.dataDisks}`);
+    }
+    const dataDisks = dto.dataDisks ?? dto.dataDiskBytes?.length ?? 0;
     if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
     // the image must fit on the root disk; an ISO is mounted, not copied onto it
     if (image.kind === ImageKind.Image && dto.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && dto.rootDiskBytes < image.virtualSizeBytes) {
       throw rootDiskTooSmall(image, dto.rootDiskBytes, image.virtualSizeBytes);
     }
+    // what the VMs will really use: the root disk (given, else a disk image's virtual size) and the data disks
+    const diskBytesPerVm = (dto.rootDiskBytes ?? (image.kind === ImageKind.Image ? image.virtualSizeBytes : null) ?? 0) + (dto.dataDiskBytes ?? []).reduce((a, b) => a + b, 0);
+    const diskBytes = diskBytesPerVm * dto.count;
+    if (!Number.isSafeInteger(diskBytes)) throw invalidField('rootDiskBytes', `the VMs' disks (${dto.count} x ${diskBytesPerVm} bytes) are larger than any quota can hold`);
     const { reservation, created } = await this.quota.reserve({
       key: launchKey(p.userId, image.id, dto.idempotencyKey),
       callerId: VM_LINKS_CALLER,
       departmentId: owner.departmentId,
       subjectId: image.id,
-      amounts: { [QuotaResource.VmCount]: dto.count },
+      // a zero amount would still need one unit of room: DISK_BYTES is reserved only when something is known
+      amounts: { [QuotaResource.VmCount]: dto.count, ...(diskBytes > 0 ? { [QuotaResource.DiskBytes]: diskBytes } : {}) },
       ttlSeconds: this.cfg.vmLinks.launchReservationTtlSeconds,
     });
-    return { image, reservation, created, count: dto.count, download: await this.downloadFor(image.id) };
+    return { image, reservation, created, count: dto.count, diskBytesPerVm, download: await this.downloadFor(image.id) };
   }
 
   /** A presigned URL where the store has them, else a signed URL of this service; both valid DOWNLOAD_URL_TTL_SECONDS. */

@@ -34,6 +34,7 @@ function toLaunchResponse(l: Launch): LaunchResponse {
     reservationStatus: l.reservation.status,
     count: l.count,
     pendingVms: vms?.pending ? vms.reserved : 0,
+    diskBytesPerVm: l.diskBytesPerVm,
     expiresAt: l.reservation.expiresAt.toISOString(),
     image: toLaunchImageResponse(l.image),
     download: { url: l.download.url, method: l.download.method, expiresAt: l.download.expiresAt.toISOString() },
@@ -60,8 +61,8 @@ export class LaunchesController {
    * hidden), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool ISO never
    * creates a VM), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image or ISO gets at most one
    * data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` when given (422
-   * ROOT_DISK_TOO_SMALL), and the owner's department has VM quota for all of them (409
-   * QUOTA_EXCEEDED). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
+   * ROOT_DISK_TOO_SMALL), and the owner's department has VM_COUNT and DISK_BYTES quota for all of them (409
+   * QUOTA_EXCEEDED; DISK_BYTES per VM is `rootDiskBytes`, else a disk image's virtual size, plus `dataDiskBytes`). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
    * what compute needs: format, hypervisor, OS category and bits, size, checksum, and a URL to read the bytes
    * without a token until `download.expiresAt` (presigned for MinIO, a signed `/downloads/{id}` URL for the
    * filesystem store). Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`.

@@ -1,7 +1,7 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { IsDefined, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsDefined, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { Role } from '../access/principal';
 import { Hypervisor, ImageFormat, ImageKind, IsoUsage, OsCategory } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
@@ -19,6 +19,8 @@ const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const NAME = /^[^\p{Cc}]+$/u;
 export const MAX_LAUNCH_COUNT = 100;
 export const MAX_DATA_DISKS = 64;
+/** Largest single disk a launch or registration may name (1 PiB). */
+export const MAX_DISK_BYTES = 2 ** 50;
 /** Roles a VM owner can have (a service never owns a VM). */
 export const OWNER_ROLES = [Role.User, Role.Admin, Role.SuperAdmin] as const;
 export type OwnerRole = (typeof OWNER_ROLES)[number];
@@ -60,7 +62,7 @@ export class LaunchRequestDto {
   /**
    * Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
    * request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
-   * the same key with another owner department or count is refused (422 IDEMPOTENCY_KEY_REUSED).
+   * the same key with another owner department, count or disk sizes is refused (422 IDEMPOTENCY_KEY_REUSED).
    */
   @IsString() @Matches(IDEMPOTENCY_KEY, { message: 'idempotencyKey must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
   @ApiProperty({ example: 'launch-2026-11-20-7f3a', pattern: IDEMPOTENCY_KEY.source })
@@ -92,6 +94,14 @@ export class LaunchRequestDto {
   @IsOptional() @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 1, example: 21474836480 })
   rootDiskBytes?: number;
+
+  /**
+   * Sizes in bytes of each VM's data disks, when the compute side knows them: they are reserved as DISK_BYTES
+   * with the root disk. When `dataDisks` is given too it must be their number; without it, it is.
+   */
+  @IsOptional() @IsArray() @ArrayMaxSize(MAX_DATA_DISKS) @IsInt({ each: true }) @Min(1, { each: true }) @Max(MAX_DISK_BYTES, { each: true })
+  @ApiPropertyOptional({ type: 'array', items: { type: 'integer', format: 'int64', minimum: 1, maximum: MAX_DISK_BYTES }, maxItems: MAX_DATA_DISKS, example: [107374182400] })
+  dataDiskBytes?: number[];
 }
 
 /** The facts about the image the compute side needs to create the VMs. */
@@ -157,6 +167,12 @@ export class LaunchResponse {
   /** VMs of the reservation not registered yet. */
   @ApiProperty({ type: 'integer', example: 3 })
   pendingVms: number;
+  /**
+   * DISK_BYTES reserved for each VM: its root disk (`rootDiskBytes`, else a disk image's virtual size; an ISO's
+   * root disk counts only when given) plus its data disks (`dataDiskBytes`). 0 when nothing is known.
+   */
+  @ApiProperty({ type: 'integer', format: 'int64', example: 21474836480 })
+  diskBytesPerVm: number;
   /** When the reservation gives its unregistered VMs back (LAUNCH_RESERVATION_TTL_SECONDS). */
   @ApiProperty({ format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
   expiresAt: string;
@@ -194,6 +210,16 @@ export class RegisterOriginDto {
   @Optional() @IsUUID('all', { message: 'reservationId must be a UUID' })
   @ApiPropertyOptional({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
   reservationId?: string;
+
+  /**
+   * The VM's disks in bytes (root and data), charged as DISK_BYTES with the VM and refunded with it. Default: its
+   * share of the launch's DISK_BYTES while the reservation holds VMs, else a disk image's virtual size (an ISO:
+   * nothing). Taken from the launch's reservation while that holds it, else only if the department has room
+   * under its DISK_BYTES limit (409 QUOTA_EXCEEDED otherwise).
+   */
+  @IsOptional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 21474836480 })
+  diskBytes?: number;
 }
 
 export class RegisterMountDto {

@@ -10,7 +10,7 @@ import { AppError, notFound } from '../common/errors';
 import { EventVisibility } from '../events/event-catalogue';
 import { EventsService, imageVisibility } from '../events/events.service';
 import { Page, pageOf } from '../common/pagination.dto';
-import { QuotaResource } from '../quota/quota.enums';
+import { QuotaResource, ReservationStatus } from '../quota/quota.enums';
 import { QuotaService } from '../quota/quota.service';
 import { ListImageVmsQuery, RegisterMountDto, RegisterOriginDto, VmImagesResponse, VmOwnerDto } from './vm-links.dto';
 import { reservationMismatch, vmLinkConflict } from './vm-links.errors';
@@ -43,10 +43,10 @@ export interface Registered {
  * Which VMs came from which image and which mount which ISO (R19, R20), as the compute side registers them,
  * and what an image's deletion must show first.
  *
- * Quota: a launch reserves VM_COUNT for its owner's department (LaunchService). Registering a VM created from
- * an image charges it as a COMMITTED reservation of its own (key `vm:<linkId>`), taking one VM from the launch's
- * reservation while that holds one, else through the conditional ledger increase (refused at the limit);
- * deleting the VM refunds exactly that. So the department's VM usage is the
+ * Quota: a launch reserves VM_COUNT and DISK_BYTES for its owner's department (LaunchService). Registering a VM
+ * created from an image charges it as a COMMITTED reservation of its own (key `vm:<linkId>`) holding one VM and
+ * its disk bytes, each taken from the launch's reservation while that holds it, else through the conditional
+ * ledger increase (refused at the limit); deleting the VM refunds exactly that. So the department's VM usage is the
  * number of its registered VMs, whatever order things happen in, and every step is idempotent.
  *
  * Catalog hooks: `checkDelete` refuses a plain delete of an image VMs use (409 IMAGE_IN_USE listing them);
@@ -80,7 +80,7 @@ export class VmLinksService implements ImageLifecycleListener {
       const existing = await this.repo.findOrigin(vmId);
       if (existing) {
         if (existing.imageId !== dto.imageId) throw vmLinkConflict(vmId, dto.imageId, existing.imageId);
-        const quota = await this.chargeOrForget(existing);
+        const quota = await this.chargeOrForget(existing, dto.diskBytes);
         await this.rename(existing, dto.vmName);
         return { link: existing, created: false, quota };
       }
@@ -93,7 +93,7 @@ export class VmLinksService implements ImageLifecycleListener {
         this.events.record(m, { type: 'vm.linked', imageId: image.id, visibility: imageVisibility(image), payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId } }),
       );
       if (!linked) continue; // registered concurrently: answer that one
-      const quota = await this.chargeOrForget(link, image);
+      const quota = await this.chargeOrForget(link, dto.diskBytes, image);
       await this.markIfGone(image);
       await this.repo.renameVm(vmId, link.vmName);
       return { link, created: true, quota };
@@ -271,15 +271,30 @@ export class VmLinksService implements ImageLifecycleListener {
     }
   }
 
-  /** Charges the VM of a CREATED_FROM link (idempotent by link). */
-  private async chargeVm(link: VmLinkEntity): Promise<QuotaSource> {
+  /**
+   * The DISK_BYTES of a CREATED_FROM link's VM: what the registration says, else its share of the launch's
+   * DISK_BYTES while that reservation holds VMs (pending DISK_BYTES / pending VMs, rounded up: every VM of a
+   * launch reserved the same), else a disk image's virtual size (an ISO: nothing known, 0).
+   */
+  private async diskBytesOf(link: VmLinkEntity, given: number | undefined, image: ImageEntity | null): Promise<number> {
+    if (given !== undefined) return given;
+    const r = link.reservationId ? await this.quota.getReservation(link.reservationId).catch(() => null) : null;
+    const vms = r?.status === ReservationStatus.Pending ? r.items.find((i) => i.resource === QuotaResource.VmCount && i.pending && i.reserved > 0) : undefined;
+    if (r && vms) {
+      const disk = r.items.find((i) => i.resource === QuotaResource.DiskBytes && i.pending);
+      return disk ? Math.ceil(disk.reserved / vms.reserved) : 0;
+    }
+    return image?.kind === ImageKind.Image ? (image.virtualSizeBytes ?? 0) : 0;
+  }
+
+  /** Charges the VM of a CREATED_FROM link, its VM_COUNT and DISK_BYTES (idempotent by link). */
+  private async chargeVm(link: VmLinkEntity, diskBytes: number): Promise<QuotaSource> {
     const r = await this.quota.charge({
       key: vmQuotaKey(link.id),
       callerId: VM_LINKS_CALLER,
       departmentId: link.departmentId,
       subjectId: link.vmId,
-      resource: QuotaResource.VmCount,
-      amount: 1,
+      amounts: { [QuotaResource.VmCount]: 1, [QuotaResource.DiskBytes]: diskBytes },
       fromReservationId: link.reservationId,
     });
     return r.fromReservation ? QuotaSource.LaunchReservation : QuotaSource.Direct;
@@ -289,9 +304,10 @@ export class VmLinksService implements ImageLifecycleListener {
    * Charges the link's VM; when the department has no room (QUOTA_EXCEEDED) the link is removed again, so a VM
    * is recorded only when it is counted, and the refusal is answered.
    */
-  private async chargeOrForget(link: VmLinkEntity, image?: ImageEntity): Promise<QuotaSource> {
+  private async chargeOrForget(link: VmLinkEntity, givenDiskBytes: number | undefined, image?: ImageEntity): Promise<QuotaSource> {
     try {
-      return await this.chargeVm(link);
+      const diskBytes = await this.diskBytesOf(link, givenDiskBytes, image ?? (await this.catalog.findInternal(link.imageId)));
+      return await this.chargeVm(link, diskBytes);
     } catch (e) {
       if (e instanceof AppError && e.code === 'QUOTA_EXCEEDED') {
         // the link's vm.linked event is out already: its removal is told in the same transaction as the delete

@@ -311,7 +311,7 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
         expect((await act(r.id, 'commit', { amounts: { [resource]: 4 } })).status).toBe(200);
         expect(await within()).toMatchObject({ used: 4, reserved: 0 });
         // the charge VM registration uses for a VM beyond (or without) a launch reservation
-        const charge = (key: string, amount: number) => quota.charge({ key, callerId: 'test', departmentId: d, subjectId: key, resource: resource as never, amount });
+        const charge = (key: string, amount: number) => quota.charge({ key, callerId: 'test', departmentId: d, subjectId: key, amounts: { [resource]: amount } });
         expect((await charge(`c1-${d}`, 1)).fromReservation).toBe(false);
         await expect(charge(`c2-${d}`, 1)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource, requested: 1, remaining: 0, limit: 5 } });
         expect(await within()).toMatchObject({ used: 5, reserved: 0 });

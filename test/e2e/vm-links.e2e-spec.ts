@@ -45,16 +45,16 @@ async function boot(shape: Shape, label: string, env: Record<string, string> = {
 }
 
 /** An image (or ISO) of `owner`, made ACTIVE with BYTES stored as an import would leave them. */
-async function activeImage(c: Ctx, owner: Caller, over: Record<string, unknown> = {}, bytes = BYTES): Promise<Json> {
+async function activeImage(c: Ctx, owner: Caller, over: Record<string, unknown> = {}, bytes = BYTES, virtualSizeBytes?: number): Promise<Json> {
   const img = await createImage(c.t, owner, c.zoneId, { source: { type: 'UPLOAD' }, ...over });
   await c.storage.putStream(objectKeys.imageDisk(img.id), Readable.from(bytes));
   await c.catalog.transition(img.id, ImagePhase.Importing);
   await c.catalog.transition(img.id, ImagePhase.Verifying, { sizeBytes: bytes.length });
-  await c.catalog.transition(img.id, ImagePhase.Ready, { sizeBytes: bytes.length, checksum: sha256(bytes) });
+  await c.catalog.transition(img.id, ImagePhase.Ready, { sizeBytes: bytes.length, checksum: sha256(bytes), ...(virtualSizeBytes === undefined ? {} : { virtualSizeBytes }) });
   return (await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(SUPER))).body;
 }
-const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<string, unknown> = {}) =>
-  activeImage(c, owner, { kind: 'ISO', format: undefined, isoUsage: usage, ...over });
+const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<string, unknown> = {}, bytes = BYTES, virtualSizeBytes?: number) =>
+  activeImage(c, owner, { kind: 'ISO', format: undefined, isoUsage: usage, ...over }, bytes, virtualSizeBytes);
 
 const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) => c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
 const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({ idempotencyKey: `k-${randomUUID()}`, owner: ownerOf(owner), zoneId: c.zoneId, count: 1, ...over });
@@ -74,6 +74,13 @@ const quotaOf = async (c: Ctx, dept: string): Promise<{ vms: { used: number; res
   expect(res.status).toBe(200);
   const by = Object.fromEntries((res.body.resources as Json[]).map((r) => [r.resource, { used: r.used, reserved: r.reserved }]));
   return { vms: by.VM_COUNT, images: by.IMAGE_COUNT };
+};
+/** DISK_BYTES of a department, read through the quota API. */
+const diskOf = async (c: Ctx, dept: string): Promise<{ used: number; reserved: number }> => {
+  const res = await c.t.http().get(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER));
+  expect(res.status).toBe(200);
+  const r = (res.body.resources as Json[]).find((x) => x.resource === 'DISK_BYTES')!;
+  return { used: r.used, reserved: r.reserved };
 };
 const setVmLimit = async (c: Ctx, dept: string, limit: number) => {
   expect((await c.t.http().patch(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: limit } })).status).toBe(200);
@@ -477,6 +484,93 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
       expect((await origin(c, `vm-${u.sub}-direct`, { imageId: img.id, vmName: 'direct', owner: ownerOf(u) })).body.code).toBe('QUOTA_EXCEEDED');
       await noDrift(c, u.dept);
+    });
+
+    it('DISK_BYTES: a launch reserves what the VMs will use (root disk or virtual size, plus data disks); each VM charges and refunds its share', async () => {
+      const GiB = 1024 ** 3;
+      const u = newUser();
+      const img = await activeImage(c, u, { format: 'qcow2' }, BYTES, 8 * GiB);
+      const vm = (n: string) => `vm-${u.sub}-d${n}`;
+      const reg = (n: string, reservationId?: string, over: Json = {}) => origin(c, vm(n), { imageId: img.id, vmName: n, owner: ownerOf(u), ...(reservationId ? { reservationId } : {}), ...over });
+      const del = (n: string) => c.t.http().delete(`/vms/${vm(n)}`).set('Authorization', c.t.auth(COMPUTE));
+
+      // no root disk given: each VM needs the image's virtual size; data disk sizes add up
+      const b1 = launchBody(c, u, { count: 2, dataDiskBytes: [GiB, 2 * GiB] });
+      const l1 = await launch(c, img.id, b1);
+      expect([l1.status, l1.body.diskBytesPerVm]).toEqual([201, 11 * GiB]);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 22 * GiB });
+      // the same key and request again: the same reservation, nothing more reserved
+      expect((await launch(c, img.id, b1)).status).toBe(200);
+      // the same key with other disk sizes is another request
+      const reused = await launch(c, img.id, { ...b1, dataDiskBytes: [GiB] });
+      expect([reused.status, reused.body.code]).toEqual([422, 'IDEMPOTENCY_KEY_REUSED']);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 22 * GiB });
+      const a = await reg('a', l1.body.reservationId);
+      expect([a.status, a.body.quota]).toEqual([201, 'LAUNCH_RESERVATION']);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 11 * GiB, reserved: 11 * GiB });
+      // registering again charges nothing more
+      expect((await reg('a', l1.body.reservationId)).status).toBe(200);
+      expect((await reg('b', l1.body.reservationId)).status).toBe(201);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 22 * GiB, reserved: 0 });
+      expect((await del('a')).status).toBe(204);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 11 * GiB, reserved: 0 });
+      expect((await del('a')).status).toBe(204);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 11 * GiB, reserved: 0 });
+
+      // a root disk given is what is reserved; dataDisks and dataDiskBytes must agree
+      const l2 = await launch(c, img.id, launchBody(c, u, { count: 3, rootDiskBytes: 10 * GiB }));
+      expect([l2.status, l2.body.diskBytesPerVm]).toEqual([201, 10 * GiB]);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 11 * GiB, reserved: 30 * GiB });
+      const bad = await launch(c, img.id, launchBody(c, u, { dataDisks: 2, dataDiskBytes: [GiB] }));
+      expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+
+      // a limit below what a launch needs: refused on DISK_BYTES, nothing reserved
+      expect((await c.t.http().patch(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { DISK_BYTES: 60 * GiB } })).status).toBe(200);
+      const over = await launch(c, img.id, launchBody(c, u, { count: 3 }));
+      expect([over.status, over.body.code, over.body.details?.resource]).toEqual([409, 'QUOTA_EXCEEDED', 'DISK_BYTES']);
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 1, reserved: 3 } });
+      expect(await diskOf(c, u.dept)).toEqual({ used: 11 * GiB, reserved: 30 * GiB });
+
+      // the three VMs of l2 take their 10 GiB each from the reservation; a fourth goes beyond it and needs room
+      for (const n of ['c', 'd', 'e']) expect((await reg(n, l2.body.reservationId)).body.quota).toBe('LAUNCH_RESERVATION');
+      expect(await diskOf(c, u.dept)).toEqual({ used: 41 * GiB, reserved: 0 });
+      const beyond = await reg('f', l2.body.reservationId, { diskBytes: 20 * GiB });
+      expect([beyond.status, beyond.body.code, beyond.body.details?.resource]).toEqual([409, 'QUOTA_EXCEEDED', 'DISK_BYTES']);
+      // refused: not recorded, no VM counted
+      expect((await vmImages(c, vm('f'))).createdFrom).toBeNull();
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 4, reserved: 0 } });
+      expect(await diskOf(c, u.dept)).toEqual({ used: 41 * GiB, reserved: 0 });
+      // without a size, a VM beyond the reservation is charged the image's virtual size, directly
+      const direct = await reg('g', l2.body.reservationId);
+      expect([direct.status, direct.body.quota]).toEqual([201, 'DIRECT']);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 49 * GiB, reserved: 0 });
+      // without any reservation: the virtual size, directly, while it fits (57 GiB of 60), then refused
+      expect((await reg('h')).body.quota).toBe('DIRECT');
+      expect((await reg('i')).body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'DISK_BYTES', requested: 8 * GiB, remaining: 3 * GiB } });
+      expect(await diskOf(c, u.dept)).toEqual({ used: 57 * GiB, reserved: 0 });
+      for (const n of ['b', 'c', 'd', 'e', 'g', 'h']) expect((await del(n)).status).toBe(204);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 0 });
+      expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 0, reserved: 0 } });
+      await noDrift(c, u.dept);
+    });
+
+    it('DISK_BYTES of an ISO launch: only a root disk given counts (no virtual-size rule), plus data disks', async () => {
+      const GiB = 1024 ** 3;
+      const u = newUser();
+      const osIso = await activeIso(c, u, 'OS', {}, BYTES, 4 * GiB);
+      const bare = await launch(c, osIso.id, launchBody(c, u, { count: 2 }));
+      expect([bare.status, bare.body.diskBytesPerVm]).toEqual([201, 0]);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 0 });
+      const sized = await launch(c, osIso.id, launchBody(c, u, { count: 2, rootDiskBytes: GiB, dataDiskBytes: [GiB] }));
+      expect([sized.status, sized.body.diskBytesPerVm]).toEqual([201, 2 * GiB]);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 4 * GiB });
+      expect((await origin(c, `vm-${u.sub}-iso1`, { imageId: osIso.id, vmName: 'i1', owner: ownerOf(u), reservationId: sized.body.reservationId })).status).toBe(201);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 2 * GiB, reserved: 2 * GiB });
+      // an ISO VM without a reservation and without a size charges no disk bytes
+      expect((await origin(c, `vm-${u.sub}-iso2`, { imageId: osIso.id, vmName: 'i2', owner: ownerOf(u) })).status).toBe(201);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 2 * GiB, reserved: 2 * GiB });
+      expect((await c.t.http().delete(`/vms/vm-${u.sub}-iso1`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 2 * GiB });
     });
 
     it('registers ISO mounts and unmounts, idempotently, checked like a use of the ISO', async () => {

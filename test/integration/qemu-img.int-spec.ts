@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -137,6 +137,63 @@ describe('qemu-img as the referee', () => {
     expect(r).toEqual({ code: expect.stringMatching(/^INSPECTION_(FAILED|LIMIT_EXCEEDED)$/), message: expect.stringMatching(/qemu-img info (ended with SIGABRT|ran out of memory)|could not read/) });
   });
 
+  describe('qemu-img convert', () => {
+    const MiB = 1024 * 1024;
+    /** The guest-visible bytes of an image, as qemu reads them (converted to raw by qemu-img itself). */
+    const guestBytes = (fmt: string, file: string): Buffer => {
+      const out = `${file}.guest.raw`;
+      execFileSync('qemu-img', ['convert', '-q', '-f', fmt, '-O', 'raw', file, out]);
+      return readFileSync(out);
+    };
+
+    it('converts qcow2 to raw and a streamOptimized VMDK to qcow2: qemu-img compare finds them identical, the result is judged like an upload, progress reaches 1', async () => {
+      const cases: { from: DiskFormat; made: RealFormat; qfmt: string; to: 'raw' | 'qcow2' }[] = [
+        { from: 'qcow2', made: 'qcow2', qfmt: 'qcow2', to: 'raw' },
+        { from: 'vmdk', made: 'vmdk-stream', qfmt: 'vmdk', to: 'qcow2' },
+        { from: 'vhd', made: 'vhd', qfmt: 'vpc', to: 'raw' },
+      ];
+      for (const c of cases) {
+        const src = write(`conv-${c.made}`, realImage(c.made, { dataBytes: 3 * MiB, virtualBytes: 8 * MiB, seed: 5 }));
+        const out = join(dir, `conv-${c.made}.${c.to}`);
+        const seen: number[] = [];
+        await qemu.convert(c.from, { file: src }, { file: out, format: c.to }, { onProgress: (f) => seen.push(f) });
+        expect({ case: c.made, last: seen[seen.length - 1], rising: seen.every((f, i) => i === 0 || f >= seen[i - 1]) }).toEqual({ case: c.made, last: 1, rising: true });
+        expect(await qemu.compare({ format: c.from, target: { file: src } }, { format: c.to, target: { file: out } })).toBe(true);
+        // the result passes the referee as the format it now is, with the source's virtual size (a VHD's is rounded to its geometry)
+        const { virtualSizeBytes } = await qemu.inspect(c.from, { file: src });
+        expect(virtualSizeBytes).toBeGreaterThanOrEqual(8 * MiB);
+        expect(await qemu.inspect(c.to, { file: out })).toMatchObject({ format: c.to, virtualSizeBytes });
+        // the guest sees the same bytes, read back independently
+        const guest = guestBytes(c.to, out);
+        expect(guest.equals(guestBytes(c.qfmt, src))).toBe(true);
+        expect(guest.subarray(0, 3 * MiB).equals(rawBytes(3 * MiB, 5))).toBe(true);
+      }
+      // compare tells a difference
+      const other = write('conv-other.qcow2', realImage('qcow2', { dataBytes: 3 * MiB, virtualBytes: 8 * MiB, seed: 6 }));
+      expect(await qemu.compare({ format: 'qcow2', target: { file: other } }, { format: 'raw', target: { file: join(dir, 'conv-qcow2.raw') } })).toBe(false);
+    });
+
+    it('refuses with CONVERSION_FAILED when qemu-img cannot convert, names limits it ran into, and stops on abort without leaving qemu-img running', async () => {
+      const notQcow2 = write('conv-bad.qcow2', rawBytes(MiB));
+      const bad = await refusal(qemu.convert('qcow2', { file: notQcow2 }, { file: join(dir, 'conv-bad.raw'), format: 'raw' }));
+      expect(bad).toEqual({ code: 'CONVERSION_FAILED', message: expect.stringMatching(/^qemu-img could not convert the qcow2 image to raw \(exit 1\): /) });
+      await expect(qemu.convert('raw', { file: notQcow2 }, { file: 'relative.raw', format: 'raw' })).rejects.toThrow(/absolute path/);
+      // a FIFO nobody writes: the conversion hangs until its own wall clock (not the inspection's) stops it
+      const fifo = join(dir, 'conv-fifo');
+      execFileSync('mkfifo', [fifo]);
+      const timed = await refusal(qemu.convert('raw', { file: fifo }, { file: join(dir, 'conv-fifo.qcow2'), format: 'qcow2' }, { timeoutMs: 1200 }));
+      expect(timed).toEqual({ code: 'INSPECTION_LIMIT_EXCEEDED', message: expect.stringMatching(/qemu-img convert did not finish within 1200 ms and was stopped; /) });
+      const ac = new AbortController();
+      const stopped = qemu.convert('raw', { file: fifo }, { file: join(dir, 'conv-fifo2.qcow2'), format: 'qcow2' }, { signal: ac.signal });
+      setImmediate(() => ac.abort());
+      expect(await refusal(stopped)).toEqual({ code: 'ABORTED', message: expect.stringMatching(/cancelled/) });
+      const left = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(fifo));
+      expect(left).toEqual([]);
+    });
+  });
+
   describe.each(['fs', 'minio'])('through the loopback Range relay over the %s store', (driver) => {
     let s3: S3TestServer | undefined;
     let storage: ObjectStorage;
@@ -171,6 +228,15 @@ describe('qemu-img as the referee', () => {
       expect(await refusal(withRangeRelay(storage, 'images/d/disk', delta, (url) => qemu.inspect('vmdk', { url })))).toMatchObject({ code: 'FORMAT_UNSAFE' });
       const huge = await store('images/e/disk', qcow2Virtual('1P'));
       expect(await withRangeRelay(storage, 'images/e/disk', huge, (url) => qemu.inspect('qcow2', { url }))).toMatchObject({ virtualSizeBytes: 1024 ** 5 });
+    });
+
+    it('converts a stored image read through the relay (nothing copied first) into a local file', async () => {
+      const src = realImage('vmdk-stream', { dataBytes: 2 * 1024 * 1024, virtualBytes: 4 * 1024 * 1024, seed: 3 });
+      const size = await store('images/g/disk', src);
+      const out = join(dir, `relay-${driver}.qcow2`);
+      await withRangeRelay(storage, 'images/g/disk', size, (url) => qemu.convert('vmdk', { url }, { file: out, format: 'qcow2' }));
+      expect(await qemu.compare({ format: 'vmdk', target: { file: write(`relay-${driver}.vmdk`, src) } }, { format: 'qcow2', target: { file: out } })).toBe(true);
+      expect(await qemu.inspect('qcow2', { file: out })).toMatchObject({ virtualSizeBytes: 4 * 1024 * 1024 });
     });
 
     it('answers only its own random path on loopback', async () => {
