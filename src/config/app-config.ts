@@ -8,7 +8,7 @@ import { loadQuotaConfig, QuotaConfig } from '../quota/quota.config';
 import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, MaxLength, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
 import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
-import { jwksProblem, pemKeyProblem } from '../access/jwt';
+import { jwksProblem, pemKeyProblem } from '../common/key-checks';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) => {
