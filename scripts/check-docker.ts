@@ -22,7 +22,8 @@ import { DCLinter } from 'dclint';
 import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { validate as lintDockerfile, ValidationSeverity, type ValidatorSettings } from 'dockerfile-utils';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { ConfigError, EnvVars, loadConfig } from '../src/config/app-config';
+import { ConfigError, EnvVars } from '../src/config/app-config';
+import { FEATURE_ENV_SCHEMAS, loadAppConfig } from '../src/feature-configs';
 
 export type CheckName =
   | 'compose-schema'
@@ -65,9 +66,9 @@ const repoRoot = [resolve(__dirname, '..'), resolve(__dirname, '..', '..')].find
 const display = (file: string) => relative(process.cwd(), file) || file;
 const versionOf = (pkg: string) => (JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')) as { version: string }).version;
 
-/** Every environment variable the service reads: the properties EnvVars declares to class-validator. */
+/** Every environment variable the service reads: the properties EnvVars and the features' own schemas declare to class-validator. */
 export function serviceEnvVarNames(): Set<string> {
-  const metas = getMetadataStorage().getTargetValidationMetadatas(EnvVars, '', true, false);
+  const metas = [EnvVars, ...FEATURE_ENV_SCHEMAS].flatMap((schema) => getMetadataStorage().getTargetValidationMetadatas(schema, '', true, false));
   return new Set(metas.map((m) => m.propertyName));
 }
 
@@ -159,7 +160,7 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
     report.serviceVariables = Object.keys(env).sort();
     const unknown = report.serviceVariables.filter((k) => !known.has(k));
     for (const k of unknown)
-      problem('compose-env', composeFile, `${serviceName} sets ${k}, which the service does not read (not a property of EnvVars in src/config/app-config.ts)`, lineOf(['services', serviceName, 'environment', k]));
+      problem('compose-env', composeFile, `${serviceName} sets ${k}, which the service does not read (not a property of EnvVars in src/config/app-config.ts nor of a feature's schema in src/feature-configs.ts)`, lineOf(['services', serviceName, 'environment', k]));
     // the values this file fixes must boot; values taken from the operator's shell are checked at boot
     const resolved: Record<string, string> = {};
     const fromOperator = new Set<string>();
@@ -173,7 +174,7 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
       if (r.fromOperator) fromOperator.add(k);
     }
     try {
-      loadConfig(resolved);
+      loadAppConfig(resolved);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       for (const p of e.problems) {

@@ -3,11 +3,12 @@ import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { AccessModule } from './access/access.module';
 import { CatalogModule } from './catalog/catalog.module';
 import { HttpExceptionFilter } from './common/http-exception.filter';
-import { RateLimitModule } from './common/rate-limit';
+import { RateLimitModule } from './rate-limit/rate-limit';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { JOB_TYPES } from './job-catalogue';
 import { HealthModule } from './health/health.module';
 import { IngestionModule } from './ingestion/ingestion.module';
 import { ObservabilityModule } from './observability/observability.module';
@@ -22,7 +23,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp, mountDocs } from './app.factory';
-import { ConfigError, loadConfig } from './config/app-config';
+import { ConfigError } from './config/app-config';
+import { loadAppConfig } from './feature-configs';
 
 async function bootstrap(): Promise<void> {
   let config;
   try {
-    config = loadConfig();
+    config = loadAppConfig();
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);

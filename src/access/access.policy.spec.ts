@@ -30,3 +30,39 @@ describe('AccessPolicy: using an image (R8, R19)', () => {
     ]);
   });
 });
+
+describe('AccessPolicy: quotas and VM links (the decisions quota and vm-links ask it for)', () => {
+  const policy = new AccessPolicy();
+  it.each([
+    [Role.User, 'd1', true],
+    [Role.User, 'd2', false],
+    [Role.Admin, 'd2', true],
+    [Role.Service, 'd2', true],
+    [Role.SuperAdmin, 'd2', true],
+  ] as const)("%s reading department %s's quota: %s", (role, dept, want) => {
+    expect(policy.canReadDepartmentQuota(p(role), dept)).toBe(want);
+    if (want) expect(() => policy.assertCanReadDepartmentQuota(p(role), dept)).not.toThrow();
+    else expect(() => policy.assertCanReadDepartmentQuota(p(role), dept)).toThrow(expect.objectContaining({ code: 'FORBIDDEN', details: { departmentId: dept } }));
+  });
+
+  it.each([
+    [Role.User, 'me', 'd2', true],
+    [Role.User, 'other', 'd1', false],
+    [Role.Admin, 'other', 'd1', true],
+    [Role.Admin, 'me', 'd2', true],
+    [Role.Admin, 'other', 'd2', false],
+    [Role.Service, 'other', 'd2', true],
+    [Role.SuperAdmin, 'other', 'd2', true],
+  ] as const)('%s reading a VM link of %s/%s: %s', (role, owner, dept, want) => {
+    expect(policy.canReadVmLink(p(role), { ownerId: owner, departmentId: dept })).toBe(want);
+  });
+
+  it("lists an image's VMs for whoever may delete it and for services; a deleted image's for super admins and services", () => {
+    const other = img(Scope.Private, 'other', 'd2');
+    expect(() => policy.assertCanListImageVms(p(Role.Service), other, 'i')).not.toThrow();
+    expect(() => policy.assertCanListImageVms(p(Role.SuperAdmin), other, 'i')).not.toThrow();
+    expect(() => policy.assertCanListImageVms(p(Role.User), other, 'i')).toThrow(expect.objectContaining({ code: 'IMAGE_NOT_FOUND' }));
+    expect(() => policy.assertCanListImageVms(p(Role.User), img(Scope.Public, 'other', 'd2'), 'i')).toThrow(expect.objectContaining({ code: 'FORBIDDEN' }));
+    expect([Role.Service, Role.SuperAdmin, Role.Admin, Role.User].map((r) => policy.canListVmsOfDeletedImage(p(r)))).toEqual([true, true, false, false]);
+  });
+});

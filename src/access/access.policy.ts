@@ -165,6 +165,46 @@ export class AccessPolicy {
     }
   }
 
+  // ------------------------------------------------------------------ beyond images: quotas and VM links
+
+  /** A department's quota: super admins, admins and services read any department; users only their own. */
+  canReadDepartmentQuota(p: Principal, departmentId: string): boolean {
+    return p.role !== Role.User || p.departmentId === departmentId;
+  }
+
+  /** Throws FORBIDDEN where `canReadDepartmentQuota` says no. */
+  assertCanReadDepartmentQuota(p: Principal, departmentId: string): void {
+    if (!this.canReadDepartmentQuota(p, departmentId)) {
+      throw new AppError('FORBIDDEN', 'Users may read their own department quota only', { departmentId });
+    }
+  }
+
+  /**
+   * The VMs linked to an image that exists: a service reads them for any image; anyone else where they may delete
+   * the image (R20: they are shown before a delete). Throws like `assert(p, Action.Delete, ...)`.
+   */
+  assertCanListImageVms(p: Principal, image: Guarded, imageId: string): void {
+    if (p.role !== Role.Service) this.assert(p, Action.Delete, image, imageId);
+  }
+
+  /** After a confirmed delete the image is gone, the VMs are not: super admins and services still read its links. */
+  canListVmsOfDeletedImage(p: Principal): boolean {
+    return p.role === Role.Service || p.role === Role.SuperAdmin;
+  }
+
+  /** One VM link: services and super admins read every one; an admin its department's and its own; a user their own. */
+  canReadVmLink(p: Principal, link: { departmentId: string; ownerId: string }): boolean {
+    switch (p.role) {
+      case Role.Service:
+      case Role.SuperAdmin:
+        return true;
+      case Role.Admin:
+        return link.departmentId === p.departmentId || link.ownerId === p.userId;
+      case Role.User:
+        return link.ownerId === p.userId;
+    }
+  }
+
   /** R11: the default view is All for a super admin, Featured for everyone else. */
   defaultView(p: Principal): View {
     return p.role === Role.SuperAdmin ? View.All : View.Featured;

@@ -2,11 +2,11 @@ import { CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMet
 import { Reflector } from '@nestjs/core';
 import { AppError } from '../common/errors';
 import { requestContext } from '../common/request-context';
+import { PUBLIC_ROUTE, ROLES_KEY } from '../common/route-metadata';
 import { JwtVerifier } from './jwt';
 import { Principal, Role } from './principal';
 
-export const PUBLIC_ROUTE = 'hcm:public';
-export const ROLES_KEY = 'hcm:roles';
+export { PUBLIC_ROUTE, ROLES_KEY };
 
 export const QUERY_TOKEN_ROUTE = 'hcm:query-token';
 

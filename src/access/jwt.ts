@@ -4,6 +4,7 @@ import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVeri
 import type { CryptoKey, JSONWebKeySet, JWSHeaderParameters } from 'jose';
 import type { AuthConfig } from '../config/app-config';
 import { AppError } from '../common/errors';
+import { algOfKey, jwksProblem, pemKeyProblem } from '../common/key-checks';
 import { Principal, Role } from './principal';
 
 const ROLES = new Set<string>(Object.values(Role));
@@ -37,42 +38,7 @@ export function signToken(claims: TokenClaims, secret: string, ttlSeconds = 3600
 }
 
 const invalid = (why: string) => new AppError('AUTH_TOKEN_INVALID', `Invalid token: ${why}`);
-
-/** The algorithm a PEM public key signs with. */
-function algOfKey(key: KeyObject): string {
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return 'RS256';
-    case 'ec':
-      if (key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
-      throw new Error('only P-256 EC keys (ES256) are accepted');
-    case 'ed25519':
-      return 'EdDSA';
-    default:
-      throw new Error(`key type ${String(key.asymmetricKeyType)} is not accepted (RSA, EC P-256 or Ed25519)`);
-  }
-}
-
-/** Checks that a PEM text is a public key verify() can use; returns why not, or undefined. */
-export function pemKeyProblem(pem: string): string | undefined {
-  try {
-    algOfKey(createPublicKey(pem));
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
-/** Checks the shape of a JWKS document; returns why it is not one, or undefined. */
-export function jwksProblem(doc: unknown): string | undefined {
-  if (!doc || typeof doc !== 'object' || !Array.isArray((doc as JSONWebKeySet).keys)) return 'not a JWKS ({"keys": [...]})';
-  try {
-    createLocalJWKSet(doc as JSONWebKeySet);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return undefined;
-}
+export { jwksProblem, pemKeyProblem };
 
 export interface JwksStatus {
   /** successful loads of the key set (first one included) */

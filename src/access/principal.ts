@@ -1,18 +1,6 @@
-/** Roles carried in the token's `role` claim. */
-export enum Role {
-  SuperAdmin = 'super_admin',
-  Admin = 'admin',
-  User = 'user',
-  Service = 'service',
-}
-
-/** The authenticated caller, from the verified token. */
-export interface Principal {
-  /** `sub` claim: the user (or service) id */
-  userId: string;
-  /** `name` claim */
-  name: string;
-  /** `dept` claim: the caller's department id */
-  departmentId: string;
-  role: Role;
-}
+/**
+ * The caller's identity is a foundation type (src/common/principal.ts): common/request-context carries it and
+ * common/ imports no feature module. Access re-exports it, so features keep importing it from here.
+ */
+export { Role } from '../common/principal';
+export type { Principal } from '../common/principal';

@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse,
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
-import { RateLimited } from '../common/rate-limit';
+import { RateLimited } from '../rate-limit/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
 import { INGESTION_ERRORS } from '../ingestion/ingestion.service';
 import { QUOTA_ERRORS } from '../quota/quota.errors';

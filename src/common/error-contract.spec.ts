@@ -9,7 +9,7 @@ import { MetricsService } from '../observability/metrics.service';
 import { ApiErrors, ApiNoDependency } from './api-errors.decorator';
 import { applyErrorContract } from './error-contract';
 import { ErrorSet } from './errors';
-import { RateLimited, RateLimiter } from './rate-limit';
+import { RateLimited, RateLimiter } from '../rate-limit/rate-limit';
 import { uuidPipe } from './uuid.pipe';
 
 class ThingDto {

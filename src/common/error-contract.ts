@@ -3,10 +3,9 @@ import type { INestApplication, Type } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import type { OpenAPIObject } from '@nestjs/swagger';
-import { PUBLIC_ROUTE, ROLES_KEY } from '../access/auth.guard';
 import { API_ERRORS_KEY, NO_DEPENDENCY_KEY } from './api-errors.decorator';
 import { ERROR_CODES, ERROR_DESCRIPTIONS, ERROR_DETAILS_EXAMPLES, ErrorCode, ErrorSet } from './errors';
-import { RATE_LIMIT_KEY } from './rate-limit';
+import { PUBLIC_ROUTE, RATE_LIMIT_KEY, ROLES_KEY } from './route-metadata';
 
 type OperationObject = NonNullable<OpenAPIObject['paths'][string]['get']>;
 type ResponseObject = OperationObject['responses'][string] & { description: string };

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadAppConfig } from '../feature-configs';
 import { ConfigError, loadConfig } from './app-config';
 
 describe('loadConfig', () => {
@@ -22,7 +23,7 @@ describe('loadConfig', () => {
   it('names every bad key at once, hiding secret values', () => {
     let err: ConfigError | undefined;
     try {
-      loadConfig({ DATA_DIR: dir, PORT: 'eighty', DB_TYPE: 'postgres', AUTH_JWT_SECRET: 'short', LOG_LEVEL: 'loud', DB_LOG: 'maybe', QUOTA_RECONCILE_ON_START: 'sometimes' });
+      loadAppConfig({ DATA_DIR: dir, PORT: 'eighty', DB_TYPE: 'postgres', AUTH_JWT_SECRET: 'short', LOG_LEVEL: 'loud', DB_LOG: 'maybe', QUOTA_RECONCILE_ON_START: 'sometimes' });
     } catch (e) {
       err = e as ConfigError;
     }

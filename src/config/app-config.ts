@@ -4,11 +4,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { plainToInstance, Transform } from 'class-transformer';
 import { ConfigError } from './config-error';
-import { loadQuotaConfig, QuotaConfig } from '../quota/quota.config';
 import { IsBoolean, IsIn, IsInt, Matches, IsOptional, IsString, Max, MaxLength, Min, MinLength, validateSync } from 'class-validator';
 import { parseCidr, splitList } from '../common/cidr';
-import { FileSourcesConfig, parseFileSources } from '../file-sources/file-sources.config';
-import { jwksProblem, pemKeyProblem } from '../access/jwt';
+import { jwksProblem, pemKeyProblem } from '../common/key-checks';
 
 const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
 const toBool = ({ value }: { value: unknown }) => {
@@ -242,23 +240,7 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(16) @Max(65536)
   QEMU_IMG_MAX_MEMORY_MB?: number;
 
-  // --- the platform's file directory (src/file-sources) ---
-  /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] (see file-sources.config.ts) */
-  @IsOptional() @IsString()
-  FILE_SOURCES?: string;
-
-  /** `name=<percent-encoded password>,...` for the smb:// (and foreign s3://) sources */
-  @IsOptional() @IsString()
-  FILE_SOURCE_PASSWORDS?: string;
-
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(3600000)
-  FILE_SOURCE_TIMEOUT_MS?: number;
-
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
-  FILE_SOURCE_SMBCLIENT?: string;
-
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(1000000)
-  FILE_SOURCE_MAX_ENTRIES?: number;
+  // --- the platform's file directory: FILE_SOURCE* are src/file-sources/file-sources.config.ts's own ---
 
   // --- VM links and launches (src/vm-links) ---
   @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
@@ -465,8 +447,6 @@ export interface RateLimitConfig {
 }
 
 export class AppConfig {
-  /** QUOTA_* settings, validated with the rest (src/quota/quota.config.ts) */
-  quota: QuotaConfig;
   /** requests per caller and minute on the expensive routes; 0 turns a limit off */
   rateLimits: RateLimitConfig;
   queue: QueueConfig;
@@ -480,8 +460,6 @@ export class AppConfig {
   bodyLimitBytes: number;
   storage: StorageConfig;
   ingestion: IngestionConfig;
-  /** the platform's file directory: SMB shares, mounted directories, buckets (R14) */
-  fileSources: FileSourcesConfig;
   vmLinks: VmLinksConfig;
   events: EventsConfig;
   /** Raw, validated variables, for modules that add their own settings (kept typed there). */
@@ -536,7 +514,13 @@ export function isPlatformShape(vars: { DB_TYPE?: string; STORAGE_DRIVER?: strin
   return (vars.DB_TYPE ?? 'sqlite') !== 'sqlite' || vars.STORAGE_DRIVER === 'minio';
 }
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+/**
+ * A feature's check of its own settings (it owns their schema): reads the raw variables, pushes what is wrong onto
+ * `problems`. loadConfig runs the checks it is given with its own, so a bad start lists every problem at once.
+ */
+export type ConfigCheck = (env: Record<string, string | undefined>, problems: string[]) => void;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env, checks: readonly ConfigCheck[] = []): AppConfig {
   const vars = plainToInstance(EnvVars, { ...env }, { excludeExtraneousValues: false });
   const errors = validateSync(vars, { whitelist: false, forbidUnknownValues: false });
   const problems = errors.map((e) => {
@@ -587,22 +571,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('PUBLIC_BASE_URL: required when DB_TYPE is mariadb/mysql or STORAGE_DRIVER is minio (the base of the download URLs the service signs, e.g. https://images.hcm.internal)');
   }
   if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
-  const fileSources = parseFileSources(vars.FILE_SOURCES, vars.FILE_SOURCE_PASSWORDS, problems);
-  for (const s of fileSources) {
-    if (s.kind === 'bucket' && s.store === 'service' && vars.STORAGE_DRIVER !== 'minio') problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
-  }
   if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && asymmetric) {
     problems.push('DOWNLOAD_URL_SECRET: required with STORAGE_DRIVER=fs when AUTH_JWT_SECRET is not set (it signs the download URLs of launches)');
   }
   const amqp = parseAmqp(vars, problems);
-  let quota: QuotaConfig | undefined;
-  try {
-    quota = loadQuotaConfig(env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    problems.push(...e.problems);
-  }
-  if (problems.length || !quota) throw new ConfigError(problems);
+  // the features' own settings (quota, file sources): each feature owns its schema and config/ imports none of
+  // them; the composition root passes their checks (src/feature-configs.ts) so every problem is listed at once
+  for (const check of checks) check(env, problems);
+  if (problems.length) throw new ConfigError(problems);
 
   let secret = vars.AUTH_JWT_SECRET;
   let generatedSecret = false;
@@ -612,7 +588,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const dbPath = vars.DB_PATH ?? join(dataDir, 'hcm-images.sqlite');
   return Object.assign(new AppConfig(), {
-    quota,
     port: vars.PORT ?? 3000,
     host: vars.HOST ?? '0.0.0.0',
     dataDir,
@@ -702,12 +677,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxAttempts: vars.URL_MAX_ATTEMPTS ?? 5,
         retryBaseDelayMs: vars.URL_RETRY_BASE_DELAY_MS ?? 1000,
       },
-    },
-    fileSources: {
-      sources: fileSources,
-      timeoutMs: vars.FILE_SOURCE_TIMEOUT_MS ?? 30_000,
-      smbclient: vars.FILE_SOURCE_SMBCLIENT ?? 'smbclient',
-      maxEntries: vars.FILE_SOURCE_MAX_ENTRIES ?? 10_000,
     },
     vmLinks: {
       downloadUrlTtlSeconds: vars.DOWNLOAD_URL_TTL_SECONDS ?? 3600,

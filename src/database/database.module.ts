@@ -4,6 +4,7 @@ import { Module, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
+import { HealthRegistry } from '../health/health.registry';
 import { dataSourceOptions } from './database.options';
 import { installSqliteTransactionGate } from './sqlite-gate';
 
@@ -19,9 +20,16 @@ import { installSqliteTransactionGate } from './sqlite-gate';
   ],
 })
 export class DatabaseModule implements OnModuleInit {
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly health: HealthRegistry,
+  ) {}
 
   onModuleInit(): void {
     installSqliteTransactionGate(this.ds);
+    // the database's readiness check: the module that owns the connection registers it, as storage and jobs do
+    this.health.register('database', async () => {
+      await this.ds.query('SELECT 1');
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/app-config';
-import { parseFileSources } from './file-sources.config';
+import { loadAppConfig } from '../feature-configs';
+import { loadFileSourcesConfig, parseFileSources } from './file-sources.config';
 
 const parse = (sources: string, passwords?: string) => {
   const problems: string[] = [];
@@ -45,7 +46,7 @@ describe('FILE_SOURCES', () => {
 
   it('is validated at boot with the rest of the configuration, hiding the passwords', () => {
     const base = { DATA_DIR: '/tmp/hcm-cfg-test', AUTH_JWT_SECRET: 'x'.repeat(40) };
-    expect(loadConfig({ ...base, FILE_SOURCES: 'share=smb://u@h/files', FILE_SOURCE_PASSWORDS: 'share=pw' }).fileSources).toMatchObject({
+    expect(loadFileSourcesConfig(loadAppConfig({ ...base, FILE_SOURCES: 'share=smb://u@h/files', FILE_SOURCE_PASSWORDS: 'share=pw' }).env)).toMatchObject({
       sources: [{ name: 'share', kind: 'smb', password: 'pw' }],
       timeoutMs: 30_000,
       smbclient: 'smbclient',
@@ -53,7 +54,7 @@ describe('FILE_SOURCES', () => {
     });
     let error: unknown;
     try {
-      loadConfig({ ...base, FILE_SOURCES: 'drop=s3:///bucket,share=smb://u@h/files', FILE_SOURCE_PASSWORDS: 'share= leading-space-secret', FILE_SOURCE_TIMEOUT_MS: '5' });
+      loadAppConfig({ ...base, FILE_SOURCES: 'drop=s3:///bucket,share=smb://u@h/files', FILE_SOURCE_PASSWORDS: 'share= leading-space-secret', FILE_SOURCE_TIMEOUT_MS: '5' });
     } catch (e) {
       error = e;
     }
@@ -66,6 +67,6 @@ describe('FILE_SOURCES', () => {
   });
 
   it('has no sources by default', () => {
-    expect(loadConfig({ DATA_DIR: '/tmp/hcm-cfg-test', AUTH_JWT_SECRET: 'x'.repeat(40) }).fileSources.sources).toEqual([]);
+    expect(loadFileSourcesConfig(loadConfig({ DATA_DIR: '/tmp/hcm-cfg-test', AUTH_JWT_SECRET: 'x'.repeat(40) }).env).sources).toEqual([]);
   });
 });

@@ -1,4 +1,7 @@
 import { isAbsolute } from 'node:path';
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, Min, validateSync } from 'class-validator';
+import { ConfigError } from '../config/config-error';
 import { normalisePath } from './file-path';
 
 /** A file source's name: what `source.fileSource` and the routes use. */
@@ -171,4 +174,65 @@ function parseOne(name: string, url: URL, what: string, passwords: Map<string, s
     default:
       return problem(`unknown scheme ${url.protocol} (smb:, file: or s3:)`);
   }
+}
+
+const toInt = ({ value }: { value: unknown }) => (value === undefined || value === '' ? undefined : Number(value));
+const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+
+/** The file directory's variables: this module owns their schema (config/ runs the check at boot with the rest). */
+export class FileSourcesEnvVars {
+  /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] */
+  @IsOptional() @IsString()
+  FILE_SOURCES?: string;
+
+  /** `name=<percent-encoded password>,...` for the smb:// (and foreign s3://) sources */
+  @IsOptional() @IsString()
+  FILE_SOURCE_PASSWORDS?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(3600000)
+  FILE_SOURCE_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  FILE_SOURCE_SMBCLIENT?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(1000000)
+  FILE_SOURCE_MAX_ENTRIES?: number;
+}
+
+/** Reads FILE_SOURCE*; pushes what is wrong onto `problems` (never a password). */
+export function readFileSourcesConfig(env: Record<string, string | undefined>, problems: string[]): FileSourcesConfig {
+  const vars = plainToInstance(FileSourcesEnvVars, {
+    FILE_SOURCES: env.FILE_SOURCES,
+    FILE_SOURCE_PASSWORDS: env.FILE_SOURCE_PASSWORDS,
+    FILE_SOURCE_TIMEOUT_MS: env.FILE_SOURCE_TIMEOUT_MS,
+    FILE_SOURCE_SMBCLIENT: env.FILE_SOURCE_SMBCLIENT,
+    FILE_SOURCE_MAX_ENTRIES: env.FILE_SOURCE_MAX_ENTRIES,
+  });
+  for (const e of validateSync(vars, { whitelist: false, forbidUnknownValues: false })) {
+    const shown = e.property === 'FILE_SOURCE_PASSWORDS' ? '(hidden)' : JSON.stringify(env[e.property]);
+    problems.push(`${e.property}=${shown}: ${Object.values(e.constraints ?? {}).join('; ')}`);
+  }
+  const sources = parseFileSources(vars.FILE_SOURCES, vars.FILE_SOURCE_PASSWORDS, problems);
+  for (const s of sources) {
+    if (s.kind === 'bucket' && s.store === 'service' && env.STORAGE_DRIVER !== 'minio') problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
+  }
+  return {
+    sources,
+    timeoutMs: vars.FILE_SOURCE_TIMEOUT_MS ?? 30_000,
+    smbclient: vars.FILE_SOURCE_SMBCLIENT ?? 'smbclient',
+    maxEntries: vars.FILE_SOURCE_MAX_ENTRIES ?? 10_000,
+  };
+}
+
+/** The check loadConfig runs at boot (src/feature-configs.ts). */
+export function checkFileSourcesConfig(env: Record<string, string | undefined>, problems: string[]): void {
+  readFileSourcesConfig(env, problems);
+}
+
+/** The file directory's settings from the (already checked) variables; throws ConfigError when they are wrong. */
+export function loadFileSourcesConfig(env: Record<string, string | undefined>): FileSourcesConfig {
+  const problems: string[] = [];
+  const cfg = readFileSourcesConfig(env, problems);
+  if (problems.length) throw new ConfigError(problems);
+  return cfg;
 }

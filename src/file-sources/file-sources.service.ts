@@ -5,7 +5,7 @@ import { BucketFileSource, S3Endpoint } from './bucket-file-source';
 import { normalisePath } from './file-path';
 import { DirListing, FileEntry, FileEntryType, FilePage, FileSource, ListQuery, pageEntries } from './file-source';
 import { FileSourceError, FileSourceErrorCode } from './file-source.errors';
-import { FileSourceSpec } from './file-sources.config';
+import { FileSourcesConfig, FileSourceSpec, loadFileSourcesConfig } from './file-sources.config';
 import { LocalDirFileSource } from './local-dir-file-source';
 import { SmbFileSource } from './smb-file-source';
 
@@ -69,8 +69,12 @@ export class FileSourcesService implements OnModuleDestroy {
   private readonly sources = new Map<string, FileSource>();
   private readonly listings = new Map<string, { at: number; listing: Promise<DirListing> }>();
 
-  constructor(private readonly cfg: AppConfig) {
-    for (const spec of cfg.fileSources.sources) this.sources.set(spec.name, createFileSource(spec, cfg.fileSources, cfg.storage));
+  /** FILE_SOURCE*: this module's own settings (checked at boot with the rest: src/feature-configs.ts) */
+  private readonly settings: FileSourcesConfig;
+
+  constructor(cfg: AppConfig) {
+    this.settings = loadFileSourcesConfig(cfg.env);
+    for (const spec of this.settings.sources) this.sources.set(spec.name, createFileSource(spec, this.settings, cfg.storage));
     if (this.sources.size) this.log.log(`File sources: ${[...this.sources.values()].map((s) => `${s.name} (${s.kind}${s.location ? ` ${s.location}` : ''})`).join(', ')}`);
   }
 
@@ -104,7 +108,7 @@ export class FileSourcesService implements OnModuleDestroy {
       const key = `${source.name}\u0000${path}`;
       let cached = this.listings.get(key);
       if (!cached || Date.now() - cached.at > LISTING_TTL_MS) {
-        cached = { at: Date.now(), listing: source.readdir(path, this.cfg.fileSources.maxEntries) };
+        cached = { at: Date.now(), listing: source.readdir(path, this.settings.maxEntries) };
         this.listings.set(key, cached);
         cached.listing.catch(() => this.listings.delete(key));
         if (this.listings.size > LISTING_CACHE_SIZE) this.listings.delete(this.listings.keys().next().value!);

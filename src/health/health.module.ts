@@ -1,24 +1,12 @@
-import { Global, Module, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { Global, Module } from '@nestjs/common';
 import { HealthController } from './health.controller';
 import { HealthRegistry } from './health.registry';
 
+/** /health/live and /health/ready; each module registers the checks of the dependencies it owns (HealthRegistry). */
 @Global()
 @Module({
   controllers: [HealthController],
   providers: [HealthRegistry],
   exports: [HealthRegistry],
 })
-export class HealthModule implements OnModuleInit {
-  constructor(
-    private readonly registry: HealthRegistry,
-    @InjectDataSource() private readonly ds: DataSource,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register('database', async () => {
-      await this.ds.query('SELECT 1');
-    });
-  }
-}
+export class HealthModule {}

@@ -6,7 +6,7 @@ import type { Principal } from '../access/principal';
 import { ImageResponse } from '../catalog/image.dto';
 import { toImageResponse } from '../catalog/image.mapper';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
-import { RateLimited } from '../common/rate-limit';
+import { RateLimited } from '../rate-limit/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
 import { ACT_ERRORS } from '../access/access.policy';
 import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';

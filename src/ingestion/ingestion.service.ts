@@ -14,7 +14,8 @@ import { JobQueue } from '../jobs/job-queue';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
 import { IngestError } from './ingestion.errors';
-import { IMPORT_JOB, ImportJobData } from './ingestion.jobs';
+import { addJob } from '../job-catalogue';
+import { IMPORT_JOB } from './ingestion.jobs';
 import { UrlFetcher } from './sources/url-fetcher';
 import { UploadService } from './upload.service';
 
@@ -64,14 +65,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   onModuleInit(): void {
     this.lifecycle.register(this);
-    const concurrency = this.cfg.queue.concurrency;
-    // IMPORT_CONCURRENCY=0: an API-only replica; its queued imports run on replicas that take them
-    if (concurrency > 0) {
-      this.queue.process<ImportJobData>(IMPORT_JOB, (ctx) => this.processor.handle(ctx), {
-        concurrency,
-        onFailed: (ctx, error) => this.processor.onFailed(ctx, error),
-      });
-    }
+    // the import job's handler (ImportProcessor) is registered by the jobs module from src/job-catalogue.ts
   }
 
   onApplicationBootstrap(): void {
@@ -164,7 +158,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   private async enqueue(image: ImageEntity): Promise<void> {
     if (image.sourceType !== SourceType.Url && image.sourceType !== SourceType.File) return;
     try {
-      await this.queue.add<ImportJobData>(IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });
+      await addJob(this.queue, IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });
     } catch (e) {
       this.log.error(`Queueing the import of ${image.id} failed (the sweep queues it again): ${(e as Error).message}`);
     }

@@ -10,7 +10,7 @@ export const RECONCILE_ON_START = ['repair', 'report', 'off'] as const;
 export type ReconcileOnStart = (typeof RECONCILE_ON_START)[number];
 
 /** The quota module's settings (read from the validated AppConfig.env at boot). */
-class QuotaEnvVars {
+export class QuotaEnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(604800)
   QUOTA_RESERVATION_TTL_SECONDS?: number;
 
@@ -77,4 +77,14 @@ export function loadQuotaConfig(env: Record<string, string | undefined>): QuotaC
     defaultLimits,
     retentionHours: vars.QUOTA_RETENTION_HOURS ?? 168,
   });
+}
+
+/** The check loadConfig runs at boot with the rest of the configuration (src/feature-configs.ts). */
+export function checkQuotaConfig(env: Record<string, string | undefined>, problems: string[]): void {
+  try {
+    loadQuotaConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
 }

@@ -3,7 +3,7 @@ import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
 import { AppConfig } from '../config/app-config';
 import { EventsModule } from '../events/events.module';
-import { QuotaConfig } from './quota.config';
+import { loadQuotaConfig, QuotaConfig } from './quota.config';
 import { QuotaReservationsController, QuotasController } from './quota.controller';
 import { QuotaImageListener } from './quota.image-listener';
 import { QuotaRepository } from './quota.repository';
@@ -14,7 +14,8 @@ import { QuotaService } from './quota.service';
   imports: [CatalogModule, EventsModule],
   controllers: [QuotasController, QuotaReservationsController],
   providers: [
-    { provide: QuotaConfig, useFactory: (cfg: AppConfig) => cfg.quota, inject: [AppConfig] },
+    // QUOTA_* are this module's own settings (checked at boot with the rest: src/feature-configs.ts)
+    { provide: QuotaConfig, useFactory: (cfg: AppConfig) => loadQuotaConfig(cfg.env), inject: [AppConfig] },
     QuotaRepository,
     QuotaService,
     QuotaImageListener,

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { Principal, Role } from '../access/principal';
+import { AccessPolicy } from '../access/access.policy';
+import { Principal } from '../access/principal';
 import { AppError } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { CatalogService } from '../catalog/catalog.service';
@@ -99,6 +100,7 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly cfg: QuotaConfig,
     private readonly catalog: CatalogService,
     private readonly events: EventsService,
+    private readonly access: AccessPolicy,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -364,15 +366,9 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
 
   // ------------------------------------------------------------------ limits and usage
 
-  /** Super admins, admins and services read any department; users only their own. */
-  assertCanRead(p: Principal, departmentId: string): void {
-    if (p.role === Role.User && p.departmentId !== departmentId) {
-      throw new AppError('FORBIDDEN', 'Users may read their own department quota only', { departmentId });
-    }
-  }
-
   async department(p: Principal, departmentId: string): Promise<DepartmentQuota> {
-    this.assertCanRead(p, departmentId);
+    // who reads which department's quota is the access policy's decision
+    this.access.assertCanReadDepartmentQuota(p, departmentId);
     return this.usageOf(departmentId, await this.repo.ledgerOf(departmentId));
   }
 

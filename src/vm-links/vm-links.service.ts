@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { AccessPolicy, Action, Scope } from '../access/access.policy';
+import { AccessPolicy, Scope } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageEntity } from '../catalog/image.entity';
@@ -170,8 +170,8 @@ export class VmLinksService implements ImageLifecycleListener {
   async listForImage(p: Principal, imageId: string, q: ListImageVmsQuery): Promise<Page<VmLinkEntity> & { imageDeleted: boolean }> {
     const image = await this.catalog.findInternal(imageId);
     if (image) {
-      if (p.role !== Role.Service) this.access.assert(p, Action.Delete, image, imageId);
-    } else if (!(p.role === Role.Service || p.role === Role.SuperAdmin) || !(await this.repo.hasLinks(imageId))) {
+      this.access.assertCanListImageVms(p, image, imageId);
+    } else if (!this.access.canListVmsOfDeletedImage(p) || !(await this.repo.hasLinks(imageId))) {
       throw notFound('IMAGE', imageId);
     }
     const page = q.page ?? 1;
@@ -186,7 +186,7 @@ export class VmLinksService implements ImageLifecycleListener {
    * empty answer, not an error: this service knows VMs only through their links.
    */
   async imagesOfVm(p: Principal, vmId: string): Promise<VmImagesResponse> {
-    const rows = (await this.repo.findByVm(vmId)).filter((l) => this.mayRead(p, l));
+    const rows = (await this.repo.findByVm(vmId)).filter((l) => this.access.canReadVmLink(p, l));
     const current = await Promise.all(rows.map((l) => (l.imageDeletedAt ? Promise.resolve(null) : this.catalog.findInternal(l.imageId))));
     const out = rows.map((l, i) => toVmImageResponse(l, current[i]));
     const origin = rows.findIndex((l) => l.relation === LinkRelation.CreatedFrom);
@@ -199,18 +199,6 @@ export class VmLinksService implements ImageLifecycleListener {
       createdFrom: origin >= 0 ? out[origin] : null,
       isoMounts: out.filter((_, i) => rows[i].relation === LinkRelation.IsoMounted),
     };
-  }
-
-  private mayRead(p: Principal, l: VmLinkEntity): boolean {
-    switch (p.role) {
-      case Role.Service:
-      case Role.SuperAdmin:
-        return true;
-      case Role.Admin:
-        return l.departmentId === p.departmentId || l.ownerId === p.userId;
-      case Role.User:
-        return l.ownerId === p.userId;
-    }
   }
 
   // ------------------------------------------------------------------ the catalog's delete (R20)

@@ -7,7 +7,8 @@ import request from 'supertest';
 import { signToken } from '../../src/access/jwt';
 import { Role } from '../../src/access/principal';
 import { createApp, mountDocs } from '../../src/app.factory';
-import { isPlatformShape, loadConfig } from '../../src/config/app-config';
+import { isPlatformShape } from '../../src/config/app-config';
+import { loadAppConfig } from '../../src/feature-configs';
 import { recordServer } from './contract-recorder';
 import { freePort } from './service-process';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from './mariadb';
@@ -84,7 +85,7 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     publicPort = await freePort();
     env.PUBLIC_BASE_URL = `http://127.0.0.1:${publicPort}`;
   }
-  const config = loadConfig(env);
+  const config = loadAppConfig(env);
   const app = await createApp(config, { logger: ['error'] });
   mountDocs(app);
   await app.init();

@@ -7,11 +7,12 @@ import type { Principal } from '../access/principal';
 import { AppConfig } from '../config/app-config';
 import { connectionOf } from '../jobs/bullmq-queue';
 import { MetricsService } from '../observability/metrics.service';
-import { AppError } from './errors';
+import { AppError } from '../common/errors';
+import { RATE_LIMIT_KEY } from '../common/route-metadata';
 
 /** The expensive operations, each with its own per-caller budget. */
 export type RateLimitBucket = 'create' | 'upload' | 'import';
-export const RATE_LIMIT_KEY = 'hcm:rate-limit';
+export { RATE_LIMIT_KEY };
 const BUCKETS: RateLimitBucket[] = ['create', 'upload', 'import'];
 const WINDOW_SECONDS = 60;
 

@@ -1,0 +1,81 @@
+/**
+ * The module map (README "Design decisions", "Module map"), checked by `npm run lint:deps` (part of `npm run lint`).
+ * A folder under src/ is a module; these rules say which module may import which.
+ */
+/** Folders that hold no feature: every module may use them; they use no feature. */
+const FOUNDATION = '^src/(common|config)/';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-folder-cycles',
+      // warn, not error, until the known feature-level cycles are gone (README "Module map": config/ -> quota and
+      // file-sources configs; catalog <-> quota, ingestion, vm-links through the lifecycle listeners). common/ and
+      // config/ cannot take part in a new one: 'foundation-imports-no-feature' is an error.
+      severity: 'warn',
+      comment: 'No two modules (folders of src/) depend on each other, directly or through others.',
+      scope: 'folder',
+      from: { path: '^src/[^/]+' },
+      to: { circular: true },
+    },
+    {
+      name: 'no-module-cycles',
+      severity: 'error',
+      comment: 'No file cycles either.',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
+      name: 'foundation-imports-no-feature',
+      severity: 'error',
+      comment: 'common/ and config/ are imported by features and import none; common/ does not import config/ either.',
+      from: { path: FOUNDATION },
+      to: { path: '^src/', pathNot: [FOUNDATION] },
+    },
+    {
+      name: 'common-imports-no-config',
+      severity: 'error',
+      comment: 'common/ is the lowest layer: config/ may use it, not the other way round.',
+      from: { path: '^src/common/' },
+      to: { path: '^src/config/' },
+    },
+    {
+      name: 'typeorm-only-in-repositories',
+      severity: 'error',
+      comment:
+        'TypeORM is reached only by repositories (*.repository.ts), entities (*.entity.ts), the database module and migrations; ' +
+        'everything else goes through a repository or a service.',
+      from: {
+        path: '^src/',
+        pathNot: ['\\.repository\\.ts$', '\\.entity\\.ts$', '^src/database/', '\\.spec\\.ts$'],
+      },
+      to: { path: '(^|/)node_modules/typeorm/' },
+    },
+    {
+      name: 'typeorm-module-only-in-repositories-and-modules',
+      severity: 'error',
+      comment: '@nestjs/typeorm: repositories inject with it, a *.module.ts registers its own entities (TypeOrmModule.forFeature).',
+      from: {
+        path: '^src/',
+        pathNot: ['\\.repository\\.ts$', '\\.module\\.ts$', '^src/database/', '\\.spec\\.ts$'],
+      },
+      to: { path: '(^|/)node_modules/@nestjs/typeorm/' },
+    },
+    {
+      name: 'entities-only-through-own-repository',
+      severity: 'error',
+      comment:
+        "A module's entity (its tables) is imported only inside its own folder; other modules use its service (a type-only import of the entity's shape is not allowed either).",
+      from: { path: '^src/([^/]+)/', pathNot: ['^src/database/'] },
+      to: { path: '^src/([^/]+)/.+\\.entity\\.ts$', pathNot: ['^src/$1/'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '\\.spec\\.ts$' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+  },
+};
