@@ -62,8 +62,10 @@ async function main() {
   }
   const t0 = Date.now();
   execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', join(consoleRoot, 'tsconfig.json')], { stdio: 'inherit' });
+  // always a production build: jest runs this with NODE_ENV=test, which would make Vite emit React's dev JSX runtime
+  process.env.NODE_ENV = 'production';
   const { build } = await import('vite');
-  await build({ configFile: join(consoleRoot, 'vite.config.mjs'), logLevel: 'warn' });
+  await build({ configFile: join(consoleRoot, 'vite.config.mjs'), mode: 'production', logLevel: 'warn' });
   writeFileSync(stampFile, `${hash}\n`);
   const size = readdirSync(join(out, 'assets')).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
   console.log(`console: built into console/dist in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(size / 1024).toFixed(0)} KiB of assets)`);

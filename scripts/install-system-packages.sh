@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests use (installed only when missing): samba + smbclient for the SMB file source,
-# chromium for the console's browser tests (driven by playwright-core at /usr/bin/chromium).
+# chromium for the console's browser tests (driven by playwright-core at /usr/bin/chromium) and a CJK font.
 set -euo pipefail
 need=()
 command -v smbd >/dev/null 2>&1 || need+=(samba)
 command -v smbclient >/dev/null 2>&1 || need+=(smbclient)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# a CJK font, so the console's screenshots show its Chinese
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages present"
   exit 0

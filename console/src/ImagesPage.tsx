@@ -203,7 +203,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
               </Tag>
             </Tooltip>
             {busy && r.progress && (
-              <span style={{ minWidth: 140, display: 'inline-block' }}>
+              <span style={{ width: 130, display: 'inline-block' }}>
                 <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
                 <Typography.Text type="secondary" style={{ fontSize: 12 }}>
                   {formatBytes(r.progress.bytesDone)}
