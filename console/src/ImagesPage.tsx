@@ -193,6 +193,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
     {
       title: t('status'),
       key: 'status',
+      width: 190,
       render: (_, r) => {
         const busy = BUSY_PHASES.includes(r.phase);
         return (
@@ -202,7 +203,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
                 {r.status} · {r.phase}
               </Tag>
             </Tooltip>
-            {busy && r.progress && (
+            {busy && r.phase !== 'QUEUED' && r.progress && (
               <span style={{ width: 130, display: 'inline-block' }}>
                 <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
                 <Typography.Text type="secondary" style={{ fontSize: 12 }}>
