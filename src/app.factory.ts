@@ -9,6 +9,7 @@ import { correlationMiddleware } from './common/request-context';
 import { AppConfig } from './config/app-config';
 import { JsonLogger } from './observability/json-logger';
 import { buildOpenApi } from './openapi';
+import { consoleHandler } from './console/console-static';
 
 export interface CreateAppOptions {
   /** build the module graph without instantiating providers (used to generate openapi.yaml offline) */
@@ -27,6 +28,8 @@ export async function createApp(config: AppConfig, opts: CreateAppOptions = {}):
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   app.use(correlationMiddleware);
+  // the web console (console/, built by npm run build:console): static files, outside the API and its document
+  if (!opts.preview) app.use('/console', consoleHandler());
   // verify runs on the raw bytes before JSON.parse: a body nested past MAX_JSON_DEPTH never reaches validation
   // (Nest's option type leaves out verify because its rawBody option uses it; this app does not)
   app.useBodyParser('json', { limit: config.bodyLimitBytes, verify: verifyJsonDepth } as NestExpressBodyParserOptionsFor<'json'>);

@@ -7,6 +7,7 @@ import { RateLimitModule } from './rate-limit/rate-limit';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
+import { DevModule } from './dev/dev.module';
 import { DatabaseModule } from './database/database.module';
 import { JOB_TYPES } from './job-catalogue';
 import { HealthModule } from './health/health.module';
@@ -23,7 +24,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule, DevModule],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -26,6 +26,7 @@ export const TAGS: Array<{ name: string; description: string }> = [
   { name: 'downloads', description: 'The signed, time-limited download URLs a launch hands out (filesystem store); no token needed.' },
   { name: 'health', description: 'Liveness and readiness probes; no token needed.' },
   { name: 'metrics', description: 'Prometheus metrics of this replica; no token needed.' },
+  { name: 'development', description: 'Embedded default only (a generated development secret): tokens for development users, for the console and trying things out. 404 in every other configuration.' },
 ];
 
 function sortKeys(value: unknown): unknown {

@@ -1,0 +1,382 @@
+import { App as AntApp, Badge, Button, Input, Progress, Select, Space, Table, Tabs, Tag, Tooltip, Typography } from 'antd';
+import type { ColumnsType, TablePaginationConfig } from 'antd/es/table';
+import type { FilterValue, SorterResult } from 'antd/es/table/interface';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, type Zone } from './api/client';
+import { CreateDialog, DeleteDialog, EditDialog, LaunchDialog, OS_CATEGORIES } from './dialogs';
+import { useT } from './i18n';
+import { watchEvents } from './live';
+
+type View = 'all' | 'featured' | 'public' | 'private';
+interface State {
+  view: View;
+  page: number;
+  pageSize: number;
+  sort?: 'name' | 'createdAt' | 'sizeBytes';
+  order?: 'asc' | 'desc';
+  tags: string[];
+  kind?: 'IMAGE' | 'ISO';
+  q?: string;
+  name?: string;
+  osCategory?: string;
+  hypervisor?: string;
+}
+
+/** The page's state lives in the URL (?view=&page=&tags=...), so a view can be shared and reloaded. */
+function readUrl(me: Me): State {
+  const u = new URLSearchParams(location.search);
+  const s = (k: string) => u.get(k) || undefined;
+  return {
+    view: (s('view') as View) ?? (me.role === 'super_admin' ? 'all' : 'featured'),
+    page: Number(s('page') ?? 1) || 1,
+    pageSize: Number(s('pageSize') ?? 20) || 20,
+    sort: s('sort') as State['sort'],
+    order: s('order') as State['order'],
+    tags: u.getAll('tags'),
+    kind: s('kind') as State['kind'],
+    q: s('q'),
+    name: s('name'),
+    osCategory: s('osCategory'),
+    hypervisor: s('hypervisor'),
+  };
+}
+function writeUrl(st: State) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(st)) {
+    if (Array.isArray(v)) v.forEach((x) => u.append(k, x));
+    else if (v !== undefined && v !== '' && !(k === 'page' && v === 1) && !(k === 'pageSize' && v === 20)) u.set(k, String(v));
+  }
+  const qs = u.toString();
+  history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+}
+
+export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => void }) {
+  const t = useT();
+  const { message } = AntApp.useApp();
+  const [st, setSt] = useState<State>(() => readUrl(me));
+  const [rows, setRows] = useState<Image[]>([]);
+  const [total, setTotal] = useState(0);
+  const [counts, setCounts] = useState<Counts>();
+  const [zones, setZones] = useState<Zone[]>([]);
+  const [loading, setLoading] = useState(false);
+  const [mode, setMode] = useState<'live' | 'polling' | undefined>();
+  const [dialog, setDialog] = useState<{ type: 'create' | 'createIso' | 'edit' | 'delete' | 'launch'; image?: Image }>();
+  const seq = useRef(0);
+
+  const filters = useMemo(
+    () => ({ tags: st.tags.length ? st.tags : undefined, kind: st.kind, q: st.q, name: st.name, osCategory: st.osCategory as Image['osCategory'] | undefined, hypervisor: st.hypervisor as Image['hypervisor'] | undefined }),
+    [st],
+  );
+  const load = useCallback(async () => {
+    const n = ++seq.current;
+    setLoading(true);
+    const [list, c] = await Promise.all([
+      api.GET('/images', { params: { query: { ...filters, view: st.view, page: st.page, pageSize: st.pageSize, sort: st.sort, order: st.order } } }),
+      api.GET('/images/counts', { params: { query: filters } }),
+    ]);
+    if (n !== seq.current) return;
+    setLoading(false);
+    if (list.response.status === 401) return onAuthFailed();
+    if (list.data) {
+      setRows(list.data.items);
+      setTotal(list.data.total);
+    } else message.error(errorText(list.error));
+    if (c.data) setCounts(c.data);
+  }, [filters, st.view, st.page, st.pageSize, st.sort, st.order, onAuthFailed, message]);
+
+  useEffect(() => {
+    writeUrl(st);
+    void load();
+  }, [st, load]);
+  useEffect(() => {
+    void api.GET('/zones', { params: { query: { pageSize: 200 } } }).then((r) => r.data && setZones(r.data.items));
+  }, []);
+
+  // live progress: the event stream when the service has one, else poll the busy images every second
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  const rowsRef = useRef(rows);
+  rowsRef.current = rows;
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const soon = () => {
+      if (!timer) timer = setTimeout(() => ((timer = undefined), void loadRef.current()), 300);
+    };
+    let poll: ReturnType<typeof setInterval> | undefined;
+    const stop = watchEvents(
+      () => soon(),
+      () => {
+        setMode('polling');
+        poll = setInterval(async () => {
+          const busy = rowsRef.current.filter((r) => BUSY_PHASES.includes(r.phase));
+          if (!busy.length) return;
+          const fresh = await Promise.all(busy.map((b) => api.GET('/images/{id}', { params: { path: { id: b.id } } })));
+          const byId = new Map(fresh.filter((f) => f.data).map((f) => [f.data!.id, f.data!]));
+          setRows((cur) => cur.map((r) => byId.get(r.id) ?? r));
+          if ([...byId.values()].some((f) => !BUSY_PHASES.includes(f.phase))) soon();
+        }, 1000);
+      },
+      () => setMode('live'),
+    );
+    return () => {
+      stop();
+      if (poll) clearInterval(poll);
+      if (timer) clearTimeout(timer);
+    };
+  }, []);
+
+  const set = (p: Partial<State>) => setSt((s) => ({ ...s, page: 1, ...p }));
+  const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id.slice(0, 8);
+  const act = async (img: Image, what: 'enable' | 'disable' | 'retry') => {
+    const r =
+      what === 'retry'
+        ? await api.POST('/images/{id}/retry', { params: { path: { id: img.id } } })
+        : what === 'enable'
+          ? await api.POST('/images/{id}/enable', { params: { path: { id: img.id } } })
+          : await api.POST('/images/{id}/disable', { params: { path: { id: img.id } }, body: {} });
+    if (r.error) message.error(errorText(r.error));
+    void load();
+  };
+
+  const columns: ColumnsType<Image> = [
+    {
+      title: t('name'),
+      dataIndex: 'name',
+      key: 'name',
+      sorter: true,
+      sortOrder: st.sort === 'name' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+      filteredValue: st.name ? [st.name] : null,
+      filterDropdown: ({ setSelectedKeys, selectedKeys, confirm }) => (
+        <div style={{ padding: 8 }} onKeyDown={(e) => e.stopPropagation()}>
+          <Input.Search
+            autoFocus
+            aria-label={t('name')}
+            placeholder={t('name')}
+            value={selectedKeys[0] as string}
+            onChange={(e) => setSelectedKeys(e.target.value ? [e.target.value] : [])}
+            onSearch={() => confirm()}
+            allowClear
+          />
+        </div>
+      ),
+      render: (v: string, r) => (
+        <Space orientation="vertical" size={0}>
+          <Typography.Text strong>{v}</Typography.Text>
+          {r.tags.length > 0 && (
+            <span>
+              {r.tags.map((x) => (
+                <Tag key={x}>{x}</Tag>
+              ))}
+            </span>
+          )}
+        </Space>
+      ),
+    },
+    {
+      title: t('os'),
+      key: 'osCategory',
+      filters: OS_CATEGORIES.map((o) => ({ text: o, value: o })),
+      filterMultiple: false,
+      filteredValue: st.osCategory ? [st.osCategory] : null,
+      render: (_, r) => `${r.osCategory}${r.osName ? ` ${r.osName}` : ''}${r.osVersion ? ` ${r.osVersion}` : ''} · ${r.osBits}`,
+    },
+    {
+      title: t('hypervisor'),
+      dataIndex: 'hypervisor',
+      key: 'hypervisor',
+      filters: ['KVM', 'VMWARE', 'XEN', 'HYPERV'].map((h) => ({ text: h, value: h })),
+      filterMultiple: false,
+      filteredValue: st.hypervisor ? [st.hypervisor] : null,
+    },
+    { title: t('format'), dataIndex: 'format', key: 'format' },
+    { title: t('kind'), key: 'kind', render: (_, r) => (r.kind === 'ISO' ? `ISO · ${r.isoUsage === 'TOOL' ? t('usageTool') : t('usageOs')}` : t('typeImage')) },
+    {
+      title: t('status'),
+      key: 'status',
+      width: 190,
+      render: (_, r) => {
+        const busy = BUSY_PHASES.includes(r.phase);
+        return (
+          <Space orientation="vertical" size={0} data-testid={`status-${r.name}`}>
+            <Tooltip title={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}>
+              <Tag color={r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default'} tabIndex={0} data-phase={r.phase}>
+                {r.status} · {r.phase}
+              </Tag>
+            </Tooltip>
+            {busy && r.phase !== 'QUEUED' && r.progress && (
+              <span style={{ width: 130, display: 'inline-block' }}>
+                <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
+                <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+                  {formatBytes(r.progress.bytesDone)}
+                  {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
+                </Typography.Text>
+              </span>
+            )}
+            {r.phase === 'FAILED' && r.statusReason && (
+              <Typography.Text type="danger" style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
+                {r.statusReason}
+              </Typography.Text>
+            )}
+          </Space>
+        );
+      },
+    },
+    { title: t('scope'), dataIndex: 'scope', key: 'scope', render: (s: Image['scope']) => <Tag color={s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple'}>{t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}</Tag> },
+    {
+      title: t('size'),
+      key: 'sizeBytes',
+      sorter: true,
+      sortOrder: st.sort === 'sizeBytes' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+      render: (_, r) => (
+        <span>
+          {formatBytes(r.sizeBytes || null)}
+          {r.virtualSizeBytes ? (
+            <Typography.Text type="secondary">
+              {' '}
+              / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
+            </Typography.Text>
+          ) : null}
+        </span>
+      ),
+    },
+    { title: t('owner'), key: 'owner', render: (_, r) => `${r.ownerId} (${r.departmentId})` },
+    { title: t('zone'), key: 'zone', render: (_, r) => zoneName(r.zoneId) },
+    {
+      title: t('created'),
+      dataIndex: 'createdAt',
+      key: 'createdAt',
+      sorter: true,
+      sortOrder: st.sort === 'createdAt' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+      render: (v: string) => new Date(v).toLocaleString(),
+    },
+    {
+      title: t('ops'),
+      key: 'ops',
+      fixed: 'right',
+      render: (_, r) => {
+        const m = may(me, r);
+        return (
+          <Space size={0} wrap>
+            {m.edit && (
+              <Button type="link" size="small" onClick={() => setDialog({ type: 'edit', image: r })}>
+                {t('edit')}
+              </Button>
+            )}
+            {m.use && r.kind === 'IMAGE' || (m.use && r.isoUsage === 'OS') ? (
+              <Button type="link" size="small" onClick={() => setDialog({ type: 'launch', image: r })}>
+                {t('createVm')}
+              </Button>
+            ) : null}
+            {m.enableDisable && r.phase === 'READY' && (
+              <Button type="link" size="small" onClick={() => act(r, 'disable')}>
+                {t('disable')}
+              </Button>
+            )}
+            {m.enableDisable && r.phase === 'DISABLED' && (
+              <Button type="link" size="small" onClick={() => act(r, 'enable')}>
+                {t('enable')}
+              </Button>
+            )}
+            {m.edit && r.phase === 'FAILED' && (
+              <Button type="link" size="small" onClick={() => act(r, 'retry')}>
+                {t('retry')}
+              </Button>
+            )}
+            {m.delete && (
+              <Button type="link" size="small" danger onClick={() => setDialog({ type: 'delete', image: r })}>
+                {t('delete')}
+              </Button>
+            )}
+          </Space>
+        );
+      },
+    },
+  ];
+
+  const onTable = (p: TablePaginationConfig, f: Record<string, FilterValue | null>, s: SorterResult<Image> | SorterResult<Image>[]) => {
+    const so = Array.isArray(s) ? s[0] : s;
+    const sortKey = so?.order ? ((so.columnKey as State['sort']) ?? undefined) : undefined;
+    setSt((cur) => ({
+      ...cur,
+      page: p.current ?? 1,
+      pageSize: p.pageSize ?? 20,
+      sort: sortKey,
+      order: sortKey ? (so.order === 'descend' ? 'desc' : 'asc') : undefined,
+      name: (f.name?.[0] as string | undefined) || undefined,
+      osCategory: (f.osCategory?.[0] as string | undefined) || undefined,
+      hypervisor: (f.hypervisor?.[0] as string | undefined) || undefined,
+    }));
+  };
+
+  const views: View[] = ['all', 'featured', 'public', 'private'];
+  return (
+    <div>
+      <Typography.Title level={4} style={{ marginTop: 0 }}>
+        {t('title')}
+        {mode && (
+          <Badge status={mode === 'live' ? 'processing' : 'default'} text={t(mode)} style={{ marginLeft: 12, fontWeight: 'normal' }} data-testid="live-mode" />
+        )}
+      </Typography.Title>
+      <Tabs
+        activeKey={st.view}
+        onChange={(k) => set({ view: k as View })}
+        items={views.map((v) => ({ key: v, label: <span data-testid={`tab-${v}`}>{`${t(v)} (${counts ? counts[v] : '…'})`}</span> }))}
+      />
+      <Space wrap style={{ marginBottom: 12 }}>
+        <Button type="primary" onClick={() => setDialog({ type: 'create' })}>
+          {t('create')}
+        </Button>
+        <Button onClick={() => setDialog({ type: 'createIso' })}>{t('createIso')}</Button>
+        <Select
+          mode="tags"
+          aria-label={t('tagSearch')}
+          data-testid="tag-search"
+          placeholder={t('tagSearch')}
+          style={{ minWidth: 200 }}
+          value={st.tags}
+          onChange={(v: string[]) => set({ tags: v })}
+          open={false}
+          suffixIcon={null}
+        />
+        <Select
+          aria-label={t('typeFilter')}
+          data-testid="type-filter"
+          placeholder={t('typeFilter')}
+          allowClear
+          style={{ width: 120 }}
+          value={st.kind}
+          onChange={(v) => set({ kind: v })}
+          options={[
+            { value: 'IMAGE', label: t('typeImage') },
+            { value: 'ISO', label: t('typeIso') },
+          ]}
+        />
+        <Input.Search
+          aria-label={t('quickSearch')}
+          placeholder={t('quickSearch')}
+          allowClear
+          defaultValue={st.q}
+          style={{ width: 300 }}
+          onSearch={(v) => set({ q: v || undefined })}
+        />
+        <Button onClick={() => void load()}>{t('refresh')}</Button>
+      </Space>
+      <Table<Image>
+        rowKey="id"
+        size="middle"
+        loading={loading}
+        columns={columns}
+        dataSource={rows}
+        scroll={{ x: 1200 }}
+        onChange={onTable}
+        pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showTotal: (n) => t('total', { n }) }}
+      />
+      {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
+        <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
+      )}
+      {dialog?.type === 'edit' && dialog.image && <EditDialog me={me} image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
+      {dialog?.type === 'delete' && dialog.image && <DeleteDialog image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
+      {dialog?.type === 'launch' && dialog.image && <LaunchDialog me={me} image={dialog.image} zones={zones} onClose={() => setDialog(undefined)} />}
+    </div>
+  );
+}

@@ -1,0 +1,6375 @@
+// Generated from openapi.yaml by scripts/build-console.mjs (openapi-typescript): do not edit.
+export interface paths {
+    "/dev/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A token for a development user (embedded default only; 404 everywhere else). */
+        post: operations["DevTokens_mint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/downloads/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the
+         *     signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one
+         *     403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per
+         *     request (206 with Content-Range), If-Range, the sha256 as a strong ETag (If-None-Match answers 304).
+         */
+        get: operations["Downloads_download"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** The headers the signed `GET /downloads/{id}` would answer with, without the bytes. */
+        head: operations["Downloads_head"];
+        patch?: never;
+        trace?: never;
+    };
+    "/file-sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The configured file sources (FILE_SOURCES), for the create dialog: name, kind (SMB share, directory on the
+         *     service's host, bucket) and where users copy files to (the UNC path of a share). The first one is the
+         *     default. An empty list when none is configured.
+         */
+        get: operations["FileSources_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/file-sources/{source}/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each
+         *     entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries
+         *     whose name contains it (case-insensitive); `path` opens a subfolder (an entry's `path`). A folder is read
+         *     once for a few seconds of paging. Entries whose names could not be picked (see FILE_PATH_INVALID) and
+         *     symbolic links leading outside a directory source are left out.
+         */
+        get: operations["FileSources_entries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process answers. No token needed. */
+        get: operations["Health_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: every dependency answers (database; queue and object store where configured). No token needed. */
+        get: operations["Health_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List images and ISOs the caller may see, in a view (R11), filtered (R12), sorted and paged.
+         *     Another user's private images never appear.
+         */
+        get: operations["Catalog_list"];
+        put?: never;
+        /**
+         * Create an image or ISO record in a zone (R13-R15). It starts INACTIVE/QUEUED; its bytes arrive from
+         *     its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only
+         *     (R9: 403 SCOPE_CHANGE_FORBIDDEN); a `service` caller creates nothing, whatever the scope (403 FORBIDDEN).
+         *     The owner's department quota must have room for one more image and `expectedSizeBytes` (R16): 409 QUOTA_EXCEEDED otherwise.
+         */
+        post: operations["Catalog_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many images each view (all, featured, public, private) holds for the caller, with the same filters as the list. */
+        get: operations["Catalog_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One image or ISO, with its status, phase, progress and reason. */
+        get: operations["Catalog_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an image or ISO for good: record, tags and stored bytes; its quota goes back (R20). When VMs were
+         *     created from it or mount it, a plain delete answers 409 IMAGE_IN_USE listing them and changes nothing;
+         *     `?confirm=true` deletes it anyway. The VMs are untouched: their links stay, marked "image deleted"
+         *     (`GET /vms/{vmId}/images`).
+         */
+        delete: operations["Catalog_remove"];
+        options?: never;
+        head?: never;
+        /**
+         * Edit descriptive fields, tags and scope (R18). The source URL, hypervisor, format, kind and zone can never
+         *     change (400 IMMUTABLE_FIELD). Scope changes follow R9/R10 (403 SCOPE_CHANGE_FORBIDDEN).
+         */
+        patch: operations["Catalog_update"];
+        trace?: never;
+    };
+    "/images/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Disable an ACTIVE image (admins, R7): it becomes INACTIVE/DISABLED and cannot create VMs. */
+        post: operations["Catalog_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enable a disabled image (admins, R7): it becomes ACTIVE again. */
+        post: operations["Catalog_enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the file of an ACTIVE image, for a caller who may use it (R19). One byte range per request
+         *     (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with Content-Range), `If-Range` with the
+         *     ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are
+         *     answered with the whole file.
+         */
+        get: operations["Ingestion_download"];
+        /**
+         * Upload the file of an image created with source type UPLOAD (R17), as the raw request body
+         *     (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive, never
+         *     buffered whole; sha256 is computed on the way (md5 too when configured), the first bytes are checked
+         *     against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at
+         *     creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; two
+         *     concurrent uploads of one image: one wins, the other gets 409 INVALID_STATE.
+         *
+         *     A `Content-Length` is checked against INGEST_MAX_SIZE_BYTES (413) and the department's storage quota (409
+         *     QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive and the upload
+         *     stops when it runs out. Send `Expect: 100-continue` to get a refusal before sending the body: "100 Continue"
+         *     comes only once every check passed. A client that sends the body without it still reads the refusal: the
+         *     service reads the rest of a refused body away (up to 64 MiB) before it answers and closes the connection. On success the image is ACTIVE (200, the record). On refused content the image is
+         *     FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED ("upload the
+         *     file again"). Progress (bytes, percent, rate) shows on `GET /images/{id}` while it runs.
+         */
+        put: operations["Ingestion_upload"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** The headers `GET /images/{id}/file` would answer with (size, ETag, range support), without the bytes. */
+        head: operations["Ingestion_head"];
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}/launches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The launch check (`service` callers): may `count` VMs with `dataDisks` data disks each be created from this
+         *     image or ISO for this owner in this zone? Refused, each with its own code and in this order, unless the owner
+         *     may use it by scope (403 IMAGE_NOT_USABLE; the compute side sees every image, so this tells it nothing
+         *     hidden), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool ISO never
+         *     creates a VM), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image or ISO gets at most one
+         *     data disk (422 TOO_MANY_DATA_DISKS), and the owner's department has VM quota for all of them (409
+         *     QUOTA_EXCEEDED). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
+         *     what compute needs: format, hypervisor, OS category and bits, size, checksum, and a URL to read the bytes
+         *     without a token until `download.expiresAt` (presigned for MinIO, a signed `/downloads/{id}` URL for the
+         *     filesystem store). Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`.
+         *     Idempotent by `idempotencyKey`: 201 when reserved, 200 with the same reservation (in its current state) and
+         *     a fresh URL when the key was seen with the same request.
+         */
+        post: operations["Launches_launch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a FAILED import (R17): the image goes back to QUEUED with its reason cleared. A URL image is
+         *     downloaded again; an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit it.
+         */
+        post: operations["Ingestion_retry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{id}/vms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The VMs created from this image or mounting this ISO (id, name, relation, owner, since), oldest first, paged:
+         *     what a delete would show (R20). For whoever may delete the image, and services (others: 403 FORBIDDEN, or
+         *     404 for an image they may not see). After a confirmed delete, super admins and services still read them
+         *     with `imageDeleted: true`.
+         */
+        get: operations["ImageVms_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics of this replica (text exposition format): request durations by route and status,
+         *     import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed;
+         *     expose it on the internal network only.
+         */
+        get: operations["Metrics_render"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reserve amounts for a department, all or nothing. Idempotent by `key` (per caller): 201 when created,
+         *     200 with the same reservation when the key was seen with the same request.
+         */
+        post: operations["QuotaReservations_reserve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One reservation. */
+        get: operations["QuotaReservations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations/{id}/commit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Commit the pending amounts (optionally only some resources, optionally with the real amounts). Idempotent. */
+        post: operations["QuotaReservations_commit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations/{id}/grow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grow the pending amount of one resource (by `delta`, or to at least `total`), e.g. while streaming a file
+         *     of unknown size; renews the expiry. Reopens a COMMITTED reservation.
+         */
+        post: operations["QuotaReservations_grow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give back everything the reservation holds, committed and pending (what it paid for is gone). Idempotent. */
+        post: operations["QuotaReservations_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quota-reservations/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give back what is still pending. Idempotent. */
+        post: operations["QuotaReservations_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every department that has a ledger, with limits and usage, by department id (super admins and admins). */
+        get: operations["Quotas_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quotas/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute usage from the catalog and the reservations, report drift and repair it (unless `dryRun`).
+         *     The same check runs at startup (QUOTA_RECONCILE_ON_START). Super admins and admins.
+         */
+        post: operations["Quotas_reconcile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/quotas/{departmentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A department's limits, usage, reservations and what is left, per resource. Members of the department,
+         *     admins, super admins and services. A department never seen has the default limits and no usage.
+         */
+        get: operations["Quotas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set limits (super admins): an integer, or "unlimited", per resource; resources left out keep theirs.
+         *     A limit below current usage is accepted: nothing more fits until usage drops.
+         */
+        patch: operations["Quotas_setLimits"];
+        trace?: never;
+    };
+    "/vms/{vmId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Register that the VM was deleted (`service` callers): its links are removed and its VM quota goes back to
+         *     its department. Idempotent: 204 whether or not anything was recorded.
+         */
+        delete: operations["Vms_remove"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/vms/{vmId}/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where a VM came from (`createdFrom`) and which ISOs it mounts now. A link whose image was deleted still
+         *     answers, with `imageDeleted: true` and the image's last name. Services and super admins see every VM, an
+         *     admin its department's, a user their own; a VM with nothing recorded (or nothing the caller may see)
+         *     answers empty.
+         */
+        get: operations["Vms_images"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/vms/{vmId}/iso-mounts/{isoId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Register that the VM mounted an ISO (`service` callers), checked like a use of it: it must be an ISO
+         *     (422 NOT_AN_ISO), the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE) and in
+         *     the VM's zone (422 ZONE_MISMATCH). Tool ISOs mount like OS ISOs. Idempotent: mounted again answers 200.
+         */
+        put: operations["Vms_mount"];
+        post?: never;
+        /** Register that the VM unmounted an ISO (`service` callers). Idempotent: 204 whether or not it was mounted. */
+        delete: operations["Vms_unmount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/vms/{vmId}/origin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Register that the VM was created from an image or OS ISO (`service` callers). Checked by the launch's rule,
+         *     with or without a reservation (the image may have changed since): the owner may use it (403
+         *     IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool
+         *     ISO never creates a VM, R6), and `zoneId` is the image's (422 ZONE_MISMATCH). With the launch's
+         *     `reservationId`, one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when
+         *     the reservation no longer holds a VM (expired, all registered), the VM is counted directly (`quota:
+         *     DIRECT`) only if the department's VM_COUNT limit has room (409 QUOTA_EXCEEDED, nothing recorded).
+         *     Idempotent by VM: the same image again answers 200 and charges nothing more; another image is 409
+         *     VM_LINK_CONFLICT. A new `vmName` renames the VM.
+         */
+        put: operations["Vms_origin"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List zones (every caller). */
+        get: operations["Zones_list"];
+        put?: never;
+        /** Create a zone (super admin). */
+        post: operations["Zones_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zones/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One zone. */
+        get: operations["Zones_get"];
+        put?: never;
+        post?: never;
+        /** Delete an empty zone (super admin). */
+        delete: operations["Zones_remove"];
+        options?: never;
+        head?: never;
+        /** Rename a zone or change its description or default hypervisor (super admin). */
+        patch: operations["Zones_update"];
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        CommitReservationDto: {
+            /** @description The real amounts where they differ from what was reserved (less gives the rest back; more needs room). */
+            amounts?: components["schemas"]["QuotaAmountsDto"];
+            /** @description Commit only these resources and leave the others pending (default: every pending one). */
+            resources?: components["schemas"]["QuotaResource"][];
+        };
+        CreateImageDto: {
+            /**
+             * @description Free text, up to 2000 characters.
+             * @example Minimal CentOS 7.9, zabbix-agent and filebeat installed
+             */
+            description?: string;
+            /**
+             * @description The file's checksum when the owner knows it: `sha256:<64 hex>`, `md5:<32 hex>`, or bare hex (64 digits: sha256,
+             *     32: md5). The bytes are checked against it while they stream in, whatever the source; a mismatch fails the
+             *     import (CHECKSUM_MISMATCH in the reason) and nothing is stored.
+             * @example sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+             */
+            expectedChecksum?: string;
+            /**
+             * Format: int64
+             * @description The file's size when known: the department's storage quota is reserved for it at create (R16).
+             *     Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
+             * @example 2147483648
+             */
+            expectedSizeBytes?: number;
+            /**
+             * @description File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
+             * @example qcow2
+             */
+            format?: components["schemas"]["ImageFormat"];
+            /** @description Virtualization technology (R5); default: the zone's. */
+            hypervisor?: components["schemas"]["Hypervisor"];
+            /** @description ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
+            isoUsage?: components["schemas"]["IsoUsage"];
+            /**
+             * @description IMAGE (a disk with an OS) or ISO (installation media or a tool kit).
+             * @example IMAGE
+             */
+            kind: components["schemas"]["ImageKind"];
+            /**
+             * @description Display name, 1-255 characters.
+             * @example CentOS 7.9 with zabbix agent
+             */
+            name: string;
+            /**
+             * @description OS architecture bits (R4).
+             * @default 64
+             * @enum {integer}
+             */
+            osBits: 32 | 64;
+            /**
+             * @description OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk.
+             * @example CENTOS
+             */
+            osCategory: components["schemas"]["OsCategory"];
+            /**
+             * @description OS name, e.g. "CentOS".
+             * @example CentOS
+             */
+            osName?: string;
+            /**
+             * @description OS version, e.g. "7.9".
+             * @example 7.9
+             */
+            osVersion?: string;
+            /**
+             * @description Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
+             * @default PRIVATE
+             */
+            scope: components["schemas"]["Scope"];
+            /** @description Where the bytes come from. */
+            source: components["schemas"]["ImageSourceDto"];
+            /**
+             * @description Up to 20 tags, each 1-64 letters, digits, spaces or `._:/+-`, starting with a letter or digit.
+             * @example [
+             *       "centos",
+             *       "zabbix"
+             *     ]
+             */
+            tags?: string[];
+            /**
+             * Format: uuid
+             * @description The zone the image is created in (R15).
+             */
+            zoneId: string;
+        };
+        CreateReservationDto: {
+            /**
+             * @description What to hold, all or nothing. An amount of 0 opens an item that grow fills later (it needs one unit of room).
+             * @example {
+             *       "MEMORY_BYTES": 17179869184,
+             *       "VCPU": 8,
+             *       "VM_COUNT": 2
+             *     }
+             */
+            amounts: components["schemas"]["QuotaAmountsDto"];
+            /**
+             * @description The department that pays.
+             * @example dept-rd
+             */
+            departmentId: string;
+            /**
+             * @description Idempotency key chosen by the caller (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and request
+             *     answer the same reservation (200); the same key with another department or other amounts is refused.
+             * @example vm-launch-7f3a:quota
+             */
+            key: string;
+            /** @description Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS). */
+            ttlSeconds?: number;
+        };
+        CreateZoneDto: {
+            /** @description Free text. */
+            description?: string;
+            /**
+             * @description The zone's virtualization technology; images created in the zone default to it.
+             * @example KVM
+             */
+            hypervisor: components["schemas"]["Hypervisor"];
+            /**
+             * @description Unique zone name.
+             * @example zone-beijing-1
+             */
+            name: string;
+        };
+        DepartmentQuotaPage: {
+            items: components["schemas"]["DepartmentQuotaResponse"][];
+            page: number;
+            pageSize: number;
+            total: number;
+        };
+        DepartmentQuotaResponse: {
+            /** @example dept-rd */
+            departmentId: string;
+            /** @description Every resource, in a fixed order. */
+            resources: components["schemas"]["ResourceUsageResponse"][];
+        };
+        DependencyHealth: {
+            /**
+             * @description Why the dependency is down.
+             * @example connect ECONNREFUSED 127.0.0.1:3306
+             */
+            error?: string;
+            /** @enum {string} */
+            status: "up" | "down";
+        };
+        DevTokenDto: {
+            /** @example dept-rd */
+            dept: string;
+            /** @example Alice */
+            name?: string;
+            /** @example user */
+            role: components["schemas"]["Role"];
+            /** @example u-alice */
+            sub: string;
+        };
+        DevTokenResponse: {
+            /**
+             * Format: date-time
+             * @description When it expires (12 hours).
+             */
+            expiresAt: string;
+            /** @description A bearer token signed with the development secret. */
+            token: string;
+        };
+        DisableImageDto: {
+            /**
+             * @description Why the image is disabled; shown as its statusReason.
+             * @example Superseded by CentOS 7.9.2009
+             */
+            reason?: string;
+        };
+        /** @enum {string} */
+        DownloadMethod: "PRESIGNED" | "SERVICE";
+        DriftResponse: {
+            /**
+             * Format: int64
+             * @description What the catalog and the reservations say.
+             */
+            actual: number;
+            departmentId: string;
+            /** @enum {string} */
+            field: "used" | "reserved";
+            /**
+             * Format: int64
+             * @description What the ledger said.
+             */
+            recorded: number;
+            /** @description True when the ledger now says `actual`. */
+            repaired: boolean;
+            resource: components["schemas"]["QuotaResource"];
+        };
+        ErrorBody: {
+            /**
+             * @description Stable, machine-readable error code:
+             *
+             *     - `VALIDATION_FAILED` (400): A field, query parameter or path parameter is invalid; details lists each one.
+             *     - `MALFORMED_JSON` (400): The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             *     - `IMMUTABLE_FIELD` (400): The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).
+             *     - `AUTH_TOKEN_MISSING` (401): No `Authorization: Bearer {token}` header.
+             *     - `AUTH_TOKEN_INVALID` (401): The token is malformed, wrongly signed, or its claims are invalid.
+             *     - `AUTH_TOKEN_EXPIRED` (401): The token has expired.
+             *     - `FORBIDDEN` (403): The caller may see the resource but not perform this action.
+             *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope (R9/R10).
+             *     - `ROUTE_NOT_FOUND` (404): No such route.
+             *     - `IMAGE_NOT_FOUND` (404): No image with this id that the caller may see.
+             *     - `ZONE_NOT_FOUND` (404): No zone with this id.
+             *     - `METHOD_NOT_ALLOWED` (405): The route exists but not with this method.
+             *     - `INVALID_STATE` (409): The image is not in a state that allows this action; details.status/phase say which.
+             *     - `ZONE_NAME_TAKEN` (409): Another zone already has this name.
+             *     - `ZONE_IN_USE` (409): The zone still holds images.
+             *     - `CONFLICT` (409): The request conflicts with the current state of the resource.
+             *     - `QUOTA_EXCEEDED` (409): The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *     - `QUOTA_LIMIT_INVALID` (400): A quota limit is not "unlimited" or an integer from 0 to the resource's maximum; details give the resource, the value and why.
+             *     - `RESERVATION_NOT_FOUND` (404): No quota reservation with this id.
+             *     - `RESERVATION_NOT_PENDING` (409): The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+             *     - `IDEMPOTENCY_KEY_REUSED` (422): This idempotency key was already used for a different reservation (another department or other amounts).
+             *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
+             *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
+             *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.
+             *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
+             *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
+             *     - `FILE_SOURCE_NOT_FOUND` (404): No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
+             *     - `FILE_PATH_INVALID` (400): The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
+             *     - `FILE_NOT_FOUND` (404): No file or folder at this path in the file source.
+             *     - `FILE_SOURCE_UNAVAILABLE` (503): The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
+             *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+             *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
+             *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
+             *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
+             *     - `RESERVATION_MISMATCH` (422): The launch reservation belongs to another image or department than the VM being registered; details say which.
+             *     - `DOWNLOAD_URL_INVALID` (403): The signed download URL is malformed or its signature does not match (it was altered or is for another image).
+             *     - `DOWNLOAD_URL_EXPIRED` (403): The signed download URL has expired; ask for a new launch (the same idempotency key answers a fresh URL).
+             *     - `PAYLOAD_TOO_LARGE` (413): The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known.
+             *     - `RATE_LIMITED` (429): Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.
+             *     - `UNSUPPORTED_MEDIA_TYPE` (415): The request body has a content type this route does not accept.
+             *     - `INTERNAL_ERROR` (500): An unexpected error; it is logged with the correlation id.
+             *     - `DEPENDENCY_UNAVAILABLE` (503): A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+             * @example VALIDATION_FAILED
+             */
+            code: components["schemas"]["ErrorCode"];
+            /**
+             * @description The request's correlation id (also in the X-Correlation-Id response header and the logs).
+             * @example 4f1c2a0e-9a59-4b8e-9d0c-2d0c8b5d7c11
+             */
+            correlationId: string;
+            /**
+             * @description Code-specific facts, e.g. the invalid fields for VALIDATION_FAILED.
+             * @example {
+             *       "fields": [
+             *         {
+             *           "field": "name",
+             *           "messages": [
+             *             "name must be shorter than or equal to 255 characters"
+             *           ]
+             *         }
+             *       ]
+             *     }
+             */
+            details?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description A sentence a person can read.
+             * @example Request validation failed
+             */
+            message: string;
+        };
+        /**
+         * @description Stable, machine-readable error code:
+         *
+         *     - `VALIDATION_FAILED` (400): A field, query parameter or path parameter is invalid; details lists each one.
+         *     - `MALFORMED_JSON` (400): The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+         *     - `IMMUTABLE_FIELD` (400): The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).
+         *     - `AUTH_TOKEN_MISSING` (401): No `Authorization: Bearer {token}` header.
+         *     - `AUTH_TOKEN_INVALID` (401): The token is malformed, wrongly signed, or its claims are invalid.
+         *     - `AUTH_TOKEN_EXPIRED` (401): The token has expired.
+         *     - `FORBIDDEN` (403): The caller may see the resource but not perform this action.
+         *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope (R9/R10).
+         *     - `ROUTE_NOT_FOUND` (404): No such route.
+         *     - `IMAGE_NOT_FOUND` (404): No image with this id that the caller may see.
+         *     - `ZONE_NOT_FOUND` (404): No zone with this id.
+         *     - `METHOD_NOT_ALLOWED` (405): The route exists but not with this method.
+         *     - `INVALID_STATE` (409): The image is not in a state that allows this action; details.status/phase say which.
+         *     - `ZONE_NAME_TAKEN` (409): Another zone already has this name.
+         *     - `ZONE_IN_USE` (409): The zone still holds images.
+         *     - `CONFLICT` (409): The request conflicts with the current state of the resource.
+         *     - `QUOTA_EXCEEDED` (409): The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+         *     - `QUOTA_LIMIT_INVALID` (400): A quota limit is not "unlimited" or an integer from 0 to the resource's maximum; details give the resource, the value and why.
+         *     - `RESERVATION_NOT_FOUND` (404): No quota reservation with this id.
+         *     - `RESERVATION_NOT_PENDING` (409): The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+         *     - `IDEMPOTENCY_KEY_REUSED` (422): This idempotency key was already used for a different reservation (another department or other amounts).
+         *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
+         *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
+         *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+         *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.
+         *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
+         *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
+         *     - `FILE_SOURCE_NOT_FOUND` (404): No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
+         *     - `FILE_PATH_INVALID` (400): The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
+         *     - `FILE_NOT_FOUND` (404): No file or folder at this path in the file source.
+         *     - `FILE_SOURCE_UNAVAILABLE` (503): The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
+         *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+         *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+         *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+         *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+         *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
+         *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
+         *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
+         *     - `RESERVATION_MISMATCH` (422): The launch reservation belongs to another image or department than the VM being registered; details say which.
+         *     - `DOWNLOAD_URL_INVALID` (403): The signed download URL is malformed or its signature does not match (it was altered or is for another image).
+         *     - `DOWNLOAD_URL_EXPIRED` (403): The signed download URL has expired; ask for a new launch (the same idempotency key answers a fresh URL).
+         *     - `PAYLOAD_TOO_LARGE` (413): The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known.
+         *     - `RATE_LIMITED` (429): Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.
+         *     - `UNSUPPORTED_MEDIA_TYPE` (415): The request body has a content type this route does not accept.
+         *     - `INTERNAL_ERROR` (500): An unexpected error; it is logged with the correlation id.
+         *     - `DEPENDENCY_UNAVAILABLE` (503): A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+         * @enum {string}
+         */
+        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
+        FileEntryPage: {
+            items: components["schemas"]["FileEntryResponse"][];
+            page: number;
+            pageSize: number;
+            /**
+             * @description The folder listed (normalised).
+             * @example isos/centos
+             */
+            path: string;
+            /** @example share */
+            source: string;
+            /** @description Matching entries across all pages. */
+            total: number;
+            /** @description The folder holds more entries than a listing reads (FILE_SOURCE_MAX_ENTRIES): only the first ones are here. */
+            truncated: boolean;
+        };
+        FileEntryResponse: {
+            /**
+             * Format: date-time
+             * @description Last modification (second resolution on SMB; the epoch for folders of a bucket).
+             * @example 2026-11-20T08:15:00.000Z
+             */
+            modifiedAt: string;
+            /**
+             * @description The file or folder name.
+             * @example CentOS-7-x86_64-Minimal-2009.iso
+             */
+            name: string;
+            /**
+             * @description Its path from the source's root: what `source.path` names to create an image from it, or `path=` to list a folder.
+             * @example isos/centos/CentOS-7-x86_64-Minimal-2009.iso
+             */
+            path: string;
+            /**
+             * Format: int64
+             * @description Bytes; 0 for a folder.
+             * @example 1020264448
+             */
+            size: number;
+            /** @example FILE */
+            type: components["schemas"]["FileEntryType"];
+        };
+        /** @enum {string} */
+        FileEntryType: "FILE" | "DIR";
+        /** @enum {string} */
+        FileSort: "name" | "size" | "modifiedAt";
+        /** @enum {string} */
+        FileSourceKind: "SMB" | "DIR" | "BUCKET";
+        FileSourceList: {
+            items: components["schemas"]["FileSourceResponse"][];
+        };
+        FileSourceResponse: {
+            /**
+             * @description The first source is the one a create that names none uses.
+             * @example true
+             */
+            default: boolean;
+            /** @example SMB */
+            kind: components["schemas"]["FileSourceKind"];
+            /**
+             * @description Where users copy files to, for the console to show (R14): the UNC path of an SMB share on port 445
+             *     (`\\10.0.0.5\files`; `smb://host:port/share` on another port, which UNC cannot name), `s3://bucket/prefix/`
+             *     of a bucket; null for a directory on the service's host.
+             * @example \\10.0.0.5\files
+             */
+            location: string | null;
+            /**
+             * @description What `source.fileSource` names when an image is created from one of its files.
+             * @example share
+             */
+            name: string;
+        };
+        GrowReservationDto: {
+            /**
+             * Format: int64
+             * @description Add this much to the pending amount (0 renews the expiry). Give `delta` or `total`.
+             */
+            delta?: number;
+            resource: components["schemas"]["QuotaResource"];
+            /**
+             * Format: int64
+             * @description Make the pending amount at least this much (idempotent). Give `delta` or `total`.
+             */
+            total?: number;
+        };
+        HealthResponse: {
+            /**
+             * @example {
+             *       "database": {
+             *         "status": "up"
+             *       }
+             *     }
+             */
+            checks?: {
+                [key: string]: components["schemas"]["DependencyHealth"];
+            };
+            /** @enum {string} */
+            status: "ok" | "unavailable";
+        };
+        /** @enum {string} */
+        Hypervisor: "KVM" | "VMWARE" | "XEN" | "HYPERV";
+        ImageCountsResponse: {
+            all: number;
+            featured: number;
+            private: number;
+            public: number;
+        };
+        /**
+         * @description File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
+         * @enum {string}
+         */
+        ImageFormat: "qcow2" | "raw" | "vmdk" | "vhd" | "vhdx" | "iso";
+        /**
+         * @description IMAGE (a disk with an OS) or ISO (installation media or a tool kit).
+         * @enum {string}
+         */
+        ImageKind: "IMAGE" | "ISO";
+        ImagePage: {
+            items: components["schemas"]["ImageResponse"][];
+            page: number;
+            pageSize: number;
+            /** @description Matching images across all pages. */
+            total: number;
+            /** @description The view that was applied (the role's default when none was asked). */
+            view: components["schemas"]["View"];
+        };
+        /** @enum {string} */
+        ImagePhase: "QUEUED" | "IMPORTING" | "VERIFYING" | "READY" | "FAILED" | "DISABLED";
+        ImageProgressResponse: {
+            /**
+             * Format: int64
+             * @description Bytes stored so far.
+             */
+            bytesDone: number;
+            /**
+             * Format: int64
+             * @description Current transfer rate while bytes stream in (bytes per second, smoothed), else null.
+             */
+            bytesPerSecond: number | null;
+            /**
+             * Format: int64
+             * @description Total bytes when known.
+             */
+            bytesTotal: number | null;
+            /** @description 0-100 when the total is known, else null. */
+            percent: number | null;
+        };
+        ImageResponse: {
+            /**
+             * @description sha256 of the stored bytes (hex), once known.
+             * @example e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+             */
+            checksum: string | null;
+            /**
+             * @description md5 of the stored bytes (hex), when the service computes it (INGEST_COMPUTE_MD5) or an md5 was expected.
+             * @example d41d8cd98f00b204e9800998ecf8427e
+             */
+            checksumMd5: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            departmentId: string;
+            description: string;
+            /** @description The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
+            expectedChecksum: string | null;
+            format: components["schemas"]["ImageFormat"];
+            hypervisor: components["schemas"]["Hypervisor"];
+            /** Format: uuid */
+            id: string;
+            /** @description ISO only: OS or TOOL; null for images. */
+            isoUsage: components["schemas"]["IsoUsage"] | (never | null);
+            kind: components["schemas"]["ImageKind"];
+            name: string;
+            /** @enum {integer} */
+            osBits: 32 | 64;
+            osCategory: components["schemas"]["OsCategory"];
+            osName: string;
+            osVersion: string;
+            ownerId: string;
+            phase: components["schemas"]["ImagePhase"];
+            progress: components["schemas"]["ImageProgressResponse"];
+            scope: components["schemas"]["Scope"];
+            /**
+             * Format: int64
+             * @description Stored size in bytes, once known.
+             */
+            sizeBytes: number | null;
+            source: components["schemas"]["ImageSourceResponse"];
+            /** @description ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
+            status: components["schemas"]["ImageStatus"];
+            /** @description Why the image is inactive, in words a person understands (failed imports, disabling). */
+            statusReason: string | null;
+            tags: string[];
+            /** Format: date-time */
+            updatedAt: string;
+            /** Format: uuid */
+            zoneId: string;
+        };
+        /** @enum {string} */
+        ImageSort: "name" | "createdAt" | "sizeBytes";
+        ImageSourceDto: {
+            /**
+             * @description Name of the configured file source, for type FILE (default: the first one configured).
+             * @example share
+             */
+            fileSource?: string;
+            /**
+             * @description Path inside the file source, for type FILE (R14), e.g. `isos/CentOS-7.iso`.
+             * @example isos/CentOS-7-x86_64-Minimal.iso
+             */
+            path?: string;
+            /**
+             * @description URL: the service downloads `url`; UPLOAD: the bytes are PUT to /images/{id}/file; FILE: a file picked from the platform's file directory.
+             * @example URL
+             */
+            type: components["schemas"]["SourceType"];
+            /**
+             * Format: uri
+             * @description http(s) URL of the file, for type URL (R13), e.g. `http://10.0.0.5/centos7.qcow2`.
+             * @example http://10.0.0.5/images/centos7.qcow2
+             */
+            url?: string;
+        };
+        ImageSourceResponse: {
+            /** @description The file source the path belongs to (type FILE). */
+            fileSource?: string | null;
+            /** @description The picked path (type FILE). */
+            path?: string | null;
+            type: components["schemas"]["SourceType"];
+            /** @description The URL the bytes were downloaded from (type URL). */
+            url?: string | null;
+        };
+        /**
+         * @description ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason).
+         * @enum {string}
+         */
+        ImageStatus: "ACTIVE" | "INACTIVE";
+        ImageVmPage: {
+            /**
+             * @description The image was deleted (confirmed, R20); these VMs still exist and keep their links.
+             * @example false
+             */
+            imageDeleted: boolean;
+            /**
+             * Format: uuid
+             * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
+             */
+            imageId: string;
+            items: components["schemas"]["ImageVmResponse"][];
+            /** @example 1 */
+            page: number;
+            /** @example 20 */
+            pageSize: number;
+            /** @example 2 */
+            total: number;
+        };
+        ImageVmResponse: {
+            /** @example dept-rd */
+            departmentId: string;
+            /** @example u-alice */
+            ownerId: string;
+            /** @example CREATED_FROM */
+            relation: components["schemas"]["LinkRelation"];
+            /**
+             * Format: date-time
+             * @description When the link was registered.
+             * @example 2026-11-20T08:15:00.000Z
+             */
+            since: string;
+            /** @example vm-0001 */
+            vmId: string;
+            /** @example web-01 */
+            vmName: string;
+        };
+        /**
+         * @description ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM).
+         * @enum {string}
+         */
+        IsoUsage: "OS" | "TOOL";
+        LaunchDownloadResponse: {
+            /**
+             * Format: date-time
+             * @example 2026-11-20T09:15:00.000Z
+             */
+            expiresAt: string;
+            /** @example SERVICE */
+            method: components["schemas"]["DownloadMethod"];
+            /**
+             * @description A presigned object-store URL (MinIO) or a signed URL of this service (filesystem store); GET it, Range works.
+             * @example https://images.hcm.internal/downloads/0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23?expires=1795719600&signature=9c1f...
+             */
+            url: string;
+        };
+        LaunchImageResponse: {
+            /**
+             * @description sha256 of the stored file (hex): check the download against it.
+             * @example e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+             */
+            checksum: string | null;
+            /**
+             * @description md5 of the stored file (hex), when the service computed it.
+             * @example null
+             */
+            checksumMd5: string | null;
+            /** @example qcow2 */
+            format: components["schemas"]["ImageFormat"];
+            /** @example KVM */
+            hypervisor: components["schemas"]["Hypervisor"];
+            /**
+             * Format: uuid
+             * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
+             */
+            id: string;
+            /**
+             * @description An ISO's usage (always OS for a launch), null for a disk image.
+             * @example null
+             */
+            isoUsage: components["schemas"]["IsoUsage"] | (never | null);
+            /** @example IMAGE */
+            kind: components["schemas"]["ImageKind"];
+            /** @example CentOS 7.9 base */
+            name: string;
+            /**
+             * @example 64
+             * @enum {number}
+             */
+            osBits: 32 | 64;
+            /** @example CENTOS */
+            osCategory: components["schemas"]["OsCategory"];
+            /** @example CentOS */
+            osName: string;
+            /** @example 7.9 */
+            osVersion: string;
+            /**
+             * Format: int64
+             * @description Size of the stored file in bytes.
+             * @example 2147483648
+             */
+            sizeBytes: number | null;
+            /**
+             * Format: uuid
+             * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
+             */
+            zoneId: string;
+        };
+        LaunchRequestDto: {
+            /**
+             * @description How many VMs (R19: one or more).
+             * @example 3
+             */
+            count: number;
+            /**
+             * @description Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3).
+             * @default 0
+             * @example 1
+             */
+            dataDisks: number;
+            /**
+             * @description Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
+             *     request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
+             *     the same key with another owner department or count is refused (422 IDEMPOTENCY_KEY_REUSED).
+             * @example launch-2026-11-20-7f3a
+             */
+            idempotencyKey: string;
+            owner: components["schemas"]["VmOwnerDto"];
+            /**
+             * Format: uuid
+             * @description The zone the VMs are created in; it must be the image's (R15).
+             * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
+             */
+            zoneId: string;
+        };
+        LaunchResponse: {
+            /**
+             * @description VMs reserved (the launch's count).
+             * @example 3
+             */
+            count: number;
+            download: components["schemas"]["LaunchDownloadResponse"];
+            /**
+             * Format: date-time
+             * @description When the reservation gives its unregistered VMs back (LAUNCH_RESERVATION_TTL_SECONDS).
+             * @example 2026-11-20T09:15:00.000Z
+             */
+            expiresAt: string;
+            image: components["schemas"]["LaunchImageResponse"];
+            /**
+             * @description VMs of the reservation not registered yet.
+             * @example 3
+             */
+            pendingVms: number;
+            /**
+             * Format: uuid
+             * @description The VM quota reservation: pass it when registering each VM (`PUT /vms/{vmId}/origin`).
+             * @example 3f2e1d0c-9b8a-4765-8432-10fedcba9876
+             */
+            reservationId: string;
+            /**
+             * @description PENDING while VMs are left to register; COMMITTED once all were; EXPIRED or RELEASED when its time ran out.
+             * @example PENDING
+             */
+            reservationStatus: components["schemas"]["ReservationStatus"];
+        };
+        /** @enum {string} */
+        LinkRelation: "CREATED_FROM" | "ISO_MOUNTED";
+        /**
+         * @description OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk.
+         * @enum {string}
+         */
+        OsCategory: "CENTOS" | "UBUNTU" | "DEBIAN" | "REDHAT" | "ROCKY" | "SUSE" | "OPENEULER" | "KYLIN" | "UOS" | "OTHER_LINUX" | "WINDOWS_VIRTIO" | "WINDOWS_IDE" | "OTHER";
+        QuotaAmountsDto: {
+            /**
+             * Format: int64
+             * @description VM disk (bytes).
+             */
+            DISK_BYTES?: number;
+            /**
+             * Format: int64
+             * @description Image storage (bytes).
+             */
+            IMAGE_BYTES?: number;
+            /**
+             * Format: int64
+             * @description Images (count).
+             */
+            IMAGE_COUNT?: number;
+            /**
+             * Format: int64
+             * @description VM memory (bytes).
+             */
+            MEMORY_BYTES?: number;
+            /**
+             * Format: int64
+             * @description Virtual CPUs (count).
+             */
+            VCPU?: number;
+            /**
+             * Format: int64
+             * @description Virtual machines (count).
+             */
+            VM_COUNT?: number;
+        };
+        QuotaLimitsDto: {
+            /**
+             * @description VM disk (bytes): an integer from 0 to 1125899906842624, or "unlimited".
+             * @example 1099511627776
+             */
+            DISK_BYTES?: number | "unlimited";
+            /**
+             * @description Image storage (bytes): an integer from 0 to 1125899906842624, or "unlimited".
+             * @example 1099511627776
+             */
+            IMAGE_BYTES?: number | "unlimited";
+            /**
+             * @description Images (count): an integer from 0 to 1000000, or "unlimited".
+             * @example 50
+             */
+            IMAGE_COUNT?: number | "unlimited";
+            /**
+             * @description VM memory (bytes): an integer from 0 to 1125899906842624, or "unlimited".
+             * @example 1099511627776
+             */
+            MEMORY_BYTES?: number | "unlimited";
+            /**
+             * @description Virtual CPUs (count): an integer from 0 to 10000000, or "unlimited".
+             * @example 50
+             */
+            VCPU?: number | "unlimited";
+            /**
+             * @description Virtual machines (count): an integer from 0 to 1000000, or "unlimited".
+             * @example 50
+             */
+            VM_COUNT?: number | "unlimited";
+        };
+        /** @enum {string} */
+        QuotaResource: "IMAGE_COUNT" | "IMAGE_BYTES" | "VM_COUNT" | "VCPU" | "MEMORY_BYTES" | "DISK_BYTES";
+        ReconcileDto: {
+            /**
+             * @description Only this department (default: every department with images or ledger rows).
+             * @example dept-rd
+             */
+            departmentId?: string;
+            /**
+             * @description Report drift without repairing it.
+             * @default false
+             */
+            dryRun: boolean;
+        };
+        ReconcileResponse: {
+            /** @description How many departments were checked. */
+            departments: number;
+            drift: components["schemas"]["DriftResponse"][];
+            dryRun: boolean;
+            /** @description Departments whose ledger kept changing while checked; run again. */
+            skipped: components["schemas"]["ReconcileSkipped"][];
+        };
+        ReconcileSkipped: {
+            departmentId: string;
+            reason: string;
+        };
+        RegisterMountDto: {
+            owner: components["schemas"]["VmOwnerDto"];
+            /**
+             * @description The VM's name as the console shows it.
+             * @example web-01
+             */
+            vmName: string;
+            /**
+             * Format: uuid
+             * @description The VM's zone; it must be the ISO's (R15).
+             * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
+             */
+            zoneId: string;
+        };
+        RegisterOriginDto: {
+            /**
+             * Format: uuid
+             * @description The image or OS ISO the VM was created from.
+             * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
+             */
+            imageId: string;
+            owner: components["schemas"]["VmOwnerDto"];
+            /**
+             * Format: uuid
+             * @description The launch's reservation (`POST /images/{id}/launches`): one of its VMs is committed for this VM. Without
+             *     it, or when it no longer holds a VM (expired, all registered), the VM is counted in the department's usage
+             *     directly, only if the department has room under its VM_COUNT limit (409 QUOTA_EXCEEDED otherwise).
+             * @example 3f2e1d0c-9b8a-4765-8432-10fedcba9876
+             */
+            reservationId?: string;
+            /**
+             * @description The VM's name as the console shows it (a later PUT with another name renames it here).
+             * @example web-01
+             */
+            vmName: string;
+            /**
+             * Format: uuid
+             * @description The VM's zone; it must be the image's (R15), as at the launch.
+             * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
+             */
+            zoneId: string;
+        };
+        ReservationItemResponse: {
+            /**
+             * Format: int64
+             * @description Committed (counted in the department's `used`).
+             */
+            committed: number;
+            /** @description True while the amount is reserved and not yet committed or released. */
+            pending: boolean;
+            /**
+             * Format: int64
+             * @description Held pending (counted in the department's `reserved`).
+             */
+            reserved: number;
+            resource: components["schemas"]["QuotaResource"];
+        };
+        ReservationResponse: {
+            /** Format: date-time */
+            createdAt: string;
+            departmentId: string;
+            /**
+             * Format: date-time
+             * @description When a PENDING reservation expires (renewed by each grow).
+             */
+            expiresAt: string;
+            /** Format: uuid */
+            id: string;
+            items: components["schemas"]["ReservationItemResponse"][];
+            /** @description The caller's idempotency key. */
+            key: string;
+            status: components["schemas"]["ReservationStatus"];
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @enum {string} */
+        ReservationStatus: "PENDING" | "COMMITTED" | "RELEASED" | "EXPIRED" | "REFUNDED";
+        ResourceUsageResponse: {
+            /**
+             * Format: int64
+             * @description The limit; null when unlimited.
+             */
+            limit: number | null;
+            /**
+             * Format: int64
+             * @description limit - used - reserved, never below 0; null when unlimited.
+             */
+            remaining: number | null;
+            /**
+             * Format: int64
+             * @description Held by pending reservations.
+             */
+            reserved: number;
+            resource: components["schemas"]["QuotaResource"];
+            /** @description True when there is no limit. */
+            unlimited: boolean;
+            /**
+             * Format: int64
+             * @description Held by what exists (committed reservations).
+             */
+            used: number;
+        };
+        /** @enum {string} */
+        Role: "super_admin" | "admin" | "user" | "service";
+        /**
+         * @description Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
+         * @enum {string}
+         */
+        Scope: "FEATURED" | "PUBLIC" | "PRIVATE";
+        SetQuotaLimitsDto: {
+            /**
+             * @description New limits by resource; resources left out keep theirs.
+             * @example {
+             *       "IMAGE_BYTES": "unlimited",
+             *       "IMAGE_COUNT": 50
+             *     }
+             */
+            limits: components["schemas"]["QuotaLimitsDto"];
+        };
+        /**
+         * @description URL: the service downloads `url`; UPLOAD: the bytes are PUT to /images/{id}/file; FILE: a file picked from the platform's file directory.
+         * @enum {string}
+         */
+        SourceType: "URL" | "FILE" | "UPLOAD";
+        UpdateImageDto: {
+            description?: string;
+            /** @description ISO only. */
+            isoUsage?: components["schemas"]["IsoUsage"];
+            name?: string;
+            /** @enum {integer} */
+            osBits?: 32 | 64;
+            osCategory?: components["schemas"]["OsCategory"];
+            osName?: string;
+            osVersion?: string;
+            /** @description New scope, within R9/R10 (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
+            scope?: components["schemas"]["Scope"];
+            /** @description Replaces all tags. */
+            tags?: string[];
+        };
+        UpdateZoneDto: {
+            /** @description Free text. */
+            description?: string;
+            /** @description New virtualization technology (existing images keep theirs). */
+            hypervisor?: components["schemas"]["Hypervisor"];
+            /** @description New unique name. */
+            name?: string;
+        };
+        /** @enum {string} */
+        View: "all" | "featured" | "public" | "private";
+        VmImageResponse: {
+            /**
+             * @description The image was deleted after the VM was linked to it ("image deleted").
+             * @example false
+             */
+            imageDeleted: boolean;
+            /**
+             * Format: date-time
+             * @example null
+             */
+            imageDeletedAt: string | null;
+            /**
+             * Format: uuid
+             * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
+             */
+            imageId: string;
+            /** @example IMAGE */
+            kind: components["schemas"]["ImageKind"];
+            /**
+             * @description The image's name now, or its last name when it was deleted.
+             * @example CentOS 7.9 base
+             */
+            name: string;
+            /** @example CREATED_FROM */
+            relation: components["schemas"]["LinkRelation"];
+            /**
+             * Format: date-time
+             * @example 2026-11-20T08:15:00.000Z
+             */
+            since: string;
+        };
+        VmImagesResponse: {
+            /** @description The image or OS ISO the VM was created from; null when none is recorded (a VM that only mounts ISOs). */
+            createdFrom: components["schemas"]["VmImageResponse"] | (never | null);
+            /** @example dept-rd */
+            departmentId: string | null;
+            /** @description The ISOs mounted now. */
+            isoMounts: components["schemas"]["VmImageResponse"][];
+            /** @example u-alice */
+            ownerId: string | null;
+            /** @example vm-0001 */
+            vmId: string;
+            /**
+             * @description null when nothing is recorded for this VM (or nothing the caller may see).
+             * @example web-01
+             */
+            vmName: string | null;
+        };
+        VmLinkResponse: {
+            /** @example dept-rd */
+            departmentId: string;
+            /**
+             * Format: uuid
+             * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
+             */
+            imageId: string;
+            /** @example u-alice */
+            ownerId: string;
+            /**
+             * @description Where the VM's quota came from (NONE for an ISO mount).
+             * @example LAUNCH_RESERVATION
+             */
+            quota: components["schemas"]["VmQuotaSource"];
+            /** @example CREATED_FROM */
+            relation: components["schemas"]["LinkRelation"];
+            /**
+             * Format: uuid
+             * @description The launch reservation the VM was registered with, if any.
+             * @example 3f2e1d0c-9b8a-4765-8432-10fedcba9876
+             */
+            reservationId: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-20T08:15:00.000Z
+             */
+            since: string;
+            /** @example vm-0001 */
+            vmId: string;
+            /** @example web-01 */
+            vmName: string;
+        };
+        VmOwnerDto: {
+            /**
+             * @description The owner's department, whose quota pays for the VMs.
+             * @example dept-rd
+             */
+            departmentId: string;
+            /**
+             * @description The owner's role (default `user`): a super admin may use every image, others featured, public and their own.
+             * @default user
+             * @example user
+             */
+            role: components["schemas"]["VmOwnerRole"];
+            /**
+             * @description The owner's user id (the `sub` of their tokens).
+             * @example u-alice
+             */
+            userId: string;
+        };
+        /**
+         * @description The owner's role (default `user`): a super admin may use every image, others featured, public and their own.
+         * @enum {string}
+         */
+        VmOwnerRole: "user" | "admin" | "super_admin";
+        /**
+         * @description Where the VM's quota came from (NONE for an ISO mount).
+         * @enum {string}
+         */
+        VmQuotaSource: "LAUNCH_RESERVATION" | "DIRECT" | "NONE";
+        ZonePage: {
+            items: components["schemas"]["ZoneResponse"][];
+            page: number;
+            pageSize: number;
+            /** @description Number of zones in all pages. */
+            total: number;
+        };
+        ZoneResponse: {
+            /** Format: date-time */
+            createdAt: string;
+            description: string;
+            hypervisor: components["schemas"]["Hypervisor"];
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    DevTokens_mint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DevTokenDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DevTokenResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /** @description `ROUTE_NOT_FOUND`: No such route. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ROUTE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+        };
+    };
+    Downloads_download: {
+        parameters: {
+            query: {
+                /** @description Unix time (seconds) the URL expires at, as the launch gave it. */
+                expires: string;
+                /** @description HMAC-SHA256 signature (hex), as the launch gave it. */
+                signature: string;
+            };
+            header?: {
+                /** @description One byte range, e.g. `bytes=0-1048575`. */
+                Range?: string;
+                /** @description The ETag of the partial copy; another one sends the whole file. */
+                "If-Range"?: string;
+                /** @description An ETag the caller holds: 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The requested range (Content-Range says which). */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not modified (If-None-Match matched the ETag). */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `DOWNLOAD_URL_INVALID`: The signed download URL is malformed or its signature does not match (it was altered or is for another image).
+             *
+             *     `DOWNLOAD_URL_EXPIRED`: The signed download URL has expired; ask for a new launch (the same idempotency key answers a fresh URL).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_ACTIVE";
+                    };
+                };
+            };
+            /** @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size. */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RANGE_NOT_SATISFIABLE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Downloads_head: {
+        parameters: {
+            query: {
+                /** @description Unix time (seconds) the URL expires at, as the launch gave it. */
+                expires: string;
+                /** @description HMAC-SHA256 signature (hex), as the launch gave it. */
+                signature: string;
+            };
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The headers of the whole file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The headers of the requested range. */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `DOWNLOAD_URL_INVALID`: The signed download URL is malformed or its signature does not match (it was altered or is for another image).
+             *
+             *     `DOWNLOAD_URL_EXPIRED`: The signed download URL has expired; ask for a new launch (the same idempotency key answers a fresh URL).
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    FileSources_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configured sources. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "default": true,
+                     *           "kind": "SMB",
+                     *           "location": "\\\\10.0.0.5\\files",
+                     *           "name": "share"
+                     *         },
+                     *         {
+                     *           "default": false,
+                     *           "kind": "BUCKET",
+                     *           "location": "s3://hcm-drop/incoming/",
+                     *           "name": "drop"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["FileSourceList"];
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+        };
+    };
+    FileSources_entries: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page. */
+                pageSize?: number;
+                /** @description The folder to list, relative to the source's root, `/`-separated; empty or absent: the root. */
+                path?: string;
+                /** @description Folders always come first; within each, this key. */
+                sort?: components["schemas"]["FileSort"];
+                order?: "asc" | "desc";
+                /** @description Only entries whose name contains this (case-insensitive). */
+                name?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The file source (its name in GET /file-sources). */
+                source: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the folder. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "modifiedAt": "2026-11-20T08:15:00.000Z",
+                     *           "name": "centos",
+                     *           "path": "isos/centos",
+                     *           "size": 0,
+                     *           "type": "DIR"
+                     *         },
+                     *         {
+                     *           "modifiedAt": "2026-11-20T08:15:00.000Z",
+                     *           "name": "CentOS-7-x86_64-Minimal-2009.iso",
+                     *           "path": "isos/CentOS-7-x86_64-Minimal-2009.iso",
+                     *           "size": 1020264448,
+                     *           "type": "FILE"
+                     *         }
+                     *       ],
+                     *       "page": 1,
+                     *       "pageSize": 20,
+                     *       "path": "isos",
+                     *       "source": "share",
+                     *       "total": 2,
+                     *       "truncated": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["FileEntryPage"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `FILE_PATH_INVALID`: The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "FILE_PATH_INVALID";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /**
+             * @description `FILE_SOURCE_NOT_FOUND`: No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
+             *
+             *     `FILE_NOT_FOUND`: No file or folder at this path in the file source.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FILE_SOURCE_NOT_FOUND" | "FILE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `FILE_SOURCE_UNAVAILABLE`: The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
+             *
+             *     `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FILE_SOURCE_UNAVAILABLE" | "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Health_live: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
+            };
+        };
+    };
+    Health_ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
+            };
+        };
+    };
+    Catalog_list: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page. */
+                pageSize?: number;
+                /** @description Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
+                tags?: string[];
+                kind?: components["schemas"]["ImageKind"];
+                /** @description Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
+                q?: string;
+                /** @description Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
+                name?: string;
+                osCategory?: components["schemas"]["OsCategory"];
+                hypervisor?: components["schemas"]["Hypervisor"];
+                status?: components["schemas"]["ImageStatus"];
+                phase?: components["schemas"]["ImagePhase"];
+                format?: components["schemas"]["ImageFormat"];
+                zoneId?: string;
+                /** @description Owner user id, exactly (case-sensitive). */
+                ownerId?: string;
+                /** @description Owner's department id, exactly (case-sensitive). */
+                departmentId?: string;
+                /** @description R11 view; default `all` for a super admin, `featured` for everyone else. */
+                view?: components["schemas"]["View"];
+                sort?: components["schemas"]["ImageSort"];
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagePage"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateImageDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             *
+             *     `URL_NOT_ALLOWED`: The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
+             *
+             *     `FILE_PATH_INVALID`: The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON" | "URL_NOT_ALLOWED" | "FILE_PATH_INVALID";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN";
+                    };
+                };
+            };
+            /**
+             * @description `ZONE_NOT_FOUND`: No zone with this id.
+             *
+             *     `FILE_SOURCE_NOT_FOUND`: No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
+             *
+             *     `FILE_NOT_FOUND`: No file or folder at this path in the file source.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NOT_FOUND" | "FILE_SOURCE_NOT_FOUND" | "FILE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
+            /**
+             * @description `FILE_SOURCE_UNAVAILABLE`: The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
+             *
+             *     `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FILE_SOURCE_UNAVAILABLE" | "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_counts: {
+        parameters: {
+            query?: {
+                /** @description Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
+                tags?: string[];
+                kind?: components["schemas"]["ImageKind"];
+                /** @description Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
+                q?: string;
+                /** @description Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
+                name?: string;
+                osCategory?: components["schemas"]["OsCategory"];
+                hypervisor?: components["schemas"]["Hypervisor"];
+                status?: components["schemas"]["ImageStatus"];
+                phase?: components["schemas"]["ImagePhase"];
+                format?: components["schemas"]["ImageFormat"];
+                zoneId?: string;
+                /** @description Owner user id, exactly (case-sensitive). */
+                ownerId?: string;
+                /** @description Owner's department id, exactly (case-sensitive). */
+                departmentId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageCountsResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_remove: {
+        parameters: {
+            query?: {
+                /**
+                 * @description R20: `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
+                 *     "image deleted"); without it such a delete answers 409 IMAGE_IN_USE listing those VMs and changes nothing.
+                 */
+                confirm?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `IMAGE_IN_USE`: VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted". */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_IN_USE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateImageDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             *
+             *     `IMMUTABLE_FIELD`: The request tries to change a field that can never be edited (source URL, hypervisor, format, kind, zone).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DisableImageDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "INVALID_STATE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Catalog_enable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "INVALID_STATE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Ingestion_download: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description One byte range, e.g. `bytes=0-1048575`. */
+                Range?: string;
+                /** @description The ETag of the partial copy; another one sends the whole file. */
+                "If-Range"?: string;
+                /** @description An ETag the caller holds: 304 when it is still current. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The requested range (Content-Range says which). */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not modified (If-None-Match matched the ETag). */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_ACTIVE";
+                    };
+                };
+            };
+            /** @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size. */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RANGE_NOT_SATISFIABLE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Ingestion_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes. */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Stored and verified: the image is ACTIVE. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             *
+             *     `UPLOAD_INCOMPLETE`: The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON" | "UPLOAD_INCOMPLETE";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `SOURCE_MISMATCH`: The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "INVALID_STATE" | "QUOTA_EXCEEDED" | "SOURCE_MISMATCH";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `CONTENT_REJECTED`: The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONTENT_REJECTED";
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Ingestion_head: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The headers of the whole file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The headers of the requested range. */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
+             *
+             *     A HEAD answer has no body: the status says which.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Launches_launch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LaunchRequestDto"];
+            };
+        };
+        responses: {
+            /** @description The key was used before with the same request: that launch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LaunchResponse"];
+                };
+            };
+            /** @description Allowed: the VMs are reserved. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LaunchResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "IMAGE_NOT_USABLE";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *
+             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED" | "IMAGE_NOT_ACTIVE" | "ISO_NOT_BOOTABLE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /**
+             * @description `IDEMPOTENCY_KEY_REUSED`: This idempotency key was already used for a different reservation (another department or other amounts).
+             *
+             *     `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             *
+             *     `TOO_MANY_DATA_DISKS`: A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IDEMPOTENCY_KEY_REUSED" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Ingestion_retry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "INVALID_STATE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    ImageVms_list: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page. */
+                pageSize?: number;
+                /** @description Only this relation. */
+                relation?: components["schemas"]["LinkRelation"];
+            };
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageVmPage"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Metrics_render: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    QuotaReservations_reserve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateReservationDto"];
+            };
+        };
+        responses: {
+            /** @description The key was used before with the same request: that reservation, in its current state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /** @description Reserved. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: This idempotency key was already used for a different reservation (another department or other amounts). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IDEMPOTENCY_KEY_REUSED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    QuotaReservations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    QuotaReservations_commit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommitReservationDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `RESERVATION_NOT_PENDING`: The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED" | "RESERVATION_NOT_PENDING";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    QuotaReservations_grow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrowReservationDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `RESERVATION_NOT_PENDING`: The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED" | "RESERVATION_NOT_PENDING";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    QuotaReservations_refund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `CONFLICT`: The request conflicts with the current state of the resource. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    QuotaReservations_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReservationResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `RESERVATION_NOT_PENDING`: The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "RESERVATION_NOT_PENDING";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Quotas_list: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page. */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentQuotaPage"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Quotas_reconcile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconcileDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconcileResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Quotas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                departmentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentQuotaResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Quotas_setLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                departmentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetQuotaLimitsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentQuotaResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             *
+             *     `QUOTA_LIMIT_INVALID`: A quota limit is not "unlimited" or an integer from 0 to the resource's maximum; details give the resource, the value and why.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON" | "QUOTA_LIMIT_INVALID";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Vms_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The compute side's VM id. */
+                vmId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Nothing is recorded for this VM (any more). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `CONFLICT`: The request conflicts with the current state of the resource. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Vms_images: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The compute side's VM id. */
+                vmId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmImagesResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Vms_mount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The compute side's VM id. */
+                vmId: string;
+                /** @description The ISO id (UUID). */
+                isoId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterMountDto"];
+            };
+        };
+        responses: {
+            /** @description Already mounted: the link as it is. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmLinkResponse"];
+                };
+            };
+            /** @description Registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmLinkResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "IMAGE_NOT_USABLE";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "IMAGE_NOT_ACTIVE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /**
+             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             *
+             *     `NOT_AN_ISO`: Only an ISO can be mounted; this is a disk image.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_MISMATCH" | "NOT_AN_ISO";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Vms_unmount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The compute side's VM id. */
+                vmId: string;
+                /** @description The ISO id (UUID). */
+                isoId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Not mounted (any more). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Vms_origin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The compute side's VM id. */
+                vmId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterOriginDto"];
+            };
+        };
+        responses: {
+            /** @description Already registered: the link as it is. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmLinkResponse"];
+                };
+            };
+            /** @description Registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmLinkResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "IMAGE_NOT_USABLE";
+                    };
+                };
+            };
+            /**
+             * @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see.
+             *
+             *     `RESERVATION_NOT_FOUND`: No quota reservation with this id.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND" | "RESERVATION_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `CONFLICT`: The request conflicts with the current state of the resource.
+             *
+             *     `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `RESERVATION_NOT_PENDING`: The reservation is not in a state that allows this (committed, released, expired or refunded); details.status says which.
+             *
+             *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *
+             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+             *
+             *     `VM_LINK_CONFLICT`: The VM is already recorded as created from another image; details give both image ids.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONFLICT" | "QUOTA_EXCEEDED" | "RESERVATION_NOT_PENDING" | "IMAGE_NOT_ACTIVE" | "ISO_NOT_BOOTABLE" | "VM_LINK_CONFLICT";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /**
+             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             *
+             *     `RESERVATION_MISMATCH`: The launch reservation belongs to another image or department than the VM being registered; details say which.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_MISMATCH" | "RESERVATION_MISMATCH";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Zones_list: {
+        parameters: {
+            query?: {
+                /** @description 1-based page number. */
+                page?: number;
+                /** @description Items per page. */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ZonePage"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Zones_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateZoneDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ZoneResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `ZONE_NAME_TAKEN`: Another zone already has this name. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NAME_TAKEN";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Zones_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ZoneResponse"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `ZONE_NOT_FOUND`: No zone with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Zones_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `ZONE_NOT_FOUND`: No zone with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `ZONE_IN_USE`: The zone still holds images. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_IN_USE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Zones_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateZoneDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ZoneResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `ZONE_NOT_FOUND`: No zone with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NOT_FOUND";
+                    };
+                };
+            };
+            /** @description `ZONE_NAME_TAKEN`: Another zone already has this name. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "ZONE_NAME_TAKEN";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+}
