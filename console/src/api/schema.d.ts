@@ -40,6 +40,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The events the caller may see after a cursor, oldest first (the outbox; the same events the message bus
+         *     carries). Page on with `after=next`; an empty page means the caller is up to date.
+         */
+        get: operations["Events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The live feed as Server-Sent Events: one `id: <position>`, `event: <type>`, `data: <event JSON>` per
+         *     event the caller may see, in position order, and a `: keep-alive` comment when idle. Resumable: a
+         *     reconnect with `Last-Event-ID` (EventSource sends it by itself) gets everything after that event.
+         *     EventSource cannot send headers: pass the token as `access_token`.
+         */
+        get: operations["Events_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/file-sources": {
         parameters: {
             query?: never;
@@ -276,8 +318,9 @@ export interface paths {
          *     may use it by scope (403 IMAGE_NOT_USABLE; the compute side sees every image, so this tells it nothing
          *     hidden), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool ISO never
          *     creates a VM), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image or ISO gets at most one
-         *     data disk (422 TOO_MANY_DATA_DISKS), and the owner's department has VM quota for all of them (409
-         *     QUOTA_EXCEEDED). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
+         *     data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` when given (422
+         *     ROOT_DISK_TOO_SMALL), and the owner's department has VM_COUNT and DISK_BYTES quota for all of them (409
+         *     QUOTA_EXCEEDED; DISK_BYTES per VM is `rootDiskBytes`, else a disk image's virtual size, plus `dataDiskBytes`). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
          *     what compute needs: format, hypervisor, OS category and bits, size, checksum, and a URL to read the bytes
          *     without a token until `download.expiresAt` (presigned for MinIO, a signed `/downloads/{id}` URL for the
          *     filesystem store). Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`.
@@ -875,7 +918,7 @@ export interface components {
              *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
              *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
              *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
-             *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.
+             *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.
              *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
              *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
              *     - `FILE_SOURCE_NOT_FOUND` (404): No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
@@ -886,6 +929,7 @@ export interface components {
              *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
              *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
              *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             *     - `ROOT_DISK_TOO_SMALL` (422): The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
              *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
              *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
              *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
@@ -954,7 +998,7 @@ export interface components {
          *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
          *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
          *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
-         *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why.
+         *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.
          *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
          *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
          *     - `FILE_SOURCE_NOT_FOUND` (404): No file source with this name is configured (GET /file-sources lists them), or none is configured at all.
@@ -965,6 +1009,7 @@ export interface components {
          *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
          *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
          *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+         *     - `ROOT_DISK_TOO_SMALL` (422): The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
          *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
          *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
          *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
@@ -978,7 +1023,47 @@ export interface components {
          *     - `DEPENDENCY_UNAVAILABLE` (503): A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
+        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "ROOT_DISK_TOO_SMALL" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
+        EventActorResponse: {
+            department?: string;
+            role?: string;
+            /**
+             * @description `caller`: an API caller (user, department, role from its token); `system`: the service itself.
+             * @enum {string}
+             */
+            type: "caller" | "system";
+            user?: string;
+        };
+        EventPage: {
+            items: components["schemas"]["EventResponse"][];
+            /** @description The cursor to ask with next (`after=next`): the last position on this page, or `after` when it is empty. */
+            next: number;
+        };
+        EventResponse: {
+            actor: components["schemas"]["EventActorResponse"];
+            /** @description X-Correlation-Id of the request (or job) that caused it. */
+            correlationId: string | null;
+            /**
+             * Format: uuid
+             * @description Unique: consumers drop duplicates by it (delivery is at least once).
+             */
+            id: string;
+            /** Format: uuid */
+            imageId: string | null;
+            payload: {
+                [key: string]: unknown;
+            };
+            /** @description The cursor: increases with every event, in commit order. */
+            position: number;
+            /** @description Order of the events of one image (or of one department for quota events), from 1. */
+            sequence: number;
+            /** @description ms since the epoch */
+            time: number;
+            /** @enum {string} */
+            type: "image.created" | "image.updated" | "image.scope_changed" | "image.enabled" | "image.disabled" | "image.import.started" | "image.import.progressed" | "image.activated" | "image.import.failed" | "image.deleted" | "vm.linked" | "vm.unlinked" | "iso.mounted" | "iso.unmounted" | "quota.limit_changed" | "quota.refused";
+            /** @description The version of the payload of this type. */
+            version: number;
+        };
         FileEntryPage: {
             items: components["schemas"]["FileEntryResponse"][];
             page: number;
@@ -1128,6 +1213,11 @@ export interface components {
         };
         ImageResponse: {
             /**
+             * Format: int64
+             * @description What the image occupies on its store as qemu-img counts it (allocated blocks), once READY; null when unknown (S3).
+             */
+            actualSizeBytes: number | null;
+            /**
              * @description sha256 of the stored bytes (hex), once known.
              * @example e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
              */
@@ -1173,11 +1263,16 @@ export interface components {
             tags: string[];
             /** Format: date-time */
             updatedAt: string;
+            /**
+             * Format: int64
+             * @description The disk's size once expanded, as qemu-img reports it (what a VM's root disk must hold), once READY; an ISO's is its size.
+             */
+            virtualSizeBytes: number | null;
             /** Format: uuid */
             zoneId: string;
         };
         /** @enum {string} */
-        ImageSort: "name" | "createdAt" | "sizeBytes";
+        ImageSort: "name" | "createdAt" | "sizeBytes" | "virtualSizeBytes";
         ImageSourceDto: {
             /**
              * @description Name of the configured file source, for type FILE (default: the first one configured).
@@ -1318,6 +1413,12 @@ export interface components {
              */
             sizeBytes: number | null;
             /**
+             * Format: int64
+             * @description The disk's size once expanded (qemu-img): the smallest root disk the image fits on.
+             * @example 21474836480
+             */
+            virtualSizeBytes: number | null;
+            /**
              * Format: uuid
              * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
              */
@@ -1330,6 +1431,14 @@ export interface components {
              */
             count: number;
             /**
+             * @description Sizes in bytes of each VM's data disks, when the compute side knows them: they are reserved as DISK_BYTES
+             *     with the root disk. When `dataDisks` is given too it must be their number; without it, it is.
+             * @example [
+             *       107374182400
+             *     ]
+             */
+            dataDiskBytes?: number[];
+            /**
              * @description Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3).
              * @default 0
              * @example 1
@@ -1338,11 +1447,18 @@ export interface components {
             /**
              * @description Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
              *     request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
-             *     the same key with another owner department or count is refused (422 IDEMPOTENCY_KEY_REUSED).
+             *     the same key with another owner department, count or disk sizes is refused (422 IDEMPOTENCY_KEY_REUSED).
              * @example launch-2026-11-20-7f3a
              */
             idempotencyKey: string;
             owner: components["schemas"]["VmOwnerDto"];
+            /**
+             * Format: int64
+             * @description Size of each VM's root (system) disk in bytes, when the compute side knows it: a disk image whose virtual size is
+             *     larger is refused (422 ROOT_DISK_TOO_SMALL). An ISO has no such rule.
+             * @example 21474836480
+             */
+            rootDiskBytes?: number;
             /**
              * Format: uuid
              * @description The zone the VMs are created in; it must be the image's (R15).
@@ -1356,6 +1472,13 @@ export interface components {
              * @example 3
              */
             count: number;
+            /**
+             * Format: int64
+             * @description DISK_BYTES reserved for each VM: its root disk (`rootDiskBytes`, else a disk image's virtual size; an ISO's
+             *     root disk counts only when given) plus its data disks (`dataDiskBytes`). 0 when nothing is known.
+             * @example 21474836480
+             */
+            diskBytesPerVm: number;
             download: components["schemas"]["LaunchDownloadResponse"];
             /**
              * Format: date-time
@@ -1493,6 +1616,15 @@ export interface components {
             zoneId: string;
         };
         RegisterOriginDto: {
+            /**
+             * Format: int64
+             * @description The VM's disks in bytes (root and data), charged as DISK_BYTES with the VM and refunded with it. Default: its
+             *     share of the launch's DISK_BYTES while the reservation holds VMs, else a disk image's virtual size (an ISO:
+             *     nothing). Taken from the launch's reservation while that holds it, else only if the department has room
+             *     under its DISK_BYTES limit (409 QUOTA_EXCEEDED otherwise).
+             * @example 21474836480
+             */
+            diskBytes?: number;
             /**
              * Format: uuid
              * @description The image or OS ISO the VM was created from.
@@ -2066,6 +2198,156 @@ export interface operations {
             };
         };
     };
+    Events_list: {
+        parameters: {
+            query?: {
+                /** @description The cursor: events after this position (0 = from the oldest kept). Take `next` of the previous page. */
+                after?: number;
+                /** @description Only these event types: `type=a&type=b` or `type=a,b`. */
+                type?: ("image.created" | "image.updated" | "image.scope_changed" | "image.enabled" | "image.disabled" | "image.import.started" | "image.import.progressed" | "image.activated" | "image.import.failed" | "image.deleted" | "vm.linked" | "vm.unlinked" | "iso.mounted" | "iso.unmounted" | "quota.limit_changed" | "quota.refused")[];
+                /** @description Only the events of this image. */
+                imageId?: string;
+                /** @description Events per page. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Events_stream: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start after this position; without it (and without a Last-Event-ID header) the stream starts with what
+                 *     happens from now on. Last-Event-ID (sent by EventSource when it reconnects) wins over it.
+                 */
+                after?: number;
+                /** @description Only these event types: `type=a&type=b` or `type=a,b`. */
+                type?: ("image.created" | "image.updated" | "image.scope_changed" | "image.enabled" | "image.disabled" | "image.import.started" | "image.import.progressed" | "image.activated" | "image.import.failed" | "image.deleted" | "vm.linked" | "vm.unlinked" | "iso.mounted" | "iso.unmounted" | "quota.limit_changed" | "quota.refused")[];
+                /** @description Only the events of this image (a console following one import). */
+                imageId?: string;
+                /**
+                 * @description The bearer token, for EventSource (which cannot send headers); ignored when an Authorization header is
+                 *     sent. Prefer a short-lived token: a URL can end up in browser history and proxy logs.
+                 */
+                access_token?: string;
+            };
+            header?: {
+                /** @description Resume after this position (the `id` of the last event received). */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless text/event-stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
     FileSources_list: {
         parameters: {
             query?: never;
@@ -2344,6 +2626,10 @@ export interface operations {
                 ownerId?: string;
                 /** @description Owner's department id, exactly (case-sensitive). */
                 departmentId?: string;
+                /** @description Only images whose virtual size is at least this many bytes (images without one yet never match). */
+                minVirtualSize?: number;
+                /** @description Only images whose virtual size is at most this many bytes (images without one yet never match). */
+                maxVirtualSize?: number;
                 /** @description R11 view; default `all` for a super admin, `featured` for everyone else. */
                 view?: components["schemas"]["View"];
                 sort?: components["schemas"]["ImageSort"];
@@ -2590,6 +2876,10 @@ export interface operations {
                 ownerId?: string;
                 /** @description Owner's department id, exactly (case-sensitive). */
                 departmentId?: string;
+                /** @description Only images whose virtual size is at least this many bytes (images without one yet never match). */
+                minVirtualSize?: number;
+                /** @description Only images whose virtual size is at most this many bytes (images without one yet never match). */
+                maxVirtualSize?: number;
             };
             header?: never;
             path?: never;
@@ -3508,7 +3798,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `CONTENT_REJECTED`: The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk) or the checksum differs. The image is FAILED with the reason; details.reason and details.ingestCode say why. */
+            /** @description `CONTENT_REJECTED`: The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3801,6 +4091,8 @@ export interface operations {
              *     `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
              *
              *     `TOO_MANY_DATA_DISKS`: A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             *
+             *     `ROOT_DISK_TOO_SMALL`: The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
              */
             422: {
                 headers: {
@@ -3809,7 +4101,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {string} */
-                        code?: "IDEMPOTENCY_KEY_REUSED" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS";
+                        code?: "IDEMPOTENCY_KEY_REUSED" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "ROOT_DISK_TOO_SMALL";
                     };
                 };
             };
