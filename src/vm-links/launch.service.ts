@@ -5,7 +5,6 @@ import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageKind, OsCategory } from '../catalog/image.enums';
 import { AppConfig } from '../config/app-config';
 import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
 import { QuotaResource } from '../quota/quota.enums';
@@ -14,13 +13,9 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
-import { rootDiskTooSmall, tooManyDataDisks } from './vm-links.errors';
-import { assertUsable, ImageUse } from './vm-links.rules';
+import { assertLaunchDisks, assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
-
-/** R3: a VM made from a Windows-IDE image or ISO mounts at most this many data disks. */
-export const WINDOWS_IDE_MAX_DATA_DISKS = 1;
 
 /** Who reads the bytes through a signed URL: the signature is the permission, so no scope rule applies. */
 const SIGNED_URL_READER: Principal = { userId: '#signed-url', name: 'signed download URL', departmentId: '#', role: Role.Service };
@@ -69,12 +64,7 @@ export class LaunchService {
     const image = await this.catalog.getFor(p, imageId, Action.See);
     const owner = ownerPrincipal(dto.owner);
     assertUsable(this.access, image, owner, dto.zoneId, ImageUse.CreateVm);
-    const dataDisks = dto.dataDisks ?? 0;
-    if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
-    // the image must fit on the root disk; an ISO is mounted, not copied onto it
-    if (image.kind === ImageKind.Image && dto.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && dto.rootDiskBytes < image.virtualSizeBytes) {
-      throw rootDiskTooSmall(image, dto.rootDiskBytes, image.virtualSizeBytes);
-    }
+    assertLaunchDisks(image, dto);
     const { reservation, created } = await this.quota.reserve({
       key: launchKey(p.userId, image.id, dto.idempotencyKey),
       callerId: VM_LINKS_CALLER,
