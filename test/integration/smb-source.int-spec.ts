@@ -13,8 +13,9 @@ import { LocalDirFileSource } from '../../src/file-sources/local-dir-file-source
 import { SmbFileSource } from '../../src/file-sources/smb-file-source';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { startS3Server, S3TestServer } from '../support/s3-server';
-import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ServiceProcess, startServiceProcess } from '../support/service-process';
 import { SmbdServer, startSmbd } from '../support/smbd';
+import { ensureBuilt } from '../support/build';
 
 /**
  * The file-source adapters against real stores: smbd on a loopback port (test/support/smbd.ts) through
@@ -416,7 +417,7 @@ describe('a FILE import survives kill -9 of the service (embedded shape: SQLite,
   const children: ServiceProcess[] = [];
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 180_000 });
+    ensureBuilt();
   }, 200_000);
   beforeAll(async () => {
     smbd = await startSmbd();
