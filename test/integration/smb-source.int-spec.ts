@@ -16,6 +16,7 @@ import { startS3Server, S3TestServer } from '../support/s3-server';
 import { ServiceProcess, startServiceProcess } from '../support/service-process';
 import { SmbdServer, startSmbd } from '../support/smbd';
 import { ensureBuilt } from '../support/build';
+import { until } from '../support/kit';
 
 /**
  * The file-source adapters against real stores: smbd on a loopback port (test/support/smbd.ts) through
@@ -92,14 +93,6 @@ const smbclients = (port: number): number[] =>
       }
     })
     .map(Number);
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('SmbFileSource: smbclient against a real smbd', () => {
   let smbd: SmbdServer;
