@@ -1,3 +1,4 @@
+import { EventEmitter, once } from 'node:events';
 import { Logger } from '@nestjs/common';
 import { AddOptions, backoffDelay, CANCELLED, JobContext, JobQueue, PermanentJobError, ProcessOptions, SHUTDOWN } from './job-queue';
 
@@ -18,9 +19,25 @@ interface Handler {
   running: number;
 }
 
-/** Jobs in this process's memory. Nothing survives a restart: owners re-enqueue unfinished work at start-up. */
+/**
+ * How a job left the queue: its handler returned (completed), it failed for good after `onFailed` ran
+ * (failed: attempts used up, a PermanentJobError, or cancelled), or it was handed back at shutdown.
+ */
+export interface JobSettled {
+  id: string;
+  name: string;
+  outcome: 'completed' | 'failed' | 'handedBack';
+  attempt: number;
+}
+
+/**
+ * Jobs in this process's memory. Nothing survives a restart: owners re-enqueue unfinished work at start-up.
+ * Every job's end is told on `settled` (event 'settled', a JobSettled) once it is out of the queue, so tests
+ * and callers in the same process wait on that event (`whenSettled`) instead of sleeping and looking.
+ */
 export class InProcessQueue extends JobQueue {
   private readonly logger = new Logger('InProcessQueue');
+  readonly settled = new EventEmitter();
   private readonly jobs = new Map<string, Entry>();
   private readonly handlers = new Map<string, Handler>();
   private failed = 0;
@@ -68,6 +85,14 @@ export class InProcessQueue extends JobQueue {
     return Promise.resolve(s);
   }
 
+  /** Resolves when job `jobId` next leaves the queue (call it before or right after `add`). */
+  async whenSettled(jobId: string, signal?: AbortSignal): Promise<JobSettled> {
+    for (;;) {
+      const [ev] = (await once(this.settled, 'settled', { signal })) as [JobSettled];
+      if (ev.id === jobId) return ev;
+    }
+  }
+
   ping(): Promise<void> {
     return Promise.resolve();
   }
@@ -110,18 +135,22 @@ export class InProcessQueue extends JobQueue {
     e.abort = new AbortController();
     h.running++;
     const ctx: JobContext<unknown> = { id: e.id, name: e.name, data: e.data, attempt: e.attempt, maxAttempts: e.maxAttempts, retryDelayMs: backoffDelay(this.backoffMs, e.attempt), signal: e.abort.signal };
+    let settled: JobSettled['outcome'] | null = null;
     try {
       await h.fn(ctx);
       this.jobs.delete(e.id);
+      settled = 'completed';
     } catch (err) {
       const error = err as Error;
       const reason: unknown = e.abort.signal.reason;
       if (this.closed || reason === SHUTDOWN) {
         this.jobs.delete(e.id); // handed back: the owner finds it again at the next start
+        settled = 'handedBack';
       } else if (reason === CANCELLED || error instanceof PermanentJobError || e.attempt >= e.maxAttempts) {
         this.jobs.delete(e.id);
         this.failed++;
         await h.opts.onFailed(ctx, error).catch((x: unknown) => this.logger.error(`onFailed of ${e.id} threw: ${String(x)}`));
+        settled = 'failed';
       } else {
         this.logger.warn(`job ${e.name}/${e.id} attempt ${e.attempt} failed: ${error.message}; retrying`);
         this.delay(e, backoffDelay(this.backoffMs, e.attempt));
@@ -129,6 +158,7 @@ export class InProcessQueue extends JobQueue {
     } finally {
       h.running--;
       e.abort = undefined;
+      if (settled) this.settled.emit('settled', { id: e.id, name: e.name, outcome: settled, attempt: e.attempt } satisfies JobSettled);
       setImmediate(() => this.pump(e.name));
     }
   }

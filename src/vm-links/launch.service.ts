@@ -5,7 +5,7 @@ import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageKind, OsCategory } from '../catalog/image.enums';
+import { ImageKind } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
@@ -15,15 +15,11 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
 import { LaunchRequestDto } from './vm-links.dto';
-import { rootDiskTooSmall, tooManyDataDisks } from './vm-links.errors';
-import { assertUsable, ImageUse } from './vm-links.rules';
+import { assertLaunchDisks, assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
 
 const invalidField = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
-
-/** R3: a VM made from a Windows-IDE image or ISO mounts at most this many data disks. */
-export const WINDOWS_IDE_MAX_DATA_DISKS = 1;
 
 /** Who reads the bytes through a signed URL: the signature is the permission, so no scope rule applies. */
 const SIGNED_URL_READER: Principal = { userId: '#signed-url', name: 'signed download URL', departmentId: '#', role: Role.Service };
@@ -78,11 +74,7 @@ export class LaunchService {
       throw invalidField('dataDiskBytes', `dataDiskBytes names ${dto.dataDiskBytes.length} disk(s) but dataDisks is ${dto.dataDisks}`);
     }
     const dataDisks = dto.dataDisks ?? dto.dataDiskBytes?.length ?? 0;
-    if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
-    // the image must fit on the root disk; an ISO is mounted, not copied onto it
-    if (image.kind === ImageKind.Image && dto.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && dto.rootDiskBytes < image.virtualSizeBytes) {
-      throw rootDiskTooSmall(image, dto.rootDiskBytes, image.virtualSizeBytes);
-    }
+    assertLaunchDisks(image, { dataDisks, rootDiskBytes: dto.rootDiskBytes });
     // what the VMs will really use: the root disk (given, else a disk image's virtual size) and the data disks
     const diskBytesPerVm = (dto.rootDiskBytes ?? (image.kind === ImageKind.Image ? image.virtualSizeBytes : null) ?? 0) + (dto.dataDiskBytes ?? []).reduce((a, b) => a + b, 0);
     const diskBytes = diskBytesPerVm * dto.count;

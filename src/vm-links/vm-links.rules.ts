@@ -1,8 +1,8 @@
 import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
 import { ImageEntity } from '../catalog/image.entity';
-import { ImageKind, ImagePhase, IsoUsage } from '../catalog/image.enums';
-import { imageNotActive, imageNotUsable, isoNotBootable, notAnIso, zoneMismatch } from './vm-links.errors';
+import { ImageKind, ImagePhase, IsoUsage, OsCategory } from '../catalog/image.enums';
+import { imageNotActive, imageNotUsable, isoNotBootable, notAnIso, rootDiskTooSmall, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
 
 /** What a VM does with an image or ISO. */
 export enum ImageUse {
@@ -27,4 +27,26 @@ export function assertUsable(access: AccessPolicy, image: ImageEntity, owner: Pr
   if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
   if (use === ImageUse.CreateVm && image.kind === ImageKind.Iso && image.isoUsage !== IsoUsage.OS) throw isoNotBootable(image);
   if (image.zoneId !== zoneId.toLowerCase()) throw zoneMismatch(image, zoneId);
+}
+
+/** R3: a VM made from a Windows-IDE image or ISO mounts at most this many data disks. */
+export const WINDOWS_IDE_MAX_DATA_DISKS = 1;
+
+/** What a launch asks of the VM's disks. */
+export interface LaunchDisks {
+  dataDisks?: number;
+  rootDiskBytes?: number;
+}
+
+/**
+ * The launch's disk rules, after `assertUsable`: a Windows-IDE image or ISO gets at most one data disk
+ * (TOO_MANY_DATA_DISKS); a disk image must fit on the root disk asked for (ROOT_DISK_TOO_SMALL), unless its
+ * virtual size is unknown. An ISO is mounted, not copied onto the root disk, so it has no size rule.
+ */
+export function assertLaunchDisks(image: ImageEntity, disks: LaunchDisks): void {
+  const dataDisks = disks.dataDisks ?? 0;
+  if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
+  if (image.kind === ImageKind.Image && disks.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && disks.rootDiskBytes < image.virtualSizeBytes) {
+    throw rootDiskTooSmall(image, disks.rootDiskBytes, image.virtualSizeBytes);
+  }
 }

@@ -8,6 +8,7 @@ import { iso, md5, qcow2, qcow2WithBacking, rawBytes, sha256 } from '../support/
 import { createZone } from '../support/fixtures';
 import { ImageServer } from '../support/image-server';
 import { startS3Server, S3TestServer } from '../support/s3-server';
+import { until } from '../support/kit';
 
 /**
  * Ingestion end to end, over HTTP, with real parts only: the whole app (SQLite or MariaDB), an HTTP image server
@@ -83,14 +84,6 @@ async function waitFor(c: Ctx, id: string, cond: (i: Json) => boolean, what: str
   }
 }
 const settled = (c: Ctx, id: string) => waitFor(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** IMAGE_COUNT and IMAGE_BYTES of a department, read through the quota HTTP API. */
 async function quotaOf(c: Ctx, dept: string): Promise<{ count: Json; bytes: Json }> {

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +17,8 @@ import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '..
 import { iso, qcow2, rawBytes } from '../support/disk-images';
 import { createImage, createZone } from '../support/fixtures';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../support/mariadb';
-import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ensureBuilt } from '../support/build';
 
 /**
  * The relay against the real RabbitMQ on this machine: every event type arrives on the topic exchange with
@@ -179,7 +179,7 @@ describe.each(SHAPES)('two replicas, one relay at a time (%s)', (shape: Shape) =
 describe('an event committed before a kill -9 is published after the restart, once', () => {
   const children: ServiceProcess[] = [];
   beforeAll(() => {
-    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 180_000 });
+    ensureBuilt();
   }, 200_000);
   afterEach(async () => {
     for (const c of children.splice(0)) await c.kill9();

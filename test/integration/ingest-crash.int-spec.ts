@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -16,7 +15,8 @@ import { rawBytes, sha256 } from '../support/disk-images';
 import { ImageServer } from '../support/image-server';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../support/mariadb';
 import { startS3Server } from '../support/s3-server';
-import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ensureBuilt } from '../support/build';
 
 /**
  * kill -9 in the middle of an import, start again: the import finishes (here: restarted from byte 0 after the
@@ -146,7 +146,7 @@ describe('an import survives kill -9 of the service', () => {
   };
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 180_000 });
+    ensureBuilt();
   }, 200_000);
   beforeAll(async () => {
     srv = await new ImageServer().start();

@@ -4,16 +4,9 @@ import Redis from 'ioredis';
 import { BullMqQueue, connectionOf, MAX_TAKEOVERS } from '../../src/jobs/bullmq-queue';
 import { InProcessQueue } from '../../src/jobs/in-process-queue';
 import { JobContext, JobInterrupted, JobQueue, LOCK_LOST, PermanentJobError } from '../../src/jobs/job-queue';
+import { until } from '../support/kit';
 
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
-
 interface Made {
   queue: JobQueue;
   reopen: () => JobQueue;
@@ -69,10 +62,10 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
     }, { concurrency: 2, onFailed: () => Promise.resolve() });
     await m.queue.add('work', 'job-a', { n: 1 });
     await m.queue.add('work', 'job-a', { n: 2 });
-    await until(() => seen.length === 1);
+    await until(() => seen.length === 1, '1 seen');
     expect(await m.queue.isPending('job-a')).toBe(true);
     release();
-    await until(async () => !(await m.queue.isPending('job-a')));
+    await until(async () => !(await m.queue.isPending('job-a')), 'job-a no longer pending');
     expect(seen).toEqual(['job-a:1']);
   });
 
@@ -84,7 +77,7 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       return Promise.reject(new Error(`boom ${ctx.attempt}`));
     }, { concurrency: 1, onFailed: (ctx, e) => Promise.resolve(void failures.push(`${ctx.id}:${e.message}`)) });
     await m.queue.add('flaky', 'job-b', {});
-    await until(() => failures.length === 1);
+    await until(() => failures.length === 1, '1 failures');
     expect(attempts).toEqual([1, 2, 3]);
     expect(failures).toEqual(['job-b:boom 3']);
   });
@@ -97,11 +90,11 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       return runs === 1 ? Promise.reject(new PermanentJobError('bad content')) : Promise.resolve();
     }, { concurrency: 1, onFailed: (_c, e) => Promise.resolve(void failures.push(e.message)) });
     await m.queue.add('perm', 'job-c', {});
-    await until(() => failures.length === 1);
+    await until(() => failures.length === 1, '1 failures');
     expect(runs).toBe(1);
     await m.queue.add('perm', 'job-c', {});
-    await until(() => runs === 2);
-    await until(async () => !(await m.queue.isPending('job-c')));
+    await until(() => runs === 2, 'runs = 2');
+    await until(async () => !(await m.queue.isPending('job-c')), 'job-c no longer pending');
     expect(failures).toEqual(['bad content']);
   });
 
@@ -113,9 +106,9 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       ctx.signal.addEventListener('abort', () => rej(new Error('aborted')));
     }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
     await m.queue.add('long', 'job-d', {});
-    await until(() => started);
+    await until(() => started, 'started');
     await m.queue.cancel('job-d');
-    await until(() => failures.length === 1);
+    await until(() => failures.length === 1, '1 failures');
     expect(failures).toEqual(['job-d']);
   });
 
@@ -127,7 +120,7 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       ctx.signal.addEventListener('abort', () => rej(new JobInterrupted()));
     }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
     await m.queue.add('resumable', 'job-e', { x: 1 });
-    await until(() => started === 1);
+    await until(() => started === 1, 'started = 1');
     await m.queue.close();
     opened.splice(opened.indexOf(m.queue), 1);
     expect(failures).toEqual([]);
@@ -137,7 +130,7 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       opened.push(next);
       const attempts: number[] = [];
       next.process<{ x: number }>('resumable', (ctx) => Promise.resolve(void attempts.push(ctx.attempt * 10 + ctx.data.x)), { concurrency: 1, onFailed: () => Promise.resolve() });
-      await until(() => attempts.length === 1);
+      await until(() => attempts.length === 1, '1 attempts');
       expect(attempts).toEqual([11]);
     }
   });
@@ -206,7 +199,7 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     const restarted = make('rep');
     restarted.process<{ n: number }>('work', (ctx) => Promise.resolve(void runs.push(`${ctx.id}:${ctx.attempt}`)), noFailure);
     expect(await restarted.takenBack).toEqual(['job-dead']);
-    await until(async () => (await queues[0].getJob('job-dead'))!.getState().then((st) => st === 'completed'));
+    await until(async () => (await queues[0].getJob('job-dead'))!.getState().then((st) => st === 'completed'), 'job-dead completed');
     expect(runs).toEqual(['job-dead:1']); // once, and a crash costs no attempt
   });
 
@@ -234,13 +227,13 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
       await gate;
     }, noFailure);
     await first.add('work', 'job-live', {});
-    await until(() => runs.length === 1);
+    await until(() => runs.length === 1, '1 runs');
     const second = make('rep');
     second.process('work', (ctx) => Promise.resolve(void runs.push(`second:${ctx.id}`)), noFailure);
     expect(await second.takenBack).toEqual([]);
     expect((await queues[0].getJob('job-live'))!.processedBy).toBe(first.workerName);
     release();
-    await until(async () => (await queues[0].getJob('job-live'))!.getState().then((st) => st === 'completed'));
+    await until(async () => (await queues[0].getJob('job-live'))!.getState().then((st) => st === 'completed'), 'job-live completed');
     expect(runs).toEqual(['first:job-live']);
   });
 
@@ -257,9 +250,9 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
       });
     }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
     await q.add('work', 'job-stolen', {});
-    await until(() => started);
+    await until(() => started, 'started');
     await redis.set(`${prefix}:jobs:job-stolen:lock`, 'someone-else:1', 'PX', 60_000);
-    await until(() => reasons.length === 1); // at the next lock renewal (every second here)
+    await until(() => reasons.length === 1, '1 reasons'); // at the next lock renewal (every second here)
     expect(reasons).toEqual([LOCK_LOST]);
     expect(failures).toEqual([]);
     // the job is left to its new owner: still active, under the other lock
@@ -275,10 +268,10 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
       if (ctx.id === 'job-running') await gate;
     }, { concurrency: 2, onFailed: () => Promise.resolve() });
     await q.add('work', 'job-done', {});
-    await until(async () => (await queues[0].getJob('job-done'))?.getState().then((st) => st === 'completed') ?? false);
+    await until(async () => (await queues[0].getJob('job-done'))?.getState().then((st) => st === 'completed') ?? false, 'job-done completed');
     await q.add('work', 'job-running', {});
     await q.add('work', 'job-later', {}, { delayMs: 60_000 });
-    await until(async () => (await queues[0].getJob('job-running'))!.getState().then((st) => st === 'active'));
+    await until(async () => (await queues[0].getJob('job-running'))!.getState().then((st) => st === 'active'), 'job-running active');
     expect((await q.notPending(['job-done', 'job-running', 'job-later', 'job-never'])).sort()).toEqual(['job-done', 'job-never']);
     release();
   });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ERROR_CODES } from '../../src/common/errors';
+import { ensureBuilt } from '../support/build';
 
 const root = join(__dirname, '..', '..');
 /** the routes that need no token: probes, metrics, and signed download URLs */
@@ -14,7 +15,7 @@ const PUBLIC = ['/health/live', '/health/ready', '/metrics', '/downloads/{id}'];
  */
 describe('openapi.yaml', () => {
   beforeAll(() => {
-    execFileSync('npx', ['nest', 'build'], { cwd: root, stdio: 'pipe' });
+    ensureBuilt();
   }, 240_000);
 
   it('is what the code generates (run `npm run openapi` and commit it when this fails)', () => {

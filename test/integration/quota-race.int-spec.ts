@@ -3,16 +3,15 @@
  * 240 concurrent image creates (and then 200 concurrent reservations) at a limit of 50, spread over both.
  * Exactly 50 win each time and the ledger says 50. Then a restarted process's startup check repairs drift.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ServiceProcess, startServiceProcess } from '../support/service-process';
 import { signToken } from '../../src/access/jwt';
 import { TEST_SECRET } from '../support/app';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER, userConnection } from '../support/mariadb';
+import { ensureBuilt } from '../support/build';
 
-const ROOT = REPO_ROOT;
 const LIMIT = 50;
 const DEPT = 'race-dept';
 
@@ -50,7 +49,7 @@ describe('quota race across processes (mariadb)', () => {
   const stop = (p: Proc) => p.stop();
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: ROOT, stdio: 'pipe', timeout: 300_000 });
+    ensureBuilt();
     dbName = await createTestDatabase('quota_race');
     dataDir = mkdtempSync(join(tmpdir(), 'hcm-quota-race-'));
     env = {

@@ -13,8 +13,10 @@ import { LocalDirFileSource } from '../../src/file-sources/local-dir-file-source
 import { SmbFileSource } from '../../src/file-sources/smb-file-source';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { startS3Server, S3TestServer } from '../support/s3-server';
-import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../support/service-process';
+import { ServiceProcess, startServiceProcess } from '../support/service-process';
 import { SmbdServer, startSmbd } from '../support/smbd';
+import { ensureBuilt } from '../support/build';
+import { until } from '../support/kit';
 
 /**
  * The file-source adapters against real stores: smbd on a loopback port (test/support/smbd.ts) through
@@ -91,14 +93,6 @@ const smbclients = (port: number): number[] =>
       }
     })
     .map(Number);
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('SmbFileSource: smbclient against a real smbd', () => {
   let smbd: SmbdServer;
@@ -416,7 +410,7 @@ describe('a FILE import survives kill -9 of the service (embedded shape: SQLite,
   const children: ServiceProcess[] = [];
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build'], { cwd: REPO_ROOT, stdio: 'pipe', timeout: 180_000 });
+    ensureBuilt();
   }, 200_000);
   beforeAll(async () => {
     smbd = await startSmbd();
