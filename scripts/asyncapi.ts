@@ -3,10 +3,11 @@
  *   node dist/scripts/asyncapi.js           write asyncapi.yaml
  *   node dist/scripts/asyncapi.js --check   exit 1 when the committed asyncapi.yaml is stale
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { buildAsyncApi } from '../src/events/asyncapi';
+import { writeOrCheck } from './generated-file';
 
 /** the repository root, from scripts/ (jest) or dist/scripts/ (built) */
 const root = ((): string => {
@@ -23,22 +24,7 @@ export function renderAsyncApi(): string {
 function main(): void {
   const file = join(root, 'asyncapi.yaml');
   const text = renderAsyncApi();
-  if (process.argv.includes('--check')) {
-    let committed = '';
-    try {
-      committed = readFileSync(file, 'utf8');
-    } catch {
-      // missing counts as stale
-    }
-    if (committed !== text) {
-      console.error('asyncapi.yaml is stale: run `npm run asyncapi` and commit it');
-      process.exit(1);
-    }
-    console.log('asyncapi.yaml is up to date');
-    return;
-  }
-  writeFileSync(file, text);
-  console.log(`wrote ${file}`);
+  writeOrCheck(file, text, 'npm run asyncapi');
 }
 
 if (require.main === module) main();

@@ -5,12 +5,12 @@
  *   node dist/scripts/openapi.js --check   exit 1 when the committed openapi.yaml is stale
  */
 import 'reflect-metadata';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createApp } from '../src/app.factory';
 import { loadConfig } from '../src/config/app-config';
 import { buildOpenApi } from '../src/openapi';
+import { writeOrCheck } from './generated-file';
 
 export async function renderOpenApi(): Promise<string> {
   const config = loadConfig({ DB_TYPE: 'sqlite', DB_PATH: ':memory:', AUTH_JWT_SECRET: 'x'.repeat(32), LOG_LEVEL: 'error' });
@@ -24,22 +24,7 @@ export async function renderOpenApi(): Promise<string> {
 async function main(): Promise<void> {
   const file = join(__dirname, '..', '..', 'openapi.yaml');
   const text = await renderOpenApi();
-  if (process.argv.includes('--check')) {
-    let committed = '';
-    try {
-      committed = readFileSync(file, 'utf8');
-    } catch {
-      // missing counts as stale
-    }
-    if (committed !== text) {
-      console.error('openapi.yaml is stale: run `npm run openapi` and commit it');
-      process.exit(1);
-    }
-    console.log('openapi.yaml is up to date');
-    return;
-  }
-  writeFileSync(file, text);
-  console.log(`wrote ${file}`);
+  writeOrCheck(file, text, 'npm run openapi');
 }
 
 main().catch((e: unknown) => {
