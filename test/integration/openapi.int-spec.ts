@@ -7,7 +7,8 @@ import { ensureBuilt } from '../support/build';
 
 const root = join(__dirname, '..', '..');
 /** the routes that need no token: probes, metrics, and signed download URLs */
-const PUBLIC = ['/health/live', '/health/ready', '/metrics', '/downloads/{id}'];
+// no token needed (POST /dev/tokens mints one, in the embedded default only)
+const PUBLIC = ['/health/live', '/health/ready', '/metrics', '/downloads/{id}', '/dev/tokens'];
 
 /**
  * openapi.yaml is the contract other platform services build against: it must be what the code generates
@@ -74,7 +75,7 @@ describe('openapi.yaml', () => {
 
   it('lists the sections in the order a person learns the service, and no description holds text a browser takes for an HTML tag', () => {
     const doc = parse(readFileSync(join(root, 'openapi.yaml'), 'utf8'));
-    expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(['images', 'file-sources', 'zones', 'quotas', 'vm-links', 'quota-reservations', 'events', 'downloads', 'health', 'metrics']);
+    expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(['images', 'file-sources', 'zones', 'quotas', 'vm-links', 'quota-reservations', 'events', 'downloads', 'health', 'metrics', 'development']);
     for (const t of doc.tags) expect([t.name, typeof t.description === 'string' && t.description.length > 0]).toEqual([t.name, true]);
     const tagLike: string[] = [];
     const walk = (v: unknown, at: string): void => {
