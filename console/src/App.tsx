@@ -1,7 +1,7 @@
 import { App as AntApp, Button, Card, ConfigProvider, Form, Input, Layout, Select, Space, Tabs, Typography, Alert } from 'antd';
-import enUS from 'antd/locale/en_US';
+import type { Locale } from 'antd/es/locale';
 import zhCN from 'antd/locale/zh_CN';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, decodeToken, errorText, type Me, type Role, session } from './api/client';
 import { LangContext, type Lang, useT } from './i18n';
 import { ImagesPage } from './ImagesPage';
@@ -74,6 +74,11 @@ function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
 
 export function App() {
   const [lang, setLang] = useState<Lang>(() => (localStorage.getItem('hcm.console.lang') as Lang) || 'zh');
+  // zh-CN is the default and is in the first bundle; en_US is fetched when English is chosen
+  const [enUS, setEnUS] = useState<Locale>();
+  useEffect(() => {
+    if (lang === 'en' && !enUS) void import('antd/locale/en_US').then((m) => setEnUS(m.default));
+  }, [lang, enUS]);
   const [me, setMe] = useState<Me | null>(() => (session.token ? decodeToken(session.token) : null));
   const switchLang = () => {
     const next = lang === 'zh' ? 'en' : 'zh';

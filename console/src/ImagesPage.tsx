@@ -1,11 +1,19 @@
 import { App as AntApp, Badge, Button, Input, Progress, Select, Space, Table, Tabs, Tag, Tooltip, Typography } from 'antd';
 import type { ColumnsType, TablePaginationConfig } from 'antd/es/table';
 import type { FilterValue, SorterResult } from 'antd/es/table/interface';
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, type Zone } from './api/client';
-import { CreateDialog, DeleteDialog, EditDialog, LaunchDialog, OS_CATEGORIES } from './dialogs';
+import { OS_CATEGORIES } from './constants';
 import { useT } from './i18n';
 import { watchEvents } from './live';
+
+// The dialogs (create with its file picker, edit, delete, launch) are a chunk of their own, loaded when one
+// opens (and prefetched once the table has shown), so the first screen's JavaScript stays small.
+const loadDialogs = () => import('./dialogs');
+const CreateDialog = lazy(() => loadDialogs().then((m) => ({ default: m.CreateDialog })));
+const EditDialog = lazy(() => loadDialogs().then((m) => ({ default: m.EditDialog })));
+const DeleteDialog = lazy(() => loadDialogs().then((m) => ({ default: m.DeleteDialog })));
+const LaunchDialog = lazy(() => loadDialogs().then((m) => ({ default: m.LaunchDialog })));
 
 type View = 'all' | 'featured' | 'public' | 'private';
 interface State {
@@ -62,6 +70,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   const [mode, setMode] = useState<'live' | 'polling' | undefined>();
   const [dialog, setDialog] = useState<{ type: 'create' | 'createIso' | 'edit' | 'delete' | 'launch'; image?: Image }>();
   const seq = useRef(0);
+  const prefetched = useRef(false);
 
   const filters = useMemo(
     () => ({ tags: st.tags.length ? st.tags : undefined, kind: st.kind, q: st.q, name: st.name, osCategory: st.osCategory as Image['osCategory'] | undefined, hypervisor: st.hypervisor as Image['hypervisor'] | undefined }),
@@ -82,6 +91,10 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       setTotal(list.data.total);
     } else message.error(errorText(list.error));
     if (c.data) setCounts(c.data);
+    if (!prefetched.current) {
+      prefetched.current = true;
+      setTimeout(() => void loadDialogs(), 500);
+    }
   }, [filters, st.view, st.page, st.pageSize, st.sort, st.order, onAuthFailed, message]);
 
   useEffect(() => {
@@ -369,14 +382,16 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         dataSource={rows}
         scroll={{ x: 1200 }}
         onChange={onTable}
-        pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showTotal: (n) => t('total', { n }) }}
+        pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
       />
+      <Suspense fallback={null}>
       {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
         <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
       )}
       {dialog?.type === 'edit' && dialog.image && <EditDialog me={me} image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
       {dialog?.type === 'delete' && dialog.image && <DeleteDialog image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
       {dialog?.type === 'launch' && dialog.image && <LaunchDialog me={me} image={dialog.image} zones={zones} onClose={() => setDialog(undefined)} />}
+      </Suspense>
     </div>
   );
 }

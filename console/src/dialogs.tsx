@@ -1,9 +1,9 @@
 import { Alert, App as AntApp, Button, Collapse, Descriptions, Form, Input, InputNumber, List, Modal, Radio, Select, Space, Table, Typography } from 'antd';
 import { useEffect, useState } from 'react';
 import { api, errorText, type FileEntry, type FileSource, fieldErrors, formatBytes, type Image, type ImageVm, type Me, may, type Quota, type Schemas, type Zone } from './api/client';
+import { OS_CATEGORIES } from './constants';
 import { useT } from './i18n';
 
-export const OS_CATEGORIES: Schemas['OsCategory'][] = ['CENTOS', 'UBUNTU', 'DEBIAN', 'REDHAT', 'ROCKY', 'SUSE', 'OPENEULER', 'KYLIN', 'UOS', 'OTHER_LINUX', 'WINDOWS_VIRTIO', 'WINDOWS_IDE', 'OTHER'];
 const FORMATS: Schemas['ImageFormat'][] = ['qcow2', 'raw', 'vmdk', 'vhd', 'vhdx'];
 const HYPERVISORS: Schemas['Hypervisor'][] = ['KVM', 'VMWARE', 'XEN', 'HYPERV'];
 
