@@ -61,6 +61,31 @@ async function rowsEqual(w: Who, query: string) {
     return JSON.stringify(got) === JSON.stringify(want) ? got : false;
   });
 }
+/** What has the keyboard focus: a label for it, and whether the focus is visible (an outline or a focus ring). */
+async function focused(): Promise<{ label: string; visible: boolean }> {
+  // runs in the page (a string: the tests compile without the DOM's types)
+  return page.evaluate<{ label: string; visible: boolean }>(`(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { label: '(body)', visible: false };
+    const name = el.getAttribute('aria-label') ?? el.labels?.[0]?.textContent ?? el.placeholder ?? '';
+    const label = [el.getAttribute('role') ?? el.tagName.toLowerCase() + (el.type === 'radio' ? ':radio' : ''), name, (el.textContent ?? '').trim().slice(0, 30)].join('|');
+    const ring = (c) => (c.outlineStyle !== 'none' && parseFloat(c.outlineWidth) > 0) || c.boxShadow !== 'none';
+    // an input's ring is drawn on its antd wrapper
+    const wrap = el.closest('.ant-input-affix-wrapper, .ant-select, .ant-input-number, .ant-radio-wrapper, .ant-checkbox-wrapper');
+    return { label, visible: ring(getComputedStyle(el)) || (wrap !== null && ring(getComputedStyle(wrap))) };
+  })()`);
+}
+/** Presses Tab until `want` matches the focused control (at most `max` times); returns every control passed. */
+async function tabTo(want: RegExp, max = 80): Promise<Array<{ label: string; visible: boolean }>> {
+  const seen: Array<{ label: string; visible: boolean }> = [];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const f = await focused();
+    seen.push(f);
+    if (want.test(f.label)) return seen;
+  }
+  throw new Error(`Tab never reached ${want}: ${seen.map((f) => f.label).join(' → ')}`);
+}
 const tabLabel = (v: string) => page.textContent(`[data-testid=tab-${v}]`);
 
 beforeAll(async () => {
@@ -315,6 +340,46 @@ describe('the console in Chromium', () => {
     await page.locator('.ant-modal:visible').getByRole('button', { name: '确认删除' }).click();
     await waitFor('deleted', async () => (await apiAs(ALICE, 'GET', `/images/${img.id}`)).status === 404);
     await waitFor('row gone', async () => !(await rowNames()).includes('alice-live'));
+  });
+
+  it('is keyboard reachable: Tab reaches every control of the main screen and of the create dialog, with a visible focus; create and submit by keyboard', async () => {
+    const path = files.put('kbd.qcow2', qcow2(1024 * 1024));
+    await signInAs(ALICE, '?view=private');
+    await waitFor('rows', async () => (await rowNames()).length > 0);
+    await page.locator('body').focus();
+    // one full round of the main screen, from the header to the pager
+    const all: Array<{ label: string; visible: boolean }> = [];
+    for (let i = 0; i < 70; i++) {
+      await page.keyboard.press('Tab');
+      all.push(await focused());
+    }
+    const labels = all.map((f) => f.label).join(' → ');
+    for (const want of [/English/, /退\s*出/, /tab\|.*私有/, /创建镜像/, /创建ISO镜像/, /按标签搜索/, /combobox\|类型/, /快速搜索/, /刷\s*新/, /th\|名称/, /th\|大小/, /th\|创建时间/, /INACTIVE/, /编辑/, /创建虚拟机/, /删除/, /li\|\|1/, /页码/]) {
+      expect({ want: String(want), reached: all.some((f) => want.test(f.label)), labels }).toEqual({ want: String(want), reached: true, labels });
+    }
+    const invisible = all.filter((f) => f.label !== '(body)' && !f.visible).map((f) => f.label);
+    expect(invisible).toEqual([]);
+    // open 创建镜像 by keyboard, fill it and submit it by keyboard
+    await page.locator('body').focus();
+    await tabTo(/button\|\|创建镜像$/);
+    await page.keyboard.press('Enter');
+    const dialog = page.locator('.ant-modal:visible');
+    await dialog.waitFor();
+    await page.getByTestId('quota-left').waitFor();
+    const inDialog = await tabTo(/名称/);
+    await page.keyboard.type('kbd-image');
+    inDialog.push(...(await tabTo(/^input\|URL\|/)));
+    await page.keyboard.type(files.url(path));
+    inDialog.push(...(await tabTo(/button\|\|确\s*定/)));
+    const dlgLabels = inDialog.map((f) => f.label).join(' → ');
+    for (const want of [/input:radio\|私有/, /input\|名称/, /textarea\|描述/, /combobox\|操作系统类型/, /input:radio\|64位/, /combobox\|标签/, /combobox\|区域/, /input:radio\|HTTP URL/, /input\|URL/, /高级设置/, /取\s*消/, /确\s*定/]) {
+      expect({ want: String(want), reached: inDialog.some((f) => want.test(f.label)), dlgLabels }).toEqual({ want: String(want), reached: true, dlgLabels });
+    }
+    expect(inDialog.filter((f) => f.label !== '(body)' && !f.visible).map((f) => f.label)).toEqual([]);
+    await b.shot('keyboard-create');
+    await page.keyboard.press('Enter');
+    await waitFor('created by keyboard', async () => (await apiNames(ALICE, 'view=private')).includes('kbd-image'));
+    await waitFor('dialog closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
   });
 
   it('switches to English', async () => {
