@@ -2,7 +2,7 @@ import { App as AntApp, Badge, Button, Input, Progress, Select, Space, Table, Ta
 import type { ColumnsType, TablePaginationConfig } from 'antd/es/table';
 import type { FilterValue, SorterResult } from 'antd/es/table/interface';
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, type Zone } from './api/client';
+import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, session, type Zone } from './api/client';
 import { OS_CATEGORIES } from './constants';
 import { useT } from './i18n';
 import { watchEvents } from './live';
@@ -28,6 +28,30 @@ interface State {
   name?: string;
   osCategory?: string;
   hypervisor?: string;
+}
+
+interface First {
+  key: string;
+  token: string;
+  list: Promise<{ items: Image[]; total: number } | null>;
+  counts: Promise<Counts | null>;
+}
+/**
+ * The answers index.html asked for while the scripts loaded (window.__hcmFirst), used once, and only when
+ * they answer exactly this state (no filter, no sort, same view and page) for the current token; otherwise
+ * (or when either failed) the page asks again.
+ */
+type ListRes = { data?: { items: Image[]; total: number }; error?: unknown; response: { status: number } };
+function takeFirst(st: State): { list: Promise<ListRes>; counts: Promise<{ data?: Counts }> } | undefined {
+  const w = window as unknown as { __hcmFirst?: First };
+  const f = w.__hcmFirst;
+  w.__hcmFirst = undefined;
+  if (!f || f.token !== session.token || st.sort || st.order || st.tags.length || st.kind || st.q || st.name || st.osCategory || st.hypervisor) return undefined;
+  if (f.key !== `view=${encodeURIComponent(st.view)}&page=${st.page}&pageSize=${st.pageSize}`) return undefined;
+  return {
+    list: f.list.then((d): ListRes | Promise<ListRes> => (d ? { data: d, response: { status: 200 } } : api.GET('/images', { params: { query: { view: st.view, page: st.page, pageSize: st.pageSize } } }))),
+    counts: f.counts.then((d): { data?: Counts } | Promise<{ data?: Counts }> => (d ? { data: d } : api.GET('/images/counts', {}))),
+  };
 }
 
 /** The page's state lives in the URL (?view=&page=&tags=...), so a view can be shared and reloaded. */
@@ -79,10 +103,13 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   const load = useCallback(async () => {
     const n = ++seq.current;
     setLoading(true);
-    const [list, c] = await Promise.all([
-      api.GET('/images', { params: { query: { ...filters, view: st.view, page: st.page, pageSize: st.pageSize, sort: st.sort, order: st.order } } }),
-      api.GET('/images/counts', { params: { query: filters } }),
-    ]);
+    const early = takeFirst(st);
+    const [list, c]: [ListRes, { data?: Counts }] = early
+      ? await Promise.all([early.list, early.counts])
+      : await Promise.all([
+          api.GET('/images', { params: { query: { ...filters, view: st.view, page: st.page, pageSize: st.pageSize, sort: st.sort, order: st.order } } }),
+          api.GET('/images/counts', { params: { query: filters } }),
+        ]);
     if (n !== seq.current) return;
     setLoading(false);
     if (list.response.status === 401) return onAuthFailed();
@@ -93,7 +120,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
     if (c.data) setCounts(c.data);
     if (!prefetched.current) {
       prefetched.current = true;
-      setTimeout(() => void loadDialogs(), 500);
+      setTimeout(() => void loadDialogs(), 3000); // after the first screen has settled
     }
   }, [filters, st.view, st.page, st.pageSize, st.sort, st.order, onAuthFailed, message]);
 
