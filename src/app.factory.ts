@@ -27,6 +27,9 @@ export async function createApp(config: AppConfig, opts: CreateAppOptions = {}):
   });
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
+  // no automatic weak ETags on JSON answers: a browser's If-None-Match would get an undeclared 304 from a list;
+  // the image file routes set their own strong ETag (the sha256) and answer 304 themselves
+  app.set('etag', false);
   app.use(correlationMiddleware);
   // the web console (console/, built by npm run build:console): static files, outside the API and its document
   if (!opts.preview) app.use('/console', consoleHandler());
