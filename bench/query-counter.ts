@@ -9,7 +9,6 @@ import { writeFileSync } from 'node:fs';
 const file = process.env.BENCH_COUNT_FILE;
 if (file) {
   const counts = { roundTrips: 0, statements: 0, byCommand: {} as Record<string, number>, bySql: {} as Record<string, number>, cpuMicros: 0 };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } }).Connection;
   const add = Base.prototype.addCommand;
   Base.prototype.addCommand = function (this: unknown, cmd: { constructor: { name: string }; sql?: string }) {
