@@ -4,7 +4,7 @@
  * prepared executes, prepares, pings) and the SQL statements among them, and writes those counts with
  * process.cpuUsage() to the file every 100 ms, so a benchmark can take differences around a run.
  */
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 
 const file = process.env.BENCH_COUNT_FILE;
 if (file) {
@@ -27,7 +27,9 @@ if (file) {
     const u = process.cpuUsage();
     counts.cpuMicros = u.user + u.system;
     try {
-      writeFileSync(file, JSON.stringify(counts));
+      // written aside and renamed: a reader never sees half a file
+      writeFileSync(`${file}.tmp`, JSON.stringify(counts));
+      renameSync(`${file}.tmp`, file);
     } catch {
       /* the bench reads what it can */
     }
