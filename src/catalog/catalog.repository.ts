@@ -117,13 +117,24 @@ export class CatalogRepository {
     return value;
   }
 
-  async insert(image: ImageEntity, tags: string[], inTx?: InTransaction): Promise<void> {
+  /**
+   * Inserts the image and its tags and answers the record as a read would, without reading the row back
+   * (issue 16: two statements fewer per create): updatedAt is written as createdAt, so the row holds exactly
+   * the entity in memory; the tags are read back only when there are some (their order is the database's).
+   */
+  async insert(image: ImageEntity, tags: string[], inTx?: InTransaction): Promise<ImageWithTags> {
+    image.updatedAt = image.createdAt;
+    // a copy: TypeORM's insert writes the raw values of defaulted columns back into the entity it is given
+    // (a bigint default comes back as the string "0", not through the column's transformer)
+    const answer = Object.assign(new ImageEntity(), image);
     await this.ds.transaction(async (m) => {
       await m.insert(ImageEntity, image);
       if (tags.length) await m.insert(ImageTagEntity, tags.map((tag) => ({ imageId: image.id, tag })));
       await this.bump(m);
       await inTx?.(m);
     });
+    const stored = tags.length ? ((await this.tagsOf([image.id])).get(image.id) ?? []) : [];
+    return Object.assign(answer, { tags: stored });
   }
 
   async findById(id: string): Promise<ImageWithTags | null> {

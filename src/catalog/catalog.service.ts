@@ -93,8 +93,9 @@ export class CatalogService implements OnModuleInit {
     } satisfies Omit<ImageEntity, 'updatedAt'>);
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
+    let saved: ImageWithTags;
     try {
-      await this.repo.insert(image, tags, (m) =>
+      saved = await this.repo.insert(image, tags, (m) =>
         this.events.record(m, {
           type: 'image.created',
           imageId: image.id,
@@ -115,7 +116,6 @@ export class CatalogService implements OnModuleInit {
       await this.lifecycle.createAborted(image);
       throw e;
     }
-    const saved = (await this.repo.findById(image.id))!;
     await this.lifecycle.afterCreate(saved);
     return saved;
   }

@@ -1,0 +1,38 @@
+/**
+ * Preloaded into a benchmarked service process (NODE_OPTIONS=--require dist/bench/query-counter.js) with
+ * BENCH_COUNT_FILE set: counts every command mysql2 sends to the server (each one a round trip: queries,
+ * prepared executes, prepares, pings) and the SQL statements among them, and writes those counts with
+ * process.cpuUsage() to the file every 100 ms, so a benchmark can take differences around a run.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+
+const file = process.env.BENCH_COUNT_FILE;
+if (file) {
+  const counts = { roundTrips: 0, statements: 0, byCommand: {} as Record<string, number>, bySql: {} as Record<string, number>, cpuMicros: 0 };
+  const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } }).Connection;
+  const add = Base.prototype.addCommand;
+  Base.prototype.addCommand = function (this: unknown, cmd: { constructor: { name: string }; sql?: string }) {
+    const name = cmd?.constructor?.name ?? '?';
+    if (name !== 'ClientHandshake' && name !== 'ServerHandshake') {
+      counts.roundTrips++;
+      if (name === 'Query' || name === 'Execute') counts.statements++;
+      counts.byCommand[name] = (counts.byCommand[name] ?? 0) + 1;
+      // the statement's shape (first 70 characters), to tell where the round trips go
+      const shape = typeof cmd.sql === 'string' ? cmd.sql.replace(/\s+/g, ' ').slice(0, 70) : name;
+      counts.bySql[shape] = (counts.bySql[shape] ?? 0) + 1;
+    }
+    return add.call(this, cmd);
+  };
+  const flush = () => {
+    const u = process.cpuUsage();
+    counts.cpuMicros = u.user + u.system;
+    try {
+      // written aside and renamed: a reader never sees half a file
+      writeFileSync(`${file}.tmp`, JSON.stringify(counts));
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      /* the bench reads what it can */
+    }
+  };
+  setInterval(flush, 100).unref();
+}
