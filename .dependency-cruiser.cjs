@@ -41,6 +41,22 @@ module.exports = {
       to: { path: '^src/config/' },
     },
     {
+      name: 'image-bytes-only-reads',
+      severity: 'error',
+      comment:
+        'image-bytes/ reads an ACTIVE image back (file routes, signed download URLs): it needs the catalog and the object store, ' +
+        'never how the bytes got in (ingestion), quota, or the VM side that hands its URLs out (vm-links).',
+      from: { path: '^src/image-bytes/' },
+      to: { path: '^src/(ingestion|vm-links|quota|file-sources|jobs)/' },
+    },
+    {
+      name: 'vm-links-not-ingestion',
+      severity: 'error',
+      comment: 'vm-links reads bytes through image-bytes/ (the signer, ImageFileService); it never imports ingestion/.',
+      from: { path: '^src/vm-links/' },
+      to: { path: '^src/ingestion/' },
+    },
+    {
       name: 'typeorm-only-in-repositories',
       severity: 'error',
       comment:
