@@ -30,6 +30,6 @@ export class VmLinksModule implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.lifecycle.register(this.links);
+    this.lifecycle.register('vm-links', this.links);
   }
 }
