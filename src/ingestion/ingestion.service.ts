@@ -9,6 +9,7 @@ import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecyc
 import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { currentCorrelationId } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
+import { FileSourcesService } from '../file-sources/file-sources.service';
 import { JobQueue } from '../jobs/job-queue';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
