@@ -10,10 +10,9 @@ module.exports = {
   forbidden: [
     {
       name: 'no-folder-cycles',
-      // warn, not error, until the known feature-level cycles are gone (README "Module map": config/ -> quota and
-      // file-sources configs; catalog <-> quota, ingestion, vm-links through the lifecycle listeners). common/ and
-      // config/ cannot take part in a new one: 'foundation-imports-no-feature' is an error.
-      severity: 'warn',
+      // an error since s3-bytes: the catalog<->quota/ingestion/vm-links cycles went with the lifecycle steps
+      // (catalog/image-lifecycle.steps.ts declares what the listeners raise; the catalog imports none of them).
+      severity: 'error',
       comment: 'No two modules (folders of src/) depend on each other, directly or through others.',
       scope: 'folder',
       from: { path: '^src/[^/]+' },
@@ -39,6 +38,22 @@ module.exports = {
       comment: 'common/ is the lowest layer: config/ may use it, not the other way round.',
       from: { path: '^src/common/' },
       to: { path: '^src/config/' },
+    },
+    {
+      name: 'image-bytes-only-reads',
+      severity: 'error',
+      comment:
+        'image-bytes/ reads an ACTIVE image back (file routes, signed download URLs): it needs the catalog and the object store, ' +
+        'never how the bytes got in (ingestion), quota, or the VM side that hands its URLs out (vm-links).',
+      from: { path: '^src/image-bytes/' },
+      to: { path: '^src/(ingestion|vm-links|quota|file-sources|jobs)/' },
+    },
+    {
+      name: 'vm-links-not-ingestion',
+      severity: 'error',
+      comment: 'vm-links reads bytes through image-bytes/ (the signer, ImageFileService); it never imports ingestion/.',
+      from: { path: '^src/vm-links/' },
+      to: { path: '^src/ingestion/' },
     },
     {
       name: 'typeorm-only-in-repositories',

@@ -11,6 +11,7 @@ import { DevModule } from './dev/dev.module';
 import { DatabaseModule } from './database/database.module';
 import { JOB_TYPES } from './job-catalogue';
 import { HealthModule } from './health/health.module';
+import { ImageBytesModule } from './image-bytes/image-bytes.module';
 import { IngestionModule } from './ingestion/ingestion.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { JobsModule } from './jobs/jobs.module';
@@ -24,7 +25,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, VmLinksModule, DevModule],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, ImageBytesModule, VmLinksModule, DevModule],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -5,10 +5,8 @@ import type { Principal } from '../access/principal';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../rate-limit/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { INGESTION_ERRORS } from '../ingestion/ingestion.service';
-import { QUOTA_ERRORS } from '../quota/quota.errors';
-import { VM_LINK_ERRORS } from '../vm-links/vm-links.errors';
 import { CATALOG_ERRORS, CatalogService } from './catalog.service';
+import { lifecycleErrors } from './image-lifecycle.steps';
 import { DeleteImageQuery, DisableImageDto, CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImagePage, ImageResponse, ListImagesQuery, UpdateImageDto } from './image.dto';
 import { toImageResponse } from './image.mapper';
 
@@ -27,7 +25,7 @@ export class CatalogController {
   @Post()
   @RateLimited('create')
   @ApiCreatedResponse({ type: ImageResponse })
-  @ApiErrors(CATALOG_ERRORS.create, QUOTA_ERRORS.imageCreate, INGESTION_ERRORS.imageCreate)
+  @ApiErrors(CATALOG_ERRORS.create, lifecycleErrors('create'))
   async create(@CurrentPrincipal() p: Principal, @Body() dto: CreateImageDto): Promise<ImageResponse> {
     return toImageResponse(await this.catalog.create(p, dto));
   }
@@ -103,7 +101,7 @@ export class CatalogController {
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })
-  @ApiErrors(CATALOG_ERRORS.delete, VM_LINK_ERRORS.imageDelete)
+  @ApiErrors(CATALOG_ERRORS.delete, lifecycleErrors('delete'))
   async remove(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Query() q: DeleteImageQuery): Promise<void> {
     await this.catalog.delete(p, id, { confirm: q.confirm === true });
   }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Principal } from '../access/principal';
 import type { LinkedVm } from '../events/event-catalogue';
 import { ImageEntity } from './image.entity';
+import { ContributorName, LIFECYCLE_CONTRIBUTIONS } from './image-lifecycle.steps';
 
 export interface DeleteOptions {
   /** the caller confirmed after seeing what the delete touches (R20) */
@@ -10,9 +11,10 @@ export interface DeleteOptions {
 
 /**
  * What other modules (quota, ingestion, vm-links) plug into the catalog's create and delete flows,
- * so the catalog needs none of them. Listeners run in registration order; a `before*` that throws
+ * so the catalog needs none of them. Each hook is one named step (image-lifecycle.steps.ts); listeners run
+ * by their contribution's `order` there, whatever order the modules registered in. A `before*` that throws
  * stops the operation, and the catalog calls `createAborted` on the listeners that already ran.
- * A delete runs every `checkDelete` before any `beforeDelete`.
+ * Every `prepareCreate` (check) runs before any `beforeCreate` (reserve); every `checkDelete` before any `beforeDelete`.
  */
 export interface ImageLifecycleListener {
   /**
@@ -48,8 +50,13 @@ export interface DeleteFacts {
 export class ImageLifecycle {
   private readonly listeners: ImageLifecycleListener[] = [];
 
-  register(listener: ImageLifecycleListener): void {
+  private readonly orders = new Map<ImageLifecycleListener, number>();
+
+  /** A module's listener, under its name in LIFECYCLE_CONTRIBUTIONS (which gives its order). */
+  register(name: ContributorName, listener: ImageLifecycleListener): void {
+    this.orders.set(listener, LIFECYCLE_CONTRIBUTIONS[name].order);
     this.listeners.push(listener);
+    this.listeners.sort((a, b) => (this.orders.get(a) ?? 0) - (this.orders.get(b) ?? 0));
   }
 
   async beforeCreate(image: ImageEntity, principal: Principal): Promise<void> {

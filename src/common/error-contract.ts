@@ -7,6 +7,9 @@ import { API_ERRORS_KEY, NO_DEPENDENCY_KEY } from './api-errors.decorator';
 import { ERROR_CODES, ERROR_DESCRIPTIONS, ERROR_DETAILS_EXAMPLES, ErrorCode, ErrorSet } from './errors';
 import { PUBLIC_ROUTE, RATE_LIMIT_KEY, ROLES_KEY } from './route-metadata';
 
+/** @nestjs/swagger's key of @ApiOperation metadata (DECORATORS.API_OPERATION, not exported by the package root) */
+const API_OPERATION = 'swagger/apiOperation';
+
 type OperationObject = NonNullable<OpenAPIObject['paths'][string]['get']>;
 type ResponseObject = OperationObject['responses'][string] & { description: string };
 
@@ -108,7 +111,9 @@ function routesOf(app: INestApplication): Route[] {
         const handler = proto[name];
         if (name === 'constructor' || typeof handler !== 'function') continue;
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined || Reflect.getMetadata(METHOD_METADATA, handler) === undefined) continue;
-        out.push({ controller, method: name, handler, operationId: `${controller.name.replace(/Controller$/, '')}_${name}` });
+        // an explicit @ApiOperation({ operationId }) wins over the factory, as it does in the document
+        const explicit = (Reflect.getMetadata(API_OPERATION, handler) as { operationId?: string } | undefined)?.operationId;
+        out.push({ controller, method: name, handler, operationId: explicit ?? `${controller.name.replace(/Controller$/, '')}_${name}` });
       }
     }
   }

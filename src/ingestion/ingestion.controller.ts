@@ -1,5 +1,5 @@
-import { Controller, Get, Head, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Controller, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
@@ -8,14 +8,12 @@ import { toImageResponse } from '../catalog/image.mapper';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { RateLimited } from '../rate-limit/rate-limit';
 import { uuidPipe } from '../common/uuid.pipe';
-import { ACT_ERRORS } from '../access/access.policy';
-import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload } from './image-file.service';
 import { INGESTION_ERRORS, IngestionService } from './ingestion.service';
 import { UPLOAD_ERRORS, UploadService } from './upload.service';
 import { allowBody, bodyInFlight, drainBody } from './upload-body';
 import { AppConfig } from '../config/app-config';
 
-/** Getting an image's bytes in (upload, retry) and out (download). */
+/** Getting an image's bytes in (upload, retry); reading them back is image-bytes' ImageFilesController. */
 @ApiTags('images')
 @ApiBearerAuth()
 @Controller('images')
@@ -23,7 +21,6 @@ export class IngestionController {
   constructor(
     private readonly ingestion: IngestionService,
     private readonly uploads: UploadService,
-    private readonly files: ImageFileService,
     cfg: AppConfig,
   ) {
     this.idleMs = cfg.ingestion.url.idleTimeoutMs;
@@ -86,33 +83,5 @@ export class IngestionController {
   @ApiErrors(INGESTION_ERRORS.retry)
   async retry(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
     return toImageResponse(await this.ingestion.retry(p, id));
-  }
-
-  /**
-   * Download the file of an ACTIVE image, for a caller who may use it (R19). One byte range per request
-   * (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with Content-Range), `If-Range` with the
-   * ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are
-   * answered with the whole file.
-   */
-  @ApiUuidParam()
-  @Get(':id/file')
-  @ApiFileDownload()
-  @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
-  async download(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.send(p, id, req, res, 'GET');
-  }
-
-  /** The headers `GET /images/{id}/file` would answer with (size, ETag, range support), without the bytes. */
-  @ApiUuidParam()
-  @Head(':id/file')
-  @ApiOkResponse({ description: 'The headers of the whole file.' })
-  @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
-  @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
-  async head(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.send(p, id, req, res, 'HEAD');
-  }
-
-  private async send(p: Principal, id: string, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
-    await sendFileAnswer(await this.files.answer(p, id, fileRequestOf(req, method)), req, res);
   }
 }

@@ -6,7 +6,6 @@ import { AppConfig } from '../config/app-config';
 import { FileSourcesModule } from '../file-sources/file-sources.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
-import { ImageFileService } from './image-file.service';
 import { ImageInspector } from './image-inspector';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline } from './ingest-pipeline';
@@ -19,7 +18,7 @@ import { UploadService } from './upload.service';
 /**
  * Getting bytes into object storage (R13, R14, R17): URL imports and picked files (FileSourcesModule) as
  * queue jobs, direct uploads, retries, the
- * catalog's create/delete hooks, start-up recovery, and reading an ACTIVE image's bytes back.
+ * catalog's create/delete hooks and start-up recovery (reading the bytes back is ImageBytesModule).
  * Needs the JobQueue port (JobsModule, global) and the ObjectStorage port.
  */
 @Module({
@@ -32,10 +31,9 @@ import { UploadService } from './upload.service';
     FileImporter,
     ImportProcessor,
     UploadService,
-    ImageFileService,
     IngestionService,
   ],
-  exports: [IngestionService, ImageFileService],
+  exports: [IngestionService],
 })
 export class IngestionModule implements OnApplicationBootstrap {
   constructor(private readonly adapterHost: HttpAdapterHost) {}

@@ -9,7 +9,7 @@ import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecyc
 import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
 import { currentCorrelationId } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
-import { FILE_SOURCE_ERRORS, FileSourcesService } from '../file-sources/file-sources.service';
+import { FileSourcesService } from '../file-sources/file-sources.service';
 import { JobQueue } from '../jobs/job-queue';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline, UNFINISHED_PHASES } from './ingest-pipeline';
@@ -64,7 +64,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   ) {}
 
   onModuleInit(): void {
-    this.lifecycle.register(this);
+    this.lifecycle.register('ingestion', this);
     // the import job's handler (ImportProcessor) is registered by the jobs module from src/job-catalogue.ts
   }
 
@@ -104,6 +104,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
    * row is written. The path is recorded normalised, the source by name (the default one when none was named).
    */
   async prepareCreate(image: ImageEntity): Promise<void> {
+    this.checkSourceUrl(image);
     if (image.sourceType !== SourceType.File || image.sourcePath === null) return;
     const picked = await this.fileSources.pick(image.sourceName, image.sourcePath);
     const max = this.cfg.ingestion.maxSizeBytes;
@@ -116,7 +117,8 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     image.bytesTotal = picked.size;
   }
 
-  async beforeCreate(image: ImageEntity): Promise<void> {
+  /** The check step too: a URL the policy refuses is refused before the quota step reserves anything. */
+  private checkSourceUrl(image: ImageEntity): void {
     if (image.sourceType !== SourceType.Url || image.sourceUrl === null) return;
     try {
       this.fetcher.policy.checkUrl(image.sourceUrl);
@@ -231,8 +233,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   }
 }
 
-/** What IngestionService raises: its create hooks (a picked file, the URL policy) and `retry`. */
+/** What `retry` raises (the create hooks' codes are in catalog/image-lifecycle.steps.ts, LIFECYCLE_CONTRIBUTIONS). */
 export const INGESTION_ERRORS = {
-  imageCreate: errorSet(FILE_SOURCE_ERRORS, 'URL_NOT_ALLOWED', 'VALIDATION_FAILED'),
   retry: errorSet(ACT_ERRORS, 'INVALID_STATE'),
 } as const satisfies Record<string, ErrorSet>;

@@ -44,6 +44,4 @@ export const QUOTA_ERRORS = {
   refund: ['RESERVATION_NOT_FOUND', 'CONFLICT'],
   /** a thing that exists now is charged as its own reservation (a registered VM), moved from a launch's or added */
   charge: ['QUOTA_EXCEEDED', 'RESERVATION_NOT_FOUND', 'RESERVATION_NOT_PENDING', 'VALIDATION_FAILED', 'CONFLICT'],
-  /** the image listener: a create reserves one image and its expected bytes */
-  imageCreate: ['QUOTA_EXCEEDED', 'CONFLICT'],
 } as const satisfies Record<string, ErrorSet>;

@@ -29,6 +29,6 @@ export class QuotaModule implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.lifecycle.register(this.listener);
+    this.lifecycle.register('quota', this.listener);
   }
 }

@@ -2,27 +2,23 @@ import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { AccessPolicy, Action } from '../access/access.policy';
-import { Principal, Role } from '../access/principal';
+import { Principal } from '../access/principal';
 import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageKind } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { FileAnswer, FileRequest, ImageFileService } from '../ingestion/image-file.service';
 import { QuotaResource } from '../quota/quota.enums';
 import { ReservationRecord } from '../quota/quota.repository';
 import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
-import { DownloadUrlSigner, listeningBaseUrl } from './download-url';
+import { DownloadUrlSigner, listeningBaseUrl } from '../image-bytes/download-url';
 import { LaunchRequestDto } from './vm-links.dto';
 import { assertLaunchDisks, assertUsable, ImageUse } from './vm-links.rules';
 import { DownloadMethod } from './vm-links.enums';
 import { ownerPrincipal, VM_LINKS_CALLER } from './vm-links.service';
 
 const invalidField = (field: string, message: string) => new AppError('VALIDATION_FAILED', message, { fields: [{ field, messages: [message] }] });
-
-/** Who reads the bytes through a signed URL: the signature is the permission, so no scope rule applies. */
-const SIGNED_URL_READER: Principal = { userId: '#signed-url', name: 'signed download URL', departmentId: '#', role: Role.Service };
 
 export interface Launch {
   image: ImageWithTags;
@@ -45,19 +41,15 @@ const launchKey = (callerId: string, imageId: string, key: string) => `launch:${
  */
 @Injectable()
 export class LaunchService {
-  private readonly signer: DownloadUrlSigner;
-
   constructor(
     private readonly catalog: CatalogService,
     private readonly access: AccessPolicy,
     private readonly quota: QuotaService,
     private readonly storage: ObjectStorage,
-    private readonly files: ImageFileService,
+    private readonly signer: DownloadUrlSigner,
     private readonly cfg: AppConfig,
     private readonly adapterHost: HttpAdapterHost,
-  ) {
-    this.signer = new DownloadUrlSigner(cfg.vmLinks.downloadUrlSecret);
-  }
+  ) {}
 
   /**
    * Checks, in this order, each refusal with its own code: the image exists (IMAGE_NOT_FOUND), the rule every
@@ -101,15 +93,5 @@ export class LaunchService {
     // PUBLIC_BASE_URL (required in the platform shape), else where this server listens: never the request's Host
     const base = this.cfg.vmLinks.publicBaseUrl ?? listeningBaseUrl(this.adapterHost.httpAdapter?.getHttpServer()?.address(), this.cfg);
     return { url: this.signer.url(base, { imageId, expires }), method: DownloadMethod.Service, expiresAt };
-  }
-
-  /**
-   * A signed service URL's request: the signature and expiry are checked before anything is read
-   * (DOWNLOAD_URL_INVALID, DOWNLOAD_URL_EXPIRED), then the bytes are answered as `GET /images/{id}/file` answers
-   * them (ACTIVE images only; Range, If-Range, ETag).
-   */
-  async signedDownload(imageId: string, expires: string, signature: string, req: FileRequest): Promise<FileAnswer> {
-    this.signer.verify({ imageId, expires: Number(expires) }, signature);
-    return this.files.answer(SIGNED_URL_READER, imageId, req);
   }
 }

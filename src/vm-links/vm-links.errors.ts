@@ -45,7 +45,5 @@ export const VM_LINK_ERRORS = {
   registerOrigin: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'RESERVATION_NOT_FOUND', 'RESERVATION_MISMATCH', 'VM_LINK_CONFLICT', 'CONFLICT'],
   mountIso: ['IMAGE_NOT_FOUND', 'NOT_AN_ISO', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ZONE_MISMATCH', 'CONFLICT'],
   listForImage: ['IMAGE_NOT_FOUND', 'FORBIDDEN'],
-  /** the delete hook: a plain delete of an image VMs use */
-  imageDelete: ['IMAGE_IN_USE'],
   signedUrl: ['DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED'],
 } as const satisfies Record<string, ErrorSet>;

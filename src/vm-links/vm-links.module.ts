@@ -3,10 +3,9 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { CatalogModule } from '../catalog/catalog.module';
 import { ImageLifecycle } from '../catalog/image-lifecycle';
 import { EventsModule } from '../events/events.module';
-import { IngestionModule } from '../ingestion/ingestion.module';
+import { ImageBytesModule } from '../image-bytes/image-bytes.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
-import { DownloadsController } from './downloads.controller';
 import { LaunchService } from './launch.service';
 import { VmLinkEntity } from './vm-link.entity';
 import { ImageVmsController, LaunchesController, VmsController } from './vm-links.controller';
@@ -16,11 +15,11 @@ import { VmLinksService } from './vm-links.service';
 /**
  * VM linkage (R19, R20): the launch check with its VM quota reservation and download URL, the links the compute
  * side registers (created-from, ISO mounts, VM deletion), and the catalog's delete hook that shows them first.
- * ImageFileService (ingestion) answers the bytes of a signed download URL as `GET /images/{id}/file` does.
+ * The signed download URL is signed with ImageBytesModule's DownloadUrlSigner; that module answers it.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule, IngestionModule, EventsModule],
-  controllers: [LaunchesController, ImageVmsController, VmsController, DownloadsController],
+  imports: [TypeOrmModule.forFeature([VmLinkEntity]), CatalogModule, QuotaModule, StorageModule, ImageBytesModule, EventsModule],
+  controllers: [LaunchesController, ImageVmsController, VmsController],
   providers: [VmLinksRepository, VmLinksService, LaunchService],
   exports: [VmLinksService],
 })
@@ -31,6 +30,6 @@ export class VmLinksModule implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.lifecycle.register(this.links);
+    this.lifecycle.register('vm-links', this.links);
   }
 }

@@ -5,7 +5,7 @@ import { Role } from '../../src/access/principal';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
-import { DownloadUrlSigner } from '../../src/vm-links/download-url';
+import { DownloadUrlSigner } from '../../src/image-bytes/download-url';
 import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 import { S3TestServer, startS3Server } from '../support/s3-server';

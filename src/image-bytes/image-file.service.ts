@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import { Action } from '../access/access.policy';
-import { Principal } from '../access/principal';
+import { Principal, Role } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImagePhase } from '../catalog/image.enums';
 import { AppError, ErrorSet } from '../common/errors';
@@ -24,6 +24,9 @@ export interface FileRequest {
   ifRange?: string;
   ifNoneMatch?: string;
 }
+
+/** Who reads the bytes through a signed URL: the signature is the permission, so no scope rule applies. */
+export const SIGNED_URL_READER: Principal = { userId: '#signed-url', name: 'signed download URL', departmentId: '#', role: Role.Service };
 
 const FILE_EXT: Record<string, string> = { qcow2: 'qcow2', raw: 'img', vmdk: 'vmdk', vhd: 'vhd', vhdx: 'vhdx', iso: 'iso' };
 

@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { AppError } from '../common/errors';
+import { AppError, ErrorSet } from '../common/errors';
 
 /** What a signed service download URL proves: "image `imageId` may be read until `expires` (unix seconds)". */
 export interface DownloadGrant {
@@ -61,3 +61,6 @@ export class DownloadUrlSigner {
     }
   }
 }
+
+/** What checking a signed download URL raises (`DownloadUrlSigner.verify`). */
+export const DOWNLOAD_URL_ERRORS: ErrorSet = ['DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED'];

@@ -4,16 +4,18 @@ import type { Request, Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, sendFileAnswer, ApiFileDownload } from '../ingestion/image-file.service';
-import { LaunchService } from './launch.service';
-import { DownloadQuery } from './vm-links.dto';
-import { VM_LINK_ERRORS } from './vm-links.errors';
+import { DOWNLOAD_URL_ERRORS, DownloadUrlSigner } from './download-url';
+import { DownloadQuery } from './download-url.dto';
+import { FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer, ApiFileDownload, SIGNED_URL_READER } from './image-file.service';
 
 /** The signed download URLs a launch hands out when the object store cannot presign (filesystem store). */
 @ApiTags('downloads')
 @Controller('downloads')
 export class DownloadsController {
-  constructor(private readonly launches: LaunchService) {}
+  constructor(
+    private readonly signer: DownloadUrlSigner,
+    private readonly files: ImageFileService,
+  ) {}
 
   /**
    * Read an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the
@@ -25,7 +27,7 @@ export class DownloadsController {
   @ApiUuidParam()
   @Get(':id')
   @ApiFileDownload()
-  @ApiErrors(VM_LINK_ERRORS.signedUrl, FILE_ANSWER_ERRORS)
+  @ApiErrors(DOWNLOAD_URL_ERRORS, FILE_ANSWER_ERRORS)
   async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'GET');
   }
@@ -36,12 +38,14 @@ export class DownloadsController {
   @Head(':id')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
-  @ApiErrors(VM_LINK_ERRORS.signedUrl, FILE_ANSWER_ERRORS)
+  @ApiErrors(DOWNLOAD_URL_ERRORS, FILE_ANSWER_ERRORS)
   async head(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'HEAD');
   }
 
   private async send(id: string, q: DownloadQuery, req: Request, res: Response, method: FileRequest['method']): Promise<void> {
-    await sendFileAnswer(await this.launches.signedDownload(id, q.expires, q.signature, fileRequestOf(req, method)), req, res);
+    // the signature is the permission: checked before the image is looked up, so a bad URL learns nothing about it
+    this.signer.verify({ imageId: id, expires: Number(q.expires) }, q.signature);
+    await sendFileAnswer(await this.files.answer(SIGNED_URL_READER, id, fileRequestOf(req, method)), req, res);
   }
 }

@@ -1,0 +1,77 @@
+import { Principal, Role } from '../access/principal';
+import { AppError } from '../common/errors';
+import { ImageEntity } from './image.entity';
+import { ImageLifecycle, ImageLifecycleListener } from './image-lifecycle';
+import { CREATE_STEPS, DELETE_STEPS, LIFECYCLE_CONTRIBUTIONS, lifecycleErrors } from './image-lifecycle.steps';
+
+const who: Principal = { userId: 'u1', name: 'u1', departmentId: 'd1', role: Role.User };
+const image = { id: 'i1', sourceUrl: 'http://169.254.169.254/' } as unknown as ImageEntity;
+
+/** A listener that writes down which of its steps ran, as "<module>:<hook>". */
+function recorder(name: string, calls: string[], refuseCheck = false): ImageLifecycleListener {
+  const note = (hook: string) => () => {
+    calls.push(`${name}:${hook}`);
+    return Promise.resolve();
+  };
+  return {
+    prepareCreate: refuseCheck
+      ? () => {
+          calls.push(`${name}:prepareCreate`);
+          return Promise.reject(new AppError('URL_NOT_ALLOWED', 'refused'));
+        }
+      : note('prepareCreate'),
+    beforeCreate: note('beforeCreate'),
+    createAborted: note('createAborted'),
+    afterCreate: note('afterCreate'),
+    checkDelete: note('checkDelete'),
+    beforeDelete: note('beforeDelete'),
+    afterDelete: note('afterDelete'),
+  };
+}
+
+describe('image lifecycle steps', () => {
+  it('declares the steps of create and delete in their order', () => {
+    expect(CREATE_STEPS).toEqual(['check', 'reserve', 'persist', 'after-commit']);
+    expect(DELETE_STEPS).toEqual(['check', 'release-hold', 'remove', 'after-commit']);
+  });
+
+  it('runs listeners by their declared order, not by the order the modules registered in', async () => {
+    const calls: string[] = [];
+    const lifecycle = new ImageLifecycle();
+    // registered in reverse on purpose: vm-links, quota, ingestion
+    lifecycle.register('vm-links', recorder('vm-links', calls));
+    lifecycle.register('quota', recorder('quota', calls));
+    lifecycle.register('ingestion', recorder('ingestion', calls));
+    await lifecycle.beforeCreate(image, who);
+    await lifecycle.afterCreate(image);
+    expect(calls).toEqual([
+      'ingestion:prepareCreate', 'quota:prepareCreate', 'vm-links:prepareCreate',
+      'ingestion:beforeCreate', 'quota:beforeCreate', 'vm-links:beforeCreate',
+      'ingestion:afterCreate', 'quota:afterCreate', 'vm-links:afterCreate',
+    ]);
+    calls.length = 0;
+    await lifecycle.beforeDelete(image, who, { confirm: false });
+    await lifecycle.afterDelete(image);
+    expect(calls).toEqual([
+      'ingestion:checkDelete', 'quota:checkDelete', 'vm-links:checkDelete',
+      'ingestion:beforeDelete', 'quota:beforeDelete', 'vm-links:beforeDelete',
+      'ingestion:afterDelete', 'quota:afterDelete', 'vm-links:afterDelete',
+    ]);
+  });
+
+  it('a URL refused at the check step never reaches the reserve step (no quota call)', async () => {
+    const calls: string[] = [];
+    const lifecycle = new ImageLifecycle();
+    lifecycle.register('quota', recorder('quota', calls));
+    lifecycle.register('ingestion', recorder('ingestion', calls, true));
+    await expect(lifecycle.beforeCreate(image, who)).rejects.toMatchObject({ code: 'URL_NOT_ALLOWED' });
+    expect(calls).toEqual(['ingestion:prepareCreate']);
+    expect(calls.filter((c) => c.startsWith('quota:'))).toEqual([]);
+  });
+
+  it('documents on create and delete exactly the codes the contributions declare', () => {
+    expect(LIFECYCLE_CONTRIBUTIONS.ingestion.create).toContain('check');
+    expect(lifecycleErrors('create')).toEqual(expect.arrayContaining(['URL_NOT_ALLOWED', 'VALIDATION_FAILED', 'QUOTA_EXCEEDED', 'CONFLICT']));
+    expect(lifecycleErrors('delete')).toEqual(['IMAGE_IN_USE']);
+  });
+});
