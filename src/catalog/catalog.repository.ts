@@ -52,6 +52,8 @@ export type ImagePatch = Partial<
     | 'bytesDone'
     | 'bytesTotal'
     | 'bytesPerSecond'
+    | 'format'
+    | 'sourceSha256'
   >
 >;
 

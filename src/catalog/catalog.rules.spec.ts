@@ -25,6 +25,8 @@ function catalog() {
     insert: async (image: ImageEntity, tags: string[], inTx?: (m: unknown) => Promise<void>) => {
       await inTx?.({});
       rows.set(image.id, { ...image, updatedAt: image.createdAt, tags } as ImageWithTags);
+      // like the real repository: the answer is the inserted entity with its stored tags
+      return { ...rows.get(image.id)! };
     },
     findById: async (id: string) => rows.get(id) ?? null,
     update: async (id: string, patch: Partial<ImageEntity>, tags: string[] | undefined, inTx?: (m: unknown) => Promise<void>) => {

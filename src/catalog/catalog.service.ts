@@ -23,7 +23,7 @@ type TransitionEvent = {
 }['image.import.started' | 'image.enabled' | 'image.activated' | 'image.disabled' | 'image.import.failed'];
 
 /** Changes a worker (ingestion) may record along with a phase change. */
-export type ProgressPatch = Pick<ImagePatch, 'sizeBytes' | 'virtualSizeBytes' | 'actualSizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
+export type ProgressPatch = Pick<ImagePatch, 'format' | 'sourceSha256' | 'sizeBytes' | 'virtualSizeBytes' | 'actualSizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
 
 @Injectable()
 export class CatalogService implements OnModuleInit {
@@ -39,7 +39,7 @@ export class CatalogService implements OnModuleInit {
     this.zones.setUsageCounter((zoneId) => this.repo.countInZone(zoneId));
   }
 
-  async create(p: Principal, dto: CreateImageDto): Promise<ImageWithTags> {
+  async create(p: Principal, dto: CreateImageDto, copyOf?: { convertedFrom: string; sourceSha256: string | null }): Promise<ImageWithTags> {
     const scope = dto.scope ?? Scope.Private;
     // the refusal is about the role, whatever the scope: a service creates nothing (R9: users and admins do)
     if (p.role === Role.Service) {
@@ -48,6 +48,7 @@ export class CatalogService implements OnModuleInit {
     if (!this.access.canCreate(p, scope)) {
       throw new AppError('SCOPE_CHANGE_FORBIDDEN', `A ${p.role} may not create ${scope} images`, { scope });
     }
+    if ((dto.source.type === SourceType.Conversion) !== (copyOf !== undefined)) throw invalid('source.type', 'a conversion is asked for with POST /images/{id}/conversions');
     const zone = await this.zones.get(dto.zoneId);
     const format = dto.kind === ImageKind.Iso ? (dto.format ?? ImageFormat.Iso) : dto.format!;
     if (dto.kind === ImageKind.Iso && format !== ImageFormat.Iso) throw invalid('format', 'an ISO has format iso');
@@ -82,6 +83,8 @@ export class CatalogService implements OnModuleInit {
       checksum: null,
       checksumMd5: null,
       expectedChecksum: dto.expectedChecksum === undefined ? null : normaliseChecksum(dto.expectedChecksum),
+      sourceSha256: copyOf?.sourceSha256 ?? null,
+      convertedFrom: copyOf?.convertedFrom ?? null,
       sourceType: dto.source.type,
       sourceUrl: dto.source.url ?? null,
       sourcePath: dto.source.path ?? null,
@@ -255,6 +258,11 @@ export class CatalogService implements OnModuleInit {
    */
   async explainPending(id: string, reason: string | null, phases: ImagePhase[]): Promise<boolean> {
     return this.repo.setStatusReason(id, phases, reason === null ? null : reason.slice(0, 1000));
+  }
+
+  /** Progress while converting (qemu-img's fraction of the virtual size): no phase change, no event. */
+  async recordConversionProgress(id: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>): Promise<boolean> {
+    return this.repo.recordProgress(id, ImagePhase.Converting, patch);
   }
 
   /** Progress while importing: no phase change, just the counters. False when the image is gone or no longer importing. */

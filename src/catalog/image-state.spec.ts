@@ -8,18 +8,22 @@ const V = ImagePhase.Verifying;
 const R = ImagePhase.Ready;
 const F = ImagePhase.Failed;
 const D = ImagePhase.Disabled;
-const ALL = [Q, I, V, R, F, D];
+const C = ImagePhase.Converting;
+const ALL = [Q, I, V, R, F, D, C];
 
 /**
  * The image life cycle written out independently of image-state.ts, so a changed table fails here:
  * queued -> importing | verifying (a direct upload) | failed; importing -> verifying | failed | queued (a
  * restart) | importing (a resumed import); verifying -> ready | failed | queued; ready <-> disabled;
- * failed -> queued (a retry).
+ * failed -> queued (a retry); conversion: verifying (the judged source) -> converting, queued (a requested
+ * copy of an ACTIVE image) -> converting, converting -> verifying (the result judged again) | failed | queued (a
+ * crash or retry starts again).
  */
 const ALLOWED: Array<[ImagePhase, ImagePhase]> = [
-  [Q, I], [Q, V], [Q, F],
+  [Q, I], [Q, V], [Q, F], [Q, C],
   [I, V], [I, F], [I, Q], [I, I],
-  [V, R], [V, F], [V, Q],
+  [V, R], [V, F], [V, Q], [V, C],
+  [C, V], [C, F], [C, Q],
   [R, D],
   [D, R],
   [F, Q],
@@ -52,12 +56,17 @@ describe('image state machine (R7)', () => {
 
   it('makes only READY active', () => {
     expect(ALL.filter((p) => statusOfPhase(p) === ImageStatus.Active)).toEqual([R]);
-    expect(ALL.filter((p) => statusOfPhase(p) === ImageStatus.Inactive)).toEqual([Q, I, V, F, D]);
+    expect(ALL.filter((p) => statusOfPhase(p) === ImageStatus.Inactive)).toEqual([Q, I, V, F, D, C]);
   });
 
   it.each(ALL)('names the phases leading to %s', (to) => {
     const want = ALLOWED.filter(([, t]) => t === to).map(([f]) => f);
     expect([...phasesLeadingTo(to)].sort()).toEqual([...want].sort());
+  });
+
+  it('converts only judged bytes: CONVERTING is entered from VERIFYING or a queued copy, and always judged again', () => {
+    expect(phasesLeadingTo(C).sort()).toEqual([Q, V].sort());
+    expect(ALL.filter((to) => allowed(C, to))).not.toContain(R);
   });
 
   it('never leaves READY except to DISABLED, so a usable image cannot be re-imported in place', () => {

@@ -3,9 +3,11 @@ import { ImagePhase, ImageStatus } from './image.enums';
 
 /** Every allowed phase change. Status follows from the phase: only READY is ACTIVE. */
 export const TRANSITIONS: Record<ImagePhase, ImagePhase[]> = {
-  [ImagePhase.Queued]: [ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Failed],
+  [ImagePhase.Queued]: [ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Converting, ImagePhase.Failed],
   [ImagePhase.Importing]: [ImagePhase.Verifying, ImagePhase.Failed, ImagePhase.Queued, ImagePhase.Importing],
-  [ImagePhase.Verifying]: [ImagePhase.Ready, ImagePhase.Failed, ImagePhase.Queued],
+  [ImagePhase.Verifying]: [ImagePhase.Ready, ImagePhase.Failed, ImagePhase.Queued, ImagePhase.Converting],
+  // converting the judged source: the result is judged again (VERIFYING); a crash or retry goes back to QUEUED
+  [ImagePhase.Converting]: [ImagePhase.Verifying, ImagePhase.Failed, ImagePhase.Queued],
   [ImagePhase.Ready]: [ImagePhase.Disabled],
   [ImagePhase.Disabled]: [ImagePhase.Ready],
   [ImagePhase.Failed]: [ImagePhase.Queued],

@@ -384,6 +384,12 @@ export class ImageResponse {
   /** The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
   @ApiProperty({ nullable: true, type: String })
   expectedChecksum: string | null;
+  /** sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
+  @ApiProperty({ nullable: true, type: String })
+  sourceSha256: string | null;
+  /** The image this one is a converted copy of. */
+  @ApiProperty({ nullable: true, type: String, format: 'uuid' })
+  convertedFrom: string | null;
   @ApiProperty({ type: ImageSourceResponse })
   source: ImageSourceResponse;
   @ApiProperty({ type: ImageProgressResponse })

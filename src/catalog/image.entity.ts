@@ -92,6 +92,14 @@ export class ImageEntity {
   @Column({ type: 'varchar', length: 71, nullable: true })
   expectedChecksum: string | null;
 
+  /** sha256 of the file as it came, when the stored image is a conversion of it (then `checksum` is the stored image's). */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  sourceSha256: string | null;
+
+  /** The image this one is a converted copy of (POST /images/{id}/conversions). */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  convertedFrom: string | null;
+
   @Column({ type: 'simple-enum', enum: SourceType })
   sourceType: SourceType;
 

@@ -1,5 +1,5 @@
 export { Scope } from '../access/access.policy';
-export { Hypervisor } from '../zones/zone.entity';
+export { Hypervisor } from '../zones/zone.enums';
 
 /** R1: one catalog, two kinds. */
 export enum ImageKind {
@@ -60,6 +60,8 @@ export enum ImagePhase {
   Failed = 'FAILED',
   /** disabled by an admin; enabling makes it READY again */
   Disabled = 'DISABLED',
+  /** the judged source is being converted (qemu-img convert) to the zone's or the caller's format */
+  Converting = 'CONVERTING',
 }
 
 /** Where the bytes come from. */
@@ -67,6 +69,8 @@ export enum SourceType {
   Url = 'URL',
   File = 'FILE',
   Upload = 'UPLOAD',
+  /** a converted copy of another image (POST /images/{id}/conversions; `convertedFrom`); never given at creation */
+  Conversion = 'CONVERSION',
 }
 
 export const OS_BITS = [32, 64] as const;

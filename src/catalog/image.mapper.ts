@@ -29,6 +29,8 @@ export function toImageResponse(i: ImageWithTags): ImageResponse {
     checksum: i.checksum,
     checksumMd5: i.checksumMd5,
     expectedChecksum: i.expectedChecksum,
+    sourceSha256: i.sourceSha256 ?? null,
+    convertedFrom: i.convertedFrom ?? null,
     source: {
       type: i.sourceType,
       url: i.sourceUrl,

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   URL_NOT_ALLOWED: HttpStatus.BAD_REQUEST,
   SOURCE_MISMATCH: HttpStatus.CONFLICT,
   IMAGE_NOT_ACTIVE: HttpStatus.CONFLICT,
+  CONVERSION_NOT_APPLICABLE: HttpStatus.UNPROCESSABLE_ENTITY,
   CONTENT_REJECTED: HttpStatus.UNPROCESSABLE_ENTITY,
   UPLOAD_INCOMPLETE: HttpStatus.BAD_REQUEST,
   RANGE_NOT_SATISFIABLE: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
@@ -88,6 +89,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   URL_NOT_ALLOWED:
     'The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.',
   SOURCE_MISMATCH: "The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.",
+  CONVERSION_NOT_APPLICABLE: 'The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT).',
   IMAGE_NOT_ACTIVE: 'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
   CONTENT_REJECTED:
     'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.',
@@ -123,6 +125,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
 export const ERROR_DETAILS_EXAMPLES: Partial<Record<ErrorCode, Record<string, unknown>>> = {
   QUOTA_EXCEEDED: { departmentId: 'dept-rd', resource: 'VM_COUNT', requested: 3, remaining: 1, limit: 20, used: 18, reserved: 1 },
   IMAGE_NOT_ACTIVE: { status: 'INACTIVE', phase: 'DISABLED' },
+  CONVERSION_NOT_APPLICABLE: { reason: 'SAME_FORMAT', format: 'qcow2' },
   FILE_PATH_INVALID: { source: 'share', path: 'isos/../etc/passwd', reason: 'DOT_SEGMENT' },
   FILE_NOT_FOUND: { source: 'share', path: 'isos/CentOS-7-x86_64-Minimal.iso' },
   FILE_SOURCE_UNAVAILABLE: { source: 'share', reason: 'FILE_SOURCE_AUTH_FAILED', status: 'NT_STATUS_LOGON_FAILURE' },

@@ -138,6 +138,7 @@ function fromIngestError(e: IngestError, url?: string): Failure {
     case 'INSPECTION_LIMIT_EXCEEDED':
     case 'VIRTUAL_SIZE_TOO_LARGE':
     case 'CONVERSION_FAILED':
+    case 'SOURCE_GONE':
       return f(e.message, true);
   }
 }

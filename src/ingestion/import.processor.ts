@@ -9,6 +9,7 @@ import { AppConfig } from '../config/app-config';
 import { CANCELLED, JobContext, JobInterrupted, LOCK_LOST, SHUTDOWN } from '../jobs/job-queue';
 import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { ConversionService } from './conversion';
 import { ImageBytesQuota } from './image-bytes-quota';
 import { describeFailure, ImportStopped, PermanentImportFailure, RetryableImportFailure } from './import-failure';
 import { IngestPipeline, StoredFile, UNFINISHED_PHASES } from './ingest-pipeline';
@@ -47,6 +48,7 @@ export class ImportProcessor {
     private readonly fetcher: UrlFetcher,
     private readonly cfg: AppConfig,
     private readonly files: FileImporter,
+    private readonly conversion: ConversionService,
   ) {}
 
   handle(ctx: JobContext<ImportJobData>): Promise<void> {
@@ -69,21 +71,29 @@ export class ImportProcessor {
     const image = await this.catalog.findInternal(id);
     if (!image || !UNFINISHED_PHASES.includes(image.phase)) return;
     const fromFile = image.sourceType === SourceType.File;
-    if (!fromFile && (image.sourceType !== SourceType.Url || !image.sourceUrl)) {
+    const copy = image.sourceType === SourceType.Conversion;
+    if (!fromFile && !copy && (image.sourceType !== SourceType.Url || !image.sourceUrl)) {
       this.log.warn(`Image ${id} has source ${image.sourceType}; it is not imported by a job`);
       return;
     }
     try {
       // one job per image: anything incomplete under its prefix is from a dead attempt
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id));
-      if (image.phase === ImagePhase.Verifying) {
-        // the process died while verifying: the stored object is not trusted, the file is fetched again
-        await this.catalog.transition(id, ImagePhase.Queued, { bytesPerSecond: null }, [ImagePhase.Verifying]);
+      if (image.phase === ImagePhase.Verifying || image.phase === ImagePhase.Converting) {
+        // the process died while verifying or converting: the stored object is not trusted, the file is fetched again
+        await this.conversion.cleanUp(id);
+        await this.catalog.transition(id, ImagePhase.Queued, { bytesPerSecond: null }, [ImagePhase.Verifying, ImagePhase.Converting]);
       }
       const quota = await ImageBytesQuota.open(this.quota, id, image.bytesTotal ?? 0);
+      if (copy) {
+        // a converted copy of an ACTIVE image (conversion.ts): no download, the source object is read in place
+        await this.conversion.convertCopy(image, quota, ctx.signal);
+        this.log.log(`Converted copy ${id} of ${image.convertedFrom} is ready`);
+        return;
+      }
       const startedAt = Date.now();
       const stored = fromFile ? await this.files.import(image, ctx.signal, quota) : await this.download(image, ctx, quota);
-      const outcome = await this.pipeline.finish(image, stored, quota, startedAt);
+      const outcome = await this.pipeline.finish(image, stored, quota, startedAt, ctx.signal);
       this.log.log(outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`);
     } catch (e) {
       await this.onError(ctx, image, e);
@@ -157,7 +167,7 @@ export class ImportProcessor {
       const why = `Attempt ${ctx.attempt} of ${ctx.maxAttempts} failed: ${failure.reason}; retrying in ${formatDelay(ctx.retryDelayMs)}`.slice(0, 1000);
       const explained = await this.catalog.explainPending(id, why, [ImagePhase.Queued]).catch(() => false);
       if (!explained) {
-        await this.catalog.transition(id, ImagePhase.Queued, { statusReason: why, bytesPerSecond: null }, [ImagePhase.Importing, ImagePhase.Verifying]).catch(() => undefined);
+        await this.catalog.transition(id, ImagePhase.Queued, { statusReason: why, bytesPerSecond: null }, [ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Converting]).catch(() => undefined);
       }
     }
     throw new RetryableImportFailure(failure);

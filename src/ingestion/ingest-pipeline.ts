@@ -10,6 +10,7 @@ import { MetricsService } from '../observability/metrics.service';
 import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
+import { ConversionService } from './conversion';
 import { assertFormat, DiskFormat, FormatCheckStream, storageRangeReader, verifyStored } from './format-sniffer';
 import { HashingStream } from './hashing';
 import { ImageInspector } from './image-inspector';
@@ -22,7 +23,7 @@ import { ProgressMeter } from './progress-meter';
 export const PROGRESS_INTERVAL_MS = 300;
 
 /** The phases in which bytes may still be on their way (an import can run, resume or be failed). */
-export const UNFINISHED_PHASES: readonly ImagePhase[] = [ImagePhase.Queued, ImagePhase.Importing, ImagePhase.Verifying];
+export const UNFINISHED_PHASES: readonly ImagePhase[] = [ImagePhase.Queued, ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Converting];
 
 export interface StoredFile {
   size: number;
@@ -97,6 +98,7 @@ export class IngestPipeline {
     private readonly cfg: AppConfig,
     private readonly metrics: MetricsService,
     private readonly inspector: ImageInspector,
+    private readonly conversion: ConversionService,
   ) {}
 
   /** Streams `body` into the image's object. Rejects with the first real cause (IngestError, QUOTA_EXCEEDED, ImportStopped, a store error). */
@@ -137,20 +139,29 @@ export class IngestPipeline {
    * Answers 'gone' (and removes the object) when the image was deleted meanwhile.
    * @throws IngestError for refused content (the caller fails the import), QUOTA_EXCEEDED
    */
-  async finish(image: ImageEntity, stored: StoredFile, quota: ImageBytesQuota, startedAt: number): Promise<'ready' | 'gone'> {
+  async finish(image: ImageEntity, stored: StoredFile, quota: ImageBytesQuota, startedAt: number, signal?: AbortSignal): Promise<'ready' | 'gone'> {
     const id = image.id;
     if (stored.size === 0) throw new IngestError('FORMAT_MISMATCH', 'The file is empty');
     try {
       await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null }, [ImagePhase.Importing]);
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
       // the referee: qemu-img on the stored object, before anything can use it
-      const judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
+      let judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
+      // the zone keeps another storage format: the judged source is converted in place (conversion.ts)
+      const target = await this.conversion.targetFor(image);
+      let converted: Partial<Pick<ImageEntity, 'format' | 'sourceSha256'>> = {};
+      if (target) {
+        const c = await this.conversion.convertStored(image, image.format as DiskFormat, stored.size, judged.virtualSizeBytes, target, quota, signal);
+        converted = { format: c.format as ImageEntity['format'], sourceSha256: stored.sha256 };
+        stored = { size: c.size, sha256: c.sha256, md5: c.md5 };
+        judged = c.judged;
+      }
       // QuotaService's contract: the catalog holds the size (set at VERIFYING) before the bytes are committed
       await quota.commit(stored.size);
       await this.catalog.transition(
         id,
         ImagePhase.Ready,
-        { sizeBytes: stored.size, virtualSizeBytes: judged.virtualSizeBytes, actualSizeBytes: judged.actualSizeBytes ?? null, checksum: stored.sha256, checksumMd5: stored.md5 ?? null },
+        { ...converted, sizeBytes: stored.size, virtualSizeBytes: judged.virtualSizeBytes, actualSizeBytes: judged.actualSizeBytes ?? null, checksum: stored.sha256, checksumMd5: stored.md5 ?? null },
         [ImagePhase.Verifying],
       );
       this.metrics.importBytes.inc({ source: image.sourceType }, stored.size);

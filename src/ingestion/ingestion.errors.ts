@@ -37,7 +37,9 @@ export type IngestErrorCode =
   | 'INSPECTION_LIMIT_EXCEEDED'
   | 'VIRTUAL_SIZE_TOO_LARGE'
   // qemu-img convert (qemu-img.ts)
-  | 'CONVERSION_FAILED';
+  | 'CONVERSION_FAILED'
+  // a converted copy whose source image went away (conversion.ts)
+  | 'SOURCE_GONE';
 
 export class IngestError extends Error {
   readonly retryable: boolean;

@@ -6,6 +6,9 @@ import { AppConfig } from '../config/app-config';
 import { FileSourcesModule } from '../file-sources/file-sources.module';
 import { QuotaModule } from '../quota/quota.module';
 import { StorageModule } from '../storage/storage.module';
+import { ZonesModule } from '../zones/zones.module';
+import { ConversionService } from './conversion';
+import { ConversionController } from './conversion.controller';
 import { ImageInspector } from './image-inspector';
 import { ImportProcessor } from './import.processor';
 import { IngestPipeline } from './ingest-pipeline';
@@ -22,11 +25,12 @@ import { UploadService } from './upload.service';
  * Needs the JobQueue port (JobsModule, global) and the ObjectStorage port.
  */
 @Module({
-  imports: [CatalogModule, QuotaModule, StorageModule, FileSourcesModule],
-  controllers: [IngestionController],
+  imports: [CatalogModule, QuotaModule, StorageModule, FileSourcesModule, ZonesModule],
+  controllers: [IngestionController, ConversionController],
   providers: [
     { provide: UrlFetcher, useFactory: (cfg: AppConfig) => UrlFetcher.fromConfig(cfg), inject: [AppConfig] },
     ImageInspector,
+    ConversionService,
     IngestPipeline,
     FileImporter,
     ImportProcessor,

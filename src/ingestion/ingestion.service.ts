@@ -158,7 +158,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
 
   /** Queues the import of a URL or FILE image. A failure is logged: the sweep queues it later. */
   private async enqueue(image: ImageEntity): Promise<void> {
-    if (image.sourceType !== SourceType.Url && image.sourceType !== SourceType.File) return;
+    if (image.sourceType !== SourceType.Url && image.sourceType !== SourceType.File && image.sourceType !== SourceType.Conversion) return;
     try {
       await addJob(this.queue, IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });
     } catch (e) {
@@ -177,7 +177,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     const queued: string[] = [];
     for (let offset = 0; ; offset += PAGE) {
       const page = await this.catalog.findInPhases([...UNFINISHED_PHASES], PAGE, offset);
-      const imports = page.filter((i) => i.sourceType === SourceType.Url || i.sourceType === SourceType.File);
+      const imports = page.filter((i) => i.sourceType === SourceType.Url || i.sourceType === SourceType.File || i.sourceType === SourceType.Conversion);
       const lost = new Set(await this.queue.notPending(imports.map((i) => i.id)));
       for (const image of imports) {
         if (!lost.has(image.id)) continue;
@@ -209,6 +209,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
         switch (image.sourceType) {
           case SourceType.Url:
           case SourceType.File:
+          case SourceType.Conversion:
             // in-process: a sweep leaves fresh images alone (a job may be between its end and its failure record)
             if ((ownsAll || stale || this.cfg.queue.driver === 'redis') && !(await this.queue.isPending(image.id))) {
               await this.enqueue(image);

@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsEnum, IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
+import { IsEnum, ValidateIf, IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
 import { PageQuery } from '../common/pagination.dto';
-import { Hypervisor, ZoneEntity } from './zone.entity';
+import { Hypervisor, RequiredFormat, ZoneEntity } from './zone.entity';
 import { Optional } from '../common/validation';
 
 export class CreateZoneDto {
@@ -18,6 +18,11 @@ export class CreateZoneDto {
   /** Free text. */
   @Optional() @IsString() @MaxLength(500)
   description?: string;
+
+  /** The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+  @Optional() @ValidateIf((_o, v) => v !== null) @IsEnum(RequiredFormat)
+  @ApiProperty({ enum: RequiredFormat, enumName: 'RequiredFormat', nullable: true, required: false })
+  requiredFormat?: RequiredFormat | null;
 }
 
 export class UpdateZoneDto {
@@ -33,6 +38,11 @@ export class UpdateZoneDto {
   /** Free text. */
   @Optional() @IsString() @MaxLength(500)
   description?: string;
+
+  /** The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+  @Optional() @ValidateIf((_o, v) => v !== null) @IsEnum(RequiredFormat)
+  @ApiProperty({ enum: RequiredFormat, enumName: 'RequiredFormat', nullable: true, required: false })
+  requiredFormat?: RequiredFormat | null;
 }
 
 export class ListZonesQuery extends PageQuery {}
@@ -44,6 +54,9 @@ export class ZoneResponse {
   @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor: Hypervisor;
   description: string;
+  /** The storage format disk images are converted to on import; null when the zone keeps what is brought. */
+  @ApiProperty({ enum: RequiredFormat, enumName: 'RequiredFormat', nullable: true })
+  requiredFormat: RequiredFormat | null;
   @ApiProperty({ type: String, format: 'date-time' })
   createdAt: string;
   @ApiProperty({ type: String, format: 'date-time' })
@@ -65,6 +78,7 @@ export function toZoneResponse(z: ZoneEntity): ZoneResponse {
     name: z.name,
     hypervisor: z.hypervisor,
     description: z.description,
+    requiredFormat: z.requiredFormat ?? null,
     createdAt: new Date(z.createdAt).toISOString(),
     updatedAt: new Date(z.updatedAt).toISOString(),
   };

@@ -1,12 +1,7 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { Hypervisor, RequiredFormat } from './zone.enums';
 
-/** Virtualization technologies a zone (and so an image) can run on (R5). */
-export enum Hypervisor {
-  KVM = 'KVM',
-  VMware = 'VMWARE',
-  Xen = 'XEN',
-  HyperV = 'HYPERV',
-}
+export { Hypervisor, RequiredFormat };
 
 @Entity({ name: 'zones' })
 export class ZoneEntity {
@@ -22,6 +17,10 @@ export class ZoneEntity {
 
   @Column({ type: 'varchar', length: 500, default: '' })
   description: string;
+
+  /** The storage format every disk image of the zone is kept in (converted on import); null keeps what was brought. */
+  @Column({ type: 'varchar', length: 16, nullable: true })
+  requiredFormat: RequiredFormat | null;
 
   @CreateDateColumn()
   createdAt: Date;

@@ -28,7 +28,7 @@ export class ZonesRepository {
     return (await this.findById(zone.id))!;
   }
 
-  async update(id: string, patch: Partial<Pick<ZoneEntity, 'name' | 'description' | 'hypervisor'>>): Promise<void> {
+  async update(id: string, patch: Partial<Pick<ZoneEntity, 'name' | 'description' | 'hypervisor' | 'requiredFormat'>>): Promise<void> {
     await this.repo.update({ id }, patch);
   }
 

@@ -52,6 +52,7 @@ export class ZonesService implements OnApplicationBootstrap {
       name: dto.name,
       hypervisor: dto.hypervisor,
       description: dto.description ?? '',
+      requiredFormat: dto.requiredFormat ?? null,
     });
     return this.repo.insert(zone);
   }
@@ -63,6 +64,7 @@ export class ZonesService implements OnApplicationBootstrap {
     if (dto.name !== undefined) patch.name = dto.name;
     if (dto.hypervisor !== undefined) patch.hypervisor = dto.hypervisor;
     if (dto.description !== undefined) patch.description = dto.description;
+    if (dto.requiredFormat !== undefined) patch.requiredFormat = dto.requiredFormat;
     if (Object.keys(patch).length) await this.repo.update(id, patch);
     return this.get(id);
   }

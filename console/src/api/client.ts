@@ -102,4 +102,4 @@ export function may(me: Me, img: Image) {
   };
 }
 
-export const BUSY_PHASES = ['QUEUED', 'IMPORTING', 'VERIFYING'];
+export const BUSY_PHASES = ['QUEUED', 'IMPORTING', 'CONVERTING', 'VERIFYING'];

@@ -230,6 +230,28 @@ export interface paths {
         patch: operations["Catalog_update"];
         trace?: never;
     };
+    "/images/{id}/conversions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a copy of an ACTIVE disk image converted to `format` (qemu-img convert). The copy is a new image in
+         *     the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it
+         *     is QUEUED at once and CONVERTING while qemu-img runs. The quota is reserved by the source's virtual size before
+         *     anything starts (a raw copy of a qcow2 can be many times larger). Delete the copy to cancel.
+         */
+        post: operations["Conversion_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/images/{id}/disable": {
         parameters: {
             query?: never;
@@ -704,6 +726,10 @@ export interface components {
             /** @description Commit only these resources and leave the others pending (default: every pending one). */
             resources?: components["schemas"]["QuotaResource"][];
         };
+        CreateConversionDto: {
+            /** @example raw */
+            format: components["schemas"]["RequiredFormat"];
+        };
         CreateImageDto: {
             /**
              * @description Free text, up to 2000 characters.
@@ -822,6 +848,8 @@ export interface components {
              * @example zone-beijing-1
              */
             name: string;
+            /** @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+            requiredFormat?: components["schemas"]["RequiredFormat"] | (never | null);
         };
         DepartmentQuotaPage: {
             items: components["schemas"]["DepartmentQuotaResponse"][];
@@ -918,6 +946,7 @@ export interface components {
              *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
              *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
              *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             *     - `CONVERSION_NOT_APPLICABLE` (422): The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT).
              *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.
              *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
              *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
@@ -998,6 +1027,7 @@ export interface components {
          *     - `URL_NOT_ALLOWED` (400): The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.
          *     - `SOURCE_MISMATCH` (409): The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.
          *     - `IMAGE_NOT_ACTIVE` (409): The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+         *     - `CONVERSION_NOT_APPLICABLE` (422): The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT).
          *     - `CONTENT_REJECTED` (422): The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.
          *     - `UPLOAD_INCOMPLETE` (400): The upload ended before the whole file arrived (the client disconnected, or sent nothing for URL_IDLE_TIMEOUT_MS); the image is FAILED and takes a new upload.
          *     - `RANGE_NOT_SATISFIABLE` (416): The requested byte range starts at or past the end of the file; the Content-Range header gives the size.
@@ -1023,7 +1053,7 @@ export interface components {
          *     - `DEPENDENCY_UNAVAILABLE` (503): A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "ROOT_DISK_TOO_SMALL" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
+        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONVERSION_NOT_APPLICABLE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "ROOT_DISK_TOO_SMALL" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
         EventActorResponse: {
             department?: string;
             role?: string;
@@ -1191,7 +1221,7 @@ export interface components {
             view: components["schemas"]["View"];
         };
         /** @enum {string} */
-        ImagePhase: "QUEUED" | "IMPORTING" | "VERIFYING" | "READY" | "FAILED" | "DISABLED";
+        ImagePhase: "QUEUED" | "IMPORTING" | "VERIFYING" | "READY" | "FAILED" | "DISABLED" | "CONVERTING";
         ImageProgressResponse: {
             /**
              * Format: int64
@@ -1227,6 +1257,11 @@ export interface components {
              * @example d41d8cd98f00b204e9800998ecf8427e
              */
             checksumMd5: string | null;
+            /**
+             * Format: uuid
+             * @description The image this one is a converted copy of.
+             */
+            convertedFrom: string | null;
             /** Format: date-time */
             createdAt: string;
             departmentId: string;
@@ -1256,6 +1291,8 @@ export interface components {
              */
             sizeBytes: number | null;
             source: components["schemas"]["ImageSourceResponse"];
+            /** @description sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
+            sourceSha256: string | null;
             /** @description ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
             status: components["schemas"]["ImageStatus"];
             /** @description Why the image is inactive, in words a person understands (failed imports, disabling). */
@@ -1652,6 +1689,11 @@ export interface components {
              */
             zoneId: string;
         };
+        /**
+         * @description The storage format disk images are converted to on import; null when the zone keeps what is brought.
+         * @enum {string}
+         */
+        RequiredFormat: "raw" | "qcow2";
         ReservationItemResponse: {
             /**
              * Format: int64
@@ -1733,7 +1775,7 @@ export interface components {
          * @description URL: the service downloads `url`; UPLOAD: the bytes are PUT to /images/{id}/file; FILE: a file picked from the platform's file directory.
          * @enum {string}
          */
-        SourceType: "URL" | "FILE" | "UPLOAD";
+        SourceType: "URL" | "FILE" | "UPLOAD" | "CONVERSION";
         UpdateImageDto: {
             description?: string;
             /** @description ISO only. */
@@ -1756,6 +1798,8 @@ export interface components {
             hypervisor?: components["schemas"]["Hypervisor"];
             /** @description New unique name. */
             name?: string;
+            /** @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+            requiredFormat?: components["schemas"]["RequiredFormat"] | (never | null);
         };
         /** @enum {string} */
         View: "all" | "featured" | "public" | "private";
@@ -1883,6 +1927,8 @@ export interface components {
             /** Format: uuid */
             id: string;
             name: string;
+            /** @description The storage format disk images are converted to on import; null when the zone keeps what is brought. */
+            requiredFormat: components["schemas"]["RequiredFormat"] | (never | null);
             /** Format: date-time */
             updatedAt: string;
         };
@@ -3257,6 +3303,171 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {string} */
                         code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "DEPENDENCY_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+    };
+    Conversion_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id (UUID). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateConversionDto"];
+            };
+        };
+        responses: {
+            /** @description The new image, QUEUED for conversion. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageResponse"];
+                };
+            };
+            /**
+             * @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one.
+             *
+             *     `MALFORMED_JSON`: The request body is not valid JSON, or is nested deeper than 64 levels (details.maxDepth).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "VALIDATION_FAILED" | "MALFORMED_JSON";
+                    };
+                };
+            };
+            /**
+             * @description `AUTH_TOKEN_MISSING`: No `Authorization: Bearer {token}` header.
+             *
+             *     `AUTH_TOKEN_INVALID`: The token is malformed, wrongly signed, or its claims are invalid.
+             *
+             *     `AUTH_TOKEN_EXPIRED`: The token has expired.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED";
+                    };
+                };
+            };
+            /**
+             * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
+             *
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN";
+                    };
+                };
+            };
+            /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "IMAGE_NOT_FOUND";
+                    };
+                };
+            };
+            /**
+             * @description `QUOTA_EXCEEDED`: The department's quota has no room for this: details give the departmentId, the resource, what was asked (requested), what is left (remaining), the limit, used and reserved.
+             *
+             *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "QUOTA_EXCEEDED" | "IMAGE_NOT_ACTIVE";
+                    };
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "UNSUPPORTED_MEDIA_TYPE";
+                    };
+                };
+            };
+            /** @description `CONVERSION_NOT_APPLICABLE`: The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "CONVERSION_NOT_APPLICABLE";
+                    };
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"] & {
+                        /** @enum {string} */
+                        code?: "RATE_LIMITED";
                     };
                 };
             };

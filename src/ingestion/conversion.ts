@@ -1,0 +1,141 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { CatalogService } from '../catalog/catalog.service';
+import { ImageEntity } from '../catalog/image.entity';
+import { ImageKind, ImagePhase } from '../catalog/image.enums';
+import { AppConfig } from '../config/app-config';
+import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { ZonesService } from '../zones/zones.service';
+import { DiskFormat } from './format-sniffer';
+import { HashingStream } from './hashing';
+import { ImageBytesQuota } from './image-bytes-quota';
+import { ImageInspector } from './image-inspector';
+import { IngestError } from './ingestion.errors';
+import { ConvertFormat, QemuImageInfo, withRangeRelay } from './qemu-img';
+
+
+
+export interface Converted {
+  size: number;
+  sha256: string;
+  md5?: string;
+  format: ConvertFormat;
+  judged: QemuImageInfo;
+}
+
+/** Where a conversion's output is written before it is streamed into the store: one folder per image. */
+export const conversionDir = (imageId: string): string => join(process.env.CONVERSION_TMP_DIR || tmpdir(), `hcm-convert-${imageId}`);
+
+/**
+ * Conversion on import (issue 11): a zone may require a storage format (`requiredFormat`). A disk image brought in
+ * another format is judged as brought (qemu-img info/check on the stored source, ImageInspector), then, in
+ * CONVERTING, `qemu-img convert` reads the stored source (the file on the filesystem store, the loopback Range
+ * relay on S3) into a local temp file (raw and qcow2 are written with seeks, so the output cannot be a pipe or an
+ * S3 stream), the result is judged again with the same rules under the target format, and streamed into the
+ * store over the source (hashed on the way): `checksum` is the stored image's, `sourceSha256` the file's as it
+ * came. The quota is reserved by the virtual size before qemu-img starts. A cancel (delete) aborts the signal:
+ * qemu-img's process group is killed and the temp folder removed. A crash leaves the image CONVERTING: the job is
+ * taken back like any import (back to QUEUED, fetched again) and the stale temp folder removed first. ISOs are
+ * never converted.
+ */
+@Injectable()
+export class ConversionService {
+  private readonly log = new Logger('Conversion');
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly storage: ObjectStorage,
+    private readonly zones: ZonesService,
+    private readonly inspector: ImageInspector,
+    private readonly cfg: AppConfig,
+  ) {}
+
+  /** The format `image` must be stored in when it differs from the one brought; null when it stays as is. */
+  async targetFor(image: ImageEntity): Promise<ConvertFormat | null> {
+    if (image.kind === ImageKind.Iso || image.format === 'iso') return null;
+    const zone = await this.zones.get(image.zoneId).catch(() => null);
+    const wanted = zone?.requiredFormat ?? null;
+    return wanted && wanted !== (image.format as string) ? wanted : null;
+  }
+
+  /** Removes what a dead run left in the temp folder. Never throws. */
+  async cleanUp(imageId: string): Promise<void> {
+    await rm(conversionDir(imageId), { recursive: true, force: true }).catch((e: unknown) => this.log.warn(`Removing ${conversionDir(imageId)} failed: ${(e as Error).message}`));
+  }
+
+  /**
+   * Converts the judged object of `image` (declared `from`, `virtualSize` bytes once expanded) to `to` and stores
+   * the result in its place. The image must be VERIFYING; it ends VERIFYING again with the new size.
+   * @throws IngestError (CONVERSION_FAILED, a refusal of the result, a limit), QUOTA_EXCEEDED, ABORTED
+   */
+  async convertStored(image: ImageEntity, from: DiskFormat, size: number, virtualSize: number, to: ConvertFormat, quota: ImageBytesQuota, signal?: AbortSignal): Promise<Converted> {
+    // a raw copy of a qcow2 can be many times its size: the quota is reserved by the virtual size first
+    await quota.ensure(Math.max(size, virtualSize));
+    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Verifying]);
+    return this.convertInto(image.id, objectKeys.imageDisk(image.id), from, size, virtualSize, to, quota, signal);
+  }
+
+  /**
+   * The job of a converted copy (POST /images/{id}/conversions): QUEUED -> CONVERTING from the source image's
+   * stored object, the result judged and stored, then VERIFYING -> READY like any import.
+   * @throws IngestError SOURCE_GONE when the source image was deleted or is no longer ACTIVE (permanent)
+   */
+  async convertCopy(image: ImageEntity, quota: ImageBytesQuota, signal?: AbortSignal): Promise<void> {
+    const src = image.convertedFrom ? await this.catalog.findInternal(image.convertedFrom) : null;
+    if (!src || src.phase !== ImagePhase.Ready || src.sizeBytes === null) {
+      throw new IngestError('SOURCE_GONE', `The image ${image.convertedFrom ?? '?'} to convert is gone or no longer ACTIVE`);
+    }
+    const virtualSize = src.virtualSizeBytes ?? src.sizeBytes;
+    await quota.ensure(Math.max(src.sizeBytes, virtualSize));
+    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Queued]);
+    const c = await this.convertInto(image.id, objectKeys.imageDisk(src.id), src.format as DiskFormat, src.sizeBytes, virtualSize, image.format as ConvertFormat, quota, signal);
+    await quota.commit(c.size);
+    await this.catalog.transition(
+      image.id,
+      ImagePhase.Ready,
+      { sizeBytes: c.size, virtualSizeBytes: c.judged.virtualSizeBytes, actualSizeBytes: c.judged.actualSizeBytes ?? null, checksum: c.sha256, checksumMd5: c.md5 ?? null },
+      [ImagePhase.Verifying],
+    );
+  }
+
+  private async convertInto(id: string, srcKey: string, from: DiskFormat, size: number, virtualSize: number, to: ConvertFormat, quota: ImageBytesQuota, signal?: AbortSignal): Promise<Converted> {
+    const key = objectKeys.imageDisk(id);
+    const dir = conversionDir(id);
+    await this.cleanUp(id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const out = join(dir, `disk.${to}`);
+    const started = Date.now();
+    try {
+      const onProgress = (f: number) => {
+        const done = Math.round(f * virtualSize);
+        const secs = (Date.now() - started) / 1000;
+        void quota.keepAlive().catch(() => undefined);
+        void this.catalog.recordConversionProgress(id, { bytesDone: done, bytesPerSecond: secs > 0 ? Math.round(done / secs) : 0 }).catch(() => undefined);
+      };
+      const file = this.storage.localPath(srcKey);
+      const run = (target: { file: string } | { url: string }) => this.inspector.qemu.convert(from, target, { file: out, format: to }, { signal, onProgress });
+      if (file) await run({ file });
+      else await withRangeRelay(this.storage, srcKey, size, (url) => run({ url }));
+      // the same rules on the result as on anything brought
+      const judged = await this.inspector.qemu.inspect(to, { file: out });
+      const outSize = (await stat(out)).size;
+      await quota.ensure(Math.max(outSize, virtualSize));
+      const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5 });
+      const [put] = await Promise.all([
+        this.storage.putStream(key, hash, { signal, sizeHint: outSize, contentType: 'application/octet-stream' }),
+        pipeline(createReadStream(out, { highWaterMark: 1024 * 1024 }), hash),
+      ]);
+      const digests = hash.digests!;
+      if (put.size !== digests.size) throw new Error(`stored ${put.size} bytes of the conversion but read ${digests.size}`);
+      await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: digests.size, bytesDone: virtualSize, bytesPerSecond: null }, [ImagePhase.Converting]);
+      this.log.log(`Converted ${id} from ${from} to ${to}: ${size} -> ${digests.size} bytes in ${Date.now() - started} ms`);
+      return { size: digests.size, sha256: digests.sha256, md5: digests.md5, format: to, judged };
+    } finally {
+      await this.cleanUp(id);
+    }
+  }
+}
