@@ -124,6 +124,23 @@ const LOCATION_OPERATIONS: Record<string, string> = { createImage: '201', create
 
 const STATUS_TEXT: Record<string, string> = { '200': 'OK.', '201': 'Created.', '202': 'Accepted: the work goes on in the background.', '204': 'Done; no body.' };
 
+/**
+ * A query parameter typed by a named enum comes out as a bare `$ref` (the scanner drops its example): give it
+ * the enum's first value as the example, so every parameter shows one.
+ */
+function enumParameterExamples(doc: OpenAPIObject): void {
+  const schemas = (doc.components?.schemas ?? {}) as Record<string, { enum?: unknown[] }>;
+  for (const item of Object.values(doc.paths) as Array<Record<string, { parameters?: Array<{ example?: unknown; schema?: { $ref?: string } }> }>>) {
+    for (const op of Object.values(item)) {
+      for (const p of op.parameters ?? []) {
+        const target = p.schema?.$ref?.split('/').pop();
+        const values = target ? schemas[target]?.enum : undefined;
+        if (p.example === undefined && values?.length) p.example = values[0];
+      }
+    }
+  }
+}
+
 /** Declares on every response the headers the service sends with it. */
 function responseHeaders(doc: OpenAPIObject): void {
   doc.components = { ...doc.components, headers: Object.fromEntries(Object.entries(HEADERS).map(([name, h]) => [headerKey(name), h])) };
@@ -185,6 +202,7 @@ export function buildOpenApi(app: INestApplication): OpenAPIObject {
   applyErrorContract(app, doc, operationIdOf);
   nullableReferences(doc);
   responseHeaders(doc);
+  enumParameterExamples(doc);
   const ids = Object.values(doc.paths).flatMap((item) => Object.values(item as Record<string, { operationId?: string }>).map((op) => op.operationId));
   const unused = Object.values(OPERATION_IDS).filter((id) => !ids.includes(id));
   if (unused.length) throw new Error(`OPERATION_IDS (src/openapi.ts) names operations no route has: ${unused.join(', ')}`);

@@ -57,7 +57,7 @@ export class CatalogController {
     return this.catalog.counts(p, q);
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id')
   @ApiOkResponse({ type: ImageResponse })
   @ApiErrors(CATALOG_ERRORS.get)
@@ -70,7 +70,7 @@ export class CatalogController {
     return toImageResponse(await this.catalog.get(p, id));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Patch(':id')
   @ApiOkResponse({ type: ImageResponse })
   @ApiErrors(CATALOG_ERRORS.update)
@@ -83,7 +83,7 @@ export class CatalogController {
     return toImageResponse(await this.catalog.update(p, id, dto));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
@@ -97,7 +97,7 @@ export class CatalogController {
     return toImageResponse(await this.catalog.setEnabled(p, id, true));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ type: ImageResponse })
@@ -111,7 +111,7 @@ export class CatalogController {
     return toImageResponse(await this.catalog.setEnabled(p, id, false, dto?.reason));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })

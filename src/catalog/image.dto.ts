@@ -225,11 +225,11 @@ export enum ImageSort {
 export class ImageFilterQuery {
   /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
   @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(10) @IsString({ each: true }) @MaxLength(64, { each: true })
-  @ApiPropertyOptional({ type: [String], maxItems: 10 })
+  @ApiPropertyOptional({ example: ["centos"], type: [String], maxItems: 10 })
   tags?: string[];
 
   @IsOptional() @IsEnum(ImageKind)
-  @ApiPropertyOptional({ enum: ImageKind, enumName: 'ImageKind' })
+  @ApiPropertyOptional({ description: 'Only images of this kind (IMAGE or ISO).', example: "IMAGE", enum: ImageKind, enumName: 'ImageKind' })
   kind?: ImageKind;
 
   /** Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
@@ -239,66 +239,66 @@ export class ImageFilterQuery {
 
   /** Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
   @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
-  @ApiPropertyOptional({ maxLength: 255 })
+  @ApiPropertyOptional({ example: "centos", maxLength: 255 })
   name?: string;
 
   @IsOptional() @IsEnum(OsCategory)
-  @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
+  @ApiPropertyOptional({ description: 'Only images of this OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
   @IsOptional() @IsEnum(Hypervisor)
-  @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
+  @ApiPropertyOptional({ description: 'Only images for this hypervisor.', example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
   @IsOptional() @IsEnum(ImageStatus)
-  @ApiPropertyOptional({ enum: ImageStatus, enumName: 'ImageStatus' })
+  @ApiPropertyOptional({ description: 'Only ACTIVE, or only INACTIVE, images.', example: "ACTIVE", enum: ImageStatus, enumName: 'ImageStatus' })
   status?: ImageStatus;
 
   @IsOptional() @IsEnum(ImagePhase)
-  @ApiPropertyOptional({ enum: ImagePhase, enumName: 'ImagePhase' })
+  @ApiPropertyOptional({ description: 'Only images in this phase.', example: "READY", enum: ImagePhase, enumName: 'ImagePhase' })
   phase?: ImagePhase;
 
   @IsOptional() @IsEnum(ImageFormat)
-  @ApiPropertyOptional({ enum: ImageFormat, enumName: 'ImageFormat' })
+  @ApiPropertyOptional({ description: 'Only images in this file format.', example: "qcow2", enum: ImageFormat, enumName: 'ImageFormat' })
   format?: ImageFormat;
 
   @IsOptional() @IsUUID()
-  @ApiPropertyOptional({ format: 'uuid' })
+  @ApiPropertyOptional({ description: 'Only images of this zone.', example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
   zoneId?: string;
 
   /** Owner user id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: "u-alice" })
   ownerId?: string;
 
   /** Owner's department id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: "dept-rd" })
   departmentId?: string;
 
   /** Only images whose virtual size is at least this many bytes (images without one yet never match). */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 1073741824, type: 'integer', format: 'int64', minimum: 0 })
   minVirtualSize?: number;
 
   /** Only images whose virtual size is at most this many bytes (images without one yet never match). */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 21474836480, type: 'integer', format: 'int64', minimum: 0 })
   maxVirtualSize?: number;
 }
 
 export class ListImagesQuery extends IntersectionType(PageQuery, ImageFilterQuery) {
   /** The view; default `all` for a super admin, `featured` for everyone else. */
   @IsOptional() @IsEnum(View)
-  @ApiPropertyOptional({ enum: View, enumName: 'View' })
+  @ApiPropertyOptional({ example: "all", enum: View, enumName: 'View' })
   view?: View;
 
   @IsOptional() @IsEnum(ImageSort)
-  @ApiPropertyOptional({ enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
+  @ApiPropertyOptional({ description: 'The sort key: name, createdAt (the default), sizeBytes or virtualSizeBytes.', example: "createdAt", enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
   sort?: ImageSort;
 
   @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'desc' })
+  @ApiPropertyOptional({ description: 'asc or desc (the default).', example: "desc", enum: ['asc', 'desc'], default: 'desc' })
   order?: 'asc' | 'desc';
 }
 

@@ -40,7 +40,7 @@ export class EventsController {
   @Get('stream')
   @QueryTokenAllowed()
   @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this position (the `id` of the last event received).' })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this position (the `id` of the last event received).', schema: { type: 'string', example: '1042' } })
   @ApiOkResponse({ description: 'An endless text/event-stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } })
   @ApiErrors('VALIDATION_FAILED')
   @ApiOperation({

@@ -12,22 +12,22 @@ export const MAX_EVENTS_PAGE = 500;
 export class ListEventsQuery {
   /** The cursor: events after this position (0 = from the oldest kept). Take `next` of the previous page. */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0)
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, default: 0 })
+  @ApiPropertyOptional({ example: 1000, type: 'integer', minimum: 0, default: 0 })
   after?: number;
 
   /** Only these event types: `type=a&type=b` or `type=a,b`. */
   @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(ALL_EVENT_TYPES.length) @IsIn(ALL_EVENT_TYPES, { each: true })
-  @ApiPropertyOptional({ type: [String], enum: ALL_EVENT_TYPES })
+  @ApiPropertyOptional({ example: ["image.created"], type: [String], enum: ALL_EVENT_TYPES })
   type?: string[];
 
   /** Only the events of this image. */
   @IsOptional() @IsUUID()
-  @ApiPropertyOptional({ format: 'uuid' })
+  @ApiPropertyOptional({ example: "6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13", format: 'uuid' })
   imageId?: string;
 
   /** Events per page. */
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(MAX_EVENTS_PAGE)
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_EVENTS_PAGE, default: 100 })
+  @ApiPropertyOptional({ example: 100, type: 'integer', minimum: 1, maximum: MAX_EVENTS_PAGE, default: 100 })
   limit?: number;
 }
 
@@ -95,17 +95,17 @@ export class StreamEventsQuery {
    * happens from now on. Last-Event-ID (sent by EventSource when it reconnects) wins over it.
    */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0)
-  @ApiPropertyOptional({ type: 'integer', minimum: 0 })
+  @ApiPropertyOptional({ example: 1000, type: 'integer', minimum: 0 })
   after?: number;
 
   /** Only these event types: `type=a&type=b` or `type=a,b`. */
   @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(ALL_EVENT_TYPES.length) @IsIn(ALL_EVENT_TYPES, { each: true })
-  @ApiPropertyOptional({ type: [String], enum: ALL_EVENT_TYPES })
+  @ApiPropertyOptional({ example: ["image.import.progressed"], type: [String], enum: ALL_EVENT_TYPES })
   type?: string[];
 
   /** Only the events of this image (a console following one import). */
   @IsOptional() @IsUUID()
-  @ApiPropertyOptional({ format: 'uuid' })
+  @ApiPropertyOptional({ example: "6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13", format: 'uuid' })
   imageId?: string;
 
   /**
@@ -113,6 +113,6 @@ export class StreamEventsQuery {
    * sent. Prefer a short-lived token: a URL can end up in browser history and proxy logs.
    */
   @IsOptional() @IsString() @MaxLength(8192)
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LWFsaWNlIn0.3q9Wc7vJ0m8rN1dXyZkPp2oT4fLhGsEaBu6iVnKcQwY" })
   access_token?: string;
 }

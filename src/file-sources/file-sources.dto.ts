@@ -40,11 +40,11 @@ export class ListFileEntriesQuery extends PageQuery {
 
   /** Folders always come first; within each, this key. */
   @IsOptional() @IsIn(FILE_SORTS)
-  @ApiPropertyOptional({ enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
+  @ApiPropertyOptional({ example: "name", enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
   sort?: FileSort;
 
   @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'asc' })
+  @ApiPropertyOptional({ description: 'asc (the default) or desc.', example: "asc", enum: ['asc', 'desc'], default: 'asc' })
   order?: 'asc' | 'desc';
 
   /** Only entries whose name contains this (case-insensitive). */

@@ -18,7 +18,7 @@ export class DownloadsController {
   ) {}
 
   @PublicRoute()
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id')
   @ApiFileDownload()
   @ApiErrors(DOWNLOAD_URL_ERRORS, FILE_ANSWER_ERRORS)
@@ -32,7 +32,7 @@ export class DownloadsController {
   }
 
   @PublicRoute()
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Head(':id')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })

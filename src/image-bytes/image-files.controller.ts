@@ -17,7 +17,7 @@ import { ApiFileDownload, FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageF
 export class ImageFilesController {
   constructor(private readonly files: ImageFileService) {}
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id/file')
   @ApiFileDownload()
   @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
@@ -30,7 +30,7 @@ export class ImageFilesController {
     await this.send(p, id, req, res, 'GET');
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Head(':id/file')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })

@@ -29,7 +29,7 @@ export class CreateConversionDto {
 export class ConversionController {
   constructor(private readonly catalog: CatalogService) {}
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/conversions')
   @RateLimited('import')
   @HttpCode(202)

@@ -28,7 +28,7 @@ export class IngestionController {
 
   private readonly idleMs: number;
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Put(':id/file')
   @RateLimited('upload')
   @ApiConsumes('application/octet-stream')
@@ -60,7 +60,7 @@ export class IngestionController {
     }
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/retry')
   @RateLimited('import')
   @HttpCode(202)

@@ -1,10 +1,10 @@
 import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CurrentPrincipal, Roles } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
 import { Role } from '../access/principal';
-import { ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
 import { AppError } from '../common/errors';
 import { uuidPipe } from '../common/uuid.pipe';
 import {
@@ -25,6 +25,7 @@ import { QUOTA_ERRORS } from './quota.errors';
 import { QuotaService } from './quota.service';
 
 const departmentIdPipe = new DepartmentIdPipe();
+const ApiDepartmentIdParam = () => ApiParam({ name: 'departmentId', type: String, description: 'The department id (the `dept` claim of its members\' tokens).', example: 'dept-rd' });
 
 /** Department limits and usage. */
 @ApiTags('quotas')
@@ -59,6 +60,7 @@ export class QuotasController {
     return toReconcileResponse(await this.quota.reconcile({ departmentId: dto.departmentId, dryRun: dto.dryRun }));
   }
 
+  @ApiDepartmentIdParam()
   @Get(':departmentId')
   @ApiOkResponse({ type: DepartmentQuotaResponse })
   @ApiErrors(QUOTA_ERRORS.read)
@@ -71,6 +73,7 @@ export class QuotasController {
     return toDepartmentQuotaResponse(await this.quota.department(p, departmentId));
   }
 
+  @ApiDepartmentIdParam()
   @Patch(':departmentId')
   @Roles(Role.SuperAdmin)
   @ApiOkResponse({ type: DepartmentQuotaResponse })
@@ -111,6 +114,7 @@ export class QuotaReservationsController {
     return toReservationResponse(r.reservation);
   }
 
+  @ApiUuidParam('id', 'The reservation id (UUID).', 'c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18')
   @Get(':id')
   @ApiOkResponse({ type: ReservationResponse })
   @ApiErrors(QUOTA_ERRORS.get)
@@ -123,6 +127,7 @@ export class QuotaReservationsController {
     return toReservationResponse(await this.quota.getReservation(id));
   }
 
+  @ApiUuidParam('id', 'The reservation id (UUID).', 'c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18')
   @Post(':id/grow')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
@@ -141,6 +146,7 @@ export class QuotaReservationsController {
     return toReservationResponse(r);
   }
 
+  @ApiUuidParam('id', 'The reservation id (UUID).', 'c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18')
   @Post(':id/commit')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
@@ -154,6 +160,7 @@ export class QuotaReservationsController {
     return toReservationResponse(await this.quota.commit(id, dto?.amounts ? { ...dto.amounts } : undefined, dto?.resources));
   }
 
+  @ApiUuidParam('id', 'The reservation id (UUID).', 'c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18')
   @Post(':id/release')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })
@@ -167,6 +174,7 @@ export class QuotaReservationsController {
     return toReservationResponse(await this.quota.release(id));
   }
 
+  @ApiUuidParam('id', 'The reservation id (UUID).', 'c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18')
   @Post(':id/refund')
   @HttpCode(200)
   @ApiOkResponse({ type: ReservationResponse })

@@ -23,38 +23,32 @@ export class DepartmentIdPipe implements PipeTransform<string, string> {
   }
 }
 
-const amount = (description: string) => ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, maximum: MAX_AMOUNT, description });
+const amount = (description: string, example: number) => ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, maximum: MAX_AMOUNT, description, example });
 
 /** Amounts per resource; at least one. */
 export class QuotaAmountsDto {
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Images (count).')
-  /** @example 1 */
+  @amount('Images (count).', 1)
   IMAGE_COUNT?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Image storage (bytes).')
-  /** @example 10737418240 */
+  @amount('Image storage (bytes).', 10737418240)
   IMAGE_BYTES?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Virtual machines (count).')
-  /** @example 2 */
+  @amount('Virtual machines (count).', 2)
   VM_COUNT?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Virtual CPUs (count).')
-  /** @example 4 */
+  @amount('Virtual CPUs (count).', 4)
   VCPU?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('VM memory (bytes).')
-  /** @example 8589934592 */
+  @amount('VM memory (bytes).', 8589934592)
   MEMORY_BYTES?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('VM disk (bytes).')
-  /** @example 107374182400 */
+  @amount('VM disk (bytes).', 107374182400)
   DISK_BYTES?: number;
 }
 

@@ -54,7 +54,7 @@ const registered = (r: Registered, res: Response): VmLinkResponse => {
 export class LaunchesController {
   constructor(private readonly launches: LaunchService) {}
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/launches')
   @ApiCreatedResponse({ type: LaunchResponse, description: 'Allowed: the VMs are reserved.' })
   @ApiOkResponse({ type: LaunchResponse, description: 'The key was used before with the same request: that launch.' })
@@ -83,7 +83,7 @@ export class LaunchesController {
 export class ImageVmsController {
   constructor(private readonly links: VmLinksService) {}
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id/vms')
   @ApiOkResponse({ type: ImageVmPage })
   @ApiErrors(VM_LINK_ERRORS.listForImage)
@@ -133,7 +133,7 @@ export class VmsController {
   }
 
   @ApiVmIdParam()
-  @ApiUuidParam('isoId', 'The ISO id (UUID).')
+  @ApiUuidParam('isoId', 'The ISO id (UUID).', '8a3e5c71-0d2b-4f9e-a6c4-1b7d9e2f5a30')
   @Put(':vmId/iso-mounts/:isoId')
   @Roles(Role.Service)
   @ApiCreatedResponse({ type: VmLinkResponse, description: 'Registered.' })
@@ -154,7 +154,7 @@ export class VmsController {
   }
 
   @ApiVmIdParam()
-  @ApiUuidParam('isoId', 'The ISO id (UUID).')
+  @ApiUuidParam('isoId', 'The ISO id (UUID).', '8a3e5c71-0d2b-4f9e-a6c4-1b7d9e2f5a30')
   @Delete(':vmId/iso-mounts/:isoId')
   @HttpCode(204)
   @Roles(Role.Service)

@@ -265,7 +265,7 @@ export class VmLinkResponse {
 export class ListImageVmsQuery extends PageQuery {
   /** Only this relation. */
   @IsOptional() @IsEnum(LinkRelation)
-  @ApiPropertyOptional({ enum: LinkRelation, enumName: 'LinkRelation' })
+  @ApiPropertyOptional({ example: "CREATED_FROM", enum: LinkRelation, enumName: 'LinkRelation' })
   relation?: LinkRelation;
 }
 

@@ -24,7 +24,7 @@ export class ZonesController {
     return { ...page, items: page.items.map(toZoneResponse) };
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The zone id (UUID).', '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21')
   @Get(':id')
   @ApiErrors(ZONE_ERRORS.get)
   @ApiOperation({
@@ -48,7 +48,7 @@ export class ZonesController {
     return toZoneResponse(await this.zones.create(dto));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The zone id (UUID).', '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21')
   @Patch(':id')
   @Roles(Role.SuperAdmin)
   @ApiErrors(ZONE_ERRORS.update)
@@ -61,7 +61,7 @@ export class ZonesController {
     return toZoneResponse(await this.zones.update(id, dto));
   }
 
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The zone id (UUID).', '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21')
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted.' })
