@@ -33,7 +33,7 @@ export class HealthController {
   @HttpCode(200)
   @ApiOkResponse({ type: HealthResponse })
   @ApiOperation({
-    summary: 'Liveness probe',
+    summary: 'Check liveness',
     description:
       'Answers 200 while the process runs; checks no dependency. No token needed.',
   })
@@ -47,7 +47,7 @@ export class HealthController {
   @ApiOkResponse({ type: HealthResponse })
   @ApiServiceUnavailableResponse({ type: HealthResponse, description: 'A dependency is down.' })
   @ApiOperation({
-    summary: 'Readiness probe',
+    summary: 'Check readiness',
     description:
       'Answers 200 when every dependency answers (the database; the queue and the object store where configured), else 503 with the state of each and a `Retry-After` header. No token needed.',
   })

@@ -16,7 +16,7 @@ export class MetricsController {
   @ApiProduces('text/plain')
   @ApiOkResponse({ description: 'Prometheus text format.', schema: { type: 'string' } })
   @ApiOperation({
-    summary: 'Prometheus metrics',
+    summary: 'Get Prometheus metrics',
     description:
       'Prometheus metrics of this replica in the text exposition format: request durations by route and status, import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed; expose it on the internal network only.',
   })

@@ -132,7 +132,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Liveness probe
+         * Check liveness
          * @description Answers 200 while the process runs; checks no dependency. No token needed.
          */
         get: operations["getLiveness"];
@@ -152,7 +152,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness probe
+         * Check readiness
          * @description Answers 200 when every dependency answers (the database; the queue and the object store where configured), else 503 with the state of each and a `Retry-After` header. No token needed.
          */
         get: operations["getReadiness"];
@@ -398,7 +398,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics
+         * Get Prometheus metrics
          * @description Prometheus metrics of this replica in the text exposition format: request durations by route and status, import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed; expose it on the internal network only.
          */
         get: operations["getMetrics"];
