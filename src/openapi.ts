@@ -101,11 +101,11 @@ const HEADERS: Record<string, { description: string; schema: Record<string, unkn
     schema: { type: 'integer', minimum: 0, example: DEPENDENCY_RETRY_AFTER_SECONDS },
   },
   Location: { description: 'The URL of the image just created.', schema: { type: 'string', example: '/images/6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13' } },
-  ETag: { description: "A strong validator: the file's sha256 in quotes (size and time when no checksum is known yet).", schema: { type: 'string', example: '"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } },
+  ETag: { description: "A strong validator: the file's sha256 in quotes (size and time when no checksum is known yet).", schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } },
   'Accept-Ranges': { description: 'Byte ranges are supported (`Range: bytes=...`).', schema: { type: 'string', enum: ['bytes'], example: 'bytes' } },
   'Content-Length': { description: 'The number of bytes in the body: the whole file, or the range.', schema: { type: 'integer', minimum: 0, example: 1020264448 } },
   'Content-Range': { description: 'Which bytes of the file the body holds (206), or the file size (416: `bytes */{size}`).', schema: { type: 'string', example: 'bytes 0-1048575/1020264448' } },
-  'Content-Disposition': { description: "An attachment named after the image and its format.", schema: { type: 'string', example: 'attachment; filename="centos7.qcow2"' } },
+  'Content-Disposition': { description: 'An attachment named after the image and its format (an ASCII `filename` and the exact UTF-8 `filename*`).', schema: { type: 'string', example: "attachment; filename=\"centos7-base.qcow2\"; filename*=UTF-8''centos7-base.qcow2" } },
   'Last-Modified': { description: 'When the image record last changed.', schema: { type: 'string', example: 'Fri, 20 Nov 2026 08:15:00 GMT' } },
 };
 const headerKey = (name: string) => name.replace(/-/g, '');

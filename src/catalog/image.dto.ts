@@ -392,7 +392,7 @@ export class ImageResponse {
   @ApiProperty({ example: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nullable: true, type: String })
   expectedChecksum: string | null;
   /** sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
-  @ApiProperty({ example: "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", nullable: true, type: String })
+  @ApiProperty({ example: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", nullable: true, type: String })
   sourceSha256: string | null;
   /** The image this one is a converted copy of. */
   @ApiProperty({ example: "3d9a1b6e-2c4f-4e7a-8b05-9f1e6c3a7d24", nullable: true, type: String, format: 'uuid' })

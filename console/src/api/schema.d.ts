@@ -1594,7 +1594,7 @@ export interface components {
             source: components["schemas"]["ImageSourceResponse"];
             /**
              * @description sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's.
-             * @example sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+             * @example 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
              */
             sourceSha256: string | null;
             /**
@@ -2536,7 +2536,7 @@ export interface components {
     headers: {
         /** @description Byte ranges are supported (`Range: bytes=...`). */
         AcceptRanges: "bytes";
-        /** @description An attachment named after the image and its format. */
+        /** @description An attachment named after the image and its format (an ASCII `filename` and the exact UTF-8 `filename*`). */
         ContentDisposition: string;
         /** @description The number of bytes in the body: the whole file, or the range. */
         ContentLength: number;
