@@ -2,14 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { AppError, ErrorSet, notFound } from '../common/errors';
 import { Principal, Role } from './principal';
 
-/** Image scopes (R8). Defined here because the scope rules are access rules. */
+/** Image scopes. Defined here because the scope rules are access rules. */
 export enum Scope {
   Featured = 'FEATURED',
   Public = 'PUBLIC',
   Private = 'PRIVATE',
 }
 
-/** List views (R11). */
+/** List views. */
 export enum View {
   All = 'all',
   Featured = 'featured',
@@ -51,7 +51,7 @@ const isOwner = (p: Principal, i: Guarded) => i.ownerId === p.userId;
 const sameDept = (p: Principal, i: Guarded) => i.departmentId === p.departmentId;
 
 /**
- * The scope rules R8-R11 in one place. Every service asks here before it acts:
+ * The scope rules in one place. Every service asks here before it acts:
  *
  * | role        | sees                                             | uses                | edits                                       |
  * |-------------|--------------------------------------------------|---------------------|---------------------------------------------|
@@ -126,7 +126,7 @@ export class AccessPolicy {
   }
 
   /**
-   * R9/R10: a super admin may set any scope; an admin may feature what it may edit and move it between
+   * A super admin may set any scope; an admin may feature what it may edit and move it between
    * scopes; a user may make their own private image public and take their own public image back to private.
    */
   private scopeChange(p: Principal, i: Guarded, to: Scope): boolean {
@@ -143,7 +143,7 @@ export class AccessPolicy {
     }
   }
 
-  /** R9: everyone but services creates private; only a super admin creates featured or public directly. */
+  /** Everyone but services creates private; only a super admin creates featured or public directly. */
   canCreate(p: Principal, scope: Scope): boolean {
     if (p.role === Role.Service) return false;
     return scope === Scope.Private || p.role === Role.SuperAdmin;
@@ -181,7 +181,7 @@ export class AccessPolicy {
 
   /**
    * The VMs linked to an image that exists: a service reads them for any image; anyone else where they may delete
-   * the image (R20: they are shown before a delete). Throws like `assert(p, Action.Delete, ...)`.
+   * the image (they are shown before a delete). Throws like `assert(p, Action.Delete, ...)`.
    */
   assertCanListImageVms(p: Principal, image: Guarded, imageId: string): void {
     if (p.role !== Role.Service) this.assert(p, Action.Delete, image, imageId);
@@ -205,7 +205,7 @@ export class AccessPolicy {
     }
   }
 
-  /** R11: the default view is All for a super admin, Featured for everyone else. */
+  /** The default view is All for a super admin, Featured for everyone else. */
   defaultView(p: Principal): View {
     return p.role === Role.SuperAdmin ? View.All : View.Featured;
   }

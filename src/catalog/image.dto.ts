@@ -50,7 +50,7 @@ export class ImageSourceDto {
   @ApiProperty({ enum: SourceType, enumName: 'SourceType', example: SourceType.Url })
   type: SourceType;
 
-  /** http(s) URL of the file, for type URL (R13), e.g. `http://10.0.0.5/centos7.qcow2`. */
+  /** http(s) URL of the file, for type URL, e.g. `http://10.0.0.5/centos7.qcow2`. */
   @ValidateIf((o: ImageSourceDto) => o.type === SourceType.Url || o.url !== undefined)
   @IsString()
   @MaxLength(2048)
@@ -58,7 +58,7 @@ export class ImageSourceDto {
   @ApiPropertyOptional({ example: 'http://10.0.0.5/images/centos7.qcow2', maxLength: 2048 })
   url?: string;
 
-  /** Path inside the file source, for type FILE (R14), e.g. `isos/CentOS-7.iso`. */
+  /** Path inside the file source, for type FILE, e.g. `isos/CentOS-7.iso`. */
   @ValidateIf((o: ImageSourceDto) => o.type === SourceType.File || o.path !== undefined)
   @IsString() @IsNotEmpty() @MaxLength(1024)
   @ApiPropertyOptional({ example: 'isos/CentOS-7-x86_64-Minimal.iso', maxLength: 1024 })
@@ -86,7 +86,7 @@ export class CreateImageDto {
   @ApiPropertyOptional({ example: 'Minimal CentOS 7.9, zabbix-agent and filebeat installed', maxLength: 2000 })
   description?: string;
 
-  /** OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk. */
+  /** OS category. A WINDOWS_IDE image gives VMs with at most one data disk. */
   @IsEnum(OsCategory)
   @ApiProperty({ enum: OsCategory, enumName: 'OsCategory', example: OsCategory.CentOS })
   osCategory: OsCategory;
@@ -101,36 +101,36 @@ export class CreateImageDto {
   @ApiPropertyOptional({ example: '7.9', maxLength: 64 })
   osVersion?: string;
 
-  /** OS architecture bits (R4). */
+  /** OS architecture bits. */
   @Optional() @IsIn(OS_BITS as unknown as number[])
-  @ApiPropertyOptional({ enum: OS_BITS, default: 64, type: 'integer' })
+  @ApiPropertyOptional({ example: 64, enum: OS_BITS, default: 64, type: 'integer' })
   osBits?: 32 | 64;
 
-  /** Virtualization technology (R5); default: the zone's. */
+  /** Virtualization technology; default: the zone's. */
   @Optional() @IsEnum(Hypervisor)
-  @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
+  @ApiPropertyOptional({ example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
-  /** File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs). */
+  /** File format. Required for an IMAGE; an ISO's format is `iso` (the default for ISOs). */
   @ValidateIf((o: CreateImageDto) => o.kind === ImageKind.Image || o.format !== undefined)
   @IsEnum(ImageFormat)
   @ApiPropertyOptional({ enum: ImageFormat, enumName: 'ImageFormat', example: ImageFormat.Qcow2 })
   format?: ImageFormat;
 
-  /** ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
+  /** ISO only, and required there: OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
   @ValidateIf((o: CreateImageDto) => o.kind === ImageKind.Iso || o.isoUsage !== undefined)
   @IsEnum(IsoUsage)
-  @ApiPropertyOptional({ enum: IsoUsage, enumName: 'IsoUsage' })
+  @ApiPropertyOptional({ example: "OS", enum: IsoUsage, enumName: 'IsoUsage' })
   isoUsage?: IsoUsage;
 
-  /** Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC. */
+  /** Scope: PRIVATE by default; only a super admin may create FEATURED or PUBLIC. */
   @Optional() @IsEnum(Scope)
-  @ApiPropertyOptional({ enum: Scope, enumName: 'Scope', default: Scope.Private })
+  @ApiPropertyOptional({ example: "PRIVATE", enum: Scope, enumName: 'Scope', default: Scope.Private })
   scope?: Scope;
 
-  /** The zone the image is created in (R15). */
+  /** The zone the image is created in. */
   @IsUUID()
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
   zoneId: string;
 
   /** Up to 20 tags, each 1-64 letters, digits, spaces or `._:/+-`, starting with a letter or digit. */
@@ -144,7 +144,7 @@ export class CreateImageDto {
   source: ImageSourceDto;
 
   /**
-   * The file's size when known: the department's storage quota is reserved for it at create (R16).
+   * The file's size when known: the department's storage quota is reserved for it at create.
    * Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
    */
   @Optional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
@@ -162,47 +162,47 @@ export class CreateImageDto {
 }
 
 /**
- * Editable fields (R18). `hypervisor`, `format`, `source`/`url`, `kind` and `zoneId` can never change:
+ * Editable fields. `hypervisor`, `format`, `source`/`url`, `kind` and `zoneId` can never change:
  * sending any of them answers 400 IMMUTABLE_FIELD.
  */
 export class UpdateImageDto {
   @Optional() @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255) @Matches(NO_EDGE_SPACES)
-  @ApiPropertyOptional({ maxLength: 255 })
+  @ApiPropertyOptional({ description: 'New display name, 1-255 characters.', example: "centos7-base-v2", maxLength: 255 })
   name?: string;
 
   @Optional() @IsString() @MaxLength(2000)
-  @ApiPropertyOptional({ maxLength: 2000 })
+  @ApiPropertyOptional({ description: 'New free text, up to 2000 characters.', example: "CentOS 7.9 minimal, patched 2026-11", maxLength: 2000 })
   description?: string;
 
   @Optional() @IsEnum(OsCategory)
-  @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
+  @ApiPropertyOptional({ description: 'New OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
   @Optional() @IsString() @MaxLength(128)
-  @ApiPropertyOptional({ maxLength: 128 })
+  @ApiPropertyOptional({ description: 'New OS name.', example: "CentOS", maxLength: 128 })
   osName?: string;
 
   @Optional() @IsString() @MaxLength(64)
-  @ApiPropertyOptional({ maxLength: 64 })
+  @ApiPropertyOptional({ description: 'New OS version.', example: "7.9.2009", maxLength: 64 })
   osVersion?: string;
 
   @Optional() @IsIn(OS_BITS as unknown as number[])
-  @ApiPropertyOptional({ enum: OS_BITS, type: 'integer' })
+  @ApiPropertyOptional({ description: 'New OS architecture: 32 or 64.', example: 64, enum: OS_BITS, type: 'integer' })
   osBits?: 32 | 64;
 
   /** ISO only. */
   @Optional() @IsEnum(IsoUsage)
-  @ApiPropertyOptional({ enum: IsoUsage, enumName: 'IsoUsage' })
+  @ApiPropertyOptional({ example: "TOOL", enum: IsoUsage, enumName: 'IsoUsage' })
   isoUsage?: IsoUsage;
 
-  /** New scope, within R9/R10 (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
+  /** New scope (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
   @Optional() @IsEnum(Scope)
-  @ApiPropertyOptional({ enum: Scope, enumName: 'Scope' })
+  @ApiPropertyOptional({ example: "PUBLIC", enum: Scope, enumName: 'Scope' })
   scope?: Scope;
 
   /** Replaces all tags. */
   @Optional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
-  @ApiPropertyOptional({ type: [String], maxItems: 20 })
+  @ApiPropertyOptional({ example: ["centos","base"], type: [String], maxItems: 20 })
   tags?: string[];
 
   @ApiHideProperty() @Immutable() hypervisor?: never;
@@ -225,11 +225,11 @@ export enum ImageSort {
 export class ImageFilterQuery {
   /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
   @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(10) @IsString({ each: true }) @MaxLength(64, { each: true })
-  @ApiPropertyOptional({ type: [String], maxItems: 10 })
+  @ApiPropertyOptional({ example: ["centos"], type: [String], maxItems: 10 })
   tags?: string[];
 
   @IsOptional() @IsEnum(ImageKind)
-  @ApiPropertyOptional({ enum: ImageKind, enumName: 'ImageKind' })
+  @ApiPropertyOptional({ description: 'Only images of this kind (IMAGE or ISO).', example: "IMAGE", enum: ImageKind, enumName: 'ImageKind' })
   kind?: ImageKind;
 
   /** Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
@@ -239,141 +239,148 @@ export class ImageFilterQuery {
 
   /** Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
   @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
-  @ApiPropertyOptional({ maxLength: 255 })
+  @ApiPropertyOptional({ example: "centos", maxLength: 255 })
   name?: string;
 
   @IsOptional() @IsEnum(OsCategory)
-  @ApiPropertyOptional({ enum: OsCategory, enumName: 'OsCategory' })
+  @ApiPropertyOptional({ description: 'Only images of this OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
   @IsOptional() @IsEnum(Hypervisor)
-  @ApiPropertyOptional({ enum: Hypervisor, enumName: 'Hypervisor' })
+  @ApiPropertyOptional({ description: 'Only images for this hypervisor.', example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
   @IsOptional() @IsEnum(ImageStatus)
-  @ApiPropertyOptional({ enum: ImageStatus, enumName: 'ImageStatus' })
+  @ApiPropertyOptional({ description: 'Only ACTIVE, or only INACTIVE, images.', example: "ACTIVE", enum: ImageStatus, enumName: 'ImageStatus' })
   status?: ImageStatus;
 
   @IsOptional() @IsEnum(ImagePhase)
-  @ApiPropertyOptional({ enum: ImagePhase, enumName: 'ImagePhase' })
+  @ApiPropertyOptional({ description: 'Only images in this phase.', example: "READY", enum: ImagePhase, enumName: 'ImagePhase' })
   phase?: ImagePhase;
 
   @IsOptional() @IsEnum(ImageFormat)
-  @ApiPropertyOptional({ enum: ImageFormat, enumName: 'ImageFormat' })
+  @ApiPropertyOptional({ description: 'Only images in this file format.', example: "qcow2", enum: ImageFormat, enumName: 'ImageFormat' })
   format?: ImageFormat;
 
   @IsOptional() @IsUUID()
-  @ApiPropertyOptional({ format: 'uuid' })
+  @ApiPropertyOptional({ description: 'Only images of this zone.', example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
   zoneId?: string;
 
   /** Owner user id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: "u-alice" })
   ownerId?: string;
 
   /** Owner's department id, exactly (case-sensitive). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: "dept-rd" })
   departmentId?: string;
 
   /** Only images whose virtual size is at least this many bytes (images without one yet never match). */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 1073741824, type: 'integer', format: 'int64', minimum: 0 })
   minVirtualSize?: number;
 
   /** Only images whose virtual size is at most this many bytes (images without one yet never match). */
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 21474836480, type: 'integer', format: 'int64', minimum: 0 })
   maxVirtualSize?: number;
 }
 
 export class ListImagesQuery extends IntersectionType(PageQuery, ImageFilterQuery) {
-  /** R11 view; default `all` for a super admin, `featured` for everyone else. */
+  /** The view; default `all` for a super admin, `featured` for everyone else. */
   @IsOptional() @IsEnum(View)
-  @ApiPropertyOptional({ enum: View, enumName: 'View' })
+  @ApiPropertyOptional({ example: "all", enum: View, enumName: 'View' })
   view?: View;
 
   @IsOptional() @IsEnum(ImageSort)
-  @ApiPropertyOptional({ enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
+  @ApiPropertyOptional({ description: 'The sort key: name, createdAt (the default), sizeBytes or virtualSizeBytes.', example: "createdAt", enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
   sort?: ImageSort;
 
   @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'desc' })
+  @ApiPropertyOptional({ description: 'asc or desc (the default).', example: "desc", enum: ['asc', 'desc'], default: 'desc' })
   order?: 'asc' | 'desc';
 }
 
 export class ImageSourceResponse {
-  @ApiProperty({ enum: SourceType, enumName: 'SourceType' })
+  @ApiProperty({ description: 'URL, UPLOAD, FILE or CONVERSION.', example: "URL", enum: SourceType, enumName: 'SourceType' })
   type: SourceType;
   /** The URL the bytes were downloaded from (type URL). */
-  @ApiPropertyOptional({ nullable: true, type: String })
+  @ApiPropertyOptional({ example: "http://10.0.0.5/images/centos7.qcow2", nullable: true, type: String })
   url: string | null;
   /** The picked path (type FILE). */
-  @ApiPropertyOptional({ nullable: true, type: String })
+  @ApiPropertyOptional({ example: "isos/CentOS-7-x86_64-Minimal-2009.iso", nullable: true, type: String })
   path: string | null;
   /** The file source the path belongs to (type FILE). */
-  @ApiPropertyOptional({ nullable: true, type: String })
+  @ApiPropertyOptional({ example: "share", nullable: true, type: String })
   fileSource: string | null;
 }
 
 export class ImageProgressResponse {
   /** Bytes stored so far. */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 536870912, type: 'integer', format: 'int64' })
   bytesDone: number;
   /** Total bytes when known. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 1073741824, type: 'integer', format: 'int64', nullable: true })
   bytesTotal: number | null;
   /** 0-100 when the total is known, else null. */
-  @ApiProperty({ type: 'number', nullable: true })
+  @ApiProperty({ example: 50, type: 'number', nullable: true })
   percent: number | null;
   /** Current transfer rate while bytes stream in (bytes per second, smoothed), else null. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 104857600, type: 'integer', format: 'int64', nullable: true })
   bytesPerSecond: number | null;
 }
 
 export class ImageResponse {
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ description: 'The image id.', example: "6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13", format: 'uuid' })
   id: string;
-  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind' })
+  @ApiProperty({ description: 'IMAGE (a disk with an OS) or ISO (installation media or a tool kit).', example: "IMAGE", enum: ImageKind, enumName: 'ImageKind' })
   kind: ImageKind;
+  /** Display name. @example "centos7-base" */
   name: string;
+  /** Free text, up to 2000 characters; empty when none was given. @example "CentOS 7.9 minimal, cloud-init enabled" */
   description: string;
-  @ApiProperty({ enum: OsCategory, enumName: 'OsCategory' })
+  @ApiProperty({ description: 'The OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
   osCategory: OsCategory;
+  /** The OS name. @example "CentOS" */
   osName: string;
+  /** The OS version. @example "7.9" */
   osVersion: string;
-  @ApiProperty({ enum: OS_BITS, type: 'integer' })
+  @ApiProperty({ description: 'OS architecture: 32 or 64 bits.', example: 64, enum: OS_BITS, type: 'integer' })
   osBits: number;
-  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor' })
+  @ApiProperty({ description: 'The virtualization technology the image runs on.', example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor: Hypervisor;
-  @ApiProperty({ enum: ImageFormat, enumName: 'ImageFormat' })
+  @ApiProperty({ description: 'The file format: qcow2, raw, vmdk, vhd, vhdx or iso.', example: "qcow2", enum: ImageFormat, enumName: 'ImageFormat' })
   format: ImageFormat;
   /** ISO only: OS or TOOL; null for images. */
-  @ApiProperty({ enum: IsoUsage, enumName: 'IsoUsage', nullable: true })
+  @ApiProperty({ example: "OS", enum: IsoUsage, enumName: 'IsoUsage', nullable: true })
   isoUsage: IsoUsage | null;
-  @ApiProperty({ enum: Scope, enumName: 'Scope' })
+  @ApiProperty({ description: 'Who may see and use it: PRIVATE (owner, and the department\'s admins), PUBLIC or FEATURED (everyone).', example: "PRIVATE", enum: Scope, enumName: 'Scope' })
   scope: Scope;
   /** ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
-  @ApiProperty({ enum: ImageStatus, enumName: 'ImageStatus' })
+  @ApiProperty({ example: "ACTIVE", enum: ImageStatus, enumName: 'ImageStatus' })
   status: ImageStatus;
-  @ApiProperty({ enum: ImagePhase, enumName: 'ImagePhase' })
+  @ApiProperty({ description: 'Where the image is in its life: QUEUED, IMPORTING, CONVERTING, VERIFYING, READY, FAILED or DISABLED.', example: "READY", enum: ImagePhase, enumName: 'ImagePhase' })
   phase: ImagePhase;
   /** Why the image is inactive, in words a person understands (failed imports, disabling). */
-  @ApiProperty({ nullable: true, type: String })
+  @ApiProperty({ example: "The checksum does not match the expected one: upload the file again", nullable: true, type: String })
   statusReason: string | null;
+  /** Tags, lower-cased. @example ["centos","base"] */
   tags: string[];
+  /** The user who created the image. @example "u-alice" */
   ownerId: string;
+  /** The owner's department, whose quota the image counts in. @example "dept-rd" */
   departmentId: string;
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ description: 'The zone the image belongs to.', example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
   zoneId: string;
   /** Stored size in bytes, once known. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 1073741824, type: 'integer', format: 'int64', nullable: true })
   sizeBytes: number | null;
   /** The disk's size once expanded, as qemu-img reports it (what a VM's root disk must hold), once READY; an ISO's is its size. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 10737418240, type: 'integer', format: 'int64', nullable: true })
   virtualSizeBytes: number | null;
   /** What the image occupies on its store as qemu-img counts it (allocated blocks), once READY; null when unknown (S3). */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 1073741824, type: 'integer', format: 'int64', nullable: true })
   actualSizeBytes: number | null;
   /** sha256 of the stored bytes (hex), once known. */
   @ApiProperty({ nullable: true, type: String, example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
@@ -382,41 +389,54 @@ export class ImageResponse {
   @ApiProperty({ nullable: true, type: String, example: 'd41d8cd98f00b204e9800998ecf8427e' })
   checksumMd5: string | null;
   /** The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
-  @ApiProperty({ nullable: true, type: String })
+  @ApiProperty({ example: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nullable: true, type: String })
   expectedChecksum: string | null;
   /** sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
-  @ApiProperty({ nullable: true, type: String })
+  @ApiProperty({ example: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", nullable: true, type: String })
   sourceSha256: string | null;
   /** The image this one is a converted copy of. */
-  @ApiProperty({ nullable: true, type: String, format: 'uuid' })
+  @ApiProperty({ example: "3d9a1b6e-2c4f-4e7a-8b05-9f1e6c3a7d24", nullable: true, type: String, format: 'uuid' })
   convertedFrom: string | null;
-  @ApiProperty({ type: ImageSourceResponse })
+  @ApiProperty({ description: 'Where the bytes came from (URL, UPLOAD, FILE or CONVERSION).', type: ImageSourceResponse })
   source: ImageSourceResponse;
-  @ApiProperty({ type: ImageProgressResponse })
+  @ApiProperty({ description: 'Import progress (bytes stored, total, percent, rate).', type: ImageProgressResponse })
   progress: ImageProgressResponse;
-  @ApiProperty({ type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When the record was created.', example: "2026-11-20T08:15:00.000Z", type: String, format: 'date-time' })
   createdAt: string;
-  @ApiProperty({ type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When the record last changed.', example: "2026-11-20T08:17:42.000Z", type: String, format: 'date-time' })
   updatedAt: string;
 }
 
 export class ImagePage {
-  @ApiProperty({ type: [ImageResponse] })
+  @ApiProperty({ description: 'The images on this page.', type: [ImageResponse] })
   items: ImageResponse[];
-  /** Matching images across all pages. */
+  /** Matching images across all pages. @example 42 */
+  @ApiProperty({ type: 'integer' })
   total: number;
+  /** The 1-based page number. @example 1 */
+  @ApiProperty({ type: 'integer' })
   page: number;
+  /** Items per page. @example 20 */
+  @ApiProperty({ type: 'integer' })
   pageSize: number;
   /** The view that was applied (the role's default when none was asked). */
-  @ApiProperty({ enum: View, enumName: 'View' })
+  @ApiProperty({ example: "all", enum: View, enumName: 'View' })
   view: View;
 }
 
 /** How many images each view holds for the caller, with the same filters applied (the console's tab counts). */
 export class ImageCountsResponse {
+  /** Images the caller may see in the all view. @example 42 */
+  @ApiProperty({ type: 'integer' })
   all: number;
+  /** Featured images. @example 5 */
+  @ApiProperty({ type: 'integer' })
   featured: number;
+  /** Public images. @example 25 */
+  @ApiProperty({ type: 'integer' })
   public: number;
+  /** The caller's own private images (an admin: the department's). @example 12 */
+  @ApiProperty({ type: 'integer' })
   private: number;
 }
 
@@ -429,7 +449,7 @@ export class DisableImageDto {
 
 export class DeleteImageQuery {
   /**
-   * R20: `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
+   * `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
    * "image deleted"); without it such a delete answers 409 IMAGE_IN_USE listing those VMs and changes nothing.
    */
   @IsOptional()

@@ -1,13 +1,13 @@
 export { Scope } from '../access/access.policy';
 export { Hypervisor } from '../zones/zone.enums';
 
-/** R1: one catalog, two kinds. */
+/** One catalog, two kinds. */
 export enum ImageKind {
   Image = 'IMAGE',
   Iso = 'ISO',
 }
 
-/** R3: OS categories. Windows is either VIRTIO or IDE (an IDE VM mounts at most one data disk). */
+/** OS categories. Windows is either VIRTIO or IDE (an IDE VM mounts at most one data disk). */
 export enum OsCategory {
   CentOS = 'CENTOS',
   Ubuntu = 'UBUNTU',
@@ -24,7 +24,7 @@ export enum OsCategory {
   Other = 'OTHER',
 }
 
-/** R5: the file's format (its suffix). An ISO's format is always `iso`. */
+/** The file's format (its suffix). An ISO's format is always `iso`. */
 export enum ImageFormat {
   Qcow2 = 'qcow2',
   Raw = 'raw',
@@ -34,13 +34,13 @@ export enum ImageFormat {
   Iso = 'iso',
 }
 
-/** R6: what an ISO is for. A TOOL ISO never creates a VM. */
+/** What an ISO is for. A TOOL ISO never creates a VM. */
 export enum IsoUsage {
   OS = 'OS',
   Tool = 'TOOL',
 }
 
-/** R7: the two statuses the console shows. */
+/** The two statuses the console shows. */
 export enum ImageStatus {
   Active = 'ACTIVE',
   Inactive = 'INACTIVE',

@@ -29,4 +29,5 @@ export function ApiNoDependency(): MethodDecorator {
 }
 
 /** A UUID path parameter, documented as such (a bad one answers 400 VALIDATION_FAILED, declared by the contract). */
-export const ApiUuidParam = (name = 'id', description = 'The resource id (UUID).') => ApiParam({ name, format: 'uuid', type: String, description });
+export const ApiUuidParam = (name = 'id', description = 'The resource id (UUID).', example = '6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13') =>
+  ApiParam({ name, format: 'uuid', type: String, description, example });

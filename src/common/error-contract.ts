@@ -96,8 +96,14 @@ interface Route {
   operationId: string;
 }
 
+/** How the document names an operation: `operationIdFactory` of SwaggerModule.createDocument. */
+export type OperationIdOf = (controllerKey: string, methodKey: string) => string;
+
+/** Swagger's own default naming (`Things_list`), for documents built without a table. */
+export const defaultOperationId: OperationIdOf = (controllerKey, methodKey) => `${controllerKey.replace(/Controller$/, '')}_${methodKey}`;
+
 /** Every route handler of the app, with the operation id `buildOpenApi` gives it. */
-function routesOf(app: INestApplication): Route[] {
+function routesOf(app: INestApplication, operationIdOf: OperationIdOf): Route[] {
   const container = (app as unknown as { container: { getModules(): Map<string, { controllers: Map<unknown, { metatype: unknown }> }> } }).container;
   const out: Route[] = [];
   const seen = new Set<unknown>();
@@ -113,7 +119,7 @@ function routesOf(app: INestApplication): Route[] {
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined || Reflect.getMetadata(METHOD_METADATA, handler) === undefined) continue;
         // an explicit @ApiOperation({ operationId }) wins over the factory, as it does in the document
         const explicit = (Reflect.getMetadata(API_OPERATION, handler) as { operationId?: string } | undefined)?.operationId;
-        out.push({ controller, method: name, handler, operationId: explicit ?? `${controller.name.replace(/Controller$/, '')}_${name}` });
+        out.push({ controller, method: name, handler, operationId: explicit ?? operationIdOf(controller.name, name) });
       }
     }
   }
@@ -158,14 +164,14 @@ export function routeTraits(route: Pick<Route, 'controller' | 'method' | 'handle
  * (@ApiErrors, from the error sets of what they call) plus the ones its traits imply, one response per status.
  * Authenticated routes also get the bearer security requirement here.
  */
-export function applyErrorContract(app: INestApplication, doc: OpenAPIObject): OpenAPIObject {
+export function applyErrorContract(app: INestApplication, doc: OpenAPIObject, operationIdOf: OperationIdOf = defaultOperationId): OpenAPIObject {
   const ops = new Map<string, { op: OperationObject; method: string; path: string }>();
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item as Record<string, OperationObject>)) {
       if (op && typeof op === 'object' && op.operationId) ops.set(op.operationId, { op, method, path });
     }
   }
-  for (const route of routesOf(app)) {
+  for (const route of routesOf(app, operationIdOf)) {
     const found = ops.get(route.operationId);
     if (!found) continue; // excluded from the document (e.g. @ApiExcludeEndpoint)
     const { op, method, path } = found;

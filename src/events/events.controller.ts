@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { CurrentPrincipal, QueryTokenAllowed } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
@@ -25,29 +25,29 @@ export class EventsController {
     private readonly cfg: AppConfig,
   ) {}
 
-  /**
-   * The events the caller may see after a cursor, oldest first (the outbox; the same events the message bus
-   * carries). Page on with `after=next`; an empty page means the caller is up to date.
-   */
   @Get()
   @ApiErrors('VALIDATION_FAILED')
+  @ApiOperation({
+    summary: 'List events after a cursor',
+    description:
+      'The events the caller may see after the cursor `after`, oldest first: image, import, VM-link and quota changes from the transactional outbox (the same events the message bus carries). Page on with `after=next`; an empty page means the caller is up to date. Image events follow the image\'s scope rules as they were when the event was written; quota events are for the department\'s own callers; super admins and services see everything.',
+  })
   async list(@CurrentPrincipal() p: Principal, @Query() q: ListEventsQuery): Promise<EventPage> {
     const items = await this.events.list(p, { after: q.after, types: q.type, imageId: q.imageId, limit: q.limit });
     return { items: items as unknown as EventResponse[], next: items.length ? items[items.length - 1].position : (q.after ?? 0) };
   }
 
-  /**
-   * The live feed as Server-Sent Events: one `id: <position>`, `event: <type>`, `data: <event JSON>` per
-   * event the caller may see, in position order, and a `: keep-alive` comment when idle. Resumable: a
-   * reconnect with `Last-Event-ID` (EventSource sends it by itself) gets everything after that event.
-   * EventSource cannot send headers: pass the token as `access_token`.
-   */
   @Get('stream')
   @QueryTokenAllowed()
   @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this position (the `id` of the last event received).' })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this position (the `id` of the last event received).', schema: { type: 'string', example: '1042' } })
   @ApiOkResponse({ description: 'An endless text/event-stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } })
   @ApiErrors('VALIDATION_FAILED')
+  @ApiOperation({
+    summary: 'Stream events live (Server-Sent Events)',
+    description:
+      'The live feed as Server-Sent Events: one `id: {position}`, `event: {type}`, `data: {event JSON}` per event the caller may see, in position order, and a `: keep-alive` comment when idle. Resumable: a reconnect with `Last-Event-ID` (EventSource sends it by itself) gets everything after that event. EventSource cannot send headers: pass the token as the `access_token` query parameter. A bad `Last-Event-ID` is 400 VALIDATION_FAILED.',
+  })
   async stream(
     @CurrentPrincipal() p: Principal,
     @Query() q: StreamEventsQuery,

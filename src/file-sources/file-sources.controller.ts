@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { Roles } from '../access/auth.guard';
 import { Role } from '../access/principal';
 import { ApiErrors, ApiNoDependency } from '../common/api-errors.decorator';
@@ -7,7 +7,7 @@ import { FileEntryPage, FileSourceList, ListFileEntriesQuery, toFileEntryPage, t
 import { FILE_SOURCE_ERRORS, FileSourcesService } from './file-sources.service';
 
 /**
- * The platform's file directory (R14): users copy large images to an SMB share, then pick one when they
+ * The platform's file directory: users copy large images to an SMB share, then pick one when they
  * create an image or ISO (`POST /images` with `source: { type: 'FILE', fileSource, path }`). For the callers
  * who may create images: every role but `service`.
  */
@@ -18,11 +18,6 @@ import { FILE_SOURCE_ERRORS, FileSourcesService } from './file-sources.service';
 export class FileSourcesController {
   constructor(private readonly sources: FileSourcesService) {}
 
-  /**
-   * The configured file sources (FILE_SOURCES), for the create dialog: name, kind (SMB share, directory on the
-   * service's host, bucket) and where users copy files to (the UNC path of a share). The first one is the
-   * default. An empty list when none is configured.
-   */
   @Get()
   @ApiNoDependency()
   @ApiOkResponse({
@@ -30,17 +25,15 @@ export class FileSourcesController {
     description: 'The configured sources.',
     example: { items: [{ name: 'share', kind: 'SMB', location: '\\\\10.0.0.5\\files', default: true }, { name: 'drop', kind: 'BUCKET', location: 's3://hcm-drop/incoming/', default: false }] },
   })
+  @ApiOperation({
+    summary: 'List the file sources',
+    description:
+      'The configured file sources, for the create dialog: name, kind (SMB share, directory on the service\'s host, bucket) and where users copy files to (the UNC path of a share). The first one is the default; an empty list when none is configured. Every role that may create images (not `service`: 403 FORBIDDEN).',
+  })
   list(): FileSourceList {
     return { items: this.sources.all().map(toFileSourceResponse) };
   }
 
-  /**
-   * One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each
-   * entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries
-   * whose name contains it (case-insensitive); `path` opens a subfolder (an entry's `path`). A folder is read
-   * once for a few seconds of paging. Entries whose names could not be picked (see FILE_PATH_INVALID) and
-   * symbolic links leading outside a directory source are left out.
-   */
   @Get(':source/entries')
   @ApiParam({ name: 'source', description: 'The file source (its name in GET /file-sources).', example: 'share' })
   @ApiOkResponse({
@@ -60,6 +53,11 @@ export class FileSourcesController {
     },
   })
   @ApiErrors(FILE_SOURCE_ERRORS)
+  @ApiOperation({
+    summary: 'List a folder of a file source',
+    description:
+      'One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries whose name contains it (case-insensitive); `path` opens a subfolder (an entry\'s `path`). Entries whose names could not be picked and symbolic links leading outside a directory source are left out. An unknown source or folder is 404 (FILE_SOURCE_NOT_FOUND, FILE_NOT_FOUND); an unreachable share 503 FILE_SOURCE_UNAVAILABLE.',
+  })
   async entries(@Param('source') source: string, @Query() q: ListFileEntriesQuery): Promise<FileEntryPage> {
     const page = await this.sources.list(source, q.path, { page: q.page ?? 1, pageSize: q.pageSize ?? 20, sort: q.sort ?? 'name', order: q.order ?? 'asc', name: q.name || undefined });
     return toFileEntryPage(page);

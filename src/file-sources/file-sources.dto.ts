@@ -11,10 +11,10 @@ export class FileSourceResponse {
   /** What `source.fileSource` names when an image is created from one of its files. */
   @ApiProperty({ example: 'share' })
   name: string;
-  @ApiProperty({ enum: FileSourceKind, enumName: 'FileSourceKind', example: FileSourceKind.Smb })
+  @ApiProperty({ description: 'SMB (a share), DIR (a directory on the service\'s host) or BUCKET (an object-store prefix).', enum: FileSourceKind, enumName: 'FileSourceKind', example: FileSourceKind.Smb })
   kind: FileSourceKind;
   /**
-   * Where users copy files to, for the console to show (R14): the UNC path of an SMB share on port 445
+   * Where users copy files to, for the console to show: the UNC path of an SMB share on port 445
    * (`\\10.0.0.5\files`; `smb://host:port/share` on another port, which UNC cannot name), `s3://bucket/prefix/`
    * of a bucket; null for a directory on the service's host.
    */
@@ -26,7 +26,7 @@ export class FileSourceResponse {
 }
 
 export class FileSourceList {
-  @ApiProperty({ type: [FileSourceResponse] })
+  @ApiProperty({ description: 'The configured file sources; the first one is the default.', type: [FileSourceResponse] })
   items: FileSourceResponse[];
 }
 
@@ -40,11 +40,11 @@ export class ListFileEntriesQuery extends PageQuery {
 
   /** Folders always come first; within each, this key. */
   @IsOptional() @IsIn(FILE_SORTS)
-  @ApiPropertyOptional({ enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
+  @ApiPropertyOptional({ example: "name", enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
   sort?: FileSort;
 
   @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'asc' })
+  @ApiPropertyOptional({ description: 'asc (the default) or desc.', example: "asc", enum: ['asc', 'desc'], default: 'asc' })
   order?: 'asc' | 'desc';
 
   /** Only entries whose name contains this (case-insensitive). */
@@ -60,7 +60,7 @@ export class FileEntryResponse {
   /** Its path from the source's root: what `source.path` names to create an image from it, or `path=` to list a folder. */
   @ApiProperty({ example: 'isos/centos/CentOS-7-x86_64-Minimal-2009.iso' })
   path: string;
-  @ApiProperty({ enum: FileEntryType, enumName: 'FileEntryType', example: FileEntryType.File })
+  @ApiProperty({ description: 'FILE or DIR (a folder: open it with `path`).', enum: FileEntryType, enumName: 'FileEntryType', example: FileEntryType.File })
   type: FileEntryType;
   /** Bytes; 0 for a folder. */
   @ApiProperty({ type: 'integer', format: 'int64', example: 1020264448 })
@@ -71,18 +71,23 @@ export class FileEntryResponse {
 }
 
 export class FileEntryPage {
-  @ApiProperty({ example: 'share' })
+  @ApiProperty({ description: 'The file source listed (its name in GET /file-sources).', example: 'share' })
   source: string;
   /** The folder listed (normalised). */
   @ApiProperty({ example: 'isos/centos' })
   path: string;
-  @ApiProperty({ type: [FileEntryResponse] })
+  @ApiProperty({ description: 'The entries on this page: folders first, then by `sort`.', type: [FileEntryResponse] })
   items: FileEntryResponse[];
-  /** Matching entries across all pages. */
+  /** Matching entries across all pages. @example 2 */
+  @ApiProperty({ type: 'integer' })
   total: number;
+  /** The 1-based page number. @example 1 */
+  @ApiProperty({ type: 'integer' })
   page: number;
+  /** Items per page. @example 20 */
+  @ApiProperty({ type: 'integer' })
   pageSize: number;
-  /** The folder holds more entries than a listing reads (FILE_SOURCE_MAX_ENTRIES): only the first ones are here. */
+  /** The folder holds more entries than a listing reads (FILE_SOURCE_MAX_ENTRIES): only the first ones are here. @example false */
   truncated: boolean;
 }
 

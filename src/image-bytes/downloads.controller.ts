@@ -1,5 +1,5 @@
 import { Controller, Get, Head, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { PublicRoute } from '../access/auth.guard';
 import { ApiErrors, ApiUuidParam } from '../common/api-errors.decorator';
@@ -17,28 +17,31 @@ export class DownloadsController {
     private readonly files: ImageFileService,
   ) {}
 
-  /**
-   * Read an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the
-   * signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one
-   * 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per
-   * request (206 with Content-Range), If-Range, the sha256 as a strong ETag (If-None-Match answers 304).
-   */
   @PublicRoute()
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id')
   @ApiFileDownload()
   @ApiErrors(DOWNLOAD_URL_ERRORS, FILE_ANSWER_ERRORS)
+  @ApiOperation({
+    summary: 'Download an image file with a signed URL',
+    description:
+      'Streams an image\'s bytes with the signed URL a launch answered (`download.url`), without a bearer token: the signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per request (206 with `Content-Range`), `If-Range`, and the sha256 as a strong `ETag` (`If-None-Match` answers 304).',
+  })
   async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'GET');
   }
 
-  /** The headers the signed `GET /downloads/{id}` would answer with, without the bytes. */
   @PublicRoute()
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Head(':id')
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
   @ApiErrors(DOWNLOAD_URL_ERRORS, FILE_ANSWER_ERRORS)
+  @ApiOperation({
+    summary: 'Get the headers of a signed download',
+    description:
+      'The headers the signed `GET /downloads/{id}` would answer with (size, ETag, range support), without the bytes. No token needed: the signature is the permission. Errors have no body, only their status.',
+  })
   async head(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'HEAD');
   }

@@ -124,9 +124,9 @@ export async function sendFileAnswer(a: FileAnswer, req: Request, res: Response)
 export const ApiFileDownload = () =>
   applyDecorators(
     ApiProduces('application/octet-stream'),
-    ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.' }),
-    ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.' }),
-    ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.' }),
+    ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.', schema: { type: 'string', example: 'bytes=0-1048575' } }),
+    ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.', schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } }),
+    ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.', schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } }),
     ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } }),
     ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } }),
     ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' }),

@@ -9,8 +9,7 @@ import { uuidPipe } from '../common/uuid.pipe';
 import { ApiFileDownload, FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageFileService, sendFileAnswer } from './image-file.service';
 
 /**
- * Reading an ACTIVE image's bytes with a bearer token (`GET|HEAD /images/{id}/file`). The operationIds stay
- * those of the ingestion controller the routes came from (the contract does not change with the module).
+ * Reading an ACTIVE image's bytes with a bearer token (`GET|HEAD /images/{id}/file`).
  */
 @ApiTags('images')
 @ApiBearerAuth()
@@ -18,28 +17,29 @@ import { ApiFileDownload, FILE_ANSWER_ERRORS, FileRequest, fileRequestOf, ImageF
 export class ImageFilesController {
   constructor(private readonly files: ImageFileService) {}
 
-  /**
-   * Download the file of an ACTIVE image, for a caller who may use it (R19). One byte range per request
-   * (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with Content-Range), `If-Range` with the
-   * ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are
-   * answered with the whole file.
-   */
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Get(':id/file')
-  @ApiOperation({ operationId: 'Ingestion_download' })
   @ApiFileDownload()
   @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
+  @ApiOperation({
+    summary: 'Download the file of an image',
+    description:
+      'Streams the bytes of an ACTIVE image or ISO to a caller who may use it (409 IMAGE_NOT_ACTIVE otherwise). One byte range per request (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with `Content-Range`; an unsatisfiable range is 416), `If-Range` with the ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are answered with the whole file.',
+  })
   async download(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(p, id, req, res, 'GET');
   }
 
-  /** The headers `GET /images/{id}/file` would answer with (size, ETag, range support), without the bytes. */
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Head(':id/file')
-  @ApiOperation({ operationId: 'Ingestion_head' })
   @ApiOkResponse({ description: 'The headers of the whole file.' })
   @ApiResponse({ status: 206, description: 'The headers of the requested range.' })
   @ApiErrors(ACT_ERRORS, FILE_ANSWER_ERRORS)
+  @ApiOperation({
+    summary: 'Get the headers of an image file',
+    description:
+      'The headers `GET /images/{id}/file` would answer with (size, ETag, range support, file name), without the bytes: to learn the size or check the checksum before downloading. Errors have no body, only their status.',
+  })
   async head(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(p, id, req, res, 'HEAD');
   }

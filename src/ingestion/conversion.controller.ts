@@ -1,5 +1,6 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { IsEnum } from 'class-validator';
 import { Action, ACT_ERRORS } from '../access/access.policy';
 import { CurrentPrincipal } from '../access/auth.guard';
@@ -17,7 +18,7 @@ import { RequiredFormat } from '../zones/zone.enums';
 export class CreateConversionDto {
   /** The format of the copy: raw or qcow2 (what qemu-img convert writes). */
   @IsEnum(RequiredFormat)
-  @ApiProperty({ enum: RequiredFormat, enumName: 'RequiredFormat', example: RequiredFormat.Raw })
+  @ApiProperty({ description: 'The format of the copy: raw or qcow2 (what qemu-img convert writes).', enum: RequiredFormat, enumName: 'RequiredFormat', example: RequiredFormat.Raw })
   format: RequiredFormat;
 }
 
@@ -28,19 +29,18 @@ export class CreateConversionDto {
 export class ConversionController {
   constructor(private readonly catalog: CatalogService) {}
 
-  /**
-   * Ask for a copy of an ACTIVE disk image converted to `format` (qemu-img convert). The copy is a new image in
-   * the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it
-   * is QUEUED at once and CONVERTING while qemu-img runs. The quota is reserved by the source's virtual size before
-   * anything starts (a raw copy of a qcow2 can be many times larger). Delete the copy to cancel.
-   */
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/conversions')
   @RateLimited('import')
   @HttpCode(202)
   @ApiAcceptedResponse({ type: ImageResponse, description: 'The new image, QUEUED for conversion.' })
   @ApiErrors(errorSet(ACT_ERRORS, 'VALIDATION_FAILED', 'IMAGE_NOT_ACTIVE', 'CONVERSION_NOT_APPLICABLE', 'QUOTA_EXCEEDED', 'SCOPE_CHANGE_FORBIDDEN'))
-  async create(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: CreateConversionDto): Promise<ImageResponse> {
+  @ApiOperation({
+    summary: 'Convert an image to another disk format',
+    description:
+      'Asks for a copy of an ACTIVE disk image converted to `format` (raw or qcow2, with qemu-img). The copy is a new image in the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it answers QUEUED at once and is CONVERTING while qemu-img runs. The quota is reserved by the source\'s virtual size before anything starts (409 QUOTA_EXCEEDED). An ISO, or an image already in that format, is 422 CONVERSION_NOT_APPLICABLE; an image that is not ACTIVE 409 IMAGE_NOT_ACTIVE. Delete the copy to cancel; the `Location` header names it. Any caller who may see the source image and create images.',
+  })
+  async create(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: CreateConversionDto, @Res({ passthrough: true }) res: Response): Promise<ImageResponse> {
     const src = await this.catalog.getFor(p, id, Action.See);
     if (src.kind === ImageKind.Iso) throw new AppError('CONVERSION_NOT_APPLICABLE', `Image ${id} is an ISO: ISOs are never converted`, { reason: 'ISO', format: src.format });
     if (src.phase !== ImagePhase.Ready) throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${src.phase}: only an ACTIVE image can be converted`, { status: src.status, phase: src.phase });
@@ -64,6 +64,7 @@ export class ConversionController {
       },
       { convertedFrom: src.id, sourceSha256: src.checksum },
     );
+    res.setHeader('Location', `/images/${copy.id}`);
     return toImageResponse(copy);
   }
 }

@@ -1,5 +1,5 @@
 import { Controller, HttpCode, Param, Post, Put, Req, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { CurrentPrincipal } from '../access/auth.guard';
 import type { Principal } from '../access/principal';
@@ -28,29 +28,18 @@ export class IngestionController {
 
   private readonly idleMs: number;
 
-  /**
-   * Upload the file of an image created with source type UPLOAD (R17), as the raw request body
-   * (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive, never
-   * buffered whole; sha256 is computed on the way (md5 too when configured), the first bytes are checked
-   * against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at
-   * creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; two
-   * concurrent uploads of one image: one wins, the other gets 409 INVALID_STATE.
-   *
-   * A `Content-Length` is checked against INGEST_MAX_SIZE_BYTES (413) and the department's storage quota (409
-   * QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive and the upload
-   * stops when it runs out. Send `Expect: 100-continue` to get a refusal before sending the body: "100 Continue"
-   * comes only once every check passed. A client that sends the body without it still reads the refusal: the
-   * service reads the rest of a refused body away (up to 64 MiB) before it answers and closes the connection. On success the image is ACTIVE (200, the record). On refused content the image is
-   * FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED ("upload the
-   * file again"). Progress (bytes, percent, rate) shows on `GET /images/{id}` while it runs.
-   */
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Put(':id/file')
   @RateLimited('upload')
   @ApiConsumes('application/octet-stream')
   @ApiBody({ schema: { type: 'string', format: 'binary' }, description: "The file's bytes." })
   @ApiOkResponse({ type: ImageResponse, description: 'Stored and verified: the image is ACTIVE.' })
   @ApiErrors(UPLOAD_ERRORS)
+  @ApiOperation({
+    summary: 'Upload the file of an image',
+    description:
+      'Uploads the bytes of an image created with source type UPLOAD, as the raw request body (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive; the sha256 (and md5 where configured) is computed on the way, the first bytes are checked against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; of two concurrent uploads one wins, the other gets 409 INVALID_STATE.\n\nA `Content-Length` is checked against the size limit (413 PAYLOAD_TOO_LARGE) and the department\'s storage quota (409 QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive. Send `Expect: 100-continue` to hear a refusal before sending the body. On success the image is ACTIVE (200, the record); refused content leaves it FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED. Progress shows on `GET /images/{id}` while it runs.',
+  })
   async upload(
     @CurrentPrincipal() p: Principal,
     @Param('id', uuidPipe) id: string,
@@ -71,16 +60,17 @@ export class IngestionController {
     }
   }
 
-  /**
-   * Retry a FAILED import (R17): the image goes back to QUEUED with its reason cleared. A URL image is
-   * downloaded again; an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit it.
-   */
-  @ApiUuidParam()
+  @ApiUuidParam('id', 'The image or ISO id (UUID).')
   @Post(':id/retry')
   @RateLimited('import')
   @HttpCode(202)
   @ApiAcceptedResponse({ type: ImageResponse, description: 'Queued again.' })
   @ApiErrors(INGESTION_ERRORS.retry)
+  @ApiOperation({
+    summary: 'Retry a failed import',
+    description:
+      'Puts a FAILED image back to QUEUED with its reason cleared: a URL image is downloaded again, an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit the image; an image that is not FAILED answers 409 INVALID_STATE.',
+  })
   async retry(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string): Promise<ImageResponse> {
     return toImageResponse(await this.ingestion.retry(p, id));
   }

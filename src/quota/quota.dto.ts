@@ -23,32 +23,32 @@ export class DepartmentIdPipe implements PipeTransform<string, string> {
   }
 }
 
-const amount = (description: string) => ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, maximum: MAX_AMOUNT, description });
+const amount = (description: string, example: number) => ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, maximum: MAX_AMOUNT, description, example });
 
 /** Amounts per resource; at least one. */
 export class QuotaAmountsDto {
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Images (count).')
+  @amount('Images (count).', 1)
   IMAGE_COUNT?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Image storage (bytes).')
+  @amount('Image storage (bytes).', 10737418240)
   IMAGE_BYTES?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Virtual machines (count).')
+  @amount('Virtual machines (count).', 2)
   VM_COUNT?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('Virtual CPUs (count).')
+  @amount('Virtual CPUs (count).', 4)
   VCPU?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('VM memory (bytes).')
+  @amount('VM memory (bytes).', 8589934592)
   MEMORY_BYTES?: number;
 
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @amount('VM disk (bytes).')
+  @amount('VM disk (bytes).', 107374182400)
   DISK_BYTES?: number;
 }
 
@@ -100,7 +100,7 @@ export class ReconcileDto {
 
   /** Report drift without repairing it. */
   @Optional() @IsBoolean()
-  @ApiPropertyOptional({ default: false })
+  @ApiPropertyOptional({ example: false, default: false })
   dryRun?: boolean;
 }
 
@@ -125,23 +125,23 @@ export class CreateReservationDto {
 
   /** Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS). */
   @Optional() @IsInt() @Min(1) @Max(604800)
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 604800 })
+  @ApiPropertyOptional({ example: 900, type: 'integer', minimum: 1, maximum: 604800 })
   ttlSeconds?: number;
 }
 
 export class GrowReservationDto {
   @IsEnum(QuotaResource)
-  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  @ApiProperty({ description: 'The resource to grow.', example: "IMAGE_BYTES", enum: QuotaResource, enumName: 'QuotaResource' })
   resource: QuotaResource;
 
   /** Add this much to the pending amount (0 renews the expiry). Give `delta` or `total`. */
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 1073741824, type: 'integer', format: 'int64', minimum: 0 })
   delta?: number;
 
   /** Make the pending amount at least this much (idempotent). Give `delta` or `total`. */
   @Optional() @IsInt() @Min(0) @Max(MAX_AMOUNT)
-  @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0 })
+  @ApiPropertyOptional({ example: 4294967296, type: 'integer', format: 'int64', minimum: 0 })
   total?: number;
 }
 
@@ -153,33 +153,33 @@ export class CommitReservationDto {
 
   /** Commit only these resources and leave the others pending (default: every pending one). */
   @Optional() @IsArray() @ArrayMaxSize(16) @ArrayUnique() @IsEnum(QuotaResource, { each: true })
-  @ApiPropertyOptional({ enum: QuotaResource, enumName: 'QuotaResource', isArray: true })
+  @ApiPropertyOptional({ example: ["IMAGE_BYTES"], enum: QuotaResource, enumName: 'QuotaResource', isArray: true })
   resources?: QuotaResource[];
 }
 
 // ---------------------------------------------------------------- responses
 
 export class ResourceUsageResponse {
-  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  @ApiProperty({ description: 'The resource.', example: "IMAGE_BYTES", enum: QuotaResource, enumName: 'QuotaResource' })
   resource: QuotaResource;
   /** The limit; null when unlimited. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 107374182400, type: 'integer', format: 'int64', nullable: true })
   limit: number | null;
-  /** True when there is no limit. */
+  /** True when there is no limit. @example false */
   unlimited: boolean;
   /** Held by what exists (committed reservations). */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 32212254720, type: 'integer', format: 'int64' })
   used: number;
   /** Held by pending reservations. */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 10737418240, type: 'integer', format: 'int64' })
   reserved: number;
   /** limit - used - reserved, never below 0; null when unlimited. */
-  @ApiProperty({ type: 'integer', format: 'int64', nullable: true })
+  @ApiProperty({ example: 64424509440, type: 'integer', format: 'int64', nullable: true })
   remaining: number | null;
 }
 
 export class DepartmentQuotaResponse {
-  @ApiProperty({ example: 'dept-rd' })
+  @ApiProperty({ description: 'The department id (the `dept` claim of its members\' tokens).', example: 'dept-rd' })
   departmentId: string;
   /** Every resource, in a fixed order. */
   @ApiProperty({ type: [ResourceUsageResponse] })
@@ -187,71 +187,83 @@ export class DepartmentQuotaResponse {
 }
 
 export class DepartmentQuotaPage {
-  @ApiProperty({ type: [DepartmentQuotaResponse] })
+  @ApiProperty({ description: 'The departments on this page, by department id.', type: [DepartmentQuotaResponse] })
   items: DepartmentQuotaResponse[];
+  /** Departments with a ledger, across all pages. @example 3 */
+  @ApiProperty({ type: 'integer' })
   total: number;
+  /** The 1-based page number. @example 1 */
+  @ApiProperty({ type: 'integer' })
   page: number;
+  /** Items per page. @example 20 */
+  @ApiProperty({ type: 'integer' })
   pageSize: number;
 }
 
 export class ReservationItemResponse {
-  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  @ApiProperty({ description: 'The resource.', example: "IMAGE_BYTES", enum: QuotaResource, enumName: 'QuotaResource' })
   resource: QuotaResource;
   /** Held pending (counted in the department's `reserved`). */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 10737418240, type: 'integer', format: 'int64' })
   reserved: number;
   /** Committed (counted in the department's `used`). */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 0, type: 'integer', format: 'int64' })
   committed: number;
-  /** True while the amount is reserved and not yet committed or released. */
+  /** True while the amount is reserved and not yet committed or released. @example true */
   pending: boolean;
 }
 
 export class ReservationResponse {
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ description: 'The reservation id.', example: "c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18", format: 'uuid' })
   id: string;
-  /** The caller's idempotency key. */
+  /** The caller's idempotency key. @example "launch-7f3a-0001" */
   key: string;
+  /** The department the amounts are held for. @example "dept-rd" */
   departmentId: string;
-  @ApiProperty({ enum: ReservationStatus, enumName: 'ReservationStatus' })
+  @ApiProperty({ description: 'PENDING while something is held, COMMITTED, RELEASED, REFUNDED or EXPIRED.', example: "PENDING", enum: ReservationStatus, enumName: 'ReservationStatus' })
   status: ReservationStatus;
   /** When a PENDING reservation expires (renewed by each grow). */
-  @ApiProperty({ type: String, format: 'date-time' })
+  @ApiProperty({ example: "2026-11-20T08:30:00.000Z", type: String, format: 'date-time' })
   expiresAt: string;
-  @ApiProperty({ type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When it was reserved.', example: "2026-11-20T08:15:00.000Z", type: String, format: 'date-time' })
   createdAt: string;
-  @ApiProperty({ type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When it last changed.', example: "2026-11-20T08:16:10.000Z", type: String, format: 'date-time' })
   updatedAt: string;
-  @ApiProperty({ type: [ReservationItemResponse] })
+  @ApiProperty({ description: 'One entry per resource reserved.', type: [ReservationItemResponse] })
   items: ReservationItemResponse[];
 }
 
 export class DriftResponse {
+  /** The department whose ledger drifted. @example "dept-rd" */
   departmentId: string;
-  @ApiProperty({ enum: QuotaResource, enumName: 'QuotaResource' })
+  @ApiProperty({ description: 'The resource whose figure drifted.', example: "IMAGE_BYTES", enum: QuotaResource, enumName: 'QuotaResource' })
   resource: QuotaResource;
-  @ApiProperty({ enum: ['used', 'reserved'] })
+  @ApiProperty({ description: 'Which figure of the ledger drifted: `used` or `reserved`.', example: "used", enum: ['used', 'reserved'] })
   field: 'used' | 'reserved';
   /** What the ledger said. */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 6442450944, type: 'integer', format: 'int64' })
   recorded: number;
   /** What the catalog and the reservations say. */
-  @ApiProperty({ type: 'integer', format: 'int64' })
+  @ApiProperty({ example: 5368709120, type: 'integer', format: 'int64' })
   actual: number;
-  /** True when the ledger now says `actual`. */
+  /** True when the ledger now says `actual`. @example true */
   repaired: boolean;
 }
 
 export class ReconcileSkipped {
+  /** The department that was not checked. @example "dept-ops" */
   departmentId: string;
+  /** Why it was not checked, e.g. its ledger kept changing while it was being checked. @example "the ledger kept changing; run again" */
   reason: string;
 }
 
 export class ReconcileResponse {
+  /** True when drift was only reported, not repaired. @example false */
   dryRun: boolean;
-  /** How many departments were checked. */
+  /** How many departments were checked. @example 3 */
+  @ApiProperty({ type: 'integer' })
   departments: number;
-  @ApiProperty({ type: [DriftResponse] })
+  @ApiProperty({ description: 'What differed, per department, resource and figure (empty when nothing drifted).', type: [DriftResponse] })
   drift: DriftResponse[];
   /** Departments whose ledger kept changing while checked; run again. */
   @ApiProperty({ type: [ReconcileSkipped] })

@@ -40,7 +40,7 @@ export class VmIdPipe implements PipeTransform<string, string> {
 }
 export const vmIdPipe = new VmIdPipe();
 
-/** Who will own the VM(s): the scope rules (R8) are checked for this user, and this department pays the VM quota. */
+/** Who will own the VM(s): the scope rules are checked for this user, and this department pays the VM quota. */
 export class VmOwnerDto {
   /** The owner's user id (the `sub` of their tokens). */
   @IsString() @Matches(USER_ID, { message: 'owner.userId must be 1-64 characters [A-Za-z0-9._:@-]' })
@@ -69,20 +69,20 @@ export class LaunchRequestDto {
   idempotencyKey: string;
 
   @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
-  @ApiProperty({ type: VmOwnerDto })
+  @ApiProperty({ description: 'Who will own the VMs: the scope rules are checked for this user, and quota is charged to their department.', type: VmOwnerDto })
   owner: VmOwnerDto;
 
-  /** The zone the VMs are created in; it must be the image's (R15). */
+  /** The zone the VMs are created in; it must be the image's. */
   @IsUUID('all', { message: 'zoneId must be a UUID' })
   @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
   zoneId: string;
 
-  /** How many VMs (R19: one or more). */
+  /** How many VMs (one or more). */
   @IsInt() @Min(1) @Max(MAX_LAUNCH_COUNT)
   @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LAUNCH_COUNT, example: 3 })
   count: number;
 
-  /** Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3). */
+  /** Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1. */
   @Optional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
   @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DATA_DISKS, default: 0, example: 1 })
   dataDisks?: number;
@@ -106,28 +106,28 @@ export class LaunchRequestDto {
 
 /** The facts about the image the compute side needs to create the VMs. */
 export class LaunchImageResponse {
-  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  @ApiProperty({ description: 'The image id.', format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
   id: string;
-  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
+  @ApiProperty({ description: 'IMAGE or ISO.', enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
   kind: ImageKind;
-  @ApiProperty({ example: 'CentOS 7.9 base' })
+  @ApiProperty({ description: 'Display name.', example: 'CentOS 7.9 base' })
   name: string;
-  @ApiProperty({ enum: ImageFormat, enumName: 'ImageFormat', example: ImageFormat.Qcow2 })
+  @ApiProperty({ description: 'The file format compute must expect.', enum: ImageFormat, enumName: 'ImageFormat', example: ImageFormat.Qcow2 })
   format: ImageFormat;
-  @ApiProperty({ enum: Hypervisor, enumName: 'Hypervisor', example: 'KVM' })
+  @ApiProperty({ description: 'The hypervisor the VMs must run on.', enum: Hypervisor, enumName: 'Hypervisor', example: 'KVM' })
   hypervisor: Hypervisor;
-  @ApiProperty({ enum: OsCategory, enumName: 'OsCategory', example: OsCategory.CentOS })
+  @ApiProperty({ description: 'The OS family (WINDOWS_IDE limits data disks to one).', enum: OsCategory, enumName: 'OsCategory', example: OsCategory.CentOS })
   osCategory: OsCategory;
-  @ApiProperty({ example: 'CentOS' })
+  @ApiProperty({ description: 'The OS name.', example: 'CentOS' })
   osName: string;
-  @ApiProperty({ example: '7.9' })
+  @ApiProperty({ description: 'The OS version.', example: '7.9' })
   osVersion: string;
-  @ApiProperty({ enum: [32, 64], example: 64 })
+  @ApiProperty({ type: 'integer', description: 'OS architecture: 32 or 64 bits.', enum: [32, 64], example: 64 })
   osBits: number;
   /** An ISO's usage (always OS for a launch), null for a disk image. */
   @ApiProperty({ enum: IsoUsage, enumName: 'IsoUsage', nullable: true, example: null })
   isoUsage: IsoUsage | null;
-  @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  @ApiProperty({ description: 'The image\'s zone.', format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
   zoneId: string;
   /** Size of the stored file in bytes. */
   @ApiProperty({ type: 'integer', format: 'int64', nullable: true, example: 2147483648 })
@@ -148,9 +148,9 @@ export class LaunchDownloadResponse {
   /** A presigned object-store URL (MinIO) or a signed URL of this service (filesystem store); GET it, Range works. */
   @ApiProperty({ example: 'https://images.hcm.internal/downloads/0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23?expires=1795719600&signature=9c1f...' })
   url: string;
-  @ApiProperty({ enum: DownloadMethod, enumName: 'DownloadMethod', example: DownloadMethod.Service })
+  @ApiProperty({ description: 'PRESIGNED (a presigned URL of the object store) or SERVICE (a signed `/downloads/{id}` URL of this service); either is read with an HTTP GET, ranges allowed.', enum: DownloadMethod, enumName: 'DownloadMethod', example: DownloadMethod.Service })
   method: DownloadMethod;
-  @ApiProperty({ format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
+  @ApiProperty({ description: 'Until when `url` works.', format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
   expiresAt: string;
 }
 
@@ -176,9 +176,9 @@ export class LaunchResponse {
   /** When the reservation gives its unregistered VMs back (LAUNCH_RESERVATION_TTL_SECONDS). */
   @ApiProperty({ format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
   expiresAt: string;
-  @ApiProperty({ type: LaunchImageResponse })
+  @ApiProperty({ description: 'What compute needs to know about the image.', type: LaunchImageResponse })
   image: LaunchImageResponse;
-  @ApiProperty({ type: LaunchDownloadResponse })
+  @ApiProperty({ description: 'Where compute reads the bytes without a token.', type: LaunchDownloadResponse })
   download: LaunchDownloadResponse;
 }
 
@@ -194,10 +194,10 @@ export class RegisterOriginDto {
   vmName: string;
 
   @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
-  @ApiProperty({ type: VmOwnerDto })
+  @ApiProperty({ description: 'The VM\'s owner: the scope rules are checked for this user, and VM quota is charged to their department.', type: VmOwnerDto })
   owner: VmOwnerDto;
 
-  /** The VM's zone; it must be the image's (R15), as at the launch. */
+  /** The VM's zone; it must be the image's, as at the launch. */
   @IsUUID('all', { message: 'zoneId must be a UUID' })
   @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
   zoneId: string;
@@ -229,10 +229,10 @@ export class RegisterMountDto {
   vmName: string;
 
   @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
-  @ApiProperty({ type: VmOwnerDto })
+  @ApiProperty({ description: 'The VM\'s owner: the scope rules are checked for this user.', type: VmOwnerDto })
   owner: VmOwnerDto;
 
-  /** The VM's zone; it must be the ISO's (R15). */
+  /** The VM's zone; it must be the ISO's. */
   @IsUUID('all', { message: 'zoneId must be a UUID' })
   @ApiProperty({ format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
   zoneId: string;
@@ -240,22 +240,22 @@ export class RegisterMountDto {
 
 /** One link of a VM to an image, as registered. */
 export class VmLinkResponse {
-  @ApiProperty({ example: 'vm-0001' })
+  @ApiProperty({ description: 'The compute side\'s VM id.', example: 'vm-0001' })
   vmId: string;
-  @ApiProperty({ example: 'web-01' })
+  @ApiProperty({ description: 'The VM\'s name.', example: 'web-01' })
   vmName: string;
-  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  @ApiProperty({ description: 'The image or ISO id.', format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
   imageId: string;
-  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  @ApiProperty({ description: 'CREATED_FROM or ISO_MOUNTED.', enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
   relation: LinkRelation;
-  @ApiProperty({ example: 'u-alice' })
+  @ApiProperty({ description: 'The VM\'s owner.', example: 'u-alice' })
   ownerId: string;
-  @ApiProperty({ example: 'dept-rd' })
+  @ApiProperty({ description: 'The VM owner\'s department.', example: 'dept-rd' })
   departmentId: string;
   /** The launch reservation the VM was registered with, if any. */
   @ApiProperty({ type: String, format: 'uuid', nullable: true, example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
   reservationId: string | null;
-  @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
+  @ApiProperty({ description: 'When the link was registered.', format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
   since: string;
   /** Where the VM's quota came from (NONE for an ISO mount). */
   @ApiProperty({ enum: QuotaSource, enumName: 'VmQuotaSource', example: QuotaSource.LaunchReservation })
@@ -265,21 +265,21 @@ export class VmLinkResponse {
 export class ListImageVmsQuery extends PageQuery {
   /** Only this relation. */
   @IsOptional() @IsEnum(LinkRelation)
-  @ApiPropertyOptional({ enum: LinkRelation, enumName: 'LinkRelation' })
+  @ApiPropertyOptional({ example: "CREATED_FROM", enum: LinkRelation, enumName: 'LinkRelation' })
   relation?: LinkRelation;
 }
 
 /** A VM linked to an image. */
 export class ImageVmResponse {
-  @ApiProperty({ example: 'vm-0001' })
+  @ApiProperty({ description: 'The compute side\'s VM id.', example: 'vm-0001' })
   vmId: string;
-  @ApiProperty({ example: 'web-01' })
+  @ApiProperty({ description: 'The VM\'s name.', example: 'web-01' })
   vmName: string;
-  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  @ApiProperty({ description: 'CREATED_FROM (the VM was created from the image) or ISO_MOUNTED (the VM mounts the ISO).', enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
   relation: LinkRelation;
-  @ApiProperty({ example: 'u-alice' })
+  @ApiProperty({ description: 'The VM\'s owner.', example: 'u-alice' })
   ownerId: string;
-  @ApiProperty({ example: 'dept-rd' })
+  @ApiProperty({ description: 'The VM owner\'s department.', example: 'dept-rd' })
   departmentId: string;
   /** When the link was registered. */
   @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
@@ -287,50 +287,50 @@ export class ImageVmResponse {
 }
 
 export class ImageVmPage {
-  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  @ApiProperty({ description: 'The image asked about.', format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
   imageId: string;
-  /** The image was deleted (confirmed, R20); these VMs still exist and keep their links. */
+  /** The image was deleted (confirmed); these VMs still exist and keep their links. */
   @ApiProperty({ example: false })
   imageDeleted: boolean;
-  @ApiProperty({ type: [ImageVmResponse] })
+  @ApiProperty({ description: 'The VMs on this page, oldest link first.', type: [ImageVmResponse] })
   items: ImageVmResponse[];
-  @ApiProperty({ example: 2 })
+  @ApiProperty({ type: 'integer', description: 'VMs linked to the image, across all pages.', example: 2 })
   total: number;
-  @ApiProperty({ example: 1 })
+  @ApiProperty({ type: 'integer', description: 'The 1-based page number.', example: 1 })
   page: number;
-  @ApiProperty({ example: 20 })
+  @ApiProperty({ type: 'integer', description: 'Items per page.', example: 20 })
   pageSize: number;
 }
 
 /** An image a VM came from or mounts. */
 export class VmImageResponse {
-  @ApiProperty({ format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
+  @ApiProperty({ description: 'The image or ISO id.', format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
   imageId: string;
   /** The image's name now, or its last name when it was deleted. */
   @ApiProperty({ example: 'CentOS 7.9 base' })
   name: string;
-  @ApiProperty({ enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
+  @ApiProperty({ description: 'IMAGE or ISO.', enum: ImageKind, enumName: 'ImageKind', example: ImageKind.Image })
   kind: ImageKind;
-  @ApiProperty({ enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  @ApiProperty({ description: 'CREATED_FROM or ISO_MOUNTED.', enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
   relation: LinkRelation;
-  @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
+  @ApiProperty({ description: 'When the link was registered.', format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
   since: string;
   /** The image was deleted after the VM was linked to it ("image deleted"). */
   @ApiProperty({ example: false })
   imageDeleted: boolean;
-  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null })
+  @ApiProperty({ description: 'When the image was deleted; null while it exists.', type: String, format: 'date-time', nullable: true, example: null })
   imageDeletedAt: string | null;
 }
 
 export class VmImagesResponse {
-  @ApiProperty({ example: 'vm-0001' })
+  @ApiProperty({ description: 'The VM asked about.', example: 'vm-0001' })
   vmId: string;
   /** null when nothing is recorded for this VM (or nothing the caller may see). */
   @ApiProperty({ type: String, nullable: true, example: 'web-01' })
   vmName: string | null;
-  @ApiProperty({ type: String, nullable: true, example: 'u-alice' })
+  @ApiProperty({ description: 'The VM\'s owner; null when nothing is recorded.', type: String, nullable: true, example: 'u-alice' })
   ownerId: string | null;
-  @ApiProperty({ type: String, nullable: true, example: 'dept-rd' })
+  @ApiProperty({ description: 'The VM owner\'s department; null when nothing is recorded.', type: String, nullable: true, example: 'dept-rd' })
   departmentId: string | null;
   /** The image or OS ISO the VM was created from; null when none is recorded (a VM that only mounts ISOs). */
   @ApiProperty({ type: VmImageResponse, nullable: true })

@@ -1,4 +1,4 @@
-/** How a VM uses an image (R19, R20). */
+/** How a VM uses an image. */
 export enum LinkRelation {
   /** the VM was created from this image, or installed from this OS ISO; at most one per VM */
   CreatedFrom = 'CREATED_FROM',

@@ -1,4 +1,4 @@
-/** Virtualization technologies a zone (and so an image) can run on (R5). */
+/** Virtualization technologies a zone (and so an image) can run on. */
 export enum Hypervisor {
   KVM = 'KVM',
   VMware = 'VMWARE',

@@ -54,8 +54,10 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       });
       expect(res.body.tags).toEqual(['ide', 'windows']);
       expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
+      // the new record's URL, as the contract declares on 201
+      expect(res.headers.location).toBe(`/images/${res.body.id}`);
       expect(new Date(res.body.createdAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
-      const again = await get(`/images/${res.body.id}`, alice);
+      const again = await get(res.headers.location, alice);
       expect(again.body).toEqual(res.body);
     });
 

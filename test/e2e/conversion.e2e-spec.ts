@@ -180,6 +180,7 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ zoneId: plainZone, format: 'raw', convertedFrom: src.id, sourceSha256: sha256(file), source: expect.objectContaining({ type: 'CONVERSION' }) });
     expect(res.body.id).not.toBe(src.id);
+    expect(res.headers.location).toBe(`/images/${res.body.id}`);
     const copy = await settled(c, res.body.id);
     expect(copy).toMatchObject({ phase: 'READY', status: 'ACTIVE', format: 'raw', virtualSizeBytes: 8 * MiB, sizeBytes: 8 * MiB });
     const back = await readBack(c, copy.id);

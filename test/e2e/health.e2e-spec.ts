@@ -1,3 +1,4 @@
+import { apiClient } from '../support/api-client';
 import { SHAPES, startApp, SUPER, TestApp } from '../support/app';
 
 describe.each(SHAPES)('health and docs (%s)', (shape) => {
@@ -7,13 +8,15 @@ describe.each(SHAPES)('health and docs (%s)', (shape) => {
   });
   afterAll(() => t?.close());
 
-  it('answers liveness and readiness without a token', async () => {
-    const live = await t.http().get('/health/live');
-    expect(live.status).toBe(200);
-    expect(live.body).toEqual({ status: 'ok' });
-    const ready = await t.http().get('/health/ready');
-    expect(ready.status).toBe(200);
-    expect(ready.body.checks.database).toEqual({ status: 'up' });
+  it('answers liveness and readiness without a token (through the client typed by openapi.yaml)', async () => {
+    const api = await apiClient(t);
+    const live = await api.GET('/health/live');
+    expect(live.response.status).toBe(200);
+    expect(live.data).toEqual({ status: 'ok' });
+    expect(live.response.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const ready = await api.GET('/health/ready');
+    expect(ready.response.status).toBe(200);
+    expect(ready.data!.checks!.database).toEqual({ status: 'up' });
   });
 
   it('reports not ready with 503 when the database is gone', async () => {

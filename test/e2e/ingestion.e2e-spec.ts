@@ -343,11 +343,14 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect(whole.status).toBe(200);
       expect(whole.headers).toMatchObject({ 'accept-ranges': 'bytes', 'content-length': String(RAW.length), etag: `"${sha256(RAW)}"`, 'content-type': 'application/octet-stream' });
       expect(whole.headers['content-disposition']).toMatch(/^attachment; filename="img-[a-z0-9]+\.img"/);
+      // the rest of what openapi.yaml declares on a file answer: Last-Modified, and X-Correlation-Id on every one
+      expect(Number.isNaN(Date.parse(whole.headers['last-modified']))).toBe(false);
+      expect(whole.headers['x-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
       expect(sha256(whole.body as Buffer)).toBe(sha256(RAW));
 
       const part = await c.t.http().get(url).set('Authorization', auth).set('Range', 'bytes=1000-1999').buffer(true).parse(binary);
       expect(part.status).toBe(206);
-      expect(part.headers).toMatchObject({ 'content-range': `bytes 1000-1999/${RAW.length}`, 'content-length': '1000' });
+      expect(part.headers).toMatchObject({ 'content-range': `bytes 1000-1999/${RAW.length}`, 'content-length': '1000', 'accept-ranges': 'bytes', etag: `"${sha256(RAW)}"` });
       expect(Buffer.compare(part.body as Buffer, RAW.subarray(1000, 2000))).toBe(0);
 
       const tail = await c.t.http().get(url).set('Authorization', auth).set('Range', 'bytes=-10').buffer(true).parse(binary);
@@ -363,6 +366,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect(stale.status).toBe(200);
       const cached = await c.t.http().get(url).set('Authorization', auth).set('If-None-Match', `"${sha256(RAW)}"`);
       expect(cached.status).toBe(304);
+      expect(cached.headers.etag).toBe(`"${sha256(RAW)}"`);
 
       const head = await c.t.http().head(url).set('Authorization', auth);
       expect(head.status).toBe(200);

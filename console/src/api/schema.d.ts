@@ -9,8 +9,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A token for a development user (embedded default only; 404 everywhere else). */
-        post: operations["DevTokens_mint"];
+        /**
+         * Mint a development token
+         * @description A bearer token for a development user (12 hours), for the console and for trying things out. Only in the embedded default, where the service generated its own development secret; with a configured secret or keys (every platform deployment) it answers 404 ROUTE_NOT_FOUND like a route that does not exist. No token needed.
+         */
+        post: operations["createDevToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -25,18 +28,19 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the
-         *     signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one
-         *     403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per
-         *     request (206 with Content-Range), If-Range, the sha256 as a strong ETag (If-None-Match answers 304).
+         * Download an image file with a signed URL
+         * @description Streams an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per request (206 with `Content-Range`), `If-Range`, and the sha256 as a strong `ETag` (`If-None-Match` answers 304).
          */
-        get: operations["Downloads_download"];
+        get: operations["downloadSignedFile"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
-        /** The headers the signed `GET /downloads/{id}` would answer with, without the bytes. */
-        head: operations["Downloads_head"];
+        /**
+         * Get the headers of a signed download
+         * @description The headers the signed `GET /downloads/{id}` would answer with (size, ETag, range support), without the bytes. No token needed: the signature is the permission. Errors have no body, only their status.
+         */
+        head: operations["headSignedFile"];
         patch?: never;
         trace?: never;
     };
@@ -48,10 +52,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The events the caller may see after a cursor, oldest first (the outbox; the same events the message bus
-         *     carries). Page on with `after=next`; an empty page means the caller is up to date.
+         * List events after a cursor
+         * @description The events the caller may see after the cursor `after`, oldest first: image, import, VM-link and quota changes from the transactional outbox (the same events the message bus carries). Page on with `after=next`; an empty page means the caller is up to date. Image events follow the image's scope rules as they were when the event was written; quota events are for the department's own callers; super admins and services see everything.
          */
-        get: operations["Events_list"];
+        get: operations["listEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -68,12 +72,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The live feed as Server-Sent Events: one `id: <position>`, `event: <type>`, `data: <event JSON>` per
-         *     event the caller may see, in position order, and a `: keep-alive` comment when idle. Resumable: a
-         *     reconnect with `Last-Event-ID` (EventSource sends it by itself) gets everything after that event.
-         *     EventSource cannot send headers: pass the token as `access_token`.
+         * Stream events live (Server-Sent Events)
+         * @description The live feed as Server-Sent Events: one `id: {position}`, `event: {type}`, `data: {event JSON}` per event the caller may see, in position order, and a `: keep-alive` comment when idle. Resumable: a reconnect with `Last-Event-ID` (EventSource sends it by itself) gets everything after that event. EventSource cannot send headers: pass the token as the `access_token` query parameter. A bad `Last-Event-ID` is 400 VALIDATION_FAILED.
          */
-        get: operations["Events_stream"];
+        get: operations["streamEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -90,11 +92,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The configured file sources (FILE_SOURCES), for the create dialog: name, kind (SMB share, directory on the
-         *     service's host, bucket) and where users copy files to (the UNC path of a share). The first one is the
-         *     default. An empty list when none is configured.
+         * List the file sources
+         * @description The configured file sources, for the create dialog: name, kind (SMB share, directory on the service's host, bucket) and where users copy files to (the UNC path of a share). The first one is the default; an empty list when none is configured. Every role that may create images (not `service`: 403 FORBIDDEN).
          */
-        get: operations["FileSources_list"];
+        get: operations["listFileSources"];
         put?: never;
         post?: never;
         delete?: never;
@@ -111,13 +112,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each
-         *     entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries
-         *     whose name contains it (case-insensitive); `path` opens a subfolder (an entry's `path`). A folder is read
-         *     once for a few seconds of paging. Entries whose names could not be picked (see FILE_PATH_INVALID) and
-         *     symbolic links leading outside a directory source are left out.
+         * List a folder of a file source
+         * @description One page of a folder of a file source: name, path, type (FILE or DIR), size and modification time of each entry. Folders come first, then `sort` (name, size or modifiedAt) in `order`; `name` keeps the entries whose name contains it (case-insensitive); `path` opens a subfolder (an entry's `path`). Entries whose names could not be picked and symbolic links leading outside a directory source are left out. An unknown source or folder is 404 (FILE_SOURCE_NOT_FOUND, FILE_NOT_FOUND); an unreachable share 503 FILE_SOURCE_UNAVAILABLE.
          */
-        get: operations["FileSources_entries"];
+        get: operations["listFileEntries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -133,8 +131,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process answers. No token needed. */
-        get: operations["Health_live"];
+        /**
+         * Check liveness
+         * @description Answers 200 while the process runs; checks no dependency. No token needed.
+         */
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -150,8 +151,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: every dependency answers (database; queue and object store where configured). No token needed. */
-        get: operations["Health_ready"];
+        /**
+         * Check readiness
+         * @description Answers 200 when every dependency answers (the database; the queue and the object store where configured), else 503 with the state of each and a `Retry-After` header. No token needed.
+         */
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -168,18 +172,18 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List images and ISOs the caller may see, in a view (R11), filtered (R12), sorted and paged.
-         *     Another user's private images never appear.
+         * List images and ISOs
+         * @description Lists the images and ISOs the caller may see, in a `view` (all, featured, public or private), filtered by kind, OS, hypervisor, status, phase, format, zone, tags and a name search, sorted and paged. Another user's private images never appear. Every authenticated caller.
          */
-        get: operations["Catalog_list"];
+        get: operations["listImages"];
         put?: never;
         /**
-         * Create an image or ISO record in a zone (R13-R15). It starts INACTIVE/QUEUED; its bytes arrive from
-         *     its source (a URL download job, a picked file, or a PUT of the bytes). Non-super-admins create PRIVATE only
-         *     (R9: 403 SCOPE_CHANGE_FORBIDDEN); a `service` caller creates nothing, whatever the scope (403 FORBIDDEN).
-         *     The owner's department quota must have room for one more image and `expectedSizeBytes` (R16): 409 QUOTA_EXCEEDED otherwise.
+         * Create an image or ISO record
+         * @description Creates the record of a VM image or an ISO in a zone. It starts INACTIVE/QUEUED; its bytes then arrive from its `source`: the service downloads a URL, copies a file picked from a file source (`GET /file-sources`), or waits for `PUT /images/{id}/file`.
+         *
+         *     Super admins, admins and users may create images; only super admins create PUBLIC or FEATURED images directly, everyone else PRIVATE ones (403 SCOPE_CHANGE_FORBIDDEN otherwise), and a `service` caller creates nothing (403 FORBIDDEN). The owner's department quota must have room for one more image and for `expectedSizeBytes` (409 QUOTA_EXCEEDED). A URL outside the allowed hosts is 400 URL_NOT_ALLOWED, an unknown zone 404 ZONE_NOT_FOUND, a missing file 404 FILE_NOT_FOUND. The answer carries a `Location` header with the new image's URL.
          */
-        post: operations["Catalog_create"];
+        post: operations["createImage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -193,8 +197,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** How many images each view (all, featured, public, private) holds for the caller, with the same filters as the list. */
-        get: operations["Catalog_counts"];
+        /**
+         * Count images per view
+         * @description How many images and ISOs each view (all, featured, public, private) holds for the caller, with the same filters as `GET /images`: the numbers on the console's tabs. Every authenticated caller.
+         */
+        get: operations["countImages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -210,24 +217,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One image or ISO, with its status, phase, progress and reason. */
-        get: operations["Catalog_get"];
+        /**
+         * Get an image or ISO
+         * @description One image or ISO: its metadata, status, phase, import progress and, when it failed or was disabled, the reason. An image the caller may not see answers 404 IMAGE_NOT_FOUND, as if it did not exist.
+         */
+        get: operations["getImage"];
         put?: never;
         post?: never;
         /**
-         * Delete an image or ISO for good: record, tags and stored bytes; its quota goes back (R20). When VMs were
-         *     created from it or mount it, a plain delete answers 409 IMAGE_IN_USE listing them and changes nothing;
-         *     `?confirm=true` deletes it anyway. The VMs are untouched: their links stay, marked "image deleted"
-         *     (`GET /vms/{vmId}/images`).
+         * Delete an image or ISO
+         * @description Deletes an image or ISO for good: its record, tags and stored bytes; its quota goes back to the department. When VMs were created from it or mount it, a plain delete answers 409 IMAGE_IN_USE listing them and changes nothing; `?confirm=true` deletes it anyway. The VMs are untouched: their links stay, marked "image deleted" (`GET /vms/{vmId}/images`). The owner, admins of the department and super admins.
          */
-        delete: operations["Catalog_remove"];
+        delete: operations["deleteImage"];
         options?: never;
         head?: never;
         /**
-         * Edit descriptive fields, tags and scope (R18). The source URL, hypervisor, format, kind and zone can never
-         *     change (400 IMMUTABLE_FIELD). Scope changes follow R9/R10 (403 SCOPE_CHANGE_FORBIDDEN).
+         * Update an image's descriptive fields, tags or scope
+         * @description Edits the name, description, OS fields, tags, ISO usage and scope of an image. The source, hypervisor, format, kind and zone never change (400 IMMUTABLE_FIELD). For a caller who may edit the image (its owner, admins, super admins). A super admin may set any scope, an admin may move what it may edit between scopes (featuring included), a user may make their own private image public and take it back (403 SCOPE_CHANGE_FORBIDDEN otherwise).
          */
-        patch: operations["Catalog_update"];
+        patch: operations["updateImage"];
         trace?: never;
     };
     "/images/{id}/conversions": {
@@ -240,12 +248,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Ask for a copy of an ACTIVE disk image converted to `format` (qemu-img convert). The copy is a new image in
-         *     the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it
-         *     is QUEUED at once and CONVERTING while qemu-img runs. The quota is reserved by the source's virtual size before
-         *     anything starts (a raw copy of a qcow2 can be many times larger). Delete the copy to cancel.
+         * Convert an image to another disk format
+         * @description Asks for a copy of an ACTIVE disk image converted to `format` (raw or qcow2, with qemu-img). The copy is a new image in the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it answers QUEUED at once and is CONVERTING while qemu-img runs. The quota is reserved by the source's virtual size before anything starts (409 QUOTA_EXCEEDED). An ISO, or an image already in that format, is 422 CONVERSION_NOT_APPLICABLE; an image that is not ACTIVE 409 IMAGE_NOT_ACTIVE. Delete the copy to cancel; the `Location` header names it. Any caller who may see the source image and create images.
          */
-        post: operations["Conversion_create"];
+        post: operations["createConversion"];
         delete?: never;
         options?: never;
         head?: never;
@@ -261,8 +267,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Disable an ACTIVE image (admins, R7): it becomes INACTIVE/DISABLED and cannot create VMs. */
-        post: operations["Catalog_disable"];
+        /**
+         * Disable an active image
+         * @description Takes an ACTIVE image out of use: it becomes INACTIVE/DISABLED, with an optional reason, and no new VM can be created from it (existing VMs are untouched). Admins of the owner's department and super admins; an image that is not ACTIVE answers 409 INVALID_STATE.
+         */
+        post: operations["disableImage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -278,8 +287,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Enable a disabled image (admins, R7): it becomes ACTIVE again. */
-        post: operations["Catalog_enable"];
+        /**
+         * Enable a disabled image
+         * @description Makes a DISABLED image ACTIVE again, so it can create VMs. Admins of the owner's department and super admins; an image that is not disabled answers 409 INVALID_STATE.
+         */
+        post: operations["enableImage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -294,34 +306,25 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Download the file of an ACTIVE image, for a caller who may use it (R19). One byte range per request
-         *     (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with Content-Range), `If-Range` with the
-         *     ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are
-         *     answered with the whole file.
+         * Download the file of an image
+         * @description Streams the bytes of an ACTIVE image or ISO to a caller who may use it (409 IMAGE_NOT_ACTIVE otherwise). One byte range per request (`Range: bytes=start-end`, `bytes=start-`, `bytes=-suffix`; 206 with `Content-Range`; an unsatisfiable range is 416), `If-Range` with the ETag, and the sha256 as a strong `ETag` (`If-None-Match` answers 304). Several ranges in one header are answered with the whole file.
          */
-        get: operations["Ingestion_download"];
+        get: operations["downloadImageFile"];
         /**
-         * Upload the file of an image created with source type UPLOAD (R17), as the raw request body
-         *     (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive, never
-         *     buffered whole; sha256 is computed on the way (md5 too when configured), the first bytes are checked
-         *     against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at
-         *     creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; two
-         *     concurrent uploads of one image: one wins, the other gets 409 INVALID_STATE.
+         * Upload the file of an image
+         * @description Uploads the bytes of an image created with source type UPLOAD, as the raw request body (`Content-Type: application/octet-stream`, or none). The bytes stream into storage as they arrive; the sha256 (and md5 where configured) is computed on the way, the first bytes are checked against the declared format (a qcow2 with a backing file is refused), and the `expectedChecksum` given at creation is verified. Allowed while the image is QUEUED or FAILED, for a caller who may edit it; of two concurrent uploads one wins, the other gets 409 INVALID_STATE.
          *
-         *     A `Content-Length` is checked against INGEST_MAX_SIZE_BYTES (413) and the department's storage quota (409
-         *     QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive and the upload
-         *     stops when it runs out. Send `Expect: 100-continue` to get a refusal before sending the body: "100 Continue"
-         *     comes only once every check passed. A client that sends the body without it still reads the refusal: the
-         *     service reads the rest of a refused body away (up to 64 MiB) before it answers and closes the connection. On success the image is ACTIVE (200, the record). On refused content the image is
-         *     FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED ("upload the
-         *     file again"). Progress (bytes, percent, rate) shows on `GET /images/{id}` while it runs.
+         *     A `Content-Length` is checked against the size limit (413 PAYLOAD_TOO_LARGE) and the department's storage quota (409 QUOTA_EXCEEDED) before a byte is read; without one the quota is reserved as the bytes arrive. Send `Expect: 100-continue` to hear a refusal before sending the body. On success the image is ACTIVE (200, the record); refused content leaves it FAILED with the reason (422 CONTENT_REJECTED); a client that disconnects leaves it FAILED. Progress shows on `GET /images/{id}` while it runs.
          */
-        put: operations["Ingestion_upload"];
+        put: operations["uploadImageFile"];
         post?: never;
         delete?: never;
         options?: never;
-        /** The headers `GET /images/{id}/file` would answer with (size, ETag, range support), without the bytes. */
-        head: operations["Ingestion_head"];
+        /**
+         * Get the headers of an image file
+         * @description The headers `GET /images/{id}/file` would answer with (size, ETag, range support, file name), without the bytes: to learn the size or check the checksum before downloading. Errors have no body, only their status.
+         */
+        head: operations["headImageFile"];
         patch?: never;
         trace?: never;
     };
@@ -335,21 +338,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * The launch check (`service` callers): may `count` VMs with `dataDisks` data disks each be created from this
-         *     image or ISO for this owner in this zone? Refused, each with its own code and in this order, unless the owner
-         *     may use it by scope (403 IMAGE_NOT_USABLE; the compute side sees every image, so this tells it nothing
-         *     hidden), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool ISO never
-         *     creates a VM), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image or ISO gets at most one
-         *     data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` when given (422
-         *     ROOT_DISK_TOO_SMALL), and the owner's department has VM_COUNT and DISK_BYTES quota for all of them (409
-         *     QUOTA_EXCEEDED; DISK_BYTES per VM is `rootDiskBytes`, else a disk image's virtual size, plus `dataDiskBytes`). On success the VMs are reserved (LAUNCH_RESERVATION_TTL_SECONDS) and the answer carries
-         *     what compute needs: format, hypervisor, OS category and bits, size, checksum, and a URL to read the bytes
-         *     without a token until `download.expiresAt` (presigned for MinIO, a signed `/downloads/{id}` URL for the
-         *     filesystem store). Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`.
-         *     Idempotent by `idempotencyKey`: 201 when reserved, 200 with the same reservation (in its current state) and
-         *     a fresh URL when the key was seen with the same request.
+         * Check and reserve a VM launch
+         * @description The launch check for the compute side: may `count` VMs with `dataDisks` data disks each be created from this image or ISO for this owner in this zone? Refused, in this order, unless the owner may use it by scope (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image gets at most one data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` (422 ROOT_DISK_TOO_SMALL), and the department has VM_COUNT and DISK_BYTES quota for all of them (409 QUOTA_EXCEEDED).
+         *
+         *     On success the VMs are reserved for a while and the answer carries what compute needs: format, hypervisor, OS, size, checksum, and a URL to read the bytes without a token until `download.expiresAt`. Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`. Idempotent by `idempotencyKey`: 201 when reserved, 200 with the same reservation and a fresh URL when the key was seen with the same request. `service` callers only.
          */
-        post: operations["Launches_launch"];
+        post: operations["createLaunch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -366,10 +360,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Retry a FAILED import (R17): the image goes back to QUEUED with its reason cleared. A URL image is
-         *     downloaded again; an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit it.
+         * Retry a failed import
+         * @description Puts a FAILED image back to QUEUED with its reason cleared: a URL image is downloaded again, an UPLOAD image waits for a new `PUT /images/{id}/file`. For a caller who may edit the image; an image that is not FAILED answers 409 INVALID_STATE.
          */
-        post: operations["Ingestion_retry"];
+        post: operations["retryImport"];
         delete?: never;
         options?: never;
         head?: never;
@@ -384,12 +378,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The VMs created from this image or mounting this ISO (id, name, relation, owner, since), oldest first, paged:
-         *     what a delete would show (R20). For whoever may delete the image, and services (others: 403 FORBIDDEN, or
-         *     404 for an image they may not see). After a confirmed delete, super admins and services still read them
-         *     with `imageDeleted: true`.
+         * List the VMs using an image
+         * @description The VMs created from this image or mounting this ISO (id, name, relation, owner, since), oldest first, paged: what a delete would show. For whoever may delete the image, and services (others: 403 FORBIDDEN, or 404 for an image they may not see). After a confirmed delete, super admins and services still read them with `imageDeleted: true`.
          */
-        get: operations["ImageVms_list"];
+        get: operations["listImageVms"];
         put?: never;
         post?: never;
         delete?: never;
@@ -406,11 +398,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics of this replica (text exposition format): request durations by route and status,
-         *     import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed;
-         *     expose it on the internal network only.
+         * Get Prometheus metrics
+         * @description Prometheus metrics of this replica in the text exposition format: request durations by route and status, import bytes, durations and failures, queue depth, quota rejections, rate-limit refusals. No token needed; expose it on the internal network only.
          */
-        get: operations["Metrics_render"];
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -429,10 +420,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Reserve amounts for a department, all or nothing. Idempotent by `key` (per caller): 201 when created,
-         *     200 with the same reservation when the key was seen with the same request.
+         * Reserve quota
+         * @description Reserves amounts for a department, all or nothing (409 QUOTA_EXCEEDED when one resource has no room). Idempotent by `key` per caller: 201 when created, 200 with the same reservation when the key was seen with the same request, 422 IDEMPOTENCY_KEY_REUSED when it was seen with another. `service` callers only.
          */
-        post: operations["QuotaReservations_reserve"];
+        post: operations["createReservation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -446,8 +437,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One reservation. */
-        get: operations["QuotaReservations_get"];
+        /**
+         * Get a reservation
+         * @description One quota reservation: its department, status, expiry and, per resource, what is reserved and committed. `service` callers only; an unknown id is 404 RESERVATION_NOT_FOUND.
+         */
+        get: operations["getReservation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -465,8 +459,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Commit the pending amounts (optionally only some resources, optionally with the real amounts). Idempotent. */
-        post: operations["QuotaReservations_commit"];
+        /**
+         * Commit a reservation
+         * @description Turns the pending amounts into usage, optionally only for some `resources` and optionally with the real `amounts` (never more than reserved). Idempotent. `service` callers only.
+         */
+        post: operations["commitReservation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -483,10 +480,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Grow the pending amount of one resource (by `delta`, or to at least `total`), e.g. while streaming a file
-         *     of unknown size; renews the expiry. Reopens a COMMITTED reservation.
+         * Grow a reservation
+         * @description Grows the pending amount of one resource (by `delta`, or to at least `total`; exactly one of them), e.g. while streaming a file of unknown size; renews the expiry and reopens a COMMITTED reservation. 409 QUOTA_EXCEEDED when there is no room. `service` callers only.
          */
-        post: operations["QuotaReservations_grow"];
+        post: operations["growReservation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -502,8 +499,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Give back everything the reservation holds, committed and pending (what it paid for is gone). Idempotent. */
-        post: operations["QuotaReservations_refund"];
+        /**
+         * Refund a reservation
+         * @description Gives back everything the reservation holds, committed and pending, when what it paid for is gone. Idempotent. `service` callers only.
+         */
+        post: operations["refundReservation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -519,8 +519,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Give back what is still pending. Idempotent. */
-        post: operations["QuotaReservations_release"];
+        /**
+         * Release a reservation
+         * @description Gives back what is still pending; what was committed stays used. Idempotent. `service` callers only.
+         */
+        post: operations["releaseReservation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -534,8 +537,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every department that has a ledger, with limits and usage, by department id (super admins and admins). */
-        get: operations["Quotas_list"];
+        /**
+         * List departments' quotas
+         * @description Every department that has a quota ledger, with limits and usage per resource, by department id, paged. Super admins and admins (403 FORBIDDEN otherwise).
+         */
+        get: operations["listQuotas"];
         put?: never;
         post?: never;
         delete?: never;
@@ -554,10 +560,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Recompute usage from the catalog and the reservations, report drift and repair it (unless `dryRun`).
-         *     The same check runs at startup (QUOTA_RECONCILE_ON_START). Super admins and admins.
+         * Reconcile quota usage with the catalog
+         * @description Recomputes usage from the catalog and the open reservations, reports drift per department and resource, and repairs it unless `dryRun`. The same check runs at startup where configured. Super admins and admins.
          */
-        post: operations["Quotas_reconcile"];
+        post: operations["reconcileQuotas"];
         delete?: never;
         options?: never;
         head?: never;
@@ -572,20 +578,20 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A department's limits, usage, reservations and what is left, per resource. Members of the department,
-         *     admins, super admins and services. A department never seen has the default limits and no usage.
+         * Get a department's quota
+         * @description A department's limits, usage, reservations and what is left, per resource. Members of the department, admins, super admins and services (403 FORBIDDEN for a user of another department). A department never seen has the default limits and no usage.
          */
-        get: operations["Quotas_get"];
+        get: operations["getQuota"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /**
-         * Set limits (super admins): an integer, or "unlimited", per resource; resources left out keep theirs.
-         *     A limit below current usage is accepted: nothing more fits until usage drops.
+         * Set a department's quota limits
+         * @description Sets limits per resource: an integer, or "unlimited"; resources left out keep theirs. A limit below current usage is accepted: nothing more fits until usage drops. Super admins only.
          */
-        patch: operations["Quotas_setLimits"];
+        patch: operations["setQuotaLimits"];
         trace?: never;
     };
     "/vms/{vmId}": {
@@ -599,10 +605,10 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Register that the VM was deleted (`service` callers): its links are removed and its VM quota goes back to
-         *     its department. Idempotent: 204 whether or not anything was recorded.
+         * Register a VM deletion
+         * @description Registers that the VM was deleted (`service` callers): its links are removed and its VM quota goes back to its department. Idempotent: 204 whether or not anything was recorded.
          */
-        delete: operations["Vms_remove"];
+        delete: operations["deleteVm"];
         options?: never;
         head?: never;
         patch?: never;
@@ -616,12 +622,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Where a VM came from (`createdFrom`) and which ISOs it mounts now. A link whose image was deleted still
-         *     answers, with `imageDeleted: true` and the image's last name. Services and super admins see every VM, an
-         *     admin its department's, a user their own; a VM with nothing recorded (or nothing the caller may see)
-         *     answers empty.
+         * Get the images a VM uses
+         * @description Where a VM came from (`createdFrom`) and which ISOs it mounts now. A link whose image was deleted still answers, with `imageDeleted: true` and the image's last name. Services and super admins see every VM, an admin its department's, a user their own; a VM with nothing recorded (or nothing the caller may see) answers empty.
          */
-        get: operations["Vms_images"];
+        get: operations["listVmImages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -639,14 +643,16 @@ export interface paths {
         };
         get?: never;
         /**
-         * Register that the VM mounted an ISO (`service` callers), checked like a use of it: it must be an ISO
-         *     (422 NOT_AN_ISO), the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE) and in
-         *     the VM's zone (422 ZONE_MISMATCH). Tool ISOs mount like OS ISOs. Idempotent: mounted again answers 200.
+         * Register an ISO mount
+         * @description Registers that the VM mounted an ISO (`service` callers), checked like a use of it: it must be an ISO (422 NOT_AN_ISO), the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE) and in the VM's zone (422 ZONE_MISMATCH). Tool ISOs mount like OS ISOs. Idempotent: 201 when registered, 200 when it was mounted already.
          */
-        put: operations["Vms_mount"];
+        put: operations["mountIso"];
         post?: never;
-        /** Register that the VM unmounted an ISO (`service` callers). Idempotent: 204 whether or not it was mounted. */
-        delete: operations["Vms_unmount"];
+        /**
+         * Register an ISO unmount
+         * @description Registers that the VM unmounted an ISO (`service` callers). Idempotent: 204 whether or not it was mounted.
+         */
+        delete: operations["unmountIso"];
         options?: never;
         head?: never;
         patch?: never;
@@ -661,17 +667,10 @@ export interface paths {
         };
         get?: never;
         /**
-         * Register that the VM was created from an image or OS ISO (`service` callers). Checked by the launch's rule,
-         *     with or without a reservation (the image may have changed since): the owner may use it (403
-         *     IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE: a tool
-         *     ISO never creates a VM, R6), and `zoneId` is the image's (422 ZONE_MISMATCH). With the launch's
-         *     `reservationId`, one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when
-         *     the reservation no longer holds a VM (expired, all registered), the VM is counted directly (`quota:
-         *     DIRECT`) only if the department's VM_COUNT limit has room (409 QUOTA_EXCEEDED, nothing recorded).
-         *     Idempotent by VM: the same image again answers 200 and charges nothing more; another image is 409
-         *     VM_LINK_CONFLICT. A new `vmName` renames the VM.
+         * Register the image a VM was created from
+         * @description Registers that the VM was created from an image or OS ISO (`service` callers), checked by the launch's rule: the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), and `zoneId` is the image's (422 ZONE_MISMATCH). With the launch's `reservationId` one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when the reservation no longer holds a VM, the VM is counted directly (`quota: DIRECT`) if the department's VM_COUNT limit has room (409 QUOTA_EXCEEDED). Idempotent by VM: the same image again answers 200; another image is 409 VM_LINK_CONFLICT. A new `vmName` renames the VM.
          */
-        put: operations["Vms_origin"];
+        put: operations["registerVmOrigin"];
         post?: never;
         delete?: never;
         options?: never;
@@ -686,11 +685,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List zones (every caller). */
-        get: operations["Zones_list"];
+        /**
+         * List zones
+         * @description The zones images are created in, with their default hypervisor and required disk format, paged and sorted by name. Every authenticated caller.
+         */
+        get: operations["listZones"];
         put?: never;
-        /** Create a zone (super admin). */
-        post: operations["Zones_create"];
+        /**
+         * Create a zone
+         * @description Creates a zone with a unique name (409 ZONE_NAME_TAKEN), its default hypervisor and, optionally, the disk format its images must have. Super admins only.
+         */
+        post: operations["createZone"];
         delete?: never;
         options?: never;
         head?: never;
@@ -704,16 +709,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One zone. */
-        get: operations["Zones_get"];
+        /**
+         * Get a zone
+         * @description One zone. An unknown id is 404 ZONE_NOT_FOUND. Every authenticated caller.
+         */
+        get: operations["getZone"];
         put?: never;
         post?: never;
-        /** Delete an empty zone (super admin). */
-        delete: operations["Zones_remove"];
+        /**
+         * Delete an empty zone
+         * @description Deletes a zone that holds no image (409 ZONE_IN_USE otherwise). Super admins only.
+         */
+        delete: operations["deleteZone"];
         options?: never;
         head?: never;
-        /** Rename a zone or change its description or default hypervisor (super admin). */
-        patch: operations["Zones_update"];
+        /**
+         * Update a zone
+         * @description Renames a zone or changes its description, default hypervisor or required format. Super admins only; a name in use is 409 ZONE_NAME_TAKEN.
+         */
+        patch: operations["updateZone"];
         trace?: never;
     };
 }
@@ -723,11 +737,19 @@ export interface components {
         CommitReservationDto: {
             /** @description The real amounts where they differ from what was reserved (less gives the rest back; more needs room). */
             amounts?: components["schemas"]["QuotaAmountsDto"];
-            /** @description Commit only these resources and leave the others pending (default: every pending one). */
+            /**
+             * @description Commit only these resources and leave the others pending (default: every pending one).
+             * @example [
+             *       "IMAGE_BYTES"
+             *     ]
+             */
             resources?: components["schemas"]["QuotaResource"][];
         };
         CreateConversionDto: {
-            /** @example raw */
+            /**
+             * @description The format of the copy: raw or qcow2 (what qemu-img convert writes).
+             * @example raw
+             */
             format: components["schemas"]["RequiredFormat"];
         };
         CreateImageDto: {
@@ -745,19 +767,25 @@ export interface components {
             expectedChecksum?: string;
             /**
              * Format: int64
-             * @description The file's size when known: the department's storage quota is reserved for it at create (R16).
+             * @description The file's size when known: the department's storage quota is reserved for it at create.
              *     Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
              * @example 2147483648
              */
             expectedSizeBytes?: number;
             /**
-             * @description File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
+             * @description File format. Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
              * @example qcow2
              */
             format?: components["schemas"]["ImageFormat"];
-            /** @description Virtualization technology (R5); default: the zone's. */
+            /**
+             * @description Virtualization technology; default: the zone's.
+             * @example KVM
+             */
             hypervisor?: components["schemas"]["Hypervisor"];
-            /** @description ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
+            /**
+             * @description ISO only, and required there: OS (bootable install media) or TOOL (a tool kit; never creates a VM).
+             * @example OS
+             */
             isoUsage?: components["schemas"]["IsoUsage"];
             /**
              * @description IMAGE (a disk with an OS) or ISO (installation media or a tool kit).
@@ -770,13 +798,14 @@ export interface components {
              */
             name: string;
             /**
-             * @description OS architecture bits (R4).
+             * @description OS architecture bits.
              * @default 64
+             * @example 64
              * @enum {integer}
              */
             osBits: 32 | 64;
             /**
-             * @description OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk.
+             * @description OS category. A WINDOWS_IDE image gives VMs with at most one data disk.
              * @example CENTOS
              */
             osCategory: components["schemas"]["OsCategory"];
@@ -791,8 +820,9 @@ export interface components {
              */
             osVersion?: string;
             /**
-             * @description Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
+             * @description Scope: PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
              * @default PRIVATE
+             * @example PRIVATE
              */
             scope: components["schemas"]["Scope"];
             /** @description Where the bytes come from. */
@@ -807,7 +837,8 @@ export interface components {
             tags?: string[];
             /**
              * Format: uuid
-             * @description The zone the image is created in (R15).
+             * @description The zone the image is created in.
+             * @example 2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21
              */
             zoneId: string;
         };
@@ -832,11 +863,17 @@ export interface components {
              * @example vm-launch-7f3a:quota
              */
             key: string;
-            /** @description Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS). */
+            /**
+             * @description Seconds until an uncommitted reservation expires and its amounts return (default QUOTA_RESERVATION_TTL_SECONDS).
+             * @example 900
+             */
             ttlSeconds?: number;
         };
         CreateZoneDto: {
-            /** @description Free text. */
+            /**
+             * @description Free text.
+             * @example Rack A, Ceph-backed KVM hosts
+             */
             description?: string;
             /**
              * @description The zone's virtualization technology; images created in the zone default to it.
@@ -848,17 +885,36 @@ export interface components {
              * @example zone-beijing-1
              */
             name: string;
-            /** @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+            /**
+             * @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought.
+             * @example raw
+             */
             requiredFormat?: components["schemas"]["RequiredFormat"] | (never | null);
         };
         DepartmentQuotaPage: {
+            /** @description The departments on this page, by department id. */
             items: components["schemas"]["DepartmentQuotaResponse"][];
+            /**
+             * @description The 1-based page number.
+             * @example 1
+             */
             page: number;
+            /**
+             * @description Items per page.
+             * @example 20
+             */
             pageSize: number;
+            /**
+             * @description Departments with a ledger, across all pages.
+             * @example 3
+             */
             total: number;
         };
         DepartmentQuotaResponse: {
-            /** @example dept-rd */
+            /**
+             * @description The department id (the `dept` claim of its members' tokens).
+             * @example dept-rd
+             */
             departmentId: string;
             /** @description Every resource, in a fixed order. */
             resources: components["schemas"]["ResourceUsageResponse"][];
@@ -869,26 +925,46 @@ export interface components {
              * @example connect ECONNREFUSED 127.0.0.1:3306
              */
             error?: string;
-            /** @enum {string} */
+            /**
+             * @description up when the dependency answered the check, down when it did not.
+             * @example up
+             * @enum {string}
+             */
             status: "up" | "down";
         };
         DevTokenDto: {
-            /** @example dept-rd */
+            /**
+             * @description The department id (`dept`).
+             * @example dept-rd
+             */
             dept: string;
-            /** @example Alice */
+            /**
+             * @description Display name (default: the user id).
+             * @example Alice
+             */
             name?: string;
-            /** @example user */
+            /**
+             * @description The role the token carries.
+             * @example user
+             */
             role: components["schemas"]["Role"];
-            /** @example u-alice */
+            /**
+             * @description The user id (`sub`).
+             * @example u-alice
+             */
             sub: string;
         };
         DevTokenResponse: {
             /**
              * Format: date-time
              * @description When it expires (12 hours).
+             * @example 2026-11-20T20:15:00.000Z
              */
             expiresAt: string;
-            /** @description A bearer token signed with the development secret. */
+            /**
+             * @description A bearer token signed with the development secret.
+             * @example eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LWFsaWNlIiwiZGVwdCI6ImRlcHQtcmQiLCJyb2xlIjoidXNlciJ9.3q9Wc7vJ0m8rN1dXyZkPp2oT4fLhGsEaBu6iVnKcQwY
+             */
             token: string;
         };
         DisableImageDto: {
@@ -898,24 +974,44 @@ export interface components {
              */
             reason?: string;
         };
-        /** @enum {string} */
+        /**
+         * @description PRESIGNED (a presigned URL of the object store) or SERVICE (a signed `/downloads/{id}` URL of this service); either is read with an HTTP GET, ranges allowed.
+         * @enum {string}
+         */
         DownloadMethod: "PRESIGNED" | "SERVICE";
         DriftResponse: {
             /**
              * Format: int64
              * @description What the catalog and the reservations say.
+             * @example 5368709120
              */
             actual: number;
+            /**
+             * @description The department whose ledger drifted.
+             * @example dept-rd
+             */
             departmentId: string;
-            /** @enum {string} */
+            /**
+             * @description Which figure of the ledger drifted: `used` or `reserved`.
+             * @example used
+             * @enum {string}
+             */
             field: "used" | "reserved";
             /**
              * Format: int64
              * @description What the ledger said.
+             * @example 6442450944
              */
             recorded: number;
-            /** @description True when the ledger now says `actual`. */
+            /**
+             * @description True when the ledger now says `actual`.
+             * @example true
+             */
             repaired: boolean;
+            /**
+             * @description The resource whose figure drifted.
+             * @example IMAGE_BYTES
+             */
             resource: components["schemas"]["QuotaResource"];
         };
         ErrorBody: {
@@ -929,7 +1025,7 @@ export interface components {
              *     - `AUTH_TOKEN_INVALID` (401): The token is malformed, wrongly signed, or its claims are invalid.
              *     - `AUTH_TOKEN_EXPIRED` (401): The token has expired.
              *     - `FORBIDDEN` (403): The caller may see the resource but not perform this action.
-             *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope (R9/R10).
+             *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope.
              *     - `ROUTE_NOT_FOUND` (404): No such route.
              *     - `IMAGE_NOT_FOUND` (404): No image with this id that the caller may see.
              *     - `ZONE_NOT_FOUND` (404): No zone with this id.
@@ -954,13 +1050,13 @@ export interface components {
              *     - `FILE_PATH_INVALID` (400): The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
              *     - `FILE_NOT_FOUND` (404): No file or folder at this path in the file source.
              *     - `FILE_SOURCE_UNAVAILABLE` (503): The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
-             *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
-             *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
-             *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
-             *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one); details give the owner and the image's scope.
+             *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM.
+             *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's; details give both zone ids.
+             *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk; details give the limit and what was asked.
              *     - `ROOT_DISK_TOO_SMALL` (422): The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
              *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
-             *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
+             *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO: details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
              *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
              *     - `RESERVATION_MISMATCH` (422): The launch reservation belongs to another image or department than the VM being registered; details say which.
              *     - `DOWNLOAD_URL_INVALID` (403): The signed download URL is malformed or its signature does not match (it was altered or is for another image).
@@ -1010,7 +1106,7 @@ export interface components {
          *     - `AUTH_TOKEN_INVALID` (401): The token is malformed, wrongly signed, or its claims are invalid.
          *     - `AUTH_TOKEN_EXPIRED` (401): The token has expired.
          *     - `FORBIDDEN` (403): The caller may see the resource but not perform this action.
-         *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope (R9/R10).
+         *     - `SCOPE_CHANGE_FORBIDDEN` (403): The caller may not move the image to the requested scope.
          *     - `ROUTE_NOT_FOUND` (404): No such route.
          *     - `IMAGE_NOT_FOUND` (404): No image with this id that the caller may see.
          *     - `ZONE_NOT_FOUND` (404): No zone with this id.
@@ -1035,13 +1131,13 @@ export interface components {
          *     - `FILE_PATH_INVALID` (400): The path is refused: absolute, `..` or `.` segments, a backslash, a control character, one of `" * : < > ? |`, a name starting or ending with a space or ending with a dot, a name over 255 or a path over 1024 bytes, a symbolic link leading outside the source, or a folder where a file is needed (and the reverse). details.reason says which.
          *     - `FILE_NOT_FOUND` (404): No file or folder at this path in the file source.
          *     - `FILE_SOURCE_UNAVAILABLE` (503): The file source could not be read: the server is unreachable or did not answer in time, refused the service's credentials, has no such share, or denied access. details.reason gives the file-source code (FILE_SOURCE_UNREACHABLE, FILE_SOURCE_TIMEOUT, FILE_SOURCE_AUTH_FAILED, FILE_SOURCE_SHARE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_BUSY, FILE_SOURCE_FAILED).
-         *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
-         *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
-         *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
-         *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+         *     - `IMAGE_NOT_USABLE` (403): The VM owner may not use this image or ISO (another user's private one); details give the owner and the image's scope.
+         *     - `ISO_NOT_BOOTABLE` (409): The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM.
+         *     - `ZONE_MISMATCH` (422): The image or ISO belongs to another zone than the VM's; details give both zone ids.
+         *     - `TOO_MANY_DATA_DISKS` (422): A VM made from a Windows-IDE image or ISO mounts at most one data disk; details give the limit and what was asked.
          *     - `ROOT_DISK_TOO_SMALL` (422): The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
          *     - `NOT_AN_ISO` (422): Only an ISO can be mounted; this is a disk image.
-         *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
+         *     - `IMAGE_IN_USE` (409): VMs were created from this image or mount this ISO: details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted".
          *     - `VM_LINK_CONFLICT` (409): The VM is already recorded as created from another image; details give both image ids.
          *     - `RESERVATION_MISMATCH` (422): The launch reservation belongs to another image or department than the VM being registered; details say which.
          *     - `DOWNLOAD_URL_INVALID` (403): The signed download URL is malformed or its signature does not match (it was altered or is for another image).
@@ -1055,59 +1151,126 @@ export interface components {
          */
         ErrorCode: "VALIDATION_FAILED" | "MALFORMED_JSON" | "IMMUTABLE_FIELD" | "AUTH_TOKEN_MISSING" | "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED" | "FORBIDDEN" | "SCOPE_CHANGE_FORBIDDEN" | "ROUTE_NOT_FOUND" | "IMAGE_NOT_FOUND" | "ZONE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_STATE" | "ZONE_NAME_TAKEN" | "ZONE_IN_USE" | "CONFLICT" | "QUOTA_EXCEEDED" | "QUOTA_LIMIT_INVALID" | "RESERVATION_NOT_FOUND" | "RESERVATION_NOT_PENDING" | "IDEMPOTENCY_KEY_REUSED" | "URL_NOT_ALLOWED" | "SOURCE_MISMATCH" | "IMAGE_NOT_ACTIVE" | "CONVERSION_NOT_APPLICABLE" | "CONTENT_REJECTED" | "UPLOAD_INCOMPLETE" | "RANGE_NOT_SATISFIABLE" | "FILE_SOURCE_NOT_FOUND" | "FILE_PATH_INVALID" | "FILE_NOT_FOUND" | "FILE_SOURCE_UNAVAILABLE" | "IMAGE_NOT_USABLE" | "ISO_NOT_BOOTABLE" | "ZONE_MISMATCH" | "TOO_MANY_DATA_DISKS" | "ROOT_DISK_TOO_SMALL" | "NOT_AN_ISO" | "IMAGE_IN_USE" | "VM_LINK_CONFLICT" | "RESERVATION_MISMATCH" | "DOWNLOAD_URL_INVALID" | "DOWNLOAD_URL_EXPIRED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "DEPENDENCY_UNAVAILABLE";
         EventActorResponse: {
+            /**
+             * @description The caller's department (type caller).
+             * @example dept-rd
+             */
             department?: string;
+            /**
+             * @description The caller's role (type caller).
+             * @example user
+             */
             role?: string;
             /**
              * @description `caller`: an API caller (user, department, role from its token); `system`: the service itself.
+             * @example caller
              * @enum {string}
              */
             type: "caller" | "system";
+            /**
+             * @description The caller's user id (type caller).
+             * @example u-alice
+             */
             user?: string;
         };
         EventPage: {
+            /** @description The events after the cursor, oldest first (at most `limit`). */
             items: components["schemas"]["EventResponse"][];
-            /** @description The cursor to ask with next (`after=next`): the last position on this page, or `after` when it is empty. */
+            /**
+             * @description The cursor to ask with next (`after=next`): the last position on this page, or `after` when it is empty.
+             * @example 1042
+             */
             next: number;
         };
         EventResponse: {
+            /** @description Who caused the event: an API caller or the system (imports, sweeps). */
             actor: components["schemas"]["EventActorResponse"];
-            /** @description X-Correlation-Id of the request (or job) that caused it. */
+            /**
+             * @description X-Correlation-Id of the request (or job) that caused it.
+             * @example 9b2f4c1e-6a0d-4e8b-b7c3-2d5e8f1a0c47
+             */
             correlationId: string | null;
             /**
              * Format: uuid
              * @description Unique: consumers drop duplicates by it (delivery is at least once).
+             * @example 0e7d3c2b-5a41-4f86-9b1e-7c2d4a6f8e90
              */
             id: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The image the event is about; null for quota events.
+             * @example 6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13
+             */
             imageId: string | null;
+            /**
+             * @description What changed, in the shape of `type` at `version` (asyncapi.yaml documents each).
+             * @example {
+             *       "phase": "READY",
+             *       "status": "ACTIVE"
+             *     }
+             */
             payload: {
                 [key: string]: unknown;
             };
-            /** @description The cursor: increases with every event, in commit order. */
+            /**
+             * @description The cursor: increases with every event, in commit order.
+             * @example 1042
+             */
             position: number;
-            /** @description Order of the events of one image (or of one department for quota events), from 1. */
+            /**
+             * @description Order of the events of one image (or of one department for quota events), from 1.
+             * @example 7
+             */
             sequence: number;
-            /** @description ms since the epoch */
+            /**
+             * @description ms since the epoch
+             * @example 1763626500000
+             */
             time: number;
-            /** @enum {string} */
+            /**
+             * @description The event type, e.g. `image.created`, `image.import.progressed`, `quota.changed`.
+             * @example image.created
+             * @enum {string}
+             */
             type: "image.created" | "image.updated" | "image.scope_changed" | "image.enabled" | "image.disabled" | "image.import.started" | "image.import.progressed" | "image.activated" | "image.import.failed" | "image.deleted" | "vm.linked" | "vm.unlinked" | "iso.mounted" | "iso.unmounted" | "quota.limit_changed" | "quota.refused";
-            /** @description The version of the payload of this type. */
+            /**
+             * @description The version of the payload of this type.
+             * @example 1
+             */
             version: number;
         };
         FileEntryPage: {
+            /** @description The entries on this page: folders first, then by `sort`. */
             items: components["schemas"]["FileEntryResponse"][];
+            /**
+             * @description The 1-based page number.
+             * @example 1
+             */
             page: number;
+            /**
+             * @description Items per page.
+             * @example 20
+             */
             pageSize: number;
             /**
              * @description The folder listed (normalised).
              * @example isos/centos
              */
             path: string;
-            /** @example share */
+            /**
+             * @description The file source listed (its name in GET /file-sources).
+             * @example share
+             */
             source: string;
-            /** @description Matching entries across all pages. */
+            /**
+             * @description Matching entries across all pages.
+             * @example 2
+             */
             total: number;
-            /** @description The folder holds more entries than a listing reads (FILE_SOURCE_MAX_ENTRIES): only the first ones are here. */
+            /**
+             * @description The folder holds more entries than a listing reads (FILE_SOURCE_MAX_ENTRIES): only the first ones are here.
+             * @example false
+             */
             truncated: boolean;
         };
         FileEntryResponse: {
@@ -1133,16 +1296,26 @@ export interface components {
              * @example 1020264448
              */
             size: number;
-            /** @example FILE */
+            /**
+             * @description FILE or DIR (a folder: open it with `path`).
+             * @example FILE
+             */
             type: components["schemas"]["FileEntryType"];
         };
-        /** @enum {string} */
+        /**
+         * @description FILE or DIR (a folder: open it with `path`).
+         * @enum {string}
+         */
         FileEntryType: "FILE" | "DIR";
         /** @enum {string} */
         FileSort: "name" | "size" | "modifiedAt";
-        /** @enum {string} */
+        /**
+         * @description SMB (a share), DIR (a directory on the service's host) or BUCKET (an object-store prefix).
+         * @enum {string}
+         */
         FileSourceKind: "SMB" | "DIR" | "BUCKET";
         FileSourceList: {
+            /** @description The configured file sources; the first one is the default. */
             items: components["schemas"]["FileSourceResponse"][];
         };
         FileSourceResponse: {
@@ -1151,10 +1324,13 @@ export interface components {
              * @example true
              */
             default: boolean;
-            /** @example SMB */
+            /**
+             * @description SMB (a share), DIR (a directory on the service's host) or BUCKET (an object-store prefix).
+             * @example SMB
+             */
             kind: components["schemas"]["FileSourceKind"];
             /**
-             * @description Where users copy files to, for the console to show (R14): the UNC path of an SMB share on port 445
+             * @description Where users copy files to, for the console to show: the UNC path of an SMB share on port 445
              *     (`\\10.0.0.5\files`; `smb://host:port/share` on another port, which UNC cannot name), `s3://bucket/prefix/`
              *     of a bucket; null for a directory on the service's host.
              * @example \\10.0.0.5\files
@@ -1170,17 +1346,24 @@ export interface components {
             /**
              * Format: int64
              * @description Add this much to the pending amount (0 renews the expiry). Give `delta` or `total`.
+             * @example 1073741824
              */
             delta?: number;
+            /**
+             * @description The resource to grow.
+             * @example IMAGE_BYTES
+             */
             resource: components["schemas"]["QuotaResource"];
             /**
              * Format: int64
              * @description Make the pending amount at least this much (idempotent). Give `delta` or `total`.
+             * @example 4294967296
              */
             total?: number;
         };
         HealthResponse: {
             /**
+             * @description One entry per dependency: database, and queue and storage where configured (readiness only: liveness checks none).
              * @example {
              *       "database": {
              *         "status": "up"
@@ -1190,19 +1373,42 @@ export interface components {
             checks?: {
                 [key: string]: components["schemas"]["DependencyHealth"];
             };
-            /** @enum {string} */
+            /**
+             * @description ok when the process (liveness) or every dependency (readiness) answers, else unavailable.
+             * @example ok
+             * @enum {string}
+             */
             status: "ok" | "unavailable";
         };
-        /** @enum {string} */
+        /**
+         * @description The default virtualization technology of images created in it.
+         * @enum {string}
+         */
         Hypervisor: "KVM" | "VMWARE" | "XEN" | "HYPERV";
         ImageCountsResponse: {
+            /**
+             * @description Images the caller may see in the all view.
+             * @example 42
+             */
             all: number;
+            /**
+             * @description Featured images.
+             * @example 5
+             */
             featured: number;
+            /**
+             * @description The caller's own private images (an admin: the department's).
+             * @example 12
+             */
             private: number;
+            /**
+             * @description Public images.
+             * @example 25
+             */
             public: number;
         };
         /**
-         * @description File format (R5). Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
+         * @description File format. Required for an IMAGE; an ISO's format is `iso` (the default for ISOs).
          * @enum {string}
          */
         ImageFormat: "qcow2" | "raw" | "vmdk" | "vhd" | "vhdx" | "iso";
@@ -1212,39 +1418,64 @@ export interface components {
          */
         ImageKind: "IMAGE" | "ISO";
         ImagePage: {
+            /** @description The images on this page. */
             items: components["schemas"]["ImageResponse"][];
+            /**
+             * @description The 1-based page number.
+             * @example 1
+             */
             page: number;
+            /**
+             * @description Items per page.
+             * @example 20
+             */
             pageSize: number;
-            /** @description Matching images across all pages. */
+            /**
+             * @description Matching images across all pages.
+             * @example 42
+             */
             total: number;
-            /** @description The view that was applied (the role's default when none was asked). */
+            /**
+             * @description The view that was applied (the role's default when none was asked).
+             * @example all
+             */
             view: components["schemas"]["View"];
         };
-        /** @enum {string} */
+        /**
+         * @description Where the image is in its life: QUEUED, IMPORTING, CONVERTING, VERIFYING, READY, FAILED or DISABLED.
+         * @enum {string}
+         */
         ImagePhase: "QUEUED" | "IMPORTING" | "VERIFYING" | "READY" | "FAILED" | "DISABLED" | "CONVERTING";
         ImageProgressResponse: {
             /**
              * Format: int64
              * @description Bytes stored so far.
+             * @example 536870912
              */
             bytesDone: number;
             /**
              * Format: int64
              * @description Current transfer rate while bytes stream in (bytes per second, smoothed), else null.
+             * @example 104857600
              */
             bytesPerSecond: number | null;
             /**
              * Format: int64
              * @description Total bytes when known.
+             * @example 1073741824
              */
             bytesTotal: number | null;
-            /** @description 0-100 when the total is known, else null. */
+            /**
+             * @description 0-100 when the total is known, else null.
+             * @example 50
+             */
             percent: number | null;
         };
         ImageResponse: {
             /**
              * Format: int64
              * @description What the image occupies on its store as qemu-img counts it (allocated blocks), once READY; null when unknown (S3).
+             * @example 1073741824
              */
             actualSizeBytes: number | null;
             /**
@@ -1260,52 +1491,147 @@ export interface components {
             /**
              * Format: uuid
              * @description The image this one is a converted copy of.
+             * @example 3d9a1b6e-2c4f-4e7a-8b05-9f1e6c3a7d24
              */
             convertedFrom: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the record was created.
+             * @example 2026-11-20T08:15:00.000Z
+             */
             createdAt: string;
+            /**
+             * @description The owner's department, whose quota the image counts in.
+             * @example dept-rd
+             */
             departmentId: string;
+            /**
+             * @description Free text, up to 2000 characters; empty when none was given.
+             * @example CentOS 7.9 minimal, cloud-init enabled
+             */
             description: string;
-            /** @description The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
+            /**
+             * @description The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against.
+             * @example sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+             */
             expectedChecksum: string | null;
+            /**
+             * @description The file format: qcow2, raw, vmdk, vhd, vhdx or iso.
+             * @example qcow2
+             */
             format: components["schemas"]["ImageFormat"];
+            /**
+             * @description The virtualization technology the image runs on.
+             * @example KVM
+             */
             hypervisor: components["schemas"]["Hypervisor"];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The image id.
+             * @example 6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13
+             */
             id: string;
-            /** @description ISO only: OS or TOOL; null for images. */
+            /**
+             * @description ISO only: OS or TOOL; null for images.
+             * @example OS
+             */
             isoUsage: components["schemas"]["IsoUsage"] | (never | null);
+            /**
+             * @description IMAGE (a disk with an OS) or ISO (installation media or a tool kit).
+             * @example IMAGE
+             */
             kind: components["schemas"]["ImageKind"];
+            /**
+             * @description Display name.
+             * @example centos7-base
+             */
             name: string;
-            /** @enum {integer} */
+            /**
+             * @description OS architecture: 32 or 64 bits.
+             * @example 64
+             * @enum {integer}
+             */
             osBits: 32 | 64;
+            /**
+             * @description The OS family.
+             * @example CENTOS
+             */
             osCategory: components["schemas"]["OsCategory"];
+            /**
+             * @description The OS name.
+             * @example CentOS
+             */
             osName: string;
+            /**
+             * @description The OS version.
+             * @example 7.9
+             */
             osVersion: string;
+            /**
+             * @description The user who created the image.
+             * @example u-alice
+             */
             ownerId: string;
+            /**
+             * @description Where the image is in its life: QUEUED, IMPORTING, CONVERTING, VERIFYING, READY, FAILED or DISABLED.
+             * @example READY
+             */
             phase: components["schemas"]["ImagePhase"];
+            /** @description Import progress (bytes stored, total, percent, rate). */
             progress: components["schemas"]["ImageProgressResponse"];
+            /**
+             * @description Who may see and use it: PRIVATE (owner, and the department's admins), PUBLIC or FEATURED (everyone).
+             * @example PRIVATE
+             */
             scope: components["schemas"]["Scope"];
             /**
              * Format: int64
              * @description Stored size in bytes, once known.
+             * @example 1073741824
              */
             sizeBytes: number | null;
+            /** @description Where the bytes came from (URL, UPLOAD, FILE or CONVERSION). */
             source: components["schemas"]["ImageSourceResponse"];
-            /** @description sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
+            /**
+             * @description sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's.
+             * @example 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+             */
             sourceSha256: string | null;
-            /** @description ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
+            /**
+             * @description ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason).
+             * @example ACTIVE
+             */
             status: components["schemas"]["ImageStatus"];
-            /** @description Why the image is inactive, in words a person understands (failed imports, disabling). */
+            /**
+             * @description Why the image is inactive, in words a person understands (failed imports, disabling).
+             * @example The checksum does not match the expected one: upload the file again
+             */
             statusReason: string | null;
+            /**
+             * @description Tags, lower-cased.
+             * @example [
+             *       "centos",
+             *       "base"
+             *     ]
+             */
             tags: string[];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the record last changed.
+             * @example 2026-11-20T08:17:42.000Z
+             */
             updatedAt: string;
             /**
              * Format: int64
              * @description The disk's size once expanded, as qemu-img reports it (what a VM's root disk must hold), once READY; an ISO's is its size.
+             * @example 10737418240
              */
             virtualSizeBytes: number | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The zone the image belongs to.
+             * @example 2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21
+             */
             zoneId: string;
         };
         /** @enum {string} */
@@ -1317,7 +1643,7 @@ export interface components {
              */
             fileSource?: string;
             /**
-             * @description Path inside the file source, for type FILE (R14), e.g. `isos/CentOS-7.iso`.
+             * @description Path inside the file source, for type FILE, e.g. `isos/CentOS-7.iso`.
              * @example isos/CentOS-7-x86_64-Minimal.iso
              */
             path?: string;
@@ -1328,18 +1654,31 @@ export interface components {
             type: components["schemas"]["SourceType"];
             /**
              * Format: uri
-             * @description http(s) URL of the file, for type URL (R13), e.g. `http://10.0.0.5/centos7.qcow2`.
+             * @description http(s) URL of the file, for type URL, e.g. `http://10.0.0.5/centos7.qcow2`.
              * @example http://10.0.0.5/images/centos7.qcow2
              */
             url?: string;
         };
         ImageSourceResponse: {
-            /** @description The file source the path belongs to (type FILE). */
+            /**
+             * @description The file source the path belongs to (type FILE).
+             * @example share
+             */
             fileSource?: string | null;
-            /** @description The picked path (type FILE). */
+            /**
+             * @description The picked path (type FILE).
+             * @example isos/CentOS-7-x86_64-Minimal-2009.iso
+             */
             path?: string | null;
+            /**
+             * @description URL, UPLOAD, FILE or CONVERSION.
+             * @example URL
+             */
             type: components["schemas"]["SourceType"];
-            /** @description The URL the bytes were downloaded from (type URL). */
+            /**
+             * @description The URL the bytes were downloaded from (type URL).
+             * @example http://10.0.0.5/images/centos7.qcow2
+             */
             url?: string | null;
         };
         /**
@@ -1349,29 +1688,49 @@ export interface components {
         ImageStatus: "ACTIVE" | "INACTIVE";
         ImageVmPage: {
             /**
-             * @description The image was deleted (confirmed, R20); these VMs still exist and keep their links.
+             * @description The image was deleted (confirmed); these VMs still exist and keep their links.
              * @example false
              */
             imageDeleted: boolean;
             /**
              * Format: uuid
+             * @description The image asked about.
              * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
              */
             imageId: string;
+            /** @description The VMs on this page, oldest link first. */
             items: components["schemas"]["ImageVmResponse"][];
-            /** @example 1 */
+            /**
+             * @description The 1-based page number.
+             * @example 1
+             */
             page: number;
-            /** @example 20 */
+            /**
+             * @description Items per page.
+             * @example 20
+             */
             pageSize: number;
-            /** @example 2 */
+            /**
+             * @description VMs linked to the image, across all pages.
+             * @example 2
+             */
             total: number;
         };
         ImageVmResponse: {
-            /** @example dept-rd */
+            /**
+             * @description The VM owner's department.
+             * @example dept-rd
+             */
             departmentId: string;
-            /** @example u-alice */
+            /**
+             * @description The VM's owner.
+             * @example u-alice
+             */
             ownerId: string;
-            /** @example CREATED_FROM */
+            /**
+             * @description CREATED_FROM (the VM was created from the image) or ISO_MOUNTED (the VM mounts the ISO).
+             * @example CREATED_FROM
+             */
             relation: components["schemas"]["LinkRelation"];
             /**
              * Format: date-time
@@ -1379,23 +1738,33 @@ export interface components {
              * @example 2026-11-20T08:15:00.000Z
              */
             since: string;
-            /** @example vm-0001 */
+            /**
+             * @description The compute side's VM id.
+             * @example vm-0001
+             */
             vmId: string;
-            /** @example web-01 */
+            /**
+             * @description The VM's name.
+             * @example web-01
+             */
             vmName: string;
         };
         /**
-         * @description ISO only, and required there (R6): OS (bootable install media) or TOOL (a tool kit; never creates a VM).
+         * @description ISO only, and required there: OS (bootable install media) or TOOL (a tool kit; never creates a VM).
          * @enum {string}
          */
         IsoUsage: "OS" | "TOOL";
         LaunchDownloadResponse: {
             /**
              * Format: date-time
+             * @description Until when `url` works.
              * @example 2026-11-20T09:15:00.000Z
              */
             expiresAt: string;
-            /** @example SERVICE */
+            /**
+             * @description PRESIGNED (a presigned URL of the object store) or SERVICE (a signed `/downloads/{id}` URL of this service); either is read with an HTTP GET, ranges allowed.
+             * @example SERVICE
+             */
             method: components["schemas"]["DownloadMethod"];
             /**
              * @description A presigned object-store URL (MinIO) or a signed URL of this service (filesystem store); GET it, Range works.
@@ -1414,12 +1783,19 @@ export interface components {
              * @example null
              */
             checksumMd5: string | null;
-            /** @example qcow2 */
+            /**
+             * @description The file format compute must expect.
+             * @example qcow2
+             */
             format: components["schemas"]["ImageFormat"];
-            /** @example KVM */
+            /**
+             * @description The hypervisor the VMs must run on.
+             * @example KVM
+             */
             hypervisor: components["schemas"]["Hypervisor"];
             /**
              * Format: uuid
+             * @description The image id.
              * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
              */
             id: string;
@@ -1428,20 +1804,36 @@ export interface components {
              * @example null
              */
             isoUsage: components["schemas"]["IsoUsage"] | (never | null);
-            /** @example IMAGE */
+            /**
+             * @description IMAGE or ISO.
+             * @example IMAGE
+             */
             kind: components["schemas"]["ImageKind"];
-            /** @example CentOS 7.9 base */
+            /**
+             * @description Display name.
+             * @example CentOS 7.9 base
+             */
             name: string;
             /**
+             * @description OS architecture: 32 or 64 bits.
              * @example 64
-             * @enum {number}
+             * @enum {integer}
              */
             osBits: 32 | 64;
-            /** @example CENTOS */
+            /**
+             * @description The OS family (WINDOWS_IDE limits data disks to one).
+             * @example CENTOS
+             */
             osCategory: components["schemas"]["OsCategory"];
-            /** @example CentOS */
+            /**
+             * @description The OS name.
+             * @example CentOS
+             */
             osName: string;
-            /** @example 7.9 */
+            /**
+             * @description The OS version.
+             * @example 7.9
+             */
             osVersion: string;
             /**
              * Format: int64
@@ -1457,13 +1849,14 @@ export interface components {
             virtualSizeBytes: number | null;
             /**
              * Format: uuid
+             * @description The image's zone.
              * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
              */
             zoneId: string;
         };
         LaunchRequestDto: {
             /**
-             * @description How many VMs (R19: one or more).
+             * @description How many VMs (one or more).
              * @example 3
              */
             count: number;
@@ -1476,7 +1869,7 @@ export interface components {
              */
             dataDiskBytes?: number[];
             /**
-             * @description Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1 (R3).
+             * @description Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1.
              * @default 0
              * @example 1
              */
@@ -1488,6 +1881,7 @@ export interface components {
              * @example launch-2026-11-20-7f3a
              */
             idempotencyKey: string;
+            /** @description Who will own the VMs: the scope rules are checked for this user, and quota is charged to their department. */
             owner: components["schemas"]["VmOwnerDto"];
             /**
              * Format: int64
@@ -1498,7 +1892,7 @@ export interface components {
             rootDiskBytes?: number;
             /**
              * Format: uuid
-             * @description The zone the VMs are created in; it must be the image's (R15).
+             * @description The zone the VMs are created in; it must be the image's.
              * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
              */
             zoneId: string;
@@ -1516,6 +1910,7 @@ export interface components {
              * @example 21474836480
              */
             diskBytesPerVm: number;
+            /** @description Where compute reads the bytes without a token. */
             download: components["schemas"]["LaunchDownloadResponse"];
             /**
              * Format: date-time
@@ -1523,6 +1918,7 @@ export interface components {
              * @example 2026-11-20T09:15:00.000Z
              */
             expiresAt: string;
+            /** @description What compute needs to know about the image. */
             image: components["schemas"]["LaunchImageResponse"];
             /**
              * @description VMs of the reservation not registered yet.
@@ -1544,7 +1940,7 @@ export interface components {
         /** @enum {string} */
         LinkRelation: "CREATED_FROM" | "ISO_MOUNTED";
         /**
-         * @description OS category (R3). A WINDOWS_IDE image gives VMs with at most one data disk.
+         * @description OS category. A WINDOWS_IDE image gives VMs with at most one data disk.
          * @enum {string}
          */
         OsCategory: "CENTOS" | "UBUNTU" | "DEBIAN" | "REDHAT" | "ROCKY" | "SUSE" | "OPENEULER" | "KYLIN" | "UOS" | "OTHER_LINUX" | "WINDOWS_VIRTIO" | "WINDOWS_IDE" | "OTHER";
@@ -1552,31 +1948,37 @@ export interface components {
             /**
              * Format: int64
              * @description VM disk (bytes).
+             * @example 107374182400
              */
             DISK_BYTES?: number;
             /**
              * Format: int64
              * @description Image storage (bytes).
+             * @example 10737418240
              */
             IMAGE_BYTES?: number;
             /**
              * Format: int64
              * @description Images (count).
+             * @example 1
              */
             IMAGE_COUNT?: number;
             /**
              * Format: int64
              * @description VM memory (bytes).
+             * @example 8589934592
              */
             MEMORY_BYTES?: number;
             /**
              * Format: int64
              * @description Virtual CPUs (count).
+             * @example 4
              */
             VCPU?: number;
             /**
              * Format: int64
              * @description Virtual machines (count).
+             * @example 2
              */
             VM_COUNT?: number;
         };
@@ -1612,7 +2014,10 @@ export interface components {
              */
             VM_COUNT?: number | "unlimited";
         };
-        /** @enum {string} */
+        /**
+         * @description The resource.
+         * @enum {string}
+         */
         QuotaResource: "IMAGE_COUNT" | "IMAGE_BYTES" | "VM_COUNT" | "VCPU" | "MEMORY_BYTES" | "DISK_BYTES";
         ReconcileDto: {
             /**
@@ -1623,22 +2028,40 @@ export interface components {
             /**
              * @description Report drift without repairing it.
              * @default false
+             * @example false
              */
             dryRun: boolean;
         };
         ReconcileResponse: {
-            /** @description How many departments were checked. */
+            /**
+             * @description How many departments were checked.
+             * @example 3
+             */
             departments: number;
+            /** @description What differed, per department, resource and figure (empty when nothing drifted). */
             drift: components["schemas"]["DriftResponse"][];
+            /**
+             * @description True when drift was only reported, not repaired.
+             * @example false
+             */
             dryRun: boolean;
             /** @description Departments whose ledger kept changing while checked; run again. */
             skipped: components["schemas"]["ReconcileSkipped"][];
         };
         ReconcileSkipped: {
+            /**
+             * @description The department that was not checked.
+             * @example dept-ops
+             */
             departmentId: string;
+            /**
+             * @description Why it was not checked, e.g. its ledger kept changing while it was being checked.
+             * @example the ledger kept changing; run again
+             */
             reason: string;
         };
         RegisterMountDto: {
+            /** @description The VM's owner: the scope rules are checked for this user. */
             owner: components["schemas"]["VmOwnerDto"];
             /**
              * @description The VM's name as the console shows it.
@@ -1647,7 +2070,7 @@ export interface components {
             vmName: string;
             /**
              * Format: uuid
-             * @description The VM's zone; it must be the ISO's (R15).
+             * @description The VM's zone; it must be the ISO's.
              * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
              */
             zoneId: string;
@@ -1668,6 +2091,7 @@ export interface components {
              * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
              */
             imageId: string;
+            /** @description The VM's owner: the scope rules are checked for this user, and VM quota is charged to their department. */
             owner: components["schemas"]["VmOwnerDto"];
             /**
              * Format: uuid
@@ -1684,7 +2108,7 @@ export interface components {
             vmName: string;
             /**
              * Format: uuid
-             * @description The VM's zone; it must be the image's (R15), as at the launch.
+             * @description The VM's zone; it must be the image's, as at the launch.
              * @example 5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11
              */
             zoneId: string;
@@ -1698,66 +2122,117 @@ export interface components {
             /**
              * Format: int64
              * @description Committed (counted in the department's `used`).
+             * @example 0
              */
             committed: number;
-            /** @description True while the amount is reserved and not yet committed or released. */
+            /**
+             * @description True while the amount is reserved and not yet committed or released.
+             * @example true
+             */
             pending: boolean;
             /**
              * Format: int64
              * @description Held pending (counted in the department's `reserved`).
+             * @example 10737418240
              */
             reserved: number;
+            /**
+             * @description The resource.
+             * @example IMAGE_BYTES
+             */
             resource: components["schemas"]["QuotaResource"];
         };
         ReservationResponse: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was reserved.
+             * @example 2026-11-20T08:15:00.000Z
+             */
             createdAt: string;
+            /**
+             * @description The department the amounts are held for.
+             * @example dept-rd
+             */
             departmentId: string;
             /**
              * Format: date-time
              * @description When a PENDING reservation expires (renewed by each grow).
+             * @example 2026-11-20T08:30:00.000Z
              */
             expiresAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The reservation id.
+             * @example c4a7e2d9-1f3b-4e8a-9d6c-5b2a0f7e3c18
+             */
             id: string;
+            /** @description One entry per resource reserved. */
             items: components["schemas"]["ReservationItemResponse"][];
-            /** @description The caller's idempotency key. */
+            /**
+             * @description The caller's idempotency key.
+             * @example launch-7f3a-0001
+             */
             key: string;
+            /**
+             * @description PENDING while something is held, COMMITTED, RELEASED, REFUNDED or EXPIRED.
+             * @example PENDING
+             */
             status: components["schemas"]["ReservationStatus"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             * @example 2026-11-20T08:16:10.000Z
+             */
             updatedAt: string;
         };
-        /** @enum {string} */
+        /**
+         * @description PENDING while something is held, COMMITTED, RELEASED, REFUNDED or EXPIRED.
+         * @enum {string}
+         */
         ReservationStatus: "PENDING" | "COMMITTED" | "RELEASED" | "EXPIRED" | "REFUNDED";
         ResourceUsageResponse: {
             /**
              * Format: int64
              * @description The limit; null when unlimited.
+             * @example 107374182400
              */
             limit: number | null;
             /**
              * Format: int64
              * @description limit - used - reserved, never below 0; null when unlimited.
+             * @example 64424509440
              */
             remaining: number | null;
             /**
              * Format: int64
              * @description Held by pending reservations.
+             * @example 10737418240
              */
             reserved: number;
+            /**
+             * @description The resource.
+             * @example IMAGE_BYTES
+             */
             resource: components["schemas"]["QuotaResource"];
-            /** @description True when there is no limit. */
+            /**
+             * @description True when there is no limit.
+             * @example false
+             */
             unlimited: boolean;
             /**
              * Format: int64
              * @description Held by what exists (committed reservations).
+             * @example 32212254720
              */
             used: number;
         };
-        /** @enum {string} */
+        /**
+         * @description The role the token carries.
+         * @enum {string}
+         */
         Role: "super_admin" | "admin" | "user" | "service";
         /**
-         * @description Scope (R9): PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
+         * @description Scope: PRIVATE by default; only a super admin may create FEATURED or PUBLIC.
          * @enum {string}
          */
         Scope: "FEATURED" | "PUBLIC" | "PRIVATE";
@@ -1777,28 +2252,76 @@ export interface components {
          */
         SourceType: "URL" | "FILE" | "UPLOAD" | "CONVERSION";
         UpdateImageDto: {
+            /**
+             * @description New free text, up to 2000 characters.
+             * @example CentOS 7.9 minimal, patched 2026-11
+             */
             description?: string;
-            /** @description ISO only. */
+            /**
+             * @description ISO only.
+             * @example TOOL
+             */
             isoUsage?: components["schemas"]["IsoUsage"];
+            /**
+             * @description New display name, 1-255 characters.
+             * @example centos7-base-v2
+             */
             name?: string;
-            /** @enum {integer} */
+            /**
+             * @description New OS architecture: 32 or 64.
+             * @example 64
+             * @enum {integer}
+             */
             osBits?: 32 | 64;
+            /**
+             * @description New OS family.
+             * @example CENTOS
+             */
             osCategory?: components["schemas"]["OsCategory"];
+            /**
+             * @description New OS name.
+             * @example CentOS
+             */
             osName?: string;
+            /**
+             * @description New OS version.
+             * @example 7.9.2009
+             */
             osVersion?: string;
-            /** @description New scope, within R9/R10 (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
+            /**
+             * @description New scope (403 SCOPE_CHANGE_FORBIDDEN otherwise).
+             * @example PUBLIC
+             */
             scope?: components["schemas"]["Scope"];
-            /** @description Replaces all tags. */
+            /**
+             * @description Replaces all tags.
+             * @example [
+             *       "centos",
+             *       "base"
+             *     ]
+             */
             tags?: string[];
         };
         UpdateZoneDto: {
-            /** @description Free text. */
+            /**
+             * @description Free text.
+             * @example Rack B, local SSD
+             */
             description?: string;
-            /** @description New virtualization technology (existing images keep theirs). */
+            /**
+             * @description New virtualization technology (existing images keep theirs).
+             * @example KVM
+             */
             hypervisor?: components["schemas"]["Hypervisor"];
-            /** @description New unique name. */
+            /**
+             * @description New unique name.
+             * @example zone-b
+             */
             name?: string;
-            /** @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought. */
+            /**
+             * @description The storage format the zone keeps disk images in (raw for a Ceph-backed zone, qcow2 for local KVM): an image imported in another disk format is converted on import; ISOs never are. null (the default) keeps the format brought.
+             * @example qcow2
+             */
             requiredFormat?: components["schemas"]["RequiredFormat"] | (never | null);
         };
         /** @enum {string} */
@@ -1811,25 +2334,34 @@ export interface components {
             imageDeleted: boolean;
             /**
              * Format: date-time
+             * @description When the image was deleted; null while it exists.
              * @example null
              */
             imageDeletedAt: string | null;
             /**
              * Format: uuid
+             * @description The image or ISO id.
              * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
              */
             imageId: string;
-            /** @example IMAGE */
+            /**
+             * @description IMAGE or ISO.
+             * @example IMAGE
+             */
             kind: components["schemas"]["ImageKind"];
             /**
              * @description The image's name now, or its last name when it was deleted.
              * @example CentOS 7.9 base
              */
             name: string;
-            /** @example CREATED_FROM */
+            /**
+             * @description CREATED_FROM or ISO_MOUNTED.
+             * @example CREATED_FROM
+             */
             relation: components["schemas"]["LinkRelation"];
             /**
              * Format: date-time
+             * @description When the link was registered.
              * @example 2026-11-20T08:15:00.000Z
              */
             since: string;
@@ -1837,13 +2369,22 @@ export interface components {
         VmImagesResponse: {
             /** @description The image or OS ISO the VM was created from; null when none is recorded (a VM that only mounts ISOs). */
             createdFrom: components["schemas"]["VmImageResponse"] | (never | null);
-            /** @example dept-rd */
+            /**
+             * @description The VM owner's department; null when nothing is recorded.
+             * @example dept-rd
+             */
             departmentId: string | null;
             /** @description The ISOs mounted now. */
             isoMounts: components["schemas"]["VmImageResponse"][];
-            /** @example u-alice */
+            /**
+             * @description The VM's owner; null when nothing is recorded.
+             * @example u-alice
+             */
             ownerId: string | null;
-            /** @example vm-0001 */
+            /**
+             * @description The VM asked about.
+             * @example vm-0001
+             */
             vmId: string;
             /**
              * @description null when nothing is recorded for this VM (or nothing the caller may see).
@@ -1852,21 +2393,31 @@ export interface components {
             vmName: string | null;
         };
         VmLinkResponse: {
-            /** @example dept-rd */
+            /**
+             * @description The VM owner's department.
+             * @example dept-rd
+             */
             departmentId: string;
             /**
              * Format: uuid
+             * @description The image or ISO id.
              * @example 0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23
              */
             imageId: string;
-            /** @example u-alice */
+            /**
+             * @description The VM's owner.
+             * @example u-alice
+             */
             ownerId: string;
             /**
              * @description Where the VM's quota came from (NONE for an ISO mount).
              * @example LAUNCH_RESERVATION
              */
             quota: components["schemas"]["VmQuotaSource"];
-            /** @example CREATED_FROM */
+            /**
+             * @description CREATED_FROM or ISO_MOUNTED.
+             * @example CREATED_FROM
+             */
             relation: components["schemas"]["LinkRelation"];
             /**
              * Format: uuid
@@ -1876,12 +2427,19 @@ export interface components {
             reservationId: string | null;
             /**
              * Format: date-time
+             * @description When the link was registered.
              * @example 2026-11-20T08:15:00.000Z
              */
             since: string;
-            /** @example vm-0001 */
+            /**
+             * @description The compute side's VM id.
+             * @example vm-0001
+             */
             vmId: string;
-            /** @example web-01 */
+            /**
+             * @description The VM's name.
+             * @example web-01
+             */
             vmName: string;
         };
         VmOwnerDto: {
@@ -1913,35 +2471,93 @@ export interface components {
          */
         VmQuotaSource: "LAUNCH_RESERVATION" | "DIRECT" | "NONE";
         ZonePage: {
+            /** @description The zones on this page, by name. */
             items: components["schemas"]["ZoneResponse"][];
+            /**
+             * @description The 1-based page number.
+             * @example 1
+             */
             page: number;
+            /**
+             * @description Items per page.
+             * @example 20
+             */
             pageSize: number;
-            /** @description Number of zones in all pages. */
+            /**
+             * @description Number of zones in all pages.
+             * @example 2
+             */
             total: number;
         };
         ZoneResponse: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the zone was created.
+             * @example 2026-10-01T09:00:00.000Z
+             */
             createdAt: string;
+            /**
+             * @description Free text.
+             * @example Rack A, Ceph-backed KVM hosts
+             */
             description: string;
+            /**
+             * @description The default virtualization technology of images created in it.
+             * @example KVM
+             */
             hypervisor: components["schemas"]["Hypervisor"];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The zone id.
+             * @example 2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21
+             */
             id: string;
+            /**
+             * @description Unique name.
+             * @example zone-a
+             */
             name: string;
-            /** @description The storage format disk images are converted to on import; null when the zone keeps what is brought. */
+            /**
+             * @description The storage format disk images are converted to on import; null when the zone keeps what is brought.
+             * @example raw
+             */
             requiredFormat: components["schemas"]["RequiredFormat"] | (never | null);
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the zone last changed.
+             * @example 2026-10-01T09:00:00.000Z
+             */
             updatedAt: string;
         };
     };
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description Byte ranges are supported (`Range: bytes=...`). */
+        AcceptRanges: "bytes";
+        /** @description An attachment named after the image and its format (an ASCII `filename` and the exact UTF-8 `filename*`). */
+        ContentDisposition: string;
+        /** @description The number of bytes in the body: the whole file, or the range. */
+        ContentLength: number;
+        /** @description Which bytes of the file the body holds (206), or the file size (416: `bytes *\/{size}`). */
+        ContentRange: string;
+        /** @description A strong validator: the file's sha256 in quotes (size and time when no checksum is known yet). */
+        ETag: string;
+        /** @description When the image record last changed. */
+        LastModified: string;
+        /** @description The URL of the image just created. */
+        Location: string;
+        /** @description Seconds to wait before trying again (rate limited, or a dependency is unavailable). */
+        RetryAfter: number;
+        /** @description The request's correlation id: the caller's own `X-Correlation-Id` when it sent a well-formed one, else a new UUID. Also in every error body and in the logs. */
+        XCorrelationId: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    DevTokens_mint: {
+    createDevToken: {
         parameters: {
             query?: never;
             header?: never;
@@ -1954,8 +2570,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Created. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1969,6 +2587,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1981,6 +2600,7 @@ export interface operations {
             /** @description `ROUTE_NOT_FOUND`: No such route. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1993,6 +2613,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2005,6 +2626,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2016,7 +2638,7 @@ export interface operations {
             };
         };
     };
-    Downloads_download: {
+    downloadSignedFile: {
         parameters: {
             query: {
                 /** @description Unix time (seconds) the URL expires at, as the launch gave it. */
@@ -2033,7 +2655,7 @@ export interface operations {
                 "If-None-Match"?: string;
             };
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -2043,6 +2665,12 @@ export interface operations {
             /** @description The whole file. */
             200: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2052,6 +2680,13 @@ export interface operations {
             /** @description The requested range (Content-Range says which). */
             206: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Range": components["headers"]["ContentRange"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2061,6 +2696,11 @@ export interface operations {
             /** @description Not modified (If-None-Match matched the ETag). */
             304: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2068,6 +2708,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2084,6 +2725,7 @@ export interface operations {
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2096,6 +2738,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2108,6 +2751,7 @@ export interface operations {
             /** @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2120,6 +2764,8 @@ export interface operations {
             /** @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size. */
             416: {
                 headers: {
+                    "Content-Range": components["headers"]["ContentRange"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2132,6 +2778,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2143,7 +2791,7 @@ export interface operations {
             };
         };
     };
-    Downloads_head: {
+    headSignedFile: {
         parameters: {
             query: {
                 /** @description Unix time (seconds) the URL expires at, as the launch gave it. */
@@ -2153,7 +2801,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -2163,6 +2811,12 @@ export interface operations {
             /** @description The headers of the whole file. */
             200: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2170,6 +2824,13 @@ export interface operations {
             /** @description The headers of the requested range. */
             206: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Range": components["headers"]["ContentRange"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2181,6 +2842,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2194,6 +2856,7 @@ export interface operations {
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2205,6 +2868,7 @@ export interface operations {
              */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2216,6 +2880,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2227,6 +2892,8 @@ export interface operations {
              */
             416: {
                 headers: {
+                    "Content-Range": components["headers"]["ContentRange"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2238,13 +2905,15 @@ export interface operations {
              */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
         };
     };
-    Events_list: {
+    listEvents: {
         parameters: {
             query?: {
                 /** @description The cursor: events after this position (0 = from the oldest kept). Take `next` of the previous page. */
@@ -2262,8 +2931,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2273,6 +2944,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2291,6 +2963,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2303,6 +2976,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2314,7 +2989,7 @@ export interface operations {
             };
         };
     };
-    Events_stream: {
+    streamEvents: {
         parameters: {
             query?: {
                 /**
@@ -2344,6 +3019,7 @@ export interface operations {
             /** @description An endless text/event-stream. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2353,6 +3029,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2371,6 +3048,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2383,6 +3061,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2394,7 +3074,7 @@ export interface operations {
             };
         };
     };
-    FileSources_list: {
+    listFileSources: {
         parameters: {
             query?: never;
             header?: never;
@@ -2406,6 +3086,7 @@ export interface operations {
             /** @description The configured sources. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2439,6 +3120,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2451,6 +3133,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2462,7 +3145,7 @@ export interface operations {
             };
         };
     };
-    FileSources_entries: {
+    listFileEntries: {
         parameters: {
             query?: {
                 /** @description 1-based page number. */
@@ -2471,8 +3154,12 @@ export interface operations {
                 pageSize?: number;
                 /** @description The folder to list, relative to the source's root, `/`-separated; empty or absent: the root. */
                 path?: string;
-                /** @description Folders always come first; within each, this key. */
+                /**
+                 * @description Folders always come first; within each, this key.
+                 * @example name
+                 */
                 sort?: components["schemas"]["FileSort"];
+                /** @description asc (the default) or desc. */
                 order?: "asc" | "desc";
                 /** @description Only entries whose name contains this (case-insensitive). */
                 name?: string;
@@ -2489,6 +3176,7 @@ export interface operations {
             /** @description A page of the folder. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2528,6 +3216,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2546,6 +3235,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2558,6 +3248,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2574,6 +3265,7 @@ export interface operations {
              */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2590,6 +3282,8 @@ export interface operations {
              */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2601,7 +3295,7 @@ export interface operations {
             };
         };
     };
-    Health_live: {
+    getLiveness: {
         parameters: {
             query?: never;
             header?: never;
@@ -2610,8 +3304,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2620,7 +3316,7 @@ export interface operations {
             };
         };
     };
-    Health_ready: {
+    getReadiness: {
         parameters: {
             query?: never;
             header?: never;
@@ -2629,8 +3325,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2640,6 +3338,8 @@ export interface operations {
             /** @description A dependency is down. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2648,7 +3348,7 @@ export interface operations {
             };
         };
     };
-    Catalog_list: {
+    listImages: {
         parameters: {
             query?: {
                 /** @description 1-based page number. */
@@ -2657,16 +3357,41 @@ export interface operations {
                 pageSize?: number;
                 /** @description Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
                 tags?: string[];
+                /**
+                 * @description Only images of this kind (IMAGE or ISO).
+                 * @example IMAGE
+                 */
                 kind?: components["schemas"]["ImageKind"];
                 /** @description Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
                 q?: string;
                 /** @description Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
                 name?: string;
+                /**
+                 * @description Only images of this OS family.
+                 * @example CENTOS
+                 */
                 osCategory?: components["schemas"]["OsCategory"];
+                /**
+                 * @description Only images for this hypervisor.
+                 * @example KVM
+                 */
                 hypervisor?: components["schemas"]["Hypervisor"];
+                /**
+                 * @description Only ACTIVE, or only INACTIVE, images.
+                 * @example ACTIVE
+                 */
                 status?: components["schemas"]["ImageStatus"];
+                /**
+                 * @description Only images in this phase.
+                 * @example QUEUED
+                 */
                 phase?: components["schemas"]["ImagePhase"];
+                /**
+                 * @description Only images in this file format.
+                 * @example qcow2
+                 */
                 format?: components["schemas"]["ImageFormat"];
+                /** @description Only images of this zone. */
                 zoneId?: string;
                 /** @description Owner user id, exactly (case-sensitive). */
                 ownerId?: string;
@@ -2676,9 +3401,17 @@ export interface operations {
                 minVirtualSize?: number;
                 /** @description Only images whose virtual size is at most this many bytes (images without one yet never match). */
                 maxVirtualSize?: number;
-                /** @description R11 view; default `all` for a super admin, `featured` for everyone else. */
+                /**
+                 * @description The view; default `all` for a super admin, `featured` for everyone else.
+                 * @example all
+                 */
                 view?: components["schemas"]["View"];
+                /**
+                 * @description The sort key: name, createdAt (the default), sizeBytes or virtualSizeBytes.
+                 * @example name
+                 */
                 sort?: components["schemas"]["ImageSort"];
+                /** @description asc or desc (the default). */
                 order?: "asc" | "desc";
             };
             header?: never;
@@ -2687,8 +3420,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2698,6 +3433,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2716,6 +3452,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2728,6 +3465,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2739,7 +3478,7 @@ export interface operations {
             };
         };
     };
-    Catalog_create: {
+    createImage: {
         parameters: {
             query?: never;
             header?: never;
@@ -2752,8 +3491,11 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Created. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2771,6 +3513,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2789,6 +3532,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2801,10 +3545,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2823,6 +3568,7 @@ export interface operations {
              */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2839,6 +3585,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2851,6 +3598,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2863,6 +3611,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2875,6 +3624,8 @@ export interface operations {
             /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2891,6 +3642,8 @@ export interface operations {
              */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2902,21 +3655,46 @@ export interface operations {
             };
         };
     };
-    Catalog_counts: {
+    countImages: {
         parameters: {
             query?: {
                 /** @description Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
                 tags?: string[];
+                /**
+                 * @description Only images of this kind (IMAGE or ISO).
+                 * @example IMAGE
+                 */
                 kind?: components["schemas"]["ImageKind"];
                 /** @description Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
                 q?: string;
                 /** @description Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
                 name?: string;
+                /**
+                 * @description Only images of this OS family.
+                 * @example CENTOS
+                 */
                 osCategory?: components["schemas"]["OsCategory"];
+                /**
+                 * @description Only images for this hypervisor.
+                 * @example KVM
+                 */
                 hypervisor?: components["schemas"]["Hypervisor"];
+                /**
+                 * @description Only ACTIVE, or only INACTIVE, images.
+                 * @example ACTIVE
+                 */
                 status?: components["schemas"]["ImageStatus"];
+                /**
+                 * @description Only images in this phase.
+                 * @example QUEUED
+                 */
                 phase?: components["schemas"]["ImagePhase"];
+                /**
+                 * @description Only images in this file format.
+                 * @example qcow2
+                 */
                 format?: components["schemas"]["ImageFormat"];
+                /** @description Only images of this zone. */
                 zoneId?: string;
                 /** @description Owner user id, exactly (case-sensitive). */
                 ownerId?: string;
@@ -2933,8 +3711,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2944,6 +3724,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2962,6 +3743,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2974,6 +3756,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2985,20 +3769,22 @@ export interface operations {
             };
         };
     };
-    Catalog_get: {
+    getImage: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3008,6 +3794,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3026,6 +3813,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3038,6 +3826,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3050,6 +3839,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3061,18 +3852,18 @@ export interface operations {
             };
         };
     };
-    Catalog_remove: {
+    deleteImage: {
         parameters: {
             query?: {
                 /**
-                 * @description R20: `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
+                 * @description `true` deletes even when VMs were created from the image or mount the ISO (their links stay, marked
                  *     "image deleted"); without it such a delete answers 409 IMAGE_IN_USE listing those VMs and changes nothing.
                  */
                 confirm?: boolean;
             };
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3082,6 +3873,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3093,6 +3885,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3111,6 +3904,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3123,6 +3917,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3135,6 +3930,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3144,9 +3940,10 @@ export interface operations {
                     };
                 };
             };
-            /** @description `IMAGE_IN_USE`: VMs were created from this image or mount this ISO (R20): details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted". */
+            /** @description `IMAGE_IN_USE`: VMs were created from this image or mount this ISO: details.vms lists them (at most 100; details.total counts them all). Delete again with `?confirm=true` to delete it anyway; the VMs are untouched and keep their links, marked "image deleted". */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3159,6 +3956,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3171,6 +3969,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3183,6 +3982,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3194,12 +3995,12 @@ export interface operations {
             };
         };
     };
-    Catalog_update: {
+    updateImage: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3210,8 +4011,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3227,6 +4030,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3245,6 +4049,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3257,10 +4062,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3273,6 +4079,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3285,6 +4092,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3297,6 +4105,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3309,6 +4118,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3320,12 +4131,12 @@ export interface operations {
             };
         };
     };
-    Conversion_create: {
+    createConversion: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3339,6 +4150,8 @@ export interface operations {
             /** @description The new image, QUEUED for conversion. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3352,6 +4165,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3370,6 +4184,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3382,10 +4197,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope (R9/R10).
+             *     `SCOPE_CHANGE_FORBIDDEN`: The caller may not move the image to the requested scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3398,6 +4214,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3414,6 +4231,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3426,6 +4244,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3438,6 +4257,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3450,6 +4270,7 @@ export interface operations {
             /** @description `CONVERSION_NOT_APPLICABLE`: The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT). */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3462,6 +4283,8 @@ export interface operations {
             /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3474,6 +4297,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3485,12 +4310,12 @@ export interface operations {
             };
         };
     };
-    Catalog_disable: {
+    disableImage: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3501,8 +4326,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3516,6 +4343,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3534,6 +4362,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3546,6 +4375,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3558,6 +4388,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3570,6 +4401,7 @@ export interface operations {
             /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3582,6 +4414,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3594,6 +4427,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3606,6 +4440,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3617,20 +4453,22 @@ export interface operations {
             };
         };
     };
-    Catalog_enable: {
+    enableImage: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3644,6 +4482,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3662,6 +4501,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3674,6 +4514,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3686,6 +4527,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3698,6 +4540,7 @@ export interface operations {
             /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3710,6 +4553,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3722,6 +4566,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3734,6 +4579,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3745,7 +4592,7 @@ export interface operations {
             };
         };
     };
-    Ingestion_download: {
+    downloadImageFile: {
         parameters: {
             query?: never;
             header?: {
@@ -3757,7 +4604,7 @@ export interface operations {
                 "If-None-Match"?: string;
             };
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3767,6 +4614,12 @@ export interface operations {
             /** @description The whole file. */
             200: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3776,6 +4629,13 @@ export interface operations {
             /** @description The requested range (Content-Range says which). */
             206: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Range": components["headers"]["ContentRange"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3785,6 +4645,11 @@ export interface operations {
             /** @description Not modified (If-None-Match matched the ETag). */
             304: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3792,6 +4657,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3810,6 +4676,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3822,6 +4689,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3834,6 +4702,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3846,6 +4715,7 @@ export interface operations {
             /** @description `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3858,6 +4728,8 @@ export interface operations {
             /** @description `RANGE_NOT_SATISFIABLE`: The requested byte range starts at or past the end of the file; the Content-Range header gives the size. */
             416: {
                 headers: {
+                    "Content-Range": components["headers"]["ContentRange"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3870,6 +4742,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3881,12 +4755,12 @@ export interface operations {
             };
         };
     };
-    Ingestion_upload: {
+    uploadImageFile: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -3901,6 +4775,7 @@ export interface operations {
             /** @description Stored and verified: the image is ACTIVE. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3916,6 +4791,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3934,6 +4810,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3946,6 +4823,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3958,6 +4836,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3976,6 +4855,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3988,6 +4868,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4000,6 +4881,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4012,6 +4894,7 @@ export interface operations {
             /** @description `CONTENT_REJECTED`: The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why. */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4024,6 +4907,8 @@ export interface operations {
             /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4036,6 +4921,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4047,12 +4934,12 @@ export interface operations {
             };
         };
     };
-    Ingestion_head: {
+    headImageFile: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -4062,6 +4949,12 @@ export interface operations {
             /** @description The headers of the whole file. */
             200: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4069,6 +4962,13 @@ export interface operations {
             /** @description The headers of the requested range. */
             206: {
                 headers: {
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Range": components["headers"]["ContentRange"];
+                    ETag: components["headers"]["ETag"];
+                    "Last-Modified": components["headers"]["LastModified"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4080,6 +4980,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4095,6 +4996,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4106,6 +5008,7 @@ export interface operations {
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4117,6 +5020,7 @@ export interface operations {
              */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4128,6 +5032,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4139,6 +5044,8 @@ export interface operations {
              */
             416: {
                 headers: {
+                    "Content-Range": components["headers"]["ContentRange"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4150,18 +5057,20 @@ export interface operations {
              */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
         };
     };
-    Launches_launch: {
+    createLaunch: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -4175,6 +5084,7 @@ export interface operations {
             /** @description The key was used before with the same request: that launch. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4184,6 +5094,7 @@ export interface operations {
             /** @description Allowed: the VMs are reserved. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4197,6 +5108,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4215,6 +5127,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4227,10 +5140,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one); details give the owner and the image's scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4243,6 +5157,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4259,10 +5174,11 @@ export interface operations {
              *
              *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
              *
-             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM.
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4275,6 +5191,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4287,6 +5204,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4299,14 +5217,15 @@ export interface operations {
             /**
              * @description `IDEMPOTENCY_KEY_REUSED`: This idempotency key was already used for a different reservation (another department or other amounts).
              *
-             *     `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             *     `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's; details give both zone ids.
              *
-             *     `TOO_MANY_DATA_DISKS`: A VM made from a Windows-IDE image or ISO mounts at most one data disk (R3); details give the limit and what was asked.
+             *     `TOO_MANY_DATA_DISKS`: A VM made from a Windows-IDE image or ISO mounts at most one data disk; details give the limit and what was asked.
              *
              *     `ROOT_DISK_TOO_SMALL`: The VMs' root disk (rootDiskBytes) is smaller than the image's virtual size, so the image would not fit on it; details give both.
              */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4319,6 +5238,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4330,12 +5251,12 @@ export interface operations {
             };
         };
     };
-    Ingestion_retry: {
+    retryImport: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -4345,6 +5266,7 @@ export interface operations {
             /** @description Queued again. */
             202: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4358,6 +5280,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4376,6 +5299,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4388,6 +5312,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4400,6 +5325,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4412,6 +5338,7 @@ export interface operations {
             /** @description `INVALID_STATE`: The image is not in a state that allows this action; details.status/phase say which. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4424,6 +5351,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4436,6 +5364,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4448,6 +5377,8 @@ export interface operations {
             /** @description `RATE_LIMITED`: Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again. */
             429: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4460,6 +5391,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4471,27 +5404,32 @@ export interface operations {
             };
         };
     };
-    ImageVms_list: {
+    listImageVms: {
         parameters: {
             query?: {
                 /** @description 1-based page number. */
                 page?: number;
                 /** @description Items per page. */
                 pageSize?: number;
-                /** @description Only this relation. */
+                /**
+                 * @description Only this relation.
+                 * @example CREATED_FROM
+                 */
                 relation?: components["schemas"]["LinkRelation"];
             };
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The image or ISO id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4501,6 +5439,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4519,6 +5458,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4531,6 +5471,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4543,6 +5484,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4555,6 +5497,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4566,7 +5510,7 @@ export interface operations {
             };
         };
     };
-    Metrics_render: {
+    getMetrics: {
         parameters: {
             query?: never;
             header?: never;
@@ -4578,6 +5522,7 @@ export interface operations {
             /** @description Prometheus text format. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4586,7 +5531,7 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_reserve: {
+    createReservation: {
         parameters: {
             query?: never;
             header?: never;
@@ -4602,6 +5547,7 @@ export interface operations {
             /** @description The key was used before with the same request: that reservation, in its current state. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4611,6 +5557,7 @@ export interface operations {
             /** @description Reserved. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4624,6 +5571,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4642,6 +5590,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4654,6 +5603,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4670,6 +5620,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4682,6 +5633,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4694,6 +5646,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4706,6 +5659,7 @@ export interface operations {
             /** @description `IDEMPOTENCY_KEY_REUSED`: This idempotency key was already used for a different reservation (another department or other amounts). */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4718,6 +5672,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4729,19 +5685,22 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_get: {
+    getReservation: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The reservation id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4751,6 +5710,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4769,6 +5729,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4781,6 +5742,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4793,6 +5755,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4805,6 +5768,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4816,11 +5781,12 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_commit: {
+    commitReservation: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The reservation id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -4831,8 +5797,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4846,6 +5814,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4864,6 +5833,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4876,6 +5846,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4888,6 +5859,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4906,6 +5878,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4918,6 +5891,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4930,6 +5904,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4942,6 +5917,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4953,11 +5930,12 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_grow: {
+    growReservation: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The reservation id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -4968,8 +5946,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4983,6 +5963,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5001,6 +5982,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5013,6 +5995,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5025,6 +6008,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5043,6 +6027,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5055,6 +6040,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5067,6 +6053,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5079,6 +6066,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5090,19 +6079,22 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_refund: {
+    refundReservation: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The reservation id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5116,6 +6108,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5134,6 +6127,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5146,6 +6140,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5158,6 +6153,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5170,6 +6166,7 @@ export interface operations {
             /** @description `CONFLICT`: The request conflicts with the current state of the resource. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5182,6 +6179,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5194,6 +6192,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5206,6 +6205,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5217,19 +6218,22 @@ export interface operations {
             };
         };
     };
-    QuotaReservations_release: {
+    releaseReservation: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The reservation id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5243,6 +6247,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5261,6 +6266,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5273,6 +6279,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5285,6 +6292,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5301,6 +6309,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5313,6 +6322,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5325,6 +6335,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5337,6 +6348,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5348,7 +6361,7 @@ export interface operations {
             };
         };
     };
-    Quotas_list: {
+    listQuotas: {
         parameters: {
             query?: {
                 /** @description 1-based page number. */
@@ -5362,8 +6375,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5373,6 +6388,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5391,6 +6407,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5403,6 +6420,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5415,6 +6433,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5426,7 +6446,7 @@ export interface operations {
             };
         };
     };
-    Quotas_reconcile: {
+    reconcileQuotas: {
         parameters: {
             query?: never;
             header?: never;
@@ -5439,8 +6459,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5454,6 +6476,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5472,6 +6495,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5484,6 +6508,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5496,6 +6521,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5508,6 +6534,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5520,6 +6547,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5531,19 +6560,22 @@ export interface operations {
             };
         };
     };
-    Quotas_get: {
+    getQuota: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The department id (the `dept` claim of its members' tokens). */
                 departmentId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5553,6 +6585,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5571,6 +6604,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5583,6 +6617,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5595,6 +6630,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5606,11 +6643,12 @@ export interface operations {
             };
         };
     };
-    Quotas_setLimits: {
+    setQuotaLimits: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The department id (the `dept` claim of its members' tokens). */
                 departmentId: string;
             };
             cookie?: never;
@@ -5621,8 +6659,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5638,6 +6678,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5656,6 +6697,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5668,6 +6710,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5680,6 +6723,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5692,6 +6736,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5704,6 +6749,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5715,7 +6762,7 @@ export interface operations {
             };
         };
     };
-    Vms_remove: {
+    deleteVm: {
         parameters: {
             query?: never;
             header?: never;
@@ -5730,6 +6777,7 @@ export interface operations {
             /** @description Nothing is recorded for this VM (any more). */
             204: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -5741,6 +6789,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5759,6 +6808,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5771,6 +6821,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5783,6 +6834,7 @@ export interface operations {
             /** @description `RESERVATION_NOT_FOUND`: No quota reservation with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5795,6 +6847,7 @@ export interface operations {
             /** @description `CONFLICT`: The request conflicts with the current state of the resource. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5807,6 +6860,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5819,6 +6873,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5831,6 +6886,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5842,7 +6899,7 @@ export interface operations {
             };
         };
     };
-    Vms_images: {
+    listVmImages: {
         parameters: {
             query?: never;
             header?: never;
@@ -5854,8 +6911,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5865,6 +6924,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5883,6 +6943,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5895,6 +6956,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5906,7 +6969,7 @@ export interface operations {
             };
         };
     };
-    Vms_mount: {
+    mountIso: {
         parameters: {
             query?: never;
             header?: never;
@@ -5927,6 +6990,7 @@ export interface operations {
             /** @description Already mounted: the link as it is. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5936,6 +7000,7 @@ export interface operations {
             /** @description Registered. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5949,6 +7014,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5967,6 +7033,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5979,10 +7046,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one); details give the owner and the image's scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5995,6 +7063,7 @@ export interface operations {
             /** @description `IMAGE_NOT_FOUND`: No image with this id that the caller may see. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6011,6 +7080,7 @@ export interface operations {
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6023,6 +7093,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6035,6 +7106,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6045,12 +7117,13 @@ export interface operations {
                 };
             };
             /**
-             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's; details give both zone ids.
              *
              *     `NOT_AN_ISO`: Only an ISO can be mounted; this is a disk image.
              */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6063,6 +7136,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6074,7 +7149,7 @@ export interface operations {
             };
         };
     };
-    Vms_unmount: {
+    unmountIso: {
         parameters: {
             query?: never;
             header?: never;
@@ -6091,6 +7166,7 @@ export interface operations {
             /** @description Not mounted (any more). */
             204: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -6102,6 +7178,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6120,6 +7197,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6132,6 +7210,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6144,6 +7223,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6156,6 +7236,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6168,6 +7249,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6179,7 +7262,7 @@ export interface operations {
             };
         };
     };
-    Vms_origin: {
+    registerVmOrigin: {
         parameters: {
             query?: never;
             header?: never;
@@ -6198,6 +7281,7 @@ export interface operations {
             /** @description Already registered: the link as it is. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6207,6 +7291,7 @@ export interface operations {
             /** @description Registered. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6220,6 +7305,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6238,6 +7324,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6250,10 +7337,11 @@ export interface operations {
             /**
              * @description `FORBIDDEN`: The caller may see the resource but not perform this action.
              *
-             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one, R8); details give the owner and the image's scope.
+             *     `IMAGE_NOT_USABLE`: The VM owner may not use this image or ISO (another user's private one); details give the owner and the image's scope.
              */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6270,6 +7358,7 @@ export interface operations {
              */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6288,12 +7377,13 @@ export interface operations {
              *
              *     `IMAGE_NOT_ACTIVE`: The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.
              *
-             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM (R6).
+             *     `ISO_NOT_BOOTABLE`: The ISO is a tool kit (usage TOOL): it can be mounted but never create a VM.
              *
              *     `VM_LINK_CONFLICT`: The VM is already recorded as created from another image; details give both image ids.
              */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6306,6 +7396,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6318,6 +7409,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6328,12 +7420,13 @@ export interface operations {
                 };
             };
             /**
-             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's (R15); details give both zone ids.
+             * @description `ZONE_MISMATCH`: The image or ISO belongs to another zone than the VM's; details give both zone ids.
              *
              *     `RESERVATION_MISMATCH`: The launch reservation belongs to another image or department than the VM being registered; details say which.
              */
             422: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6346,6 +7439,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6357,7 +7452,7 @@ export interface operations {
             };
         };
     };
-    Zones_list: {
+    listZones: {
         parameters: {
             query?: {
                 /** @description 1-based page number. */
@@ -6371,8 +7466,10 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6382,6 +7479,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6400,6 +7498,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6412,6 +7511,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6423,7 +7524,7 @@ export interface operations {
             };
         };
     };
-    Zones_create: {
+    createZone: {
         parameters: {
             query?: never;
             header?: never;
@@ -6436,8 +7537,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Created. */
             201: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6451,6 +7554,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6469,6 +7573,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6481,6 +7586,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6493,6 +7599,7 @@ export interface operations {
             /** @description `ZONE_NAME_TAKEN`: Another zone already has this name. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6505,6 +7612,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6517,6 +7625,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6529,6 +7638,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6540,20 +7651,22 @@ export interface operations {
             };
         };
     };
-    Zones_get: {
+    getZone: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The zone id (UUID). */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6563,6 +7676,7 @@ export interface operations {
             /** @description `VALIDATION_FAILED`: A field, query parameter or path parameter is invalid; details lists each one. */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6581,6 +7695,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6593,6 +7708,7 @@ export interface operations {
             /** @description `ZONE_NOT_FOUND`: No zone with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6605,6 +7721,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6616,12 +7734,12 @@ export interface operations {
             };
         };
     };
-    Zones_remove: {
+    deleteZone: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The zone id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -6631,6 +7749,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -6642,6 +7761,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6660,6 +7780,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6672,6 +7793,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6684,6 +7806,7 @@ export interface operations {
             /** @description `ZONE_NOT_FOUND`: No zone with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6696,6 +7819,7 @@ export interface operations {
             /** @description `ZONE_IN_USE`: The zone still holds images. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6708,6 +7832,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6720,6 +7845,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6732,6 +7858,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6743,12 +7871,12 @@ export interface operations {
             };
         };
     };
-    Zones_update: {
+    updateZone: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                /** @description The resource id (UUID). */
+                /** @description The zone id (UUID). */
                 id: string;
             };
             cookie?: never;
@@ -6759,8 +7887,10 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK. */
             200: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6774,6 +7904,7 @@ export interface operations {
              */
             400: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6792,6 +7923,7 @@ export interface operations {
              */
             401: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6804,6 +7936,7 @@ export interface operations {
             /** @description `FORBIDDEN`: The caller may see the resource but not perform this action. */
             403: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6816,6 +7949,7 @@ export interface operations {
             /** @description `ZONE_NOT_FOUND`: No zone with this id. */
             404: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6828,6 +7962,7 @@ export interface operations {
             /** @description `ZONE_NAME_TAKEN`: Another zone already has this name. */
             409: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6840,6 +7975,7 @@ export interface operations {
             /** @description `PAYLOAD_TOO_LARGE`: The request body exceeds the configured limit (for uploads of image bytes: INGEST_MAX_SIZE_BYTES); details.maxSize gives it where known. */
             413: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6852,6 +7988,7 @@ export interface operations {
             /** @description `UNSUPPORTED_MEDIA_TYPE`: The request body has a content type this route does not accept. */
             415: {
                 headers: {
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6864,6 +8001,8 @@ export interface operations {
             /** @description `DEPENDENCY_UNAVAILABLE`: A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Correlation-Id": components["headers"]["XCorrelationId"];
                     [name: string]: unknown;
                 };
                 content: {
