@@ -1,9 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { Principal } from '../access/principal';
 import type { LinkedVm } from '../events/event-catalogue';
 import { ImageEntity } from './image.entity';
 import { ContributorName, LIFECYCLE_CONTRIBUTIONS } from './image-lifecycle.steps';
+
+/**
+ * The create's one transaction, as the catalog's repository opened it. Opaque outside repositories (it is the
+ * transaction's TypeORM CreateTransaction): a listener hands it to its own repository, which writes its own tables
+ * on it.
+ */
+export type CreateTransaction = object;
 
 export interface DeleteOptions {
   /** the caller confirmed after seeing what the delete touches (R20) */
@@ -33,7 +39,7 @@ export interface ImageLifecycleListener {
    * (the quota's reservation, issue 16). A listener writes only its own tables, through its own repository,
    * on `m`. May refuse by throwing; createFailed then decides whether the create runs again.
    */
-  reserveInTransaction?(image: ImageEntity, m: EntityManager): Promise<void>;
+  reserveInTransaction?(image: ImageEntity, m: CreateTransaction): Promise<void>;
   /**
    * the create's transaction rolled back with `error` (thrown by any reserveInTransaction, or by the write):
    * true when this listener settled its cause and the whole create should run again (reserveInTransaction runs
@@ -97,8 +103,8 @@ export class ImageLifecycle {
    * transaction before the row is written; when the transaction fails, asks the listeners (createFailed)
    * whether to run it again, at most CREATE_ATTEMPTS times.
    */
-  async persist<T>(image: ImageEntity, write: (reserve: (m: EntityManager) => Promise<void>) => Promise<T>): Promise<T> {
-    const reserve = async (m: EntityManager) => {
+  async persist<T>(image: ImageEntity, write: (reserve: (m: CreateTransaction) => Promise<void>) => Promise<T>): Promise<T> {
+    const reserve = async (m: CreateTransaction) => {
       for (const l of this.listeners) await l.reserveInTransaction?.(image, m);
     };
     for (let attempt = 1; ; attempt++) {

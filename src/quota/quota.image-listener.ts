@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
 import { ImageEntity } from '../catalog/image.entity';
-import { ImageLifecycleListener } from '../catalog/image-lifecycle';
+import { CreateTransaction, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { QuotaService } from './quota.service';
 
 /**
@@ -25,7 +24,7 @@ export class QuotaImageListener implements ImageLifecycleListener {
 
   constructor(private readonly quota: QuotaService) {}
 
-  async reserveInTransaction(image: ImageEntity, m: EntityManager): Promise<void> {
+  async reserveInTransaction(image: ImageEntity, m: CreateTransaction): Promise<void> {
     const state = this.attempts.get(image);
     await this.quota.reserveImageIn(m, image.id, image.departmentId, image.bytesTotal, state?.oneByOne ?? false);
   }

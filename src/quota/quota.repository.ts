@@ -311,14 +311,15 @@ export class QuotaRepository {
   }
 
   /**
-   * Runs a program inside a transaction another module opened (the catalog's create), on that transaction's
+   * Runs a program inside a transaction another module opened (the catalog's create: `tx` is that
+   * transaction's EntityManager, opaque to the modules between), on that transaction's
    * connection, so what it writes commits or rolls back with the rest. A refusal throws QuotaRefusal (the
    * caller lets it roll its transaction back); nothing is retried here, the caller runs its transaction again.
    * On MariaDB the statements go to the transaction's mysql2 connection directly (as runMariadb does); on SQLite
    * they run synchronously on the one connection, which is inside the caller's transaction.
    */
-  async runIn<T>(m: EntityManager, program: () => Tx<T>): Promise<T> {
-    const runner = m.queryRunner;
+  async runIn<T>(tx: object, program: () => Tx<T>): Promise<T> {
+    const runner = (tx as EntityManager).queryRunner;
     if (!runner?.isTransactionActive) throw new Error('runIn needs a manager inside a transaction');
     let exec: (s: Stmt) => Res | Promise<Res>;
     if (this.sqlite) {
@@ -510,8 +511,8 @@ export class QuotaRepository {
    * conditional UPDATE. When a row does not fit it refuses `changed`; run again with `oneByOne`, it refuses
    * `exceeded` (or `ledger_missing`) naming the row, as reserve does.
    */
-  reserveIn(m: EntityManager, n: NewReservation, items: ItemRecord[], now: Date, oneByOne: boolean): Promise<ReservationRecord> {
-    return this.runIn(m, () => this.reserveSettledTx(n, items, now, oneByOne));
+  reserveIn(tx: object, n: NewReservation, items: ItemRecord[], now: Date, oneByOne: boolean): Promise<ReservationRecord> {
+    return this.runIn(tx, () => this.reserveSettledTx(n, items, now, oneByOne));
   }
 
   private *reserveSettledTx(n: NewReservation, items: ItemRecord[], now: Date, oneByOne: boolean): Tx<ReservationRecord> {

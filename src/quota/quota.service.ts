@@ -5,11 +5,11 @@ import { Principal } from '../access/principal';
 import { AppError } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { CatalogService } from '../catalog/catalog.service';
+import type { CreateTransaction } from '../catalog/image-lifecycle';
 import { EventsService } from '../events/events.service';
 import { QuotaConfig } from './quota.config';
 import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 import { ExceededFacts, idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
-import { EntityManager } from 'typeorm';
 import { CATALOG_CALLER, isDeadlock, ItemRecord, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRefusal, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
 
 export type Amounts = Partial<Record<QuotaResource, number>>;
@@ -323,7 +323,7 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
    * `oneByOne` (set by settleImageCreate after a refusal) moves the ledger rows one at a time to name the one
    * that did not fit.
    */
-  async reserveImageIn(m: EntityManager, imageId: string, departmentId: string, expectedBytes: number | null, oneByOne = false): Promise<ReservationRecord> {
+  async reserveImageIn(m: CreateTransaction, imageId: string, departmentId: string, expectedBytes: number | null, oneByOne = false): Promise<ReservationRecord> {
     const bytes = expectedBytes ?? 0;
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw invalid(`amounts.${QuotaResource.ImageBytes}`, `amounts.${QuotaResource.ImageBytes} must be a non-negative integer`);
     const amounts = orderedAmounts({ [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: bytes });
