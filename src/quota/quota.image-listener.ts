@@ -20,7 +20,7 @@ import { QuotaService } from './quota.service';
 export class QuotaImageListener implements ImageLifecycleListener {
   private readonly logger = new Logger('Quota');
   /** per create in progress: what an earlier attempt learned */
-  private readonly attempts = new WeakMap<ImageEntity, { oneByOne: boolean; swept: boolean }>();
+  private readonly attempts = new WeakMap<ImageEntity, { oneByOne: boolean; swept: boolean; failures: number }>();
 
   constructor(private readonly quota: QuotaService) {}
 
@@ -30,9 +30,10 @@ export class QuotaImageListener implements ImageLifecycleListener {
   }
 
   async createFailed(image: ImageEntity, error: unknown): Promise<boolean> {
-    const state = this.attempts.get(image) ?? { oneByOne: false, swept: false };
+    const state = this.attempts.get(image) ?? { oneByOne: false, swept: false, failures: 0 };
     this.attempts.set(image, state);
-    const next = await this.quota.settleImageCreate(image.departmentId, error, state.swept);
+    state.failures++;
+    const next = await this.quota.settleImageCreate(image.departmentId, error, state.swept, state.failures);
     if (next === 'again-one-by-one') state.oneByOne = true;
     if (next === 'swept-again') state.swept = true;
     return next !== 'not-mine';

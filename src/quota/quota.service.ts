@@ -350,9 +350,17 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
    * a ledger row created, expired reservations given back, a lock conflict), 'again-one-by-one' (a ledger row
    * did not fit: run again naming it), or 'not-mine' (someone else's error). A department without room throws
    * QUOTA_EXCEEDED (and writes the quota.refused event, as reserve does). `swept`: expired reservations were
-   * already given back for this create.
+   * already given back for this create; `failures`: how many times this create's transaction failed so far
+   * (CONFLICT once it is RETRIES - 1, before the lifecycle gives up with the raw error).
    */
-  async settleImageCreate(departmentId: string, error: unknown, swept: boolean): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
+  async settleImageCreate(departmentId: string, error: unknown, swept: boolean, failures = 1): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
+    const next = await this.settleOnce(departmentId, error, swept);
+    // as every other quota operation: a ledger that keeps moving answers CONFLICT, never a driver error
+    if (next !== 'not-mine' && failures >= RETRIES - 1) throw this.busy();
+    return next;
+  }
+
+  private async settleOnce(departmentId: string, error: unknown, swept: boolean): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
     if (isDeadlock(error)) {
       await new Promise((r) => setTimeout(r, Math.random() * 5));
       return 'again';
