@@ -22,8 +22,9 @@ function catalog() {
   const rows = new Map<string, ImageWithTags>();
   const events: string[] = [];
   const repo = {
-    insert: async (image: ImageEntity, tags: string[], inTx?: (m: unknown) => Promise<void>) => {
-      await inTx?.({});
+    insert: async (image: ImageEntity, tags: string[], before?: (m: unknown) => Promise<void>, after?: (m: unknown) => Promise<void>) => {
+      await before?.({});
+      await after?.({});
       rows.set(image.id, { ...image, updatedAt: image.createdAt, tags } as ImageWithTags);
       // like the real repository: the answer is the inserted entity with its stored tags
       return { ...rows.get(image.id)! };
@@ -35,7 +36,7 @@ function catalog() {
       rows.set(id, { ...row, ...patch, tags: tags ?? row.tags });
     },
   } as unknown as CatalogRepository;
-  const zones = { get: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }) } as unknown as ZonesService;
+  const zones = { get: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }), getCached: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }) } as unknown as ZonesService;
   const eventsPort = { record: async (_m: unknown, e: { type: string }) => void events.push(e.type) } as unknown as EventsService;
   return { service: new CatalogService(repo, new AccessPolicy(), zones, new ImageLifecycle(), eventsPort), rows, events };
 }

@@ -49,7 +49,7 @@ export class CatalogService implements OnModuleInit {
       throw new AppError('SCOPE_CHANGE_FORBIDDEN', `A ${p.role} may not create ${scope} images`, { scope });
     }
     if ((dto.source.type === SourceType.Conversion) !== (copyOf !== undefined)) throw invalid('source.type', 'a conversion is asked for with POST /images/{id}/conversions');
-    const zone = await this.zones.get(dto.zoneId);
+    const zone = await this.zones.getCached(dto.zoneId);
     const format = dto.kind === ImageKind.Iso ? (dto.format ?? ImageFormat.Iso) : dto.format!;
     if (dto.kind === ImageKind.Iso && format !== ImageFormat.Iso) throw invalid('format', 'an ISO has format iso');
     if (dto.kind === ImageKind.Image && format === ImageFormat.Iso) throw invalid('format', 'an IMAGE cannot have format iso; create an ISO instead');
@@ -98,22 +98,26 @@ export class CatalogService implements OnModuleInit {
     const tags = normaliseTags(dto.tags);
     let saved: ImageWithTags;
     try {
-      saved = await this.repo.insert(image, tags, (m) =>
-        this.events.record(m, {
-          type: 'image.created',
-          imageId: image.id,
-          visibility: imageVisibility(image),
-          payload: {
-            name: image.name,
-            kind: image.kind,
-            format: image.format,
-            scope: image.scope,
-            zoneId: image.zoneId,
-            sourceType: image.sourceType,
-            ownerId: image.ownerId,
-            departmentId: image.departmentId,
-          },
-        }),
+      // one transaction: the listeners' reserve step (the quota), the row and its tags, the version bump and
+      // the outbox event; a refusal anywhere rolls all of it back (issue 16)
+      saved = await this.lifecycle.persist(image, (reserve) =>
+        this.repo.insert(image, tags, reserve, (m) =>
+          this.events.record(m, {
+            type: 'image.created',
+            imageId: image.id,
+            visibility: imageVisibility(image),
+            payload: {
+              name: image.name,
+              kind: image.kind,
+              format: image.format,
+              scope: image.scope,
+              zoneId: image.zoneId,
+              sourceType: image.sourceType,
+              ownerId: image.ownerId,
+              departmentId: image.departmentId,
+            },
+          }),
+        ),
       );
     } catch (e) {
       await this.lifecycle.createAborted(image);

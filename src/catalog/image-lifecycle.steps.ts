@@ -8,6 +8,9 @@ import { FILE_SOURCE_ERRORS } from '../file-sources/file-sources.service';
  *
  * create: check (prepareCreate: may refuse, changes nothing) -> reserve (beforeCreate; createAborted undoes it)
  *         -> persist (the catalog writes the row) -> after-commit (afterCreate)
+ *         A contribution that lists `reserve` in `inCreateTransaction` takes it inside persist's transaction
+ *         instead (reserveInTransaction, right before the row is written): it commits or rolls back with the
+ *         row, and createFailed settles a refusal (run the create again, or answer it).
  * delete: check (checkDelete: may refuse, changes nothing) -> release-hold (beforeDelete) -> remove (the catalog
  *         deletes the row) -> after-commit (afterDelete)
  */
@@ -22,6 +25,8 @@ export interface StepContribution {
   /** lower runs first within every step the module takes part in */
   order: number;
   create: readonly CreateStep[];
+  /** those of its create steps it takes inside the create's one transaction (issue 16) */
+  inCreateTransaction: readonly CreateStep[];
   delete: readonly DeleteStep[];
   /** what its create and delete steps can raise (documented on POST /images and DELETE /images/{id}) */
   createErrors: ErrorSet;
@@ -36,6 +41,7 @@ export const LIFECYCLE_CONTRIBUTIONS = {
     // check: a picked file's source and size, a URL the policy refuses (before any quota is reserved);
     // after-commit: enqueue the import; release-hold: cancel the import job / an upload; after-commit: remove the bytes
     create: ['check', 'after-commit'],
+    inCreateTransaction: [],
     delete: ['release-hold', 'after-commit'],
     createErrors: errorSet(FILE_SOURCE_ERRORS, 'URL_NOT_ALLOWED', 'VALIDATION_FAILED'),
     deleteErrors: [],
@@ -43,9 +49,11 @@ export const LIFECYCLE_CONTRIBUTIONS = {
   quota: {
     module: 'quota',
     order: 20,
-    // reserve: 1 image + the expected bytes (createAborted releases); after-commit: commit the image count;
-    // release-hold: mark the reservation deleting; after-commit: refund
-    create: ['reserve', 'after-commit'],
+    // reserve, inside the create's transaction: 1 image (committed with the row) + the expected bytes (pending
+    // for ingestion); nothing to release or commit after it; release-hold: mark the reservation deleting;
+    // after-commit: refund
+    create: ['reserve'],
+    inCreateTransaction: ['reserve'],
     delete: ['release-hold', 'after-commit'],
     createErrors: ['QUOTA_EXCEEDED', 'CONFLICT'],
     deleteErrors: [],
@@ -55,6 +63,7 @@ export const LIFECYCLE_CONTRIBUTIONS = {
     order: 30,
     // check: VMs still use the image (IMAGE_IN_USE unless confirmed); after-commit: keep the link history
     create: [],
+    inCreateTransaction: [],
     delete: ['check', 'after-commit'],
     createErrors: [],
     deleteErrors: ['IMAGE_IN_USE'],

@@ -4,6 +4,13 @@ import type { LinkedVm } from '../events/event-catalogue';
 import { ImageEntity } from './image.entity';
 import { ContributorName, LIFECYCLE_CONTRIBUTIONS } from './image-lifecycle.steps';
 
+/**
+ * The create's one transaction, as the catalog's repository opened it. Opaque outside repositories (it is the
+ * transaction's TypeORM CreateTransaction): a listener hands it to its own repository, which writes its own tables
+ * on it.
+ */
+export type CreateTransaction = object;
+
 export interface DeleteOptions {
   /** the caller confirmed after seeing what the delete touches (R20) */
   confirm: boolean;
@@ -15,6 +22,8 @@ export interface DeleteOptions {
  * by their contribution's `order` there, whatever order the modules registered in. A `before*` that throws
  * stops the operation, and the catalog calls `createAborted` on the listeners that already ran.
  * Every `prepareCreate` (check) runs before any `beforeCreate` (reserve); every `checkDelete` before any `beforeDelete`.
+ * A contribution may take its reserve step inside the create's transaction instead (`reserveInTransaction`,
+ * declared in its `inCreateTransaction`), which runs in `persist` right before the row is written.
  */
 export interface ImageLifecycleListener {
   /**
@@ -22,8 +31,21 @@ export interface ImageLifecycleListener {
    * file's size into bytesTotal, so the quota reserves it); may refuse, and must change nothing elsewhere
    */
   prepareCreate?(image: ImageEntity, principal: Principal): Promise<void>;
-  /** before the row is written; may refuse (quota) */
+  /** before the row is written, in a transaction of its own; may refuse (createAborted undoes it) */
   beforeCreate?(image: ImageEntity, principal: Principal): Promise<void>;
+  /**
+   * the reserve step INSIDE the create's transaction (`m`), before the row is written: what it writes commits
+   * or rolls back with the row, so a refused or failed create leaves nothing behind and needs no createAborted
+   * (the quota's reservation, issue 16). A listener writes only its own tables, through its own repository,
+   * on `m`. May refuse by throwing; createFailed then decides whether the create runs again.
+   */
+  reserveInTransaction?(image: ImageEntity, m: CreateTransaction): Promise<void>;
+  /**
+   * the create's transaction rolled back with `error` (thrown by any reserveInTransaction, or by the write):
+   * true when this listener settled its cause and the whole create should run again (reserveInTransaction runs
+   * again too); false when the error is not its business; or it throws the error the create answers instead
+   */
+  createFailed?(image: ImageEntity, error: unknown): Promise<boolean>;
   /** compensation when a later step of create failed */
   createAborted?(image: ImageEntity): Promise<void>;
   /** after the row is committed (jobs are enqueued here) */
@@ -45,6 +67,9 @@ export interface ImageLifecycleListener {
 export interface DeleteFacts {
   linkedVms: LinkedVm[];
 }
+
+/** How many times persist runs a create's transaction whose failure a listener settled. */
+export const CREATE_ATTEMPTS = 20;
 
 @Injectable()
 export class ImageLifecycle {
@@ -70,6 +95,26 @@ export class ImageLifecycle {
     } catch (e) {
       await this.abort(done, image);
       throw e;
+    }
+  }
+
+  /**
+   * The persist step: runs `write` (the catalog's transaction), giving it the reserve hooks to run inside that
+   * transaction before the row is written; when the transaction fails, asks the listeners (createFailed)
+   * whether to run it again, at most CREATE_ATTEMPTS times.
+   */
+  async persist<T>(image: ImageEntity, write: (reserve: (m: CreateTransaction) => Promise<void>) => Promise<T>): Promise<T> {
+    const reserve = async (m: CreateTransaction) => {
+      for (const l of this.listeners) await l.reserveInTransaction?.(image, m);
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write(reserve);
+      } catch (e) {
+        let again = false;
+        for (const l of this.listeners) if (await l.createFailed?.(image, e)) again = true;
+        if (!again || attempt >= CREATE_ATTEMPTS) throw e;
+      }
     }
   }
 

@@ -85,20 +85,28 @@ export class EventsRepository {
     return this.ds.options.type === 'better-sqlite3';
   }
 
-  /** Bumps a counter and answers its new value, in one statement (RETURNING: MariaDB 10.5+, SQLite 3.35+). */
+  /**
+   * Bumps the `#position` counter and the subject's counter and answers both new values, in ONE statement
+   * (issue 16: one round trip instead of two). A two-row upsert with RETURNING (MariaDB 10.5+, SQLite 3.35+);
+   * the rows are locked in primary-key order, and '#position' sorts before every subject ('department:...',
+   * 'image:...'), so every writer takes the two locks in the same order, as the two statements did.
+   */
   private get bumpSql(): string {
     return this.sqlite
-      ? 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value'
-      : 'INSERT INTO event_counters (name, value) VALUES (?, 1) ON DUPLICATE KEY UPDATE value = value + 1 RETURNING value';
+      ? 'INSERT INTO event_counters (name, value) VALUES (?, 1), (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING name, value'
+      : 'INSERT INTO event_counters (name, value) VALUES (?, 1), (?, 1) ON DUPLICATE KEY UPDATE value = value + 1 RETURNING name, value';
   }
 
-  /** The statements that write one event (three); the caller runs them inside the transaction of the change. */
+  /** The statements that write one event (two); the caller runs them inside the transaction of the change. */
   *insertProgram(e: NewEvent): EventProgram {
-    const bump = this.bumpSql;
-    const pos = yield { sql: bump, params: [POSITION] };
-    const seq = yield { sql: bump, params: [e.subject] };
-    const position = num(pos.rows[0].value);
-    const sequence = num(seq.rows[0].value);
+    const bumped = yield { sql: this.bumpSql, params: [POSITION, e.subject] };
+    const value = (name: string) => {
+      const row = bumped.rows.find((r) => String(r.name) === name);
+      if (!row) throw new Error(`the counter ${name} was not returned`);
+      return num(row.value);
+    };
+    const position = value(POSITION);
+    const sequence = value(e.subject);
     yield {
       sql: `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       params: [

@@ -1,7 +1,7 @@
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { ExceededFacts } from './quota.errors';
 import { FINISHED_STATUSES, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 
@@ -88,6 +88,17 @@ export type Refusal =
   | { refused: 'duplicate' };
 
 export type Outcome<T> = { ok: true; value: T } | (Refusal & { ok: false });
+
+/**
+ * A program run inside another module's transaction (runIn) refused: that transaction must roll back (the
+ * statements before the refusal ran in it), then the refusal is settled and the whole thing runs again or
+ * is answered.
+ */
+export class QuotaRefusal extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(`quota refused: ${refusal.refused}`);
+  }
+}
 
 /** Thrown inside a program to roll it back and answer a refusal. */
 class Abort {
@@ -210,6 +221,8 @@ const driverCode = (e: unknown): string | undefined => {
 
 /** The catalog's own caller id: '#' never occurs in a token's `sub`, so no HTTP caller can use its keys. */
 export const CATALOG_CALLER = '#catalog';
+/** A lock conflict the whole transaction can simply run again for. */
+export const isDeadlock = (e: unknown): boolean => DEADLOCK_CODES.has(driverCode(e) ?? '');
 const CATALOG_RESOURCES = [QuotaResource.ImageCount, QuotaResource.ImageBytes];
 
 @Injectable()
@@ -286,15 +299,7 @@ export class QuotaRepository {
     for (const deadline = Date.now() + 10_000; db.inTransaction; await nextTick()) {
       if (Date.now() > deadline) throw new Error('the SQLite connection stayed inside another transaction for 10 s');
     }
-    let cache = this.statements.get(db);
-    if (!cache) this.statements.set(db, (cache = new Map()));
-    const stmts = cache;
-    const exec = (s: Stmt): Res => {
-      let st = stmts.get(s.sql);
-      if (!st) stmts.set(s.sql, (st = db.prepare(s.sql)));
-      const params = s.params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? sqlDate(p) : p));
-      return st.reader ? { rows: st.all(...params), affected: 0 } : { rows: [], affected: st.run(...params).changes };
-    };
+    const exec = this.sqliteExec();
     return db
       .transaction(() => {
         const g = program();
@@ -303,6 +308,55 @@ export class QuotaRepository {
         return step.value;
       })
       .immediate();
+  }
+
+  /**
+   * Runs a program inside a transaction another module opened (the catalog's create: `tx` is that
+   * transaction's EntityManager, opaque to the modules between), on that transaction's
+   * connection, so what it writes commits or rolls back with the rest. A refusal throws QuotaRefusal (the
+   * caller lets it roll its transaction back); nothing is retried here, the caller runs its transaction again.
+   * On MariaDB the statements go to the transaction's mysql2 connection directly (as runMariadb does); on SQLite
+   * they run synchronously on the one connection, which is inside the caller's transaction.
+   */
+  async runIn<T>(tx: object, program: () => Tx<T>): Promise<T> {
+    const runner = (tx as EntityManager).queryRunner;
+    if (!runner?.isTransactionActive) throw new Error('runIn needs a manager inside a transaction');
+    let exec: (s: Stmt) => Res | Promise<Res>;
+    if (this.sqlite) {
+      exec = this.sqliteExec();
+    } else {
+      const conn = (runner as unknown as { databaseConnection: MysqlConnection }).databaseConnection;
+      exec = (s: Stmt) =>
+        new Promise<Res>((resolve, reject) =>
+          conn.query(s.sql, s.params, (err, result) => {
+            if (err) return reject(err);
+            if (Array.isArray(result)) resolve({ rows: result as Row[], affected: 0 });
+            else resolve({ rows: [], affected: (result as { affectedRows?: number }).affectedRows ?? 0 });
+          }),
+        );
+    }
+    try {
+      const g = program();
+      let step = g.next();
+      while (!step.done) step = g.next(await exec(step.value));
+      return step.value;
+    } catch (e) {
+      if (e instanceof Abort) throw new QuotaRefusal(e.refusal);
+      throw e;
+    }
+  }
+
+  private sqliteExec(): (s: Stmt) => Res {
+    const db = (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
+    let cache = this.statements.get(db);
+    if (!cache) this.statements.set(db, (cache = new Map()));
+    const stmts = cache;
+    return (s: Stmt): Res => {
+      let st = stmts.get(s.sql);
+      if (!st) stmts.set(s.sql, (st = db.prepare(s.sql)));
+      const params = s.params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? sqlDate(p) : p));
+      return st.reader ? { rows: st.all(...params), affected: 0 } : { rows: [], affected: st.run(...params).changes };
+    };
   }
 
   /** Runs a program that never refuses. */
@@ -446,6 +500,49 @@ export class QuotaRepository {
         return rec;
       };
     return this.run(program(false)).then((o) => (!o.ok && o.refused === 'changed' ? this.run(program(true)) : o));
+  }
+
+  /**
+   * A reservation whose items are written in their final state at once, in the caller's transaction (runIn):
+   * the catalog's create writes its image's reservation with the image count already committed (the row commits
+   * in the same transaction) and the bytes pending for ingestion, instead of reserving and committing in two
+   * more transactions (issue 16). Each item moves its ledger row by (reserved, committed), only if
+   * max(reserved + committed, 1) more fits under the limit (the same rule as reserve), all rows in ONE
+   * conditional UPDATE. When a row does not fit it refuses `changed`; run again with `oneByOne`, it refuses
+   * `exceeded` (or `ledger_missing`) naming the row, as reserve does.
+   */
+  reserveIn(tx: object, n: NewReservation, items: ItemRecord[], now: Date, oneByOne: boolean): Promise<ReservationRecord> {
+    return this.runIn(tx, () => this.reserveSettledTx(n, items, now, oneByOne));
+  }
+
+  private *reserveSettledTx(n: NewReservation, items: ItemRecord[], now: Date, oneByOne: boolean): Tx<ReservationRecord> {
+    const rec = yield* this.insertReservationTx(n, items, now, null);
+    const needOf = (i: ItemRecord) => Math.max(i.reserved + i.committed, 1);
+    if (oneByOne || items.length === 1) {
+      // one conditional UPDATE per row, in resource order: the first that does not fit refuses, naming itself
+      for (const i of items) yield* this.ledgerTx(n.departmentId, i.resource, i.reserved, i.committed, needOf(i), now);
+      return rec;
+    }
+    const cases = (value: (i: ItemRecord) => number) => ({
+      sql: `CASE resource ${items.map(() => 'WHEN ? THEN ?').join(' ')} END`,
+      params: items.flatMap((i) => [i.resource, value(i)]),
+    });
+    const dReserved = cases((i) => i.reserved);
+    const dUsed = cases((i) => i.committed);
+    const need = cases(needOf);
+    const r = yield q(
+      `UPDATE quota_ledger SET reserved = reserved + ${dReserved.sql}, used = used + ${dUsed.sql}, version = version + 1, updatedAt = ? WHERE departmentId = ? AND resource IN (${marks(items.length)}) AND (limitAmount IS NULL OR used + reserved + ${need.sql} <= limitAmount)`,
+      ...dReserved.params,
+      ...dUsed.params,
+      sqlDate(now),
+      n.departmentId,
+      ...items.map((i) => i.resource),
+      ...need.params,
+    );
+    // some row did not take its share (the others did: the caller's transaction rolls all of it back), and
+    // which one cannot be told from here: the caller runs again with oneByOne, which names it
+    if (r.affected !== items.length) abort({ refused: 'changed' });
+    return rec;
   }
 
   /**

@@ -4,7 +4,7 @@ import { AppError } from '../common/errors';
 import { EventsService } from '../events/events.service';
 import { loadQuotaConfig } from './quota.config';
 import { QuotaResource } from './quota.enums';
-import { LedgerRow, QuotaRepository } from './quota.repository';
+import { LedgerRow, QuotaRefusal, QuotaRepository } from './quota.repository';
 import { QuotaService } from './quota.service';
 
 /**
@@ -109,5 +109,30 @@ describe('quota: what remains', () => {
     expect(row(QuotaResource.Vcpu)).toEqual({ resource: 'VCPU', limit: null, used: 64, reserved: 8, remaining: null });
     expect(row(QuotaResource.DiskBytes)).toEqual({ resource: 'DISK_BYTES', limit: 1024, used: 0, reserved: 0, remaining: 1024 });
     expect(q.resources.map((r) => r.resource)).toEqual(['IMAGE_COUNT', 'IMAGE_BYTES', 'VM_COUNT', 'VCPU', 'MEMORY_BYTES', 'DISK_BYTES']);
+  });
+});
+
+describe('quota: settling a failed create transaction (issue 16)', () => {
+  const deadlock = Object.assign(new Error('Deadlock found when trying to get lock'), { code: 'ER_LOCK_DEADLOCK' });
+
+  it('runs the create again after a lock conflict or a ledger row that did not fit, and leaves other errors alone', async () => {
+    const { service } = quota();
+    await expect(service.settleImageCreate('d1', deadlock, false, 1)).resolves.toBe('again');
+    await expect(service.settleImageCreate('d1', new QuotaRefusal({ refused: 'changed' }), false, 1)).resolves.toBe('again-one-by-one');
+    await expect(service.settleImageCreate('d1', new AppError('CONFLICT', 'someone else'), false, 1)).resolves.toBe('not-mine');
+  });
+
+  it('creates the ledger rows of a department seen for the first time, then runs again', async () => {
+    const { service, ledger, calls } = quota();
+    const next = await service.settleImageCreate('d2', new QuotaRefusal({ refused: 'ledger_missing', departmentId: 'd2', resources: [QuotaResource.ImageCount] }), false, 1);
+    expect(next).toBe('again');
+    expect(calls).toEqual(['ensureLedgerRows']);
+    expect([...ledger.keys()].filter((k) => k.startsWith('d2/'))).toContain('d2/IMAGE_COUNT');
+  });
+
+  it('answers CONFLICT, not the driver error, when the ledger keeps moving', async () => {
+    const { service } = quota();
+    const e = await refusal(service.settleImageCreate('d1', deadlock, false, 19));
+    expect(e.code).toBe('CONFLICT');
   });
 });

@@ -5,11 +5,12 @@ import { Principal } from '../access/principal';
 import { AppError } from '../common/errors';
 import { Page, pageOf } from '../common/pagination.dto';
 import { CatalogService } from '../catalog/catalog.service';
+import type { CreateTransaction } from '../catalog/image-lifecycle';
 import { EventsService } from '../events/events.service';
 import { QuotaConfig } from './quota.config';
 import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 import { ExceededFacts, idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
-import { CATALOG_CALLER, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
+import { CATALOG_CALLER, isDeadlock, ItemRecord, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRefusal, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
 
 export type Amounts = Partial<Record<QuotaResource, number>>;
 
@@ -313,28 +314,74 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
 
   // ------------------------------------------------------------------ the catalog's hooks
 
-  /** Before an image row is written: 1 image and the expected bytes (0 when unknown, grown by ingestion). */
-  async reserveForImage(imageId: string, departmentId: string, expectedBytes: number | null): Promise<ReservationRecord> {
-    const r = await this.reserve({
-      key: imageKey(imageId),
+  /**
+   * Inside the catalog's create transaction (`m`), before the row is written: the image's reservation as it
+   * stands once the image exists, in the same transaction as the row (issue 16: one transaction per create
+   * instead of three): its count committed (used), its expected bytes (0 when unknown) pending for ingestion.
+   * The ledger takes both only if they fit (max(amount, 1) each, as reserve). A refusal throws QuotaRefusal:
+   * the create's transaction rolls back, leaving nothing, and settleImageCreate says what happens next.
+   * `oneByOne` (set by settleImageCreate after a refusal) moves the ledger rows one at a time to name the one
+   * that did not fit.
+   */
+  async reserveImageIn(m: CreateTransaction, imageId: string, departmentId: string, expectedBytes: number | null, oneByOne = false): Promise<ReservationRecord> {
+    const bytes = expectedBytes ?? 0;
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw invalid(`amounts.${QuotaResource.ImageBytes}`, `amounts.${QuotaResource.ImageBytes} must be a non-negative integer`);
+    const amounts = orderedAmounts({ [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: bytes });
+    const items: ItemRecord[] = [
+      { resource: QuotaResource.ImageCount, reserved: 0, committed: 1, pending: false },
+      { resource: QuotaResource.ImageBytes, reserved: bytes, committed: 0, pending: true },
+    ];
+    const n: NewReservation = {
+      id: randomUUID(),
       callerId: CATALOG_CALLER,
+      key: imageKey(imageId),
+      fingerprint: fingerprint(departmentId, amounts, imageId),
       departmentId,
       subjectId: imageId,
-      amounts: { [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: expectedBytes ?? 0 },
-    });
-    return r.reservation;
+      ttlSeconds: this.cfg.reservationTtlSeconds,
+      amounts,
+      status: ReservationStatus.Pending,
+    };
+    return this.repo.reserveIn(m, n, items, new Date(), oneByOne);
   }
 
-  /** After the row is committed: the image exists, so its count is used; its bytes stay reserved for ingestion. */
-  async commitImageCount(imageId: string): Promise<void> {
-    const r = await this.reservationForImage(imageId);
-    if (r) await this.commit(r.id, undefined, [QuotaResource.ImageCount]);
+  /**
+   * The create's transaction rolled back with `error`. Answers what to do next: 'again' (the cause is settled:
+   * a ledger row created, expired reservations given back, a lock conflict), 'again-one-by-one' (a ledger row
+   * did not fit: run again naming it), or 'not-mine' (someone else's error). A department without room throws
+   * QUOTA_EXCEEDED (and writes the quota.refused event, as reserve does). `swept`: expired reservations were
+   * already given back for this create; `failures`: how many times this create's transaction failed so far
+   * (CONFLICT once it is RETRIES - 1, before the lifecycle gives up with the raw error).
+   */
+  async settleImageCreate(departmentId: string, error: unknown, swept: boolean, failures = 1): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
+    const next = await this.settleOnce(departmentId, error, swept);
+    // as every other quota operation: a ledger that keeps moving answers CONFLICT, never a driver error
+    if (next !== 'not-mine' && failures >= RETRIES - 1) throw this.busy();
+    return next;
   }
 
-  /** The row was not written: give everything back. */
-  async releaseForImage(imageId: string): Promise<void> {
-    const r = await this.reservationForImage(imageId);
-    if (r && r.status === ReservationStatus.Pending) await this.release(r.id);
+  private async settleOnce(departmentId: string, error: unknown, swept: boolean): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
+    if (isDeadlock(error)) {
+      await new Promise((r) => setTimeout(r, Math.random() * 5));
+      return 'again';
+    }
+    if (!(error instanceof QuotaRefusal)) return 'not-mine';
+    const o = error.refusal;
+    switch (o.refused) {
+      case 'ledger_missing':
+        await this.repo.ensureLedgerRows(o.departmentId, [...QUOTA_RESOURCES], this.cfg.defaultLimits, new Date());
+        return 'again';
+      case 'changed':
+        return 'again-one-by-one';
+      case 'duplicate':
+        return 'again';
+      case 'exceeded':
+        // reservations past their expiry may still hold room the sweeper has not given back yet
+        if (!swept && (await this.expireDue(departmentId)) > 0) return 'swept-again';
+        throw await this.refused(o.facts, CATALOG_CALLER, null);
+      default:
+        throw new Error(`unexpected quota refusal ${o.refused} while creating an image`);
+    }
   }
 
   /** Before the row is removed: mark the reservation (adopting images that have none) so reconcile stays exact. */

@@ -218,6 +218,44 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       expect((await quota.getReservation(r.id)).status).toBe('REFUNDED');
     });
 
+    it('a create refused for quota leaves nothing: no row, no image.created event, no reservation', async () => {
+      const d = dept();
+      const u = member(d);
+      await setLimits(d, { IMAGE_BYTES: 500 });
+      const a = await create(u, { expectedSizeBytes: 400 });
+      expect(a.status).toBe(201);
+      const rows = async () => ({
+        images: Number((await ds.query('SELECT COUNT(*) AS n FROM images WHERE departmentId = ?', [d]))[0].n),
+        reservations: Number((await ds.query('SELECT COUNT(*) AS n FROM quota_reservations WHERE departmentId = ?', [d]))[0].n),
+        items: Number((await ds.query('SELECT COUNT(*) AS n FROM quota_reservation_items i JOIN quota_reservations r ON r.id = i.reservationId WHERE r.departmentId = ?', [d]))[0].n),
+        created: Number((await ds.query("SELECT COUNT(*) AS n FROM event_outbox WHERE type = 'image.created' AND departmentId = ?", [d]))[0].n),
+      });
+      expect(await rows()).toEqual({ images: 1, reservations: 1, items: 2, created: 1 });
+      // the bytes do not fit (the second ledger row refuses after the first took its share); then the count
+      await setLimits(d, { IMAGE_COUNT: 2 });
+      expect((await create(u, { expectedSizeBytes: 200 })).body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_BYTES', requested: 200, used: 0, reserved: 400 } });
+      expect((await create(u, { expectedSizeBytes: 50 })).status).toBe(201);
+      expect((await create(u, { expectedSizeBytes: 10 })).body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_COUNT', requested: 1, used: 2 } });
+      expect(await rows()).toEqual({ images: 2, reservations: 2, items: 4, created: 2 });
+      expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 2, reserved: 0 }, IMAGE_BYTES: { used: 0, reserved: 450 } });
+      const refused = await ds.query("SELECT COUNT(*) AS n FROM event_outbox WHERE type = 'quota.refused' AND departmentId = ?", [d]);
+      expect(Number(refused[0].n)).toBe(2);
+    });
+
+    it('a create that finds the room held by an expired reservation gives that back and succeeds', async () => {
+      const d = dept();
+      const u = member(d);
+      await setLimits(d, { IMAGE_COUNT: 5, IMAGE_BYTES: 100 });
+      const held = await reserve({ key: `expiring-${d}`, departmentId: d, amounts: { IMAGE_BYTES: 100 } });
+      expect(held.status).toBe(201);
+      expect((await create(u, { expectedSizeBytes: 60 })).status).toBe(409);
+      await age(held.body.id);
+      const res = await create(u, { expectedSizeBytes: 60 });
+      expect(res.status).toBe(201);
+      expect((await quota.getReservation(held.body.id)).status).toBe('EXPIRED');
+      expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 1, reserved: 0 }, IMAGE_BYTES: { used: 0, reserved: 60 } });
+    });
+
     it('holds exactly the limit when many creates race in one process', async () => {
       const d = dept();
       await setLimits(d, { IMAGE_COUNT: 10 });
