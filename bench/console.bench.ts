@@ -109,7 +109,7 @@ const TIMINGS = `(() => {
 })()`;
 
 /** One first load in a warm browser: navigation start to the table's rows, with the page's timings. */
-async function firstLoad(base: string, token: string, repeat = false): Promise<Load> {
+async function firstLoad(base: string, token: string, repeat = false, profile = false): Promise<Load> {
   return withPage(token, async (page, ctx) => {
     if (repeat) {
       // a returning visitor: the same context has loaded the page once (hashed assets in its HTTP cache)
@@ -118,10 +118,12 @@ async function firstLoad(base: string, token: string, repeat = false): Promise<L
     }
     const cdp = await ctx.newCDPSession(page);
     await cdp.send('Performance.enable');
+    if (profile) await cdp.send('Profiler.enable').then(() => cdp.send('Profiler.start'));
     const before = await cdp.send('Performance.getMetrics');
     await page.goto(`${base}/console/`);
     await page.waitForFunction('window.__painted !== undefined');
     const after = await cdp.send('Performance.getMetrics');
+    if (profile) topFunctions((await cdp.send('Profiler.stop')).profile);
     const metric = (n: string) => 1000 * ((after.metrics.find((m) => m.name === n)?.value ?? 0) - (before.metrics.find((m) => m.name === n)?.value ?? 0));
     const m = await page.evaluate<Timings>(TIMINGS);
     const assets = join(consoleDir(), 'assets');
@@ -129,6 +131,23 @@ async function firstLoad(base: string, token: string, repeat = false): Promise<L
     const { jsNames: _, ...rest } = m;
     return { ...rest, scriptMs: metric('ScriptDuration'), taskMs: metric('TaskDuration'), styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'), jsGzFirst };
   });
+}
+
+/** BENCH_PROFILE=1: where one first load's script time goes (self time by function and by file, from a CPU profile). */
+function topFunctions(p: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples?: number[]; timeDeltas?: number[] }): void {
+  const self = new Map<number, number>();
+  (p.samples ?? []).forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas?.[i] ?? 0) / 1000));
+  const byFn = new Map<string, number>();
+  const byFile = new Map<string, number>();
+  for (const n of p.nodes) {
+    const ms = self.get(n.id) ?? 0;
+    const file = n.callFrame.url.split('/').pop() || '(native)';
+    const fn = `${n.callFrame.functionName || '(anonymous)'} ${file}:${n.callFrame.lineNumber}`;
+    byFn.set(fn, (byFn.get(fn) ?? 0) + ms);
+    byFile.set(file, (byFile.get(file) ?? 0) + ms);
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${v.toFixed(1).padStart(8)} ms  ${k}`).join('\n');
+  console.log(`CPU profile of one first load, self time by file:\n${top(byFile, 8)}\nby function:\n${top(byFn, 25)}`);
 }
 
 function report(title: string, runs: Load[]): void {
@@ -157,7 +176,7 @@ async function embedded(): Promise<void> {
     const js = readdirSync(assets).filter((f) => f.endsWith('.js'));
     const sizes = js.map((f) => ({ f, gz: gzipSync(readFileSync(join(assets, f)), { level: 9 }).length }));
     const gzAll = sizes.reduce((n, s) => n + s.gz, 0);
-    await firstLoad(base, token); // warm the service (first query plans, lazy modules), not counted
+    await firstLoad(base, token, false, process.env.BENCH_PROFILE === '1'); // warm the service (first query plans, lazy modules), not counted
     const runs: Load[] = [];
     for (let r = 0; r < RUNS; r++) runs.push(await firstLoad(base, token));
     report('first load, embedded (SQLite), 200 images, warm browser, fresh context (cold HTTP cache), loopback', runs);

@@ -1,5 +1,6 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import 'antd/dist/antd.css';
 import { App } from './App';
 
 // every module of the first screen is evaluated here (bench:console reads the marks: boot, data, rows)
