@@ -161,6 +161,17 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       const js = await fetch(`${base}${asset}`);
       expect(js.status).toBe(200);
       expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      // built compressed (scripts/build-console.mjs): brotli for a client that accepts it, no compression per request
+      expect(js.headers.get('content-encoding')).toBe('br');
+      expect(js.headers.get('vary')).toBe('Accept-Encoding');
+      expect((await js.text()).length).toBeGreaterThan(100_000); // fetch decoded it
+      // the browser gets the same: every script and style sheet of the first screen arrives brotli-encoded
+      await signInAs(SUPER, '?view=all');
+      const encodings = await page.evaluate<Array<{ name: string; encoded: number; decoded: number }>>(
+        `performance.getEntriesByType('resource').filter((r) => /\\/console\\/assets\\//.test(r.name)).map((r) => ({ name: r.name, encoded: r.encodedBodySize, decoded: r.decodedBodySize }))`,
+      );
+      expect(encodings.length).toBeGreaterThan(0);
+      for (const e of encodings) if (e.decoded > 10_000) expect({ name: e.name, compressed: e.encoded < e.decoded / 2 }).toEqual({ name: e.name, compressed: true });
       expect((await fetch(`${base}/console/images/anything`)).headers.get('content-type')).toMatch(/text\/html/);
       expect((await fetch(`${base}/console/assets/missing-0000.js`)).status).toBe(404);
     });
