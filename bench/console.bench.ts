@@ -78,7 +78,7 @@ interface Load {
   domReady: number;
   firstApi: number;
   data: number;
-  /** the renderer's main thread, CPU ms of this load (CDP Performance metrics): holds better under load */
+  /** the renderer main thread busy, ms of this load (CDP Performance metrics: wall time of its tasks, so other processes on the cores inflate it) */
   scriptMs: number;
   taskMs: number;
   styleLayoutMs: number;
@@ -156,7 +156,7 @@ function report(title: string, runs: Load[]): void {
   console.log(`\n== ${title}, ${runs.length} runs; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`navigation start -> first rows in the DOM: median ${median(tot).toFixed(0)} ms, p95 ${pct(tot, 95).toFixed(0)} ms, min ${Math.min(...tot).toFixed(0)} ms, max ${Math.max(...tot).toFixed(0)} ms; goal < 1000 ms: median is ${(median(tot) / 1000).toFixed(2)} x the goal`);
   console.log(`breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`);
-  console.log(`renderer main thread (medians, CPU ms of the load): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`);
+  console.log(`renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`);
 }
 
 async function embedded(): Promise<void> {

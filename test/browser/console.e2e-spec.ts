@@ -172,6 +172,12 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       );
       expect(encodings.length).toBeGreaterThan(0);
       for (const e of encodings) if (e.decoded > 10_000) expect({ name: e.name, compressed: e.encoded < e.decoded / 2 }).toEqual({ name: e.name, compressed: true });
+      // antd's styles come from its prebuilt (trimmed) style sheet, not from run-time CSS-in-JS: the components are styled
+      const styles = await page.evaluate<{ primary: string; header: string }>(
+        `(() => ({ primary: getComputedStyle(document.querySelector('.ant-btn-primary')).backgroundColor, header: getComputedStyle(document.querySelector('.ant-table-thead th')).backgroundColor }))()`,
+      );
+      expect(styles.primary).toBe('rgb(22, 119, 255)');
+      expect(styles.header).not.toBe('rgba(0, 0, 0, 0)');
       expect((await fetch(`${base}/console/images/anything`)).headers.get('content-type')).toMatch(/text\/html/);
       expect((await fetch(`${base}/console/assets/missing-0000.js`)).status).toBe(404);
     });
