@@ -158,7 +158,7 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       expect(index.headers.get('cache-control')).toBe('no-cache');
       const html = await index.text();
       const asset = /\/console\/assets\/[^"]+\.js/.exec(html)![0];
-      const js = await fetch(`${base}${asset}`);
+      const js = await fetch(`${base}${asset}`, { headers: { 'Accept-Encoding': 'gzip, deflate, br' } }); // node's fetch offers no br by itself
       expect(js.status).toBe(200);
       expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       // built compressed (scripts/build-console.mjs): brotli for a client that accepts it, no compression per request
