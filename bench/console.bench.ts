@@ -8,9 +8,16 @@
  * page changes (next page, a far page by the pager's jump box), and a check that every /images call the page
  * makes asks for one page only (pageSize <= 100): server-side paging and counts, never the whole catalog.
  * Goals: first load < 1 s, first screen's JavaScript < 500 KiB gzipped.
+ * The browser is started and warmed once; each first load is a fresh context (cold HTTP cache) and is timed by
+ * the page's clock from navigation start. BENCH_CONSOLE_REF=<another build's console/dist> loads that page too,
+ * interleaved, and prints the ratios (the figure that holds on a loaded machine). BENCH_PROFILE=1 prints where
+ * one load's script time goes.
  */
 import 'reflect-metadata';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -18,7 +25,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { createApp } from '../src/app.factory';
 import { signToken } from '../src/access/jwt';
 import { loadConfig } from '../src/config/app-config';
-import { consoleDir } from '../src/console/console-static';
+import { consoleDir, consoleHandler } from '../src/console/console-static';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
 import { seed } from './catalog.bench';
 import { startService } from './support';
@@ -159,6 +166,26 @@ function report(title: string, runs: Load[]): void {
   console.log(`renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`);
 }
 
+/**
+ * BENCH_CONSOLE_REF=<a console/dist built from another commit>: that page served at /console of a second port,
+ * every other path proxied to the service, so both pages load against the same service, runs interleaved.
+ */
+async function refServer(refDist: string, target: string): Promise<{ base: string; close: () => Promise<void> }> {
+  const app = express();
+  app.use('/console', consoleHandler(refDist));
+  app.use((req, res) => {
+    const up = httpRequest(`${target}${req.originalUrl}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
 async function embedded(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hcm-console-bench-'));
   const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', IMPORT_CONCURRENCY: '0', RATE_LIMIT_CREATE_PER_MIN: '0', PORT: '0', HOST: '127.0.0.1' });
@@ -177,12 +204,30 @@ async function embedded(): Promise<void> {
     const sizes = js.map((f) => ({ f, gz: gzipSync(readFileSync(join(assets, f)), { level: 9 }).length }));
     const gzAll = sizes.reduce((n, s) => n + s.gz, 0);
     await firstLoad(base, token, false, process.env.BENCH_PROFILE === '1'); // warm the service (first query plans, lazy modules), not counted
+    const refDir = process.env.BENCH_CONSOLE_REF;
+    const ref = refDir ? await refServer(refDir, base) : undefined;
     const runs: Load[] = [];
-    for (let r = 0; r < RUNS; r++) runs.push(await firstLoad(base, token));
+    const refRuns: Load[] = [];
+    if (ref) await firstLoad(ref.base, token);
+    for (let r = 0; r < RUNS; r++) {
+      if (ref) refRuns.push(await firstLoad(ref.base, token));
+      runs.push(await firstLoad(base, token));
+    }
     report('first load, embedded (SQLite), 200 images, warm browser, fresh context (cold HTTP cache), loopback', runs);
     const again: Load[] = [];
-    for (let r = 0; r < Math.min(RUNS, 5); r++) again.push(await firstLoad(base, token, true));
+    const refAgain: Load[] = [];
+    for (let r = 0; r < Math.min(RUNS, 5); r++) {
+      if (ref) refAgain.push(await firstLoad(ref.base, token, true));
+      again.push(await firstLoad(base, token, true));
+    }
     report('repeat load (same context: hashed assets from the HTTP cache, index.html revalidated)', again);
+    if (ref) {
+      report(`reference page ${refDir}: first load (runs interleaved with the ones above)`, refRuns);
+      report('reference page: repeat load', refAgain);
+      const ratio = (a: Load[], b: Load[], k: keyof Load) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
+      console.log(`this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`);
+      await ref.close();
+    }
     const first = runs[0].jsGzFirst;
     console.log(`JavaScript: first screen ${(first / 1024).toFixed(0)} KiB gzipped (goal < 500 KiB: ${(first / 1024 / 500).toFixed(2)} x the goal); all chunks ${(gzAll / 1024).toFixed(0)} KiB in ${js.length} files:`);
     for (const s of sizes.sort((a, b) => b.gz - a.gz)) console.log(`  ${s.f.padEnd(40)} ${(s.gz / 1024).toFixed(1).padStart(7)} KiB gz`);
