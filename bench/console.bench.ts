@@ -14,7 +14,7 @@
  * one load's script time goes.
  */
 import 'reflect-metadata';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -133,8 +133,9 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
     if (profile) topFunctions((await cdp.send('Profiler.stop')).profile);
     const metric = (n: string) => 1000 * ((after.metrics.find((m) => m.name === n)?.value ?? 0) - (before.metrics.find((m) => m.name === n)?.value ?? 0));
     const m = await page.evaluate<Timings>(TIMINGS);
-    const assets = join(consoleDir(), 'assets');
-    const jsGzFirst = m.jsNames.reduce((n, f) => n + gzipSync(readFileSync(join(assets, f)), { level: 9 }).length, 0);
+    // the file is this build's, or the reference page's (BENCH_CONSOLE_REF)
+    const file = (f: string) => [consoleDir(), process.env.BENCH_CONSOLE_REF ?? ''].map((d) => join(d, 'assets', f)).find((p) => existsSync(p))!;
+    const jsGzFirst = m.jsNames.reduce((n, f) => n + gzipSync(readFileSync(file(f)), { level: 9 }).length, 0);
     const { jsNames: _, ...rest } = m;
     return { ...rest, scriptMs: metric('ScriptDuration'), taskMs: metric('TaskDuration'), styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'), jsGzFirst };
   });
