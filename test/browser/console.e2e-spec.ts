@@ -184,6 +184,8 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
 
     (shape === 'sqlite' ? it : it.skip)('signs in as a development user picked on the page; 所有 is the default view of a super admin, with the counts', async () => {
       await page.goto(`${base}/console/`);
+      await page.evaluate(() => localStorage.removeItem('hcm.console.token')); // signed out, whatever ran before
+      await page.goto(`${base}/console/`);
       await page.getByText('开发用户').first().waitFor();
       await b.shot('sign-in');
       await page.getByLabel('用户ID').fill('root');
