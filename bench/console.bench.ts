@@ -8,17 +8,24 @@
  * page changes (next page, a far page by the pager's jump box), and a check that every /images call the page
  * makes asks for one page only (pageSize <= 100): server-side paging and counts, never the whole catalog.
  * Goals: first load < 1 s, first screen's JavaScript < 500 KiB gzipped.
+ * The browser is started and warmed once; each first load is a fresh context (cold HTTP cache) and is timed by
+ * the page's clock from navigation start. BENCH_CONSOLE_REF=<another build's console/dist> loads that page too,
+ * interleaved, and prints the ratios (the figure that holds on a loaded machine). BENCH_PROFILE=1 prints where
+ * one load's script time goes.
  */
 import 'reflect-metadata';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { createApp } from '../src/app.factory';
 import { signToken } from '../src/access/jwt';
 import { loadConfig } from '../src/config/app-config';
-import { consoleDir } from '../src/console/console-static';
+import { consoleDir, consoleHandler } from '../src/console/console-static';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
 import { seed } from './catalog.bench';
 import { startService } from './support';
@@ -31,52 +38,153 @@ const pct = (xs: number[], p: number) => {
 };
 const median = (xs: number[]) => pct(xs, 50);
 
-async function withPage<T>(token: string, fn: (page: Page) => Promise<T>): Promise<T> {
-  const profile = mkdtempSync(join(tmpdir(), 'hcm-chromium-bench-'));
-  const ctx = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 800 }, args: ARGS });
+let browser: Browser | undefined;
+/** One Chromium for the whole bench, started and warmed once: its own startup never counts in a figure. */
+async function warmBrowser(): Promise<Browser> {
+  if (!browser) {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+    const ctx = await browser.newContext();
+    await (await ctx.newPage()).goto('about:blank');
+    await ctx.close();
+  }
+  return browser;
+}
+
+/**
+ * A fresh browser context (empty HTTP cache, empty storage: a first visit) with the caller's token, in the warm
+ * browser. An init script records, in the page's own clock (performance.now(): ms since navigation start),
+ * when the table's first rows enter the DOM and the next frame after that.
+ */
+async function withPage<T>(token: string, fn: (page: Page, ctx: BrowserContext) => Promise<T>): Promise<T> {
+  const ctx = await (await warmBrowser()).newContext({ viewport: { width: 1280, height: 800 } });
   try {
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    await page.addInitScript((t) => localStorage.setItem('hcm.console.token', t), token);
-    return await fn(page);
+    await ctx.addInitScript(`(() => {
+      localStorage.setItem('hcm.console.token', ${JSON.stringify(token)});
+      const w = window;
+      new MutationObserver((_, o) => {
+        if (!document.querySelector('.ant-table-tbody tr.ant-table-row')) return;
+        o.disconnect();
+        w.__rows = performance.now();
+        requestAnimationFrame(() => setTimeout(() => (w.__painted = performance.now())));
+      }).observe(document, { subtree: true, childList: true });
+    })()`);
+    const page = await ctx.newPage();
+    return await fn(page, ctx);
   } finally {
     await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 }
 
 interface Load {
+  /** navigation start to the first rows in the DOM (the headline figure) */
   total: number;
+  painted: number;
   html: number;
   scripts: number;
+  boot: number;
   domReady: number;
   firstApi: number;
+  data: number;
+  /** the renderer main thread busy, ms of this load (CDP Performance metrics: wall time of its tasks, so other processes on the cores inflate it) */
+  scriptMs: number;
+  taskMs: number;
+  styleLayoutMs: number;
   jsGzFirst: number;
+  jsWireFirst: number;
+  requests: number;
 }
-/** One cold first load: navigation to the table's rows, with the page's resource timings. */
-async function firstLoad(base: string, token: string): Promise<Load> {
-  return withPage(token, async (page) => {
-    const t0 = Date.now();
+type Timings = Omit<Load, 'jsGzFirst' | 'scriptMs' | 'taskMs' | 'styleLayoutMs'> & { jsNames: string[] };
+// runs in the page (a string: the bench is compiled without the DOM's types)
+const TIMINGS = `(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const js = res.filter((r) => r.name.endsWith('.js'));
+  const api = res.filter((r) => /\\/images(\\?|\\/counts)/.test(r.name));
+  const mark = (n) => performance.getEntriesByName(n)[0]?.startTime ?? NaN;
+  return {
+    total: window.__rows, painted: window.__painted,
+    html: nav.responseEnd,
+    scripts: Math.max(0, ...js.map((r) => r.responseEnd)),
+    boot: mark('hcm:boot'),
+    domReady: nav.domContentLoadedEventEnd,
+    firstApi: Math.max(0, ...api.map((r) => r.responseEnd)),
+    data: mark('hcm:data'),
+    jsNames: js.map((r) => r.name.split('/').pop()),
+    jsWireFirst: js.reduce((n, r) => n + r.transferSize, 0),
+    requests: res.length + 1,
+  };
+})()`;
+
+/** One first load in a warm browser: navigation start to the table's rows, with the page's timings. */
+async function firstLoad(base: string, token: string, repeat = false, profile = false): Promise<Load> {
+  return withPage(token, async (page, ctx) => {
+    if (repeat) {
+      // a returning visitor: the same context has loaded the page once (hashed assets in its HTTP cache)
+      await page.goto(`${base}/console/`);
+      await page.waitForFunction('window.__painted !== undefined');
+    }
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    if (profile) await cdp.send('Profiler.enable').then(() => cdp.send('Profiler.start'));
+    const before = await cdp.send('Performance.getMetrics');
     await page.goto(`${base}/console/`);
-    await page.waitForSelector('.ant-table-tbody tr.ant-table-row');
-    const total = Date.now() - t0;
-    // runs in the page (a string: the bench is compiled without the DOM's types)
-    const m = await page.evaluate<{ html: number; scripts: number; domReady: number; firstApi: number; jsNames: string[] }>(`(() => {
-      const nav = performance.getEntriesByType('navigation')[0];
-      const res = performance.getEntriesByType('resource');
-      const js = res.filter((r) => r.name.endsWith('.js'));
-      const api = res.filter((r) => /\\/images(\\?|\\/counts)/.test(r.name));
-      return {
-        html: nav.responseEnd,
-        scripts: Math.max(0, ...js.map((r) => r.responseEnd)),
-        domReady: nav.domContentLoadedEventEnd,
-        firstApi: Math.max(0, ...api.map((r) => r.responseEnd)),
-        jsNames: js.map((r) => r.name.split('/').pop()),
-      };
-    })()`);
-    const assets = join(consoleDir(), 'assets');
-    const jsGzFirst = m.jsNames.reduce((n, f) => n + gzipSync(readFileSync(join(assets, f)), { level: 9 }).length, 0);
-    return { total, html: m.html, scripts: m.scripts, domReady: m.domReady, firstApi: m.firstApi, jsGzFirst };
+    await page.waitForFunction('window.__painted !== undefined');
+    const after = await cdp.send('Performance.getMetrics');
+    if (profile) topFunctions((await cdp.send('Profiler.stop')).profile);
+    const metric = (n: string) => 1000 * ((after.metrics.find((m) => m.name === n)?.value ?? 0) - (before.metrics.find((m) => m.name === n)?.value ?? 0));
+    const m = await page.evaluate<Timings>(TIMINGS);
+    // the file is this build's, or the reference page's (BENCH_CONSOLE_REF)
+    const file = (f: string) => [consoleDir(), process.env.BENCH_CONSOLE_REF ?? ''].map((d) => join(d, 'assets', f)).find((p) => existsSync(p))!;
+    const jsGzFirst = m.jsNames.reduce((n, f) => n + gzipSync(readFileSync(file(f)), { level: 9 }).length, 0);
+    const { jsNames: _, ...rest } = m;
+    return { ...rest, scriptMs: metric('ScriptDuration'), taskMs: metric('TaskDuration'), styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'), jsGzFirst };
   });
+}
+
+/** BENCH_PROFILE=1: where one first load's script time goes (self time by function and by file, from a CPU profile). */
+function topFunctions(p: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples?: number[]; timeDeltas?: number[] }): void {
+  const self = new Map<number, number>();
+  (p.samples ?? []).forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas?.[i] ?? 0) / 1000));
+  const byFn = new Map<string, number>();
+  const byFile = new Map<string, number>();
+  for (const n of p.nodes) {
+    const ms = self.get(n.id) ?? 0;
+    const file = n.callFrame.url.split('/').pop() || '(native)';
+    const fn = `${n.callFrame.functionName || '(anonymous)'} ${file}:${n.callFrame.lineNumber}`;
+    byFn.set(fn, (byFn.get(fn) ?? 0) + ms);
+    byFile.set(file, (byFile.get(file) ?? 0) + ms);
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${v.toFixed(1).padStart(8)} ms  ${k}`).join('\n');
+  console.log(`CPU profile of one first load, self time by file:\n${top(byFile, 8)}\nby function:\n${top(byFn, 25)}`);
+}
+
+function report(title: string, runs: Load[]): void {
+  const tot = runs.map((r) => r.total);
+  const f = (k: keyof Load) => median(runs.map((r) => r[k])).toFixed(0);
+  console.log(`\n== ${title}, ${runs.length} runs; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`navigation start -> first rows in the DOM: median ${median(tot).toFixed(0)} ms, p95 ${pct(tot, 95).toFixed(0)} ms, min ${Math.min(...tot).toFixed(0)} ms, max ${Math.max(...tot).toFixed(0)} ms; goal < 1000 ms: median is ${(median(tot) / 1000).toFixed(2)} x the goal`);
+  console.log(`breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`);
+  console.log(`renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`);
+}
+
+/**
+ * BENCH_CONSOLE_REF=<a console/dist built from another commit>: that page served at /console of a second port,
+ * every other path proxied to the service, so both pages load against the same service, runs interleaved.
+ */
+async function refServer(refDist: string, target: string): Promise<{ base: string; close: () => Promise<void> }> {
+  const app = express();
+  app.use('/console', consoleHandler(refDist));
+  app.use((req, res) => {
+    const up = httpRequest(`${target}${req.originalUrl}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) };
 }
 
 async function embedded(): Promise<void> {
@@ -96,14 +204,31 @@ async function embedded(): Promise<void> {
     const js = readdirSync(assets).filter((f) => f.endsWith('.js'));
     const sizes = js.map((f) => ({ f, gz: gzipSync(readFileSync(join(assets, f)), { level: 9 }).length }));
     const gzAll = sizes.reduce((n, s) => n + s.gz, 0);
-    await firstLoad(base, token); // warm the service (first query plans, lazy modules), not the browser
+    await firstLoad(base, token, false, process.env.BENCH_PROFILE === '1'); // warm the service (first query plans, lazy modules), not counted
+    const refDir = process.env.BENCH_CONSOLE_REF;
+    const ref = refDir ? await refServer(refDir, base) : undefined;
     const runs: Load[] = [];
-    for (let r = 0; r < RUNS; r++) runs.push(await firstLoad(base, token));
-    const tot = runs.map((r) => r.total);
-    const f = (k: keyof Load) => median(runs.map((r) => r[k])).toFixed(0).padStart(5);
-    console.log(`\n== first load, embedded (SQLite), 200 images, cold browser cache, loopback, ${RUNS} runs`);
-    console.log(`median ${median(tot)} ms, p95 ${pct(tot, 95)} ms, min ${Math.min(...tot)} ms, max ${Math.max(...tot)} ms; goal < 1000 ms: median is ${(median(tot) / 1000).toFixed(2)} x the goal`);
-    console.log(`breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts loaded ${f('scripts')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | rows shown ${f('total')}`);
+    const refRuns: Load[] = [];
+    if (ref) await firstLoad(ref.base, token);
+    for (let r = 0; r < RUNS; r++) {
+      if (ref) refRuns.push(await firstLoad(ref.base, token));
+      runs.push(await firstLoad(base, token));
+    }
+    report('first load, embedded (SQLite), 200 images, warm browser, fresh context (cold HTTP cache), loopback', runs);
+    const again: Load[] = [];
+    const refAgain: Load[] = [];
+    for (let r = 0; r < Math.min(RUNS, 5); r++) {
+      if (ref) refAgain.push(await firstLoad(ref.base, token, true));
+      again.push(await firstLoad(base, token, true));
+    }
+    report('repeat load (same context: hashed assets from the HTTP cache, index.html revalidated)', again);
+    if (ref) {
+      report(`reference page ${refDir}: first load (runs interleaved with the ones above)`, refRuns);
+      report('reference page: repeat load', refAgain);
+      const ratio = (a: Load[], b: Load[], k: keyof Load) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
+      console.log(`this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`);
+      await ref.close();
+    }
     const first = runs[0].jsGzFirst;
     console.log(`JavaScript: first screen ${(first / 1024).toFixed(0)} KiB gzipped (goal < 500 KiB: ${(first / 1024 / 500).toFixed(2)} x the goal); all chunks ${(gzAll / 1024).toFixed(0)} KiB in ${js.length} files:`);
     for (const s of sizes.sort((a, b) => b.gz - a.gz)) console.log(`  ${s.f.padEnd(40)} ${(s.gz / 1024).toFixed(1).padStart(7)} KiB gz`);
@@ -127,8 +252,8 @@ async function platform(): Promise<void> {
     const base = svc.url('').replace(/\/$/, '');
     const token = signToken({ sub: 'root', dept: 'ops', role: 'super_admin', name: 'root' }, secret);
     await firstLoad(base, token);
-    const loads: number[] = [];
-    for (let r = 0; r < Math.min(RUNS, 5); r++) loads.push((await firstLoad(base, token)).total);
+    const loads: Load[] = [];
+    for (let r = 0; r < Math.min(RUNS, 5); r++) loads.push(await firstLoad(base, token));
     const { next, far, sizes } = await withPage(token, async (page) => {
       const sizes: number[] = [];
       page.on('request', (req) => {
@@ -162,7 +287,7 @@ async function platform(): Promise<void> {
       return { next, far, sizes };
     });
     console.log(`\n== the table at ${images.toLocaleString('en')} images, platform shape (MariaDB), super admin`);
-    console.log(`first load: median ${median(loads)} ms, p95 ${pct(loads, 95)} ms (${loads.length} runs, cold browser cache)`);
+    report(`first load at ${images.toLocaleString('en')} images (MariaDB)`, loads);
     console.log(`next page: median ${median(next)} ms, max ${Math.max(...next)} ms; a far page (1000..3800): median ${median(far)} ms, max ${Math.max(...far)} ms`);
     console.log(`/images calls made by the page: ${sizes.length}, largest pageSize ${Math.max(...sizes)} (server-side paging: never the whole catalog)`);
     if (Math.max(...sizes) > 100) throw new Error('the console asked for more than one page of images');
@@ -173,9 +298,10 @@ async function platform(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   await embedded();
   if (process.env.BENCH_CONSOLE_PLATFORM !== '0') await platform();
+  await browser?.close();
 }
 
 main().catch((e: unknown) => {

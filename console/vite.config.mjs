@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { trimAntdCssPlugin } from './trim-antd-css.mjs';
 
 const root = dirname(fileURLToPath(import.meta.url));
 
@@ -10,6 +11,7 @@ export default defineConfig({
   root,
   base: '/console/',
   publicDir: false,
+  plugins: [trimAntdCssPlugin()],
   // React and antd drop their development checks and warnings
   define: { 'process.env.NODE_ENV': JSON.stringify('production') },
   build: {

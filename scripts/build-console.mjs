@@ -5,13 +5,16 @@
  *   node scripts/build-console.mjs --force   build anyway
  *   node scripts/build-console.mjs --check-client   exit 1 when console/src/api/schema.d.ts is stale
  * Steps: the typed API client's types from openapi.yaml (openapi-typescript), a type check of the page, then
- * Vite's production build (hashed file names under assets/). The stamp (console/dist/build-hash.txt) is a
+ * Vite's production build (hashed file names under assets/), then each text file compressed once (name.br,
+ * name.gz beside it: the service sends them with Content-Encoding, no compression per request). The stamp (console/dist/build-hash.txt) is a
  * sha256 over openapi.yaml, package-lock.json and every file of console/ but dist/, so `npm start` skips all
  * of it when nothing changed.
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +28,21 @@ export async function generateClientTypes() {
   const { default: openapiTS, astToString } = await import('openapi-typescript');
   const ast = await openapiTS(new URL(`file://${join(root, 'openapi.yaml')}`));
   return `// Generated from openapi.yaml by scripts/build-console.mjs (openapi-typescript): do not edit.\n${astToString(ast)}`;
+}
+
+/** Writes file.br (brotli, best) and file.gz (gzip -9) beside every .js/.css/.html file of dist over 1 KiB. */
+async function precompress() {
+  const br = promisify(brotliCompress);
+  const gz = promisify(gzip);
+  const files = [join(out, 'index.html'), ...readdirSync(join(out, 'assets')).map((f) => join(out, 'assets', f))].filter((f) => /\.(js|css|html)$/.test(f) && statSync(f).size > 1024);
+  await Promise.all(
+    files.map(async (f) => {
+      const data = readFileSync(f);
+      const [b, g] = await Promise.all([br(data, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: data.length } }), gz(data, { level: 9 })]);
+      writeFileSync(`${f}.br`, b);
+      writeFileSync(`${f}.gz`, g);
+    }),
+  );
 }
 
 function sourceHash() {
@@ -66,9 +84,12 @@ async function main() {
   process.env.NODE_ENV = 'production';
   const { build } = await import('vite');
   await build({ configFile: join(consoleRoot, 'vite.config.mjs'), mode: 'production', logLevel: 'warn' });
+  await precompress();
   writeFileSync(stampFile, `${hash}\n`);
-  const size = readdirSync(join(out, 'assets')).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
-  console.log(`console: built into console/dist in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(size / 1024).toFixed(0)} KiB of assets)`);
+  const assets = readdirSync(join(out, 'assets'));
+  const sum = (ext) => assets.filter((f) => f.endsWith(ext)).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
+  const plain = assets.filter((f) => !/\.(br|gz)$/.test(f)).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
+  console.log(`console: built into console/dist in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(plain / 1024).toFixed(0)} KiB of assets, ${(sum('.br') / 1024).toFixed(0)} KiB brotli, ${(sum('.gz') / 1024).toFixed(0)} KiB gzip)`);
 }
 
 main().catch((e) => {

@@ -309,13 +309,13 @@ export function EditDialog({ me, image, onClose }: { me: Me; image: Image; onClo
         initialValues={{ name: image.name, description: image.description, osCategory: image.osCategory, osBits: image.osBits, osName: image.osName, osVersion: image.osVersion, tags: image.tags, scope: image.scope, isoUsage: image.isoUsage ?? undefined }}
       >
         <Form.Item label={t('url')}>
-          <Input value={src ?? ''} disabled aria-label="url-readonly" data-testid="ro-url" />
+          <Input value={src ?? ''} disabled aria-label={t('url')} data-testid="ro-url" />
         </Form.Item>
         <Form.Item label={t('hypervisor')}>
-          <Input value={image.hypervisor} disabled data-testid="ro-hypervisor" />
+          <Input value={image.hypervisor} disabled aria-label={t('hypervisor')} data-testid="ro-hypervisor" />
         </Form.Item>
         <Form.Item label={t('format')}>
-          <Input value={image.format} disabled data-testid="ro-format" />
+          <Input value={image.format} disabled aria-label={t('format')} data-testid="ro-format" />
         </Form.Item>
         <Form.Item name="name" label={t('name')} rules={[{ required: true }]}>
           <Input />
@@ -418,19 +418,19 @@ export function LaunchDialog({ me, image, zones, onClose }: { me: Me; image: Ima
       ]} />
       <Form layout="inline" style={{ rowGap: 8 }}>
         <Form.Item label={t('userId')}>
-          <Input value={v.userId} onChange={(e) => setV({ ...v, userId: e.target.value })} style={{ width: 120 }} aria-label="owner" />
+          <Input value={v.userId} onChange={(e) => setV({ ...v, userId: e.target.value })} style={{ width: 120 }} aria-label={t('userId')} />
         </Form.Item>
         <Form.Item label={t('department')}>
-          <Input value={v.departmentId} onChange={(e) => setV({ ...v, departmentId: e.target.value })} style={{ width: 120 }} aria-label="owner-dept" />
+          <Input value={v.departmentId} onChange={(e) => setV({ ...v, departmentId: e.target.value })} style={{ width: 120 }} aria-label={t('department')} />
         </Form.Item>
         <Form.Item label={t('role')}>
-          <Select value={v.role} onChange={(role) => setV({ ...v, role })} style={{ width: 130 }} options={['user', 'admin', 'super_admin'].map((r) => ({ value: r, label: r }))} />
+          <Select aria-label={t('role')} value={v.role} onChange={(role) => setV({ ...v, role })} style={{ width: 130 }} options={['user', 'admin', 'super_admin'].map((r) => ({ value: r, label: r }))} />
         </Form.Item>
         <Form.Item label={t('vmCount')}>
-          <InputNumber min={1} max={100} value={v.count} onChange={(n) => setV({ ...v, count: n ?? 1 })} />
+          <InputNumber aria-label={t('vmCount')} min={1} max={100} value={v.count} onChange={(n) => setV({ ...v, count: n ?? 1 })} />
         </Form.Item>
         <Form.Item label={t('dataDisks')}>
-          <InputNumber min={0} max={16} value={v.disks} onChange={(n) => setV({ ...v, disks: n ?? 0 })} />
+          <InputNumber aria-label={t('dataDisks')} min={0} max={16} value={v.disks} onChange={(n) => setV({ ...v, disks: n ?? 0 })} />
         </Form.Item>
         <Button type="primary" onClick={check}>
           {t('check')}

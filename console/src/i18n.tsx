@@ -27,7 +27,7 @@ const zh = {
   notUsable: '该所有者不能使用此镜像（他人的私有镜像）', tooManyDisks: 'Windows-IDE 镜像的虚拟机最多挂载一块数据盘', quotaShort: '部门虚拟机配额不足',
   quotaUnknown: '无法读取该部门配额（无权限），配额由计算侧检查', phase: '阶段', rate: '速率', reason: '原因',
   disableReason: '禁用原因', total: '共 {n} 条', lang: 'English', failed: '导入失败', created_ok: '已创建', saved: '已保存', deleted: '已删除',
-  live: '实时', polling: '轮询',
+  live: '实时', polling: '轮询', filterBy: '筛选：{col}', reset: '重置', search: '搜索',
 };
 export type Key = keyof typeof zh;
 const en: Record<Key, string> = {
@@ -56,7 +56,7 @@ const en: Record<Key, string> = {
   notUsable: "The owner may not use this image (another user's private one)", tooManyDisks: 'A VM from a Windows-IDE image mounts at most one data disk', quotaShort: 'Not enough VM quota in the department',
   quotaUnknown: "The department's quota cannot be read (no permission); the compute side checks it", phase: 'Phase', rate: 'Rate', reason: 'Reason',
   disableReason: 'Reason', total: '{n} in total', lang: '中文', failed: 'Import failed', created_ok: 'Created', saved: 'Saved', deleted: 'Deleted',
-  live: 'live', polling: 'polling',
+  live: 'live', polling: 'polling', filterBy: 'Filter: {col}', reset: 'Reset', search: 'Search',
 };
 export const DICTS = { zh, en };
 export type Lang = keyof typeof DICTS;

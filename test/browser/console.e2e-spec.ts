@@ -87,6 +87,27 @@ async function tabTo(want: RegExp, max = 80): Promise<Array<{ label: string; vis
   throw new Error(`Tab never reached ${want}: ${seen.map((f) => f.label).join(' → ')}`);
 }
 const tabLabel = (v: string) => page.textContent(`[data-testid=tab-${v}]`);
+/** The roles of controls a person operates: each must have an accessible name (what a screen reader says). */
+const CONTROL_ROLES = new Set(['button', 'link', 'textbox', 'searchbox', 'combobox', 'checkbox', 'radio', 'tab', 'menuitem', 'menuitemcheckbox', 'menuitemradio', 'spinbutton', 'switch', 'slider', 'listbox', 'option', 'treeitem']);
+/** Every shown control without an accessible name, by Chromium's own accessibility tree (role and HTML). */
+async function unnamedControls(): Promise<string[]> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+    const bad = nodes.filter((n) => !n.ignored && CONTROL_ROLES.has(String(n.role?.value)) && !String(n.name?.value ?? '').trim());
+    return Promise.all(
+      bad.map(async (n) => {
+        const html = n.backendDOMNodeId ? (await cdp.send('DOM.getOuterHTML', { backendNodeId: n.backendDOMNodeId }).catch(() => ({ outerHTML: '?' }))).outerHTML : '?';
+        return `${String(n.role?.value)}: ${html.slice(0, 160)}`;
+      }),
+    );
+  } finally {
+    await cdp.detach();
+  }
+}
+async function expectAllNamed(screen: string) {
+  expect({ screen, unnamed: await unnamedControls() }).toEqual({ screen, unnamed: [] });
+}
 
 // the embedded default (SQLite) and the platform shape (MariaDB); the development sign-in exists only in the first
 describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
@@ -137,14 +158,33 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       expect(index.headers.get('cache-control')).toBe('no-cache');
       const html = await index.text();
       const asset = /\/console\/assets\/[^"]+\.js/.exec(html)![0];
-      const js = await fetch(`${base}${asset}`);
+      const js = await fetch(`${base}${asset}`, { headers: { 'Accept-Encoding': 'gzip, deflate, br' } }); // node's fetch offers no br by itself
       expect(js.status).toBe(200);
       expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      // built compressed (scripts/build-console.mjs): brotli for a client that accepts it, no compression per request
+      expect(js.headers.get('content-encoding')).toBe('br');
+      expect(js.headers.get('vary')).toBe('Accept-Encoding');
+      expect((await js.text()).length).toBeGreaterThan(100_000); // fetch decoded it
+      // the browser gets the same: every script and style sheet of the first screen arrives brotli-encoded
+      await signInAs(SUPER, '?view=all');
+      const encodings = await page.evaluate<Array<{ name: string; encoded: number; decoded: number }>>(
+        `performance.getEntriesByType('resource').filter((r) => /\\/console\\/assets\\//.test(r.name)).map((r) => ({ name: r.name, encoded: r.encodedBodySize, decoded: r.decodedBodySize }))`,
+      );
+      expect(encodings.length).toBeGreaterThan(0);
+      for (const e of encodings) if (e.decoded > 10_000) expect({ name: e.name, compressed: e.encoded < e.decoded / 2 }).toEqual({ name: e.name, compressed: true });
+      // antd's styles come from its prebuilt (trimmed) style sheet, not from run-time CSS-in-JS: the components are styled
+      const styles = await page.evaluate<{ primary: string; header: string }>(
+        `(() => ({ primary: getComputedStyle(document.querySelector('.ant-btn-primary')).backgroundColor, header: getComputedStyle(document.querySelector('.ant-table-thead th')).backgroundColor }))()`,
+      );
+      expect(styles.primary).toBe('rgb(22, 119, 255)');
+      expect(styles.header).not.toBe('rgba(0, 0, 0, 0)');
       expect((await fetch(`${base}/console/images/anything`)).headers.get('content-type')).toMatch(/text\/html/);
       expect((await fetch(`${base}/console/assets/missing-0000.js`)).status).toBe(404);
     });
 
     (shape === 'sqlite' ? it : it.skip)('signs in as a development user picked on the page; 所有 is the default view of a super admin, with the counts', async () => {
+      await page.goto(`${base}/console/`);
+      await page.evaluate(() => localStorage.removeItem('hcm.console.token')); // signed out, whatever ran before
       await page.goto(`${base}/console/`);
       await page.getByText('开发用户').first().waitFor();
       await b.shot('sign-in');
@@ -232,8 +272,8 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
         await page.goto(`${base}/console/?view=all`);
         await rowsEqual(SUPER, 'view=all');
         await page.click(`th:has-text("${col}") .ant-table-filter-trigger`);
-        await page.click(`.ant-dropdown:visible .ant-dropdown-menu-item:has-text("${value}")`);
-        await page.click('.ant-dropdown:visible .ant-table-filter-dropdown-btns .ant-btn-primary');
+        await page.locator('.ant-dropdown:visible').getByRole('radio', { name: value, exact: true }).check();
+        await page.locator('.ant-dropdown:visible').getByRole('button', { name: /确\s*定/ }).click();
         await waitFor(`${key} in the URL`, () => page.url().includes(`${key}=${value}`));
         await rowsEqual(SUPER, `view=all&${key}=${value}`);
       }
@@ -351,12 +391,12 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       await page.locator('body').focus();
       // one full round of the main screen, from the header to the pager
       const all: Array<{ label: string; visible: boolean }> = [];
-      for (let i = 0; i < 70; i++) {
+      for (let i = 0; i < 80; i++) {
         await page.keyboard.press('Tab');
         all.push(await focused());
       }
       const labels = all.map((f) => f.label).join(' → ');
-      for (const want of [/English/, /退\s*出/, /tab\|.*私有/, /创建镜像/, /创建ISO镜像/, /按标签搜索/, /combobox\|类型/, /快速搜索/, /刷\s*新/, /th\|名称/, /th\|大小/, /th\|创建时间/, /INACTIVE/, /编辑/, /创建虚拟机/, /删除/, /li\|\|1/, /页码/]) {
+      for (const want of [/English/, /退\s*出/, /tab\|.*私有/, /创建镜像/, /创建ISO镜像/, /按标签搜索/, /combobox\|类型/, /快速搜索/, /button\|搜索/, /刷\s*新/, /th\|名称/, /button\|筛选：名称/, /button\|筛选：操作系统/, /button\|筛选：虚拟化技术/, /th\|大小/, /th\|创建时间/, /INACTIVE/, /编辑/, /创建虚拟机/, /删除/, /li\|\|1/, /页码/]) {
         expect({ want: String(want), reached: all.some((f) => want.test(f.label)), labels }).toEqual({ want: String(want), reached: true, labels });
       }
       const invisible = all.filter((f) => f.label !== '(body)' && !f.visible).map((f) => f.label);
@@ -382,6 +422,105 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
       await page.keyboard.press('Enter');
       await waitFor('created by keyboard', async () => (await apiNames(ALICE, 'view=private')).includes('kbd-image'));
       await waitFor('dialog closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
+    });
+
+    it('operates the header filters by keyboard: Tab to a filter button, Enter opens it, arrows pick, Enter applies', async () => {
+      for (const [col, value, key] of [
+        ['操作系统', 'WINDOWS_VIRTIO', 'osCategory'],
+        ['虚拟化技术', 'XEN', 'hypervisor'],
+      ]) {
+        await signInAs(SUPER, '?view=all');
+        await rowsEqual(SUPER, 'view=all');
+        await page.locator('body').focus();
+        await tabTo(new RegExp(`^button\\|筛选：${col}\\|`));
+        await page.keyboard.press('Enter');
+        // the focus moves into the open filter, on its first value; the arrows move through the values
+        await waitFor('focus in the filter', async () => /^input:radio\|/.test((await focused()).label));
+        for (let i = 0; i < 20 && !(await focused()).label.includes(`|${value}`); i++) await page.keyboard.press('ArrowDown');
+        expect((await focused()).label).toMatch(new RegExp(`^input:radio\\|.*${value}`));
+        await b.shot(`keyboard-filter-${key}`);
+        await page.keyboard.press('Enter');
+        await waitFor(`${key} in the URL`, () => page.url().includes(`${key}=${value}`));
+        await rowsEqual(SUPER, `view=all&${key}=${value}`);
+        // the focus is back on the filter's button
+        await waitFor('focus back on the trigger', async () => (await focused()).label.startsWith(`button|筛选：${col}|`));
+      }
+      // the name filter: Enter opens it on its search box, type, Enter applies
+      await page.goto(`${base}/console/?view=all`);
+      await rowsEqual(SUPER, 'view=all');
+      await page.locator('body').focus();
+      await tabTo(/^button\|筛选：名称\|/);
+      await page.keyboard.press('Enter');
+      await waitFor('focus in the name box', async () => /^input\|名称\|/.test((await focused()).label));
+      await page.keyboard.type('Ubuntu');
+      await page.keyboard.press('Enter');
+      await waitFor('name in the URL', () => page.url().includes('name=Ubuntu'));
+      await rowsEqual(SUPER, 'view=all&name=Ubuntu');
+      // Escape closes a filter without applying it
+      await page.locator('body').focus();
+      await tabTo(/^button\|筛选：操作系统\|/);
+      await page.keyboard.press('Enter');
+      await waitFor('focus in the filter', async () => /^input:radio\|/.test((await focused()).label));
+      await page.keyboard.press('ArrowDown');
+      await page.keyboard.press('Escape');
+      await waitFor('filter closed', async () => (await page.locator('.ant-dropdown:visible').count()) === 0);
+      expect(page.url()).not.toContain('osCategory=');
+    });
+
+    it('every control has an accessible name: main screen, header filters, each dialog, the file picker, sign-in, in Chinese and English', async () => {
+      await signInAs(SUPER, '?view=all');
+      await rowsEqual(SUPER, 'view=all');
+      await expectAllNamed('main screen');
+      for (const col of ['名称', '操作系统', '虚拟化技术']) {
+        await page.locator(`.ant-table-thead button.hcm-filter-trigger[aria-label="筛选：${col}"]`).click();
+        await page.locator('.ant-dropdown:visible').waitFor();
+        await expectAllNamed(`filter ${col}`);
+        await page.keyboard.press('Escape');
+        await waitFor('filter closed', async () => (await page.locator('.ant-dropdown:visible').count()) === 0);
+      }
+      await page.getByRole('button', { name: '创建镜像' }).click();
+      await page.locator('.ant-modal:visible').getByLabel('名称').waitFor();
+      await expectAllNamed('create image');
+      await page.keyboard.press('Escape');
+      await waitFor('dialog closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
+      await page.getByRole('button', { name: '创建ISO镜像' }).click();
+      const dialog = page.locator('.ant-modal:visible').first();
+      await dialog.getByText('选择已有文件').click();
+      await dialog.getByRole('button', { name: '选择文件' }).click();
+      await page.getByTestId('share-location').waitFor();
+      await page.getByRole('button', { name: /isos/ }).click();
+      await page.getByRole('button', { name: 'tools-2.iso' }).waitFor();
+      await expectAllNamed('file picker');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape');
+      await waitFor('dialogs closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
+      for (const [op, ready] of [
+        ['编辑', '[data-testid=ro-url]'],
+        ['删除', '.ant-btn-dangerous:not([disabled])'], // enabled once the linked VMs are listed
+      ]) {
+        await page.locator(`tr:has-text("Ubuntu-22-公共") button:has-text("${op}")`).click();
+        await page.locator(`.ant-modal:visible ${ready}`).waitFor();
+        await expectAllNamed(`${op} dialog`);
+        await page.keyboard.press('Escape');
+        await waitFor('dialog closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
+      }
+      await page.locator('tr:has-text("Ubuntu-22-公共") button:has-text("创建虚拟机")').click();
+      await page.getByRole('button', { name: /检\s*查/ }).waitFor();
+      await expectAllNamed('launch dialog');
+      await page.keyboard.press('Escape');
+      await waitFor('dialog closed', async () => (await page.locator('.ant-modal:visible').count()) === 0);
+      await page.getByRole('button', { name: 'English' }).click();
+      await waitFor('English labels', async () => (await tabLabel('all'))?.startsWith('All ('));
+      await expectAllNamed('main screen, English');
+      expect(await page.locator('.ant-table-thead button.hcm-filter-trigger[aria-label="Filter: OS"]').count()).toBe(1);
+      expect(await page.getByRole('button', { name: 'Search', exact: true }).count()).toBe(1);
+      await page.getByRole('button', { name: /中\s*文/ }).click();
+      await waitFor('Chinese labels', async () => (await tabLabel('all'))?.startsWith('所有 ('));
+      // the sign-in screen
+      await page.evaluate(() => localStorage.removeItem('hcm.console.token'));
+      await page.goto(`${base}/console/`);
+      await page.getByRole('tab', { name: '粘贴令牌' }).waitFor();
+      await expectAllNamed('sign-in');
     });
 
     it('switches to English', async () => {
