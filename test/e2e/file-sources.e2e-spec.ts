@@ -10,6 +10,7 @@ import { iso, qcow2Header, rawBytes, sha256 } from '../support/disk-images';
 import { createZone } from '../support/fixtures';
 import { startS3Server, S3TestServer } from '../support/s3-server';
 import { SmbdServer, startSmbd } from '../support/smbd';
+import { readUntil } from '../support/kit';
 
 /**
  * Images and ISOs from the platform's file directory (R14), over HTTP on the whole app: a real smbd on a
@@ -98,16 +99,8 @@ const api = (c: Ctx) => ({
       .send({ kind: 'IMAGE', name: `img-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', format: 'qcow2', zoneId: c.zoneId, ...over }),
 });
 
-async function waitFor(c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> {
-  const end = Date.now() + ms;
-  let last: Json = {};
-  for (;;) {
-    last = (await api(c).get(`/images/${id}`)).body;
-    if (cond(last)) return last;
-    if (Date.now() > end) throw new Error(`image ${id} never got ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 30));
-  }
-}
+const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> =>
+  readUntil(async (): Promise<Json> => (await api(c).get(`/images/${id}`)).body, cond, `image ${id} ${what}`, ms, 30);
 const settled = (c: Ctx, id: string, ms?: number) => waitFor(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED', ms);
 
 async function quotaOf(c: Ctx, dept: string): Promise<{ count: Json; bytes: Json }> {

@@ -8,7 +8,7 @@ import { iso, md5, qcow2, qcow2WithBacking, rawBytes, sha256 } from '../support/
 import { createZone } from '../support/fixtures';
 import { ImageServer } from '../support/image-server';
 import { startS3Server, S3TestServer } from '../support/s3-server';
-import { until } from '../support/kit';
+import { readUntil, until } from '../support/kit';
 
 /**
  * Ingestion end to end, over HTTP, with real parts only: the whole app (SQLite or MariaDB), an HTTP image server
@@ -73,16 +73,7 @@ const createOk = async (c: Ctx, as: Caller, over: Json): Promise<Json> => {
 const fromUrl = (c: Ctx, as: Caller, path: string, over: Json = {}) => createOk(c, as, { source: { type: 'URL', url: c.srv.url(path) }, ...over });
 const get = async (c: Ctx, id: string, as: Caller = SUPER): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).body;
 
-async function waitFor(c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 20_000): Promise<Json> {
-  const end = Date.now() + ms;
-  let last: Json = {};
-  for (;;) {
-    last = await get(c, id);
-    if (cond(last)) return last;
-    if (Date.now() > end) throw new Error(`image ${id} never got ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
+const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 20_000): Promise<Json> => readUntil(() => get(c, id), cond, `image ${id} ${what}`, ms);
 const settled = (c: Ctx, id: string) => waitFor(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
 
 /** IMAGE_COUNT and IMAGE_BYTES of a department, read through the quota HTTP API. */

@@ -8,6 +8,7 @@ import { createZone, imageBody } from '../support/fixtures';
 import { ImageServer } from '../support/image-server';
 import { PrivateMariaDb, PrivateRedis, startPrivateMariaDb, startPrivateRedis } from '../support/private-servers';
 import { S3TestServer, startS3Server } from '../support/s3-server';
+import { readUntil } from '../support/kit';
 
 /**
  * Each dependency really stopped (a private MariaDB over its unix socket and over TCP, a private Redis, the
@@ -21,15 +22,8 @@ const FILE = rawBytes(300_000);
 type Json = Record<string, any>;
 
 /** Waits (polling the record over HTTP) until `pred` holds; fails with the last record after `ms`. */
-async function waitForImage(t: TestApp, id: string, pred: (i: Json) => boolean, ms = 30_000): Promise<Json> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const img = (await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER))).body;
-    if (pred(img)) return img;
-    if (Date.now() > deadline) throw new Error(`image ${id} never got there: ${JSON.stringify(img)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitForImage = (t: TestApp, id: string, pred: (i: Json) => boolean, ms = 30_000): Promise<Json> =>
+  readUntil(async (): Promise<Json> => (await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER))).body, pred, `image ${id} got there`, ms, 50);
 const expect503 = (name: string, res: { status: number; body: Json; headers: Record<string, string> }) =>
   expect({ name, status: res.status, code: res.body?.code, retryAfter: res.headers['retry-after'] }).toEqual({
     name,
