@@ -33,6 +33,8 @@ export interface QemuImgLimits {
   /** wall clock and CPU seconds of one `convert` (default DEFAULT_CONVERT_*) */
   convertTimeoutMs?: number;
   convertCpuSeconds?: number;
+  /** QEMU_IMG_CONVERT_RATE_BYTES: qemu-img convert's own read throttle (`-r`, bytes per second); none when unset */
+  convertRateBytes?: number;
 }
 
 /** What qemu-img says about an accepted image. */
@@ -270,6 +272,8 @@ export class QemuImg {
       : undefined;
     // qcow2 output: compat 1.1 (every qemu since 1.1 reads it); raw: written out of order (-W) for speed
     const outOpts = out.format === 'qcow2' ? ['-o', 'compat=1.1'] : [];
+    // an operator may throttle conversions so they do not starve the hosts' disks (qemu-img's own -r)
+    if (this.limits.convertRateBytes) outOpts.push('-r', String(this.limits.convertRateBytes));
     const r = await this.run(['convert', '-p', '-f', QEMU_FORMAT[declared], '-O', out.format, ...outOpts, '-W', QemuImg.spec(source), out.file], { ...limits, signal: opts.signal, onStdout });
     if (r.code === 0 && !r.signal && !r.timedOut) return;
     if (r.timedOut || r.signal === 'SIGXCPU' || /cannot allocate memory|out of memory|failed to allocate/i.test(r.stderr)) throw this.failed('convert', r, limits);
