@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ObjectStorage, StorageError } from '../storage/object-storage';
@@ -51,6 +52,12 @@ export type QemuTarget = { file: string } | { url: string };
 
 /** qemu's driver name for each declared format */
 export const QEMU_FORMAT: Record<DiskFormat, string> = { qcow2: 'qcow2', raw: 'raw', iso: 'raw', vmdk: 'vmdk', vhd: 'vpc', vhdx: 'vhdx' };
+
+/**
+ * util-linux's setpriv, when there: qemu-img runs with PR_SET_PDEATHSIG=SIGKILL so it dies with the service (a
+ * kill -9 of the service leaves no orphan qemu-img converting for an import that is taken back on restart).
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 const MAX_STDOUT = 4 * 1024 * 1024;
 const MAX_STDERR = 16 * 1024;
@@ -110,8 +117,8 @@ export class QemuImg {
   constructor(readonly limits: QemuImgLimits) {}
 
   /**
-   * Runs qemu-img with `args` under the limits: `sh -c 'ulimit -t; ulimit -v; exec qemu-img ...'` in a process group
-   * of its own, killed (SIGKILL to the group) when the wall clock runs out.
+   * Runs qemu-img with `args` under the limits: `sh -c 'ulimit -t; ulimit -v; exec [setpriv --pdeathsig KILL] qemu-img ...'`
+   * in a process group of its own, killed (SIGKILL to the group) when the wall clock runs out or the service dies.
    */
   run(args: string[], opts: RunOptions = {}): Promise<RunResult> {
     const { binary } = this.limits;
@@ -120,7 +127,8 @@ export class QemuImg {
     const timeoutMs = opts.timeoutMs ?? this.limits.timeoutMs;
     const script = 'ulimit -t "$1" && ulimit -v "$2" && shift 2 && exec "$@"';
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', script, 'qemu-img-limited', String(cpuSeconds), String(maxMemoryMb * 1024), binary, ...args], {
+      const command = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', binary, ...args] : [binary, ...args];
+      const child = spawn('/bin/sh', ['-c', script, 'qemu-img-limited', String(cpuSeconds), String(maxMemoryMb * 1024), ...command], {
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' },
