@@ -34,6 +34,8 @@ export interface QemuImgLimits {
   /** wall clock and CPU seconds of one `convert` (default DEFAULT_CONVERT_*) */
   convertTimeoutMs?: number;
   convertCpuSeconds?: number;
+  /** RLIMIT_AS of one `convert` in MiB (default DEFAULT_CONVERT_MEMORY_MB) */
+  convertMemoryMb?: number;
   /** QEMU_IMG_CONVERT_RATE_BYTES: qemu-img convert's own read throttle (`-r`, bytes per second); none when unset */
   convertRateBytes?: number;
 }
@@ -93,6 +95,12 @@ export interface ConvertOptions {
 /** A conversion's wall clock and CPU time when the limits name none: a 1 TiB disk at 300 MB/s takes about an hour. */
 export const DEFAULT_CONVERT_TIMEOUT_MS = 4 * 3600_000;
 export const DEFAULT_CONVERT_CPU_SECONDS = 4 * 3600;
+/**
+ * A conversion's address space: `convert -W` runs its writes from a pool of threads whose stacks are address space
+ * (not memory used); under the 1 GiB of an `info` it aborts ("qemu_thread_create: Resource temporarily
+ * unavailable") on any disk of a few hundred MiB. Still a hard bound, at least the run's own limit.
+ */
+export const DEFAULT_CONVERT_MEMORY_MB = 4096;
 
 export interface RunResult {
   code: number | null;
@@ -262,6 +270,7 @@ export class QemuImg {
     const limits = {
       timeoutMs: opts.timeoutMs ?? this.limits.convertTimeoutMs ?? DEFAULT_CONVERT_TIMEOUT_MS,
       cpuSeconds: opts.cpuSeconds ?? this.limits.convertCpuSeconds ?? DEFAULT_CONVERT_CPU_SECONDS,
+      memoryMb: Math.max(this.limits.maxMemoryMb, this.limits.convertMemoryMb ?? DEFAULT_CONVERT_MEMORY_MB),
     };
     let last = -1;
     let pending = '';
