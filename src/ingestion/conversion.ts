@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +26,29 @@ export interface Converted {
   md5?: string;
   format: ConvertFormat;
   judged: QemuImageInfo;
+}
+
+/** sha256 (and md5) of a local file, read through one reused 1 MiB buffer: no garbage, however large the disk. */
+async function hashFile(path: string, md5: boolean, signal?: AbortSignal): Promise<Digests> {
+  const sha = createHash('sha256');
+  const m5 = md5 ? createHash('md5') : undefined;
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const fh = await open(path, 'r');
+  let size = 0;
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+      if (bytesRead === 0) break;
+      const piece = buf.subarray(0, bytesRead);
+      sha.update(piece);
+      m5?.update(piece);
+      size += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { size, sha256: sha.digest('hex'), ...(m5 ? { md5: m5.digest('hex') } : {}) };
 }
 
 /** Where a conversion's output is written before it is streamed into the store: one folder per image. */
@@ -108,12 +132,8 @@ export class ConversionService {
    * CONVERSION_TMP_DIR on another filesystem) it is streamed into the store.
    */
   private async store(key: string, out: string, outSize: number, signal?: AbortSignal, adopt = true): Promise<Digests> {
-    const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5 });
     if (adopt && this.storage.localPath(key)) {
-      const read = pipeline(createReadStream(out, { highWaterMark: 1024 * 1024, signal }), hash);
-      hash.resume();
-      await read;
-      const digests = hash.digests!;
+      const digests = await hashFile(out, this.cfg.ingestion.computeMd5, signal);
       signal?.throwIfAborted();
       const adopted = await this.storage.adoptFile(key, out);
       if (adopted) {
@@ -122,6 +142,7 @@ export class ConversionService {
       }
       return this.store(key, out, outSize, signal, false); // another filesystem: streamed after all
     }
+    const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5 });
     const [put] = await Promise.all([
       this.storage.putStream(key, hash, { signal, sizeHint: outSize, contentType: 'application/octet-stream' }),
       pipeline(createReadStream(out, { highWaterMark: 1024 * 1024 }), hash),
