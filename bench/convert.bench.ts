@@ -170,6 +170,9 @@ async function main(): Promise<void> {
       { name: 'qcow2 -> raw', file: qcow2, from: 'qcow2', qemuFrom: 'qcow2', to: 'raw' },
       { name: 'streamOptimized VMDK -> qcow2', file: vmdk, from: 'vmdk', qemuFrom: 'vmdk', to: 'qcow2' },
     ];
+    // BENCH_CONVERT_CASES=raw or =qcow2 runs only the case with that target
+    const only = process.env.BENCH_CONVERT_CASES;
+    if (only) cases.splice(0, cases.length, ...cases.filter((c) => only.split(',').includes(c.to)));
     console.log(`made in ${((Date.now() - started) / 1000).toFixed(0)} s: qcow2 ${(statSync(qcow2).size / MiB).toFixed(0)} MiB, streamOptimized VMDK ${(statSync(vmdk).size / MiB).toFixed(0)} MiB`);
     for (const c of cases) {
       const url = srv.url(srv.put(c.name.replace(/\W+/g, '-'), { path: c.file }));
