@@ -29,7 +29,8 @@ import { ServiceProcess, startServiceProcess } from '../support/service-process'
 
 const MiB = 1024 * 1024;
 const VIRTUAL = 32 * MiB;
-// 24 MiB of data converted at 4 MiB/s (qemu-img's -r): CONVERTING lasts seconds, long enough to be killed in it
+// 24 MiB of data converted at 2 MiB/s (qemu-img's -r): CONVERTING lasts about 12 s, long enough to be killed in
+// it, and longer than the 10 s wait for qemu-img to be gone after the kill: an orphan would still be converting
 const FILE = realImage('qcow2', { dataBytes: 24 * MiB + 7, virtualBytes: VIRTUAL, seed: 77 });
 const FILE_SHA = sha256(FILE);
 const SECRET = 'conv-crash-secret-0123456789abcdef0123456789';
@@ -89,7 +90,7 @@ const baseEnv = (dataDir: string, convTmp: string): Record<string, string> => ({
   IMPORT_CONCURRENCY: '2',
   INGEST_SWEEP_INTERVAL_SECONDS: '0',
   CONVERSION_TMP_DIR: convTmp,
-  QEMU_IMG_CONVERT_RATE_BYTES: String(4 * MiB),
+  QEMU_IMG_CONVERT_RATE_BYTES: String(2 * MiB),
 });
 
 function listFiles(dir: string, base = dir): string[] {
