@@ -240,6 +240,9 @@ export class EnvVars {
   @IsOptional() @Transform(toInt) @IsInt() @Min(16) @Max(65536)
   QEMU_IMG_MAX_MEMORY_MB?: number;
 
+  @IsOptional() @Transform(toInt) @IsInt() @Min(65536) @Max(Number.MAX_SAFE_INTEGER)
+  QEMU_IMG_CONVERT_RATE_BYTES?: number;
+
   // --- the platform's file directory: FILE_SOURCE* are src/file-sources/file-sources.config.ts's own ---
 
   // --- VM links and launches (src/vm-links) ---
@@ -387,7 +390,7 @@ export interface IngestionConfig {
   /** largest virtual size (what the disk holds once expanded) an image may declare, in bytes (default 16 TiB) */
   maxVirtualSizeBytes: number;
   /** how qemu-img runs on every stored image */
-  qemuImg: { binary: string; timeoutMs: number; cpuSeconds: number; maxMemoryMb: number };
+  qemuImg: { binary: string; timeoutMs: number; cpuSeconds: number; maxMemoryMb: number; convertRateBytes?: number };
   url: UrlFetchConfig;
 }
 
@@ -664,6 +667,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         timeoutMs: vars.QEMU_IMG_TIMEOUT_MS ?? 60_000,
         cpuSeconds: vars.QEMU_IMG_CPU_SECONDS ?? 30,
         maxMemoryMb: vars.QEMU_IMG_MAX_MEMORY_MB ?? 1024,
+        convertRateBytes: vars.QEMU_IMG_CONVERT_RATE_BYTES,
       },
       url: {
         allowCidrs: splitList(vars.URL_ALLOW_CIDRS),

@@ -11,6 +11,7 @@ import { QuotaService } from '../quota/quota.service';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
 import { ConversionService } from './conversion';
+import type { ConvertFormat } from './qemu-img';
 import { assertFormat, DiskFormat, FormatCheckStream, storageRangeReader, verifyStored } from './format-sniffer';
 import { HashingStream } from './hashing';
 import { ImageInspector } from './image-inspector';
@@ -29,6 +30,8 @@ export interface StoredFile {
   size: number;
   sha256: string;
   md5?: string;
+  /** the format the zone wanted when the bytes were stored (null: none); `finish` converts to it */
+  convertTo?: ConvertFormat | null;
 }
 
 /** What the metrics say about an import that ended FAILED. */
@@ -104,6 +107,8 @@ export class IngestPipeline {
   /** Streams `body` into the image's object. Rejects with the first real cause (IngestError, QUOTA_EXCEEDED, ImportStopped, a store error). */
   async store(image: ImageEntity, body: Readable, opts: StoreOptions): Promise<StoredFile> {
     const id = image.id;
+    // a source the zone wants in another format is replaced by its conversion: stored without an fsync
+    const convertTo = await this.conversion.targetFor(image);
     const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5, expected: image.expectedChecksum ?? undefined, maxBytes: this.cfg.ingestion.maxSizeBytes });
     const check = new FormatCheckStream(image.format as DiskFormat);
     const meter = new ProgressMeter({
@@ -120,7 +125,7 @@ export class IngestPipeline {
     const [put, flow] = await Promise.allSettled([
       opts.alreadyStored
         ? discard(meter, objectKeys.imageDisk(id))
-        : this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream' }),
+        : this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream', transient: convertTo !== null }),
       // the S3 adapter gathers its parts itself: a coalescing copy in front of it only costs CPU and GC
       this.storage.driver === 'fs' ? pipeline(body, new ChunkCoalescer(), hash, check, meter) : pipeline(body, hash, check, meter),
     ]);
@@ -131,7 +136,7 @@ export class IngestPipeline {
     if (flow.status === 'rejected') throw flow.reason;
     const digests = hash.digests!;
     if (put.value.size !== digests.size) throw new Error(`stored ${put.value.size} bytes but read ${digests.size}`);
-    return { size: digests.size, sha256: digests.sha256, md5: digests.md5 };
+    return { size: digests.size, sha256: digests.sha256, md5: digests.md5, convertTo };
   }
 
   /**
@@ -148,7 +153,8 @@ export class IngestPipeline {
       // the referee: qemu-img on the stored object, before anything can use it
       let judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
       // the zone keeps another storage format: the judged source is converted in place (conversion.ts)
-      const target = await this.conversion.targetFor(image);
+      // (the format decided when the bytes were stored: a source stored transient is always converted)
+      const target = stored.convertTo !== undefined ? stored.convertTo : await this.conversion.targetFor(image);
       let converted: Partial<Pick<ImageEntity, 'format' | 'sourceSha256'>> = {};
       if (target) {
         const c = await this.conversion.convertStored(image, image.format as DiskFormat, stored.size, judged.virtualSizeBytes, target, quota, signal);

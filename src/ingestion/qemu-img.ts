@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ObjectStorage, StorageError } from '../storage/object-storage';
@@ -33,6 +34,10 @@ export interface QemuImgLimits {
   /** wall clock and CPU seconds of one `convert` (default DEFAULT_CONVERT_*) */
   convertTimeoutMs?: number;
   convertCpuSeconds?: number;
+  /** RLIMIT_AS of one `convert` in MiB (default DEFAULT_CONVERT_MEMORY_MB) */
+  convertMemoryMb?: number;
+  /** QEMU_IMG_CONVERT_RATE_BYTES: qemu-img convert's own read throttle (`-r`, bytes per second); none when unset */
+  convertRateBytes?: number;
 }
 
 /** What qemu-img says about an accepted image. */
@@ -49,6 +54,12 @@ export type QemuTarget = { file: string } | { url: string };
 
 /** qemu's driver name for each declared format */
 export const QEMU_FORMAT: Record<DiskFormat, string> = { qcow2: 'qcow2', raw: 'raw', iso: 'raw', vmdk: 'vmdk', vhd: 'vpc', vhdx: 'vhdx' };
+
+/**
+ * util-linux's setpriv, when there: qemu-img runs with PR_SET_PDEATHSIG=SIGKILL so it dies with the service (a
+ * kill -9 of the service leaves no orphan qemu-img converting for an import that is taken back on restart).
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 const MAX_STDOUT = 4 * 1024 * 1024;
 const MAX_STDERR = 16 * 1024;
@@ -84,6 +95,12 @@ export interface ConvertOptions {
 /** A conversion's wall clock and CPU time when the limits name none: a 1 TiB disk at 300 MB/s takes about an hour. */
 export const DEFAULT_CONVERT_TIMEOUT_MS = 4 * 3600_000;
 export const DEFAULT_CONVERT_CPU_SECONDS = 4 * 3600;
+/**
+ * A conversion's address space: `convert -W` runs its writes from a pool of threads whose stacks are address space
+ * (not memory used); under the 1 GiB of an `info` it aborts ("qemu_thread_create: Resource temporarily
+ * unavailable") on any disk of a few hundred MiB. Still a hard bound, at least the run's own limit.
+ */
+export const DEFAULT_CONVERT_MEMORY_MB = 4096;
 
 export interface RunResult {
   code: number | null;
@@ -108,8 +125,8 @@ export class QemuImg {
   constructor(readonly limits: QemuImgLimits) {}
 
   /**
-   * Runs qemu-img with `args` under the limits: `sh -c 'ulimit -t; ulimit -v; exec qemu-img ...'` in a process group
-   * of its own, killed (SIGKILL to the group) when the wall clock runs out.
+   * Runs qemu-img with `args` under the limits: `sh -c 'ulimit -t; ulimit -v; exec [setpriv --pdeathsig KILL] qemu-img ...'`
+   * in a process group of its own, killed (SIGKILL to the group) when the wall clock runs out or the service dies.
    */
   run(args: string[], opts: RunOptions = {}): Promise<RunResult> {
     const { binary } = this.limits;
@@ -118,7 +135,8 @@ export class QemuImg {
     const timeoutMs = opts.timeoutMs ?? this.limits.timeoutMs;
     const script = 'ulimit -t "$1" && ulimit -v "$2" && shift 2 && exec "$@"';
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', script, 'qemu-img-limited', String(cpuSeconds), String(maxMemoryMb * 1024), binary, ...args], {
+      const command = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', binary, ...args] : [binary, ...args];
+      const child = spawn('/bin/sh', ['-c', script, 'qemu-img-limited', String(cpuSeconds), String(maxMemoryMb * 1024), ...command], {
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' },
@@ -252,6 +270,7 @@ export class QemuImg {
     const limits = {
       timeoutMs: opts.timeoutMs ?? this.limits.convertTimeoutMs ?? DEFAULT_CONVERT_TIMEOUT_MS,
       cpuSeconds: opts.cpuSeconds ?? this.limits.convertCpuSeconds ?? DEFAULT_CONVERT_CPU_SECONDS,
+      memoryMb: Math.max(this.limits.maxMemoryMb, this.limits.convertMemoryMb ?? DEFAULT_CONVERT_MEMORY_MB),
     };
     let last = -1;
     let pending = '';
@@ -270,6 +289,8 @@ export class QemuImg {
       : undefined;
     // qcow2 output: compat 1.1 (every qemu since 1.1 reads it); raw: written out of order (-W) for speed
     const outOpts = out.format === 'qcow2' ? ['-o', 'compat=1.1'] : [];
+    // an operator may throttle conversions so they do not starve the hosts' disks (qemu-img's own -r)
+    if (this.limits.convertRateBytes) outOpts.push('-r', String(this.limits.convertRateBytes));
     const r = await this.run(['convert', '-p', '-f', QEMU_FORMAT[declared], '-O', out.format, ...outOpts, '-W', QemuImg.spec(source), out.file], { ...limits, signal: opts.signal, onStdout });
     if (r.code === 0 && !r.signal && !r.timedOut) return;
     if (r.timedOut || r.signal === 'SIGXCPU' || /cannot allocate memory|out of memory|failed to allocate/i.test(r.stderr)) throw this.failed('convert', r, limits);

@@ -133,7 +133,8 @@ export class UploadService implements OnModuleDestroy {
     try {
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id));
       const stored = await this.pipeline.store(image, body, { quota, signal: ac.signal, sizeHint: length });
-      if ((await this.pipeline.finish(image, stored, quota, startedAt)) === 'gone') throw notFound('IMAGE', id);
+      // the signal reaches a conversion too: a delete while CONVERTING kills qemu-img
+      if ((await this.pipeline.finish(image, stored, quota, startedAt, ac.signal)) === 'gone') throw notFound('IMAGE', id);
       this.log.log(`Uploaded ${id}: ${stored.size} bytes, sha256 ${stored.sha256}`);
       return (await this.catalog.findInternal(id)) ?? Promise.reject(notFound('IMAGE', id));
     } catch (e) {

@@ -102,13 +102,16 @@ export class FsStorage extends ObjectStorage {
     try {
       await mkdir(dirname(target), { recursive: true });
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
-      await pipeline(body, writeBackEarly(out), out, { signal: opts.signal });
+      if (opts.transient) await pipeline(body, out, { signal: opts.signal });
+      else await pipeline(body, writeBackEarly(out), out, { signal: opts.signal });
       const size = out.bytesWritten;
-      const fh = await open(tmp, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
+      if (!opts.transient) {
+        const fh = await open(tmp, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
       }
       await rename(tmp, target);
       return { key, size };
@@ -124,6 +127,28 @@ export class FsStorage extends ObjectStorage {
       }
       throw e;
     }
+  }
+
+  override async adoptFile(key: string, path: string): Promise<PutResult | null> {
+    assertValidKey(key);
+    await this.init();
+    const target = this.pathOf(key);
+    await mkdir(dirname(target), { recursive: true });
+    const fh = await open(path, 'r+');
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(path, target);
+    } catch (e) {
+      if (isErrno(e, 'EXDEV')) return null; // another filesystem: the caller copies
+      throw e;
+    }
+    return { key, size };
   }
 
   async getStream(key: string, range?: ByteRange): Promise<Readable> {

@@ -32,6 +32,12 @@ export interface PutOptions {
   sizeHint?: number;
   /** aborts the upload: the put rejects and nothing is left behind */
   signal?: AbortSignal;
+  /**
+   * The object is replaced before anything uses it (an import's source about to be converted, which a crash
+   * fetches again anyway): the filesystem store skips its write-backs and fsync, so the page cache may drop the
+   * bytes unwritten once the object is replaced. Ignored by S3.
+   */
+  transient?: boolean;
 }
 
 export interface PutResult {
@@ -135,6 +141,15 @@ export abstract class ObjectStorage {
   /** The object as a local file a child process can open (the filesystem store), or null. */
   localPath(_key: string): string | null {
     return null;
+  }
+
+  /**
+   * Makes the local file `path` the object `key` by moving it (the filesystem store: fsync, then rename into
+   * place, so a reader sees the old object or the new one), its bytes not copied. Resolves null when the store
+   * cannot (S3, or `path` on another filesystem): the caller streams instead, and `path` is left as it was.
+   */
+  adoptFile(_key: string, _path: string): Promise<PutResult | null> {
+    return Promise.resolve(null);
   }
 
   /**

@@ -1,12 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Role } from '../../src/access/principal';
+import { conversionDir } from '../../src/ingestion/conversion';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { iso, realImage, RealFormat, sha256 } from '../support/disk-images';
 import { ImageServer } from '../support/image-server';
+import { until } from '../support/kit';
 import { startS3Server, S3TestServer } from '../support/s3-server';
 
 /**
@@ -16,6 +18,8 @@ import { startS3Server, S3TestServer } from '../support/s3-server';
  */
 
 const MiB = 1024 * 1024;
+/** QEMU_IMG_CONVERT_RATE_BYTES of the apps here */
+const RATE = 4 * MiB;
 type Json = Record<string, any>;
 type Path = 'URL' | 'UPLOAD' | 'FILE';
 const PATHS: Path[] = ['URL', 'UPLOAD', 'FILE'];
@@ -51,6 +55,9 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
     JOB_BACKOFF_MS: '50',
     INGEST_MAX_SIZE_BYTES: String(64 * MiB),
     INGEST_SWEEP_INTERVAL_SECONDS: '0',
+    // qemu-img's own throttle (-r): the small images here convert in a moment, the larger ones of the delete
+    // tests stay CONVERTING for seconds, long enough to be deleted in the middle
+    QEMU_IMG_CONVERT_RATE_BYTES: String(RATE),
     FILE_SOURCES: `mnt=file://${dir}`,
     ...(store === 'minio' && s3
       ? { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_PORT: String(s3.port), MINIO_ACCESS_KEY: s3.accessKey, MINIO_SECRET_KEY: s3.secretKey, MINIO_BUCKET: `conv-${shape}`, STORAGE_PART_SIZE_MB: '5' }
@@ -62,14 +69,29 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
 
 const get = async (c: Ctx, id: string): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(SUPER))).body;
 
-async function settled(c: Ctx, id: string): Promise<Json> {
-  const end = Date.now() + 60_000;
-  for (;;) {
-    const i = await get(c, id);
-    if (i.phase === 'READY' || i.phase === 'FAILED') return i;
-    if (Date.now() > end) throw new Error(`image ${id} never settled: ${JSON.stringify(i)}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
+/** Waits until the image is in a phase `cond` accepts (the record's state, read until it holds). */
+async function phase(c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> {
+  let last: Json = {};
+  await until(async () => cond((last = await get(c, id))), `image ${id} ${what} (last ${JSON.stringify(last)})`, ms);
+  return last;
+}
+
+const settled = (c: Ctx, id: string): Promise<Json> => phase(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+
+/** The qemu-img processes working for `id` (their command line names its conversion folder). */
+function qemuFor(id: string): number[] {
+  const dir = conversionDir(id);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return cmd.some((a) => a.endsWith('qemu-img')) && cmd.some((a) => a.startsWith(dir));
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 async function importBy(c: Ctx, as: Caller, path: Path, zoneId: string, name: string, file: Buffer, over: Json): Promise<Json> {
@@ -190,6 +212,56 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(sha256(await readBack(c, src.id))).toBe(sha256(file));
     const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
     expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: file.length + 8 * MiB, reserved: 0 });
+  });
+
+  it.each(['URL', 'UPLOAD', 'COPY'] as const)('a delete while CONVERTING (%s) stops qemu-img and leaves nothing behind: no process, temp file, object or quota', async (how) => {
+    const as = newUser();
+    // 24 MiB of data at RATE bytes/s: qemu-img works for seconds
+    const file = realImage('qcow2', { dataBytes: 24 * MiB + 3, virtualBytes: 32 * MiB, seed: 5 });
+    const plainZone = (await zone(c.t, null)).id;
+    let id: string;
+    let upload: Promise<{ status: number }> | undefined;
+    let srcBytes = 0;
+    if (how === 'COPY') {
+      const src = await importBy(c, as, 'URL', plainZone, `del-src-${how}.qcow2`, file, { format: 'qcow2' });
+      expect(src.phase).toBe('READY');
+      srcBytes = file.length;
+      const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
+      expect(res.status).toBe(202);
+      id = res.body.id as string;
+    } else {
+      const source = how === 'URL' ? { type: 'URL', url: c.srv.url(`/f/del-${how}.qcow2`) } : { type: 'UPLOAD' };
+      if (how === 'URL') c.srv.put(`del-${how}.qcow2`, file);
+      const res = await c.t.http().post('/images').set('Authorization', c.t.auth(as)).send({ kind: 'IMAGE', name: `del-${how}`, osCategory: 'CENTOS', zoneId: c.rawZone, format: 'qcow2', source });
+      expect(res.status).toBe(201);
+      id = res.body.id as string;
+      if (how === 'UPLOAD') {
+        upload = c.t
+          .http()
+          .put(`/images/${id}/file`)
+          .set('Authorization', c.t.auth(as))
+          .set('Content-Type', 'application/octet-stream')
+          .send(file)
+          .then((r) => r);
+      }
+    }
+    await phase(c, id, (i) => i.phase === 'CONVERTING', 'CONVERTING');
+    await until(() => qemuFor(id).length > 0, `a qemu-img process converting ${id}`);
+    expect(existsSync(conversionDir(id))).toBe(true);
+
+    const del = await c.t.http().delete(`/images/${id}`).set('Authorization', c.t.auth(as));
+    expect(del.status).toBe(204);
+    if (upload) expect((await upload).status).toBe(404);
+
+    // the delete returned after the conversion stopped: nothing of it is left
+    expect(qemuFor(id)).toEqual([]);
+    expect(existsSync(conversionDir(id))).toBe(false);
+    expect(await c.storage.exists(objectKeys.imageDisk(id))).toBe(false);
+    expect(await c.storage.listIncomplete(objectKeys.imagePrefix(id))).toEqual([]);
+    expect((await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).status).toBe(404);
+    const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+    expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: srcBytes, reserved: 0 });
+    expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_COUNT')).toMatchObject({ used: how === 'COPY' ? 1 : 0, reserved: 0 });
   });
 
   it('refuses a conversion of an ISO, to the same format, of an image not ACTIVE, and above the quota, changing nothing', async () => {

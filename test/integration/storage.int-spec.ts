@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -236,6 +236,30 @@ describe.each(adapters)('ObjectStorage behaviour (%s adapter)', (_name, make) =>
     expect(source.destroyed).toBe(true);
     expect(await s.exists(key)).toBe(false);
     await waitFor(async () => (await s.listIncomplete('images/signal-1/')).length === 0);
+  });
+
+  it('adopts a local file as an object by moving it (fs: over the previous object, nothing incomplete), or answers null and leaves it (minio)', async () => {
+    const key = objectKeys.imageDisk('adopt-1');
+    await s.putStream(key, Readable.from([Buffer.from('the source, about to be replaced')]), { transient: true });
+    const dir = mkdtempSync(join(tmpdir(), 'hcm-adopt-'));
+    const file = join(dir, 'converted.raw');
+    const data = randomBytes(3 * MiB + 5);
+    writeFileSync(file, data);
+    try {
+      const adopted = await s.adoptFile(key, file);
+      if (s.driver !== 'fs') {
+        expect(adopted).toBeNull();
+        expect(existsSync(file)).toBe(true);
+        expect((await readAll(await s.getStream(key))).toString()).toBe('the source, about to be replaced');
+        return;
+      }
+      expect(adopted).toEqual({ key, size: data.length });
+      expect(existsSync(file)).toBe(false);
+      expect((await readAll(await s.getStream(key))).equals(data)).toBe(true);
+      expect(await s.listIncomplete(objectKeys.imagePrefix('adopt-1'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('presigns a GET where the store can (minio), or answers null (fs)', async () => {
