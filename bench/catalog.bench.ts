@@ -11,7 +11,16 @@ import { readFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
-import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER, userConnection } from '../test/support/mariadb';
+import {
+  createTestDatabase,
+  dropTestDatabase,
+  ensureTestUser,
+  TEST_DB_HOST,
+  TEST_DB_PASSWORD,
+  TEST_DB_PORT,
+  TEST_DB_USER,
+  userConnection,
+} from '../test/support/mariadb';
 import { REPO_ROOT } from '../test/support/service-process';
 import { fmt, load, startService } from './support';
 
@@ -30,7 +39,23 @@ const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const OS = ['CENTOS', 'UBUNTU', 'DEBIAN', 'REDHAT', 'ROCKY', 'KYLIN', 'WINDOWS_VIRTIO', 'WINDOWS_IDE', 'OTHER'];
 const HV = ['KVM', 'VMWARE', 'XEN', 'HYPERV'];
 const SCOPES = ['FEATURED', 'PUBLIC', 'PRIVATE'];
-const WORDS = ['centos', 'ubuntu', 'debian', 'kylin', 'windows', 'server', 'minimal', 'docker', 'mysql', 'nginx', 'zabbix', 'filebeat', 'gpu', 'desktop', 'base'];
+const WORDS = [
+  'centos',
+  'ubuntu',
+  'debian',
+  'kylin',
+  'windows',
+  'server',
+  'minimal',
+  'docker',
+  'mysql',
+  'nginx',
+  'zabbix',
+  'filebeat',
+  'gpu',
+  'desktop',
+  'base',
+];
 
 /** Seeds `IMAGES` (BENCH_IMAGES) images straight into the MariaDB database `db` (also used by bench:console). */
 export async function seed(db: string): Promise<{ zones: string[] }> {
@@ -82,7 +107,7 @@ export async function seed(db: string): Promise<{ zones: string[] }> {
       const seen = new Set<number>();
       for (let j = 0; j < k; j++) {
         const tag = r(50);
-        if (!seen.has(tag)) tags.push([id, `tag${tag}`]), seen.add(tag);
+        if (!seen.has(tag)) (tags.push([id, `tag${tag}`]), seen.add(tag));
       }
     }
     await c.query(
@@ -101,7 +126,17 @@ async function main(): Promise<void> {
   await ensureTestUser();
   const db = await createTestDatabase('bench_catalog');
   // first start runs the migrations on the empty database; then seed; then start again for a warm, fair run
-  const env = { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: db, AUTH_JWT_SECRET: SECRET, LOG_LEVEL: 'warn', DB_POOL_SIZE: '16' };
+  const env = {
+    DB_TYPE: 'mariadb',
+    DB_HOST: TEST_DB_HOST,
+    DB_PORT: String(TEST_DB_PORT),
+    DB_USER: TEST_DB_USER,
+    DB_PASSWORD: TEST_DB_PASSWORD,
+    DB_NAME: db,
+    AUTH_JWT_SECRET: SECRET,
+    LOG_LEVEL: 'warn',
+    DB_POOL_SIZE: '16',
+  };
   const countFile = join(tmpdir(), `hcm-catalog-bench-${process.pid}.json`);
   let svc = await startService(env, 'migrations');
   await svc.stop();
@@ -121,9 +156,13 @@ async function main(): Promise<void> {
       ['super admin', { sub: 'root', dept: 'ops', role: 'super_admin' }],
       ['plain user', { sub: 'u17', dept: 'd7', role: 'user' }],
     ] as const;
-    console.log(`\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}`);
+    console.log(
+      `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}`,
+    );
     console.log(`${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query\n`);
-    console.log(`${'caller'.padEnd(12)} ${'query'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU ms'.padStart(7)} ${'stmts'.padStart(6)} target`);
+    console.log(
+      `${'caller'.padEnd(12)} ${'query'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU ms'.padStart(7)} ${'stmts'.padStart(6)} target`,
+    );
     const cpuRatios: number[] = [];
     let allMet = true;
     for (const [who, claims] of callers) {
@@ -138,11 +177,15 @@ async function main(): Promise<void> {
         cpuRatios.push(cpuMs / CPU_BASELINE_MS);
         const met = res.rps >= 300 && res.p99 < 100 && res.errors === 0;
         if (who === 'plain user') allMet &&= met;
-        console.log(`${who.padEnd(12)} ${label.padEnd(24)} ${fmt(res.rps)} ${fmt(res.p50)} ${fmt(res.p99)} ${String(res.errors).padStart(7)} ${fmt(cpuMs, 2).slice(1)} ${fmt(stmts).slice(2)} ${met ? 'met' : 'MISSED'}${res.firstError ? ` (${res.firstError})` : ''}  ratio to 300 req/s: ${(res.rps / 300).toFixed(2)}; CPU ratio to ${CPU_BASELINE_MS} ms: ${(cpuMs / CPU_BASELINE_MS).toFixed(2)}`);
+        console.log(
+          `${who.padEnd(12)} ${label.padEnd(24)} ${fmt(res.rps)} ${fmt(res.p50)} ${fmt(res.p99)} ${String(res.errors).padStart(7)} ${fmt(cpuMs, 2).slice(1)} ${fmt(stmts).slice(2)} ${met ? 'met' : 'MISSED'}${res.firstError ? ` (${res.firstError})` : ''}  ratio to 300 req/s: ${(res.rps / 300).toFixed(2)}; CPU ratio to ${CPU_BASELINE_MS} ms: ${(cpuMs / CPU_BASELINE_MS).toFixed(2)}`,
+        );
       }
     }
     const worst = Math.max(...cpuRatios);
-    console.log(`\nCPU per list request: worst ratio to the ${CPU_BASELINE_MS} ms baseline ${worst.toFixed(2)} (goal <= 0.5): ${worst <= 0.5 ? 'met' : 'MISSED'}`);
+    console.log(
+      `\nCPU per list request: worst ratio to the ${CPU_BASELINE_MS} ms baseline ${worst.toFixed(2)} (goal <= 0.5): ${worst <= 0.5 ? 'met' : 'MISSED'}`,
+    );
     console.log(`plain-user target (>= 300 req/s, p99 < 100 ms on every query): ${allMet ? 'met' : 'MISSED'}`);
   } finally {
     await svc.stop();

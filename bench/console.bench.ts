@@ -31,7 +31,15 @@ import { seed } from './catalog.bench';
 import { startService } from './support';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
@@ -137,12 +145,22 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
     const file = (f: string) => [consoleDir(), process.env.BENCH_CONSOLE_REF ?? ''].map((d) => join(d, 'assets', f)).find((p) => existsSync(p))!;
     const jsGzFirst = m.jsNames.reduce((n, f) => n + gzipSync(readFileSync(file(f)), { level: 9 }).length, 0);
     const { jsNames: _, ...rest } = m;
-    return { ...rest, scriptMs: metric('ScriptDuration'), taskMs: metric('TaskDuration'), styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'), jsGzFirst };
+    return {
+      ...rest,
+      scriptMs: metric('ScriptDuration'),
+      taskMs: metric('TaskDuration'),
+      styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'),
+      jsGzFirst,
+    };
   });
 }
 
 /** BENCH_PROFILE=1: where one first load's script time goes (self time by function and by file, from a CPU profile). */
-function topFunctions(p: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples?: number[]; timeDeltas?: number[] }): void {
+function topFunctions(p: {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples?: number[];
+  timeDeltas?: number[];
+}): void {
   const self = new Map<number, number>();
   (p.samples ?? []).forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas?.[i] ?? 0) / 1000));
   const byFn = new Map<string, number>();
@@ -154,17 +172,32 @@ function topFunctions(p: { nodes: Array<{ id: number; callFrame: { functionName:
     byFn.set(fn, (byFn.get(fn) ?? 0) + ms);
     byFile.set(file, (byFile.get(file) ?? 0) + ms);
   }
-  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${v.toFixed(1).padStart(8)} ms  ${k}`).join('\n');
+  const top = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]) => `  ${v.toFixed(1).padStart(8)} ms  ${k}`)
+      .join('\n');
   console.log(`CPU profile of one first load, self time by file:\n${top(byFile, 8)}\nby function:\n${top(byFn, 25)}`);
 }
 
 function report(title: string, runs: Load[]): void {
   const tot = runs.map((r) => r.total);
   const f = (k: keyof Load) => median(runs.map((r) => r[k])).toFixed(0);
-  console.log(`\n== ${title}, ${runs.length} runs; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`navigation start -> first rows in the DOM: median ${median(tot).toFixed(0)} ms, p95 ${pct(tot, 95).toFixed(0)} ms, min ${Math.min(...tot).toFixed(0)} ms, max ${Math.max(...tot).toFixed(0)} ms; goal < 1000 ms: median is ${(median(tot) / 1000).toFixed(2)} x the goal`);
-  console.log(`breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`);
-  console.log(`renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`);
+  console.log(
+    `\n== ${title}, ${runs.length} runs; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `navigation start -> first rows in the DOM: median ${median(tot).toFixed(0)} ms, p95 ${pct(tot, 95).toFixed(0)} ms, min ${Math.min(...tot).toFixed(0)} ms, max ${Math.max(...tot).toFixed(0)} ms; goal < 1000 ms: median is ${(median(tot) / 1000).toFixed(2)} x the goal`,
+  );
+  console.log(
+    `breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`,
+  );
+  console.log(
+    `renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`,
+  );
 }
 
 /**
@@ -198,7 +231,11 @@ async function embedded(): Promise<void> {
     const h = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
     const zoneId = ((await (await fetch(`${base}/zones`, { headers: h })).json()) as { items: Array<{ id: string }> }).items[0].id;
     for (let i = 0; i < 200; i++) {
-      await fetch(`${base}/images`, { method: 'POST', headers: h, body: JSON.stringify({ kind: 'IMAGE', name: `bench-${i}`, osCategory: 'CENTOS', format: 'qcow2', zoneId, scope: 'PUBLIC', source: { type: 'UPLOAD' } }) });
+      await fetch(`${base}/images`, {
+        method: 'POST',
+        headers: h,
+        body: JSON.stringify({ kind: 'IMAGE', name: `bench-${i}`, osCategory: 'CENTOS', format: 'qcow2', zoneId, scope: 'PUBLIC', source: { type: 'UPLOAD' } }),
+      });
     }
     const assets = join(consoleDir(), 'assets');
     const js = readdirSync(assets).filter((f) => f.endsWith('.js'));
@@ -226,11 +263,15 @@ async function embedded(): Promise<void> {
       report(`reference page ${refDir}: first load (runs interleaved with the ones above)`, refRuns);
       report('reference page: repeat load', refAgain);
       const ratio = (a: Load[], b: Load[], k: keyof Load) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
-      console.log(`this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`);
+      console.log(
+        `this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`,
+      );
       await ref.close();
     }
     const first = runs[0].jsGzFirst;
-    console.log(`JavaScript: first screen ${(first / 1024).toFixed(0)} KiB gzipped (goal < 500 KiB: ${(first / 1024 / 500).toFixed(2)} x the goal); all chunks ${(gzAll / 1024).toFixed(0)} KiB in ${js.length} files:`);
+    console.log(
+      `JavaScript: first screen ${(first / 1024).toFixed(0)} KiB gzipped (goal < 500 KiB: ${(first / 1024 / 500).toFixed(2)} x the goal); all chunks ${(gzAll / 1024).toFixed(0)} KiB in ${js.length} files:`,
+    );
     for (const s of sizes.sort((a, b) => b.gz - a.gz)) console.log(`  ${s.f.padEnd(40)} ${(s.gz / 1024).toFixed(1).padStart(7)} KiB gz`);
   } finally {
     await app.close();
@@ -243,7 +284,16 @@ async function platform(): Promise<void> {
   const secret = 'bench-secret-0123456789abcdef0123456789abcdef';
   await ensureTestUser();
   const db = await createTestDatabase('bench_console');
-  const env = { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: db, AUTH_JWT_SECRET: secret, LOG_LEVEL: 'warn' };
+  const env = {
+    DB_TYPE: 'mariadb',
+    DB_HOST: TEST_DB_HOST,
+    DB_PORT: String(TEST_DB_PORT),
+    DB_USER: TEST_DB_USER,
+    DB_PASSWORD: TEST_DB_PASSWORD,
+    DB_NAME: db,
+    AUTH_JWT_SECRET: secret,
+    LOG_LEVEL: 'warn',
+  };
   let svc = await startService(env, 'migrations');
   await svc.stop();
   try {
@@ -267,7 +317,9 @@ async function platform(): Promise<void> {
         const before = await firstRow();
         const t0 = Date.now();
         await act();
-        await page.waitForFunction(`document.querySelector('.ant-table-tbody tr.ant-table-row td:first-child strong')?.textContent !== ${JSON.stringify(before)} && !document.querySelector('.ant-spin-spinning')`);
+        await page.waitForFunction(
+          `document.querySelector('.ant-table-tbody tr.ant-table-row td:first-child strong')?.textContent !== ${JSON.stringify(before)} && !document.querySelector('.ant-spin-spinning')`,
+        );
         return Date.now() - t0;
       };
       const next: number[] = [];
@@ -288,7 +340,9 @@ async function platform(): Promise<void> {
     });
     console.log(`\n== the table at ${images.toLocaleString('en')} images, platform shape (MariaDB), super admin`);
     report(`first load at ${images.toLocaleString('en')} images (MariaDB)`, loads);
-    console.log(`next page: median ${median(next)} ms, max ${Math.max(...next)} ms; a far page (1000..3800): median ${median(far)} ms, max ${Math.max(...far)} ms`);
+    console.log(
+      `next page: median ${median(next)} ms, max ${Math.max(...next)} ms; a far page (1000..3800): median ${median(far)} ms, max ${Math.max(...far)} ms`,
+    );
     console.log(`/images calls made by the page: ${sizes.length}, largest pageSize ${Math.max(...sizes)} (server-side paging: never the whole catalog)`);
     if (Math.max(...sizes) > 100) throw new Error('the console asked for more than one page of images');
   } finally {
@@ -298,7 +352,11 @@ async function platform(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   await embedded();
   if (process.env.BENCH_CONSOLE_PLATFORM !== '0') await platform();
   await browser?.close();

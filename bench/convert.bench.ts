@@ -37,10 +37,17 @@ const SIZE = ((s: string) => {
 })(process.env.BENCH_CONVERT_SIZE ?? '2G');
 
 const mbps = (bytes: number, seconds: number) => bytes / 1e6 / seconds;
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => execFile(cmd, args, { maxBuffer: 4 * MiB }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout))));
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { maxBuffer: 4 * MiB }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
 }
 
 /** A raw disk of `size` bytes, every 16 MiB: 8 MiB random then 8 MiB of text (compressible, not zero). */
@@ -127,7 +134,14 @@ async function viaService(c: Case, url: string): Promise<ServiceRun> {
     const cpu0 = cpuOf(pid);
     const t0 = process.hrtime.bigint();
     const at = () => Number(process.hrtime.bigint() - t0) / 1e9;
-    const created = await api('POST', '/images', { kind: 'IMAGE', name: 'bench', osCategory: 'OTHER', format: c.from, zoneId: zone.id, source: { type: 'URL', url } });
+    const created = await api('POST', '/images', {
+      kind: 'IMAGE',
+      name: 'bench',
+      osCategory: 'OTHER',
+      format: c.from,
+      zoneId: zone.id,
+      source: { type: 'URL', url },
+    });
     const seen: [string, number][] = [];
     let image = created;
     for (;;) {
@@ -145,7 +159,14 @@ async function viaService(c: Case, url: string): Promise<ServiceRun> {
     const phases = seen.map(([p, t], i) => `${p} ${((seen[i + 1]?.[1] ?? t) - t).toFixed(1)}s`).join(', ');
     const converted = /Converted \S+ from \S+ to \S+: .*/.exec(svc.output())?.[0] ?? '';
     const ok = image.phase === 'READY' && image.format === c.to && typeof image.sourceSha256 === 'string';
-    return { seconds, cpu, rssGrowth: peak - base, phases: `${phases}${converted ? ` | ${converted}` : ''}`, ok, why: ok ? undefined : `${image.phase}: ${image.statusReason}` };
+    return {
+      seconds,
+      cpu,
+      rssGrowth: peak - base,
+      phases: `${phases}${converted ? ` | ${converted}` : ''}`,
+      ok,
+      why: ok ? undefined : `${image.phase}: ${image.statusReason}`,
+    };
   } finally {
     await svc.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -173,7 +194,9 @@ async function main(): Promise<void> {
     // BENCH_CONVERT_CASES=raw or =qcow2 runs only the case with that target
     const only = process.env.BENCH_CONVERT_CASES;
     if (only) cases.splice(0, cases.length, ...cases.filter((c) => only.split(',').includes(c.to)));
-    console.log(`made in ${((Date.now() - started) / 1000).toFixed(0)} s: qcow2 ${(statSync(qcow2).size / MiB).toFixed(0)} MiB, streamOptimized VMDK ${(statSync(vmdk).size / MiB).toFixed(0)} MiB`);
+    console.log(
+      `made in ${((Date.now() - started) / 1000).toFixed(0)} s: qcow2 ${(statSync(qcow2).size / MiB).toFixed(0)} MiB, streamOptimized VMDK ${(statSync(vmdk).size / MiB).toFixed(0)} MiB`,
+    );
     for (const c of cases) {
       const url = srv.url(srv.put(c.name.replace(/\W+/g, '-'), { path: c.file }));
       const svcRuns: ServiceRun[] = [];
@@ -181,10 +204,14 @@ async function main(): Promise<void> {
       for (let r = 0; r < RUNS; r++) {
         const s = await viaService(c, url);
         svcRuns.push(s);
-        console.log(`  ${c.name} round ${r + 1}: service ${s.seconds.toFixed(1)} s, ${s.cpu.toFixed(1)} CPU s (with its qemu-img)${s.ok ? '' : ` FAILED (${s.why})`}, RSS +${(s.rssGrowth / MiB).toFixed(1)} MiB; ${s.phases}; load ${load()}`);
+        console.log(
+          `  ${c.name} round ${r + 1}: service ${s.seconds.toFixed(1)} s, ${s.cpu.toFixed(1)} CPU s (with its qemu-img)${s.ok ? '' : ` FAILED (${s.why})`}, RSS +${(s.rssGrowth / MiB).toFixed(1)} MiB; ${s.phases}; load ${load()}`,
+        );
         const b = await bare(c, dir);
         bareRuns.push(b);
-        console.log(`  ${c.name} round ${r + 1}: bare qemu-img convert ${b.seconds.toFixed(1)} s, ${b.cpu.toFixed(1)} CPU s; ${b.durable.toFixed(1)} s with its fdatasync; load ${load()}`);
+        console.log(
+          `  ${c.name} round ${r + 1}: bare qemu-img convert ${b.seconds.toFixed(1)} s, ${b.cpu.toFixed(1)} CPU s; ${b.durable.toFixed(1)} s with its fdatasync; load ${load()}`,
+        );
       }
       const bestSvc = Math.min(...svcRuns.filter((s) => s.ok).map((s) => s.seconds));
       const bestBare = Math.min(...bareRuns.map((b) => b.seconds));

@@ -52,10 +52,25 @@ async function drive(port: number, tokens: string[], zoneId: string, concurrency
   const one = () =>
     new Promise<void>((resolve) => {
       const i = n++;
-      const body = JSON.stringify({ kind: 'IMAGE', name: `bench ${i}`, osCategory: 'UBUNTU', format: 'qcow2', zoneId, tags: ['bench', `t${i % 7}`], source: { type: 'UPLOAD' } });
+      const body = JSON.stringify({
+        kind: 'IMAGE',
+        name: `bench ${i}`,
+        osCategory: 'UBUNTU',
+        format: 'qcow2',
+        zoneId,
+        tags: ['bench', `t${i % 7}`],
+        source: { type: 'UPLOAD' },
+      });
       const s = process.hrtime.bigint();
       const req = request(
-        { host: '127.0.0.1', port, path: '/images', method: 'POST', agent, headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/images',
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -115,10 +130,14 @@ async function main(): Promise<void> {
     if (typeof zone.id !== 'string') throw new Error(`no zone: ${JSON.stringify(zone)}`);
     // 100 users in 10 departments: the quota's ledger rows are shared as on a real platform
     const tokens = Array.from({ length: 100 }, (_, u) => signToken({ sub: `u${u}`, dept: `d${u % 10}`, role: 'user' }, SECRET, 24 * 3600));
-    console.log(`\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load ${loadavg()[0].toFixed(2)}; node ${process.version}; ${new Date().toISOString()}`);
+    console.log(
+      `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load ${loadavg()[0].toFixed(2)}; node ${process.version}; ${new Date().toISOString()}`,
+    );
     console.log(`platform shape (MariaDB, outbox on), POST /images (UPLOAD source), concurrency ${CONCURRENCY}, ${SECONDS} s per round\n`);
     await drive(svc.port, tokens, zone.id, CONCURRENCY, 3); // warm-up: JIT, pools, ledger rows
-    console.log(`${'round'.padEnd(6)} ${'creates/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'stmts'.padStart(7)} ${'trips'.padStart(7)} ${'CPU ms'.padStart(7)} ${'errors'.padStart(7)}  ratio to ${GOAL}/s`);
+    console.log(
+      `${'round'.padEnd(6)} ${'creates/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'stmts'.padStart(7)} ${'trips'.padStart(7)} ${'CPU ms'.padStart(7)} ${'errors'.padStart(7)}  ratio to ${GOAL}/s`,
+    );
     let best = 0;
     for (let r = 1; r <= ROUNDS; r++) {
       const before = await counts(countFile);
@@ -141,7 +160,9 @@ async function main(): Promise<void> {
           console.log(`       ${v.toFixed(2).padStart(6)}  ${k}`);
       }
     }
-    console.log(`\ncreates/s goal (>= ${GOAL} at c=${CONCURRENCY}, platform): best ${best.toFixed(0)}/s, ratio ${(best / GOAL).toFixed(2)} -> ${best >= GOAL ? 'met' : 'MISSED'}`);
+    console.log(
+      `\ncreates/s goal (>= ${GOAL} at c=${CONCURRENCY}, platform): best ${best.toFixed(0)}/s, ratio ${(best / GOAL).toFixed(2)} -> ${best >= GOAL ? 'met' : 'MISSED'}`,
+    );
   } finally {
     await svc.stop();
     await dropTestDatabase(db);

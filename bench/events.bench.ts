@@ -59,7 +59,14 @@ async function drive(port: number, auth: string, ids: string[], opts: { rate: nu
       inFlight++;
       r.sent++;
       const req = request(
-        { host: '127.0.0.1', port, method: 'PATCH', path: `/images/${ids[i % ids.length]}`, agent, headers: { authorization: auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'PATCH',
+          path: `/images/${ids[i % ids.length]}`,
+          agent,
+          headers: { authorization: auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           res.resume();
           res.on('end', () => {
@@ -89,7 +96,7 @@ async function drive(port: number, auth: string, ids: string[], opts: { rate: nu
     const tickMs = 10;
     const perTick = opts.rate / (1000 / tickMs);
     let due = 0;
-    for (let next = Date.now(); Date.now() < end; ) {
+    for (let next = Date.now(); Date.now() < end;) {
       due += perTick;
       while (due >= 1) {
         due--;
@@ -157,7 +164,11 @@ async function main(): Promise<void> {
     const zone = await apiOf(svc, superAuth)('POST', '/zones', { name: 'bench', hypervisor: 'KVM' });
     const api = apiOf(svc, auth.slice(7));
     const ids: string[] = [];
-    for (let i = 0; i < IMAGES; i++) ids.push((await api('POST', '/images', { kind: 'IMAGE', name: `seed-${i}`, osCategory: 'CENTOS', format: 'qcow2', zoneId: zone.id, source: { type: 'UPLOAD' } })).id as string);
+    for (let i = 0; i < IMAGES; i++)
+      ids.push(
+        (await api('POST', '/images', { kind: 'IMAGE', name: `seed-${i}`, osCategory: 'CENTOS', format: 'qcow2', zoneId: zone.id, source: { type: 'UPLOAD' } }))
+          .id as string,
+      );
 
     // 1. the burst, with the lag of every event it causes
     const arrivals: number[] = [];
@@ -200,17 +211,33 @@ async function main(): Promise<void> {
     svc = offSvc = undefined;
 
     const achieved = burst.ok / burst.seconds;
-    console.log(`\nbench:events  ${new Date().toISOString()}  ${cpus().length} cores ${cpus()[0]?.model ?? ''}  load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `\nbench:events  ${new Date().toISOString()}  ${cpus().length} cores ${cpus()[0]?.model ?? ''}  load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     console.log(`platform shape: MariaDB, BullMQ on Redis, relay to RabbitMQ; ${IMAGES} images; each change = PATCH /images/{id} = one image.updated event\n`);
-    console.log(`burst: offered ${RATE}/s for ${BURST_SECONDS} s: sent ${burst.sent}, ok ${burst.ok}, errors ${burst.errors}, skipped (256 in flight) ${burst.skipped}${burst.firstError ? ` (${burst.firstError})` : ''}`);
-    console.log(`  achieved        ${fmt(achieved)} changes/s   ratio to ${RATE}/s: ${(achieved / RATE).toFixed(2)}   request p50 ${fmt(pct(burst.latencies, 50))} ms  p99 ${fmt(pct(burst.latencies, 99))} ms`);
-    console.log(`  publish lag     p50 ${fmt(pct(arrivals, 50))} ms  p99 ${fmt(pct(arrivals, 99))} ms  max ${fmt(arrivals[arrivals.length - 1] ?? NaN)} ms   goal p99 < 1000 ms: ${pct(arrivals, 99) < 1000 ? 'met' : 'MISSED'} (ratio ${(pct(arrivals, 99) / 1000).toFixed(2)})`);
+    console.log(
+      `burst: offered ${RATE}/s for ${BURST_SECONDS} s: sent ${burst.sent}, ok ${burst.ok}, errors ${burst.errors}, skipped (256 in flight) ${burst.skipped}${burst.firstError ? ` (${burst.firstError})` : ''}`,
+    );
+    console.log(
+      `  achieved        ${fmt(achieved)} changes/s   ratio to ${RATE}/s: ${(achieved / RATE).toFixed(2)}   request p50 ${fmt(pct(burst.latencies, 50))} ms  p99 ${fmt(pct(burst.latencies, 99))} ms`,
+    );
+    console.log(
+      `  publish lag     p50 ${fmt(pct(arrivals, 50))} ms  p99 ${fmt(pct(arrivals, 99))} ms  max ${fmt(arrivals[arrivals.length - 1] ?? NaN)} ms   goal p99 < 1000 ms: ${pct(arrivals, 99) < 1000 ? 'met' : 'MISSED'} (ratio ${(pct(arrivals, 99) / 1000).toFixed(2)})`,
+    );
     console.log(`  backlog 0 after ${fmt(drainedMs)} ms from the end of the burst   goal < 5000 ms: ${drainedMs < 5000 ? 'met' : 'MISSED'}`);
     console.log(`throughput, closed loop, concurrency ${CONCURRENCY}, ${SECONDS} s each in ${ROUNDS} alternating slices (both services up):`);
-    console.log(`  events on       ${fmt(on.ok / on.seconds)} req/s  p50 ${fmt(pct(on.latencies, 50))} ms  p99 ${fmt(pct(on.latencies, 99))} ms  errors ${on.errors}`);
-    console.log(`  events off      ${fmt(off.ok / off.seconds)} req/s  p50 ${fmt(pct(off.latencies, 50))} ms  p99 ${fmt(pct(off.latencies, 99))} ms  errors ${off.errors}`);
+    console.log(
+      `  events on       ${fmt(on.ok / on.seconds)} req/s  p50 ${fmt(pct(on.latencies, 50))} ms  p99 ${fmt(pct(on.latencies, 99))} ms  errors ${on.errors}`,
+    );
+    console.log(
+      `  events off      ${fmt(off.ok / off.seconds)} req/s  p50 ${fmt(pct(off.latencies, 50))} ms  p99 ${fmt(pct(off.latencies, 99))} ms  errors ${off.errors}`,
+    );
     const cost = 1 - on.ok / on.seconds / (off.ok / off.seconds);
-    console.log(`  cost of events  ${(cost * 100).toFixed(1)}% fewer req/s (on/off ratio ${(on.ok / on.seconds / (off.ok / off.seconds)).toFixed(2)})   goal < 10%: ${cost < 0.1 ? 'met' : 'MISSED'}`);
+    console.log(
+      `  cost of events  ${(cost * 100).toFixed(1)}% fewer req/s (on/off ratio ${(on.ok / on.seconds / (off.ok / off.seconds)).toFixed(2)})   goal < 10%: ${cost < 0.1 ? 'met' : 'MISSED'}`,
+    );
   } finally {
     await svc?.kill9();
     await offSvc?.kill9();

@@ -61,7 +61,9 @@ async function smbclientGet(smbd: SmbdServer, name: string): Promise<number> {
   try {
     const t0 = process.hrtime.bigint();
     await new Promise<void>((resolve, reject) => {
-      const c = spawn('smbclient', [`//127.0.0.1/${smbd.share}`, '-p', String(smbd.port), '-s', '/dev/null', '-A', auth, '-E'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const c = spawn('smbclient', [`//127.0.0.1/${smbd.share}`, '-p', String(smbd.port), '-s', '/dev/null', '-A', auth, '-E'], {
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
       let err = '';
       c.stderr.on('data', (d: Buffer) => (err += d.toString()));
       c.stdin.end(`get "${name}" /dev/null\n`);
@@ -111,7 +113,14 @@ async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: str
       for (const c of smbclients(smbd.port)) childPeak = Math.max(childPeak, rssOf(c));
     }, 25);
     const t0 = process.hrtime.bigint();
-    const created = await api('POST', '/images', { kind: 'IMAGE', name: 'bench-smb', osCategory: 'OTHER', format: 'raw', zoneId, source: { type: 'FILE', path: name } });
+    const created = await api('POST', '/images', {
+      kind: 'IMAGE',
+      name: 'bench-smb',
+      osCategory: 'OTHER',
+      format: 'raw',
+      zoneId,
+      source: { type: 'FILE', path: name },
+    });
     let image: Record<string, any> = created;
     while (image.phase !== 'READY' && image.phase !== 'FAILED' && image.id) {
       await new Promise((r) => setTimeout(r, 50));
@@ -121,7 +130,14 @@ async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: str
     clearInterval(sampler);
     rssPeak = Math.max(rssPeak, rssOf(pid));
     const ok = image.phase === 'READY' && image.checksum === sha && image.sizeBytes === size;
-    return { seconds, rssBase, rssGrowth: rssPeak - rssBase, childPeak, ok, reason: ok ? undefined : `${image.phase ?? image.code}: ${image.statusReason ?? image.message ?? `checksum ${image.checksum}`}` };
+    return {
+      seconds,
+      rssBase,
+      rssGrowth: rssPeak - rssBase,
+      childPeak,
+      ok,
+      reason: ok ? undefined : `${image.phase ?? image.code}: ${image.statusReason ?? image.message ?? `checksum ${image.checksum}`}`,
+    };
   } finally {
     await svc.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -158,7 +174,11 @@ export async function benchSmbSource(o: { file: string; size: number; sha: strin
       `  (c) service SMB -> fs       ${best(rates).toFixed(1).padStart(8)} MB/s   ${(best(rates) / best(get)).toFixed(2)} x smbclient get   peak RSS +${mib(worst.rssGrowth)} MiB (at rest ${mib(worst.rssBase)}, worst run), smbclient child peak ${mib(Math.max(...runs.map((r) => r.childPeak)))} MiB   runs: ${all(rates)}`,
     );
     for (const r of runs.filter((x) => !x.ok)) console.log(`  NOT OK: ${r.reason}`);
-    console.log(`  load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+    console.log(
+      `  load average after: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
   } finally {
     await smbd.close();
   }

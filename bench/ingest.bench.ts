@@ -51,7 +51,7 @@ async function makeFile(path: string, size: number): Promise<string> {
   block.write('RAW!', 0, 'latin1');
   const out = createWriteStream(path);
   const hash = createHash('sha256');
-  for (let left = size; left > 0; ) {
+  for (let left = size; left > 0;) {
     const piece = left >= block.length ? block : block.subarray(0, left);
     hash.update(piece);
     if (!out.write(piece)) await once(out, 'drain');
@@ -64,7 +64,9 @@ async function makeFile(path: string, size: number): Promise<string> {
 
 function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { cwd: opts.cwd, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd}: ${err.message}\n${stderr}`)) : resolve(stdout))),
+    execFile(cmd, args, { cwd: opts.cwd, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd}: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
   );
 }
 
@@ -203,8 +205,14 @@ async function serviceIngest(env: Record<string, string>, url: string, size: num
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'hcm-bench-files-'));
   const srv = await new ImageServer().start();
-  console.log(`ingest benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, S3 part size ${PART_MB} MiB, best of ${RUNS} run(s) each`);
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `ingest benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, S3 part size ${PART_MB} MiB, best of ${RUNS} run(s) each`,
+  );
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log('targets: fs >= 0.4 x curl; S3 >= 0.9 x bare minio putObject; peak RSS growth < 128 MiB\n');
   try {
     for (const size of SIZES) {
@@ -233,7 +241,14 @@ async function main(): Promise<void> {
           bareCpu.push(b.cpu);
           s3runs.push(
             await serviceIngest(
-              { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_PORT: String(s3.port), MINIO_ACCESS_KEY: 'S3RVER', MINIO_SECRET_KEY: 'S3RVER', MINIO_BUCKET: 'bench' },
+              {
+                STORAGE_DRIVER: 'minio',
+                MINIO_ENDPOINT: '127.0.0.1',
+                MINIO_PORT: String(s3.port),
+                MINIO_ACCESS_KEY: 'S3RVER',
+                MINIO_SECRET_KEY: 'S3RVER',
+                MINIO_BUCKET: 'bench',
+              },
               url,
               size,
               sha,
@@ -258,14 +273,24 @@ async function main(): Promise<void> {
       const failed = [...fs, ...s3runs].filter((r) => !r.ok);
       console.log(`file ${label(size)} (${size} bytes), served over loopback HTTP`);
       console.log(`  curl -o /dev/null           ${curlBest.toFixed(1).padStart(8)} MB/s   runs: ${all(curl)}`);
-      console.log(`  curl -o file + fdatasync    ${best(curlDisk).toFixed(1).padStart(8)} MB/s   ${(best(curlDisk) / curlBest).toFixed(2)} x curl   runs: ${all(curlDisk)}`);
-      console.log(`  (a) service -> fs           ${best(fsRates).toFixed(1).padStart(8)} MB/s   ${(best(fsRates) / curlBest).toFixed(2)} x curl   ${(best(fsRates) / best(curlDisk)).toFixed(2)} x curl+fdatasync   ${rss(fs)}   runs: ${all(fsRates)}`);
-      console.log(`  bare minio putObject -> S3  ${bareBest.toFixed(1).padStart(8)} MB/s   ${(bareBest / curlBest).toFixed(2)} x curl   CPU ${cpuSecs(bareCpu)} s   runs: ${all(bare)}`);
+      console.log(
+        `  curl -o file + fdatasync    ${best(curlDisk).toFixed(1).padStart(8)} MB/s   ${(best(curlDisk) / curlBest).toFixed(2)} x curl   runs: ${all(curlDisk)}`,
+      );
+      console.log(
+        `  (a) service -> fs           ${best(fsRates).toFixed(1).padStart(8)} MB/s   ${(best(fsRates) / curlBest).toFixed(2)} x curl   ${(best(fsRates) / best(curlDisk)).toFixed(2)} x curl+fdatasync   ${rss(fs)}   runs: ${all(fsRates)}`,
+      );
+      console.log(
+        `  bare minio putObject -> S3  ${bareBest.toFixed(1).padStart(8)} MB/s   ${(bareBest / curlBest).toFixed(2)} x curl   CPU ${cpuSecs(bareCpu)} s   runs: ${all(bare)}`,
+      );
       console.log(
         `  (b) service -> S3           ${best(s3Rates).toFixed(1).padStart(8)} MB/s   ${(best(s3Rates) / bareBest).toFixed(2)} x bare client   ${(best(s3Rates) / curlBest).toFixed(2)} x curl   ${rss(s3runs)}   runs: ${all(s3Rates)}`,
       );
       for (const f of failed) console.log(`  NOT OK: ${f.reason}`);
-      console.log(`  load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+      console.log(
+        `  load average after: ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}\n`,
+      );
       // (c) the same file from an SMB share (bench/ingest-smb.ts); BENCH_SMB=0 leaves it out
       if (process.env.BENCH_SMB !== '0') await benchSmbSource({ file, size, sha, runs: RUNS });
       rmSync(file, { force: true });

@@ -31,7 +31,17 @@ async function main(): Promise<void> {
   await ensureTestUser();
   const name = await createTestDatabase('bench_list_rows');
   const ds = new DataSource(
-    dataSourceOptions({ type: 'mariadb', path: '', host: TEST_DB_HOST, port: TEST_DB_PORT, user: TEST_DB_USER, password: TEST_DB_PASSWORD, name, poolSize: 4, log: false }),
+    dataSourceOptions({
+      type: 'mariadb',
+      path: '',
+      host: TEST_DB_HOST,
+      port: TEST_DB_PORT,
+      user: TEST_DB_USER,
+      password: TEST_DB_PASSWORD,
+      name,
+      poolSize: 4,
+      log: false,
+    }),
   );
   await ds.initialize();
   try {
@@ -40,17 +50,50 @@ async function main(): Promise<void> {
       const id = randomUUID();
       ids.push(id);
       await ds.getRepository(ImageEntity).insert({
-        id, kind: 'IMAGE', name: `image ${n}`, description: 'a page row', osCategory: 'UBUNTU', osName: 'Ubuntu', osVersion: '24.04', osBits: 64,
-        hypervisor: 'KVM', format: 'qcow2', isoUsage: null, scope: 'PUBLIC', status: 'ACTIVE', phase: 'READY', statusReason: null, ownerId: `owner-${n % 7}`,
-        departmentId: 'dept-1', zoneId: randomUUID(), sizeBytes: 123_456_789 + n, virtualSizeBytes: 9_000_000_000, actualSizeBytes: null, checksum: 'a'.repeat(64),
-        checksumMd5: null, expectedChecksum: null, sourceSha256: null, convertedFrom: null, sourceType: 'URL', sourceUrl: `http://images.example/${n}.qcow2`,
-        sourcePath: null, sourceName: null, bytesDone: 5, bytesTotal: 10, bytesPerSecond: null,
-        createdAt: new Date(Date.UTC(2025, 0, 1) + n * 1000), updatedAt: new Date(Date.UTC(2025, 0, 2) + n * 1000),
+        id,
+        kind: 'IMAGE',
+        name: `image ${n}`,
+        description: 'a page row',
+        osCategory: 'UBUNTU',
+        osName: 'Ubuntu',
+        osVersion: '24.04',
+        osBits: 64,
+        hypervisor: 'KVM',
+        format: 'qcow2',
+        isoUsage: null,
+        scope: 'PUBLIC',
+        status: 'ACTIVE',
+        phase: 'READY',
+        statusReason: null,
+        ownerId: `owner-${n % 7}`,
+        departmentId: 'dept-1',
+        zoneId: randomUUID(),
+        sizeBytes: 123_456_789 + n,
+        virtualSizeBytes: 9_000_000_000,
+        actualSizeBytes: null,
+        checksum: 'a'.repeat(64),
+        checksumMd5: null,
+        expectedChecksum: null,
+        sourceSha256: null,
+        convertedFrom: null,
+        sourceType: 'URL',
+        sourceUrl: `http://images.example/${n}.qcow2`,
+        sourcePath: null,
+        sourceName: null,
+        bytesDone: 5,
+        bytesTotal: 10,
+        bytesPerSecond: null,
+        createdAt: new Date(Date.UTC(2025, 0, 1) + n * 1000),
+        updatedAt: new Date(Date.UTC(2025, 0, 2) + n * 1000),
       } as unknown as ImageEntity);
-      await ds.getRepository(ImageTagEntity).insert([{ imageId: id, tag: 'prod' }, { imageId: id, tag: `t${n % 5}` }]);
+      await ds.getRepository(ImageTagEntity).insert([
+        { imageId: id, tag: 'prod' },
+        { imageId: id, tag: `t${n % 5}` },
+      ]);
     }
     const repo = new CatalogRepository(ds) as unknown as RowReads;
-    const withTags = (rows: ImageEntity[], tags: Map<string, string[]>) => rows.map((r) => Object.assign(r, { tags: tags.get(r.id) ?? [] })).sort((a, b) => a.id.localeCompare(b.id));
+    const withTags = (rows: ImageEntity[], tags: Map<string, string[]>) =>
+      rows.map((r) => Object.assign(r, { tags: tags.get(r.id) ?? [] })).sort((a, b) => a.id.localeCompare(b.id));
     const entityPath = async () => {
       const rows = await ds.getRepository(ImageEntity).findBy({ id: In(ids) });
       const tagRows = await ds.getRepository(ImageTagEntity).createQueryBuilder('t').where('t.imageId IN (:...ids)', { ids }).orderBy('t.tag', 'ASC').getMany();
@@ -66,14 +109,18 @@ async function main(): Promise<void> {
       const c = process.cpuUsage(c0);
       return (c.user + c.system) / 1000 / READS;
     };
-    console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, load ${loadavg()[0].toFixed(2)}; node ${process.version}; ${new Date().toISOString()}`);
+    console.log(
+      `machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, load ${loadavg()[0].toFixed(2)}; node ${process.version}; ${new Date().toISOString()}`,
+    );
     console.log(`a page of ${PAGE} images with 2 tags each, ${READS} reads per side per round; same entities from both paths: ${same ? 'yes' : 'NO'}`);
     const ratios: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const before = await cpu(entityPath);
       const after = await cpu(rawPath);
       ratios.push(after / before);
-      console.log(`round ${round}: entity path ${before.toFixed(3)} ms, plain SQL + hydration ${after.toFixed(3)} ms per page; ratio ${(after / before).toFixed(2)}; load ${loadavg()[0].toFixed(2)}`);
+      console.log(
+        `round ${round}: entity path ${before.toFixed(3)} ms, plain SQL + hydration ${after.toFixed(3)} ms per page; ratio ${(after / before).toFixed(2)}; load ${loadavg()[0].toFixed(2)}`,
+      );
     }
     console.log(`CPU ratio (plain / entity), worst round: ${Math.max(...ratios).toFixed(2)}, best: ${Math.min(...ratios).toFixed(2)}`);
     if (!same) process.exitCode = 1;

@@ -9,7 +9,8 @@ import { renameSync, writeFileSync } from 'node:fs';
 const file = process.env.BENCH_COUNT_FILE;
 if (file) {
   const counts = { roundTrips: 0, statements: 0, byCommand: {} as Record<string, number>, bySql: {} as Record<string, number>, cpuMicros: 0 };
-  const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } }).Connection;
+  const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } })
+    .Connection;
   const add = Base.prototype.addCommand;
   Base.prototype.addCommand = function (this: unknown, cmd: { constructor: { name: string }; sql?: string }) {
     const name = cmd?.constructor?.name ?? '?';

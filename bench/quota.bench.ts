@@ -44,7 +44,13 @@ let keySeq = 0;
 const runId = randomBytes(4).toString('hex');
 
 /** Keeps `concurrency` reservations in flight for `seconds`, round-robin over the services. */
-async function drive(services: Service[], auth: string, department: () => string, concurrency: number, seconds: number): Promise<Omit<Result, 'scenario' | 'concurrency'>> {
+async function drive(
+  services: Service[],
+  auth: string,
+  department: () => string,
+  concurrency: number,
+  seconds: number,
+): Promise<Omit<Result, 'scenario' | 'concurrency'>> {
   const agents = services.map(() => new Agent({ keepAlive: true, maxSockets: concurrency }));
   const latencies: number[] = [];
   let errors = 0;
@@ -130,7 +136,9 @@ async function main(): Promise<void> {
       ['1 department', () => 'bench-one'],
       ['100 departments', () => `bench-${Math.floor(Math.random() * 100)}`],
     ];
-    console.log(`quota reservations: ${PROCESSES} service process(es), MariaDB, ${cpus().length} CPUs, ${SECONDS} s per run, POST /quota-reservations {VM_COUNT:1, VCPU:2}`);
+    console.log(
+      `quota reservations: ${PROCESSES} service process(es), MariaDB, ${cpus().length} CPUs, ${SECONDS} s per run, POST /quota-reservations {VM_COUNT:1, VCPU:2}`,
+    );
     // warm up: ledger rows for every department, JIT, connection pools
     await drive(services, auth, () => `bench-${Math.floor(Math.random() * 100)}`, 16, 2);
     await drive(services, auth, () => 'bench-one', 16, 1);

@@ -34,11 +34,16 @@ export async function generateClientTypes() {
 async function precompress() {
   const br = promisify(brotliCompress);
   const gz = promisify(gzip);
-  const files = [join(out, 'index.html'), ...readdirSync(join(out, 'assets')).map((f) => join(out, 'assets', f))].filter((f) => /\.(js|css|html)$/.test(f) && statSync(f).size > 1024);
+  const files = [join(out, 'index.html'), ...readdirSync(join(out, 'assets')).map((f) => join(out, 'assets', f))].filter(
+    (f) => /\.(js|css|html)$/.test(f) && statSync(f).size > 1024,
+  );
   await Promise.all(
     files.map(async (f) => {
       const data = readFileSync(f);
-      const [b, g] = await Promise.all([br(data, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: data.length } }), gz(data, { level: 9 })]);
+      const [b, g] = await Promise.all([
+        br(data, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: data.length } }),
+        gz(data, { level: 9 }),
+      ]);
       writeFileSync(`${f}.br`, b);
       writeFileSync(`${f}.gz`, g);
     }),
@@ -79,7 +84,9 @@ async function main() {
     return;
   }
   const t0 = Date.now();
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', join(consoleRoot, 'tsconfig.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', join(consoleRoot, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
   // always a production build: jest runs this with NODE_ENV=test, which would make Vite emit React's dev JSX runtime
   process.env.NODE_ENV = 'production';
   const { build } = await import('vite');
@@ -89,7 +96,9 @@ async function main() {
   const assets = readdirSync(join(out, 'assets'));
   const sum = (ext) => assets.filter((f) => f.endsWith(ext)).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
   const plain = assets.filter((f) => !/\.(br|gz)$/.test(f)).reduce((n, f) => n + statSync(join(out, 'assets', f)).size, 0);
-  console.log(`console: built into console/dist in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(plain / 1024).toFixed(0)} KiB of assets, ${(sum('.br') / 1024).toFixed(0)} KiB brotli, ${(sum('.gz') / 1024).toFixed(0)} KiB gzip)`);
+  console.log(
+    `console: built into console/dist in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(plain / 1024).toFixed(0)} KiB of assets, ${(sum('.br') / 1024).toFixed(0)} KiB brotli, ${(sum('.gz') / 1024).toFixed(0)} KiB gzip)`,
+  );
 }
 
 main().catch((e) => {

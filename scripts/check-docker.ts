@@ -25,13 +25,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } fro
 import { ConfigError, EnvVars } from '../src/config/app-config';
 import { FEATURE_ENV_SCHEMAS, loadAppConfig } from '../src/feature-configs';
 
-export type CheckName =
-  | 'compose-schema'
-  | 'compose-lint'
-  | 'compose-refs'
-  | 'compose-env'
-  | 'dockerfile-lint'
-  | 'dockerfile-policy';
+export type CheckName = 'compose-schema' | 'compose-lint' | 'compose-refs' | 'compose-env' | 'dockerfile-lint' | 'dockerfile-policy';
 
 export interface Problem {
   check: CheckName;
@@ -98,7 +92,10 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
   if (!validateCompose(compose)) {
     const seen = new Set<string>();
     for (const e of validateCompose.errors ?? []) {
-      const path = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+      const path = e.instancePath
+        .split('/')
+        .slice(1)
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
       const extra = (e.params as { additionalProperty?: string }).additionalProperty;
       const where = extra !== undefined ? [...path, extra] : path;
       const message = `${where.join('.') || '(top level)'}: ${extra !== undefined ? 'is not a Compose Specification key' : e.message}`;
@@ -107,7 +104,8 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
       problem('compose-schema', composeFile, message, lineOf(where));
     }
   }
-  if (!countOf('compose-schema')) report.passed.push(`${display(composeFile)}: valid against the Compose Specification schema (from dclint ${versionOf('dclint')}, ajv ${versionOf('ajv')})`);
+  if (!countOf('compose-schema'))
+    report.passed.push(`${display(composeFile)}: valid against the Compose Specification schema (from dclint ${versionOf('dclint')}, ajv ${versionOf('ajv')})`);
 
   // compose-lint: dclint's rules (all of them, at their default levels). dclint runs no rule on a file that
   // fails its own schema check, whose message repeats the ones above.
@@ -127,9 +125,15 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
     const deps = svc.depends_on;
     const entries: [string, { condition?: string }][] = Array.isArray(deps) ? deps.map((d) => [String(d), {}]) : Object.entries(isObject(deps) ? deps : {});
     for (const [dep, how] of entries) {
-      if (!services[dep]) problem('compose-refs', composeFile, `${name} depends on "${dep}", which is not a service here`, lineOf(['services', name, 'depends_on', dep]));
+      if (!services[dep])
+        problem('compose-refs', composeFile, `${name} depends on "${dep}", which is not a service here`, lineOf(['services', name, 'depends_on', dep]));
       else if (how?.condition === 'service_healthy' && !services[dep].healthcheck)
-        problem('compose-refs', composeFile, `${name} waits for "${dep}" to be healthy, but ${dep} has no healthcheck in this file`, lineOf(['services', name, 'depends_on', dep]));
+        problem(
+          'compose-refs',
+          composeFile,
+          `${name} waits for "${dep}" to be healthy, but ${dep} has no healthcheck in this file`,
+          lineOf(['services', name, 'depends_on', dep]),
+        );
     }
   }
   const service = services[serviceName];
@@ -142,25 +146,44 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
       const context = resolve(dirname(composeFile), build.context ?? '.');
       const named = resolve(context, build.dockerfile ?? 'Dockerfile');
       dockerfile ??= named;
-      if (!existsSync(named)) problem('compose-refs', composeFile, `${serviceName} builds ${display(named)}, which does not exist`, lineOf(['services', serviceName, 'build']));
+      if (!existsSync(named))
+        problem('compose-refs', composeFile, `${serviceName} builds ${display(named)}, which does not exist`, lineOf(['services', serviceName, 'build']));
       const ignoreFile = join(context, '.dockerignore');
-      const ignored = existsSync(ignoreFile) ? readFileSync(ignoreFile, 'utf8').split('\n').map((l) => l.trim().replace(/^\/|\/$/g, '')) : [];
+      const ignored = existsSync(ignoreFile)
+        ? readFileSync(ignoreFile, 'utf8')
+            .split('\n')
+            .map((l) => l.trim().replace(/^\/|\/$/g, ''))
+        : [];
       const missing = ['node_modules', 'dist', '.git'].filter((p) => !ignored.includes(p));
-      if (missing.length) problem('compose-refs', composeFile, `the build context ${display(context)} needs a .dockerignore that leaves out ${missing.join(', ')}`);
+      if (missing.length)
+        problem('compose-refs', composeFile, `the build context ${display(context)} needs a .dockerignore that leaves out ${missing.join(', ')}`);
     }
   }
-  if (!countOf('compose-refs')) report.passed.push(`${display(composeFile)}: depends_on targets exist and the healthy ones have health checks; build context, Dockerfile and .dockerignore in place`);
+  if (!countOf('compose-refs'))
+    report.passed.push(
+      `${display(composeFile)}: depends_on targets exist and the healthy ones have health checks; build context, Dockerfile and .dockerignore in place`,
+    );
 
   // compose-env
   if (service) {
     const known = serviceEnvVarNames();
     if (service.env_file !== undefined)
-      problem('compose-env', composeFile, `${serviceName} uses env_file, which this check cannot see into: list its variables under environment`, lineOf(['services', serviceName, 'env_file']));
+      problem(
+        'compose-env',
+        composeFile,
+        `${serviceName} uses env_file, which this check cannot see into: list its variables under environment`,
+        lineOf(['services', serviceName, 'env_file']),
+      );
     const env = environmentOf(service.environment);
     report.serviceVariables = Object.keys(env).sort();
     const unknown = report.serviceVariables.filter((k) => !known.has(k));
     for (const k of unknown)
-      problem('compose-env', composeFile, `${serviceName} sets ${k}, which the service does not read (not a property of EnvVars in src/config/app-config.ts nor of a feature's schema in src/feature-configs.ts)`, lineOf(['services', serviceName, 'environment', k]));
+      problem(
+        'compose-env',
+        composeFile,
+        `${serviceName} sets ${k}, which the service does not read (not a property of EnvVars in src/config/app-config.ts nor of a feature's schema in src/feature-configs.ts)`,
+        lineOf(['services', serviceName, 'environment', k]),
+      );
     // the values this file fixes must boot; values taken from the operator's shell are checked at boot
     const resolved: Record<string, string> = {};
     const fromOperator = new Set<string>();
@@ -184,7 +207,9 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
       }
     }
     if (!countOf('compose-env'))
-      report.passed.push(`${display(composeFile)}: ${serviceName} sets ${report.serviceVariables.length} variables, each one EnvVars declares (of ${known.size}); loadConfig accepts them`);
+      report.passed.push(
+        `${display(composeFile)}: ${serviceName} sets ${report.serviceVariables.length} variables, each one EnvVars declares (of ${known.size}); loadConfig accepts them`,
+      );
   }
 
   // ---- the Dockerfile ----
@@ -202,11 +227,15 @@ export function checkDocker(options: DockerCheckOptions = {}): DockerCheckReport
       instructionJSONInSingleQuotes: ValidationSeverity.ERROR,
       instructionWorkdirRelative: ValidationSeverity.ERROR,
     };
-    for (const d of lintDockerfile(text, everyRuleAnError)) problem('dockerfile-lint', dockerfile, typeof d.message === 'string' ? d.message : d.message.value, d.range.start.line + 1);
-    if (!countOf('dockerfile-lint')) report.passed.push(`${display(dockerfile)}: dockerfile-utils ${versionOf('dockerfile-utils')}, every rule an error: no problems`);
+    for (const d of lintDockerfile(text, everyRuleAnError))
+      problem('dockerfile-lint', dockerfile, typeof d.message === 'string' ? d.message : d.message.value, d.range.start.line + 1);
+    if (!countOf('dockerfile-lint'))
+      report.passed.push(`${display(dockerfile)}: dockerfile-utils ${versionOf('dockerfile-utils')}, every rule an error: no problems`);
     for (const p of dockerfilePolicy(text)) problem('dockerfile-policy', dockerfile, p.message, p.line);
     if (!countOf('dockerfile-policy'))
-      report.passed.push(`${display(dockerfile)}: policy (tagged bases, Node of .nvmrc, non-root USER, HEALTHCHECK, exec-form CMD, apt-get hygiene, COPY not ADD, production dependencies only)`);
+      report.passed.push(
+        `${display(dockerfile)}: policy (tagged bases, Node of .nvmrc, non-root USER, HEALTHCHECK, exec-form CMD, apt-get hygiene, COPY not ADD, production dependencies only)`,
+      );
   }
   return report;
 }
@@ -251,10 +280,12 @@ export function dockerfilePolicy(text: string, nodeMajor = nodeMajorOfNvmrc()): 
     if (/(^|[\s;&|])sudo\s/.test(args)) out.push({ line: lineOf(i), message: 'sudo in RUN: the build already runs as root' });
     if (/apt-get\s+(dist-)?upgrade/.test(args)) out.push({ line: lineOf(i), message: 'apt-get upgrade in RUN: take updates through the base image tag' });
     if (/apt-get\s+(\S+\s+)*install\b/.test(args)) {
-      if (!/apt-get\s+(\S+\s+)*update\b/.test(args)) out.push({ line: lineOf(i), message: 'apt-get install without apt-get update in the same RUN (a cached, stale package list)' });
+      if (!/apt-get\s+(\S+\s+)*update\b/.test(args))
+        out.push({ line: lineOf(i), message: 'apt-get install without apt-get update in the same RUN (a cached, stale package list)' });
       if (!/\s(-y|--yes|--assume-yes|-[a-z]*y[a-z]*)\b/.test(args)) out.push({ line: lineOf(i), message: 'apt-get install without -y' });
       if (!args.includes('--no-install-recommends')) out.push({ line: lineOf(i), message: 'apt-get install without --no-install-recommends' });
-      if (!/rm -rf \/var\/lib\/apt\/lists/.test(args)) out.push({ line: lineOf(i), message: 'apt-get install without rm -rf /var/lib/apt/lists/* in the same RUN' });
+      if (!/rm -rf \/var\/lib\/apt\/lists/.test(args))
+        out.push({ line: lineOf(i), message: 'apt-get install without rm -rf /var/lib/apt/lists/* in the same RUN' });
     }
   }
 
@@ -283,8 +314,16 @@ export function dockerfilePolicy(text: string, nodeMajor = nodeMajorOfNvmrc()): 
     const fromStage = i instanceof Copy ? (i.getFromFlag()?.getValue() ?? undefined) : undefined;
     const stage = stages.find((s) => s.name === fromStage);
     if (!fromStage) out.push({ line: lineOf(i), message: 'node_modules copied from the build context: install production dependencies in the image' });
-    else if (stage && !stage.instructions.some((r) => r.getKeyword() === 'RUN' && /\bnpm\s+(ci|install|prune)\b/.test(r.getArgumentsContent() ?? '') && omitsDev(r.getArgumentsContent() ?? '')))
-      out.push({ line: lineOf(i), message: `node_modules copied from stage ${fromStage}, which never drops dev dependencies (npm prune --omit=dev or npm ci --omit=dev)` });
+    else if (
+      stage &&
+      !stage.instructions.some(
+        (r) => r.getKeyword() === 'RUN' && /\bnpm\s+(ci|install|prune)\b/.test(r.getArgumentsContent() ?? '') && omitsDev(r.getArgumentsContent() ?? ''),
+      )
+    )
+      out.push({
+        line: lineOf(i),
+        message: `node_modules copied from stage ${fromStage}, which never drops dev dependencies (npm prune --omit=dev or npm ci --omit=dev)`,
+      });
   }
   return out;
 }
@@ -297,14 +336,17 @@ export function dockerfilePolicy(text: string, nodeMajor = nodeMajorOfNvmrc()): 
  */
 export function interpolate(value: string): { value: string; fromOperator: boolean } {
   let fromOperator = false;
-  const out = value.replace(/\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, dollar: string | undefined, name: string | undefined, op: string | undefined, arg: string | undefined) => {
-    if (dollar) return '$';
-    if (!name || !op || op.endsWith('?')) {
-      fromOperator = true;
-      return 'x'.repeat(64);
-    }
-    return op.endsWith('-') ? (arg ?? '') : '';
-  });
+  const out = value.replace(
+    /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (_m, dollar: string | undefined, name: string | undefined, op: string | undefined, arg: string | undefined) => {
+      if (dollar) return '$';
+      if (!name || !op || op.endsWith('?')) {
+        fromOperator = true;
+        return 'x'.repeat(64);
+      }
+      return op.endsWith('-') ? (arg ?? '') : '';
+    },
+  );
   return { value: out, fromOperator };
 }
 
@@ -348,7 +390,8 @@ function nodeLine(doc: Document, lines: LineCounter, path: (string | number)[]):
       offset = isScalar(pair.key) ? pair.key.range?.[0] : offset;
       node = pair.value;
     } else if (isSeq(node)) {
-      const item = typeof seg === 'number' ? node.items[seg] : node.items.find((i) => isScalar(i) && (String(i.value) === seg || String(i.value).startsWith(`${seg}=`)));
+      const item =
+        typeof seg === 'number' ? node.items[seg] : node.items.find((i) => isScalar(i) && (String(i.value) === seg || String(i.value).startsWith(`${seg}=`)));
       if (!item) break;
       offset = isScalar(item) ? item.range?.[0] : (item as { range?: [number] }).range?.[0];
       node = item;

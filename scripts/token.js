@@ -16,7 +16,9 @@ const opt = (name, dflt) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
 const fail = (msg) => {
-  process.stderr.write(`${msg}\nusage: npm run token -- --sub <user id> --dept <department id> --role <${ROLES.join('|')}> [--name <name>] [--ttl <seconds>]\n`);
+  process.stderr.write(
+    `${msg}\nusage: npm run token -- --sub <user id> --dept <department id> --role <${ROLES.join('|')}> [--name <name>] [--ttl <seconds>]\n`,
+  );
   process.exit(2);
 };
 

@@ -25,7 +25,23 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, HealthModule, JobsModule.forRoot(config, JOB_TYPES), ObservabilityModule, RateLimitModule, StorageModule, AccessModule, ZonesModule, CatalogModule, QuotaModule, IngestionModule, ImageBytesModule, VmLinksModule, DevModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        HealthModule,
+        JobsModule.forRoot(config, JOB_TYPES),
+        ObservabilityModule,
+        RateLimitModule,
+        StorageModule,
+        AccessModule,
+        ZonesModule,
+        CatalogModule,
+        QuotaModule,
+        IngestionModule,
+        ImageBytesModule,
+        VmLinksModule,
+        DevModule,
+      ],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: HttpExceptionFilter },

@@ -20,7 +20,8 @@ async function bootstrap(): Promise<void> {
   await app.listen(config.port, config.host);
   const log = new Logger('Main');
   log.log(`HCM Image Service listening on http://${config.host}:${config.port} (database ${config.db.type}); Swagger UI at /docs`);
-  if (config.auth.generatedSecret) log.log(`Development JWT secret kept in ${config.dataDir}; get a token with: npm run token -- --sub u1 --dept d1 --role super_admin`);
+  if (config.auth.generatedSecret)
+    log.log(`Development JWT secret kept in ${config.dataDir}; get a token with: npm run token -- --sub u1 --dept d1 --role super_admin`);
 }
 
 bootstrap().catch((e: unknown) => {

@@ -9,15 +9,21 @@ const committed = () => parse(readFileSync(join(__dirname, '..', 'openapi.yaml')
 /** A document with one operation and one schema, each breaking the rules in the ways the old document did. */
 function oldStyle(): Record<string, any> {
   return {
-    tags: [{ name: 'images', description: 'Images.' }, { name: 'unused', description: '' }],
+    tags: [
+      { name: 'images', description: 'Images.' },
+      { name: 'unused', description: '' },
+    ],
     paths: {
       '/images': {
         get: {
           operationId: 'Catalog_list',
           tags: ['images'],
-          summary: 'List images and ISOs the caller may see, in a view (R11), filtered (R12), sorted and paged. Another user\'s private images never appear.',
+          summary: "List images and ISOs the caller may see, in a view (R11), filtered (R12), sorted and paged. Another user's private images never appear.",
           parameters: [{ name: 'page', in: 'query', schema: { type: 'number' } }],
-          responses: { '200': { description: '' }, '429': { description: 'Too many.', headers: { 'X-Correlation-Id': { $ref: '#/components/headers/XCorrelationId' } } } },
+          responses: {
+            '200': { description: '' },
+            '429': { description: 'Too many.', headers: { 'X-Correlation-Id': { $ref: '#/components/headers/XCorrelationId' } } },
+          },
         },
       },
       '/images/{id}/file': {
@@ -29,7 +35,15 @@ function oldStyle(): Record<string, any> {
           responses: { '206': { description: 'A range.', headers: { 'X-Correlation-Id': {} } } },
         },
       },
-      '/zones': { get: { operationId: 'listZones', tags: ['zones'], summary: 'List zones', description: 'The zones images are created in, every caller may list them.', responses: {} } },
+      '/zones': {
+        get: {
+          operationId: 'listZones',
+          tags: ['zones'],
+          summary: 'List zones',
+          description: 'The zones images are created in, every caller may list them.',
+          responses: {},
+        },
+      },
     },
     components: {
       schemas: {

@@ -6,7 +6,8 @@
 /** `number` is for what is fractional; every other numeric field (pages, totals, sizes, counts) is an integer. */
 export const FRACTIONAL = new Set(['percent']);
 const REQUIREMENT = /\bR\d+\b/;
-const OPERATION_ID = /^(list|count|get|create|update|delete|enable|disable|upload|download|head|retry|set|reconcile|register|mount|unmount|grow|commit|release|refund|stream)[A-Z][A-Za-z]*$/;
+const OPERATION_ID =
+  /^(list|count|get|create|update|delete|enable|disable|upload|download|head|retry|set|reconcile|register|mount|unmount|grow|commit|release|refund|stream)[A-Z][A-Za-z]*$/;
 const FILE_OPERATIONS = ['downloadImageFile', 'headImageFile', 'downloadSignedFile', 'headSignedFile'];
 
 type Json = Record<string, any>;
@@ -65,7 +66,14 @@ export function lintOpenApi(doc: Json): string[] {
         if (!headers['X-Correlation-Id']) problems.push(`${rat}: X-Correlation-Id not declared`);
         if ((status === '429' || status === '503') && !headers['Retry-After']) problems.push(`${rat}: Retry-After not declared`);
         if (FILE_OPERATIONS.includes(id!)) {
-          const want = status === '206' ? ['ETag', 'Accept-Ranges', 'Content-Length', 'Content-Range'] : status === '200' ? ['ETag', 'Accept-Ranges', 'Content-Length', 'Content-Disposition'] : status === '416' ? ['Content-Range'] : [];
+          const want =
+            status === '206'
+              ? ['ETag', 'Accept-Ranges', 'Content-Length', 'Content-Range']
+              : status === '200'
+                ? ['ETag', 'Accept-Ranges', 'Content-Length', 'Content-Disposition']
+                : status === '416'
+                  ? ['Content-Range']
+                  : [];
           for (const h of want) if (!headers[h]) problems.push(`${rat}: ${h} not declared`);
         }
       }

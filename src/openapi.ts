@@ -17,17 +17,31 @@ database, queue or object store behind it: 503 \`DEPENDENCY_UNAVAILABLE\`).`;
 
 /** The sections of Swagger UI, in the order a person learns the service. */
 export const TAGS: Array<{ name: string; description: string }> = [
-  { name: 'images', description: 'The catalog of VM images and ISOs: create, list and search, edit, enable and disable, delete; upload, import and download the bytes.' },
-  { name: 'file-sources', description: "The platform's file directory: the SMB shares (and folders, buckets) users copy large files to, to pick one when creating an image." },
+  {
+    name: 'images',
+    description: 'The catalog of VM images and ISOs: create, list and search, edit, enable and disable, delete; upload, import and download the bytes.',
+  },
+  {
+    name: 'file-sources',
+    description: "The platform's file directory: the SMB shares (and folders, buckets) users copy large files to, to pick one when creating an image.",
+  },
   { name: 'zones', description: 'The zones images are created in, each with its default hypervisor.' },
   { name: 'quotas', description: "Departments' limits and usage per resource, and reconciliation against the catalog." },
   { name: 'vm-links', description: 'For the compute side: the launch check, VMs created from an image, ISO mounts, VM deletion; and which VMs use an image.' },
   { name: 'quota-reservations', description: 'For other platform services: reserve quota, then grow, commit, release or refund it; idempotent by key.' },
-  { name: 'events', description: 'What changed, as a feed: image, import, VM-link and quota events from the transactional outbox, paged (GET /events) or live (Server-Sent Events); the same events go to RabbitMQ in the platform shape (asyncapi.yaml).' },
+  {
+    name: 'events',
+    description:
+      'What changed, as a feed: image, import, VM-link and quota events from the transactional outbox, paged (GET /events) or live (Server-Sent Events); the same events go to RabbitMQ in the platform shape (asyncapi.yaml).',
+  },
   { name: 'downloads', description: 'The signed, time-limited download URLs a launch hands out (filesystem store); no token needed.' },
   { name: 'health', description: 'Liveness and readiness probes; no token needed.' },
   { name: 'metrics', description: 'Prometheus metrics of this replica; no token needed.' },
-  { name: 'development', description: 'Embedded default only (a generated development secret): tokens for development users, for the console and trying things out. 404 in every other configuration.' },
+  {
+    name: 'development',
+    description:
+      'Embedded default only (a generated development secret): tokens for development users, for the console and trying things out. 404 in every other configuration.',
+  },
 ];
 
 /**
@@ -93,7 +107,8 @@ export function operationIdOf(controllerKey: string, methodKey: string): string 
 /** The response headers the service sends, declared once under components/headers and referenced per response. */
 const HEADERS: Record<string, { description: string; schema: Record<string, unknown> }> = {
   'X-Correlation-Id': {
-    description: "The request's correlation id: the caller's own `X-Correlation-Id` when it sent a well-formed one, else a new UUID. Also in every error body and in the logs.",
+    description:
+      "The request's correlation id: the caller's own `X-Correlation-Id` when it sent a well-formed one, else a new UUID. Also in every error body and in the logs.",
     schema: { type: 'string', example: '9b2f4c1e-6a0d-4e8b-b7c3-2d5e8f1a0c47' },
   },
   'Retry-After': {
@@ -101,11 +116,23 @@ const HEADERS: Record<string, { description: string; schema: Record<string, unkn
     schema: { type: 'integer', minimum: 0, example: DEPENDENCY_RETRY_AFTER_SECONDS },
   },
   Location: { description: 'The URL of the image just created.', schema: { type: 'string', example: '/images/6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13' } },
-  ETag: { description: "A strong validator: the file's sha256 in quotes (size and time when no checksum is known yet).", schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } },
+  ETag: {
+    description: "A strong validator: the file's sha256 in quotes (size and time when no checksum is known yet).",
+    schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' },
+  },
   'Accept-Ranges': { description: 'Byte ranges are supported (`Range: bytes=...`).', schema: { type: 'string', enum: ['bytes'], example: 'bytes' } },
-  'Content-Length': { description: 'The number of bytes in the body: the whole file, or the range.', schema: { type: 'integer', minimum: 0, example: 1020264448 } },
-  'Content-Range': { description: 'Which bytes of the file the body holds (206), or the file size (416: `bytes */{size}`).', schema: { type: 'string', example: 'bytes 0-1048575/1020264448' } },
-  'Content-Disposition': { description: 'An attachment named after the image and its format (an ASCII `filename` and the exact UTF-8 `filename*`).', schema: { type: 'string', example: "attachment; filename=\"centos7-base.qcow2\"; filename*=UTF-8''centos7-base.qcow2" } },
+  'Content-Length': {
+    description: 'The number of bytes in the body: the whole file, or the range.',
+    schema: { type: 'integer', minimum: 0, example: 1020264448 },
+  },
+  'Content-Range': {
+    description: 'Which bytes of the file the body holds (206), or the file size (416: `bytes */{size}`).',
+    schema: { type: 'string', example: 'bytes 0-1048575/1020264448' },
+  },
+  'Content-Disposition': {
+    description: 'An attachment named after the image and its format (an ASCII `filename` and the exact UTF-8 `filename*`).',
+    schema: { type: 'string', example: 'attachment; filename="centos7-base.qcow2"; filename*=UTF-8\'\'centos7-base.qcow2' },
+  },
   'Last-Modified': { description: 'When the image record last changed.', schema: { type: 'string', example: 'Fri, 20 Nov 2026 08:15:00 GMT' } },
 };
 const headerKey = (name: string) => name.replace(/-/g, '');
@@ -122,7 +149,12 @@ const FILE_HEADERS: Record<string, string[]> = {
 /** The creates that answer a `Location` (status by operationId). */
 const LOCATION_OPERATIONS: Record<string, string> = { createImage: '201', createConversion: '202' };
 
-const STATUS_TEXT: Record<string, string> = { '200': 'OK.', '201': 'Created.', '202': 'Accepted: the work goes on in the background.', '204': 'Done; no body.' };
+const STATUS_TEXT: Record<string, string> = {
+  '200': 'OK.',
+  '201': 'Created.',
+  '202': 'Accepted: the work goes on in the background.',
+  '204': 'Done; no body.',
+};
 
 /**
  * A query parameter typed by a named enum comes out as a bare `$ref` (the scanner drops its example): give it
@@ -144,7 +176,9 @@ function enumParameterExamples(doc: OpenAPIObject): void {
 /** Declares on every response the headers the service sends with it. */
 function responseHeaders(doc: OpenAPIObject): void {
   doc.components = { ...doc.components, headers: Object.fromEntries(Object.entries(HEADERS).map(([name, h]) => [headerKey(name), h])) };
-  for (const item of Object.values(doc.paths) as Array<Record<string, { operationId?: string; responses?: Record<string, { headers?: Record<string, unknown> }> }>>) {
+  for (const item of Object.values(doc.paths) as Array<
+    Record<string, { operationId?: string; responses?: Record<string, { headers?: Record<string, unknown> }> }>
+  >) {
     for (const op of Object.values(item)) {
       for (const [status, r] of Object.entries(op.responses ?? {}) as Array<[string, { description?: string; headers?: Record<string, unknown> }]>) {
         // a response declared by its type alone gets the status's meaning

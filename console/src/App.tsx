@@ -36,13 +36,15 @@ export function App() {
         <AntApp>
           <Layout style={{ minHeight: '100vh' }}>
             <Header me={me} onLang={switchLang} onSignOut={() => (session.clear(), setMe(null))} />
-            <Layout.Content style={{ padding: 16 }}>{me ? (
+            <Layout.Content style={{ padding: 16 }}>
+              {me ? (
                 <ImagesPage me={me} onAuthFailed={() => (session.clear(), setMe(null))} />
               ) : (
                 <Suspense fallback={null}>
                   <SignIn onSignedIn={setMe} />
                 </Suspense>
-              )}</Layout.Content>
+              )}
+            </Layout.Content>
           </Layout>
         </AntApp>
       </ConfigProvider>
@@ -54,9 +56,7 @@ function Header({ me, onLang, onSignOut }: { me: Me | null; onLang: () => void; 
   const t = useT();
   return (
     <Layout.Header style={{ display: 'flex', alignItems: 'center', justifyContent: 'space-between', background: '#001529', padding: '0 16px' }}>
-      <Typography.Text style={{ color: '#fff', fontSize: 16 }}>
-        HCM · {t('crumb')}
-      </Typography.Text>
+      <Typography.Text style={{ color: '#fff', fontSize: 16 }}>HCM · {t('crumb')}</Typography.Text>
       <Space>
         {me && (
           <Typography.Text style={{ color: '#fff' }} data-testid="whoami">

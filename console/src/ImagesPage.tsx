@@ -56,10 +56,13 @@ function takeFirst(st: State): Early | undefined {
   const w = window as unknown as { __hcmFirst?: First };
   const f = w.__hcmFirst;
   w.__hcmFirst = undefined;
-  if (!f || f.token !== session.token || st.sort || st.order || st.tags.length || st.kind || st.q || st.name || st.osCategory || st.hypervisor) return undefined;
+  if (!f || f.token !== session.token || st.sort || st.order || st.tags.length || st.kind || st.q || st.name || st.osCategory || st.hypervisor)
+    return undefined;
   if (f.key !== `view=${encodeURIComponent(st.view)}&page=${st.page}&pageSize=${st.pageSize}`) return undefined;
   return {
-    list: f.list.then((d): ListRes | Promise<ListRes> => (d ? { data: d, response: { status: 200 } } : api.GET('/images', { params: { query: { view: st.view, page: st.page, pageSize: st.pageSize } } }))),
+    list: f.list.then((d): ListRes | Promise<ListRes> =>
+      d ? { data: d, response: { status: 200 } } : api.GET('/images', { params: { query: { view: st.view, page: st.page, pageSize: st.pageSize } } }),
+    ),
     counts: f.counts.then((d): { data?: Counts } | Promise<{ data?: Counts }> => (d ? { data: d } : api.GET('/images/counts', {}))),
     ready: f.listData && f.countsData ? { list: f.listData, counts: f.countsData } : undefined,
   };
@@ -102,12 +105,20 @@ function writeUrl(st: State) {
  */
 function FilterTrigger({ column, label, filtered }: { column: string; label: string; filtered: boolean }) {
   return (
-    <button type="button" className="hcm-filter-trigger" aria-label={label} aria-haspopup="dialog" data-filter-trigger={column} data-filtered={filtered || undefined}>
+    <button
+      type="button"
+      className="hcm-filter-trigger"
+      aria-label={label}
+      aria-haspopup="dialog"
+      data-filter-trigger={column}
+      data-filtered={filtered || undefined}
+    >
       <FilterFilled aria-hidden />
     </button>
   );
 }
-const focusTrigger = (column: string) => requestAnimationFrame(() => document.querySelector<HTMLElement>(`.ant-table-thead [data-filter-trigger=${column}]`)?.focus());
+const focusTrigger = (column: string) =>
+  requestAnimationFrame(() => document.querySelector<HTMLElement>(`.ant-table-thead [data-filter-trigger=${column}]`)?.focus());
 /** Focuses `el()` once the filter's popup is shown (it is mounted hidden, then animated in). */
 function useFocusWhenOpen(open: boolean, el: () => HTMLElement | null | undefined) {
   useEffect(() => {
@@ -130,7 +141,10 @@ function useFocusWhenOpen(open: boolean, el: () => HTMLElement | null | undefine
  */
 function ChoiceFilter({ column, label, values, p, t }: { column: string; label: string; values: string[]; p: FilterDropdownProps; t: (k: Key) => string }) {
   const box = useRef<HTMLDivElement>(null);
-  useFocusWhenOpen(p.visible, () => box.current?.querySelector<HTMLInputElement>('input[type=radio]:checked') ?? box.current?.querySelector<HTMLInputElement>('input[type=radio]'));
+  useFocusWhenOpen(
+    p.visible,
+    () => box.current?.querySelector<HTMLInputElement>('input[type=radio]:checked') ?? box.current?.querySelector<HTMLInputElement>('input[type=radio]'),
+  );
   const apply = () => (p.confirm(), focusTrigger(column));
   return (
     <div
@@ -144,7 +158,11 @@ function ChoiceFilter({ column, label, values, p, t }: { column: string; label: 
         else if (e.key === 'Enter' && (e.target as HTMLElement).tagName === 'INPUT') (e.preventDefault(), apply());
       }}
     >
-      <Radio.Group value={p.selectedKeys[0]} onChange={(e) => p.setSelectedKeys([e.target.value as string])} style={{ display: 'flex', flexDirection: 'column', maxHeight: 280, overflowY: 'auto' }}>
+      <Radio.Group
+        value={p.selectedKeys[0]}
+        onChange={(e) => p.setSelectedKeys([e.target.value as string])}
+        style={{ display: 'flex', flexDirection: 'column', maxHeight: 280, overflowY: 'auto' }}
+      >
         {values.map((v) => (
           <Radio key={v} value={v}>
             {v}
@@ -152,7 +170,12 @@ function ChoiceFilter({ column, label, values, p, t }: { column: string; label: 
         ))}
       </Radio.Group>
       <Space style={{ marginTop: 8, width: '100%', justifyContent: 'space-between' }}>
-        <Button size="small" type="link" disabled={!p.selectedKeys.length} onClick={() => (p.clearFilters?.({ confirm: true, closeDropdown: true }), focusTrigger(column))}>
+        <Button
+          size="small"
+          type="link"
+          disabled={!p.selectedKeys.length}
+          onClick={() => (p.clearFilters?.({ confirm: true, closeDropdown: true }), focusTrigger(column))}
+        >
           {t('reset')}
         </Button>
         <Button size="small" type="primary" onClick={apply}>
@@ -212,7 +235,14 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   };
 
   const filters = useMemo(
-    () => ({ tags: st.tags.length ? st.tags : undefined, kind: st.kind, q: st.q, name: st.name, osCategory: st.osCategory as Image['osCategory'] | undefined, hypervisor: st.hypervisor as Image['hypervisor'] | undefined }),
+    () => ({
+      tags: st.tags.length ? st.tags : undefined,
+      kind: st.kind,
+      q: st.q,
+      name: st.name,
+      osCategory: st.osCategory as Image['osCategory'] | undefined,
+      hypervisor: st.hypervisor as Image['hypervisor'] | undefined,
+    }),
     [st],
   );
   const load = useCallback(async () => {
@@ -369,7 +399,16 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         );
       },
     },
-    { title: t('scope'), dataIndex: 'scope', key: 'scope', render: (s: Image['scope']) => <Tag color={s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple'}>{t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}</Tag> },
+    {
+      title: t('scope'),
+      dataIndex: 'scope',
+      key: 'scope',
+      render: (s: Image['scope']) => (
+        <Tag color={s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple'}>
+          {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
+        </Tag>
+      ),
+    },
     {
       title: t('size'),
       key: 'sizeBytes',
@@ -410,7 +449,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
                 {t('edit')}
               </Button>
             )}
-            {m.use && r.kind === 'IMAGE' || (m.use && r.isoUsage === 'OS') ? (
+            {(m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS') ? (
               <Button type="link" size="small" onClick={() => setDialog({ type: 'launch', image: r })}>
                 {t('createVm')}
               </Button>
@@ -521,12 +560,12 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
       />
       <Suspense fallback={null}>
-      {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
-        <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
-      )}
-      {dialog?.type === 'edit' && dialog.image && <EditDialog me={me} image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
-      {dialog?.type === 'delete' && dialog.image && <DeleteDialog image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
-      {dialog?.type === 'launch' && dialog.image && <LaunchDialog me={me} image={dialog.image} zones={zones} onClose={() => setDialog(undefined)} />}
+        {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
+          <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
+        )}
+        {dialog?.type === 'edit' && dialog.image && <EditDialog me={me} image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
+        {dialog?.type === 'delete' && dialog.image && <DeleteDialog image={dialog.image} onClose={(done) => (setDialog(undefined), done && void load())} />}
+        {dialog?.type === 'launch' && dialog.image && <LaunchDialog me={me} image={dialog.image} zones={zones} onClose={() => setDialog(undefined)} />}
       </Suspense>
     </div>
   );

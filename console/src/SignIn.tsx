@@ -34,9 +34,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
             ) : (
               <Form layout="vertical" initialValues={{ role: 'super_admin', sub: 'u-admin', dept: 'dept-ops' }} onFinish={dev}>
                 <Form.Item name="role" label={t('role')} rules={[{ required: true }]}>
-                  <Select
-                    options={(['super_admin', 'admin', 'user'] as const).map((r) => ({ value: r, label: r }))}
-                  />
+                  <Select options={(['super_admin', 'admin', 'user'] as const).map((r) => ({ value: r, label: r }))} />
                 </Form.Item>
                 <Form.Item name="sub" label={t('userId')} rules={[{ required: true }]}>
                   <Input />
@@ -69,4 +67,3 @@ export function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
     </Card>
   );
 }
-

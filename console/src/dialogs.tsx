@@ -1,6 +1,20 @@
 import { Alert, App as AntApp, Button, Collapse, Descriptions, Form, Input, InputNumber, List, Modal, Radio, Select, Space, Table, Typography } from 'antd';
 import { useEffect, useState } from 'react';
-import { api, errorText, type FileEntry, type FileSource, fieldErrors, formatBytes, type Image, type ImageVm, type Me, may, type Quota, type Schemas, type Zone } from './api/client';
+import {
+  api,
+  errorText,
+  type FileEntry,
+  type FileSource,
+  fieldErrors,
+  formatBytes,
+  type Image,
+  type ImageVm,
+  type Me,
+  may,
+  type Quota,
+  type Schemas,
+  type Zone,
+} from './api/client';
 import { OS_CATEGORIES } from './constants';
 import { useT } from './i18n';
 
@@ -55,12 +69,14 @@ function FilePicker({ onPick, onClose }: { onPick: (source: string, e: FileEntry
   }, []);
   useEffect(() => {
     if (!source) return;
-    void api.GET('/file-sources/{source}/entries', { params: { path: { source }, query: { path: path || undefined, name: name || undefined, page, pageSize: 50 } } }).then((r) => {
-      if (!r.data) return setError(errorText(r.error));
-      setError(undefined);
-      setItems(r.data.items);
-      setTotal(r.data.total);
-    });
+    void api
+      .GET('/file-sources/{source}/entries', { params: { path: { source }, query: { path: path || undefined, name: name || undefined, page, pageSize: 50 } } })
+      .then((r) => {
+        if (!r.data) return setError(errorText(r.error));
+        setError(undefined);
+        setItems(r.data.items);
+        setTotal(r.data.total);
+      });
   }, [source, path, name, page]);
   const current = sources.find((s) => s.name === source);
   return (
@@ -71,7 +87,10 @@ function FilePicker({ onPick, onClose }: { onPick: (source: string, e: FileEntry
           style={{ marginBottom: 12 }}
           title={
             <span>
-              {t('share')}: <Typography.Text code copyable data-testid="share-location">{current.location || current.name}</Typography.Text>
+              {t('share')}:{' '}
+              <Typography.Text code copyable data-testid="share-location">
+                {current.location || current.name}
+              </Typography.Text>
             </span>
           }
           description={t('shareHint')}
@@ -79,12 +98,24 @@ function FilePicker({ onPick, onClose }: { onPick: (source: string, e: FileEntry
       )}
       {error && <Alert type="error" title={error} style={{ marginBottom: 12 }} />}
       <Space style={{ marginBottom: 12 }} wrap>
-        <Select style={{ width: 160 }} value={source} onChange={(v) => (setSource(v), setPath(''), setPage(1))} options={sources.map((s) => ({ value: s.name, label: s.name }))} aria-label="source" />
+        <Select
+          style={{ width: 160 }}
+          value={source}
+          onChange={(v) => (setSource(v), setPath(''), setPage(1))}
+          options={sources.map((s) => ({ value: s.name, label: s.name }))}
+          aria-label="source"
+        />
         <Button disabled={!path} onClick={() => (setPath(path.split('/').slice(0, -1).join('/')), setPage(1))}>
           {t('folderUp')}
         </Button>
         <Typography.Text code>/{path}</Typography.Text>
-        <Input.Search placeholder={t('searchFiles')} aria-label={t('searchFiles')} allowClear onSearch={(v) => (setName(v || undefined), setPage(1))} style={{ width: 220 }} />
+        <Input.Search
+          placeholder={t('searchFiles')}
+          aria-label={t('searchFiles')}
+          allowClear
+          onSearch={(v) => (setName(v || undefined), setPage(1))}
+          style={{ width: 220 }}
+        />
       </Space>
       <Table<FileEntry>
         rowKey="path"
@@ -177,7 +208,17 @@ export function CreateDialog({ me, iso, zones, onClose }: { me: Me; iso: boolean
     else if (onForm.length < fields.length || !fields.length) setError(errorText(r.error));
   };
   return (
-    <Modal open title={iso ? t('createIso') : t('create')} onCancel={() => onClose(false)} onOk={() => form.submit()} okText={t('ok')} cancelText={t('cancel')} confirmLoading={busy} width={720} destroyOnHidden>
+    <Modal
+      open
+      title={iso ? t('createIso') : t('create')}
+      onCancel={() => onClose(false)}
+      onOk={() => form.submit()}
+      okText={t('ok')}
+      cancelText={t('cancel')}
+      confirmLoading={busy}
+      width={720}
+      destroyOnHidden
+    >
       <QuotaLine quota={quota} />
       {error && <Alert type="error" title={error} style={{ marginBottom: 12 }} data-testid="create-error" />}
       <Form<CreateForm>
@@ -209,11 +250,21 @@ export function CreateDialog({ me, iso, zones, onClose }: { me: Me; iso: boolean
           <Select options={OS_CATEGORIES.map((o) => ({ value: o, label: o }))} aria-label={t('osCategory')} />
         </Form.Item>
         <Form.Item name="osBits" label={t('osBits')}>
-          <Radio.Group options={[{ value: 64, label: t('bits64') }, { value: 32, label: t('bits32') }]} />
+          <Radio.Group
+            options={[
+              { value: 64, label: t('bits64') },
+              { value: 32, label: t('bits32') },
+            ]}
+          />
         </Form.Item>
         {iso && (
           <Form.Item name="isoUsage" label={t('isoUsage')}>
-            <Radio.Group options={[{ value: 'OS', label: t('usageOs') }, { value: 'TOOL', label: t('usageTool') }]} />
+            <Radio.Group
+              options={[
+                { value: 'OS', label: t('usageOs') },
+                { value: 'TOOL', label: t('usageTool') },
+              ]}
+            />
           </Form.Item>
         )}
         <Form.Item name="tags" label={t('tags')}>
@@ -223,7 +274,12 @@ export function CreateDialog({ me, iso, zones, onClose }: { me: Me; iso: boolean
           <Select options={zones.map((z) => ({ value: z.id, label: `${z.name} (${z.hypervisor})` }))} aria-label={t('zone')} />
         </Form.Item>
         <Form.Item name="sourceType" label={t('source')}>
-          <Radio.Group options={[{ value: 'URL', label: t('sourceUrl') }, { value: 'FILE', label: t('sourceFile') }]} />
+          <Radio.Group
+            options={[
+              { value: 'URL', label: t('sourceUrl') },
+              { value: 'FILE', label: t('sourceFile') },
+            ]}
+          />
         </Form.Item>
         {sourceType !== 'FILE' ? (
           <Form.Item name="url" label={t('url')} rules={[{ required: true }]}>
@@ -285,9 +341,14 @@ export function EditDialog({ me, image, onClose }: { me: Me; image: Image; onClo
   const { message } = AntApp.useApp();
   const [form] = Form.useForm();
   const [error, setError] = useState<string>();
-  const scopes = me.role === 'super_admin' || me.role === 'admin' ? ['FEATURED', 'PUBLIC', 'PRIVATE'] : image.ownerId === me.sub ? ['PUBLIC', 'PRIVATE'] : [image.scope];
+  const scopes =
+    me.role === 'super_admin' || me.role === 'admin' ? ['FEATURED', 'PUBLIC', 'PRIVATE'] : image.ownerId === me.sub ? ['PUBLIC', 'PRIVATE'] : [image.scope];
   const submit = async (v: Schemas['UpdateImageDto']) => {
-    const body: Schemas['UpdateImageDto'] = { ...v, scope: v.scope === image.scope ? undefined : v.scope, isoUsage: image.kind === 'ISO' ? v.isoUsage : undefined };
+    const body: Schemas['UpdateImageDto'] = {
+      ...v,
+      scope: v.scope === image.scope ? undefined : v.scope,
+      isoUsage: image.kind === 'ISO' ? v.isoUsage : undefined,
+    };
     const r = await api.PATCH('/images/{id}', { params: { path: { id: image.id } }, body });
     if (r.data) {
       message.success(t('saved'));
@@ -299,14 +360,33 @@ export function EditDialog({ me, image, onClose }: { me: Me; image: Image; onClo
   };
   const src = image.source.type === 'URL' ? image.source.url : image.source.type === 'FILE' ? `${image.source.fileSource}:/${image.source.path}` : 'UPLOAD';
   return (
-    <Modal open title={`${t('edit')}: ${image.name}`} onCancel={() => onClose(false)} onOk={() => form.submit()} okText={t('save')} cancelText={t('cancel')} width={680} destroyOnHidden>
+    <Modal
+      open
+      title={`${t('edit')}: ${image.name}`}
+      onCancel={() => onClose(false)}
+      onOk={() => form.submit()}
+      okText={t('save')}
+      cancelText={t('cancel')}
+      width={680}
+      destroyOnHidden
+    >
       <Alert type="warning" title={t('immutableWarn')} style={{ marginBottom: 12 }} showIcon />
       {error && <Alert type="error" title={error} style={{ marginBottom: 12 }} />}
       <Form
         form={form}
         labelCol={{ span: 6 }}
         onFinish={submit}
-        initialValues={{ name: image.name, description: image.description, osCategory: image.osCategory, osBits: image.osBits, osName: image.osName, osVersion: image.osVersion, tags: image.tags, scope: image.scope, isoUsage: image.isoUsage ?? undefined }}
+        initialValues={{
+          name: image.name,
+          description: image.description,
+          osCategory: image.osCategory,
+          osBits: image.osBits,
+          osName: image.osName,
+          osVersion: image.osVersion,
+          tags: image.tags,
+          scope: image.scope,
+          isoUsage: image.isoUsage ?? undefined,
+        }}
       >
         <Form.Item label={t('url')}>
           <Input value={src ?? ''} disabled aria-label={t('url')} data-testid="ro-url" />
@@ -327,7 +407,12 @@ export function EditDialog({ me, image, onClose }: { me: Me; image: Image; onClo
           <Select options={OS_CATEGORIES.map((o) => ({ value: o, label: o }))} />
         </Form.Item>
         <Form.Item name="osBits" label={t('osBits')}>
-          <Radio.Group options={[{ value: 64, label: t('bits64') }, { value: 32, label: t('bits32') }]} />
+          <Radio.Group
+            options={[
+              { value: 64, label: t('bits64') },
+              { value: 32, label: t('bits32') },
+            ]}
+          />
         </Form.Item>
         <Form.Item name="osName" label={t('osName')}>
           <Input />
@@ -337,7 +422,12 @@ export function EditDialog({ me, image, onClose }: { me: Me; image: Image; onClo
         </Form.Item>
         {image.kind === 'ISO' && (
           <Form.Item name="isoUsage" label={t('isoUsage')}>
-            <Radio.Group options={[{ value: 'OS', label: t('usageOs') }, { value: 'TOOL', label: t('usageTool') }]} />
+            <Radio.Group
+              options={[
+                { value: 'OS', label: t('usageOs') },
+                { value: 'TOOL', label: t('usageTool') },
+              ]}
+            />
           </Form.Item>
         )}
         <Form.Item name="tags" label={t('tags')}>
@@ -357,7 +447,9 @@ export function DeleteDialog({ image, onClose }: { image: Image; onClose: (done:
   const [vms, setVms] = useState<{ items: ImageVm[]; total: number }>();
   const [error, setError] = useState<string>();
   useEffect(() => {
-    void api.GET('/images/{id}/vms', { params: { path: { id: image.id }, query: { pageSize: 100 } } }).then((r) => (r.data ? setVms(r.data) : setError(errorText(r.error))));
+    void api
+      .GET('/images/{id}/vms', { params: { path: { id: image.id }, query: { pageSize: 100 } } })
+      .then((r) => (r.data ? setVms(r.data) : setError(errorText(r.error))));
   }, [image.id]);
   const go = async () => {
     const r = await api.DELETE('/images/{id}', { params: { path: { id: image.id }, query: { confirm: true } } });
@@ -366,7 +458,15 @@ export function DeleteDialog({ image, onClose }: { image: Image; onClose: (done:
     onClose(true);
   };
   return (
-    <Modal open title={`${t('deleteTitle')}: ${image.name}`} onCancel={() => onClose(false)} onOk={go} okText={t('confirmDelete')} okButtonProps={{ danger: true, disabled: !vms }} cancelText={t('cancel')}>
+    <Modal
+      open
+      title={`${t('deleteTitle')}: ${image.name}`}
+      onCancel={() => onClose(false)}
+      onOk={go}
+      okText={t('confirmDelete')}
+      okButtonProps={{ danger: true, disabled: !vms }}
+      cancelText={t('cancel')}
+    >
       {error && <Alert type="error" title={error} style={{ marginBottom: 12 }} />}
       {vms && vms.total === 0 && <Typography.Paragraph>{t('noVms')}</Typography.Paragraph>}
       {vms && vms.total > 0 && (
@@ -412,10 +512,15 @@ export function LaunchDialog({ me, image, zones, onClose }: { me: Me; image: Ima
   return (
     <Modal open title={`${t('launchTitle')}: ${image.name}`} onCancel={onClose} footer={<Button onClick={onClose}>{t('ok')}</Button>} width={640}>
       <Alert type="info" title={t('launchNote')} style={{ marginBottom: 12 }} />
-      <Descriptions size="small" column={2} style={{ marginBottom: 12 }} items={[
-        { key: 'z', label: t('zone'), children: zone ? `${zone.name} (${zone.hypervisor})` : image.zoneId },
-        { key: 's', label: t('status'), children: `${image.status} · ${image.phase}` },
-      ]} />
+      <Descriptions
+        size="small"
+        column={2}
+        style={{ marginBottom: 12 }}
+        items={[
+          { key: 'z', label: t('zone'), children: zone ? `${zone.name} (${zone.hypervisor})` : image.zoneId },
+          { key: 's', label: t('status'), children: `${image.status} · ${image.phase}` },
+        ]}
+      />
       <Form layout="inline" style={{ rowGap: 8 }}>
         <Form.Item label={t('userId')}>
           <Input value={v.userId} onChange={(e) => setV({ ...v, userId: e.target.value })} style={{ width: 120 }} aria-label={t('userId')} />
@@ -424,7 +529,13 @@ export function LaunchDialog({ me, image, zones, onClose }: { me: Me; image: Ima
           <Input value={v.departmentId} onChange={(e) => setV({ ...v, departmentId: e.target.value })} style={{ width: 120 }} aria-label={t('department')} />
         </Form.Item>
         <Form.Item label={t('role')}>
-          <Select aria-label={t('role')} value={v.role} onChange={(role) => setV({ ...v, role })} style={{ width: 130 }} options={['user', 'admin', 'super_admin'].map((r) => ({ value: r, label: r }))} />
+          <Select
+            aria-label={t('role')}
+            value={v.role}
+            onChange={(role) => setV({ ...v, role })}
+            style={{ width: 130 }}
+            options={['user', 'admin', 'super_admin'].map((r) => ({ value: r, label: r }))}
+          />
         </Form.Item>
         <Form.Item label={t('vmCount')}>
           <InputNumber aria-label={t('vmCount')} min={1} max={100} value={v.count} onChange={(n) => setV({ ...v, count: n ?? 1 })} />
@@ -437,7 +548,14 @@ export function LaunchDialog({ me, image, zones, onClose }: { me: Me; image: Ima
         </Button>
       </Form>
       {verdict && (
-        <Alert style={{ marginTop: 12 }} type={verdict.ok ? 'success' : 'error'} data-testid="launch-verdict" title={verdict.lines.map((l) => <div key={l}>{l}</div>)} />
+        <Alert
+          style={{ marginTop: 12 }}
+          type={verdict.ok ? 'success' : 'error'}
+          data-testid="launch-verdict"
+          title={verdict.lines.map((l) => (
+            <div key={l}>{l}</div>
+          ))}
+        />
       )}
     </Modal>
   );

@@ -4,13 +4,15 @@ export class VmLinks1795716369149 implements MigrationInterface {
   name = 'VmLinks1795716369149';
 
   public async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query("CREATE TABLE `vm_links` (`id` varchar(36) NOT NULL, `vmId` varchar(64) NOT NULL, `imageId` varchar(36) NOT NULL, `relation` enum ('CREATED_FROM', 'ISO_MOUNTED') NOT NULL, `originVmId` varchar(64) NULL, `vmName` varchar(255) NOT NULL, `ownerId` varchar(64) NOT NULL, `departmentId` varchar(64) NOT NULL, `reservationId` varchar(36) NULL, `imageName` varchar(255) NOT NULL, `imageKind` enum ('IMAGE', 'ISO') NOT NULL, `since` datetime(3) NOT NULL, `imageDeletedAt` datetime(3) NULL, INDEX `IDX_vm_links_image_since` (`imageId`, `since`, `id`), UNIQUE INDEX `UQ_vm_links_origin` (`originVmId`), UNIQUE INDEX `UQ_vm_links_vm_image_relation` (`vmId`, `imageId`, `relation`), PRIMARY KEY (`id`)) ENGINE=InnoDB");
+    await queryRunner.query(
+      "CREATE TABLE `vm_links` (`id` varchar(36) NOT NULL, `vmId` varchar(64) NOT NULL, `imageId` varchar(36) NOT NULL, `relation` enum ('CREATED_FROM', 'ISO_MOUNTED') NOT NULL, `originVmId` varchar(64) NULL, `vmName` varchar(255) NOT NULL, `ownerId` varchar(64) NOT NULL, `departmentId` varchar(64) NOT NULL, `reservationId` varchar(36) NULL, `imageName` varchar(255) NOT NULL, `imageKind` enum ('IMAGE', 'ISO') NOT NULL, `since` datetime(3) NOT NULL, `imageDeletedAt` datetime(3) NULL, INDEX `IDX_vm_links_image_since` (`imageId`, `since`, `id`), UNIQUE INDEX `UQ_vm_links_origin` (`originVmId`), UNIQUE INDEX `UQ_vm_links_vm_image_relation` (`vmId`, `imageId`, `relation`), PRIMARY KEY (`id`)) ENGINE=InnoDB",
+    );
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query("DROP INDEX `UQ_vm_links_vm_image_relation` ON `vm_links`");
-    await queryRunner.query("DROP INDEX `UQ_vm_links_origin` ON `vm_links`");
-    await queryRunner.query("DROP INDEX `IDX_vm_links_image_since` ON `vm_links`");
-    await queryRunner.query("DROP TABLE `vm_links`");
+    await queryRunner.query('DROP INDEX `UQ_vm_links_vm_image_relation` ON `vm_links`');
+    await queryRunner.query('DROP INDEX `UQ_vm_links_origin` ON `vm_links`');
+    await queryRunner.query('DROP INDEX `IDX_vm_links_image_since` ON `vm_links`');
+    await queryRunner.query('DROP TABLE `vm_links`');
   }
 }

@@ -30,13 +30,19 @@ export class Conversion1796240000000 implements MigrationInterface {
     await queryRunner.query('ALTER TABLE "zones" ADD COLUMN "requiredFormat" varchar(16)');
     await queryRunner.query('ALTER TABLE "images" ADD COLUMN "sourceSha256" varchar(64)');
     await queryRunner.query('ALTER TABLE "images" ADD COLUMN "convertedFrom" varchar(36)');
-    await rebuildImages(queryRunner, [[OLD, NEW], [OLD_SOURCE, NEW_SOURCE]]);
+    await rebuildImages(queryRunner, [
+      [OLD, NEW],
+      [OLD_SOURCE, NEW_SOURCE],
+    ]);
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`UPDATE "images" SET "phase" = 'FAILED' WHERE "phase" = 'CONVERTING'`);
     await queryRunner.query(`DELETE FROM "images" WHERE "sourceType" = 'CONVERSION'`);
-    await rebuildImages(queryRunner, [[NEW, OLD], [NEW_SOURCE, OLD_SOURCE]]);
+    await rebuildImages(queryRunner, [
+      [NEW, OLD],
+      [NEW_SOURCE, OLD_SOURCE],
+    ]);
     await queryRunner.query('ALTER TABLE "images" DROP COLUMN "convertedFrom"');
     await queryRunner.query('ALTER TABLE "images" DROP COLUMN "sourceSha256"');
     await queryRunner.query('ALTER TABLE "zones" DROP COLUMN "requiredFormat"');

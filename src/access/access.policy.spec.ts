@@ -43,7 +43,8 @@ describe('AccessPolicy: quotas and VM links (the decisions quota and vm-links as
   ] as const)("%s reading department %s's quota: %s", (role, dept, want) => {
     expect(policy.canReadDepartmentQuota(p(role), dept)).toBe(want);
     if (want) expect(() => policy.assertCanReadDepartmentQuota(p(role), dept)).not.toThrow();
-    else expect(() => policy.assertCanReadDepartmentQuota(p(role), dept)).toThrow(expect.objectContaining({ code: 'FORBIDDEN', details: { departmentId: dept } }));
+    else
+      expect(() => policy.assertCanReadDepartmentQuota(p(role), dept)).toThrow(expect.objectContaining({ code: 'FORBIDDEN', details: { departmentId: dept } }));
   });
 
   it.each([
@@ -100,10 +101,7 @@ describe('AccessPolicy: every action on every kind of image (R8-R10)', () => {
       { [Role.SuperAdmin]: {}, [Role.Service]: {}, [Role.Admin]: hidden(Role.Admin), [Role.User]: hidden(Role.User) },
       { [Role.SuperAdmin]: 'allow', [Role.Service]: 'allow', [Role.Admin]: 'allow', [Role.User]: 'allow' },
     ),
-  )(
-    '%s seeing %s: %s',
-    (role, name, want) => expect(policy.decide(p(role), Action.See, IMAGES[name])).toBe(want),
-  );
+  )('%s seeing %s: %s', (role, name, want) => expect(policy.decide(p(role), Action.See, IMAGES[name])).toBe(want));
 
   it.each(
     table(

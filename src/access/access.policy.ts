@@ -217,7 +217,11 @@ export class AccessPolicy {
       case Role.Service:
         return null;
       case Role.Admin:
-        return [{ scopes: [Scope.Featured, Scope.Public] }, { scopes: [Scope.Private], departmentId: p.departmentId }, { scopes: [Scope.Private], ownerId: p.userId }];
+        return [
+          { scopes: [Scope.Featured, Scope.Public] },
+          { scopes: [Scope.Private], departmentId: p.departmentId },
+          { scopes: [Scope.Private], ownerId: p.userId },
+        ];
       case Role.User:
         return [{ scopes: [Scope.Featured, Scope.Public] }, { scopes: [Scope.Private], ownerId: p.userId }];
     }
@@ -229,9 +233,7 @@ export class AccessPolicy {
     const scope = view === View.Featured ? Scope.Featured : view === View.Public ? Scope.Public : view === View.Private ? Scope.Private : null;
     if (scope === null) return visible;
     if (visible === null) return [{ scopes: [scope] }];
-    return visible
-      .filter((c) => c.scopes.includes(scope))
-      .map((c) => ({ ...c, scopes: [scope] }));
+    return visible.filter((c) => c.scopes.includes(scope)).map((c) => ({ ...c, scopes: [scope] }));
   }
 }
 

@@ -37,7 +37,11 @@ type Kind = 'rsa' | 'ec' | 'ed25519';
 const ALG: Record<Kind, string> = { rsa: 'RS256', ec: 'ES256', ed25519: 'EdDSA' };
 function keyPair(kind: Kind, kid: string) {
   const { publicKey, privateKey } =
-    kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : kind === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+    kind === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : kind === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('ed25519');
   const alg = ALG[kind];
   return {
     kid,
@@ -45,7 +49,11 @@ function keyPair(kind: Kind, kid: string) {
     publicKey,
     jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' },
     sign: (c: object = claims, header: Record<string, unknown> = {}) =>
-      new SignJWT({ ...c }).setProtectedHeader({ alg, kid, ...header }).setIssuedAt().setExpirationTime('1h').sign(privateKey),
+      new SignJWT({ ...c })
+        .setProtectedHeader({ alg, kid, ...header })
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(privateKey),
   };
 }
 

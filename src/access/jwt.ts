@@ -118,7 +118,11 @@ export class KeySetCache {
 
   private async load(): Promise<unknown> {
     if (this.source.file) return JSON.parse(await readFile(this.source.file, 'utf8'));
-    const res = await fetch(this.source.url as string, { signal: AbortSignal.timeout(this.opts.timeoutMs), headers: { accept: 'application/json' }, redirect: 'error' });
+    const res = await fetch(this.source.url as string, {
+      signal: AbortSignal.timeout(this.opts.timeoutMs),
+      headers: { accept: 'application/json' },
+      redirect: 'error',
+    });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     return res.json();
   }
@@ -139,7 +143,8 @@ export class KeySetCache {
     try {
       return await (this.local as ReturnType<typeof createLocalJWKSet>)(header);
     } catch (e) {
-      if (e instanceof joseErrors.JWKSNoMatchingKey) throw invalid(`no key in the key set matches ${header.kid ? `kid "${header.kid}" and ` : ''}alg ${String(header.alg)}`);
+      if (e instanceof joseErrors.JWKSNoMatchingKey)
+        throw invalid(`no key in the key set matches ${header.kid ? `kid "${header.kid}" and ` : ''}alg ${String(header.alg)}`);
       if (e instanceof joseErrors.JWKSMultipleMatchingKeys) throw invalid('the token names no kid and several keys match');
       throw e;
     }

@@ -142,7 +142,11 @@ export class CatalogRepository {
     await this.ds.transaction(async (m) => {
       await before?.(m);
       await m.insert(ImageEntity, Object.assign(new ImageEntity(), image));
-      if (unique.length) await m.insert(ImageTagEntity, unique.map((tag) => ({ imageId: image.id, tag })));
+      if (unique.length)
+        await m.insert(
+          ImageTagEntity,
+          unique.map((tag) => ({ imageId: image.id, tag })),
+        );
       await this.bump(m);
       await after?.(m);
     });
@@ -174,13 +178,7 @@ export class CatalogRepository {
   async transition(id: string, fromPhases: string[], patch: ImagePatch, inTx?: InTransaction): Promise<boolean> {
     if (!fromPhases.length) return false;
     const apply = (m: EntityManager) =>
-      m
-        .createQueryBuilder()
-        .update(ImageEntity)
-        .set(patch)
-        .where('id = :id', { id })
-        .andWhere('phase IN (:...fromPhases)', { fromPhases })
-        .execute();
+      m.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase IN (:...fromPhases)', { fromPhases }).execute();
     // progress counters alone change no filter result: no version bump, no transaction
     const progressOnly = Object.keys(patch).every((k) => k === 'bytesDone' || k === 'bytesTotal');
     if (progressOnly && !inTx) return ((await apply(this.ds.manager)).affected ?? 0) > 0;
@@ -194,14 +192,26 @@ export class CatalogRepository {
 
   /** The reason of an image in one of `phases`, without a phase change: one UPDATE, no version bump (no filter reads it). */
   async setStatusReason(id: string, phases: string[], statusReason: string | null): Promise<boolean> {
-    const res = await this.ds.createQueryBuilder().update(ImageEntity).set({ statusReason }).where('id = :id', { id }).andWhere('phase IN (:...phases)', { phases }).execute();
+    const res = await this.ds
+      .createQueryBuilder()
+      .update(ImageEntity)
+      .set({ statusReason })
+      .where('id = :id', { id })
+      .andWhere('phase IN (:...phases)', { phases })
+      .execute();
     return (res.affected ?? 0) > 0;
   }
 
   /** Progress counters of an image in `phase`: one UPDATE, no transaction, no version bump (no filter looks at them). */
-  async recordProgress(id: string, phase: string, patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>, inTx?: InTransaction): Promise<boolean> {
+  async recordProgress(
+    id: string,
+    phase: string,
+    patch: Pick<ImagePatch, 'bytesDone' | 'bytesTotal' | 'bytesPerSecond'>,
+    inTx?: InTransaction,
+  ): Promise<boolean> {
     const apply = async (m: EntityManager) =>
-      ((await m.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute()).affected ?? 0) > 0;
+      ((await m.createQueryBuilder().update(ImageEntity).set(patch).where('id = :id', { id }).andWhere('phase = :phase', { phase }).execute()).affected ?? 0) >
+      0;
     if (!inTx) return apply(this.ds.manager);
     return this.ds.transaction(async (m) => {
       const ok = await apply(m);
@@ -245,7 +255,10 @@ export class CatalogRepository {
     const exCount = o.excludeFromCount ?? [];
     const exBytes = o.excludeFromBytes ?? [];
     qb.addSelect(exCount.length ? 'SUM(CASE WHEN i.id IN (:...exCount) THEN 0 ELSE 1 END)' : 'COUNT(*)', 'imageCount');
-    qb.addSelect(exBytes.length ? 'SUM(CASE WHEN i.id IN (:...exBytes) THEN 0 ELSE COALESCE(i.sizeBytes, 0) END)' : 'SUM(COALESCE(i.sizeBytes, 0))', 'imageBytes');
+    qb.addSelect(
+      exBytes.length ? 'SUM(CASE WHEN i.id IN (:...exBytes) THEN 0 ELSE COALESCE(i.sizeBytes, 0) END)' : 'SUM(COALESCE(i.sizeBytes, 0))',
+      'imageBytes',
+    );
     qb.setParameters({ exCount, exBytes });
     if (o.departmentId !== undefined) qb.where('i.departmentId = :departmentId', { departmentId: o.departmentId });
     const rows = await qb.groupBy('i.departmentId').getRawMany<{ departmentId: string; imageCount: string | number; imageBytes: string | number | null }>();
@@ -399,6 +412,10 @@ export class CatalogRepository {
   private async replaceTags(m: EntityManager, id: string, tags: string[]): Promise<void> {
     await m.delete(ImageTagEntity, { imageId: id });
     const unique = [...new Set(tags)];
-    if (unique.length) await m.insert(ImageTagEntity, unique.map((tag) => ({ imageId: id, tag })));
+    if (unique.length)
+      await m.insert(
+        ImageTagEntity,
+        unique.map((tag) => ({ imageId: id, tag })),
+      );
   }
 }

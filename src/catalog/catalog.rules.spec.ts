@@ -36,13 +36,24 @@ function catalog() {
       rows.set(id, { ...row, ...patch, tags: tags ?? row.tags });
     },
   } as unknown as CatalogRepository;
-  const zones = { get: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }), getCached: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }) } as unknown as ZonesService;
+  const zones = {
+    get: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }),
+    getCached: async (id: string) => ({ id, hypervisor: Hypervisor.KVM }),
+  } as unknown as ZonesService;
   const eventsPort = { record: async (_m: unknown, e: { type: string }) => void events.push(e.type) } as unknown as EventsService;
   return { service: new CatalogService(repo, new AccessPolicy(), zones, new ImageLifecycle(), eventsPort), rows, events };
 }
 
 const createDto = (over: Partial<CreateImageDto> = {}): CreateImageDto =>
-  ({ kind: ImageKind.Image, name: 'centos', osCategory: OsCategory.CentOS, format: ImageFormat.Qcow2, zoneId: ZONE_ID, source: { type: SourceType.Upload }, ...over }) as CreateImageDto;
+  ({
+    kind: ImageKind.Image,
+    name: 'centos',
+    osCategory: OsCategory.CentOS,
+    format: ImageFormat.Qcow2,
+    zoneId: ZONE_ID,
+    source: { type: SourceType.Upload },
+    ...over,
+  }) as CreateImageDto;
 
 async function codeOf(p: Promise<unknown>): Promise<string | null> {
   try {
@@ -77,7 +88,15 @@ describe('catalog: who creates what scope (R9)', () => {
   it('creates PRIVATE when no scope is given, owned by the caller and its department, QUEUED and inactive', async () => {
     const { service } = catalog();
     const image = await service.create(who(Role.User), createDto());
-    expect(image).toMatchObject({ scope: Scope.Private, ownerId: 'user-1', departmentId: 'd1', phase: ImagePhase.Queued, status: 'INACTIVE', hypervisor: Hypervisor.KVM, zoneId: ZONE_ID });
+    expect(image).toMatchObject({
+      scope: Scope.Private,
+      ownerId: 'user-1',
+      departmentId: 'd1',
+      phase: ImagePhase.Queued,
+      status: 'INACTIVE',
+      hypervisor: Hypervisor.KVM,
+      zoneId: ZONE_ID,
+    });
   });
 
   it.each([
@@ -159,7 +178,17 @@ describe('catalog: fields that can never change (R18)', () => {
   });
 
   it('lets every editable field through', async () => {
-    const body = { name: 'n', description: 'd', osCategory: OsCategory.Ubuntu, osName: 'Ubuntu', osVersion: '24.04', osBits: 64, isoUsage: IsoUsage.OS, scope: Scope.Public, tags: ['a'] };
+    const body = {
+      name: 'n',
+      description: 'd',
+      osCategory: OsCategory.Ubuntu,
+      osName: 'Ubuntu',
+      osVersion: '24.04',
+      osBits: 64,
+      isoUsage: IsoUsage.OS,
+      scope: Scope.Public,
+      tags: ['a'],
+    };
     await expect(validate(body)).resolves.toMatchObject(body);
   });
 

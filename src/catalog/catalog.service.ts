@@ -8,7 +8,16 @@ import { EventPayloads } from '../events/event-catalogue';
 import { EventsService, imageVisibility } from '../events/events.service';
 import { ZONE_ERRORS, ZonesService } from '../zones/zones.service';
 import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
-import { CreateImageDto, ImageCountsResponse, ImageFilterQuery, ImageSort, ListImagesQuery, normaliseChecksum, normaliseTag, UpdateImageDto } from './image.dto';
+import {
+  CreateImageDto,
+  ImageCountsResponse,
+  ImageFilterQuery,
+  ImageSort,
+  ListImagesQuery,
+  normaliseChecksum,
+  normaliseTag,
+  UpdateImageDto,
+} from './image.dto';
 import { ImageEntity } from './image.entity';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
 import { assertTransition, phasesLeadingTo, statusOfPhase, TRANSITION_ERRORS } from './image-state';
@@ -23,7 +32,20 @@ type TransitionEvent = {
 }['image.import.started' | 'image.enabled' | 'image.activated' | 'image.disabled' | 'image.import.failed'];
 
 /** Changes a worker (ingestion) may record along with a phase change. */
-export type ProgressPatch = Pick<ImagePatch, 'format' | 'sourceSha256' | 'sizeBytes' | 'virtualSizeBytes' | 'actualSizeBytes' | 'checksum' | 'checksumMd5' | 'bytesDone' | 'bytesTotal' | 'bytesPerSecond' | 'statusReason'>;
+export type ProgressPatch = Pick<
+  ImagePatch,
+  | 'format'
+  | 'sourceSha256'
+  | 'sizeBytes'
+  | 'virtualSizeBytes'
+  | 'actualSizeBytes'
+  | 'checksum'
+  | 'checksumMd5'
+  | 'bytesDone'
+  | 'bytesTotal'
+  | 'bytesPerSecond'
+  | 'statusReason'
+>;
 
 @Injectable()
 export class CatalogService implements OnModuleInit {
@@ -48,7 +70,8 @@ export class CatalogService implements OnModuleInit {
     if (!this.access.canCreate(p, scope)) {
       throw new AppError('SCOPE_CHANGE_FORBIDDEN', `A ${p.role} may not create ${scope} images`, { scope });
     }
-    if ((dto.source.type === SourceType.Conversion) !== (copyOf !== undefined)) throw invalid('source.type', 'a conversion is asked for with POST /images/{id}/conversions');
+    if ((dto.source.type === SourceType.Conversion) !== (copyOf !== undefined))
+      throw invalid('source.type', 'a conversion is asked for with POST /images/{id}/conversions');
     const zone = await this.zones.getCached(dto.zoneId);
     const format = dto.kind === ImageKind.Iso ? (dto.format ?? ImageFormat.Iso) : dto.format!;
     if (dto.kind === ImageKind.Iso && format !== ImageFormat.Iso) throw invalid('format', 'an ISO has format iso');
@@ -195,12 +218,22 @@ export class CatalogService implements OnModuleInit {
     await this.repo.update(id, patch, tags, async (m) => {
       const after = { ...image, scope: patch.scope ?? image.scope };
       if (Object.keys(values).length) {
-        await this.events.record(m, { type: 'image.updated', imageId: id, visibility: imageVisibility(after), payload: { fields: Object.keys(values), values } });
+        await this.events.record(m, {
+          type: 'image.updated',
+          imageId: id,
+          visibility: imageVisibility(after),
+          payload: { fields: Object.keys(values), values },
+        });
       }
       if (scopeChange) {
         // seen by whoever could see the image before or after: the wider of the two scopes
         const wider = scopeChange.from === Scope.Private ? scopeChange.to : scopeChange.to === Scope.Private ? scopeChange.from : scopeChange.to;
-        await this.events.record(m, { type: 'image.scope_changed', imageId: id, visibility: imageVisibility({ ...image, scope: wider }), payload: scopeChange });
+        await this.events.record(m, {
+          type: 'image.scope_changed',
+          imageId: id,
+          visibility: imageVisibility({ ...image, scope: wider }),
+          payload: scopeChange,
+        });
       }
     });
     return (await this.repo.findById(id)) ?? Promise.reject(notFound('IMAGE', id));
@@ -222,7 +255,12 @@ export class CatalogService implements OnModuleInit {
     await this.lifecycle.beforeDelete(image, p, opts);
     const facts = await this.lifecycle.describeDelete(image);
     const deleted = await this.repo.delete(id, (m) =>
-      this.events.record(m, { type: 'image.deleted', imageId: id, visibility: imageVisibility(image), payload: { name: image.name, kind: image.kind, linkedVms: facts.linkedVms } }),
+      this.events.record(m, {
+        type: 'image.deleted',
+        imageId: id,
+        visibility: imageVisibility(image),
+        payload: { name: image.name, kind: image.kind, linkedVms: facts.linkedVms },
+      }),
     );
     if (deleted) await this.lifecycle.afterDelete(image);
   }
@@ -296,7 +334,10 @@ export class CatalogService implements OnModuleInit {
     const from = image.phase;
     switch (to) {
       case ImagePhase.Importing:
-        return { type: 'image.import.started', payload: { sourceType: image.sourceType, bytesTotal: patch.bytesTotal !== undefined ? patch.bytesTotal : image.bytesTotal } };
+        return {
+          type: 'image.import.started',
+          payload: { sourceType: image.sourceType, bytesTotal: patch.bytesTotal !== undefined ? patch.bytesTotal : image.bytesTotal },
+        };
       case ImagePhase.Ready: {
         if (from === ImagePhase.Disabled) return { type: 'image.enabled', payload: {} };
         const virtualSize = (patch as Record<string, unknown>).virtualSizeBytes ?? (image as unknown as Record<string, unknown>).virtualSizeBytes;

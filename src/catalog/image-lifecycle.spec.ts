@@ -45,17 +45,29 @@ describe('image lifecycle steps', () => {
     await lifecycle.beforeCreate(image, who);
     await lifecycle.afterCreate(image);
     expect(calls).toEqual([
-      'ingestion:prepareCreate', 'quota:prepareCreate', 'vm-links:prepareCreate',
-      'ingestion:beforeCreate', 'quota:beforeCreate', 'vm-links:beforeCreate',
-      'ingestion:afterCreate', 'quota:afterCreate', 'vm-links:afterCreate',
+      'ingestion:prepareCreate',
+      'quota:prepareCreate',
+      'vm-links:prepareCreate',
+      'ingestion:beforeCreate',
+      'quota:beforeCreate',
+      'vm-links:beforeCreate',
+      'ingestion:afterCreate',
+      'quota:afterCreate',
+      'vm-links:afterCreate',
     ]);
     calls.length = 0;
     await lifecycle.beforeDelete(image, who, { confirm: false });
     await lifecycle.afterDelete(image);
     expect(calls).toEqual([
-      'ingestion:checkDelete', 'quota:checkDelete', 'vm-links:checkDelete',
-      'ingestion:beforeDelete', 'quota:beforeDelete', 'vm-links:beforeDelete',
-      'ingestion:afterDelete', 'quota:afterDelete', 'vm-links:afterDelete',
+      'ingestion:checkDelete',
+      'quota:checkDelete',
+      'vm-links:checkDelete',
+      'ingestion:beforeDelete',
+      'quota:beforeDelete',
+      'vm-links:beforeDelete',
+      'ingestion:afterDelete',
+      'quota:afterDelete',
+      'vm-links:afterDelete',
     ]);
   });
 
@@ -96,9 +108,13 @@ describe('image lifecycle steps', () => {
     });
     expect(answer).toBe('row');
     expect(calls).toEqual([
-      'ingestion:prepareCreate', 'quota:prepareCreate',
-      'ingestion:beforeCreate', 'quota:beforeCreate',
-      'catalog:begin', 'quota:reserveInTransaction(the create transaction)', 'catalog:insert',
+      'ingestion:prepareCreate',
+      'quota:prepareCreate',
+      'ingestion:beforeCreate',
+      'quota:beforeCreate',
+      'catalog:begin',
+      'quota:reserveInTransaction(the create transaction)',
+      'catalog:insert',
     ]);
     expect(LIFECYCLE_CONTRIBUTIONS.quota.inCreateTransaction).toEqual(['reserve']);
   });

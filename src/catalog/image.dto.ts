@@ -42,7 +42,12 @@ const NO_EDGE_SPACES = /^\S(.*\S)?$/s;
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 /** `tags=a&tags=b` or `tags=a,b` */
 const toList = ({ value }: { value: unknown }) =>
-  value === undefined ? undefined : (Array.isArray(value) ? value : [value]).flatMap((v) => (typeof v === 'string' ? v.split(',') : [v])).map((v) => (typeof v === 'string' ? v.trim() : v)).filter((v) => v !== '');
+  value === undefined
+    ? undefined
+    : (Array.isArray(value) ? value : [value])
+        .flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]))
+        .map((v) => (typeof v === 'string' ? v.trim() : v))
+        .filter((v) => v !== '');
 
 export class ImageSourceDto {
   /** URL: the service downloads `url`; UPLOAD: the bytes are PUT to /images/{id}/file; FILE: a file picked from the platform's file directory. */
@@ -60,12 +65,16 @@ export class ImageSourceDto {
 
   /** Path inside the file source, for type FILE, e.g. `isos/CentOS-7.iso`. */
   @ValidateIf((o: ImageSourceDto) => o.type === SourceType.File || o.path !== undefined)
-  @IsString() @IsNotEmpty() @MaxLength(1024)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(1024)
   @ApiPropertyOptional({ example: 'isos/CentOS-7-x86_64-Minimal.iso', maxLength: 1024 })
   path?: string;
 
   /** Name of the configured file source, for type FILE (default: the first one configured). */
-  @Optional() @IsString() @Matches(/^[a-z0-9][a-z0-9_-]{0,31}$/)
+  @Optional()
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9_-]{0,31}$/)
   @ApiPropertyOptional({ example: 'share' })
   fileSource?: string;
 }
@@ -77,12 +86,17 @@ export class CreateImageDto {
   kind: ImageKind;
 
   /** Display name, 1-255 characters. */
-  @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255)
+  @Transform(trim)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(255)
   @ApiProperty({ example: 'CentOS 7.9 with zabbix agent', maxLength: 255 })
   name: string;
 
   /** Free text, up to 2000 characters. */
-  @Optional() @IsString() @MaxLength(2000)
+  @Optional()
+  @IsString()
+  @MaxLength(2000)
   @ApiPropertyOptional({ example: 'Minimal CentOS 7.9, zabbix-agent and filebeat installed', maxLength: 2000 })
   description?: string;
 
@@ -92,23 +106,29 @@ export class CreateImageDto {
   osCategory: OsCategory;
 
   /** OS name, e.g. "CentOS". */
-  @Optional() @IsString() @MaxLength(128)
+  @Optional()
+  @IsString()
+  @MaxLength(128)
   @ApiPropertyOptional({ example: 'CentOS', maxLength: 128 })
   osName?: string;
 
   /** OS version, e.g. "7.9". */
-  @Optional() @IsString() @MaxLength(64)
+  @Optional()
+  @IsString()
+  @MaxLength(64)
   @ApiPropertyOptional({ example: '7.9', maxLength: 64 })
   osVersion?: string;
 
   /** OS architecture bits. */
-  @Optional() @IsIn(OS_BITS as unknown as number[])
+  @Optional()
+  @IsIn(OS_BITS as unknown as number[])
   @ApiPropertyOptional({ example: 64, enum: OS_BITS, default: 64, type: 'integer' })
   osBits?: 32 | 64;
 
   /** Virtualization technology; default: the zone's. */
-  @Optional() @IsEnum(Hypervisor)
-  @ApiPropertyOptional({ example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
+  @Optional()
+  @IsEnum(Hypervisor)
+  @ApiPropertyOptional({ example: 'KVM', enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
   /** File format. Required for an IMAGE; an ISO's format is `iso` (the default for ISOs). */
@@ -120,26 +140,34 @@ export class CreateImageDto {
   /** ISO only, and required there: OS (bootable install media) or TOOL (a tool kit; never creates a VM). */
   @ValidateIf((o: CreateImageDto) => o.kind === ImageKind.Iso || o.isoUsage !== undefined)
   @IsEnum(IsoUsage)
-  @ApiPropertyOptional({ example: "OS", enum: IsoUsage, enumName: 'IsoUsage' })
+  @ApiPropertyOptional({ example: 'OS', enum: IsoUsage, enumName: 'IsoUsage' })
   isoUsage?: IsoUsage;
 
   /** Scope: PRIVATE by default; only a super admin may create FEATURED or PUBLIC. */
-  @Optional() @IsEnum(Scope)
-  @ApiPropertyOptional({ example: "PRIVATE", enum: Scope, enumName: 'Scope', default: Scope.Private })
+  @Optional()
+  @IsEnum(Scope)
+  @ApiPropertyOptional({ example: 'PRIVATE', enum: Scope, enumName: 'Scope', default: Scope.Private })
   scope?: Scope;
 
   /** The zone the image is created in. */
   @IsUUID()
-  @ApiProperty({ example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
+  @ApiProperty({ example: '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21', format: 'uuid' })
   zoneId: string;
 
   /** Up to 20 tags, each 1-64 letters, digits, spaces or `._:/+-`, starting with a letter or digit. */
-  @Optional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @Optional()
+  @IsArray()
+  @ArrayMaxSize(20)
+  @IsString({ each: true })
+  @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
   @ApiPropertyOptional({ type: [String], example: ['centos', 'zabbix'], maxItems: 20 })
   tags?: string[];
 
   /** Where the bytes come from. */
-  @IsDefined() @IsObject() @ValidateNested() @Type(() => ImageSourceDto)
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ImageSourceDto)
   @ApiProperty({ type: ImageSourceDto })
   source: ImageSourceDto;
 
@@ -147,7 +175,10 @@ export class CreateImageDto {
    * The file's size when known: the department's storage quota is reserved for it at create.
    * Without it the import reserves storage as the bytes arrive and stops when the quota runs out.
    */
-  @Optional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @Optional()
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 2147483648 })
   expectedSizeBytes?: number;
 
@@ -156,7 +187,9 @@ export class CreateImageDto {
    * 32: md5). The bytes are checked against it while they stream in, whatever the source; a mismatch fails the
    * import (CHECKSUM_MISMATCH in the reason) and nothing is stored.
    */
-  @Optional() @IsString() @Matches(CHECKSUM_PATTERN, { message: 'expectedChecksum must be sha256:<64 hex>, md5:<32 hex>, or 64 or 32 hex digits' })
+  @Optional()
+  @IsString()
+  @Matches(CHECKSUM_PATTERN, { message: 'expectedChecksum must be sha256:<64 hex>, md5:<32 hex>, or 64 or 32 hex digits' })
   @ApiPropertyOptional({ example: 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', maxLength: 71 })
   expectedChecksum?: string;
 }
@@ -166,43 +199,62 @@ export class CreateImageDto {
  * sending any of them answers 400 IMMUTABLE_FIELD.
  */
 export class UpdateImageDto {
-  @Optional() @Transform(trim) @IsString() @IsNotEmpty() @MaxLength(255) @Matches(NO_EDGE_SPACES)
-  @ApiPropertyOptional({ description: 'New display name, 1-255 characters.', example: "centos7-base-v2", maxLength: 255 })
+  @Optional()
+  @Transform(trim)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(255)
+  @Matches(NO_EDGE_SPACES)
+  @ApiPropertyOptional({ description: 'New display name, 1-255 characters.', example: 'centos7-base-v2', maxLength: 255 })
   name?: string;
 
-  @Optional() @IsString() @MaxLength(2000)
-  @ApiPropertyOptional({ description: 'New free text, up to 2000 characters.', example: "CentOS 7.9 minimal, patched 2026-11", maxLength: 2000 })
+  @Optional()
+  @IsString()
+  @MaxLength(2000)
+  @ApiPropertyOptional({ description: 'New free text, up to 2000 characters.', example: 'CentOS 7.9 minimal, patched 2026-11', maxLength: 2000 })
   description?: string;
 
-  @Optional() @IsEnum(OsCategory)
-  @ApiPropertyOptional({ description: 'New OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
+  @Optional()
+  @IsEnum(OsCategory)
+  @ApiPropertyOptional({ description: 'New OS family.', example: 'CENTOS', enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
-  @Optional() @IsString() @MaxLength(128)
-  @ApiPropertyOptional({ description: 'New OS name.', example: "CentOS", maxLength: 128 })
+  @Optional()
+  @IsString()
+  @MaxLength(128)
+  @ApiPropertyOptional({ description: 'New OS name.', example: 'CentOS', maxLength: 128 })
   osName?: string;
 
-  @Optional() @IsString() @MaxLength(64)
-  @ApiPropertyOptional({ description: 'New OS version.', example: "7.9.2009", maxLength: 64 })
+  @Optional()
+  @IsString()
+  @MaxLength(64)
+  @ApiPropertyOptional({ description: 'New OS version.', example: '7.9.2009', maxLength: 64 })
   osVersion?: string;
 
-  @Optional() @IsIn(OS_BITS as unknown as number[])
+  @Optional()
+  @IsIn(OS_BITS as unknown as number[])
   @ApiPropertyOptional({ description: 'New OS architecture: 32 or 64.', example: 64, enum: OS_BITS, type: 'integer' })
   osBits?: 32 | 64;
 
   /** ISO only. */
-  @Optional() @IsEnum(IsoUsage)
-  @ApiPropertyOptional({ example: "TOOL", enum: IsoUsage, enumName: 'IsoUsage' })
+  @Optional()
+  @IsEnum(IsoUsage)
+  @ApiPropertyOptional({ example: 'TOOL', enum: IsoUsage, enumName: 'IsoUsage' })
   isoUsage?: IsoUsage;
 
   /** New scope (403 SCOPE_CHANGE_FORBIDDEN otherwise). */
-  @Optional() @IsEnum(Scope)
-  @ApiPropertyOptional({ example: "PUBLIC", enum: Scope, enumName: 'Scope' })
+  @Optional()
+  @IsEnum(Scope)
+  @ApiPropertyOptional({ example: 'PUBLIC', enum: Scope, enumName: 'Scope' })
   scope?: Scope;
 
   /** Replaces all tags. */
-  @Optional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
-  @ApiPropertyOptional({ example: ["centos","base"], type: [String], maxItems: 20 })
+  @Optional()
+  @IsArray()
+  @ArrayMaxSize(20)
+  @IsString({ each: true })
+  @Matches(TAG_PATTERN, { each: true, message: 'each tag must be 1-64 letters, digits, spaces or ._:/+-, starting with a letter or digit' })
+  @ApiPropertyOptional({ example: ['centos', 'base'], type: [String], maxItems: 20 })
   tags?: string[];
 
   @ApiHideProperty() @Immutable() hypervisor?: never;
@@ -224,95 +276,134 @@ export enum ImageSort {
 /** Filters shared by the list and the per-view counts. */
 export class ImageFilterQuery {
   /** Only images carrying every one of these tags: `tags=a&tags=b` or `tags=a,b`; a tag matches however it is typed (`Prod` finds `prod`), accents count. */
-  @IsOptional() @Transform(toList) @IsArray() @ArrayMaxSize(10) @IsString({ each: true }) @MaxLength(64, { each: true })
-  @ApiPropertyOptional({ example: ["centos"], type: [String], maxItems: 10 })
+  @IsOptional()
+  @Transform(toList)
+  @IsArray()
+  @ArrayMaxSize(10)
+  @IsString({ each: true })
+  @MaxLength(64, { each: true })
+  @ApiPropertyOptional({ example: ['centos'], type: [String], maxItems: 10 })
   tags?: string[];
 
-  @IsOptional() @IsEnum(ImageKind)
-  @ApiPropertyOptional({ description: 'Only images of this kind (IMAGE or ISO).', example: "IMAGE", enum: ImageKind, enumName: 'ImageKind' })
+  @IsOptional()
+  @IsEnum(ImageKind)
+  @ApiPropertyOptional({ description: 'Only images of this kind (IMAGE or ISO).', example: 'IMAGE', enum: ImageKind, enumName: 'ImageKind' })
   kind?: ImageKind;
 
   /** Quick search: a case-insensitive, accent-sensitive substring of the name or description (`%`, `_` and backslashes literal), or a status (ACTIVE/INACTIVE). */
-  @IsOptional() @Transform(trim) @IsString() @MaxLength(100)
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(100)
   @ApiPropertyOptional({ maxLength: 100, example: 'centos' })
   q?: string;
 
   /** Name contains (case-insensitive, accent-sensitive, `%`, `_` and backslashes literal). */
-  @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
-  @ApiPropertyOptional({ example: "centos", maxLength: 255 })
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(255)
+  @ApiPropertyOptional({ example: 'centos', maxLength: 255 })
   name?: string;
 
-  @IsOptional() @IsEnum(OsCategory)
-  @ApiPropertyOptional({ description: 'Only images of this OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
+  @IsOptional()
+  @IsEnum(OsCategory)
+  @ApiPropertyOptional({ description: 'Only images of this OS family.', example: 'CENTOS', enum: OsCategory, enumName: 'OsCategory' })
   osCategory?: OsCategory;
 
-  @IsOptional() @IsEnum(Hypervisor)
-  @ApiPropertyOptional({ description: 'Only images for this hypervisor.', example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
+  @IsOptional()
+  @IsEnum(Hypervisor)
+  @ApiPropertyOptional({ description: 'Only images for this hypervisor.', example: 'KVM', enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor?: Hypervisor;
 
-  @IsOptional() @IsEnum(ImageStatus)
-  @ApiPropertyOptional({ description: 'Only ACTIVE, or only INACTIVE, images.', example: "ACTIVE", enum: ImageStatus, enumName: 'ImageStatus' })
+  @IsOptional()
+  @IsEnum(ImageStatus)
+  @ApiPropertyOptional({ description: 'Only ACTIVE, or only INACTIVE, images.', example: 'ACTIVE', enum: ImageStatus, enumName: 'ImageStatus' })
   status?: ImageStatus;
 
-  @IsOptional() @IsEnum(ImagePhase)
-  @ApiPropertyOptional({ description: 'Only images in this phase.', example: "READY", enum: ImagePhase, enumName: 'ImagePhase' })
+  @IsOptional()
+  @IsEnum(ImagePhase)
+  @ApiPropertyOptional({ description: 'Only images in this phase.', example: 'READY', enum: ImagePhase, enumName: 'ImagePhase' })
   phase?: ImagePhase;
 
-  @IsOptional() @IsEnum(ImageFormat)
-  @ApiPropertyOptional({ description: 'Only images in this file format.', example: "qcow2", enum: ImageFormat, enumName: 'ImageFormat' })
+  @IsOptional()
+  @IsEnum(ImageFormat)
+  @ApiPropertyOptional({ description: 'Only images in this file format.', example: 'qcow2', enum: ImageFormat, enumName: 'ImageFormat' })
   format?: ImageFormat;
 
-  @IsOptional() @IsUUID()
-  @ApiPropertyOptional({ description: 'Only images of this zone.', example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
+  @IsOptional()
+  @IsUUID()
+  @ApiPropertyOptional({ description: 'Only images of this zone.', example: '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21', format: 'uuid' })
   zoneId?: string;
 
   /** Owner user id, exactly (case-sensitive). */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional({ example: "u-alice" })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
+  @ApiPropertyOptional({ example: 'u-alice' })
   ownerId?: string;
 
   /** Owner's department id, exactly (case-sensitive). */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
-  @ApiPropertyOptional({ example: "dept-rd" })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9._:@-]{1,64}$/)
+  @ApiPropertyOptional({ example: 'dept-rd' })
   departmentId?: string;
 
   /** Only images whose virtual size is at least this many bytes (images without one yet never match). */
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ example: 1073741824, type: 'integer', format: 'int64', minimum: 0 })
   minVirtualSize?: number;
 
   /** Only images whose virtual size is at most this many bytes (images without one yet never match). */
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ example: 21474836480, type: 'integer', format: 'int64', minimum: 0 })
   maxVirtualSize?: number;
 }
 
 export class ListImagesQuery extends IntersectionType(PageQuery, ImageFilterQuery) {
   /** The view; default `all` for a super admin, `featured` for everyone else. */
-  @IsOptional() @IsEnum(View)
-  @ApiPropertyOptional({ example: "all", enum: View, enumName: 'View' })
+  @IsOptional()
+  @IsEnum(View)
+  @ApiPropertyOptional({ example: 'all', enum: View, enumName: 'View' })
   view?: View;
 
-  @IsOptional() @IsEnum(ImageSort)
-  @ApiPropertyOptional({ description: 'The sort key: name, createdAt (the default), sizeBytes or virtualSizeBytes.', example: "createdAt", enum: ImageSort, enumName: 'ImageSort', default: ImageSort.CreatedAt })
+  @IsOptional()
+  @IsEnum(ImageSort)
+  @ApiPropertyOptional({
+    description: 'The sort key: name, createdAt (the default), sizeBytes or virtualSizeBytes.',
+    example: 'createdAt',
+    enum: ImageSort,
+    enumName: 'ImageSort',
+    default: ImageSort.CreatedAt,
+  })
   sort?: ImageSort;
 
-  @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ description: 'asc or desc (the default).', example: "desc", enum: ['asc', 'desc'], default: 'desc' })
+  @IsOptional()
+  @IsIn(['asc', 'desc'])
+  @ApiPropertyOptional({ description: 'asc or desc (the default).', example: 'desc', enum: ['asc', 'desc'], default: 'desc' })
   order?: 'asc' | 'desc';
 }
 
 export class ImageSourceResponse {
-  @ApiProperty({ description: 'URL, UPLOAD, FILE or CONVERSION.', example: "URL", enum: SourceType, enumName: 'SourceType' })
+  @ApiProperty({ description: 'URL, UPLOAD, FILE or CONVERSION.', example: 'URL', enum: SourceType, enumName: 'SourceType' })
   type: SourceType;
   /** The URL the bytes were downloaded from (type URL). */
-  @ApiPropertyOptional({ example: "http://10.0.0.5/images/centos7.qcow2", nullable: true, type: String })
+  @ApiPropertyOptional({ example: 'http://10.0.0.5/images/centos7.qcow2', nullable: true, type: String })
   url: string | null;
   /** The picked path (type FILE). */
-  @ApiPropertyOptional({ example: "isos/CentOS-7-x86_64-Minimal-2009.iso", nullable: true, type: String })
+  @ApiPropertyOptional({ example: 'isos/CentOS-7-x86_64-Minimal-2009.iso', nullable: true, type: String })
   path: string | null;
   /** The file source the path belongs to (type FILE). */
-  @ApiPropertyOptional({ example: "share", nullable: true, type: String })
+  @ApiPropertyOptional({ example: 'share', nullable: true, type: String })
   fileSource: string | null;
 }
 
@@ -332,15 +423,20 @@ export class ImageProgressResponse {
 }
 
 export class ImageResponse {
-  @ApiProperty({ description: 'The image id.', example: "6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13", format: 'uuid' })
+  @ApiProperty({ description: 'The image id.', example: '6f1c7a52-3b9e-4d2a-8c41-0e5b7d9f2a13', format: 'uuid' })
   id: string;
-  @ApiProperty({ description: 'IMAGE (a disk with an OS) or ISO (installation media or a tool kit).', example: "IMAGE", enum: ImageKind, enumName: 'ImageKind' })
+  @ApiProperty({
+    description: 'IMAGE (a disk with an OS) or ISO (installation media or a tool kit).',
+    example: 'IMAGE',
+    enum: ImageKind,
+    enumName: 'ImageKind',
+  })
   kind: ImageKind;
   /** Display name. @example "centos7-base" */
   name: string;
   /** Free text, up to 2000 characters; empty when none was given. @example "CentOS 7.9 minimal, cloud-init enabled" */
   description: string;
-  @ApiProperty({ description: 'The OS family.', example: "CENTOS", enum: OsCategory, enumName: 'OsCategory' })
+  @ApiProperty({ description: 'The OS family.', example: 'CENTOS', enum: OsCategory, enumName: 'OsCategory' })
   osCategory: OsCategory;
   /** The OS name. @example "CentOS" */
   osName: string;
@@ -348,22 +444,32 @@ export class ImageResponse {
   osVersion: string;
   @ApiProperty({ description: 'OS architecture: 32 or 64 bits.', example: 64, enum: OS_BITS, type: 'integer' })
   osBits: number;
-  @ApiProperty({ description: 'The virtualization technology the image runs on.', example: "KVM", enum: Hypervisor, enumName: 'Hypervisor' })
+  @ApiProperty({ description: 'The virtualization technology the image runs on.', example: 'KVM', enum: Hypervisor, enumName: 'Hypervisor' })
   hypervisor: Hypervisor;
-  @ApiProperty({ description: 'The file format: qcow2, raw, vmdk, vhd, vhdx or iso.', example: "qcow2", enum: ImageFormat, enumName: 'ImageFormat' })
+  @ApiProperty({ description: 'The file format: qcow2, raw, vmdk, vhd, vhdx or iso.', example: 'qcow2', enum: ImageFormat, enumName: 'ImageFormat' })
   format: ImageFormat;
   /** ISO only: OS or TOOL; null for images. */
-  @ApiProperty({ example: "OS", enum: IsoUsage, enumName: 'IsoUsage', nullable: true })
+  @ApiProperty({ example: 'OS', enum: IsoUsage, enumName: 'IsoUsage', nullable: true })
   isoUsage: IsoUsage | null;
-  @ApiProperty({ description: 'Who may see and use it: PRIVATE (owner, and the department\'s admins), PUBLIC or FEATURED (everyone).', example: "PRIVATE", enum: Scope, enumName: 'Scope' })
+  @ApiProperty({
+    description: "Who may see and use it: PRIVATE (owner, and the department's admins), PUBLIC or FEATURED (everyone).",
+    example: 'PRIVATE',
+    enum: Scope,
+    enumName: 'Scope',
+  })
   scope: Scope;
   /** ACTIVE: usable to create VMs; INACTIVE: uploading, failed or disabled (see phase and statusReason). */
-  @ApiProperty({ example: "ACTIVE", enum: ImageStatus, enumName: 'ImageStatus' })
+  @ApiProperty({ example: 'ACTIVE', enum: ImageStatus, enumName: 'ImageStatus' })
   status: ImageStatus;
-  @ApiProperty({ description: 'Where the image is in its life: QUEUED, IMPORTING, CONVERTING, VERIFYING, READY, FAILED or DISABLED.', example: "READY", enum: ImagePhase, enumName: 'ImagePhase' })
+  @ApiProperty({
+    description: 'Where the image is in its life: QUEUED, IMPORTING, CONVERTING, VERIFYING, READY, FAILED or DISABLED.',
+    example: 'READY',
+    enum: ImagePhase,
+    enumName: 'ImagePhase',
+  })
   phase: ImagePhase;
   /** Why the image is inactive, in words a person understands (failed imports, disabling). */
-  @ApiProperty({ example: "The checksum does not match the expected one: upload the file again", nullable: true, type: String })
+  @ApiProperty({ example: 'The checksum does not match the expected one: upload the file again', nullable: true, type: String })
   statusReason: string | null;
   /** Tags, lower-cased. @example ["centos","base"] */
   tags: string[];
@@ -371,7 +477,7 @@ export class ImageResponse {
   ownerId: string;
   /** The owner's department, whose quota the image counts in. @example "dept-rd" */
   departmentId: string;
-  @ApiProperty({ description: 'The zone the image belongs to.', example: "2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21", format: 'uuid' })
+  @ApiProperty({ description: 'The zone the image belongs to.', example: '2b8e4f10-7c3d-4a91-b5e6-0d9f8a7c6e21', format: 'uuid' })
   zoneId: string;
   /** Stored size in bytes, once known. */
   @ApiProperty({ example: 1073741824, type: 'integer', format: 'int64', nullable: true })
@@ -389,21 +495,21 @@ export class ImageResponse {
   @ApiProperty({ nullable: true, type: String, example: 'd41d8cd98f00b204e9800998ecf8427e' })
   checksumMd5: string | null;
   /** The checksum given at creation (`sha256:<hex>` or `md5:<hex>`), which the stored bytes were checked against. */
-  @ApiProperty({ example: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nullable: true, type: String })
+  @ApiProperty({ example: 'sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', nullable: true, type: String })
   expectedChecksum: string | null;
   /** sha256 of the file as it came when the stored image is a conversion of it (the zone requires another format); `checksum` is then the stored image's. */
-  @ApiProperty({ example: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", nullable: true, type: String })
+  @ApiProperty({ example: '2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', nullable: true, type: String })
   sourceSha256: string | null;
   /** The image this one is a converted copy of. */
-  @ApiProperty({ example: "3d9a1b6e-2c4f-4e7a-8b05-9f1e6c3a7d24", nullable: true, type: String, format: 'uuid' })
+  @ApiProperty({ example: '3d9a1b6e-2c4f-4e7a-8b05-9f1e6c3a7d24', nullable: true, type: String, format: 'uuid' })
   convertedFrom: string | null;
   @ApiProperty({ description: 'Where the bytes came from (URL, UPLOAD, FILE or CONVERSION).', type: ImageSourceResponse })
   source: ImageSourceResponse;
   @ApiProperty({ description: 'Import progress (bytes stored, total, percent, rate).', type: ImageProgressResponse })
   progress: ImageProgressResponse;
-  @ApiProperty({ description: 'When the record was created.', example: "2026-11-20T08:15:00.000Z", type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When the record was created.', example: '2026-11-20T08:15:00.000Z', type: String, format: 'date-time' })
   createdAt: string;
-  @ApiProperty({ description: 'When the record last changed.', example: "2026-11-20T08:17:42.000Z", type: String, format: 'date-time' })
+  @ApiProperty({ description: 'When the record last changed.', example: '2026-11-20T08:17:42.000Z', type: String, format: 'date-time' })
   updatedAt: string;
 }
 
@@ -420,7 +526,7 @@ export class ImagePage {
   @ApiProperty({ type: 'integer' })
   pageSize: number;
   /** The view that was applied (the role's default when none was asked). */
-  @ApiProperty({ example: "all", enum: View, enumName: 'View' })
+  @ApiProperty({ example: 'all', enum: View, enumName: 'View' })
   view: View;
 }
 
@@ -442,7 +548,9 @@ export class ImageCountsResponse {
 
 export class DisableImageDto {
   /** Why the image is disabled; shown as its statusReason. */
-  @Optional() @IsString() @MaxLength(500)
+  @Optional()
+  @IsString()
+  @MaxLength(500)
   @ApiPropertyOptional({ maxLength: 500, example: 'Superseded by CentOS 7.9.2009' })
   reason?: string;
 }

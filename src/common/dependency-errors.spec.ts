@@ -11,7 +11,10 @@ describe('isDependencyUnavailable', () => {
     ['timed out', sys('ETIMEDOUT')],
     ['a broken pipe', sys('EPIPE', 'write')],
     ['an unknown host', sys('ENOTFOUND', 'getaddrinfo')],
-    ['mysql2: connection lost', Object.assign(new Error('Connection lost: The server closed the connection.'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true })],
+    [
+      'mysql2: connection lost',
+      Object.assign(new Error('Connection lost: The server closed the connection.'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true }),
+    ],
     ['mysql2: the pool closed', new Error('Pool is closed.')],
     ['mysql2: a closed connection', new Error("Can't add new command when connection is in closed state")],
     ['ioredis: a closed connection', new Error('Connection is closed.')],

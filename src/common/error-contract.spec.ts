@@ -71,7 +71,14 @@ class ClashController {
 
 async function documentOf(...controllers: Array<new () => unknown>): Promise<OpenAPIObject> {
   // the rate-limit guard's dependencies, never instantiated in preview mode
-  @Module({ controllers, providers: [{ provide: AppConfig, useValue: {} }, { provide: MetricsService, useValue: {} }, { provide: RateLimiter, useValue: {} }] })
+  @Module({
+    controllers,
+    providers: [
+      { provide: AppConfig, useValue: {} },
+      { provide: MetricsService, useValue: {} },
+      { provide: RateLimiter, useValue: {} },
+    ],
+  })
   class M {}
   const app = await NestFactory.create(M, { preview: true, logger: false, abortOnError: false });
   try {

@@ -184,7 +184,8 @@ export function applyErrorContract(app: INestApplication, doc: OpenAPIObject, op
     const byStatus = new Map<number, ErrorCode[]>();
     for (const c of Object.keys(ERROR_CODES) as ErrorCode[]) if (codes.has(c)) byStatus.set(ERROR_CODES[c], [...(byStatus.get(ERROR_CODES[c]) ?? []), c]);
     for (const [status, cs] of [...byStatus.entries()].sort(([a], [b]) => a - b)) {
-      if (op.responses[status] !== undefined) throw new Error(`${method.toUpperCase()} ${path}: status ${status} is declared both as an answer and as error codes ${cs.join(', ')}`);
+      if (op.responses[status] !== undefined)
+        throw new Error(`${method.toUpperCase()} ${path}: status ${status} is declared both as an answer and as error codes ${cs.join(', ')}`);
       op.responses[status] = errorResponse(cs, method === 'head') as OperationObject['responses'][string];
     }
     if (traits.authenticated) op.security = [{ bearer: [] }];

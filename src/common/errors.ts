@@ -89,8 +89,10 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   URL_NOT_ALLOWED:
     'The source URL is refused (not http/https, credentials in it, or a host or address the URL policy denies: loopback, link-local, metadata, URL_DENY_*); details.reason says which.',
   SOURCE_MISMATCH: "The action does not fit the image's source type (e.g. uploading bytes to an image whose source is a URL); details.sourceType says which.",
-  CONVERSION_NOT_APPLICABLE: 'The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT).',
-  IMAGE_NOT_ACTIVE: 'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
+  CONVERSION_NOT_APPLICABLE:
+    'The image cannot be converted to that format: it is an ISO (never converted) or already in it; details.reason says which (ISO, SAME_FORMAT).',
+  IMAGE_NOT_ACTIVE:
+    'The image is not ACTIVE (its bytes are not stored and verified yet, its import failed, or it is disabled); details.status/phase say which.',
   CONTENT_REJECTED:
     'The uploaded bytes were refused: they do not match the declared format, the image is unsafe (backing file, external data file, differencing disk), the checksum differs, or qemu-img refused the stored image (IMAGE_CORRUPT, INSPECTION_FAILED, INSPECTION_LIMIT_EXCEEDED, VIRTUAL_SIZE_TOO_LARGE). The image is FAILED with the reason; details.reason and details.ingestCode say why.',
   UPLOAD_INCOMPLETE:
@@ -118,7 +120,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorCode, string> = {
   RATE_LIMITED: 'Too many expensive requests (create, upload, import) from this caller; the Retry-After header says when to try again.',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has a content type this route does not accept.',
   INTERNAL_ERROR: 'An unexpected error; it is logged with the correlation id.',
-  DEPENDENCY_UNAVAILABLE: 'A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.',
+  DEPENDENCY_UNAVAILABLE:
+    'A dependency (database, queue, object store) is unreachable: stopped, refusing, resetting or timing out. Nothing was changed; the Retry-After header says when to try again.',
 };
 
 /** Example `details` of the codes whose details a client acts on, for the OpenAPI document. */

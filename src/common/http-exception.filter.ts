@@ -90,9 +90,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       // expected while a dependency is down: one line, no stack
       this.logger.warn(`${req.method} ${req.originalUrl} -> 503 ${r.code} [${correlationId}]: ${(exception as Error)?.message ?? String(exception)}`);
     } else if (r.status >= 500) {
-      this.logger.error(
-        `${req.method} ${req.originalUrl} -> ${r.status} ${r.code} [${correlationId}]: ${(exception as Error)?.stack ?? String(exception)}`,
-      );
+      this.logger.error(`${req.method} ${req.originalUrl} -> ${r.status} ${r.code} [${correlationId}]: ${(exception as Error)?.stack ?? String(exception)}`);
     }
     if (res.headersSent) {
       res.end();

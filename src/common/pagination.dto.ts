@@ -7,12 +7,20 @@ export const MAX_PAGE_SIZE = 200;
 /** Page-number pagination, shared by every list. */
 export class PageQuery {
   /** 1-based page number. */
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
   @ApiProperty({ example: 1, type: 'integer', required: false, minimum: 1, maximum: 1_000_000, default: 1 })
   page?: number = 1;
 
   /** Items per page. */
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(MAX_PAGE_SIZE)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_PAGE_SIZE)
   @ApiProperty({ example: 20, type: 'integer', required: false, minimum: 1, maximum: MAX_PAGE_SIZE, default: 20 })
   pageSize?: number = 20;
 }

@@ -31,282 +31,534 @@ export type StorageDriver = (typeof STORAGE_DRIVERS)[number];
  * nothing else reads process.env. Defaults give the embedded shape (SQLite + filesystem under ./data).
  */
 export class EnvVars {
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   PORT?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   HOST?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DATA_DIR?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsIn(DB_TYPES as unknown as string[])
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(DB_TYPES as unknown as string[])
   DB_TYPE?: DbType;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DB_PATH?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DB_HOST?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(65535)
   DB_PORT?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DB_SOCKET?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DB_USER?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   DB_PASSWORD?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   DB_NAME?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(200)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(200)
   DB_POOL_SIZE?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   DB_LOG?: boolean;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString() @MinLength(32, { message: 'AUTH_JWT_SECRET must be at least 32 characters' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(32, { message: 'AUTH_JWT_SECRET must be at least 32 characters' })
   AUTH_JWT_SECRET?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   AUTH_JWT_PUBLIC_KEY_FILE?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#@]+([/?][^\s#]*)?$/, { message: 'AUTH_JWKS_URL must be an http(s) URL without credentials, e.g. https://iam.hcm.internal/.well-known/jwks.json' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^https?:\/\/[^\s/?#@]+([/?][^\s#]*)?$/, {
+    message: 'AUTH_JWKS_URL must be an http(s) URL without credentials, e.g. https://iam.hcm.internal/.well-known/jwks.json',
+  })
   AUTH_JWKS_URL?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   AUTH_JWKS_FILE?: string;
 
   /** how often the JWKS is loaded again even when no token names an unknown kid */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86_400)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(86_400)
   AUTH_JWKS_REFRESH_SECONDS?: number;
 
   /** at most one load per this many seconds, however many tokens name unknown kids (0: only one load in flight) */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3600)
   AUTH_JWKS_COOLDOWN_SECONDS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(60_000)
   AUTH_JWKS_TIMEOUT_MS?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   AUTH_JWT_ISSUER?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   AUTH_JWT_AUDIENCE?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3600)
   AUTH_CLOCK_SKEW_SECONDS?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   SEED_DEFAULT_ZONE?: boolean;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsIn(LOG_LEVELS as unknown as string[])
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(LOG_LEVELS as unknown as string[])
   LOG_LEVEL?: LogLevel;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(100 * 1024 * 1024)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(100 * 1024 * 1024)
   HTTP_BODY_LIMIT_BYTES?: number;
 
   // rate limits per caller and minute (0 = off)
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
   RATE_LIMIT_CREATE_PER_MIN?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
   RATE_LIMIT_UPLOAD_PER_MIN?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
   RATE_LIMIT_IMPORT_PER_MIN?: number;
 
   // jobs (src/jobs)
-  @IsOptional() @Transform(emptyToUndefined) @IsIn(['memory', 'redis'])
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['memory', 'redis'])
   QUEUE_DRIVER?: 'memory' | 'redis';
 
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^rediss?:\/\/[^\s]+$/, { message: 'REDIS_URL must look like redis://host:6379[/db]' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^rediss?:\/\/[^\s]+$/, { message: 'REDIS_URL must look like redis://host:6379[/db]' })
   REDIS_URL?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9_-]{1,32}$/)
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[A-Za-z0-9_-]{1,32}$/)
   QUEUE_PREFIX?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(600_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(600_000)
   QUEUE_LOCK_MS?: number;
 
   /** this replica's stable name (default: the host name); a restarted replica takes back the jobs it held */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'WORKER_ID must be 1-64 of A-Z a-z 0-9 . _ -' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'WORKER_ID must be 1-64 of A-Z a-z 0-9 . _ -' })
   WORKER_ID?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(20)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(20)
   JOB_ATTEMPTS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(600_000)
   JOB_BACKOFF_MS?: number;
 
   /** 0: this replica runs no imports (API only); queued imports wait for a replica that does */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(64)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(64)
   IMPORT_CONCURRENCY?: number;
 
   // --- object storage (src/storage) ---
-  @IsOptional() @Transform(emptyToUndefined) @IsIn(STORAGE_DRIVERS as unknown as string[])
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(STORAGE_DRIVERS as unknown as string[])
   STORAGE_DRIVER?: StorageDriver;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   STORAGE_FS_ROOT?: string;
 
   /** S3 multipart part size; bounds the memory one upload holds (about two parts). */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(5) @Max(1024)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(5)
+  @Max(1024)
   STORAGE_PART_SIZE_MB?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   MINIO_ENDPOINT?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(65535)
   MINIO_PORT?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   MINIO_USE_SSL?: boolean;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   MINIO_ACCESS_KEY?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   MINIO_SECRET_KEY?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   MINIO_BUCKET?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   MINIO_REGION?: string;
 
   // --- URL downloads (src/ingestion/sources) ---
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   URL_ALLOW_CIDRS?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   URL_DENY_CIDRS?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   URL_ALLOW_HOSTS?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   URL_DENY_HOSTS?: string;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   URL_DENY_PRIVATE?: boolean;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
   URL_CONNECT_TIMEOUT_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3600000)
   URL_IDLE_TIMEOUT_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(20)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(20)
   URL_MAX_REDIRECTS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100)
   URL_MAX_ATTEMPTS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600000)
   URL_RETRY_BASE_DELAY_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(Number.MAX_SAFE_INTEGER)
   INGEST_MAX_SIZE_BYTES?: number;
 
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   INGEST_COMPUTE_MD5?: boolean;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3600)
   INGEST_SWEEP_INTERVAL_SECONDS?: number;
 
   /** how often (ms) the platform shape looks for unfinished imports whose job is gone from Redis; 0: never */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
   INGEST_LOST_JOB_CHECK_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(Number.MAX_SAFE_INTEGER)
   INGEST_MAX_VIRTUAL_SIZE_BYTES?: number;
 
   // --- qemu-img, the referee on every stored image (src/ingestion/qemu-img.ts) ---
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   QEMU_IMG?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3600000)
   QEMU_IMG_TIMEOUT_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
   QEMU_IMG_CPU_SECONDS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(16) @Max(65536)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(16)
+  @Max(65536)
   QEMU_IMG_MAX_MEMORY_MB?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(65536) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(65536)
+  @Max(Number.MAX_SAFE_INTEGER)
   QEMU_IMG_CONVERT_RATE_BYTES?: number;
 
   // --- the platform's file directory: FILE_SOURCE* are src/file-sources/file-sources.config.ts's own ---
 
   // --- VM links and launches (src/vm-links) ---
-  @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(60)
+  @Max(604800)
   DOWNLOAD_URL_TTL_SECONDS?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString() @MinLength(32, { message: 'DOWNLOAD_URL_SECRET must be at least 32 characters' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(32, { message: 'DOWNLOAD_URL_SECRET must be at least 32 characters' })
   DOWNLOAD_URL_SECRET?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, { message: 'PUBLIC_BASE_URL must be an http(s) URL without query, e.g. https://images.hcm.internal' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, { message: 'PUBLIC_BASE_URL must be an http(s) URL without query, e.g. https://images.hcm.internal' })
   PUBLIC_BASE_URL?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(60) @Max(604800)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(60)
+  @Max(604800)
   LAUNCH_RESERVATION_TTL_SECONDS?: number;
 
   // --- events (src/events) ---
   /** false: no events are written at all (for measuring what they cost); GET /events stays empty */
-  @IsOptional() @Transform(toBool) @IsBoolean()
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
   EVENTS_OUTBOX?: boolean;
 
   /** at most one image.import.progressed event per image and this many seconds */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
   EVENTS_PROGRESS_INTERVAL_SECONDS?: number;
 
   /** how often a replica with open event streams looks for new events */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(20) @Max(10000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(20)
+  @Max(10000)
   EVENTS_SSE_POLL_MS?: number;
 
   /** a comment line on every idle event stream this often, so proxies keep it open */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(300)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(300)
   EVENTS_SSE_HEARTBEAT_SECONDS?: number;
 
   /** the RabbitMQ the relay publishes to; unset: no relay (the outbox is read through /events only) */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^amqps?:\/\/[^\s/?#]+(\/[^\s?#]*)?(\?[^\s#]*)?$/, { message: 'EVENTS_AMQP_URL must look like amqp://[user[:password]@]host[:port][/vhost]' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^amqps?:\/\/[^\s/?#]+(\/[^\s?#]*)?(\?[^\s#]*)?$/, { message: 'EVENTS_AMQP_URL must look like amqp://[user[:password]@]host[:port][/vhost]' })
   EVENTS_AMQP_URL?: string;
 
   /** credentials for EVENTS_AMQP_URL (override what the URL carries; never echoed) */
-  @IsOptional() @Transform(emptyToUndefined) @IsString() @MaxLength(255)
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(255)
   EVENTS_AMQP_USER?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString() @MaxLength(1024)
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(1024)
   EVENTS_AMQP_PASSWORD?: string;
 
   /** the topic exchange (declared durable at start); routing key = event type */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^[A-Za-z0-9._:-]{1,255}$/, { message: 'EVENTS_EXCHANGE must be 1-255 letters, digits or ._:-' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[A-Za-z0-9._:-]{1,255}$/, { message: 'EVENTS_EXCHANGE must be 1-255 letters, digits or ._:-' })
   EVENTS_EXCHANGE?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(60000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(60000)
   EVENTS_RELAY_INTERVAL_MS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(5000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(5000)
   EVENTS_RELAY_BATCH?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(2) @Max(600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(2)
+  @Max(600)
   EVENTS_RELAY_LEASE_SECONDS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
   EVENTS_RECONNECT_MAX_MS?: number;
 
   /** published events (all events when no relay runs) are deleted after this */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(87600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(87600)
   EVENTS_RETENTION_HOURS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(86400)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(86400)
   EVENTS_PRUNE_INTERVAL_SECONDS?: number;
 }
 
@@ -472,7 +724,8 @@ export class AppConfig {
 /** EVENTS_AMQP_URL with EVENTS_AMQP_USER/PASSWORD applied, and a form without credentials for logs. */
 function parseAmqp(vars: EnvVars, problems: string[]): { url: string; safeUrl: string } | undefined {
   if (!vars.EVENTS_AMQP_URL) {
-    if (vars.EVENTS_AMQP_USER || vars.EVENTS_AMQP_PASSWORD || vars.EVENTS_EXCHANGE) problems.push('EVENTS_AMQP_URL: required when EVENTS_AMQP_USER, EVENTS_AMQP_PASSWORD or EVENTS_EXCHANGE is set');
+    if (vars.EVENTS_AMQP_USER || vars.EVENTS_AMQP_PASSWORD || vars.EVENTS_EXCHANGE)
+      problems.push('EVENTS_AMQP_URL: required when EVENTS_AMQP_USER, EVENTS_AMQP_PASSWORD or EVENTS_EXCHANGE is set');
     return undefined;
   }
   let u: URL;
@@ -571,7 +824,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // the platform shape: a database or object store shared by replicas behind a load balancer. The signed
   // download URLs need a name for the service that no request can choose (a Host header is the caller's)
   if (isPlatformShape(vars) && !vars.PUBLIC_BASE_URL) {
-    problems.push('PUBLIC_BASE_URL: required when DB_TYPE is mariadb/mysql or STORAGE_DRIVER is minio (the base of the download URLs the service signs, e.g. https://images.hcm.internal)');
+    problems.push(
+      'PUBLIC_BASE_URL: required when DB_TYPE is mariadb/mysql or STORAGE_DRIVER is minio (the base of the download URLs the service signs, e.g. https://images.hcm.internal)',
+    );
   }
   if (vars.QUEUE_DRIVER === 'redis' && !vars.REDIS_URL) problems.push('REDIS_URL: required when QUEUE_DRIVER is redis');
   if ((vars.STORAGE_DRIVER ?? 'fs') === 'fs' && !vars.DOWNLOAD_URL_SECRET && !vars.AUTH_JWT_SECRET && asymmetric) {
@@ -629,7 +884,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       redisUrl: vars.REDIS_URL,
       prefix: vars.QUEUE_PREFIX ?? 'hcm',
       lockMs: vars.QUEUE_LOCK_MS ?? 30_000,
-      workerId: vars.WORKER_ID ?? (hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'hcm'),
+      workerId:
+        vars.WORKER_ID ??
+        (hostname()
+          .replace(/[^A-Za-z0-9._-]/g, '-')
+          .slice(0, 64) ||
+          'hcm'),
       attempts: vars.JOB_ATTEMPTS ?? 5,
       backoffMs: vars.JOB_BACKOFF_MS ?? 2_000,
       concurrency: vars.IMPORT_CONCURRENCY ?? 2,

@@ -80,7 +80,12 @@ export function consoleHandler(root = consoleDir()) {
     }
     if (target === index && rel.startsWith('/assets/')) return next(); // a missing asset is a 404, not the page
     const variants = ENCODINGS.filter((e) => existsSync(target + e.ext));
-    const encoding = variants.length ? pickEncoding(req.headers['accept-encoding'], variants.map((e) => e.name)) : 'identity';
+    const encoding = variants.length
+      ? pickEncoding(
+          req.headers['accept-encoding'],
+          variants.map((e) => e.name),
+        )
+      : 'identity';
     const sent = encoding === 'identity' ? target : target + ENCODINGS.find((e) => e.name === encoding)!.ext;
     const st = statSync(sent);
     res.setHeader('Content-Type', TYPES[extname(target)] ?? 'application/octet-stream');

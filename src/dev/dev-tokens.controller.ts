@@ -14,12 +14,14 @@ export const DEV_TOKEN_TTL_SECONDS = 12 * 3600;
 
 export class DevTokenDto {
   /** The user id (`sub`). */
-  @IsString() @Matches(ID)
+  @IsString()
+  @Matches(ID)
   @ApiProperty({ description: 'The user id (`sub`).', example: 'u-alice', pattern: ID.source })
   sub: string;
 
   /** The department id (`dept`). */
-  @IsString() @Matches(ID)
+  @IsString()
+  @Matches(ID)
   @ApiProperty({ description: 'The department id (`dept`).', example: 'dept-rd', pattern: ID.source })
   dept: string;
 
@@ -28,17 +30,22 @@ export class DevTokenDto {
   role: Role;
 
   /** Display name (default: the user id). */
-  @Optional() @IsString() @MaxLength(100)
+  @Optional()
+  @IsString()
+  @MaxLength(100)
   @ApiPropertyOptional({ description: 'Display name (default: the user id).', maxLength: 100, example: 'Alice' })
   name?: string;
 }
 
 export class DevTokenResponse {
   /** A bearer token signed with the development secret. */
-  @ApiProperty({ example: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LWFsaWNlIiwiZGVwdCI6ImRlcHQtcmQiLCJyb2xlIjoidXNlciJ9.3q9Wc7vJ0m8rN1dXyZkPp2oT4fLhGsEaBu6iVnKcQwY", description: 'A bearer token signed with the development secret.' })
+  @ApiProperty({
+    example: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LWFsaWNlIiwiZGVwdCI6ImRlcHQtcmQiLCJyb2xlIjoidXNlciJ9.3q9Wc7vJ0m8rN1dXyZkPp2oT4fLhGsEaBu6iVnKcQwY',
+    description: 'A bearer token signed with the development secret.',
+  })
   token: string;
   /** When it expires (12 hours). */
-  @ApiProperty({ example: "2026-11-20T20:15:00.000Z", format: 'date-time', description: 'When it expires (12 hours).' })
+  @ApiProperty({ example: '2026-11-20T20:15:00.000Z', format: 'date-time', description: 'When it expires (12 hours).' })
   expiresAt: string;
 }
 

@@ -75,7 +75,12 @@ export const EVENT_TYPES: { readonly [K in EventType]: EventTypeInfo } = {
   'image.import.failed': { version: 1, subject: 'image', summary: 'The import failed for good (the reason is a sentence a person understands).' },
   'image.deleted': { version: 1, subject: 'image', summary: 'An image was deleted, with the VMs that were linked to it (they are untouched).' },
   'vm.linked': { version: 1, subject: 'image', summary: 'A VM was registered as created from an image.' },
-  'vm.unlinked': { version: 1, subject: 'image', summary: 'A VM created from an image was deleted (VM_DELETED), or its registration was taken back because the department had no VM quota left (QUOTA_EXCEEDED).' },
+  'vm.unlinked': {
+    version: 1,
+    subject: 'image',
+    summary:
+      'A VM created from an image was deleted (VM_DELETED), or its registration was taken back because the department had no VM quota left (QUOTA_EXCEEDED).',
+  },
   'iso.mounted': { version: 1, subject: 'image', summary: 'A VM mounted an ISO.' },
   'iso.unmounted': { version: 1, subject: 'image', summary: 'A VM unmounted an ISO (or was deleted).' },
   'quota.limit_changed': { version: 1, subject: 'department', summary: 'A super admin changed limits of a department quota.' },

@@ -22,21 +22,52 @@ const scope: Schema = { type: 'string', enum: Object.values(Scope) };
 const vmRef = { vmId: str("the compute side's VM id"), vmName: str(), ownerId: str('the VM owner'), departmentId: str("the VM owner's department") };
 
 export const PAYLOAD_SCHEMAS: { readonly [K in EventType]: Schema } = {
-  'image.created': obj({ name: str(), kind: { type: 'string', enum: ['IMAGE', 'ISO'] }, format: str(), scope, zoneId: str(), sourceType: { type: 'string', enum: ['URL', 'UPLOAD', 'FILE'] }, ownerId: str(), departmentId: str() }),
-  'image.updated': obj({ fields: { type: 'array', items: { type: 'string' }, minItems: 1 }, values: { type: 'object', additionalProperties: true, description: 'the new value of each field named' } }),
+  'image.created': obj({
+    name: str(),
+    kind: { type: 'string', enum: ['IMAGE', 'ISO'] },
+    format: str(),
+    scope,
+    zoneId: str(),
+    sourceType: { type: 'string', enum: ['URL', 'UPLOAD', 'FILE'] },
+    ownerId: str(),
+    departmentId: str(),
+  }),
+  'image.updated': obj({
+    fields: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    values: { type: 'object', additionalProperties: true, description: 'the new value of each field named' },
+  }),
   'image.scope_changed': obj({ from: scope, to: scope }),
   'image.enabled': obj({}),
   'image.disabled': obj({ reason: nullable(str()) }),
   'image.import.started': obj({ sourceType: str(), bytesTotal: nullable(int('the size when the source told it')) }),
-  'image.import.progressed': obj({ bytesDone: int(), bytesTotal: nullable(int()), percent: nullable({ type: 'integer', minimum: 0, maximum: 100 }), bytesPerSecond: nullable(int()) }),
-  'image.activated': obj({ sizeBytes: int(), checksum: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256' }, virtualSizeBytes: int('the disk size a VM sees, when known') }, ['virtualSizeBytes']),
+  'image.import.progressed': obj({
+    bytesDone: int(),
+    bytesTotal: nullable(int()),
+    percent: nullable({ type: 'integer', minimum: 0, maximum: 100 }),
+    bytesPerSecond: nullable(int()),
+  }),
+  'image.activated': obj(
+    {
+      sizeBytes: int(),
+      checksum: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256' },
+      virtualSizeBytes: int('the disk size a VM sees, when known'),
+    },
+    ['virtualSizeBytes'],
+  ),
   'image.import.failed': obj({ reason: str('a sentence a person understands') }),
-  'image.deleted': obj({ name: str(), kind: { type: 'string', enum: ['IMAGE', 'ISO'] }, linkedVms: { type: 'array', items: obj({ vmId: str(), relation: { type: 'string', enum: ['CREATED_FROM', 'ISO_MOUNTED'] } }) } }),
+  'image.deleted': obj({
+    name: str(),
+    kind: { type: 'string', enum: ['IMAGE', 'ISO'] },
+    linkedVms: { type: 'array', items: obj({ vmId: str(), relation: { type: 'string', enum: ['CREATED_FROM', 'ISO_MOUNTED'] } }) },
+  }),
   'vm.linked': obj(vmRef),
   'vm.unlinked': obj({ vmId: str(), reason: { type: 'string', enum: ['VM_DELETED', 'QUOTA_EXCEEDED'] } }),
   'iso.mounted': obj(vmRef),
   'iso.unmounted': obj({ vmId: str(), reason: { type: 'string', enum: ['UNMOUNTED', 'VM_DELETED'] } }),
-  'quota.limit_changed': obj({ departmentId: str(), limits: { type: 'object', additionalProperties: nullable({ type: 'integer', minimum: 0 }), description: 'the limits set, by resource; null = unlimited' } }),
+  'quota.limit_changed': obj({
+    departmentId: str(),
+    limits: { type: 'object', additionalProperties: nullable({ type: 'integer', minimum: 0 }), description: 'the limits set, by resource; null = unlimited' },
+  }),
   'quota.refused': obj({
     departmentId: str(),
     resource: str(),
@@ -77,21 +108,58 @@ const caller = { type: 'caller' as const, user: 'u-1001', department: 'd-17', ro
 const system = { type: 'system' as const };
 
 export const EXAMPLES: { readonly [K in EventType]: { payload: EventPayloads[K]; actor: EventEnvelope['actor']; imageId: string | null } } = {
-  'image.created': { actor: caller, imageId: IMG, payload: { name: 'CentOS 7.9', kind: 'IMAGE', format: 'qcow2', scope: Scope.Private, zoneId: '0c9a4e1e-6d1e-4a44-9f51-3b7f2d8c9e01', sourceType: 'URL', ownerId: 'u-1001', departmentId: 'd-17' } },
+  'image.created': {
+    actor: caller,
+    imageId: IMG,
+    payload: {
+      name: 'CentOS 7.9',
+      kind: 'IMAGE',
+      format: 'qcow2',
+      scope: Scope.Private,
+      zoneId: '0c9a4e1e-6d1e-4a44-9f51-3b7f2d8c9e01',
+      sourceType: 'URL',
+      ownerId: 'u-1001',
+      departmentId: 'd-17',
+    },
+  },
   'image.updated': { actor: caller, imageId: IMG, payload: { fields: ['name', 'tags'], values: { name: 'CentOS 7.9 (zabbix)', tags: ['centos', 'zabbix'] } } },
   'image.scope_changed': { actor: caller, imageId: IMG, payload: { from: Scope.Private, to: Scope.Public } },
   'image.enabled': { actor: { type: 'caller', user: 'a-7', department: 'd-17', role: 'admin' }, imageId: IMG, payload: {} },
   'image.disabled': { actor: { type: 'caller', user: 'a-7', department: 'd-17', role: 'admin' }, imageId: IMG, payload: { reason: 'virtio driver broken' } },
   'image.import.started': { actor: system, imageId: IMG, payload: { sourceType: 'URL', bytesTotal: 1073741824 } },
   'image.import.progressed': { actor: system, imageId: IMG, payload: { bytesDone: 536870912, bytesTotal: 1073741824, percent: 50, bytesPerSecond: 104857600 } },
-  'image.activated': { actor: system, imageId: IMG, payload: { sizeBytes: 1073741824, checksum: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' } },
+  'image.activated': {
+    actor: system,
+    imageId: IMG,
+    payload: { sizeBytes: 1073741824, checksum: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' },
+  },
   'image.import.failed': { actor: system, imageId: IMG, payload: { reason: 'The server answered 404 Not Found for http://10.1.2.3/images/centos.qcow2' } },
   'image.deleted': { actor: caller, imageId: IMG, payload: { name: 'CentOS 7.9', kind: 'IMAGE', linkedVms: [{ vmId: 'vm-0001', relation: 'CREATED_FROM' }] } },
-  'vm.linked': { actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' }, imageId: IMG, payload: { vmId: 'vm-0001', vmName: 'web-1', ownerId: 'u-1001', departmentId: 'd-17' } },
-  'vm.unlinked': { actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' }, imageId: IMG, payload: { vmId: 'vm-0001', reason: 'VM_DELETED' } },
-  'iso.mounted': { actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' }, imageId: IMG, payload: { vmId: 'vm-0001', vmName: 'web-1', ownerId: 'u-1001', departmentId: 'd-17' } },
-  'iso.unmounted': { actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' }, imageId: IMG, payload: { vmId: 'vm-0001', reason: 'UNMOUNTED' } },
-  'quota.limit_changed': { actor: { type: 'caller', user: 'root', department: 'ops', role: 'super_admin' }, imageId: null, payload: { departmentId: 'd-17', limits: { IMAGE_COUNT: 100, IMAGE_BYTES: null } } },
+  'vm.linked': {
+    actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' },
+    imageId: IMG,
+    payload: { vmId: 'vm-0001', vmName: 'web-1', ownerId: 'u-1001', departmentId: 'd-17' },
+  },
+  'vm.unlinked': {
+    actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' },
+    imageId: IMG,
+    payload: { vmId: 'vm-0001', reason: 'VM_DELETED' },
+  },
+  'iso.mounted': {
+    actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' },
+    imageId: IMG,
+    payload: { vmId: 'vm-0001', vmName: 'web-1', ownerId: 'u-1001', departmentId: 'd-17' },
+  },
+  'iso.unmounted': {
+    actor: { type: 'caller', user: 'compute', department: 'platform', role: 'service' },
+    imageId: IMG,
+    payload: { vmId: 'vm-0001', reason: 'UNMOUNTED' },
+  },
+  'quota.limit_changed': {
+    actor: { type: 'caller', user: 'root', department: 'ops', role: 'super_admin' },
+    imageId: null,
+    payload: { departmentId: 'd-17', limits: { IMAGE_COUNT: 100, IMAGE_BYTES: null } },
+  },
   'quota.refused': {
     actor: caller,
     imageId: null,

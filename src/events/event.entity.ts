@@ -81,7 +81,6 @@ export class EventCounterEntity {
   value: number;
 }
 
-
 /** The relay's leader lease: one replica at a time publishes, so order per image holds across replicas. */
 @Entity({ name: 'event_relay_lease' })
 export class EventRelayLeaseEntity {

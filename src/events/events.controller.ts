@@ -30,7 +30,7 @@ export class EventsController {
   @ApiOperation({
     summary: 'List events after a cursor',
     description:
-      'The events the caller may see after the cursor `after`, oldest first: image, import, VM-link and quota changes from the transactional outbox (the same events the message bus carries). Page on with `after=next`; an empty page means the caller is up to date. Image events follow the image\'s scope rules as they were when the event was written; quota events are for the department\'s own callers; super admins and services see everything.',
+      "The events the caller may see after the cursor `after`, oldest first: image, import, VM-link and quota changes from the transactional outbox (the same events the message bus carries). Page on with `after=next`; an empty page means the caller is up to date. Image events follow the image's scope rules as they were when the event was written; quota events are for the department's own callers; super admins and services see everything.",
   })
   async list(@CurrentPrincipal() p: Principal, @Query() q: ListEventsQuery): Promise<EventPage> {
     const items = await this.events.list(p, { after: q.after, types: q.type, imageId: q.imageId, limit: q.limit });
@@ -40,7 +40,12 @@ export class EventsController {
   @Get('stream')
   @QueryTokenAllowed()
   @ApiProduces('text/event-stream')
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this position (the `id` of the last event received).', schema: { type: 'string', example: '1042' } })
+  @ApiHeader({
+    name: 'Last-Event-ID',
+    required: false,
+    description: 'Resume after this position (the `id` of the last event received).',
+    schema: { type: 'string', example: '1042' },
+  })
   @ApiOkResponse({ description: 'An endless text/event-stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } })
   @ApiErrors('VALIDATION_FAILED')
   @ApiOperation({
@@ -56,7 +61,9 @@ export class EventsController {
     @Res() res: Response,
   ): Promise<void> {
     if (lastEventId !== undefined && !LAST_EVENT_ID.test(lastEventId.trim())) {
-      throw new AppError('VALIDATION_FAILED', 'Last-Event-ID must be the id (a position) of an event', { fields: [{ field: 'Last-Event-ID', messages: ['must be a non-negative integer'] }] });
+      throw new AppError('VALIDATION_FAILED', 'Last-Event-ID must be the id (a position) of an event', {
+        fields: [{ field: 'Last-Event-ID', messages: ['must be a non-negative integer'] }],
+      });
     }
     let cursor = lastEventId !== undefined ? Number(lastEventId.trim()) : (q.after ?? (await this.repo.lastPosition()));
     const ac = new AbortController();
@@ -66,7 +73,12 @@ export class EventsController {
     };
     const closed = this.hub.open(end);
     req.on('close', () => ac.abort());
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
     res.write(`retry: 2000\n\n`);
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), this.cfg.events.sseHeartbeatMs);
     try {

@@ -126,7 +126,18 @@ export class EventsRepository {
         JSON.stringify(e.payload),
       ],
     };
-    return { id: e.id, type: e.type, version: e.version, position, time: e.time, imageId: e.imageId, sequence, actor: e.actor, correlationId: e.correlationId, payload: e.payload as never };
+    return {
+      id: e.id,
+      type: e.type,
+      version: e.version,
+      position,
+      time: e.time,
+      imageId: e.imageId,
+      sequence,
+      actor: e.actor,
+      correlationId: e.correlationId,
+      payload: e.payload as never,
+    };
   }
 
   /** Runs the write through a TypeORM transaction's manager. */
@@ -160,7 +171,10 @@ export class EventsRepository {
     const vis = this.visibilitySql(q.visibility, q.readerDepartmentId, params);
     if (vis) where.push(vis);
     params.push(q.limit);
-    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE ${where.join(' AND ')} ORDER BY position ASC LIMIT ?`, params);
+    const rows: Array<Record<string, unknown>> = await this.ds.query(
+      `SELECT ${COLUMNS} FROM event_outbox WHERE ${where.join(' AND ')} ORDER BY position ASC LIMIT ?`,
+      params,
+    );
     return rows.map(toEnvelope);
   }
 
@@ -179,18 +193,30 @@ export class EventsRepository {
   }
 
   async releaseLease(holder: string): Promise<void> {
-    await this.ds.createQueryBuilder().update(EventRelayLeaseEntity).set({ holder: null, until: 0 }).where('name = :name', { name: 'relay' }).andWhere('holder = :holder', { holder }).execute();
+    await this.ds
+      .createQueryBuilder()
+      .update(EventRelayLeaseEntity)
+      .set({ holder: null, until: 0 })
+      .where('name = :name', { name: 'relay' })
+      .andWhere('holder = :holder', { holder })
+      .execute();
   }
 
   /** The oldest events not yet published, in position order (so in order per image). */
   async unpublished(limit: number): Promise<EventEnvelope[]> {
-    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`, [limit]);
+    const rows: Array<Record<string, unknown>> = await this.ds.query(
+      `SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`,
+      [limit],
+    );
     return rows.map(toEnvelope);
   }
 
   async markPublished(positions: number[], at: number): Promise<void> {
     if (!positions.length) return;
-    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [at, ...positions]);
+    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [
+      at,
+      ...positions,
+    ]);
   }
 
   /** How many events wait for the relay. */
@@ -205,7 +231,10 @@ export class EventsRepository {
    */
   async prune(before: number, publishedOnly: boolean, limit = 1000): Promise<number> {
     const cond = publishedOnly ? 'publishedAt IS NOT NULL AND publishedAt < ?' : 'time < ?';
-    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT position FROM event_outbox WHERE ${cond} ORDER BY position ASC LIMIT ?`, [before, limit]);
+    const rows: Array<Record<string, unknown>> = await this.ds.query(`SELECT position FROM event_outbox WHERE ${cond} ORDER BY position ASC LIMIT ?`, [
+      before,
+      limit,
+    ]);
     if (!rows.length) return 0;
     const positions = rows.map((r) => num(r.position));
     await this.ds.query(`DELETE FROM event_outbox WHERE position IN (${positions.map(() => '?').join(', ')})`, positions);

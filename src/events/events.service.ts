@@ -63,9 +63,10 @@ export class EventsService {
    * `yield*` it inside their own transaction.
    */
   program<T extends EventType>(draft: EventDraft<T>): EventProgram | Generator<never, null, unknown> {
-    if (!this.cfg.events.outbox) return (function* () {
-      return null;
-    })();
+    if (!this.cfg.events.outbox)
+      return (function* () {
+        return null;
+      })();
     return this.repo.insertProgram(this.build(draft));
   }
 

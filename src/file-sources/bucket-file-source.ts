@@ -47,7 +47,15 @@ export class BucketFileSource extends FileSource {
     this.name = spec.name;
     this.location = `s3://${spec.bucket}/${spec.prefix ? `${spec.prefix}/` : ''}`;
     const e = spec.endpoint;
-    this.client = new Minio.Client({ endPoint: e.endPoint, port: e.port, useSSL: e.useSSL, accessKey: e.accessKey, secretKey: e.secretKey, region: e.region, pathStyle: true });
+    this.client = new Minio.Client({
+      endPoint: e.endPoint,
+      port: e.port,
+      useSSL: e.useSSL,
+      accessKey: e.accessKey,
+      secretKey: e.secretKey,
+      region: e.region,
+      pathStyle: true,
+    });
   }
 
   private key(path: string): string {
@@ -63,13 +71,15 @@ export class BucketFileSource extends FileSource {
     if (code && NOT_FOUND.has(code)) return new FileSourceError('FILE_NOT_FOUND', `${this.what(path)}: no such file or folder`);
     if (code === 'NoSuchBucket') return new FileSourceError('FILE_SOURCE_SHARE_NOT_FOUND', `${this.what(path)}: the bucket ${this.spec.bucket} does not exist`);
     if (code === 'AccessDenied') return new FileSourceError('FILE_ACCESS_DENIED', `${this.what(path)}: the configured access key may not read it`);
-    if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') return new FileSourceError('FILE_SOURCE_AUTH_FAILED', `File source ${this.name}: the store refused the configured access key`);
+    if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch')
+      return new FileSourceError('FILE_SOURCE_AUTH_FAILED', `File source ${this.name}: the store refused the configured access key`);
     if (code === 'PreconditionFailed') return new FileSourceError('FILE_CHANGED', `${this.what(path)} changed while it was being copied`);
     const errnoCode = (e as NodeJS.ErrnoException)?.code;
     if (errnoCode && ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(errnoCode)) {
       return new FileSourceError('FILE_SOURCE_UNREACHABLE', `File source ${this.name}: the store cannot be reached (${errnoCode})`);
     }
-    if (errnoCode && ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(errnoCode)) return new FileSourceError('FILE_READ_INTERRUPTED', `${this.what(path)}: the connection was lost (${errnoCode})`);
+    if (errnoCode && ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(errnoCode))
+      return new FileSourceError('FILE_READ_INTERRUPTED', `${this.what(path)}: the connection was lost (${errnoCode})`);
     return new FileSourceError('FILE_SOURCE_FAILED', `${this.what(path)}: ${(e as Error)?.message ?? String(e)}`);
   }
 
@@ -154,10 +164,12 @@ export class BucketFileSource extends FileSource {
         cleanup();
         if (bytes !== before.size) return;
         const after = await this.stat(path).catch((e: unknown) => {
-          if (e instanceof FileSourceError && e.code === 'FILE_NOT_FOUND') throw new FileSourceError('FILE_NOT_FOUND', `${this.what(path)} was deleted while it was being read`, { retryable: false });
+          if (e instanceof FileSourceError && e.code === 'FILE_NOT_FOUND')
+            throw new FileSourceError('FILE_NOT_FOUND', `${this.what(path)} was deleted while it was being read`, { retryable: false });
           throw e;
         });
-        if (after.etag !== before.etag || after.size !== before.size) throw new FileSourceError('FILE_CHANGED', `${this.what(path)} changed while it was being read`);
+        if (after.etag !== before.etag || after.size !== before.size)
+          throw new FileSourceError('FILE_CHANGED', `${this.what(path)} changed while it was being read`);
       },
     };
   }
@@ -172,7 +184,9 @@ export class BucketFileSource extends FileSource {
     if (st.type !== FileEntryType.File) throw new FileSourceError('FILE_NOT_A_FILE', `${this.what(path)} is a folder, not a file`);
     opts.signal?.throwIfAborted();
     try {
-      const copied = await storage.copyFromBucket({ bucket: this.spec.bucket, key: this.key(path), etag: st.etag, size: st.size }, key, { signal: opts.signal });
+      const copied = await storage.copyFromBucket({ bucket: this.spec.bucket, key: this.key(path), etag: st.etag, size: st.size }, key, {
+        signal: opts.signal,
+      });
       if (!copied) return null;
       return { ...copied, sourceSize: st.size };
     } catch (e) {

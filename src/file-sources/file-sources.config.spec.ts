@@ -19,7 +19,13 @@ describe('FILE_SOURCES', () => {
       { name: 'share', kind: 'smb', host: '10.0.0.5', port: 445, share: 'files', root: '', user: 'hyperx', domain: undefined, password: 'Hyper,X=1%' },
       { name: 'mnt', kind: 'dir', root: '/mnt/hcm files' },
       { name: 'drop', kind: 'bucket', bucket: 'hcm-drop', prefix: 'incoming/isos', store: 'service' },
-      { name: 'other', kind: 'bucket', bucket: 'bkt', prefix: '', store: { endPoint: 'minio.other', port: 9100, useSSL: true, accessKey: 'AKIA', secretKey: 's3cret', region: 'us-east-1' } },
+      {
+        name: 'other',
+        kind: 'bucket',
+        bucket: 'bkt',
+        prefix: '',
+        store: { endPoint: 'minio.other', port: 9100, useSSL: true, accessKey: 'AKIA', secretKey: 's3cret', region: 'us-east-1' },
+      },
       { name: 'dom', kind: 'smb', host: 'fs.corp', port: 4445, share: '共享', root: '镜像 目录', user: 'svc', domain: 'CORP', password: 'pw' },
     ]);
   });
@@ -54,7 +60,12 @@ describe('FILE_SOURCES', () => {
     });
     let error: unknown;
     try {
-      loadAppConfig({ ...base, FILE_SOURCES: 'drop=s3:///bucket,share=smb://u@h/files', FILE_SOURCE_PASSWORDS: 'share= leading-space-secret', FILE_SOURCE_TIMEOUT_MS: '5' });
+      loadAppConfig({
+        ...base,
+        FILE_SOURCES: 'drop=s3:///bucket,share=smb://u@h/files',
+        FILE_SOURCE_PASSWORDS: 'share= leading-space-secret',
+        FILE_SOURCE_TIMEOUT_MS: '5',
+      });
     } catch (e) {
       error = e;
     }

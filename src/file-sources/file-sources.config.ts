@@ -61,7 +61,10 @@ const decode = (s: string): string => decodeURIComponent(s);
 /** Splits a URL's path into decoded, normalised segments ('' for none). */
 function pathOf(url: URL, what: string, problems: string[]): string[] | null {
   try {
-    const segments = url.pathname.split('/').filter((s) => s !== '').map(decode);
+    const segments = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map(decode);
     return segments.length ? normalisePath(segments.join('/')).split('/') : [];
   } catch (e) {
     problems.push(`FILE_SOURCES: ${what}: the path is not acceptable (${(e as Error).message})`);
@@ -134,16 +137,29 @@ function parseOne(name: string, url: URL, what: string, passwords: Map<string, s
       if (!url.hostname || !HOST.test(url.hostname)) return problem('smb:// needs a host: smb://user@host[:port]/share[/folder]');
       const userinfo = decode(url.username);
       if (!userinfo) return problem('smb:// needs a user: smb://user@host/share');
-      const [domain, user] = userinfo.includes(';') ? [userinfo.slice(0, userinfo.indexOf(';')), userinfo.slice(userinfo.indexOf(';') + 1)] : [undefined, userinfo];
+      const [domain, user] = userinfo.includes(';')
+        ? [userinfo.slice(0, userinfo.indexOf(';')), userinfo.slice(userinfo.indexOf(';') + 1)]
+        : [undefined, userinfo];
       if (!user || !NO_CONTROL.test(userinfo)) return problem('the user is empty or holds a control character');
       const segments = pathOf(url, what, problems);
       if (!segments) return null;
       if (segments.length === 0) return problem('smb:// needs a share: smb://user@host/share');
       const password = passwords.get(name);
       if (password === undefined) return problem(`FILE_SOURCE_PASSWORDS has no password for ${name}`);
-      if (/^\s|\s$/.test(password)) return problem(`the password in FILE_SOURCE_PASSWORDS starts or ends with a space, which smbclient's authentication file cannot carry (value hidden)`);
+      if (/^\s|\s$/.test(password))
+        return problem(`the password in FILE_SOURCE_PASSWORDS starts or ends with a space, which smbclient's authentication file cannot carry (value hidden)`);
       if (url.search || url.hash) return problem('an smb:// URL takes no query or fragment');
-      return { name, kind: 'smb', host: url.hostname, port: url.port ? Number(url.port) : 445, share: segments[0], root: segments.slice(1).join('/'), user, domain: domain || undefined, password };
+      return {
+        name,
+        kind: 'smb',
+        host: url.hostname,
+        port: url.port ? Number(url.port) : 445,
+        share: segments[0],
+        root: segments.slice(1).join('/'),
+        user,
+        domain: domain || undefined,
+        password,
+      };
     }
     case 'file:': {
       const path = decode(url.pathname);
@@ -165,11 +181,18 @@ function parseOne(name: string, url: URL, what: string, passwords: Map<string, s
       if (!HOST.test(url.hostname)) return problem('not a host name');
       const accessKey = decode(url.username);
       const secretKey = passwords.get(name);
-      if (!accessKey || secretKey === undefined) return problem(`s3://accessKey@host/bucket needs the access key in the URL and the secret key in FILE_SOURCE_PASSWORDS`);
+      if (!accessKey || secretKey === undefined)
+        return problem(`s3://accessKey@host/bucket needs the access key in the URL and the secret key in FILE_SOURCE_PASSWORDS`);
       const ssl = url.searchParams.get('ssl');
       const useSSL = ssl === 'true' || ssl === '1';
       const port = url.port ? Number(url.port) : useSSL ? 443 : 9000;
-      return { name, kind: 'bucket', bucket, prefix: prefix.join('/'), store: { endPoint: url.hostname, port, useSSL, accessKey, secretKey, region: url.searchParams.get('region') ?? 'us-east-1' } };
+      return {
+        name,
+        kind: 'bucket',
+        bucket,
+        prefix: prefix.join('/'),
+        store: { endPoint: url.hostname, port, useSSL, accessKey, secretKey, region: url.searchParams.get('region') ?? 'us-east-1' },
+      };
     }
     default:
       return problem(`unknown scheme ${url.protocol} (smb:, file: or s3:)`);
@@ -182,20 +205,32 @@ const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? unde
 /** The file directory's variables: this module owns their schema (config/ runs the check at boot with the rest). */
 export class FileSourcesEnvVars {
   /** `name=URL,...`: smb://user@host[:port]/share[/folder], file:///path, s3:///bucket[/prefix] */
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   FILE_SOURCES?: string;
 
   /** `name=<percent-encoded password>,...` for the smb:// (and foreign s3://) sources */
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   FILE_SOURCE_PASSWORDS?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(3600000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(3600000)
   FILE_SOURCE_TIMEOUT_MS?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   FILE_SOURCE_SMBCLIENT?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(1000000)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(1000000)
   FILE_SOURCE_MAX_ENTRIES?: number;
 }
 
@@ -214,7 +249,8 @@ export function readFileSourcesConfig(env: Record<string, string | undefined>, p
   }
   const sources = parseFileSources(vars.FILE_SOURCES, vars.FILE_SOURCE_PASSWORDS, problems);
   for (const s of sources) {
-    if (s.kind === 'bucket' && s.store === 'service' && env.STORAGE_DRIVER !== 'minio') problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
+    if (s.kind === 'bucket' && s.store === 'service' && env.STORAGE_DRIVER !== 'minio')
+      problems.push(`FILE_SOURCES: source ${s.name}: s3:///bucket reads the images store, which needs STORAGE_DRIVER=minio`);
   }
   return {
     sources,

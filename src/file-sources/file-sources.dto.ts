@@ -11,7 +11,12 @@ export class FileSourceResponse {
   /** What `source.fileSource` names when an image is created from one of its files. */
   @ApiProperty({ example: 'share' })
   name: string;
-  @ApiProperty({ description: 'SMB (a share), DIR (a directory on the service\'s host) or BUCKET (an object-store prefix).', enum: FileSourceKind, enumName: 'FileSourceKind', example: FileSourceKind.Smb })
+  @ApiProperty({
+    description: "SMB (a share), DIR (a directory on the service's host) or BUCKET (an object-store prefix).",
+    enum: FileSourceKind,
+    enumName: 'FileSourceKind',
+    example: FileSourceKind.Smb,
+  })
   kind: FileSourceKind;
   /**
    * Where users copy files to, for the console to show: the UNC path of an SMB share on port 445
@@ -34,21 +39,28 @@ export const FILE_SORTS: FileSort[] = ['name', 'size', 'modifiedAt'];
 
 export class ListFileEntriesQuery extends PageQuery {
   /** The folder to list, relative to the source's root, `/`-separated; empty or absent: the root. */
-  @IsOptional() @IsString() @MaxLength(1024)
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
   @ApiPropertyOptional({ example: 'isos/centos', maxLength: 1024, default: '' })
   path?: string;
 
   /** Folders always come first; within each, this key. */
-  @IsOptional() @IsIn(FILE_SORTS)
-  @ApiPropertyOptional({ example: "name", enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
+  @IsOptional()
+  @IsIn(FILE_SORTS)
+  @ApiPropertyOptional({ example: 'name', enum: FILE_SORTS, enumName: 'FileSort', default: 'name' })
   sort?: FileSort;
 
-  @IsOptional() @IsIn(['asc', 'desc'])
-  @ApiPropertyOptional({ description: 'asc (the default) or desc.', example: "asc", enum: ['asc', 'desc'], default: 'asc' })
+  @IsOptional()
+  @IsIn(['asc', 'desc'])
+  @ApiPropertyOptional({ description: 'asc (the default) or desc.', example: 'asc', enum: ['asc', 'desc'], default: 'asc' })
   order?: 'asc' | 'desc';
 
   /** Only entries whose name contains this (case-insensitive). */
-  @IsOptional() @Transform(trim) @IsString() @MaxLength(255)
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(255)
   @ApiPropertyOptional({ maxLength: 255, example: 'centos' })
   name?: string;
 }
@@ -91,7 +103,13 @@ export class FileEntryPage {
   truncated: boolean;
 }
 
-export const toFileEntryResponse = (e: FileEntry): FileEntryResponse => ({ name: e.name, path: e.path, type: e.type, size: e.size, modifiedAt: e.modifiedAt.toISOString() });
+export const toFileEntryResponse = (e: FileEntry): FileEntryResponse => ({
+  name: e.name,
+  path: e.path,
+  type: e.type,
+  size: e.size,
+  modifiedAt: e.modifiedAt.toISOString(),
+});
 
 export const toFileEntryPage = (p: FilePage & { source: string; path: string }): FileEntryPage => ({
   source: p.source,

@@ -75,7 +75,8 @@ export class FileSourcesService implements OnModuleDestroy {
   constructor(cfg: AppConfig) {
     this.settings = loadFileSourcesConfig(cfg.env);
     for (const spec of this.settings.sources) this.sources.set(spec.name, createFileSource(spec, this.settings, cfg.storage));
-    if (this.sources.size) this.log.log(`File sources: ${[...this.sources.values()].map((s) => `${s.name} (${s.kind}${s.location ? ` ${s.location}` : ''})`).join(', ')}`);
+    if (this.sources.size)
+      this.log.log(`File sources: ${[...this.sources.values()].map((s) => `${s.name} (${s.kind}${s.location ? ` ${s.location}` : ''})`).join(', ')}`);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -154,7 +155,8 @@ export function toAppError(e: FileSourceError, source: string | null, path: stri
   const code = HTTP_CODE[e.code];
   const reason =
     code === 'FILE_PATH_INVALID'
-      ? ((e.details?.reason as string | undefined) ?? (e.code === 'FILE_NOT_A_FILE' ? 'NOT_A_FILE' : e.code === 'FILE_NOT_A_DIRECTORY' ? 'NOT_A_DIRECTORY' : e.code))
+      ? ((e.details?.reason as string | undefined) ??
+        (e.code === 'FILE_NOT_A_FILE' ? 'NOT_A_FILE' : e.code === 'FILE_NOT_A_DIRECTORY' ? 'NOT_A_DIRECTORY' : e.code))
       : code === 'FILE_SOURCE_UNAVAILABLE'
         ? e.code
         : undefined;

@@ -59,7 +59,9 @@ export class LocalDirFileSource extends FileSource {
       throw this.fsError(e, path);
     }
     if (!this.inside(root, real)) {
-      throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} leads outside the file source (a symbolic link)`, { details: { reason: 'SYMLINK_ESCAPE', path } });
+      throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} leads outside the file source (a symbolic link)`, {
+        details: { reason: 'SYMLINK_ESCAPE', path },
+      });
     }
     return real;
   }
@@ -142,13 +144,15 @@ export class LocalDirFileSource extends FileSource {
     try {
       handle = await fsp.open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
-      if (errno(e) === 'ELOOP') throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} was replaced by a symbolic link`, { details: { reason: 'SYMLINK_ESCAPE', path } });
+      if (errno(e) === 'ELOOP')
+        throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} was replaced by a symbolic link`, { details: { reason: 'SYMLINK_ESCAPE', path } });
       throw this.fsError(e, path);
     }
     try {
       // what the descriptor really is, whatever happened to the path since it was resolved
       const opened = await fsp.readlink(`/proc/self/fd/${handle.fd}`).catch(() => real);
-      if (!this.inside(root, opened)) throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} leads outside the file source`, { details: { reason: 'SYMLINK_ESCAPE', path } });
+      if (!this.inside(root, opened))
+        throw new FileSourceError('FILE_PATH_INVALID', `${this.what(path)} leads outside the file source`, { details: { reason: 'SYMLINK_ESCAPE', path } });
       const before = await handle.stat();
       if (before.isDirectory()) throw new FileSourceError('FILE_NOT_A_FILE', `${this.what(path)} is a folder, not a file`);
       if (!before.isFile()) throw new FileSourceError('FILE_NOT_A_FILE', `${this.what(path)} is not a regular file`);

@@ -7,7 +7,8 @@ import { FileEntry, FileEntryType, pageEntries } from './file-source';
  */
 const entry = (name: string, type = FileEntryType.File): FileEntry => ({ name, path: name, type, size: 1, modifiedAt: new Date(0) });
 const ENTRIES = ['Café.iso', 'cafe.iso', 'ÉCOLE.qcow2', '100%_done.raw', 'a_b.vmdk', 'two  spaces.iso'].map((n) => entry(n));
-const names = (name: string) => pageEntries({ entries: ENTRIES, truncated: false }, { page: 1, pageSize: 100, sort: 'name', order: 'asc', name }).items.map((e) => e.name);
+const names = (name: string) =>
+  pageEntries({ entries: ENTRIES, truncated: false }, { page: 1, pageSize: 100, sort: 'name', order: 'asc', name }).items.map((e) => e.name);
 
 describe('file directory name filter', () => {
   it.each([

@@ -109,7 +109,11 @@ export class SmbFileSource extends FileSource {
     if (path === '') return { name: '', path: '', type: FileEntryType.Dir, size: 0, modifiedAt: new Date(0) };
     const output = await this.text(`allinfo ${quote(this.remote(path))}`);
     const info = parseAllinfo(output);
-    if (!info) throw smbFailure(messagesOf(output), this.what(path)) ?? new FileSourceError('FILE_SOURCE_FAILED', `${this.what(path)}: smbclient printed no file information`);
+    if (!info)
+      throw (
+        smbFailure(messagesOf(output), this.what(path)) ??
+        new FileSourceError('FILE_SOURCE_FAILED', `${this.what(path)}: smbclient printed no file information`)
+      );
     return { name: baseName(path), path, type: info.isDir ? FileEntryType.Dir : FileEntryType.File, size: info.size ?? 0, modifiedAt: info.modifiedAt };
   }
 
@@ -120,7 +124,9 @@ export class SmbFileSource extends FileSource {
     const child = this.spawn(`get ${quote(this.remote(path))} -`, true, await this.credentials.path());
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-64 * 1024)));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('close', (code, signal) => resolve({ code, signal })),
+    );
     let stopped: FileSourceError | undefined;
     const stop = (why: FileSourceError) => {
       stopped ??= why;
@@ -130,7 +136,10 @@ export class SmbFileSource extends FileSource {
     let idle: NodeJS.Timeout | undefined;
     const arm = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => stop(new FileSourceError('FILE_SOURCE_TIMEOUT', `${this.what(path)}: no data for ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+      idle = setTimeout(
+        () => stop(new FileSourceError('FILE_SOURCE_TIMEOUT', `${this.what(path)}: no data for ${this.opts.timeoutMs} ms`)),
+        this.opts.timeoutMs,
+      );
       idle.unref();
     };
     arm();
@@ -160,23 +169,31 @@ export class SmbFileSource extends FileSource {
         if (child.spawnError) throw child.spawnError;
         const failure =
           smbFailure(messagesOf(stderr), what) ??
-          (code !== 0 || signal ? new FileSourceError('FILE_READ_INTERRUPTED', `${what}: smbclient ended with ${signal ?? `exit status ${code}`} after ${bytes} bytes`) : null);
+          (code !== 0 || signal
+            ? new FileSourceError('FILE_READ_INTERRUPTED', `${what}: smbclient ended with ${signal ?? `exit status ${code}`} after ${bytes} bytes`)
+            : null);
         if (failure) {
           // a file cut while it is read makes smbclient stumble over the missing end (INVALID_NETWORK_RESPONSE,
           // END_OF_FILE): call it what it is when the file is now shorter
           if (bytes < before.size && failure.code === 'FILE_READ_INTERRUPTED') {
             const now = await this.stat(path).catch(() => null);
             if (now && now.size < before.size) {
-              throw new FileSourceError('FILE_SHORT_READ', `Reading ${what} stopped after ${bytes} of ${before.size} bytes: the file shrank to ${now.size} bytes while it was read`, {
-                details: { bytesRead: bytes, size: before.size, status: failure.details?.status },
-              });
+              throw new FileSourceError(
+                'FILE_SHORT_READ',
+                `Reading ${what} stopped after ${bytes} of ${before.size} bytes: the file shrank to ${now.size} bytes while it was read`,
+                {
+                  details: { bytesRead: bytes, size: before.size, status: failure.details?.status },
+                },
+              );
             }
           }
           throw failure;
         }
         const announced = parseGetSize(stderr);
-        if (announced === undefined) throw new FileSourceError('FILE_READ_INTERRUPTED', `${what}: smbclient did not confirm the transfer (read ${bytes} bytes)`);
-        if (announced !== before.size) throw new FileSourceError('FILE_CHANGED', `${what} changed size between opening (${before.size} bytes) and reading (${announced} bytes)`);
+        if (announced === undefined)
+          throw new FileSourceError('FILE_READ_INTERRUPTED', `${what}: smbclient did not confirm the transfer (read ${bytes} bytes)`);
+        if (announced !== before.size)
+          throw new FileSourceError('FILE_CHANGED', `${what} changed size between opening (${before.size} bytes) and reading (${announced} bytes)`);
         if (bytes !== before.size) return; // the length check reports it, as FILE_SHORT_READ
         // smbclient reads a file deleted meanwhile to its end (the server still holds it open), and one
         // rewritten in place as it is: look again
@@ -190,7 +207,10 @@ export class SmbFileSource extends FileSource {
           throw e;
         }
         if (after.size !== before.size || after.modifiedAt.getTime() !== before.modifiedAt.getTime()) {
-          throw new FileSourceError('FILE_CHANGED', `${what} changed while it was being read (size ${before.size} -> ${after.size}, modified ${before.modifiedAt.toISOString()} -> ${after.modifiedAt.toISOString()})`);
+          throw new FileSourceError(
+            'FILE_CHANGED',
+            `${what} changed while it was being read (size ${before.size} -> ${after.size}, modified ${before.modifiedAt.toISOString()} -> ${after.modifiedAt.toISOString()})`,
+          );
         }
       },
     };
@@ -226,8 +246,10 @@ export class SmbFileSource extends FileSource {
       await new Promise<void>((resolve) => child.once('close', () => resolve()));
       clearTimeout(timer);
       if (child.spawnError) throw child.spawnError;
-      if (timedOut) throw new FileSourceError('FILE_SOURCE_TIMEOUT', `File source ${this.name} (${this.location}) did not answer within ${this.opts.timeoutMs} ms`);
-      if (size > MAX_TEXT_BYTES) throw new FileSourceError('FILE_SOURCE_FAILED', `File source ${this.name}: the listing is larger than ${MAX_TEXT_BYTES} bytes`);
+      if (timedOut)
+        throw new FileSourceError('FILE_SOURCE_TIMEOUT', `File source ${this.name} (${this.location}) did not answer within ${this.opts.timeoutMs} ms`);
+      if (size > MAX_TEXT_BYTES)
+        throw new FileSourceError('FILE_SOURCE_FAILED', `File source ${this.name}: the listing is larger than ${MAX_TEXT_BYTES} bytes`);
       return out;
     } finally {
       this.release();
@@ -236,7 +258,17 @@ export class SmbFileSource extends FileSource {
 
   private spawn(command: string, dataOnStdout: boolean, authFile: string): ChildProcess & { spawnError?: FileSourceError } {
     const { host, port, share } = this.spec;
-    const args = [`//${host}/${share}`, '-p', String(port), '-s', '/dev/null', '-A', authFile, '-t', String(Math.max(1, Math.ceil(this.opts.timeoutMs / 1000)))];
+    const args = [
+      `//${host}/${share}`,
+      '-p',
+      String(port),
+      '-s',
+      '/dev/null',
+      '-A',
+      authFile,
+      '-t',
+      String(Math.max(1, Math.ceil(this.opts.timeoutMs / 1000))),
+    ];
     if (dataOnStdout) args.push('-E');
     const child: ChildProcess & { spawnError?: FileSourceError } = spawn(this.opts.smbclient, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -248,7 +280,9 @@ export class SmbFileSource extends FileSource {
     child.once('error', (e: NodeJS.ErrnoException) => {
       child.spawnError = new FileSourceError(
         'FILE_SOURCE_FAILED',
-        e.code === 'ENOENT' ? `smbclient is not installed (FILE_SOURCE_SMBCLIENT=${this.opts.smbclient})` : `smbclient could not be started: ${e.code ?? e.message}`,
+        e.code === 'ENOENT'
+          ? `smbclient is not installed (FILE_SOURCE_SMBCLIENT=${this.opts.smbclient})`
+          : `smbclient could not be started: ${e.code ?? e.message}`,
         { retryable: false },
       );
       // 'close' may not follow a failed spawn on every Node version

@@ -7,7 +7,7 @@ import { HealthRegistry } from './health.registry';
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from '../common/dependency-errors';
 
 export class DependencyHealth {
-  @ApiProperty({ description: 'up when the dependency answered the check, down when it did not.', example: "up", enum: ['up', 'down'] })
+  @ApiProperty({ description: 'up when the dependency answered the check, down when it did not.', example: 'up', enum: ['up', 'down'] })
   status: 'up' | 'down';
   /** Why the dependency is down. */
   @ApiPropertyOptional({ description: 'Why the dependency is down.', example: 'connect ECONNREFUSED 127.0.0.1:3306' })
@@ -15,10 +15,19 @@ export class DependencyHealth {
 }
 
 export class HealthResponse {
-  @ApiProperty({ description: 'ok when the process (liveness) or every dependency (readiness) answers, else unavailable.', example: "ok", enum: ['ok', 'unavailable'] })
+  @ApiProperty({
+    description: 'ok when the process (liveness) or every dependency (readiness) answers, else unavailable.',
+    example: 'ok',
+    enum: ['ok', 'unavailable'],
+  })
   status: 'ok' | 'unavailable';
   /** One entry per dependency: database, and queue and storage where configured (readiness only: liveness checks none). */
-  @ApiPropertyOptional({ description: 'One entry per dependency: database, and queue and storage where configured (readiness only: liveness checks none).', type: 'object', additionalProperties: { $ref: '#/components/schemas/DependencyHealth' }, example: { database: { status: 'up' } } })
+  @ApiPropertyOptional({
+    description: 'One entry per dependency: database, and queue and storage where configured (readiness only: liveness checks none).',
+    type: 'object',
+    additionalProperties: { $ref: '#/components/schemas/DependencyHealth' },
+    example: { database: { status: 'up' } },
+  })
   checks?: Record<string, DependencyHealth>;
 }
 
@@ -34,8 +43,7 @@ export class HealthController {
   @ApiOkResponse({ type: HealthResponse })
   @ApiOperation({
     summary: 'Check liveness',
-    description:
-      'Answers 200 while the process runs; checks no dependency. No token needed.',
+    description: 'Answers 200 while the process runs; checks no dependency. No token needed.',
   })
   live(): HealthResponse {
     return { status: 'ok' };

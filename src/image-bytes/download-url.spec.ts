@@ -50,16 +50,39 @@ describe('VM link settings', () => {
   const base = { DB_TYPE: 'sqlite', DB_PATH: ':memory:', AUTH_JWT_SECRET: 'j'.repeat(32) };
 
   it('defaults: URLs for an hour, launches reserved for an hour, the JWT secret as key material, the request host', () => {
-    expect(loadConfig(base).vmLinks).toEqual({ downloadUrlTtlSeconds: 3600, downloadUrlSecret: 'j'.repeat(32), publicBaseUrl: undefined, launchReservationTtlSeconds: 3600 });
+    expect(loadConfig(base).vmLinks).toEqual({
+      downloadUrlTtlSeconds: 3600,
+      downloadUrlSecret: 'j'.repeat(32),
+      publicBaseUrl: undefined,
+      launchReservationTtlSeconds: 3600,
+    });
   });
 
   it('reads DOWNLOAD_URL_*, PUBLIC_BASE_URL (trailing slashes dropped) and LAUNCH_RESERVATION_TTL_SECONDS', () => {
-    const cfg = loadConfig({ ...base, DOWNLOAD_URL_TTL_SECONDS: '600', DOWNLOAD_URL_SECRET: SECRET, PUBLIC_BASE_URL: 'https://images.hcm.test:8443/api/', LAUNCH_RESERVATION_TTL_SECONDS: '7200' });
-    expect(cfg.vmLinks).toEqual({ downloadUrlTtlSeconds: 600, downloadUrlSecret: SECRET, publicBaseUrl: 'https://images.hcm.test:8443/api', launchReservationTtlSeconds: 7200 });
+    const cfg = loadConfig({
+      ...base,
+      DOWNLOAD_URL_TTL_SECONDS: '600',
+      DOWNLOAD_URL_SECRET: SECRET,
+      PUBLIC_BASE_URL: 'https://images.hcm.test:8443/api/',
+      LAUNCH_RESERVATION_TTL_SECONDS: '7200',
+    });
+    expect(cfg.vmLinks).toEqual({
+      downloadUrlTtlSeconds: 600,
+      downloadUrlSecret: SECRET,
+      publicBaseUrl: 'https://images.hcm.test:8443/api',
+      launchReservationTtlSeconds: 7200,
+    });
   });
 
   it('names every bad key', () => {
-    const bad = () => loadConfig({ ...base, DOWNLOAD_URL_TTL_SECONDS: '10', DOWNLOAD_URL_SECRET: 'short', PUBLIC_BASE_URL: 'images.hcm.test', LAUNCH_RESERVATION_TTL_SECONDS: 'x' });
+    const bad = () =>
+      loadConfig({
+        ...base,
+        DOWNLOAD_URL_TTL_SECONDS: '10',
+        DOWNLOAD_URL_SECRET: 'short',
+        PUBLIC_BASE_URL: 'images.hcm.test',
+        LAUNCH_RESERVATION_TTL_SECONDS: 'x',
+      });
     expect(bad).toThrow(/DOWNLOAD_URL_TTL_SECONDS/);
     expect(bad).toThrow(/DOWNLOAD_URL_SECRET=\(hidden\)/);
     expect(bad).toThrow(/PUBLIC_BASE_URL/);
@@ -69,7 +92,11 @@ describe('VM link settings', () => {
 
   it('requires PUBLIC_BASE_URL in the platform shape (DB_TYPE mariadb/mysql or STORAGE_DRIVER minio), naming it', () => {
     const minio = { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_ACCESS_KEY: 'a', MINIO_SECRET_KEY: 'b' };
-    for (const env of [{ ...base, DB_TYPE: 'mariadb' }, { ...base, DB_TYPE: 'mysql' }, { ...base, ...minio }]) {
+    for (const env of [
+      { ...base, DB_TYPE: 'mariadb' },
+      { ...base, DB_TYPE: 'mysql' },
+      { ...base, ...minio },
+    ]) {
       expect(() => loadConfig(env)).toThrow(/PUBLIC_BASE_URL: required when DB_TYPE is mariadb\/mysql or STORAGE_DRIVER is minio/);
       expect(loadConfig({ ...env, PUBLIC_BASE_URL: 'https://images.hcm.test/' }).vmLinks.publicBaseUrl).toBe('https://images.hcm.test');
     }

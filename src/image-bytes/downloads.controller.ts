@@ -25,7 +25,7 @@ export class DownloadsController {
   @ApiOperation({
     summary: 'Download an image file with a signed URL',
     description:
-      'Streams an image\'s bytes with the signed URL a launch answered (`download.url`), without a bearer token: the signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per request (206 with `Content-Range`), `If-Range`, and the sha256 as a strong `ETag` (`If-None-Match` answers 304).',
+      "Streams an image's bytes with the signed URL a launch answered (`download.url`), without a bearer token: the signature is the permission, until `expires`. A tampered URL is 403 DOWNLOAD_URL_INVALID, an expired one 403 DOWNLOAD_URL_EXPIRED. Answers like `GET /images/{id}/file`: ACTIVE images only, one byte range per request (206 with `Content-Range`), `If-Range`, and the sha256 as a strong `ETag` (`If-None-Match` answers 304).",
   })
   async download(@Param('id', uuidPipe) id: string, @Query() q: DownloadQuery, @Req() req: Request, @Res() res: Response): Promise<void> {
     await this.send(id, q, req, res, 'GET');

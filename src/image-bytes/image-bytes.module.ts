@@ -16,7 +16,10 @@ import { ImageFileService } from './image-file.service';
 @Module({
   imports: [CatalogModule, StorageModule],
   controllers: [ImageFilesController, DownloadsController],
-  providers: [ImageFileService, { provide: DownloadUrlSigner, useFactory: (cfg: AppConfig) => new DownloadUrlSigner(cfg.vmLinks.downloadUrlSecret), inject: [AppConfig] }],
+  providers: [
+    ImageFileService,
+    { provide: DownloadUrlSigner, useFactory: (cfg: AppConfig) => new DownloadUrlSigner(cfg.vmLinks.downloadUrlSecret), inject: [AppConfig] },
+  ],
   exports: [ImageFileService, DownloadUrlSigner],
 })
 export class ImageBytesModule {}

@@ -54,7 +54,10 @@ export class ImageFileService {
   async answer(p: Principal, id: string, req: FileRequest): Promise<FileAnswer> {
     const image = await this.catalog.getFor(p, id, Action.Use);
     if (image.phase !== ImagePhase.Ready) {
-      throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${image.status} (${image.phase}); only an ACTIVE image's file can be read`, { status: image.status, phase: image.phase });
+      throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${image.status} (${image.phase}); only an ACTIVE image's file can be read`, {
+        status: image.status,
+        phase: image.phase,
+      });
     }
     const key = objectKeys.imageDisk(id);
     const { size } = await this.storage.stat(key);
@@ -106,7 +109,10 @@ export function fileRequestOf(req: Request, method: FileRequest['method']): File
 export async function sendFileAnswer(a: FileAnswer, req: Request, res: Response): Promise<void> {
   if (a.status === 416) {
     res.setHeader('Content-Range', a.headers['Content-Range']);
-    throw new AppError('RANGE_NOT_SATISFIABLE', `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`);
+    throw new AppError(
+      'RANGE_NOT_SATISFIABLE',
+      `The file has ${a.headers['Content-Range'].split('/')[1]} bytes; the range ${header(req, 'range')} is outside it`,
+    );
   }
   // open the bytes before the first header, so a store error still gets a clean error body
   const body = a.open ? await a.open() : undefined;
@@ -124,9 +130,24 @@ export async function sendFileAnswer(a: FileAnswer, req: Request, res: Response)
 export const ApiFileDownload = () =>
   applyDecorators(
     ApiProduces('application/octet-stream'),
-    ApiHeader({ name: 'Range', required: false, description: 'One byte range, e.g. `bytes=0-1048575`.', schema: { type: 'string', example: 'bytes=0-1048575' } }),
-    ApiHeader({ name: 'If-Range', required: false, description: 'The ETag of the partial copy; another one sends the whole file.', schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } }),
-    ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag the caller holds: 304 when it is still current.', schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' } }),
+    ApiHeader({
+      name: 'Range',
+      required: false,
+      description: 'One byte range, e.g. `bytes=0-1048575`.',
+      schema: { type: 'string', example: 'bytes=0-1048575' },
+    }),
+    ApiHeader({
+      name: 'If-Range',
+      required: false,
+      description: 'The ETag of the partial copy; another one sends the whole file.',
+      schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' },
+    }),
+    ApiHeader({
+      name: 'If-None-Match',
+      required: false,
+      description: 'An ETag the caller holds: 304 when it is still current.',
+      schema: { type: 'string', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' },
+    }),
     ApiOkResponse({ description: 'The whole file.', schema: { type: 'string', format: 'binary' } }),
     ApiResponse({ status: 206, description: 'The requested range (Content-Range says which).', schema: { type: 'string', format: 'binary' } }),
     ApiResponse({ status: 304, description: 'Not modified (If-None-Match matched the ETag).' }),

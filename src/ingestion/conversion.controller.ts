@@ -18,7 +18,12 @@ import { RequiredFormat } from '../zones/zone.enums';
 export class CreateConversionDto {
   /** The format of the copy: raw or qcow2 (what qemu-img convert writes). */
   @IsEnum(RequiredFormat)
-  @ApiProperty({ description: 'The format of the copy: raw or qcow2 (what qemu-img convert writes).', enum: RequiredFormat, enumName: 'RequiredFormat', example: RequiredFormat.Raw })
+  @ApiProperty({
+    description: 'The format of the copy: raw or qcow2 (what qemu-img convert writes).',
+    enum: RequiredFormat,
+    enumName: 'RequiredFormat',
+    example: RequiredFormat.Raw,
+  })
   format: RequiredFormat;
 }
 
@@ -38,13 +43,21 @@ export class ConversionController {
   @ApiOperation({
     summary: 'Convert an image to another disk format',
     description:
-      'Asks for a copy of an ACTIVE disk image converted to `format` (raw or qcow2, with qemu-img). The copy is a new image in the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it answers QUEUED at once and is CONVERTING while qemu-img runs. The quota is reserved by the source\'s virtual size before anything starts (409 QUOTA_EXCEEDED). An ISO, or an image already in that format, is 422 CONVERSION_NOT_APPLICABLE; an image that is not ACTIVE 409 IMAGE_NOT_ACTIVE. Delete the copy to cancel; the `Location` header names it. Any caller who may see the source image and create images.',
+      "Asks for a copy of an ACTIVE disk image converted to `format` (raw or qcow2, with qemu-img). The copy is a new image in the same zone, owned by the caller, with `convertedFrom` naming the source and `sourceSha256` its checksum; it answers QUEUED at once and is CONVERTING while qemu-img runs. The quota is reserved by the source's virtual size before anything starts (409 QUOTA_EXCEEDED). An ISO, or an image already in that format, is 422 CONVERSION_NOT_APPLICABLE; an image that is not ACTIVE 409 IMAGE_NOT_ACTIVE. Delete the copy to cancel; the `Location` header names it. Any caller who may see the source image and create images.",
   })
-  async create(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Body() dto: CreateConversionDto, @Res({ passthrough: true }) res: Response): Promise<ImageResponse> {
+  async create(
+    @CurrentPrincipal() p: Principal,
+    @Param('id', uuidPipe) id: string,
+    @Body() dto: CreateConversionDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ImageResponse> {
     const src = await this.catalog.getFor(p, id, Action.See);
-    if (src.kind === ImageKind.Iso) throw new AppError('CONVERSION_NOT_APPLICABLE', `Image ${id} is an ISO: ISOs are never converted`, { reason: 'ISO', format: src.format });
-    if (src.phase !== ImagePhase.Ready) throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${src.phase}: only an ACTIVE image can be converted`, { status: src.status, phase: src.phase });
-    if ((src.format as string) === dto.format) throw new AppError('CONVERSION_NOT_APPLICABLE', `Image ${id} is already ${dto.format}`, { reason: 'SAME_FORMAT', format: src.format });
+    if (src.kind === ImageKind.Iso)
+      throw new AppError('CONVERSION_NOT_APPLICABLE', `Image ${id} is an ISO: ISOs are never converted`, { reason: 'ISO', format: src.format });
+    if (src.phase !== ImagePhase.Ready)
+      throw new AppError('IMAGE_NOT_ACTIVE', `Image ${id} is ${src.phase}: only an ACTIVE image can be converted`, { status: src.status, phase: src.phase });
+    if ((src.format as string) === dto.format)
+      throw new AppError('CONVERSION_NOT_APPLICABLE', `Image ${id} is already ${dto.format}`, { reason: 'SAME_FORMAT', format: src.format });
     const copy = await this.catalog.create(
       p,
       {

@@ -18,8 +18,6 @@ import { ImageInspector } from './image-inspector';
 import { IngestError } from './ingestion.errors';
 import { ConvertFormat, QemuImageInfo, withRangeRelay } from './qemu-img';
 
-
-
 export interface Converted {
   size: number;
   sha256: string;
@@ -88,7 +86,9 @@ export class ConversionService {
 
   /** Removes what a dead run left in the temp folder. Never throws. */
   async cleanUp(imageId: string): Promise<void> {
-    await rm(conversionDir(imageId), { recursive: true, force: true }).catch((e: unknown) => this.log.warn(`Removing ${conversionDir(imageId)} failed: ${(e as Error).message}`));
+    await rm(conversionDir(imageId), { recursive: true, force: true }).catch((e: unknown) =>
+      this.log.warn(`Removing ${conversionDir(imageId)} failed: ${(e as Error).message}`),
+    );
   }
 
   /**
@@ -96,10 +96,20 @@ export class ConversionService {
    * the result in its place. The image must be VERIFYING; it ends VERIFYING again with the new size.
    * @throws IngestError (CONVERSION_FAILED, a refusal of the result, a limit), QUOTA_EXCEEDED, ABORTED
    */
-  async convertStored(image: ImageEntity, from: DiskFormat, size: number, virtualSize: number, to: ConvertFormat, quota: ImageBytesQuota, signal?: AbortSignal): Promise<Converted> {
+  async convertStored(
+    image: ImageEntity,
+    from: DiskFormat,
+    size: number,
+    virtualSize: number,
+    to: ConvertFormat,
+    quota: ImageBytesQuota,
+    signal?: AbortSignal,
+  ): Promise<Converted> {
     // a raw copy of a qcow2 can be many times its size: the quota is reserved by the virtual size first
     await quota.ensure(Math.max(size, virtualSize));
-    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Verifying]);
+    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [
+      ImagePhase.Verifying,
+    ]);
     return this.convertInto(image.id, objectKeys.imageDisk(image.id), from, size, virtualSize, to, quota, signal);
   }
 
@@ -115,13 +125,30 @@ export class ConversionService {
     }
     const virtualSize = src.virtualSizeBytes ?? src.sizeBytes;
     await quota.ensure(Math.max(src.sizeBytes, virtualSize));
-    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Queued]);
-    const c = await this.convertInto(image.id, objectKeys.imageDisk(src.id), src.format as DiskFormat, src.sizeBytes, virtualSize, image.format as ConvertFormat, quota, signal);
+    await this.catalog.transition(image.id, ImagePhase.Converting, { bytesDone: 0, bytesTotal: virtualSize, bytesPerSecond: 0, statusReason: null }, [
+      ImagePhase.Queued,
+    ]);
+    const c = await this.convertInto(
+      image.id,
+      objectKeys.imageDisk(src.id),
+      src.format as DiskFormat,
+      src.sizeBytes,
+      virtualSize,
+      image.format as ConvertFormat,
+      quota,
+      signal,
+    );
     await quota.commit(c.size);
     await this.catalog.transition(
       image.id,
       ImagePhase.Ready,
-      { sizeBytes: c.size, virtualSizeBytes: c.judged.virtualSizeBytes, actualSizeBytes: c.judged.actualSizeBytes ?? null, checksum: c.sha256, checksumMd5: c.md5 ?? null },
+      {
+        sizeBytes: c.size,
+        virtualSizeBytes: c.judged.virtualSizeBytes,
+        actualSizeBytes: c.judged.actualSizeBytes ?? null,
+        checksum: c.sha256,
+        checksumMd5: c.md5 ?? null,
+      },
       [ImagePhase.Verifying],
     );
   }
@@ -152,7 +179,16 @@ export class ConversionService {
     return digests;
   }
 
-  private async convertInto(id: string, srcKey: string, from: DiskFormat, size: number, virtualSize: number, to: ConvertFormat, quota: ImageBytesQuota, signal?: AbortSignal): Promise<Converted> {
+  private async convertInto(
+    id: string,
+    srcKey: string,
+    from: DiskFormat,
+    size: number,
+    virtualSize: number,
+    to: ConvertFormat,
+    quota: ImageBytesQuota,
+    signal?: AbortSignal,
+  ): Promise<Converted> {
     const key = objectKeys.imageDisk(id);
     const dir = conversionDir(id);
     await this.cleanUp(id);
@@ -177,9 +213,13 @@ export class ConversionService {
       const outSize = (await stat(out)).size;
       await quota.ensure(Math.max(outSize, virtualSize));
       const digests = await this.store(key, out, outSize, signal);
-      await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: digests.size, bytesDone: virtualSize, bytesPerSecond: null }, [ImagePhase.Converting]);
+      await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: digests.size, bytesDone: virtualSize, bytesPerSecond: null }, [
+        ImagePhase.Converting,
+      ]);
       const end = Date.now();
-      this.log.log(`Converted ${id} from ${from} to ${to}: ${size} -> ${digests.size} bytes in ${end - started} ms (qemu-img convert ${convertedAt - started} ms, judged ${judgedAt - convertedAt} ms, stored ${end - judgedAt} ms)`);
+      this.log.log(
+        `Converted ${id} from ${from} to ${to}: ${size} -> ${digests.size} bytes in ${end - started} ms (qemu-img convert ${convertedAt - started} ms, judged ${judgedAt - convertedAt} ms, stored ${end - judgedAt} ms)`,
+      );
       return { size: digests.size, sha256: digests.sha256, md5: digests.md5, format: to, judged };
     } finally {
       await this.cleanUp(id);

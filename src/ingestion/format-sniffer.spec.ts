@@ -5,7 +5,9 @@ import { checkHead, checkVhdFooter, DiskFormat, FormatCheckStream, inspectVhdx, 
 
 // ---- crafted images -------------------------------------------------------------------------------
 
-function qcow2(opts: { version?: number; backingFile?: string; incompatible?: bigint; crypt?: number; extensions?: { type: number; data: Buffer }[] } = {}): Buffer {
+function qcow2(
+  opts: { version?: number; backingFile?: string; incompatible?: bigint; crypt?: number; extensions?: { type: number; data: Buffer }[] } = {},
+): Buffer {
   const version = opts.version ?? 3;
   const b = Buffer.alloc(64 * 1024);
   b.write('QFI\xfb', 0, 'latin1');
@@ -105,13 +107,21 @@ describe('checkHead', () => {
   });
 
   it('refuses a qcow2 with an external data file (incompatible bit 2 or the header extension)', () => {
-    expect(checkHead('qcow2', qcow2({ incompatible: 1n << 2n }))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE', reason: expect.stringContaining('external data file') });
+    expect(checkHead('qcow2', qcow2({ incompatible: 1n << 2n }))).toMatchObject({
+      ok: false,
+      code: 'FORMAT_UNSAFE',
+      reason: expect.stringContaining('external data file'),
+    });
     const ext = { type: 0x44415441, data: Buffer.from('/var/lib/other-tenant.raw') };
     expect(checkHead('qcow2', qcow2({ extensions: [{ type: 0x6803f857, data: Buffer.alloc(48) }, ext] }))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE' });
   });
 
   it('refuses corrupt, encrypted, unknown-feature and unknown-version qcow2 images', () => {
-    expect(checkHead('qcow2', qcow2({ incompatible: 1n << 1n }))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', reason: expect.stringContaining('corrupt') });
+    expect(checkHead('qcow2', qcow2({ incompatible: 1n << 1n }))).toMatchObject({
+      ok: false,
+      code: 'FORMAT_UNSUPPORTED',
+      reason: expect.stringContaining('corrupt'),
+    });
     expect(checkHead('qcow2', qcow2({ crypt: 2 }))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', reason: expect.stringContaining('encrypted') });
     expect(checkHead('qcow2', qcow2({ incompatible: 1n << 9n }))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED' });
     expect(checkHead('qcow2', qcow2({ version: 4 }))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED' });
@@ -121,7 +131,12 @@ describe('checkHead', () => {
   });
 
   it('refuses a declared format the bytes contradict, naming what they are', () => {
-    expect(checkHead('raw', qcow2())).toEqual({ ok: false, code: 'FORMAT_MISMATCH', detected: 'qcow2', reason: 'The file was declared raw but its content is a qcow2 image' });
+    expect(checkHead('raw', qcow2())).toEqual({
+      ok: false,
+      code: 'FORMAT_MISMATCH',
+      detected: 'qcow2',
+      reason: 'The file was declared raw but its content is a qcow2 image',
+    });
     expect(checkHead('qcow2', raw())).toMatchObject({ ok: false, code: 'FORMAT_MISMATCH', detected: 'unknown' });
     expect(checkHead('iso', qcow2())).toMatchObject({ ok: false, code: 'FORMAT_MISMATCH' });
     expect(checkHead('iso', raw())).toMatchObject({ ok: false, code: 'FORMAT_MISMATCH' });
@@ -141,7 +156,10 @@ describe('checkHead', () => {
       code: 'FORMAT_UNSAFE',
       reason: expect.stringContaining('base.vmdk'),
     });
-    expect(checkHead('vmdk', vmdkSparse(monolithicDescriptor().replace('parentCID=ffffffff', 'parentCID=1234abcd')))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE' });
+    expect(checkHead('vmdk', vmdkSparse(monolithicDescriptor().replace('parentCID=ffffffff', 'parentCID=1234abcd')))).toMatchObject({
+      ok: false,
+      code: 'FORMAT_UNSAFE',
+    });
     expect(checkHead('vmdk', vmdkSparse(monolithicDescriptor('', 'monolithicSparse', 'RW 100 SPARSE "a.vmdk"\nRW 100 FLAT "/dev/sda" 0')))).toMatchObject({
       ok: false,
       code: 'FORMAT_UNSAFE',
@@ -186,14 +204,25 @@ describe('checkHead', () => {
   });
 
   it('names the other formats qemu would probe (VMDK3, Bochs, cloop) and does not take them', () => {
-    expect(checkHead('raw', Buffer.concat([Buffer.from('COWD'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', detected: 'vmdk3' });
+    expect(checkHead('raw', Buffer.concat([Buffer.from('COWD'), Buffer.alloc(1000)]))).toMatchObject({
+      ok: false,
+      code: 'FORMAT_UNSUPPORTED',
+      detected: 'vmdk3',
+    });
     expect(checkHead('vmdk', Buffer.concat([Buffer.from('COWD'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, detected: 'vmdk3' });
     expect(checkHead('raw', Buffer.concat([Buffer.from('Bochs Virtual HD Image'), Buffer.alloc(1000)]))).toMatchObject({ ok: false, detected: 'bochs' });
-    expect(checkHead('raw', Buffer.from('#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'))).toMatchObject({ ok: false, detected: 'cloop' });
+    expect(checkHead('raw', Buffer.from('#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n'))).toMatchObject({
+      ok: false,
+      detected: 'cloop',
+    });
   });
 
   it('refuses a differencing VHD, and formats the service does not take', () => {
-    expect(checkHead('vhd', Buffer.concat([vhdFooter(4), Buffer.alloc(100)]))).toMatchObject({ ok: false, code: 'FORMAT_UNSAFE', reason: expect.stringContaining('parent') });
+    expect(checkHead('vhd', Buffer.concat([vhdFooter(4), Buffer.alloc(100)]))).toMatchObject({
+      ok: false,
+      code: 'FORMAT_UNSAFE',
+      reason: expect.stringContaining('parent'),
+    });
     expect(checkHead('raw', Buffer.from('QED\0' + '\0'.repeat(100), 'latin1'))).toMatchObject({ ok: false, code: 'FORMAT_UNSUPPORTED', detected: 'qed' });
     expect(checkHead('raw', Buffer.from('LUKS\xba\xbe' + '\0'.repeat(100), 'latin1'))).toMatchObject({ ok: false, detected: 'luks' });
   });
@@ -223,7 +252,12 @@ describe('checkVhdFooter / verifyStored / inspectVhdx', () => {
     b.write('vhdxfile', 0, 'latin1');
     const guid = (t: string) => {
       const h = Buffer.from(t.replace(/-/g, ''), 'hex');
-      return Buffer.concat([Buffer.from(h.subarray(0, 4)).reverse(), Buffer.from(h.subarray(4, 6)).reverse(), Buffer.from(h.subarray(6, 8)).reverse(), h.subarray(8)]);
+      return Buffer.concat([
+        Buffer.from(h.subarray(0, 4)).reverse(),
+        Buffer.from(h.subarray(4, 6)).reverse(),
+        Buffer.from(h.subarray(6, 8)).reverse(),
+        h.subarray(8),
+      ]);
     };
     const rt = 192 * 1024;
     b.write('regi', rt, 'latin1');

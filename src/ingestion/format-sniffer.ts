@@ -20,20 +20,7 @@ export const DISK_FORMATS: readonly DiskFormat[] = ['qcow2', 'raw', 'vmdk', 'vhd
 
 /** What the bytes look like. `unknown` is anything without a known signature (a raw disk, or junk). */
 export type DetectedFormat =
-  | 'qcow2'
-  | 'vmdk'
-  | 'vmdk-descriptor'
-  | 'vmdk3'
-  | 'vhd'
-  | 'vhdx'
-  | 'iso'
-  | 'qed'
-  | 'vdi'
-  | 'luks'
-  | 'parallels'
-  | 'bochs'
-  | 'cloop'
-  | 'unknown';
+  'qcow2' | 'vmdk' | 'vmdk-descriptor' | 'vmdk3' | 'vhd' | 'vhdx' | 'iso' | 'qed' | 'vdi' | 'luks' | 'parallels' | 'bochs' | 'cloop' | 'unknown';
 
 export const SNIFF_HEAD_BYTES = 64 * 1024;
 export const VHD_FOOTER_BYTES = 512;
@@ -218,7 +205,13 @@ function inspectVmdkSparse(b: Buffer): Detection {
   const descSectors = b.readBigUInt64LE(36);
   // qemu opens the descriptor and its extents at the header's offset only for a split (capacity 0) sparse file
   if (capacity === 0n) {
-    return { format, problem: { code: 'FORMAT_UNSUPPORTED', reason: 'The VMDK is the first file of a split sparse disk; upload a single-file VMDK (monolithicSparse or streamOptimized)' } };
+    return {
+      format,
+      problem: {
+        code: 'FORMAT_UNSUPPORTED',
+        reason: 'The VMDK is the first file of a split sparse disk; upload a single-file VMDK (monolithicSparse or streamOptimized)',
+      },
+    };
   }
   // whatever the header says, qemu reads the CIDs and parentFileNameHint at sector 1: check that text, and refuse a
   // header that points anywhere else (a descriptor we would read somewhere qemu does not)
@@ -236,7 +229,10 @@ function inspectVmdkSparse(b: Buffer): Detection {
   const d = parseVmdkDescriptor(vmdkDescriptorText(b, VMDK_DESC_AT, Number(descSectors) * 512));
   if ((d.parentCID && d.parentCID !== 'ffffffff') || d.parentFileNameHint) return { format, problem: vmdkDeltaProblem(d.parentFileNameHint) };
   if (d.createType && !['monolithicSparse', 'streamOptimized'].includes(d.createType)) {
-    return { format, problem: { code: 'FORMAT_UNSUPPORTED', reason: `VMDK type ${d.createType} is not supported: upload a monolithicSparse or streamOptimized VMDK` } };
+    return {
+      format,
+      problem: { code: 'FORMAT_UNSUPPORTED', reason: `VMDK type ${d.createType} is not supported: upload a monolithicSparse or streamOptimized VMDK` },
+    };
   }
   const external = d.extents.filter((e) => e.type !== 'SPARSE' && e.type !== 'ZERO');
   if (external.length || d.extents.filter((e) => e.type === 'SPARSE').length > 1) {
@@ -388,7 +384,12 @@ const guid = (text: string): Buffer => {
   const h = text.replace(/-/g, '');
   const b = Buffer.from(h, 'hex');
   // the first three fields are little-endian on disk
-  return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
+  return Buffer.concat([
+    Buffer.from(b.subarray(0, 4)).reverse(),
+    Buffer.from(b.subarray(4, 6)).reverse(),
+    Buffer.from(b.subarray(6, 8)).reverse(),
+    b.subarray(8),
+  ]);
 };
 const VHDX_METADATA_REGION = guid('8B7CA206-4790-4B9A-B8FE-575F050F886E');
 const VHDX_FILE_PARAMETERS = guid('CAA16737-FA36-4D43-B3B6-33F0AA44E76B');

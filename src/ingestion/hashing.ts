@@ -25,7 +25,8 @@ export function parseChecksum(text: string): Checksum | null {
   const m = /^(?:(sha256|md5)[:=])?([0-9a-f]+)$/.exec(t);
   if (!m) return null;
   const hex = m[2];
-  const algorithm: ChecksumAlgorithm | undefined = (m[1] as ChecksumAlgorithm | undefined) ?? (hex.length === 64 ? 'sha256' : hex.length === 32 ? 'md5' : undefined);
+  const algorithm: ChecksumAlgorithm | undefined =
+    (m[1] as ChecksumAlgorithm | undefined) ?? (hex.length === 64 ? 'sha256' : hex.length === 32 ? 'md5' : undefined);
   if (!algorithm || hex.length !== (algorithm === 'sha256' ? 64 : 32)) return null;
   return { algorithm, hex };
 }

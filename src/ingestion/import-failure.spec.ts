@@ -11,7 +11,7 @@ describe('describeFailure', () => {
     expect(describeFailure(e, url)).toMatchObject({ code: 'HTTP_STATUS', reason: `The server at ${url} answered 404 Not Found`, permanent: true });
   });
 
-  it('keeps the format checker\'s sentence for refused content, and makes it permanent', () => {
+  it("keeps the format checker's sentence for refused content, and makes it permanent", () => {
     const e = new IngestError('FORMAT_UNSAFE', 'The qcow2 image depends on a backing file ("base.img"); only standalone images are accepted');
     expect(describeFailure(e, url)).toMatchObject({ code: 'FORMAT_UNSAFE', reason: e.message, permanent: true });
   });

@@ -82,7 +82,9 @@ export function describeFailure(e: unknown, url?: string): Failure {
     const limit = typeof d.limit === 'number' ? formatBytes(d.limit) : 'unlimited';
     return {
       code: 'QUOTA_EXCEEDED',
-      reason: clip(`The department's image storage quota has no room for this file: ${formatBytes(Number(d.requested ?? 0))} more were needed, ${remaining} is left of ${limit}`),
+      reason: clip(
+        `The department's image storage quota has no room for this file: ${formatBytes(Number(d.requested ?? 0))} more were needed, ${remaining} is left of ${limit}`,
+      ),
       permanent: true,
       details: d,
     };

@@ -94,7 +94,9 @@ export class ImportProcessor {
       const startedAt = Date.now();
       const stored = fromFile ? await this.files.import(image, ctx.signal, quota) : await this.download(image, ctx, quota);
       const outcome = await this.pipeline.finish(image, stored, quota, startedAt, ctx.signal);
-      this.log.log(outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`);
+      this.log.log(
+        outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`,
+      );
     } catch (e) {
       await this.onError(ctx, image, e);
     }
@@ -121,7 +123,9 @@ export class ImportProcessor {
         signal: ctx.signal,
         onEvent: (ev) => {
           if (ev.type === 'retry') {
-            this.log.warn(`Download of ${id}: attempt ${ev.attempt} failed (${ev.error.message}); ${ev.willResume ? 'resuming' : 'retrying'} in ${ev.delayMs} ms`);
+            this.log.warn(
+              `Download of ${id}: attempt ${ev.attempt} failed (${ev.error.message}); ${ev.willResume ? 'resuming' : 'retrying'} in ${ev.delayMs} ms`,
+            );
             // the record says why nothing moves until the next connection (QUEUED before the first byte, IMPORTING when resuming)
             const failure = describeFailure(ev.error, url);
             const job = ctx.maxAttempts > 1 ? ` (import attempt ${ctx.attempt} of ${ctx.maxAttempts})` : '';
@@ -136,12 +140,10 @@ export class ImportProcessor {
       async (body, start) => {
         // the declared size is checked against the quota before the first byte is stored
         if (start.totalSize !== undefined) await quota.ensure(start.totalSize);
-        await this.catalog.transition(
-          id,
+        await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: null }, [
+          ImagePhase.Queued,
           ImagePhase.Importing,
-          { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: null },
-          [ImagePhase.Queued, ImagePhase.Importing],
-        );
+        ]);
         return this.pipeline.store(image, body, { quota, signal: ctx.signal, sizeHint: start.totalSize });
       },
     );
@@ -167,7 +169,9 @@ export class ImportProcessor {
       const why = `Attempt ${ctx.attempt} of ${ctx.maxAttempts} failed: ${failure.reason}; retrying in ${formatDelay(ctx.retryDelayMs)}`.slice(0, 1000);
       const explained = await this.catalog.explainPending(id, why, [ImagePhase.Queued]).catch(() => false);
       if (!explained) {
-        await this.catalog.transition(id, ImagePhase.Queued, { statusReason: why, bytesPerSecond: null }, [ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Converting]).catch(() => undefined);
+        await this.catalog
+          .transition(id, ImagePhase.Queued, { statusReason: why, bytesPerSecond: null }, [ImagePhase.Importing, ImagePhase.Verifying, ImagePhase.Converting])
+          .catch(() => undefined);
       }
     }
     throw new RetryableImportFailure(failure);

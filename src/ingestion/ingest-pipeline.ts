@@ -109,7 +109,11 @@ export class IngestPipeline {
     const id = image.id;
     // a source the zone wants in another format is replaced by its conversion: stored without an fsync
     const convertTo = await this.conversion.targetFor(image);
-    const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5, expected: image.expectedChecksum ?? undefined, maxBytes: this.cfg.ingestion.maxSizeBytes });
+    const hash = new HashingStream({
+      md5: this.cfg.ingestion.computeMd5,
+      expected: image.expectedChecksum ?? undefined,
+      maxBytes: this.cfg.ingestion.maxSizeBytes,
+    });
     const check = new FormatCheckStream(image.format as DiskFormat);
     const meter = new ProgressMeter({
       intervalMs: PROGRESS_INTERVAL_MS,
@@ -125,7 +129,12 @@ export class IngestPipeline {
     const [put, flow] = await Promise.allSettled([
       opts.alreadyStored
         ? discard(meter, objectKeys.imageDisk(id))
-        : this.storage.putStream(objectKeys.imageDisk(id), meter, { signal: opts.signal, sizeHint: opts.sizeHint, contentType: 'application/octet-stream', transient: convertTo !== null }),
+        : this.storage.putStream(objectKeys.imageDisk(id), meter, {
+            signal: opts.signal,
+            sizeHint: opts.sizeHint,
+            contentType: 'application/octet-stream',
+            transient: convertTo !== null,
+          }),
       // the S3 adapter gathers its parts itself: a coalescing copy in front of it only costs CPU and GC
       this.storage.driver === 'fs' ? pipeline(body, new ChunkCoalescer(), hash, check, meter) : pipeline(body, hash, check, meter),
     ]);
@@ -148,7 +157,12 @@ export class IngestPipeline {
     const id = image.id;
     if (stored.size === 0) throw new IngestError('FORMAT_MISMATCH', 'The file is empty');
     try {
-      await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null }, [ImagePhase.Importing]);
+      await this.catalog.transition(
+        id,
+        ImagePhase.Verifying,
+        { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null },
+        [ImagePhase.Importing],
+      );
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
       // the referee: qemu-img on the stored object, before anything can use it
       let judged = await this.inspector.inspect(id, image.format as DiskFormat, stored.size);
@@ -167,7 +181,14 @@ export class IngestPipeline {
       await this.catalog.transition(
         id,
         ImagePhase.Ready,
-        { ...converted, sizeBytes: stored.size, virtualSizeBytes: judged.virtualSizeBytes, actualSizeBytes: judged.actualSizeBytes ?? null, checksum: stored.sha256, checksumMd5: stored.md5 ?? null },
+        {
+          ...converted,
+          sizeBytes: stored.size,
+          virtualSizeBytes: judged.virtualSizeBytes,
+          actualSizeBytes: judged.actualSizeBytes ?? null,
+          checksum: stored.sha256,
+          checksumMd5: stored.md5 ?? null,
+        },
         [ImagePhase.Verifying],
       );
       this.metrics.importBytes.inc({ source: image.sourceType }, stored.size);

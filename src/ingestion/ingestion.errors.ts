@@ -57,5 +57,4 @@ export class IngestError extends Error {
   }
 }
 
-export const isIngestError = (e: unknown, code?: IngestErrorCode): e is IngestError =>
-  e instanceof IngestError && (code === undefined || e.code === code);
+export const isIngestError = (e: unknown, code?: IngestErrorCode): e is IngestError => e instanceof IngestError && (code === undefined || e.code === code);

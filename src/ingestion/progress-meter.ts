@@ -83,10 +83,13 @@ export class ProgressMeter extends Transform {
     const dt = now - this.lastAt;
     if (dt < this.opts.intervalMs || this.inFlight) {
       if (!this.trailing) {
-        this.trailing = setTimeout(() => {
-          this.trailing = undefined;
-          if (!this.destroyed && !this.writableFinished) this.maybeReport();
-        }, Math.max(10, this.opts.intervalMs - dt));
+        this.trailing = setTimeout(
+          () => {
+            this.trailing = undefined;
+            if (!this.destroyed && !this.writableFinished) this.maybeReport();
+          },
+          Math.max(10, this.opts.intervalMs - dt),
+        );
         this.trailing.unref();
       }
       return;

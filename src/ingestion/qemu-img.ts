@@ -194,7 +194,10 @@ export class QemuImg {
     // on no image: the address-space limit is for untrusted input, not for asking what qemu-img is
     const r = await this.run(['--help'], { timeoutMs: Math.max(this.limits.timeoutMs, 5000), memoryMb: Math.max(this.limits.maxMemoryMb, 1024) });
     const version = /qemu-img version (\S+)/.exec(r.stdout)?.[1];
-    if (!version) throw new Error(`"${this.limits.binary} --help" did not answer like qemu-img (exit ${r.code ?? r.signal}): ${firstError(r.stderr) || r.stdout.slice(0, 200)}`);
+    if (!version)
+      throw new Error(
+        `"${this.limits.binary} --help" did not answer like qemu-img (exit ${r.code ?? r.signal}): ${firstError(r.stderr) || r.stdout.slice(0, 200)}`,
+      );
     const drivers = (/Supported formats:(.*)/.exec(r.stdout)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
     return { version, drivers };
   }
@@ -209,9 +212,13 @@ export class QemuImg {
   private failed(what: string, r: RunResult, limits: { timeoutMs: number; cpuSeconds: number } = this.limits): IngestError {
     const named = limits === this.limits;
     if (r.timedOut) {
-      return new IngestError('INSPECTION_LIMIT_EXCEEDED', `qemu-img ${what} did not finish within ${limits.timeoutMs} ms and was stopped${named ? ' (QEMU_IMG_TIMEOUT_MS)' : ''}; the image is refused`, {
-        details: { limit: 'timeout', timeoutMs: limits.timeoutMs },
-      });
+      return new IngestError(
+        'INSPECTION_LIMIT_EXCEEDED',
+        `qemu-img ${what} did not finish within ${limits.timeoutMs} ms and was stopped${named ? ' (QEMU_IMG_TIMEOUT_MS)' : ''}; the image is refused`,
+        {
+          details: { limit: 'timeout', timeoutMs: limits.timeoutMs },
+        },
+      );
     }
     if (r.signal) {
       const limit = r.signal === 'SIGXCPU' ? `its limit of ${limits.cpuSeconds} CPU seconds${named ? ' (QEMU_IMG_CPU_SECONDS)' : ''}` : undefined;
@@ -223,11 +230,17 @@ export class QemuImg {
     }
     const msg = firstError(r.stderr);
     if (/cannot allocate memory|out of memory|failed to allocate/i.test(r.stderr)) {
-      return new IngestError('INSPECTION_LIMIT_EXCEEDED', `qemu-img ${what} ran out of memory under its limit of ${this.limits.maxMemoryMb} MiB (QEMU_IMG_MAX_MEMORY_MB): ${msg}`, {
-        details: { limit: 'memory', maxMemoryMb: this.limits.maxMemoryMb },
-      });
+      return new IngestError(
+        'INSPECTION_LIMIT_EXCEEDED',
+        `qemu-img ${what} ran out of memory under its limit of ${this.limits.maxMemoryMb} MiB (QEMU_IMG_MAX_MEMORY_MB): ${msg}`,
+        {
+          details: { limit: 'memory', maxMemoryMb: this.limits.maxMemoryMb },
+        },
+      );
     }
-    return new IngestError('INSPECTION_FAILED', `qemu-img could not read the file (${what}, exit ${r.code}): ${msg || 'no message'}`, { details: { exitCode: r.code } });
+    return new IngestError('INSPECTION_FAILED', `qemu-img could not read the file (${what}, exit ${r.code}): ${msg || 'no message'}`, {
+      details: { exitCode: r.code },
+    });
   }
 
   /**
@@ -291,12 +304,21 @@ export class QemuImg {
     const outOpts = out.format === 'qcow2' ? ['-o', 'compat=1.1'] : [];
     // an operator may throttle conversions so they do not starve the hosts' disks (qemu-img's own -r)
     if (this.limits.convertRateBytes) outOpts.push('-r', String(this.limits.convertRateBytes));
-    const r = await this.run(['convert', '-p', '-f', QEMU_FORMAT[declared], '-O', out.format, ...outOpts, '-W', QemuImg.spec(source), out.file], { ...limits, signal: opts.signal, onStdout });
-    if (r.code === 0 && !r.signal && !r.timedOut) return;
-    if (r.timedOut || r.signal === 'SIGXCPU' || /cannot allocate memory|out of memory|failed to allocate/i.test(r.stderr)) throw this.failed('convert', r, limits);
-    throw new IngestError('CONVERSION_FAILED', `qemu-img could not convert the ${declared} image to ${out.format} (exit ${r.code ?? r.signal}): ${firstError(r.stderr) || 'no message'}`, {
-      details: { exitCode: r.code, signal: r.signal, from: declared, to: out.format },
+    const r = await this.run(['convert', '-p', '-f', QEMU_FORMAT[declared], '-O', out.format, ...outOpts, '-W', QemuImg.spec(source), out.file], {
+      ...limits,
+      signal: opts.signal,
+      onStdout,
     });
+    if (r.code === 0 && !r.signal && !r.timedOut) return;
+    if (r.timedOut || r.signal === 'SIGXCPU' || /cannot allocate memory|out of memory|failed to allocate/i.test(r.stderr))
+      throw this.failed('convert', r, limits);
+    throw new IngestError(
+      'CONVERSION_FAILED',
+      `qemu-img could not convert the ${declared} image to ${out.format} (exit ${r.code ?? r.signal}): ${firstError(r.stderr) || 'no message'}`,
+      {
+        details: { exitCode: r.code, signal: r.signal, from: declared, to: out.format },
+      },
+    );
   }
 
   /** `qemu-img compare` of two images (formats forced): true when their guest-visible contents are identical. */
@@ -324,9 +346,13 @@ export class QemuImg {
     if (r.code === 0 || r.code === 3) return;
     if (r.code === 2 || (typeof out.corruptions === 'number' && out.corruptions > 0)) {
       const n = typeof out.corruptions === 'number' ? out.corruptions : 'some';
-      throw new IngestError('IMAGE_CORRUPT', `qemu-img check found ${n} corruption(s) in the qcow2 image (is it cut short?): ${firstError(r.stderr) || 'see qemu-img check'}`, {
-        details: { corruptions: out.corruptions, checkErrors: out['check-errors'] },
-      });
+      throw new IngestError(
+        'IMAGE_CORRUPT',
+        `qemu-img check found ${n} corruption(s) in the qcow2 image (is it cut short?): ${firstError(r.stderr) || 'see qemu-img check'}`,
+        {
+          details: { corruptions: out.corruptions, checkErrors: out['check-errors'] },
+        },
+      );
     }
     throw this.failed('check', r);
   }
@@ -345,7 +371,10 @@ export function judgeInfo(declared: DiskFormat, info: Record<string, any>, targe
   const data = specific.data ?? {};
   if (fmt === 'qcow2') {
     if (data['data-file'] !== undefined || data['data-file-raw'] === true) {
-      throw new IngestError('FORMAT_UNSAFE', `qemu-img reports an external data file ("${String(data['data-file'] ?? '')}"); only self-contained images are accepted`);
+      throw new IngestError(
+        'FORMAT_UNSAFE',
+        `qemu-img reports an external data file ("${String(data['data-file'] ?? '')}"); only self-contained images are accepted`,
+      );
     }
     if (data.corrupt === true) throw new IngestError('IMAGE_CORRUPT', 'qemu-img reports the qcow2 image as marked corrupt');
     if (data.encrypt !== undefined) throw new IngestError('FORMAT_UNSUPPORTED', 'The qcow2 image is encrypted; encrypted images are not supported');
@@ -359,9 +388,14 @@ export function judgeInfo(declared: DiskFormat, info: Record<string, any>, targe
       throw new IngestError('FORMAT_UNSAFE', 'qemu-img reports a VMDK delta disk (it has a parent CID); only standalone disks are accepted');
     }
     const extents = (Array.isArray(data.extents) ? data.extents : []) as { filename?: string }[];
-    const own = new Set([info.filename, target && 'file' in target ? target.file : undefined, target && 'url' in target ? target.url : undefined].filter(Boolean));
+    const own = new Set(
+      [info.filename, target && 'file' in target ? target.file : undefined, target && 'url' in target ? target.url : undefined].filter(Boolean),
+    );
     if (extents.length !== 1 || !own.has(extents[0].filename)) {
-      throw new IngestError('FORMAT_UNSAFE', `qemu-img reports VMDK extents in other files (${extents.map((e) => `"${String(e.filename).slice(0, 100)}"`).join(', ')}); only single-file VMDKs are accepted`);
+      throw new IngestError(
+        'FORMAT_UNSAFE',
+        `qemu-img reports VMDK extents in other files (${extents.map((e) => `"${String(e.filename).slice(0, 100)}"`).join(', ')}); only single-file VMDKs are accepted`,
+      );
     }
   }
 }
@@ -396,7 +430,11 @@ export async function withRangeRelay<T>(storage: ObjectStorage, key: string, siz
     }
     try {
       const body = await storage.getStream(key, { start, end });
-      res.writeHead(m ? 206 : 200, { 'content-length': end - start + 1, 'accept-ranges': 'bytes', ...(m ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}) });
+      res.writeHead(m ? 206 : 200, {
+        'content-length': end - start + 1,
+        'accept-ranges': 'bytes',
+        ...(m ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
+      });
       await pipeline(body, res);
     } catch (e) {
       if (!res.headersSent) res.writeHead(e instanceof StorageError && e.code === 'RANGE_NOT_SATISFIABLE' ? 416 : 502).end();

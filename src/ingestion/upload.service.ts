@@ -93,12 +93,19 @@ export class UploadService implements OnModuleDestroy {
   async upload(p: Principal, id: string, req: IncomingMessage, allowBody: () => void = () => undefined): Promise<ImageWithTags> {
     const image = await this.catalog.getFor(p, id, Action.Edit);
     if (image.sourceType !== SourceType.Upload) {
-      throw new AppError('SOURCE_MISMATCH', `Image ${id} gets its bytes from its ${image.sourceType} source; only an image created with source type UPLOAD takes a PUT of its file`, {
-        sourceType: image.sourceType,
-      });
+      throw new AppError(
+        'SOURCE_MISMATCH',
+        `Image ${id} gets its bytes from its ${image.sourceType} source; only an image created with source type UPLOAD takes a PUT of its file`,
+        {
+          sourceType: image.sourceType,
+        },
+      );
     }
     if (image.phase !== ImagePhase.Queued && image.phase !== ImagePhase.Failed) {
-      throw new AppError('INVALID_STATE', `Image ${id} is ${image.phase}: its file can be uploaded while it is QUEUED or FAILED`, { status: image.status, phase: image.phase });
+      throw new AppError('INVALID_STATE', `Image ${id} is ${image.phase}: its file can be uploaded while it is QUEUED or FAILED`, {
+        status: image.status,
+        phase: image.phase,
+      });
     }
     const type = req.headers['content-type'];
     if (type !== undefined && !OCTET_STREAM.test(type)) {
@@ -107,13 +114,18 @@ export class UploadService implements OnModuleDestroy {
     const length = contentLength(req);
     const max = this.cfg.ingestion.maxSizeBytes;
     if (length !== undefined && length > max) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `The file is ${formatBytes(length)}, more than the ${formatBytes(max)} allowed (INGEST_MAX_SIZE_BYTES)`, { size: length, maxSize: max });
+      throw new AppError('PAYLOAD_TOO_LARGE', `The file is ${formatBytes(length)}, more than the ${formatBytes(max)} allowed (INGEST_MAX_SIZE_BYTES)`, {
+        size: length,
+        maxSize: max,
+      });
     }
     // the declared size is checked against the quota before a byte is read (QUOTA_EXCEEDED leaves the image as it was)
     const quota = await ImageBytesQuota.open(this.quota, id, length ?? 0);
     // conditional transitions: of two concurrent uploads exactly one gets the image IMPORTING, the other 409
     if (image.phase === ImagePhase.Failed) await this.catalog.transition(id, ImagePhase.Queued, { statusReason: null }, [ImagePhase.Failed]);
-    await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: length ?? null, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Queued]);
+    await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: length ?? null, bytesPerSecond: 0, statusReason: null }, [
+      ImagePhase.Queued,
+    ]);
 
     const startedAt = Date.now();
     const ac = new AbortController();
@@ -157,15 +169,25 @@ export class UploadService implements OnModuleDestroy {
     }
     let failure: Failure;
     if (signal.aborted && why === UPLOAD_CLIENT_GONE) {
-      failure = { code: 'ABORTED', reason: 'The upload was interrupted: the client disconnected before sending the whole file; upload the file again', permanent: true };
+      failure = {
+        code: 'ABORTED',
+        reason: 'The upload was interrupted: the client disconnected before sending the whole file; upload the file again',
+        permanent: true,
+      };
     } else if (signal.aborted && why === UPLOAD_IDLE) {
-      failure = { code: 'IDLE_TIMEOUT', reason: `The upload stalled: no data for ${this.cfg.ingestion.url.idleTimeoutMs} ms; upload the file again`, permanent: true };
+      failure = {
+        code: 'IDLE_TIMEOUT',
+        reason: `The upload stalled: no data for ${this.cfg.ingestion.url.idleTimeoutMs} ms; upload the file again`,
+        permanent: true,
+      };
     } else if (signal.aborted && why === SHUTDOWN) {
       failure = { code: 'ABORTED', reason: 'The upload was interrupted: the service is shutting down; upload the file again', permanent: true };
     } else {
       failure = describeFailure(e);
     }
-    await this.pipeline.fail(id, failure.reason, { source: SourceType.Upload, code: failure.code, startedAt }).catch((x: unknown) => this.log.error(`Failing upload ${id} failed: ${String(x)}`));
+    await this.pipeline
+      .fail(id, failure.reason, { source: SourceType.Upload, code: failure.code, startedAt })
+      .catch((x: unknown) => this.log.error(`Failing upload ${id} failed: ${String(x)}`));
     return why === SHUTDOWN ? new AppError('DEPENDENCY_UNAVAILABLE', failure.reason) : httpErrorOf(failure);
   }
 }

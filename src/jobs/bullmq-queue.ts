@@ -163,7 +163,13 @@ export class BullMqQueue extends JobQueue {
     const active = await this.queue.getActive(0, -1);
     const candidates = active.filter((j) => j.processedBy?.startsWith(mine) && j.processedBy !== this.workerName);
     if (!candidates.length) return [];
-    const live = new Set((await this.queue.getWorkers()).map((w) => String(w.rawname ?? '').split(':w:').pop()));
+    const live = new Set(
+      (await this.queue.getWorkers()).map((w) =>
+        String(w.rawname ?? '')
+          .split(':w:')
+          .pop(),
+      ),
+    );
     const redis = this.client();
     const moved: string[] = [];
     for (const job of candidates) {

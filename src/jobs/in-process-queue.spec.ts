@@ -27,10 +27,14 @@ describe('InProcessQueue', () => {
     let runs = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    q.process('work', async () => {
-      runs++;
-      await gate;
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async () => {
+        runs++;
+        await gate;
+      },
+      { concurrency: 1, onFailed },
+    );
     const done = q.whenSettled('j1');
     await q.add('work', 'j1', {});
     await q.add('work', 'j1', {});
@@ -41,10 +45,14 @@ describe('InProcessQueue', () => {
 
   it('retries a failing job up to its attempts, then calls onFailed once and tells it failed', async () => {
     const attempts: number[] = [];
-    q.process('work', async (ctx) => {
-      attempts.push(ctx.attempt);
-      throw new Error(`boom ${ctx.attempt}`);
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async (ctx) => {
+        attempts.push(ctx.attempt);
+        throw new Error(`boom ${ctx.attempt}`);
+      },
+      { concurrency: 1, onFailed },
+    );
     const done = q.whenSettled('j2');
     await q.add('work', 'j2', {});
     expect(await done).toMatchObject({ outcome: 'failed', attempt: 3 });
@@ -69,9 +77,13 @@ describe('InProcessQueue', () => {
   });
 
   it('succeeds on a later attempt without calling onFailed', async () => {
-    q.process('work', async (ctx) => {
-      if (ctx.attempt < 2) throw new Error('transient');
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async (ctx) => {
+        if (ctx.attempt < 2) throw new Error('transient');
+      },
+      { concurrency: 1, onFailed },
+    );
     const done = q.whenSettled('j5');
     await q.add('work', 'j5', {});
     expect(await done).toMatchObject({ outcome: 'completed', attempt: 2 });
@@ -82,10 +94,14 @@ describe('InProcessQueue', () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
     let reason: unknown;
-    q.process('work', async (ctx) => {
-      started();
-      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error(String((reason = ctx.signal.reason))))));
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async (ctx) => {
+        started();
+        await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error(String((reason = ctx.signal.reason))))));
+      },
+      { concurrency: 1, onFailed },
+    );
     const done = q.whenSettled('j6');
     await q.add('work', 'j6', {});
     await running;
@@ -98,10 +114,14 @@ describe('InProcessQueue', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const ran: string[] = [];
-    q.process('work', async (ctx) => {
-      ran.push(ctx.id);
-      if (ctx.id === 'first') await gate;
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async (ctx) => {
+        ran.push(ctx.id);
+        if (ctx.id === 'first') await gate;
+      },
+      { concurrency: 1, onFailed },
+    );
     const first = q.whenSettled('first');
     await q.add('work', 'first', {});
     await q.add('work', 'second', {});
@@ -119,11 +139,15 @@ describe('InProcessQueue', () => {
     let active = 0;
     let peak = 0;
     const releases: Array<() => void> = [];
-    q.process('work', async () => {
-      peak = Math.max(peak, ++active);
-      await new Promise<void>((r) => releases.push(r));
-      active--;
-    }, { concurrency: 2, onFailed });
+    q.process(
+      'work',
+      async () => {
+        peak = Math.max(peak, ++active);
+        await new Promise<void>((r) => releases.push(r));
+        active--;
+      },
+      { concurrency: 2, onFailed },
+    );
     const all = ['a', 'b', 'c', 'd'].map((id) => q.whenSettled(id));
     for (const id of ['a', 'b', 'c', 'd']) await q.add('work', id, {});
     for (let settled = 0; settled < 4; settled++) {
@@ -139,10 +163,14 @@ describe('InProcessQueue', () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
     let reason: unknown;
-    q.process('work', async (ctx) => {
-      started();
-      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error(String((reason = ctx.signal.reason))))));
-    }, { concurrency: 1, onFailed });
+    q.process(
+      'work',
+      async (ctx) => {
+        started();
+        await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error(String((reason = ctx.signal.reason))))));
+      },
+      { concurrency: 1, onFailed },
+    );
     const done = q.whenSettled('j7');
     await q.add('work', 'j7', {});
     await running;

@@ -134,7 +134,15 @@ export class InProcessQueue extends JobQueue {
     e.attempt++;
     e.abort = new AbortController();
     h.running++;
-    const ctx: JobContext<unknown> = { id: e.id, name: e.name, data: e.data, attempt: e.attempt, maxAttempts: e.maxAttempts, retryDelayMs: backoffDelay(this.backoffMs, e.attempt), signal: e.abort.signal };
+    const ctx: JobContext<unknown> = {
+      id: e.id,
+      name: e.name,
+      data: e.data,
+      attempt: e.attempt,
+      maxAttempts: e.maxAttempts,
+      retryDelayMs: backoffDelay(this.backoffMs, e.attempt),
+      signal: e.abort.signal,
+    };
     let settled: JobSettled['outcome'] | null = null;
     try {
       await h.fn(ctx);

@@ -59,13 +59,18 @@ describe('job catalogue', () => {
   });
 
   it('refuses to start when a catalogued job has no handler', async () => {
-    const start = boot([jobType<Greeting>({ name: 'greet', handler: GreetingHandler, concurrency: () => 1 }), jobType<Greeting>({ name: 'orphan', handler: OrphanHandler, concurrency: () => 1 })]);
+    const start = boot([
+      jobType<Greeting>({ name: 'greet', handler: GreetingHandler, concurrency: () => 1 }),
+      jobType<Greeting>({ name: 'orphan', handler: OrphanHandler, concurrency: () => 1 }),
+    ]);
     await expect(start).rejects.toThrow(MissingJobHandlerError);
     await expect(start).rejects.toThrow('Job "orphan" has no handler: OrphanHandler is not provided by any module');
   });
 
   it('refuses to start even where the job runs on other replicas (concurrency 0)', async () => {
-    await expect(boot([jobType<Greeting>({ name: 'greet', handler: GreetingHandler, concurrency: () => 0 })], false)).rejects.toThrow('Job "greet" has no handler');
+    await expect(boot([jobType<Greeting>({ name: 'greet', handler: GreetingHandler, concurrency: () => 0 })], false)).rejects.toThrow(
+      'Job "greet" has no handler',
+    );
   });
 
   it("registers each job's handler with the queue: an added job reaches it with its payload", async () => {

@@ -46,7 +46,15 @@ export class JobsModule implements OnModuleInit, BeforeApplicationShutdown {
           {
             provide: JobQueue,
             inject: [getQueueToken(JOBS_QUEUE)],
-            useFactory: (queue: Queue) => new BullMqQueue(queue, { redisUrl: q.redisUrl!, prefix: q.prefix, attempts: q.attempts, backoffMs: q.backoffMs, lockMs: q.lockMs, workerId: q.workerId }),
+            useFactory: (queue: Queue) =>
+              new BullMqQueue(queue, {
+                redisUrl: q.redisUrl!,
+                prefix: q.prefix,
+                attempts: q.attempts,
+                backoffMs: q.backoffMs,
+                lockMs: q.lockMs,
+                workerId: q.workerId,
+              }),
           },
           catalogue,
         ],

@@ -27,7 +27,18 @@ describe('JsonLogger', () => {
 });
 
 describe('JsonLogger through the Nest Logger API: no secret at any level, whatever the shape', () => {
-  const SECRETS = ['hunter2-pw', 'eyJhbGciOi.tok.sig', 'AKIAXXXSECRETKEY', 'minio-secret-value', 'smb-pass-9', 'cookie-val-7', 'url-pass-3', 'YmFzaWNzZWNyZXQ6cHc=', 'deep-secret-5', 'err-token-6'];
+  const SECRETS = [
+    'hunter2-pw',
+    'eyJhbGciOi.tok.sig',
+    'AKIAXXXSECRETKEY',
+    'minio-secret-value',
+    'smb-pass-9',
+    'cookie-val-7',
+    'url-pass-3',
+    'YmFzaWNzZWNyZXQ6cHc=',
+    'deep-secret-5',
+    'err-token-6',
+  ];
   const chunks: string[] = [];
   // the pino destination: every byte the logger writes, errors (stderr) and the rest (stdout) alike
   const logger = new JsonLogger('verbose', (line) => chunks.push(line));
@@ -35,10 +46,17 @@ describe('JsonLogger through the Nest Logger API: no secret at any level, whatev
   afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
 
   const shapes = (): unknown[] => {
-    const err = Object.assign(new Error('upload failed for http://admin:url-pass-3@10.0.0.1/x'), { config: { headers: { Authorization: 'Bearer eyJhbGciOi.tok.sig' } }, token: 'err-token-6' });
+    const err = Object.assign(new Error('upload failed for http://admin:url-pass-3@10.0.0.1/x'), {
+      config: { headers: { Authorization: 'Bearer eyJhbGciOi.tok.sig' } },
+      token: 'err-token-6',
+    });
     return [
       { msg: 'login', user: 'bob', password: 'hunter2-pw' },
-      { msg: 'nested', req: { headers: { authorization: 'Bearer eyJhbGciOi.tok.sig', cookie: 'sid=cookie-val-7' } }, minio: { accessKey: 'AKIAXXXSECRETKEY', secretKey: 'minio-secret-value' } },
+      {
+        msg: 'nested',
+        req: { headers: { authorization: 'Bearer eyJhbGciOi.tok.sig', cookie: 'sid=cookie-val-7' } },
+        minio: { accessKey: 'AKIAXXXSECRETKEY', secretKey: 'minio-secret-value' },
+      },
       { msg: 'arrays', sources: [{ name: 'smb', password: 'smb-pass-9' }, ['x', { a: { b: { c: { clientSecret: 'deep-secret-5' } } } }]] },
       { msg: 'free text', detail: 'smbclient -U bob%x password=smb-pass-9 then Authorization: Basic YmFzaWNzZWNyZXQ6cHc=' },
       err,

@@ -12,7 +12,10 @@ const REDACTIONS: Array<[RegExp, string]> = [
   [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[redacted]'],
   [/(Basic\s+)[A-Za-z0-9+/=_-]{6,}/g, '$1[redacted]'],
   [/(\/\/[^:/@\s]+:)[^@\s]+@/g, '$1[redacted]@'],
-  [/([A-Za-z_]*(?:password|passwd|pwd|secret|token|access_?key|private_?key|credential)[A-Za-z_]*["']?\s*[=:]\s*["']?)(?!\[redacted\])[^"'\s,&}]+/gi, '$1[redacted]'],
+  [
+    /([A-Za-z_]*(?:password|passwd|pwd|secret|token|access_?key|private_?key|credential)[A-Za-z_]*["']?\s*[=:]\s*["']?)(?!\[redacted\])[^"'\s,&}]+/gi,
+    '$1[redacted]',
+  ],
 ];
 
 export function redact(text: string): string {

@@ -17,7 +17,14 @@ export class HttpMetricsMiddleware implements NestMiddleware {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const route = req.route ? `${req.baseUrl}${(req.route as { path: string }).path}` : 'unmatched';
       this.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      this.access.log({ msg: 'request', method: req.method, route, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Math.round(seconds * 10000) / 10 });
+      this.access.log({
+        msg: 'request',
+        method: req.method,
+        route,
+        path: req.originalUrl.split('?')[0],
+        status: res.statusCode,
+        ms: Math.round(seconds * 10000) / 10,
+      });
     });
     next();
   }

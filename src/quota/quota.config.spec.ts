@@ -29,6 +29,7 @@ describe('loadQuotaConfig', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems.join('\n');
-    for (const bad of ['QUOTA_RESERVATION_TTL_SECONDS', 'QUOTA_RECONCILE_ON_START', '"GPU=1"', 'IMAGE_COUNT must be', 'VCPU must be']) expect(problems).toContain(bad);
+    for (const bad of ['QUOTA_RESERVATION_TTL_SECONDS', 'QUOTA_RECONCILE_ON_START', '"GPU=1"', 'IMAGE_COUNT must be', 'VCPU must be'])
+      expect(problems).toContain(bad);
   });
 });

@@ -11,19 +11,35 @@ export type ReconcileOnStart = (typeof RECONCILE_ON_START)[number];
 
 /** The quota module's settings (read from the validated AppConfig.env at boot). */
 export class QuotaEnvVars {
-  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(604800)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(604800)
   QUOTA_RESERVATION_TTL_SECONDS?: number;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3600)
   QUOTA_SWEEP_INTERVAL_SECONDS?: number;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsIn(RECONCILE_ON_START as unknown as string[])
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(RECONCILE_ON_START as unknown as string[])
   QUOTA_RECONCILE_ON_START?: ReconcileOnStart;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   QUOTA_DEFAULT_LIMITS?: string;
 
-  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(87600)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(87600)
   QUOTA_RETENTION_HOURS?: number;
 }
 
@@ -44,7 +60,10 @@ export class QuotaConfig {
 function parseDefaultLimits(text: string | undefined, problems: string[]): Record<QuotaResource, number | null> {
   const limits = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, null])) as Record<QuotaResource, number | null>;
   if (!text) return limits;
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([A-Z_]+)\s*=\s*(\S+)$/.exec(part);
     const resource = m?.[1] as QuotaResource | undefined;
     if (!m || !resource || !QUOTA_RESOURCES.includes(resource)) {

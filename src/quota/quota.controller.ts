@@ -25,7 +25,8 @@ import { QUOTA_ERRORS } from './quota.errors';
 import { QuotaService } from './quota.service';
 
 const departmentIdPipe = new DepartmentIdPipe();
-const ApiDepartmentIdParam = () => ApiParam({ name: 'departmentId', type: String, description: 'The department id (the `dept` claim of its members\' tokens).', example: 'dept-rd' });
+const ApiDepartmentIdParam = () =>
+  ApiParam({ name: 'departmentId', type: String, description: "The department id (the `dept` claim of its members' tokens).", example: 'dept-rd' });
 
 /** Department limits and usage. */
 @ApiTags('quotas')
@@ -38,7 +39,7 @@ export class QuotasController {
   @Roles(Role.SuperAdmin, Role.Admin)
   @ApiOkResponse({ type: DepartmentQuotaPage })
   @ApiOperation({
-    summary: 'List departments\' quotas',
+    summary: "List departments' quotas",
     description:
       'Every department that has a quota ledger, with limits and usage per resource, by department id, paged. Super admins and admins (403 FORBIDDEN otherwise).',
   })
@@ -65,9 +66,9 @@ export class QuotasController {
   @ApiOkResponse({ type: DepartmentQuotaResponse })
   @ApiErrors(QUOTA_ERRORS.read)
   @ApiOperation({
-    summary: 'Get a department\'s quota',
+    summary: "Get a department's quota",
     description:
-      'A department\'s limits, usage, reservations and what is left, per resource. Members of the department, admins, super admins and services (403 FORBIDDEN for a user of another department). A department never seen has the default limits and no usage.',
+      "A department's limits, usage, reservations and what is left, per resource. Members of the department, admins, super admins and services (403 FORBIDDEN for a user of another department). A department never seen has the default limits and no usage.",
   })
   async get(@CurrentPrincipal() p: Principal, @Param('departmentId', departmentIdPipe) departmentId: string): Promise<DepartmentQuotaResponse> {
     return toDepartmentQuotaResponse(await this.quota.department(p, departmentId));
@@ -79,7 +80,7 @@ export class QuotasController {
   @ApiOkResponse({ type: DepartmentQuotaResponse })
   @ApiErrors(QUOTA_ERRORS.setLimits)
   @ApiOperation({
-    summary: 'Set a department\'s quota limits',
+    summary: "Set a department's quota limits",
     description:
       'Sets limits per resource: an integer, or "unlimited"; resources left out keep theirs. A limit below current usage is accepted: nothing more fits until usage drops. Super admins only.',
   })
@@ -109,7 +110,13 @@ export class QuotaReservationsController {
       'Reserves amounts for a department, all or nothing (409 QUOTA_EXCEEDED when one resource has no room). Idempotent by `key` per caller: 201 when created, 200 with the same reservation when the key was seen with the same request, 422 IDEMPOTENCY_KEY_REUSED when it was seen with another. `service` callers only.',
   })
   async reserve(@CurrentPrincipal() p: Principal, @Body() dto: CreateReservationDto, @Res({ passthrough: true }) res: Response): Promise<ReservationResponse> {
-    const r = await this.quota.reserve({ key: dto.key, callerId: p.userId, departmentId: dto.departmentId, amounts: { ...dto.amounts }, ttlSeconds: dto.ttlSeconds });
+    const r = await this.quota.reserve({
+      key: dto.key,
+      callerId: p.userId,
+      departmentId: dto.departmentId,
+      amounts: { ...dto.amounts },
+      ttlSeconds: dto.ttlSeconds,
+    });
     res.status(r.created ? 201 : 200);
     return toReservationResponse(r.reservation);
   }
@@ -167,8 +174,7 @@ export class QuotaReservationsController {
   @ApiErrors(QUOTA_ERRORS.release)
   @ApiOperation({
     summary: 'Release a reservation',
-    description:
-      'Gives back what is still pending; what was committed stays used. Idempotent. `service` callers only.',
+    description: 'Gives back what is still pending; what was committed stays used. Idempotent. `service` callers only.',
   })
   async release(@Param('id', uuidPipe) id: string): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.release(id));
@@ -181,8 +187,7 @@ export class QuotaReservationsController {
   @ApiErrors(QUOTA_ERRORS.refund)
   @ApiOperation({
     summary: 'Refund a reservation',
-    description:
-      'Gives back everything the reservation holds, committed and pending, when what it paid for is gone. Idempotent. `service` callers only.',
+    description: 'Gives back everything the reservation holds, committed and pending, when what it paid for is gone. Idempotent. `service` callers only.',
   })
   async refund(@Param('id', uuidPipe) id: string): Promise<ReservationResponse> {
     return toReservationResponse(await this.quota.refund(id));

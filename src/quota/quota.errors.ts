@@ -14,11 +14,15 @@ export interface ExceededFacts {
 /** 409 QUOTA_EXCEEDED: the resource, what was asked and what is left. */
 export function quotaExceeded(f: ExceededFacts): AppError {
   const remaining = f.limit === null ? null : Math.max(0, f.limit - f.used - f.reserved);
-  return new AppError(
-    'QUOTA_EXCEEDED',
-    `Department ${f.departmentId} has ${remaining} ${f.resource} left; ${f.requested} asked`,
-    { departmentId: f.departmentId, resource: f.resource, requested: f.requested, remaining, limit: f.limit, used: f.used, reserved: f.reserved },
-  );
+  return new AppError('QUOTA_EXCEEDED', `Department ${f.departmentId} has ${remaining} ${f.resource} left; ${f.requested} asked`, {
+    departmentId: f.departmentId,
+    resource: f.resource,
+    requested: f.requested,
+    remaining,
+    limit: f.limit,
+    used: f.used,
+    reserved: f.reserved,
+  });
 }
 
 export const reservationNotFound = (id: string) => new AppError('RESERVATION_NOT_FOUND', `Reservation ${id} not found`, { id });

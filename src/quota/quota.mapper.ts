@@ -5,7 +5,14 @@ import { DepartmentQuota, ReconcileReport } from './quota.service';
 export function toDepartmentQuotaResponse(q: DepartmentQuota): DepartmentQuotaResponse {
   return {
     departmentId: q.departmentId,
-    resources: q.resources.map((r) => ({ resource: r.resource, limit: r.limit, unlimited: r.limit === null, used: r.used, reserved: r.reserved, remaining: r.remaining })),
+    resources: q.resources.map((r) => ({
+      resource: r.resource,
+      limit: r.limit,
+      unlimited: r.limit === null,
+      used: r.used,
+      reserved: r.reserved,
+      remaining: r.remaining,
+    })),
   };
 }
 

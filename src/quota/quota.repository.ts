@@ -593,13 +593,20 @@ export class QuotaRepository {
    * what is reserved). A real amount above the reservation needs room for the difference.
    * Committing again what is already committed, with the same amounts, answers the reservation unchanged.
    */
-  commit(id: string, actual: Partial<Record<QuotaResource, number>> | undefined, only: QuotaResource[] | undefined, now: Date): Promise<Outcome<ReservationRecord>> {
+  commit(
+    id: string,
+    actual: Partial<Record<QuotaResource, number>> | undefined,
+    only: QuotaResource[] | undefined,
+    now: Date,
+  ): Promise<Outcome<ReservationRecord>> {
     const self = this;
     return this.run(function* () {
       const rec = (yield* self.loadTx('id', id)) ?? abort({ refused: 'not_found' });
       if (rec.status === ReservationStatus.Pending && rec.expiresAt <= now) abort({ refused: 'expired' });
       if (rec.status !== ReservationStatus.Pending && rec.status !== ReservationStatus.Committed) abort({ refused: 'not_pending', status: rec.status });
-      const asked = new Set<QuotaResource>(only ?? [...rec.items.filter((i) => i.pending).map((i) => i.resource), ...(Object.keys(actual ?? {}) as QuotaResource[])]);
+      const asked = new Set<QuotaResource>(
+        only ?? [...rec.items.filter((i) => i.pending).map((i) => i.resource), ...(Object.keys(actual ?? {}) as QuotaResource[])],
+      );
       const items = new Map(rec.items.map((i) => [i.resource, { ...i }]));
       let changed = false;
       for (const resource of QUOTA_RESOURCES.filter((r) => asked.has(r))) {
@@ -681,7 +688,12 @@ export class QuotaRepository {
    * limit), all in one transaction. `fromReservation` answers whether the first amount (the VM) came from the
    * reservation. A duplicate key refuses with `duplicate`.
    */
-  charge(n: NewReservation, amounts: Array<[QuotaResource, number]>, fromId: string | null, now: Date): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
+  charge(
+    n: NewReservation,
+    amounts: Array<[QuotaResource, number]>,
+    fromId: string | null,
+    now: Date,
+  ): Promise<Outcome<{ rec: ReservationRecord; fromReservation: boolean }>> {
     const self = this;
     return this.run(function* () {
       const from = fromId === null ? null : yield* self.loadTx('id', fromId);
@@ -709,7 +721,10 @@ export class QuotaRepository {
         }
       }
       if (from && takes.some((t) => t.held)) {
-        yield* self.saveTx({ ...from, status: fromItems.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items: fromItems }, now);
+        yield* self.saveTx(
+          { ...from, status: fromItems.some((i) => i.pending) ? ReservationStatus.Pending : ReservationStatus.Committed, items: fromItems },
+          now,
+        );
       }
       return { rec, fromReservation };
     });
@@ -774,7 +789,10 @@ export class QuotaRepository {
 
   ledgerOf(departmentId: string): Promise<LedgerRow[]> {
     return this.must(function* () {
-      const { rows } = yield q('SELECT departmentId, resource, limitAmount, used, reserved, version, updatedAt FROM quota_ledger WHERE departmentId = ?', departmentId);
+      const { rows } = yield q(
+        'SELECT departmentId, resource, limitAmount, used, reserved, version, updatedAt FROM quota_ledger WHERE departmentId = ?',
+        departmentId,
+      );
       return rows.map(toLedgerRow).sort(byResource);
     });
   }
@@ -842,7 +860,11 @@ export class QuotaRepository {
         ...st,
         sqlDate(before),
       );
-      const r = yield q(`DELETE FROM quota_reservations WHERE status IN (${marks(st.length)}) AND deletingAt IS NULL AND updatedAt < ?`, ...st, sqlDate(before));
+      const r = yield q(
+        `DELETE FROM quota_reservations WHERE status IN (${marks(st.length)}) AND deletingAt IS NULL AND updatedAt < ?`,
+        ...st,
+        sqlDate(before),
+      );
       return r.affected;
     });
   }

@@ -124,7 +124,12 @@ describe('quota: settling a failed create transaction (issue 16)', () => {
 
   it('creates the ledger rows of a department seen for the first time, then runs again', async () => {
     const { service, ledger, calls } = quota();
-    const next = await service.settleImageCreate('d2', new QuotaRefusal({ refused: 'ledger_missing', departmentId: 'd2', resources: [QuotaResource.ImageCount] }), false, 1);
+    const next = await service.settleImageCreate(
+      'd2',
+      new QuotaRefusal({ refused: 'ledger_missing', departmentId: 'd2', resources: [QuotaResource.ImageCount] }),
+      false,
+      1,
+    );
     expect(next).toBe('again');
     expect(calls).toEqual(['ensureLedgerRows']);
     expect([...ledger.keys()].filter((k) => k.startsWith('d2/'))).toContain('d2/IMAGE_COUNT');

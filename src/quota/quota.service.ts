@@ -10,7 +10,20 @@ import { EventsService } from '../events/events.service';
 import { QuotaConfig } from './quota.config';
 import { QUOTA_RESOURCE_INFO, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 import { ExceededFacts, idempotencyKeyReused, limitInvalid, quotaExceeded, reservationNotFound, reservationNotPending } from './quota.errors';
-import { CATALOG_CALLER, isDeadlock, ItemRecord, LedgerRow, LedgerSnapshot, LedgerWrite, NewReservation, Outcome, QuotaRefusal, QuotaRepository, Refusal, ReservationRecord } from './quota.repository';
+import {
+  CATALOG_CALLER,
+  isDeadlock,
+  ItemRecord,
+  LedgerRow,
+  LedgerSnapshot,
+  LedgerWrite,
+  NewReservation,
+  Outcome,
+  QuotaRefusal,
+  QuotaRepository,
+  Refusal,
+  ReservationRecord,
+} from './quota.repository';
 
 export type Amounts = Partial<Record<QuotaResource, number>>;
 
@@ -71,7 +84,9 @@ function orderedAmounts(amounts: Amounts): Array<[QuotaResource, number]> {
 }
 
 function fingerprint(departmentId: string, amounts: Array<[QuotaResource, number]>, subjectId: string | null): string {
-  return createHash('sha256').update(JSON.stringify([departmentId, amounts, subjectId])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([departmentId, amounts, subjectId]))
+    .digest('hex');
 }
 
 /**
@@ -323,9 +338,16 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
    * `oneByOne` (set by settleImageCreate after a refusal) moves the ledger rows one at a time to name the one
    * that did not fit.
    */
-  async reserveImageIn(m: CreateTransaction, imageId: string, departmentId: string, expectedBytes: number | null, oneByOne = false): Promise<ReservationRecord> {
+  async reserveImageIn(
+    m: CreateTransaction,
+    imageId: string,
+    departmentId: string,
+    expectedBytes: number | null,
+    oneByOne = false,
+  ): Promise<ReservationRecord> {
     const bytes = expectedBytes ?? 0;
-    if (!Number.isSafeInteger(bytes) || bytes < 0) throw invalid(`amounts.${QuotaResource.ImageBytes}`, `amounts.${QuotaResource.ImageBytes} must be a non-negative integer`);
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw invalid(`amounts.${QuotaResource.ImageBytes}`, `amounts.${QuotaResource.ImageBytes} must be a non-negative integer`);
     const amounts = orderedAmounts({ [QuotaResource.ImageCount]: 1, [QuotaResource.ImageBytes]: bytes });
     const items: ItemRecord[] = [
       { resource: QuotaResource.ImageCount, reserved: 0, committed: 1, pending: false },
@@ -353,7 +375,12 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
    * already given back for this create; `failures`: how many times this create's transaction failed so far
    * (CONFLICT once it is RETRIES - 1, before the lifecycle gives up with the raw error).
    */
-  async settleImageCreate(departmentId: string, error: unknown, swept: boolean, failures = 1): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
+  async settleImageCreate(
+    departmentId: string,
+    error: unknown,
+    swept: boolean,
+    failures = 1,
+  ): Promise<'again' | 'again-one-by-one' | 'swept-again' | 'not-mine'> {
     const next = await this.settleOnce(departmentId, error, swept);
     // as every other quota operation: a ledger that keeps moving answers CONFLICT, never a driver error
     if (next !== 'not-mine' && failures >= RETRIES - 1) throw this.busy();
@@ -423,7 +450,12 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
     const { total, rows } = await this.repo.listLedger((page - 1) * pageSize, pageSize);
     const ids = [...new Set(rows.map((r) => r.departmentId))].sort();
     return pageOf(
-      ids.map((id) => this.usageOf(id, rows.filter((r) => r.departmentId === id))),
+      ids.map((id) =>
+        this.usageOf(
+          id,
+          rows.filter((r) => r.departmentId === id),
+        ),
+      ),
       total,
       { page, pageSize },
     );
@@ -562,9 +594,16 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
         const actualReserved = pending.get(k(d, r)) ?? 0;
         const actualUsed = CATALOG_RESOURCES.includes(r) ? (catalogUsed.get(k(d, r)) ?? 0) + (fromReservations.get(k(d, r)) ?? 0) : recordedUsed;
         if (actualUsed !== recordedUsed) drift.push({ departmentId: d, resource: r, field: 'used', recorded: recordedUsed, actual: actualUsed });
-        if (actualReserved !== recordedReserved) drift.push({ departmentId: d, resource: r, field: 'reserved', recorded: recordedReserved, actual: actualReserved });
+        if (actualReserved !== recordedReserved)
+          drift.push({ departmentId: d, resource: r, field: 'reserved', recorded: recordedReserved, actual: actualReserved });
         if (actualUsed !== recordedUsed || actualReserved !== recordedReserved) {
-          writes.push({ resource: r, used: actualUsed, reserved: actualReserved, expectedVersion: row ? row.version : null, limitAmount: this.cfg.defaultLimits[r] });
+          writes.push({
+            resource: r,
+            used: actualUsed,
+            reserved: actualReserved,
+            expectedVersion: row ? row.version : null,
+            limitAmount: this.cfg.defaultLimits[r],
+          });
         }
       }
       plans.set(d, { drift, writes });
@@ -651,7 +690,16 @@ export class QuotaService implements OnApplicationBootstrap, OnModuleDestroy {
       type: 'quota.refused',
       departmentId: facts.departmentId,
       visibility: { scope: null, ownerId: null, departmentId: facts.departmentId },
-      payload: { departmentId: facts.departmentId, resource: facts.resource, requested: facts.requested, limit: facts.limit, used: facts.used, reserved: facts.reserved, callerId, reservationId },
+      payload: {
+        departmentId: facts.departmentId,
+        resource: facts.resource,
+        requested: facts.requested,
+        limit: facts.limit,
+        used: facts.used,
+        reserved: facts.reserved,
+        callerId,
+        reservationId,
+      },
     });
     return quotaExceeded(facts);
   }

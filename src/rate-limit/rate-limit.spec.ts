@@ -29,7 +29,10 @@ describe('RateLimiter', () => {
 
   it('with Redis down, counts in this replica (still limited), warns and counts the store errors', async () => {
     const metrics = new MetricsService();
-    const rl = new RateLimiter(config({ RATE_LIMIT_CREATE_PER_MIN: '3', QUEUE_DRIVER: 'redis', REDIS_URL: `redis://127.0.0.1:${await deadPort()}`, DB_TYPE: 'sqlite' }), metrics);
+    const rl = new RateLimiter(
+      config({ RATE_LIMIT_CREATE_PER_MIN: '3', QUEUE_DRIVER: 'redis', REDIS_URL: `redis://127.0.0.1:${await deadPort()}`, DB_TYPE: 'sqlite' }),
+      metrics,
+    );
     const warn = jest.spyOn((rl as unknown as { log: { warn: (m: unknown) => void } }).log, 'warn').mockImplementation(() => undefined);
     const verdicts = [];
     for (let i = 0; i < 4; i++) verdicts.push((await rl.consume('create', 'a')).allowed);
@@ -43,7 +46,16 @@ describe('RateLimiter', () => {
   it('waits for Redis at start, so the first request is counted in Redis, not per replica', async () => {
     const metrics = new MetricsService();
     const prefix = `hcmrlunit${process.pid}`;
-    const rl = new RateLimiter(config({ RATE_LIMIT_CREATE_PER_MIN: '1', QUEUE_DRIVER: 'redis', REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', QUEUE_PREFIX: prefix, DB_TYPE: 'sqlite' }), metrics);
+    const rl = new RateLimiter(
+      config({
+        RATE_LIMIT_CREATE_PER_MIN: '1',
+        QUEUE_DRIVER: 'redis',
+        REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        QUEUE_PREFIX: prefix,
+        DB_TYPE: 'sqlite',
+      }),
+      metrics,
+    );
     await rl.onModuleInit();
     const caller = `c${Date.now()}`;
     expect(await rl.consume('create', caller)).toEqual({ allowed: true });

@@ -1,4 +1,16 @@
-import { applyDecorators, CanActivate, ExecutionContext, Global, Injectable, Logger, Module, OnModuleDestroy, OnModuleInit, SetMetadata, UseGuards } from '@nestjs/common';
+import {
+  applyDecorators,
+  CanActivate,
+  ExecutionContext,
+  Global,
+  Injectable,
+  Logger,
+  Module,
+  OnModuleDestroy,
+  OnModuleInit,
+  SetMetadata,
+  UseGuards,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import Redis from 'ioredis';
@@ -65,7 +77,9 @@ export class RateLimiter implements OnModuleInit, OnModuleDestroy {
       this.limiters.set(bucket, {
         perMinute,
         memory: new RateLimiterMemory({ points: perMinute, duration: WINDOW_SECONDS, keyPrefix }),
-        redis: this.redis ? new RateLimiterRedis({ storeClient: this.redis, points: perMinute, duration: WINDOW_SECONDS, keyPrefix, rejectIfRedisNotReady: true }) : undefined,
+        redis: this.redis
+          ? new RateLimiterRedis({ storeClient: this.redis, points: perMinute, duration: WINDOW_SECONDS, keyPrefix, rejectIfRedisNotReady: true })
+          : undefined,
       });
     }
   }

@@ -167,17 +167,15 @@ export class MinioStorage extends ObjectStorage {
       uploadId ??= await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
       const id = uploadId;
       const n = ++partNumber;
-      inFlight = this.client
-        .uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: n, headers: {} }, data)
-        .then(
-          (r) => {
-            etags.push({ part: n, etag: r.etag });
-            if (recycle) pool.push(data);
-          },
-          (e: unknown) => {
-            inFlightError = e;
-          },
-        );
+      inFlight = this.client.uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: n, headers: {} }, data).then(
+        (r) => {
+          etags.push({ part: n, etag: r.etag });
+          if (recycle) pool.push(data);
+        },
+        (e: unknown) => {
+          inFlightError = e;
+        },
+      );
     };
 
     try {
@@ -197,7 +195,7 @@ export class MinioStorage extends ObjectStorage {
           await startPart(all.subarray(0, partSize));
           buf = all.subarray(partSize);
         }
-        for (let off = 0; off < buf.length; ) {
+        for (let off = 0; off < buf.length;) {
           if (!current) {
             const partSize = this.partSizeFor(partNumber + 1, opts.sizeHint);
             const spare = pool.pop();

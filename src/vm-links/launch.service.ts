@@ -32,7 +32,10 @@ export interface Launch {
 }
 
 /** The key of a launch's reservation: per calling service, image and idempotency key (hashed to fit). */
-const launchKey = (callerId: string, imageId: string, key: string) => `launch:${createHash('sha256').update(JSON.stringify([callerId, imageId, key])).digest('hex')}`;
+const launchKey = (callerId: string, imageId: string, key: string) =>
+  `launch:${createHash('sha256')
+    .update(JSON.stringify([callerId, imageId, key]))
+    .digest('hex')}`;
 
 /**
  * The launch check (R19, flow 4): may these VMs be created from this image, and with what? On success the
@@ -68,9 +71,11 @@ export class LaunchService {
     const dataDisks = dto.dataDisks ?? dto.dataDiskBytes?.length ?? 0;
     assertLaunchDisks(image, { dataDisks, rootDiskBytes: dto.rootDiskBytes });
     // what the VMs will really use: the root disk (given, else a disk image's virtual size) and the data disks
-    const diskBytesPerVm = (dto.rootDiskBytes ?? (image.kind === ImageKind.Image ? image.virtualSizeBytes : null) ?? 0) + (dto.dataDiskBytes ?? []).reduce((a, b) => a + b, 0);
+    const diskBytesPerVm =
+      (dto.rootDiskBytes ?? (image.kind === ImageKind.Image ? image.virtualSizeBytes : null) ?? 0) + (dto.dataDiskBytes ?? []).reduce((a, b) => a + b, 0);
     const diskBytes = diskBytesPerVm * dto.count;
-    if (!Number.isSafeInteger(diskBytes)) throw invalidField('rootDiskBytes', `the VMs' disks (${dto.count} x ${diskBytesPerVm} bytes) are larger than any quota can hold`);
+    if (!Number.isSafeInteger(diskBytes))
+      throw invalidField('rootDiskBytes', `the VMs' disks (${dto.count} x ${diskBytesPerVm} bytes) are larger than any quota can hold`);
     const { reservation, created } = await this.quota.reserve({
       key: launchKey(p.userId, image.id, dto.idempotencyKey),
       callerId: VM_LINKS_CALLER,

@@ -25,7 +25,13 @@ import { VM_LINK_ERRORS } from './vm-links.errors';
 import { Registered, VmLinksService } from './vm-links.service';
 import { QUOTA_ERRORS } from '../quota/quota.errors';
 
-const ApiVmIdParam = () => ApiParam({ name: 'vmId', type: String, schema: { type: 'string', pattern: VM_ID.source, maxLength: 64, example: 'vm-0001' }, description: "The compute side's VM id." });
+const ApiVmIdParam = () =>
+  ApiParam({
+    name: 'vmId',
+    type: String,
+    schema: { type: 'string', pattern: VM_ID.source, maxLength: 64, example: 'vm-0001' },
+    description: "The compute side's VM id.",
+  });
 
 function toLaunchResponse(l: Launch): LaunchResponse {
   const vms = l.reservation.items.find((i) => i.resource === QuotaResource.VmCount);
@@ -62,7 +68,7 @@ export class LaunchesController {
   @ApiOperation({
     summary: 'Check and reserve a VM launch',
     description:
-      'The launch check for the compute side: may `count` VMs with `dataDisks` data disks each be created from this image or ISO for this owner in this zone? Refused, in this order, unless the owner may use it by scope (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), the zone is the image\'s (422 ZONE_MISMATCH), a Windows-IDE image gets at most one data disk (422 TOO_MANY_DATA_DISKS), a disk image\'s virtual size fits on `rootDiskBytes` (422 ROOT_DISK_TOO_SMALL), and the department has VM_COUNT and DISK_BYTES quota for all of them (409 QUOTA_EXCEEDED).\n\nOn success the VMs are reserved for a while and the answer carries what compute needs: format, hypervisor, OS, size, checksum, and a URL to read the bytes without a token until `download.expiresAt`. Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`. Idempotent by `idempotencyKey`: 201 when reserved, 200 with the same reservation and a fresh URL when the key was seen with the same request. `service` callers only.',
+      "The launch check for the compute side: may `count` VMs with `dataDisks` data disks each be created from this image or ISO for this owner in this zone? Refused, in this order, unless the owner may use it by scope (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), the zone is the image's (422 ZONE_MISMATCH), a Windows-IDE image gets at most one data disk (422 TOO_MANY_DATA_DISKS), a disk image's virtual size fits on `rootDiskBytes` (422 ROOT_DISK_TOO_SMALL), and the department has VM_COUNT and DISK_BYTES quota for all of them (409 QUOTA_EXCEEDED).\n\nOn success the VMs are reserved for a while and the answer carries what compute needs: format, hypervisor, OS, size, checksum, and a URL to read the bytes without a token until `download.expiresAt`. Register each VM made with `PUT /vms/{vmId}/origin` and the `reservationId`. Idempotent by `idempotencyKey`: 201 when reserved, 200 with the same reservation and a fresh URL when the key was seen with the same request. `service` callers only.",
   })
   async launch(
     @CurrentPrincipal() p: Principal,
@@ -94,7 +100,14 @@ export class ImageVmsController {
   })
   async list(@CurrentPrincipal() p: Principal, @Param('id', uuidPipe) id: string, @Query() q: ListImageVmsQuery): Promise<ImageVmPage> {
     const page = await this.links.listForImage(p, id, q);
-    return { imageId: id, imageDeleted: page.imageDeleted, items: page.items.map(toImageVmResponse), total: page.total, page: page.page, pageSize: page.pageSize };
+    return {
+      imageId: id,
+      imageDeleted: page.imageDeleted,
+      items: page.items.map(toImageVmResponse),
+      total: page.total,
+      page: page.page,
+      pageSize: page.pageSize,
+    };
   }
 }
 
@@ -111,7 +124,7 @@ export class VmsController {
   @ApiOperation({
     summary: 'Get the images a VM uses',
     description:
-      'Where a VM came from (`createdFrom`) and which ISOs it mounts now. A link whose image was deleted still answers, with `imageDeleted: true` and the image\'s last name. Services and super admins see every VM, an admin its department\'s, a user their own; a VM with nothing recorded (or nothing the caller may see) answers empty.',
+      "Where a VM came from (`createdFrom`) and which ISOs it mounts now. A link whose image was deleted still answers, with `imageDeleted: true` and the image's last name. Services and super admins see every VM, an admin its department's, a user their own; a VM with nothing recorded (or nothing the caller may see) answers empty.",
   })
   images(@CurrentPrincipal() p: Principal, @Param('vmId', vmIdPipe) vmId: string): Promise<VmImagesResponse> {
     return this.links.imagesOfVm(p, vmId);
@@ -126,7 +139,7 @@ export class VmsController {
   @ApiOperation({
     summary: 'Register the image a VM was created from',
     description:
-      'Registers that the VM was created from an image or OS ISO (`service` callers), checked by the launch\'s rule: the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), and `zoneId` is the image\'s (422 ZONE_MISMATCH). With the launch\'s `reservationId` one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when the reservation no longer holds a VM, the VM is counted directly (`quota: DIRECT`) if the department\'s VM_COUNT limit has room (409 QUOTA_EXCEEDED). Idempotent by VM: the same image again answers 200; another image is 409 VM_LINK_CONFLICT. A new `vmName` renames the VM.',
+      "Registers that the VM was created from an image or OS ISO (`service` callers), checked by the launch's rule: the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE), an ISO is an OS ISO (409 ISO_NOT_BOOTABLE), and `zoneId` is the image's (422 ZONE_MISMATCH). With the launch's `reservationId` one of its VMs is committed for this VM (`quota: LAUNCH_RESERVATION`); without it, or when the reservation no longer holds a VM, the VM is counted directly (`quota: DIRECT`) if the department's VM_COUNT limit has room (409 QUOTA_EXCEEDED). Idempotent by VM: the same image again answers 200; another image is 409 VM_LINK_CONFLICT. A new `vmName` renames the VM.",
   })
   async origin(@Param('vmId', vmIdPipe) vmId: string, @Body() dto: RegisterOriginDto, @Res({ passthrough: true }) res: Response): Promise<VmLinkResponse> {
     return registered(await this.links.registerOrigin(vmId, dto), res);
@@ -142,7 +155,7 @@ export class VmsController {
   @ApiOperation({
     summary: 'Register an ISO mount',
     description:
-      'Registers that the VM mounted an ISO (`service` callers), checked like a use of it: it must be an ISO (422 NOT_AN_ISO), the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE) and in the VM\'s zone (422 ZONE_MISMATCH). Tool ISOs mount like OS ISOs. Idempotent: 201 when registered, 200 when it was mounted already.',
+      "Registers that the VM mounted an ISO (`service` callers), checked like a use of it: it must be an ISO (422 NOT_AN_ISO), the owner may use it (403 IMAGE_NOT_USABLE), it is ACTIVE (409 IMAGE_NOT_ACTIVE) and in the VM's zone (422 ZONE_MISMATCH). Tool ISOs mount like OS ISOs. Idempotent: 201 when registered, 200 when it was mounted already.",
   })
   async mount(
     @Param('vmId', vmIdPipe) vmId: string,
@@ -161,8 +174,7 @@ export class VmsController {
   @ApiNoContentResponse({ description: 'Not mounted (any more).' })
   @ApiOperation({
     summary: 'Register an ISO unmount',
-    description:
-      'Registers that the VM unmounted an ISO (`service` callers). Idempotent: 204 whether or not it was mounted.',
+    description: 'Registers that the VM unmounted an ISO (`service` callers). Idempotent: 204 whether or not it was mounted.',
   })
   async unmount(@Param('vmId', vmIdPipe) vmId: string, @Param('isoId', uuidPipe) isoId: string): Promise<void> {
     await this.links.unmountIso(vmId, isoId);

@@ -1,7 +1,23 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsDefined, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsDefined,
+  IsEnum,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+} from 'class-validator';
 import { Role } from '../access/principal';
 import { Hypervisor, ImageFormat, ImageKind, IsoUsage, OsCategory } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
@@ -43,17 +59,20 @@ export const vmIdPipe = new VmIdPipe();
 /** Who will own the VM(s): the scope rules are checked for this user, and this department pays the VM quota. */
 export class VmOwnerDto {
   /** The owner's user id (the `sub` of their tokens). */
-  @IsString() @Matches(USER_ID, { message: 'owner.userId must be 1-64 characters [A-Za-z0-9._:@-]' })
+  @IsString()
+  @Matches(USER_ID, { message: 'owner.userId must be 1-64 characters [A-Za-z0-9._:@-]' })
   @ApiProperty({ example: 'u-alice', pattern: USER_ID.source })
   userId: string;
 
   /** The owner's department, whose quota pays for the VMs. */
-  @IsString() @Matches(DEPARTMENT_ID, { message: 'owner.departmentId must be 1-64 characters [A-Za-z0-9._:@-]' })
+  @IsString()
+  @Matches(DEPARTMENT_ID, { message: 'owner.departmentId must be 1-64 characters [A-Za-z0-9._:@-]' })
   @ApiProperty({ example: 'dept-rd', pattern: DEPARTMENT_ID.source })
   departmentId: string;
 
   /** The owner's role (default `user`): a super admin may use every image, others featured, public and their own. */
-  @Optional() @IsIn(OWNER_ROLES as unknown as string[])
+  @Optional()
+  @IsIn(OWNER_ROLES as unknown as string[])
   @ApiPropertyOptional({ enum: OWNER_ROLES, enumName: 'VmOwnerRole', default: Role.User, example: Role.User })
   role?: OwnerRole;
 }
@@ -64,11 +83,15 @@ export class LaunchRequestDto {
    * request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
    * the same key with another owner department, count or disk sizes is refused (422 IDEMPOTENCY_KEY_REUSED).
    */
-  @IsString() @Matches(IDEMPOTENCY_KEY, { message: 'idempotencyKey must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
+  @IsString()
+  @Matches(IDEMPOTENCY_KEY, { message: 'idempotencyKey must be 1-128 characters [A-Za-z0-9._:@/+=-]' })
   @ApiProperty({ example: 'launch-2026-11-20-7f3a', pattern: IDEMPOTENCY_KEY.source })
   idempotencyKey: string;
 
-  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => VmOwnerDto)
   @ApiProperty({ description: 'Who will own the VMs: the scope rules are checked for this user, and quota is charged to their department.', type: VmOwnerDto })
   owner: VmOwnerDto;
 
@@ -78,12 +101,17 @@ export class LaunchRequestDto {
   zoneId: string;
 
   /** How many VMs (one or more). */
-  @IsInt() @Min(1) @Max(MAX_LAUNCH_COUNT)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_LAUNCH_COUNT)
   @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LAUNCH_COUNT, example: 3 })
   count: number;
 
   /** Data disks each VM will have (besides its system disk); a Windows-IDE image or ISO allows at most 1. */
-  @Optional() @IsInt() @Min(0) @Max(MAX_DATA_DISKS)
+  @Optional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_DATA_DISKS)
   @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DATA_DISKS, default: 0, example: 1 })
   dataDisks?: number;
 
@@ -91,7 +119,10 @@ export class LaunchRequestDto {
    * Size of each VM's root (system) disk in bytes, when the compute side knows it: a disk image whose virtual size is
    * larger is refused (422 ROOT_DISK_TOO_SMALL). An ISO has no such rule.
    */
-  @IsOptional() @IsInt() @Min(1) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 1, example: 21474836480 })
   rootDiskBytes?: number;
 
@@ -99,8 +130,18 @@ export class LaunchRequestDto {
    * Sizes in bytes of each VM's data disks, when the compute side knows them: they are reserved as DISK_BYTES
    * with the root disk. When `dataDisks` is given too it must be their number; without it, it is.
    */
-  @IsOptional() @IsArray() @ArrayMaxSize(MAX_DATA_DISKS) @IsInt({ each: true }) @Min(1, { each: true }) @Max(MAX_DISK_BYTES, { each: true })
-  @ApiPropertyOptional({ type: 'array', items: { type: 'integer', format: 'int64', minimum: 1, maximum: MAX_DISK_BYTES }, maxItems: MAX_DATA_DISKS, example: [107374182400] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(MAX_DATA_DISKS)
+  @IsInt({ each: true })
+  @Min(1, { each: true })
+  @Max(MAX_DISK_BYTES, { each: true })
+  @ApiPropertyOptional({
+    type: 'array',
+    items: { type: 'integer', format: 'int64', minimum: 1, maximum: MAX_DISK_BYTES },
+    maxItems: MAX_DATA_DISKS,
+    example: [107374182400],
+  })
   dataDiskBytes?: number[];
 }
 
@@ -127,7 +168,7 @@ export class LaunchImageResponse {
   /** An ISO's usage (always OS for a launch), null for a disk image. */
   @ApiProperty({ enum: IsoUsage, enumName: 'IsoUsage', nullable: true, example: null })
   isoUsage: IsoUsage | null;
-  @ApiProperty({ description: 'The image\'s zone.', format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
+  @ApiProperty({ description: "The image's zone.", format: 'uuid', example: '5c0f6a53-8a4e-4a57-b8a2-2b9f0e3f6d11' })
   zoneId: string;
   /** Size of the stored file in bytes. */
   @ApiProperty({ type: 'integer', format: 'int64', nullable: true, example: 2147483648 })
@@ -148,7 +189,13 @@ export class LaunchDownloadResponse {
   /** A presigned object-store URL (MinIO) or a signed URL of this service (filesystem store); GET it, Range works. */
   @ApiProperty({ example: 'https://images.hcm.internal/downloads/0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23?expires=1795719600&signature=9c1f...' })
   url: string;
-  @ApiProperty({ description: 'PRESIGNED (a presigned URL of the object store) or SERVICE (a signed `/downloads/{id}` URL of this service); either is read with an HTTP GET, ranges allowed.', enum: DownloadMethod, enumName: 'DownloadMethod', example: DownloadMethod.Service })
+  @ApiProperty({
+    description:
+      'PRESIGNED (a presigned URL of the object store) or SERVICE (a signed `/downloads/{id}` URL of this service); either is read with an HTTP GET, ranges allowed.',
+    enum: DownloadMethod,
+    enumName: 'DownloadMethod',
+    example: DownloadMethod.Service,
+  })
   method: DownloadMethod;
   @ApiProperty({ description: 'Until when `url` works.', format: 'date-time', example: '2026-11-20T09:15:00.000Z' })
   expiresAt: string;
@@ -189,12 +236,18 @@ export class RegisterOriginDto {
   imageId: string;
 
   /** The VM's name as the console shows it (a later PUT with another name renames it here). */
-  @Transform(trim) @IsString() @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' }) @MaxLength(255)
+  @Transform(trim)
+  @IsString()
+  @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' })
+  @MaxLength(255)
   @ApiProperty({ example: 'web-01', maxLength: 255 })
   vmName: string;
 
-  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
-  @ApiProperty({ description: 'The VM\'s owner: the scope rules are checked for this user, and VM quota is charged to their department.', type: VmOwnerDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => VmOwnerDto)
+  @ApiProperty({ description: "The VM's owner: the scope rules are checked for this user, and VM quota is charged to their department.", type: VmOwnerDto })
   owner: VmOwnerDto;
 
   /** The VM's zone; it must be the image's, as at the launch. */
@@ -207,7 +260,8 @@ export class RegisterOriginDto {
    * it, or when it no longer holds a VM (expired, all registered), the VM is counted in the department's usage
    * directly, only if the department has room under its VM_COUNT limit (409 QUOTA_EXCEEDED otherwise).
    */
-  @Optional() @IsUUID('all', { message: 'reservationId must be a UUID' })
+  @Optional()
+  @IsUUID('all', { message: 'reservationId must be a UUID' })
   @ApiPropertyOptional({ format: 'uuid', example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
   reservationId?: string;
 
@@ -217,19 +271,28 @@ export class RegisterOriginDto {
    * nothing). Taken from the launch's reservation while that holds it, else only if the department has room
    * under its DISK_BYTES limit (409 QUOTA_EXCEEDED otherwise).
    */
-  @IsOptional() @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER)
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
   @ApiPropertyOptional({ type: 'integer', format: 'int64', minimum: 0, example: 21474836480 })
   diskBytes?: number;
 }
 
 export class RegisterMountDto {
   /** The VM's name as the console shows it. */
-  @Transform(trim) @IsString() @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' }) @MaxLength(255)
+  @Transform(trim)
+  @IsString()
+  @Matches(NAME, { message: 'vmName must be 1-255 characters without control characters' })
+  @MaxLength(255)
   @ApiProperty({ example: 'web-01', maxLength: 255 })
   vmName: string;
 
-  @IsDefined() @IsObject() @ValidateNested() @Type(() => VmOwnerDto)
-  @ApiProperty({ description: 'The VM\'s owner: the scope rules are checked for this user.', type: VmOwnerDto })
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => VmOwnerDto)
+  @ApiProperty({ description: "The VM's owner: the scope rules are checked for this user.", type: VmOwnerDto })
   owner: VmOwnerDto;
 
   /** The VM's zone; it must be the ISO's. */
@@ -240,17 +303,17 @@ export class RegisterMountDto {
 
 /** One link of a VM to an image, as registered. */
 export class VmLinkResponse {
-  @ApiProperty({ description: 'The compute side\'s VM id.', example: 'vm-0001' })
+  @ApiProperty({ description: "The compute side's VM id.", example: 'vm-0001' })
   vmId: string;
-  @ApiProperty({ description: 'The VM\'s name.', example: 'web-01' })
+  @ApiProperty({ description: "The VM's name.", example: 'web-01' })
   vmName: string;
   @ApiProperty({ description: 'The image or ISO id.', format: 'uuid', example: '0b7e4c1e-2f7a-4d8e-9c61-5d2f0e9a1b23' })
   imageId: string;
   @ApiProperty({ description: 'CREATED_FROM or ISO_MOUNTED.', enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
   relation: LinkRelation;
-  @ApiProperty({ description: 'The VM\'s owner.', example: 'u-alice' })
+  @ApiProperty({ description: "The VM's owner.", example: 'u-alice' })
   ownerId: string;
-  @ApiProperty({ description: 'The VM owner\'s department.', example: 'dept-rd' })
+  @ApiProperty({ description: "The VM owner's department.", example: 'dept-rd' })
   departmentId: string;
   /** The launch reservation the VM was registered with, if any. */
   @ApiProperty({ type: String, format: 'uuid', nullable: true, example: '3f2e1d0c-9b8a-4765-8432-10fedcba9876' })
@@ -264,22 +327,28 @@ export class VmLinkResponse {
 
 export class ListImageVmsQuery extends PageQuery {
   /** Only this relation. */
-  @IsOptional() @IsEnum(LinkRelation)
-  @ApiPropertyOptional({ example: "CREATED_FROM", enum: LinkRelation, enumName: 'LinkRelation' })
+  @IsOptional()
+  @IsEnum(LinkRelation)
+  @ApiPropertyOptional({ example: 'CREATED_FROM', enum: LinkRelation, enumName: 'LinkRelation' })
   relation?: LinkRelation;
 }
 
 /** A VM linked to an image. */
 export class ImageVmResponse {
-  @ApiProperty({ description: 'The compute side\'s VM id.', example: 'vm-0001' })
+  @ApiProperty({ description: "The compute side's VM id.", example: 'vm-0001' })
   vmId: string;
-  @ApiProperty({ description: 'The VM\'s name.', example: 'web-01' })
+  @ApiProperty({ description: "The VM's name.", example: 'web-01' })
   vmName: string;
-  @ApiProperty({ description: 'CREATED_FROM (the VM was created from the image) or ISO_MOUNTED (the VM mounts the ISO).', enum: LinkRelation, enumName: 'LinkRelation', example: LinkRelation.CreatedFrom })
+  @ApiProperty({
+    description: 'CREATED_FROM (the VM was created from the image) or ISO_MOUNTED (the VM mounts the ISO).',
+    enum: LinkRelation,
+    enumName: 'LinkRelation',
+    example: LinkRelation.CreatedFrom,
+  })
   relation: LinkRelation;
-  @ApiProperty({ description: 'The VM\'s owner.', example: 'u-alice' })
+  @ApiProperty({ description: "The VM's owner.", example: 'u-alice' })
   ownerId: string;
-  @ApiProperty({ description: 'The VM owner\'s department.', example: 'dept-rd' })
+  @ApiProperty({ description: "The VM owner's department.", example: 'dept-rd' })
   departmentId: string;
   /** When the link was registered. */
   @ApiProperty({ format: 'date-time', example: '2026-11-20T08:15:00.000Z' })
@@ -328,9 +397,9 @@ export class VmImagesResponse {
   /** null when nothing is recorded for this VM (or nothing the caller may see). */
   @ApiProperty({ type: String, nullable: true, example: 'web-01' })
   vmName: string | null;
-  @ApiProperty({ description: 'The VM\'s owner; null when nothing is recorded.', type: String, nullable: true, example: 'u-alice' })
+  @ApiProperty({ description: "The VM's owner; null when nothing is recorded.", type: String, nullable: true, example: 'u-alice' })
   ownerId: string | null;
-  @ApiProperty({ description: 'The VM owner\'s department; null when nothing is recorded.', type: String, nullable: true, example: 'dept-rd' })
+  @ApiProperty({ description: "The VM owner's department; null when nothing is recorded.", type: String, nullable: true, example: 'dept-rd' })
   departmentId: string | null;
   /** The image or OS ISO the VM was created from; null when none is recorded (a VM that only mounts ISOs). */
   @ApiProperty({ type: VmImageResponse, nullable: true })

@@ -10,10 +10,16 @@ export const imageNotUsable = (image: ImageEntity, owner: Principal) =>
   });
 
 export const imageNotActive = (image: ImageEntity) =>
-  new AppError('IMAGE_NOT_ACTIVE', `Image ${image.id} is ${image.status} (${image.phase}); only an ACTIVE image can be used`, { status: image.status, phase: image.phase });
+  new AppError('IMAGE_NOT_ACTIVE', `Image ${image.id} is ${image.status} (${image.phase}); only an ACTIVE image can be used`, {
+    status: image.status,
+    phase: image.phase,
+  });
 
 export const isoNotBootable = (image: ImageEntity) =>
-  new AppError('ISO_NOT_BOOTABLE', `ISO ${image.id} is a ${image.isoUsage} ISO: only an OS ISO can create a VM`, { imageId: image.id, isoUsage: image.isoUsage });
+  new AppError('ISO_NOT_BOOTABLE', `ISO ${image.id} is a ${image.isoUsage} ISO: only an OS ISO can create a VM`, {
+    imageId: image.id,
+    isoUsage: image.isoUsage,
+  });
 
 export const zoneMismatch = (image: ImageEntity, zoneId: string) =>
   new AppError('ZONE_MISMATCH', `Image ${image.id} belongs to zone ${image.zoneId}, not ${zoneId}`, { imageZoneId: image.zoneId, zoneId });
@@ -31,7 +37,8 @@ export const rootDiskTooSmall = (image: ImageEntity, rootDiskBytes: number, virt
     virtualSizeBytes,
   });
 
-export const notAnIso = (image: ImageEntity) => new AppError('NOT_AN_ISO', `Image ${image.id} is a disk image, not an ISO: it cannot be mounted`, { imageId: image.id, kind: image.kind });
+export const notAnIso = (image: ImageEntity) =>
+  new AppError('NOT_AN_ISO', `Image ${image.id} is a disk image, not an ISO: it cannot be mounted`, { imageId: image.id, kind: image.kind });
 
 export const vmLinkConflict = (vmId: string, imageId: string, createdFrom: string) =>
   new AppError('VM_LINK_CONFLICT', `VM ${vmId} is recorded as created from image ${createdFrom}, not ${imageId}`, { vmId, imageId, createdFrom });
@@ -42,7 +49,17 @@ export const reservationMismatch = (reservationId: string, reason: 'image' | 'de
 /** What each VM-link call can raise (launch.service.ts, vm-links.service.ts, download-url.ts). */
 export const VM_LINK_ERRORS = {
   launch: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'TOO_MANY_DATA_DISKS', 'ROOT_DISK_TOO_SMALL'],
-  registerOrigin: ['IMAGE_NOT_FOUND', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ISO_NOT_BOOTABLE', 'ZONE_MISMATCH', 'RESERVATION_NOT_FOUND', 'RESERVATION_MISMATCH', 'VM_LINK_CONFLICT', 'CONFLICT'],
+  registerOrigin: [
+    'IMAGE_NOT_FOUND',
+    'IMAGE_NOT_USABLE',
+    'IMAGE_NOT_ACTIVE',
+    'ISO_NOT_BOOTABLE',
+    'ZONE_MISMATCH',
+    'RESERVATION_NOT_FOUND',
+    'RESERVATION_MISMATCH',
+    'VM_LINK_CONFLICT',
+    'CONFLICT',
+  ],
   mountIso: ['IMAGE_NOT_FOUND', 'NOT_AN_ISO', 'IMAGE_NOT_USABLE', 'IMAGE_NOT_ACTIVE', 'ZONE_MISMATCH', 'CONFLICT'],
   listForImage: ['IMAGE_NOT_FOUND', 'FORBIDDEN'],
   signedUrl: ['DOWNLOAD_URL_INVALID', 'DOWNLOAD_URL_EXPIRED'],

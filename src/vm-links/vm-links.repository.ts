@@ -67,7 +67,12 @@ export class VmLinksRepository {
   }
 
   /** `inTx` runs in the delete's transaction when a link was removed. */
-  async deleteOne(vmId: string, imageId: string, relation: LinkRelation, inTx?: (m: EntityManager, removed: VmLinkEntity) => Promise<unknown>): Promise<boolean> {
+  async deleteOne(
+    vmId: string,
+    imageId: string,
+    relation: LinkRelation,
+    inTx?: (m: EntityManager, removed: VmLinkEntity) => Promise<unknown>,
+  ): Promise<boolean> {
     if (!inTx) return ((await this.repo.delete({ vmId, imageId, relation })).affected ?? 0) > 0;
     return this.repo.manager.transaction(async (m) => {
       const row = await m.findOneBy(VmLinkEntity, { vmId, imageId, relation });

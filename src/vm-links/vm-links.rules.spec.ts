@@ -37,7 +37,7 @@ function codeOf(fn: () => void): string | null {
 }
 const usable = (img: ImageEntity, use = ImageUse.CreateVm, who = owner(), zone = 'zone-a') => codeOf(() => assertUsable(access, img, who, zone, use));
 
-describe('assertUsable: may this owner\'s VM use the image (R6-R8, R15, R19)', () => {
+describe("assertUsable: may this owner's VM use the image (R6-R8, R15, R19)", () => {
   it('lets a ready public image create a VM and a ready ISO be mounted', () => {
     expect(usable(image())).toBeNull();
     expect(usable(image({ kind: ImageKind.Iso, isoUsage: IsoUsage.OS }), ImageUse.MountIso)).toBeNull();
@@ -49,7 +49,7 @@ describe('assertUsable: may this owner\'s VM use the image (R6-R8, R15, R19)', (
     expect(usable(image({ scope: Scope.Private, phase: ImagePhase.Failed, zoneId: 'zone-b' }), ImageUse.MountIso)).toBe('NOT_AN_ISO');
   });
 
-  it('refuses another owner\'s private image (IMAGE_NOT_USABLE) and says nothing of its state', () => {
+  it("refuses another owner's private image (IMAGE_NOT_USABLE) and says nothing of its state", () => {
     expect(usable(image({ scope: Scope.Private }))).toBe('IMAGE_NOT_USABLE');
     expect(usable(image({ scope: Scope.Private, phase: ImagePhase.Failed, zoneId: 'zone-b' }))).toBe('IMAGE_NOT_USABLE');
     // an admin of the image's department sees it but may not use another's private image
@@ -80,12 +80,14 @@ describe('assertUsable: may this owner\'s VM use the image (R6-R8, R15, R19)', (
   });
 
   it('checks in order: inactive before tool ISO, tool ISO before zone', () => {
-    expect(usable(image({ kind: ImageKind.Iso, isoUsage: IsoUsage.Tool, phase: ImagePhase.Disabled }), ImageUse.CreateVm, owner(), 'zone-b')).toBe('IMAGE_NOT_ACTIVE');
+    expect(usable(image({ kind: ImageKind.Iso, isoUsage: IsoUsage.Tool, phase: ImagePhase.Disabled }), ImageUse.CreateVm, owner(), 'zone-b')).toBe(
+      'IMAGE_NOT_ACTIVE',
+    );
     expect(usable(image({ kind: ImageKind.Iso, isoUsage: IsoUsage.Tool }), ImageUse.CreateVm, owner(), 'zone-b')).toBe('ISO_NOT_BOOTABLE');
   });
 });
 
-describe('assertLaunchDisks: the launch\'s disk rules (R3, root disk)', () => {
+describe("assertLaunchDisks: the launch's disk rules (R3, root disk)", () => {
   const disks = (img: ImageEntity, d: { dataDisks?: number; rootDiskBytes?: number }) => codeOf(() => assertLaunchDisks(img, d));
 
   it('gives a Windows-IDE image or ISO at most one data disk (TOO_MANY_DATA_DISKS)', () => {
@@ -111,7 +113,7 @@ describe('assertLaunchDisks: the launch\'s disk rules (R3, root disk)', () => {
     expect(disks(image({ osCategory: OsCategory.Ubuntu }), { dataDisks: 8 })).toBeNull();
   });
 
-  it('refuses a root disk smaller than the image\'s virtual size (ROOT_DISK_TOO_SMALL); equal fits', () => {
+  it("refuses a root disk smaller than the image's virtual size (ROOT_DISK_TOO_SMALL); equal fits", () => {
     expect(disks(image({ virtualSizeBytes: 10_000 }), { rootDiskBytes: 9_999 })).toBe('ROOT_DISK_TOO_SMALL');
     expect(disks(image({ virtualSizeBytes: 10_000 }), { rootDiskBytes: 10_000 })).toBeNull();
     expect(disks(image({ virtualSizeBytes: 10_000 }), { rootDiskBytes: 20_000 })).toBeNull();

@@ -45,7 +45,8 @@ export interface LaunchDisks {
  */
 export function assertLaunchDisks(image: ImageEntity, disks: LaunchDisks): void {
   const dataDisks = disks.dataDisks ?? 0;
-  if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS) throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
+  if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS)
+    throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);
   if (image.kind === ImageKind.Image && disks.rootDiskBytes !== undefined && image.virtualSizeBytes !== null && disks.rootDiskBytes < image.virtualSizeBytes) {
     throw rootDiskTooSmall(image, disks.rootDiskBytes, image.virtualSizeBytes);
   }

@@ -90,7 +90,12 @@ export class VmLinksService implements ImageLifecycleListener {
       if (dto.reservationId) await this.checkReservation(dto.reservationId, image, dto.owner.departmentId);
       const link = this.newLink(vmId, image, LinkRelation.CreatedFrom, dto.vmName, dto.owner, dto.reservationId ?? null);
       const linked = await this.repo.insert(link, (m) =>
-        this.events.record(m, { type: 'vm.linked', imageId: image.id, visibility: imageVisibility(image), payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId } }),
+        this.events.record(m, {
+          type: 'vm.linked',
+          imageId: image.id,
+          visibility: imageVisibility(image),
+          payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId },
+        }),
       );
       if (!linked) continue; // registered concurrently: answer that one
       const quota = await this.chargeOrForget(link, dto.diskBytes, image);
@@ -117,7 +122,12 @@ export class VmLinksService implements ImageLifecycleListener {
     assertUsable(this.access, image, ownerPrincipal(dto.owner), dto.zoneId, ImageUse.MountIso);
     const link = this.newLink(vmId, image, LinkRelation.IsoMounted, dto.vmName, dto.owner, null);
     const mounted = await this.repo.insert(link, (m) =>
-      this.events.record(m, { type: 'iso.mounted', imageId: image.id, visibility: imageVisibility(image), payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId } }),
+      this.events.record(m, {
+        type: 'iso.mounted',
+        imageId: image.id,
+        visibility: imageVisibility(image),
+        payload: { vmId, vmName: link.vmName, ownerId: link.ownerId, departmentId: link.departmentId },
+      }),
     );
     if (!mounted) {
       const now = await this.repo.find(vmId, isoId, LinkRelation.IsoMounted);
@@ -149,7 +159,8 @@ export class VmLinksService implements ImageLifecycleListener {
     return this.repo.deleteByVm(vmId, async (m, removed) => {
       for (const l of removed) {
         const vis = visibility.get(l.imageId) ?? DELETED_IMAGE_VISIBILITY;
-        if (l.relation === LinkRelation.CreatedFrom) await this.events.record(m, { type: 'vm.unlinked', imageId: l.imageId, visibility: vis, payload: { vmId, reason: 'VM_DELETED' } });
+        if (l.relation === LinkRelation.CreatedFrom)
+          await this.events.record(m, { type: 'vm.unlinked', imageId: l.imageId, visibility: vis, payload: { vmId, reason: 'VM_DELETED' } });
         else await this.events.record(m, { type: 'iso.unmounted', imageId: l.imageId, visibility: vis, payload: { vmId, reason: 'VM_DELETED' } });
       }
     });

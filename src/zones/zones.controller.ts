@@ -29,8 +29,7 @@ export class ZonesController {
   @ApiErrors(ZONE_ERRORS.get)
   @ApiOperation({
     summary: 'Get a zone',
-    description:
-      'One zone. An unknown id is 404 ZONE_NOT_FOUND. Every authenticated caller.',
+    description: 'One zone. An unknown id is 404 ZONE_NOT_FOUND. Every authenticated caller.',
   })
   async get(@Param('id', uuidPipe) id: string): Promise<ZoneResponse> {
     return toZoneResponse(await this.zones.get(id));
@@ -54,8 +53,7 @@ export class ZonesController {
   @ApiErrors(ZONE_ERRORS.update)
   @ApiOperation({
     summary: 'Update a zone',
-    description:
-      'Renames a zone or changes its description, default hypervisor or required format. Super admins only; a name in use is 409 ZONE_NAME_TAKEN.',
+    description: 'Renames a zone or changes its description, default hypervisor or required format. Super admins only; a name in use is 409 ZONE_NAME_TAKEN.',
   })
   async update(@Param('id', uuidPipe) id: string, @Body() dto: UpdateZoneDto): Promise<ZoneResponse> {
     return toZoneResponse(await this.zones.update(id, dto));
@@ -69,8 +67,7 @@ export class ZonesController {
   @ApiErrors(ZONE_ERRORS.delete)
   @ApiOperation({
     summary: 'Delete an empty zone',
-    description:
-      'Deletes a zone that holds no image (409 ZONE_IN_USE otherwise). Super admins only.',
+    description: 'Deletes a zone that holds no image (409 ZONE_IN_USE otherwise). Super admins only.',
   })
   async remove(@Param('id', uuidPipe) id: string): Promise<void> {
     await this.zones.delete(id);

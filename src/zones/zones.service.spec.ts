@@ -53,7 +53,16 @@ describe('zones: the cache a create reads zones through (issue 16)', () => {
   it('never caches an unknown zone, and answers copies callers cannot change the cache through', async () => {
     const { zones, rows } = make();
     await expect(zones.getCached('00000000-0000-4000-8000-000000000001')).rejects.toMatchObject({ code: 'ZONE_NOT_FOUND' });
-    rows.set('00000000-0000-4000-8000-000000000001', Object.assign(new ZoneEntity(), { id: '00000000-0000-4000-8000-000000000001', name: 'late', hypervisor: Hypervisor.KVM, description: '', requiredFormat: null }));
+    rows.set(
+      '00000000-0000-4000-8000-000000000001',
+      Object.assign(new ZoneEntity(), {
+        id: '00000000-0000-4000-8000-000000000001',
+        name: 'late',
+        hypervisor: Hypervisor.KVM,
+        description: '',
+        requiredFormat: null,
+      }),
+    );
     const z = await zones.getCached('00000000-0000-4000-8000-000000000001');
     z.hypervisor = Hypervisor.VMware;
     expect((await zones.getCached('00000000-0000-4000-8000-000000000001')).hypervisor).toBe(Hypervisor.KVM);

@@ -23,9 +23,13 @@ const row = (role: Role, scope: ScopeName, rel: Rel, e: number[]) => [role, scop
 
 const TABLE: Row[] = [
   // super admin: everything
-  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) => (['own', 'same-dept', 'other-dept'] as Rel[]).map((r) => row(R.SuperAdmin, s, r, ALL_OK))),
+  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) =>
+    (['own', 'same-dept', 'other-dept'] as Rel[]).map((r) => row(R.SuperAdmin, s, r, ALL_OK)),
+  ),
   // service: sees everything, changes nothing
-  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) => (['same-dept', 'other-dept'] as Rel[]).map((r) => row(R.Service, s, r, [200, 403, 403, 403, 403, 403, 403]))),
+  ...(['FEATURED', 'PUBLIC', 'PRIVATE'] as ScopeName[]).flatMap((s) =>
+    (['same-dept', 'other-dept'] as Rel[]).map((r) => row(R.Service, s, r, [200, 403, 403, 403, 403, 403, 403])),
+  ),
   // admin: featured, public, and its own department's private images
   ...(['own', 'same-dept', 'other-dept'] as Rel[]).flatMap((r) => [row(R.Admin, 'FEATURED', r, ALL_OK), row(R.Admin, 'PUBLIC', r, ALL_OK)]),
   row(R.Admin, 'PRIVATE', 'own', ALL_OK),
@@ -159,7 +163,10 @@ describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
       [R.User, 'featured'],
       [R.Service, 'featured'],
     ] as Array<[Role, string]>) {
-      const res = await t.http().get('/images').set('Authorization', t.auth(callerOf(role)));
+      const res = await t
+        .http()
+        .get('/images')
+        .set('Authorization', t.auth(callerOf(role)));
       expect(res.status).toBe(200);
       expect(res.body.view).toBe(view);
       if (view === 'featured') expect(res.body.items.every((i: { scope: string }) => i.scope === 'FEATURED')).toBe(true);

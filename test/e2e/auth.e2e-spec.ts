@@ -39,12 +39,19 @@ describe.each(SHAPES)('authentication (%s)', (shape) => {
   });
 
   it('accepts a valid HS256 token', async () => {
-    const res = await t.http().get('/images').set('Authorization', `Bearer ${signToken(good, TEST_SECRET)}`);
+    const res = await t
+      .http()
+      .get('/images')
+      .set('Authorization', `Bearer ${signToken(good, TEST_SECRET)}`);
     expect(res.status).toBe(200);
   });
 
   it('refuses zone changes from non-super-admins with 403 FORBIDDEN', async () => {
-    const res = await t.http().post('/zones').set('Authorization', `Bearer ${signToken({ ...good, role: 'admin' }, TEST_SECRET)}`).send({ name: 'z', hypervisor: 'KVM' });
+    const res = await t
+      .http()
+      .post('/zones')
+      .set('Authorization', `Bearer ${signToken({ ...good, role: 'admin' }, TEST_SECRET)}`)
+      .send({ name: 'z', hypervisor: 'KVM' });
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('FORBIDDEN');
   });

@@ -87,7 +87,14 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
    * Every JSON body of the API: route, who calls it, a valid body, and what must stay the same when a
    * variant of it is refused (read back over HTTP).
    */
-  const routes = (): Array<{ name: string; method: 'post' | 'patch' | 'put'; path: () => string; as: Caller; body: () => Json; state: () => Promise<unknown> }> => [
+  const routes = (): Array<{
+    name: string;
+    method: 'post' | 'patch' | 'put';
+    path: () => string;
+    as: Caller;
+    body: () => Json;
+    state: () => Promise<unknown>;
+  }> => [
     {
       name: 'POST /zones',
       method: 'post',
@@ -128,7 +135,15 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'post',
       path: () => '/images',
       as: ALICE,
-      body: () => ({ kind: 'ISO', name: 'an iso', osCategory: 'CENTOS', isoUsage: 'OS', format: 'iso', zoneId, source: { type: 'FILE', fileSource: 'share', path: 'isos/a.iso' } }),
+      body: () => ({
+        kind: 'ISO',
+        name: 'an iso',
+        osCategory: 'CENTOS',
+        isoUsage: 'OS',
+        format: 'iso',
+        zoneId,
+        source: { type: 'FILE', fileSource: 'share', path: 'isos/a.iso' },
+      }),
       state: () => get('/images/counts'),
     },
     {
@@ -136,7 +151,16 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'patch',
       path: () => `/images/${image.id}`,
       as: ALICE,
-      body: () => ({ name: 'renamed', description: 'd2', osCategory: 'UBUNTU', osName: 'Ubuntu', osVersion: '22.04', osBits: 32, scope: 'PUBLIC', tags: ['x'] }),
+      body: () => ({
+        name: 'renamed',
+        description: 'd2',
+        osCategory: 'UBUNTU',
+        osName: 'Ubuntu',
+        osVersion: '22.04',
+        osBits: 32,
+        scope: 'PUBLIC',
+        tags: ['x'],
+      }),
       state: () => get(`/images/${image.id}`),
     },
     {
@@ -176,7 +200,12 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'post',
       path: () => '/quota-reservations',
       as: COMPUTE,
-      body: () => ({ key: `k-${randomUUID()}`, departmentId: ALICE.dept, amounts: { IMAGE_COUNT: 0, IMAGE_BYTES: 0, VM_COUNT: 1, VCPU: 1, MEMORY_BYTES: 1, DISK_BYTES: 1 }, ttlSeconds: 60 }),
+      body: () => ({
+        key: `k-${randomUUID()}`,
+        departmentId: ALICE.dept,
+        amounts: { IMAGE_COUNT: 0, IMAGE_BYTES: 0, VM_COUNT: 1, VCPU: 1, MEMORY_BYTES: 1, DISK_BYTES: 1 },
+        ttlSeconds: 60,
+      }),
       state: () => get(`/quotas/${ALICE.dept}`),
     },
     {
@@ -208,7 +237,13 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'post',
       path: () => `/images/${image.id}/launches`,
       as: COMPUTE,
-      body: () => ({ idempotencyKey: `l-${randomUUID()}`, owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' }, zoneId, count: 1, dataDisks: 1 }),
+      body: () => ({
+        idempotencyKey: `l-${randomUUID()}`,
+        owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' },
+        zoneId,
+        count: 1,
+        dataDisks: 1,
+      }),
       state: () => get(`/quotas/${ALICE.dept}`),
     },
     {
@@ -216,7 +251,13 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
       method: 'put',
       path: () => '/vms/vm-null-1/origin',
       as: COMPUTE,
-      body: () => ({ imageId: image.id, vmName: 'web-01', owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' }, zoneId, reservationId: launchReservationId }),
+      body: () => ({
+        imageId: image.id,
+        vmName: 'web-01',
+        owner: { userId: ALICE.sub, departmentId: ALICE.dept, role: 'user' },
+        zoneId,
+        reservationId: launchReservationId,
+      }),
       state: () => get('/vms/vm-null-1/images', COMPUTE),
     },
     {
@@ -262,10 +303,20 @@ describe.each(SHAPES)('bad input answers 400, never 500 (%s)', (shape) => {
     });
 
     it(`accepts ${MAX_JSON_DEPTH} levels (the validation answers, not the depth check) and refuses ${MAX_JSON_DEPTH + 1}`, async () => {
-      const at = await t.http().post('/zones').set('Authorization', t.auth(SUPER)).set('Content-Type', 'application/json').send(`{"name":${nested(MAX_JSON_DEPTH - 1, 'array', '"x"')}}`);
+      const at = await t
+        .http()
+        .post('/zones')
+        .set('Authorization', t.auth(SUPER))
+        .set('Content-Type', 'application/json')
+        .send(`{"name":${nested(MAX_JSON_DEPTH - 1, 'array', '"x"')}}`);
       expect(at.status).toBe(400);
       expect(at.body.code).toBe('VALIDATION_FAILED');
-      const over = await t.http().post('/zones').set('Authorization', t.auth(SUPER)).set('Content-Type', 'application/json').send(`{"name":${nested(MAX_JSON_DEPTH, 'array', '"x"')}}`);
+      const over = await t
+        .http()
+        .post('/zones')
+        .set('Authorization', t.auth(SUPER))
+        .set('Content-Type', 'application/json')
+        .send(`{"name":${nested(MAX_JSON_DEPTH, 'array', '"x"')}}`);
       expect(over.status).toBe(400);
       expect(over.body.code).toBe('MALFORMED_JSON');
     });

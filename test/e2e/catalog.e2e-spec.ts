@@ -28,7 +28,17 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
         .http()
         .post('/images')
         .set('Authorization', t.auth(alice))
-        .send(imageBody(zoneVmw, { name: '  Win 2019  ', description: 'IDE build', osCategory: 'WINDOWS_IDE', osName: 'Windows Server', osVersion: '2019', format: 'vmdk', tags: ['Windows', 'windows', 'ide'] }));
+        .send(
+          imageBody(zoneVmw, {
+            name: '  Win 2019  ',
+            description: 'IDE build',
+            osCategory: 'WINDOWS_IDE',
+            osName: 'Windows Server',
+            osVersion: '2019',
+            format: 'vmdk',
+            tags: ['Windows', 'windows', 'ide'],
+          }),
+        );
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({
         kind: 'IMAGE',
@@ -62,7 +72,11 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
     });
 
     it('creates an ISO with format iso and its usage', async () => {
-      const res = await t.http().post('/images').set('Authorization', t.auth(alice)).send({ kind: 'ISO', name: 'virtio-win', osCategory: 'OTHER', isoUsage: 'TOOL', zoneId: zoneKvm, osBits: 32, source: { type: 'UPLOAD' } });
+      const res = await t
+        .http()
+        .post('/images')
+        .set('Authorization', t.auth(alice))
+        .send({ kind: 'ISO', name: 'virtio-win', osCategory: 'OTHER', isoUsage: 'TOOL', zoneId: zoneKvm, osBits: 32, source: { type: 'UPLOAD' } });
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({ kind: 'ISO', format: 'iso', isoUsage: 'TOOL', osBits: 32, hypervisor: 'KVM', source: { type: 'UPLOAD', url: null } });
     });
@@ -113,7 +127,12 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
     it.each([
       ['malformed JSON', (r: any) => r.post('/images').set('Content-Type', 'application/json').send('{"kind": "IMAGE",'), 400, 'MALFORMED_JSON'],
       ['a JSON array body', (r: any) => r.post('/images').send([1, 2]), 400, 'VALIDATION_FAILED'],
-      ['a JSON string body (strict JSON takes objects and arrays only)', (r: any) => r.post('/images').set('Content-Type', 'application/json').send('"hello"'), 400, 'MALFORMED_JSON'],
+      [
+        'a JSON string body (strict JSON takes objects and arrays only)',
+        (r: any) => r.post('/images').set('Content-Type', 'application/json').send('"hello"'),
+        400,
+        'MALFORMED_JSON',
+      ],
       ['an empty body', (r: any) => r.post('/images'), 400, 'VALIDATION_FAILED'],
       ['a text body', (r: any) => r.post('/images').set('Content-Type', 'text/plain').send('hi'), 400, 'VALIDATION_FAILED'],
       ['a body over the size limit', (r: any) => r.post('/images').send({ name: 'x'.repeat(2 * 1024 * 1024) }), 413, 'PAYLOAD_TOO_LARGE'],
@@ -156,7 +175,12 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       await mk('ubuntu', bob, { name: 'Ubuntu 22.04', description: 'with CentOS tools', osCategory: 'UBUNTU', tags: ['linux'] }, 'PUBLIC');
       await mk('win', alice, { name: 'Windows 2019', description: 'virtio drivers', osCategory: 'WINDOWS_VIRTIO', tags: ['windows', 'base'] });
       await mk('kylin', bob, { name: '麒麟 V10 服务器', description: '国产操作系统', osCategory: 'KYLIN', tags: ['linux', '国产'] });
-      await mk('iso', alice, { kind: 'ISO', format: undefined, isoUsage: 'OS', name: 'CentOS 7 DVD 100%_off', osCategory: 'CENTOS', tags: ['linux', 'iso'] }, 'PUBLIC');
+      await mk(
+        'iso',
+        alice,
+        { kind: 'ISO', format: undefined, isoUsage: 'OS', name: 'CentOS 7 DVD 100%_off', osCategory: 'CENTOS', tags: ['linux', 'iso'] },
+        'PUBLIC',
+      );
       await mk('vmw', alice, { name: 'vmware image', osCategory: 'DEBIAN', zoneId: zoneVmw, format: 'vmdk' }, 'PUBLIC');
     });
 
@@ -218,8 +242,14 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       expect(page3.body).toMatchObject({ total: 5, page: 3, pageSize: 2 });
       expect(page3.body.items).toHaveLength(1);
       const all: string[] = [];
-      for (let page = 1; page <= 3; page++) all.push(...(await get('/images', SUPER, { ...zoneQ(), sort: 'name', pageSize: 2, page })).body.items.map((i: { id: string }) => i.id));
-      expect(all.sort()).toEqual(Object.entries(ids).filter(([k]) => k !== 'vmw').map(([, v]) => v).sort());
+      for (let page = 1; page <= 3; page++)
+        all.push(...(await get('/images', SUPER, { ...zoneQ(), sort: 'name', pageSize: 2, page })).body.items.map((i: { id: string }) => i.id));
+      expect(all.sort()).toEqual(
+        Object.entries(ids)
+          .filter(([k]) => k !== 'vmw')
+          .map(([, v]) => v)
+          .sort(),
+      );
       const beyond = await get('/images', SUPER, { ...zoneQ(), page: 99 });
       expect(beyond.body).toMatchObject({ items: [], total: 5 });
     });
@@ -289,7 +319,8 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       // zones page the same way: name, then id
       const zones = (await get('/zones', SUPER, { pageSize: 200 })).body.items.map((z: { id: string }) => z.id);
       const zonePages: string[] = [];
-      for (let page = 1; page <= Math.ceil(zones.length / 2); page++) zonePages.push(...(await get('/zones', SUPER, { pageSize: 2, page })).body.items.map((z: { id: string }) => z.id));
+      for (let page = 1; page <= Math.ceil(zones.length / 2); page++)
+        zonePages.push(...(await get('/zones', SUPER, { pageSize: 2, page })).body.items.map((z: { id: string }) => z.id));
       expect(zonePages).toEqual(zones);
     });
   });
@@ -297,9 +328,22 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
   describe('edit (R18)', () => {
     it('edits descriptive fields and replaces tags', async () => {
       const img = await createImage(t, alice, zoneKvm, { tags: ['a'] });
-      const res = await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(alice)).send({ name: 'renamed', description: 'd', osCategory: 'ROCKY', osName: 'Rocky', osVersion: '9', osBits: 32, tags: ['x', 'y'] });
+      const res = await t
+        .http()
+        .patch(`/images/${img.id}`)
+        .set('Authorization', t.auth(alice))
+        .send({ name: 'renamed', description: 'd', osCategory: 'ROCKY', osName: 'Rocky', osVersion: '9', osBits: 32, tags: ['x', 'y'] });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ name: 'renamed', description: 'd', osCategory: 'ROCKY', osName: 'Rocky', osVersion: '9', osBits: 32, tags: ['x', 'y'], format: 'qcow2' });
+      expect(res.body).toMatchObject({
+        name: 'renamed',
+        description: 'd',
+        osCategory: 'ROCKY',
+        osName: 'Rocky',
+        osVersion: '9',
+        osBits: 32,
+        tags: ['x', 'y'],
+        format: 'qcow2',
+      });
     });
 
     it.each([
@@ -311,7 +355,11 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       ['zoneId', { zoneId: '8d0b7e0c-0000-4000-8000-000000000001' }],
     ])('never changes %s: 400 IMMUTABLE_FIELD and nothing changes', async (field, body) => {
       const img = await createImage(t, alice, zoneKvm);
-      const res = await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(alice)).send({ ...body, name: 'should not stick' });
+      const res = await t
+        .http()
+        .patch(`/images/${img.id}`)
+        .set('Authorization', t.auth(alice))
+        .send({ ...body, name: 'should not stick' });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('IMMUTABLE_FIELD');
       expect(res.body.details.fields.map((f: { field: string }) => f.field)).toEqual([field]);
@@ -337,7 +385,9 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       const off = await t.http().post(`/images/${img.id}/disable`).set('Authorization', t.auth(admin)).send({ reason: 'broken drivers' });
       expect(off.status).toBe(200);
       expect(off.body).toMatchObject({ status: 'INACTIVE', phase: 'DISABLED', statusReason: 'broken drivers' });
-      expect((await get('/images', SUPER, { q: 'inactive', ownerId: 'alice', phase: 'DISABLED' })).body.items.map((i: { id: string }) => i.id)).toEqual([img.id]);
+      expect((await get('/images', SUPER, { q: 'inactive', ownerId: 'alice', phase: 'DISABLED' })).body.items.map((i: { id: string }) => i.id)).toEqual([
+        img.id,
+      ]);
       const on = await t.http().post(`/images/${img.id}/enable`).set('Authorization', t.auth(admin));
       expect(on.status).toBe(200);
       expect(on.body).toMatchObject({ status: 'ACTIVE', phase: 'READY', statusReason: null });

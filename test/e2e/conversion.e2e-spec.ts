@@ -40,7 +40,11 @@ interface Ctx {
 }
 
 async function zone(t: TestApp, requiredFormat: string | null): Promise<Json> {
-  const res = await t.http().post('/zones').set('Authorization', t.auth(SUPER)).send({ name: `conv-${Math.random().toString(36).slice(2, 8)}`, hypervisor: 'KVM', requiredFormat });
+  const res = await t
+    .http()
+    .post('/zones')
+    .set('Authorization', t.auth(SUPER))
+    .send({ name: `conv-${Math.random().toString(36).slice(2, 8)}`, hypervisor: 'KVM', requiredFormat });
   if (res.status !== 201) throw new Error(`zone create: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as Json;
 }
@@ -60,7 +64,15 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
     QEMU_IMG_CONVERT_RATE_BYTES: String(RATE),
     FILE_SOURCES: `mnt=file://${dir}`,
     ...(store === 'minio' && s3
-      ? { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_PORT: String(s3.port), MINIO_ACCESS_KEY: s3.accessKey, MINIO_SECRET_KEY: s3.secretKey, MINIO_BUCKET: `conv-${shape}`, STORAGE_PART_SIZE_MB: '5' }
+      ? {
+          STORAGE_DRIVER: 'minio',
+          MINIO_ENDPOINT: '127.0.0.1',
+          MINIO_PORT: String(s3.port),
+          MINIO_ACCESS_KEY: s3.accessKey,
+          MINIO_SECRET_KEY: s3.secretKey,
+          MINIO_BUCKET: `conv-${shape}`,
+          STORAGE_PART_SIZE_MB: '5',
+        }
       : {}),
   });
   await t.app.listen(0, '127.0.0.1');
@@ -98,10 +110,19 @@ async function importBy(c: Ctx, as: Caller, path: Path, zoneId: string, name: st
   const source = path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
   if (path === 'URL') c.srv.put(name, file);
   if (path === 'FILE') writeFileSync(join(c.dir, name), file);
-  const res = await c.t.http().post('/images').set('Authorization', c.t.auth(as)).send({ kind: 'IMAGE', name: `conv-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId, source, ...over });
+  const res = await c.t
+    .http()
+    .post('/images')
+    .set('Authorization', c.t.auth(as))
+    .send({ kind: 'IMAGE', name: `conv-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId, source, ...over });
   if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
   if (path === 'UPLOAD') {
-    const up = await c.t.http().put(`/images/${res.body.id}/file`).set('Authorization', c.t.auth(as)).set('Content-Type', 'application/octet-stream').send(file);
+    const up = await c.t
+      .http()
+      .put(`/images/${res.body.id}/file`)
+      .set('Authorization', c.t.auth(as))
+      .set('Content-Type', 'application/octet-stream')
+      .send(file);
     if (up.status >= 300) throw new Error(`upload: ${up.status} ${JSON.stringify(up.body)}`);
   }
   return settled(c, res.body.id);
@@ -177,20 +198,23 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect((await c.t.http().get(`/zones/${z.id}`).set('Authorization', c.t.auth(SUPER))).body.requiredFormat).toBeNull();
   });
 
-  it.each(CASES.flatMap((k) => PATHS.map((p) => [k.name, p] as const)))('converts %s by %s: both checksums, the stored bytes are the same disk', async (name, path) => {
-    const k = CASES.find((x) => x.name === name)!;
-    const file = realImage(k.made, { dataBytes: 2 * MiB + 17, virtualBytes: 4 * MiB });
-    const image = await importBy(c, newUser(), path, c[k.zone], `${name}-${path}`, file, { format: k.format });
-    expect(image).toMatchObject({ phase: 'READY', status: 'ACTIVE', format: k.to, sourceSha256: sha256(file), virtualSizeBytes: 4 * MiB });
-    const back = await readBack(c, image.id);
-    expect(image.checksum).toBe(sha256(back));
-    expect(image.sizeBytes).toBe(back.length);
-    expect(image.checksum).not.toBe(sha256(file));
-    if (k.to === 'raw') expect(back.length).toBe(4 * MiB);
-    expect(sameDisk(c.dir, back, k.to, file, k.format)).toBe(true);
-    // nothing left in the conversion's temp folder
-    expect(await c.storage.listIncomplete(objectKeys.imagePrefix(image.id))).toEqual([]);
-  });
+  it.each(CASES.flatMap((k) => PATHS.map((p) => [k.name, p] as const)))(
+    'converts %s by %s: both checksums, the stored bytes are the same disk',
+    async (name, path) => {
+      const k = CASES.find((x) => x.name === name)!;
+      const file = realImage(k.made, { dataBytes: 2 * MiB + 17, virtualBytes: 4 * MiB });
+      const image = await importBy(c, newUser(), path, c[k.zone], `${name}-${path}`, file, { format: k.format });
+      expect(image).toMatchObject({ phase: 'READY', status: 'ACTIVE', format: k.to, sourceSha256: sha256(file), virtualSizeBytes: 4 * MiB });
+      const back = await readBack(c, image.id);
+      expect(image.checksum).toBe(sha256(back));
+      expect(image.sizeBytes).toBe(back.length);
+      expect(image.checksum).not.toBe(sha256(file));
+      if (k.to === 'raw') expect(back.length).toBe(4 * MiB);
+      expect(sameDisk(c.dir, back, k.to, file, k.format)).toBe(true);
+      // nothing left in the conversion's temp folder
+      expect(await c.storage.listIncomplete(objectKeys.imagePrefix(image.id))).toEqual([]);
+    },
+  );
 
   it('makes a converted copy on request: a new image in the same zone, linked to its source, the same disk', async () => {
     const as = newUser();
@@ -200,7 +224,13 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(src).toMatchObject({ phase: 'READY', format: 'qcow2', checksum: sha256(file), sourceSha256: null, convertedFrom: null });
     const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
     expect(res.status).toBe(202);
-    expect(res.body).toMatchObject({ zoneId: plainZone, format: 'raw', convertedFrom: src.id, sourceSha256: sha256(file), source: expect.objectContaining({ type: 'CONVERSION' }) });
+    expect(res.body).toMatchObject({
+      zoneId: plainZone,
+      format: 'raw',
+      convertedFrom: src.id,
+      sourceSha256: sha256(file),
+      source: expect.objectContaining({ type: 'CONVERSION' }),
+    });
     expect(res.body.id).not.toBe(src.id);
     expect(res.headers.location).toBe(`/images/${res.body.id}`);
     const copy = await settled(c, res.body.id);
@@ -214,61 +244,69 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: file.length + 8 * MiB, reserved: 0 });
   });
 
-  it.each(['URL', 'UPLOAD', 'COPY'] as const)('a delete while CONVERTING (%s) stops qemu-img and leaves nothing behind: no process, temp file, object or quota', async (how) => {
-    const as = newUser();
-    // 24 MiB of data at RATE bytes/s: qemu-img works for seconds
-    const file = realImage('qcow2', { dataBytes: 24 * MiB + 3, virtualBytes: 32 * MiB, seed: 5 });
-    const plainZone = (await zone(c.t, null)).id;
-    let id: string;
-    let upload: Promise<{ status: number }> | undefined;
-    let srcBytes = 0;
-    if (how === 'COPY') {
-      const src = await importBy(c, as, 'URL', plainZone, `del-src-${how}.qcow2`, file, { format: 'qcow2' });
-      expect(src.phase).toBe('READY');
-      srcBytes = file.length;
-      const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
-      expect(res.status).toBe(202);
-      id = res.body.id as string;
-    } else {
-      const source = how === 'URL' ? { type: 'URL', url: c.srv.url(`/f/del-${how}.qcow2`) } : { type: 'UPLOAD' };
-      if (how === 'URL') c.srv.put(`del-${how}.qcow2`, file);
-      const res = await c.t.http().post('/images').set('Authorization', c.t.auth(as)).send({ kind: 'IMAGE', name: `del-${how}`, osCategory: 'CENTOS', zoneId: c.rawZone, format: 'qcow2', source });
-      expect(res.status).toBe(201);
-      id = res.body.id as string;
-      if (how === 'UPLOAD') {
-        upload = c.t
+  it.each(['URL', 'UPLOAD', 'COPY'] as const)(
+    'a delete while CONVERTING (%s) stops qemu-img and leaves nothing behind: no process, temp file, object or quota',
+    async (how) => {
+      const as = newUser();
+      // 24 MiB of data at RATE bytes/s: qemu-img works for seconds
+      const file = realImage('qcow2', { dataBytes: 24 * MiB + 3, virtualBytes: 32 * MiB, seed: 5 });
+      const plainZone = (await zone(c.t, null)).id;
+      let id: string;
+      let upload: Promise<{ status: number }> | undefined;
+      let srcBytes = 0;
+      if (how === 'COPY') {
+        const src = await importBy(c, as, 'URL', plainZone, `del-src-${how}.qcow2`, file, { format: 'qcow2' });
+        expect(src.phase).toBe('READY');
+        srcBytes = file.length;
+        const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
+        expect(res.status).toBe(202);
+        id = res.body.id as string;
+      } else {
+        const source = how === 'URL' ? { type: 'URL', url: c.srv.url(`/f/del-${how}.qcow2`) } : { type: 'UPLOAD' };
+        if (how === 'URL') c.srv.put(`del-${how}.qcow2`, file);
+        const res = await c.t
           .http()
-          .put(`/images/${id}/file`)
+          .post('/images')
           .set('Authorization', c.t.auth(as))
-          .set('Content-Type', 'application/octet-stream')
-          .send(file)
-          .then((r) => r);
+          .send({ kind: 'IMAGE', name: `del-${how}`, osCategory: 'CENTOS', zoneId: c.rawZone, format: 'qcow2', source });
+        expect(res.status).toBe(201);
+        id = res.body.id as string;
+        if (how === 'UPLOAD') {
+          upload = c.t
+            .http()
+            .put(`/images/${id}/file`)
+            .set('Authorization', c.t.auth(as))
+            .set('Content-Type', 'application/octet-stream')
+            .send(file)
+            .then((r) => r);
+        }
       }
-    }
-    await phase(c, id, (i) => i.phase === 'CONVERTING', 'CONVERTING');
-    await until(() => qemuFor(id).length > 0, `a qemu-img process converting ${id}`);
-    expect(existsSync(conversionDir(id))).toBe(true);
+      await phase(c, id, (i) => i.phase === 'CONVERTING', 'CONVERTING');
+      await until(() => qemuFor(id).length > 0, `a qemu-img process converting ${id}`);
+      expect(existsSync(conversionDir(id))).toBe(true);
 
-    const del = await c.t.http().delete(`/images/${id}`).set('Authorization', c.t.auth(as));
-    expect(del.status).toBe(204);
-    if (upload) expect((await upload).status).toBe(404);
+      const del = await c.t.http().delete(`/images/${id}`).set('Authorization', c.t.auth(as));
+      expect(del.status).toBe(204);
+      if (upload) expect((await upload).status).toBe(404);
 
-    // the delete returned after the conversion stopped: nothing of it is left
-    expect(qemuFor(id)).toEqual([]);
-    expect(existsSync(conversionDir(id))).toBe(false);
-    expect(await c.storage.exists(objectKeys.imageDisk(id))).toBe(false);
-    expect(await c.storage.listIncomplete(objectKeys.imagePrefix(id))).toEqual([]);
-    expect((await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).status).toBe(404);
-    const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
-    expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: srcBytes, reserved: 0 });
-    expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_COUNT')).toMatchObject({ used: how === 'COPY' ? 1 : 0, reserved: 0 });
-  });
+      // the delete returned after the conversion stopped: nothing of it is left
+      expect(qemuFor(id)).toEqual([]);
+      expect(existsSync(conversionDir(id))).toBe(false);
+      expect(await c.storage.exists(objectKeys.imageDisk(id))).toBe(false);
+      expect(await c.storage.listIncomplete(objectKeys.imagePrefix(id))).toEqual([]);
+      expect((await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).status).toBe(404);
+      const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+      expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: srcBytes, reserved: 0 });
+      expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_COUNT')).toMatchObject({ used: how === 'COPY' ? 1 : 0, reserved: 0 });
+    },
+  );
 
   it('refuses a conversion of an ISO, to the same format, of an image not ACTIVE, and above the quota, changing nothing', async () => {
     const as = newUser();
     const plainZone = (await zone(c.t, null)).id;
     const post = (id: string, format: string) => c.t.http().post(`/images/${id}/conversions`).set('Authorization', c.t.auth(as)).send({ format });
-    const count = async () => (await c.t.http().get('/images').set('Authorization', c.t.auth(SUPER)).query({ view: 'all', departmentId: as.dept })).body.total as number;
+    const count = async () =>
+      (await c.t.http().get('/images').set('Authorization', c.t.auth(SUPER)).query({ view: 'all', departmentId: as.dept })).body.total as number;
     const disc = await importBy(c, as, 'FILE', plainZone, 'copy.iso', iso(MiB), { kind: 'ISO', isoUsage: 'OS', format: 'iso' });
     const file = realImage('qcow2', { dataBytes: MiB, virtualBytes: 64 * MiB });
     const img = await importBy(c, as, 'URL', plainZone, 'copy-q.qcow2', file, { format: 'qcow2' });
@@ -280,18 +318,31 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(same.status).toBe(422);
     expect(same.body).toMatchObject({ code: 'CONVERSION_NOT_APPLICABLE', details: expect.objectContaining({ reason: 'SAME_FORMAT' }) });
     expect((await post(img.id, 'vhd')).status).toBe(400);
-    const queued = await c.t.http().post('/images').set('Authorization', c.t.auth(as)).send({ kind: 'IMAGE', name: 'waiting', osCategory: 'CENTOS', zoneId: plainZone, format: 'qcow2', source: { type: 'UPLOAD' } });
+    const queued = await c.t
+      .http()
+      .post('/images')
+      .set('Authorization', c.t.auth(as))
+      .send({ kind: 'IMAGE', name: 'waiting', osCategory: 'CENTOS', zoneId: plainZone, format: 'qcow2', source: { type: 'UPLOAD' } });
     const notActive = await post(queued.body.id, 'raw');
     expect(notActive.status).toBe(409);
     expect(notActive.body).toMatchObject({ code: 'IMAGE_NOT_ACTIVE', details: { status: 'INACTIVE', phase: 'QUEUED' } });
     // the raw copy would take its 64 MiB virtual size: refused before anything starts
-    await c.t.http().patch(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { IMAGE_BYTES: 32 * MiB } }).expect(200);
+    await c.t
+      .http()
+      .patch(`/quotas/${as.dept}`)
+      .set('Authorization', c.t.auth(SUPER))
+      .send({ limits: { IMAGE_BYTES: 32 * MiB } })
+      .expect(200);
     const over = await post(img.id, 'raw');
     expect(over.status).toBe(409);
     expect(over.body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: expect.objectContaining({ resource: 'IMAGE_BYTES' }) });
     expect(await count()).toBe(before + 1);
     // a POST /images cannot name the conversion source itself
-    const direct = await c.t.http().post('/images').set('Authorization', c.t.auth(as)).send({ kind: 'IMAGE', name: 'x', osCategory: 'CENTOS', zoneId: plainZone, format: 'raw', source: { type: 'CONVERSION' } });
+    const direct = await c.t
+      .http()
+      .post('/images')
+      .set('Authorization', c.t.auth(as))
+      .send({ kind: 'IMAGE', name: 'x', osCategory: 'CENTOS', zoneId: plainZone, format: 'raw', source: { type: 'CONVERSION' } });
     expect(direct.status).toBe(400);
   });
 

@@ -22,7 +22,13 @@ function launchWithHost(port: number, imageId: string, token: string, zoneId: st
   const payload = JSON.stringify({ idempotencyKey: `k-${randomUUID()}`, owner: { userId: OWNER.sub, departmentId: OWNER.dept }, zoneId, count: 1 });
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, method: 'POST', path: `/images/${imageId}/launches`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } },
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/images/${imageId}/launches`,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -59,7 +65,11 @@ describe.each(SHAPES)('signed download URLs never take the request Host (%s)', (
       // the embedded one names the address it listens on
       expect(t.env.PUBLIC_BASE_URL).toBe(shape === 'mariadb' ? `http://127.0.0.1:${port}` : undefined);
       const expected = `http://127.0.0.1:${port}`;
-      for (const headers of [{ host: 'evil.example.com' } as Record<string, string>, { host: 'evil.example.com:8443' }, { host: `127.0.0.1:${port}`, 'x-forwarded-host': 'evil.example.com', 'x-forwarded-proto': 'https' }]) {
+      for (const headers of [
+        { host: 'evil.example.com' } as Record<string, string>,
+        { host: 'evil.example.com:8443' },
+        { host: `127.0.0.1:${port}`, 'x-forwarded-host': 'evil.example.com', 'x-forwarded-proto': 'https' },
+      ]) {
         const res = await launchWithHost(port, imageId, t.token(COMPUTE), zoneId, headers);
         expect(res.status).toBe(201);
         const url: string = res.body.download.url;

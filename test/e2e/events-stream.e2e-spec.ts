@@ -145,7 +145,11 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     await resumed.until((c) => c.events.some((e) => e.data.imageId === missed[2].id));
     const after = (await t.http().get('/events').query({ after: lastSeen, limit: 500 }).set('Authorization', t.auth(u))).body.items as Json[];
     expect(resumed.events.map((e) => e.data.id)).toEqual(after.map((e) => e.id));
-    expect(resumed.events.filter((e) => missed.some((m) => m.id === e.data.imageId)).map((e) => e.event)).toEqual(['image.created', 'image.created', 'image.created']);
+    expect(resumed.events.filter((e) => missed.some((m) => m.id === e.data.imageId)).map((e) => e.event)).toEqual([
+      'image.created',
+      'image.created',
+      'image.created',
+    ]);
     const ids = [...first.events, ...resumed.events].map((e) => e.data.id);
     expect(new Set(ids).size).toBe(ids.length);
   });
@@ -186,7 +190,14 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     const metrics = await t.app.get(MetricsService).render();
     expect(Number(/^hcm_events_sse_clients (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     // the query token is only for the stream
-    expect((await t.http().get('/events').query({ access_token: t.token(u) })).status).toBe(401);
+    expect(
+      (
+        await t
+          .http()
+          .get('/events')
+          .query({ access_token: t.token(u) })
+      ).status,
+    ).toBe(401);
   });
 
   it('refuses a missing token (401), a bad Last-Event-ID or filter (400) before streaming', async () => {

@@ -47,7 +47,11 @@ async function eventsOf(c: Ctx, as: Caller, query: Json = {}): Promise<Json[]> {
   const all: Json[] = [];
   let after = 0;
   for (;;) {
-    const res = await c.t.http().get('/events').query({ ...query, after, limit: 3 }).set('Authorization', c.t.auth(as));
+    const res = await c.t
+      .http()
+      .get('/events')
+      .query({ ...query, after, limit: 3 })
+      .set('Authorization', c.t.auth(as));
     expect(res.status).toBe(200);
     for (const e of res.body.items) expectSchemaValid(e);
     all.push(...res.body.items);
@@ -70,7 +74,11 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
   let c: Ctx;
 
   beforeAll(async () => {
-    const t = await startApp(shape, `events-${shape}`, { QUOTA_SWEEP_INTERVAL_SECONDS: '0', INGEST_SWEEP_INTERVAL_SECONDS: '0', EVENTS_PROGRESS_INTERVAL_SECONDS: '3600' });
+    const t = await startApp(shape, `events-${shape}`, {
+      QUOTA_SWEEP_INTERVAL_SECONDS: '0',
+      INGEST_SWEEP_INTERVAL_SECONDS: '0',
+      EVENTS_PROGRESS_INTERVAL_SECONDS: '3600',
+    });
     c = { t, zoneId: await createZone(t) };
   });
   afterAll(async () => {
@@ -95,7 +103,16 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
       sequence: 1,
       actor: callerActor(u),
       correlationId: 'corr-create-1',
-      payload: { name: 'ev-img', kind: 'IMAGE', format: 'qcow2', scope: 'PRIVATE', zoneId: c.zoneId, sourceType: 'UPLOAD', ownerId: u.sub, departmentId: u.dept },
+      payload: {
+        name: 'ev-img',
+        kind: 'IMAGE',
+        format: 'qcow2',
+        scope: 'PRIVATE',
+        zoneId: c.zoneId,
+        sourceType: 'UPLOAD',
+        ownerId: u.sub,
+        departmentId: u.dept,
+      },
     });
     expect(evs[0].id).toMatch(/^[0-9a-f-]{36}$/);
     expect(Math.abs(evs[0].time - Date.now())).toBeLessThan(60_000);
@@ -175,9 +192,15 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
 
     const imgEvents = await eventsOf(c, SUPER, { imageId: img.id });
     expect(typesOf(imgEvents)).toEqual(['image.created', 'image.import.started', 'image.activated', 'vm.linked', 'vm.linked', 'vm.unlinked', 'image.deleted']);
-    expect(imgEvents[3]).toMatchObject({ actor: { type: 'caller', user: 'compute', role: 'service' }, payload: { vmId: 'vm-ev-1', vmName: 'web-1', ownerId: u.sub, departmentId: u.dept } });
+    expect(imgEvents[3]).toMatchObject({
+      actor: { type: 'caller', user: 'compute', role: 'service' },
+      payload: { vmId: 'vm-ev-1', vmName: 'web-1', ownerId: u.sub, departmentId: u.dept },
+    });
     expect(imgEvents[5].payload).toEqual({ vmId: 'vm-ev-2', reason: 'VM_DELETED' });
-    expect(imgEvents[6]).toMatchObject({ actor: callerActor(u), payload: { name: img.name, kind: 'IMAGE', linkedVms: [{ vmId: 'vm-ev-1', relation: 'CREATED_FROM' }] } });
+    expect(imgEvents[6]).toMatchObject({
+      actor: callerActor(u),
+      payload: { name: img.name, kind: 'IMAGE', linkedVms: [{ vmId: 'vm-ev-1', relation: 'CREATED_FROM' }] },
+    });
     expect(imgEvents.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
     const isoEvents = await eventsOf(c, SUPER, { imageId: iso.id, type: 'iso.mounted,iso.unmounted' });
@@ -191,21 +214,35 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
 
   it('quota: quota.limit_changed, and quota.refused for a create the quota refuses (which creates no image and no image.created)', async () => {
     const u = newUser();
-    const limits = await c.t.http().patch(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { IMAGE_COUNT: 1, VCPU: 'unlimited' } });
+    const limits = await c.t
+      .http()
+      .patch(`/quotas/${u.dept}`)
+      .set('Authorization', c.t.auth(SUPER))
+      .send({ limits: { IMAGE_COUNT: 1, VCPU: 'unlimited' } });
     expect(limits.status).toBe(200);
     await createImage(c.t, u, c.zoneId);
-    const refused = await c.t.http().post('/images').set('Authorization', c.t.auth(u)).set('X-Correlation-Id', 'corr-refused').send({
-      kind: 'IMAGE',
-      name: 'too-many',
-      osCategory: 'CENTOS',
-      format: 'qcow2',
-      zoneId: c.zoneId,
-      source: { type: 'UPLOAD' },
-    });
+    const refused = await c.t
+      .http()
+      .post('/images')
+      .set('Authorization', c.t.auth(u))
+      .set('X-Correlation-Id', 'corr-refused')
+      .send({
+        kind: 'IMAGE',
+        name: 'too-many',
+        osCategory: 'CENTOS',
+        format: 'qcow2',
+        zoneId: c.zoneId,
+        source: { type: 'UPLOAD' },
+      });
     expect(refused.status).toBe(409);
     const evs = (await eventsOf(c, u)).filter((e) => e.type.startsWith('quota.') || e.payload?.departmentId === u.dept || e.payload?.name === 'too-many');
     expect(typesOf(evs)).toEqual(['quota.limit_changed', 'image.created', 'quota.refused']);
-    expect(evs[0]).toMatchObject({ imageId: null, sequence: 1, actor: callerActor(SUPER), payload: { departmentId: u.dept, limits: { IMAGE_COUNT: 1, VCPU: null } } });
+    expect(evs[0]).toMatchObject({
+      imageId: null,
+      sequence: 1,
+      actor: callerActor(SUPER),
+      payload: { departmentId: u.dept, limits: { IMAGE_COUNT: 1, VCPU: null } },
+    });
     expect(evs[2]).toMatchObject({
       imageId: null,
       sequence: 2,
@@ -220,7 +257,12 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     const img = await createImage(c.t, u, c.zoneId);
     const events = c.t.app.get(EventsService);
     const repo = c.t.app.get(CatalogRepository);
-    const draft = { type: 'image.updated' as const, imageId: img.id, visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept }, payload: { fields: ['name'], values: { name: 'never' } } };
+    const draft = {
+      type: 'image.updated' as const,
+      imageId: img.id,
+      visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept },
+      payload: { fields: ['name'], values: { name: 'never' } },
+    };
     await expect(
       repo.update(img.id, { name: 'never' }, undefined, async (m) => {
         await events.record(m, draft);
@@ -231,14 +273,21 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     await c.t.http().get(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER));
     await expect(
       quota.setLimits(u.dept, [[QuotaResource.VmCount, 7]], new Date(), function* () {
-        yield* events.program({ type: 'quota.limit_changed', departmentId: u.dept, visibility: { scope: null, ownerId: null, departmentId: u.dept }, payload: { departmentId: u.dept, limits: { VM_COUNT: 7 } } });
+        yield* events.program({
+          type: 'quota.limit_changed',
+          departmentId: u.dept,
+          visibility: { scope: null, ownerId: null, departmentId: u.dept },
+          payload: { departmentId: u.dept, limits: { VM_COUNT: 7 } },
+        });
         yield { sql: 'SELECT nope FROM no_such_table', params: [] };
         return undefined;
       }),
       // not toThrow(): better-sqlite3's SqliteError comes from the realm of the test file that loaded the addon first
     ).rejects.toMatchObject({ message: expect.stringMatching(/no such table|doesn't exist/) });
     expect((await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(u))).body.name).toBe(img.name);
-    const vm = ((await c.t.http().get(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER))).body.resources as Json[]).find((r) => r.resource === 'VM_COUNT');
+    const vm = ((await c.t.http().get(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER))).body.resources as Json[]).find(
+      (r) => r.resource === 'VM_COUNT',
+    );
     expect(vm?.limit ?? null).not.toBe(7);
     const evs = await eventsOf(c, SUPER);
     expect(evs.filter((e) => e.imageId === img.id).map((e) => e.type)).toEqual(['image.created']);
@@ -268,7 +317,15 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     expect((await c.t.http().patch(`/images/${img.id}`).set('Authorization', c.t.auth(a)).send({ scope: 'PUBLIC' })).status).toBe(200);
     expect(await idsFor(b)).toEqual(['image.scope_changed']);
     // quota events are for the department's own callers
-    expect((await c.t.http().patch(`/quotas/${a.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { VCPU: 64 } })).status).toBe(200);
+    expect(
+      (
+        await c.t
+          .http()
+          .patch(`/quotas/${a.dept}`)
+          .set('Authorization', c.t.auth(SUPER))
+          .send({ limits: { VCPU: 64 } })
+      ).status,
+    ).toBe(200);
     const quotaFor = async (who: Caller) => (await eventsOf(c, who, { type: 'quota.limit_changed' })).filter((e) => e.payload.departmentId === a.dept).length;
     expect(await quotaFor(b)).toBe(1);
     expect(await quotaFor(otherAdmin)).toBe(0);

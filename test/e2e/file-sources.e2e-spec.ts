@@ -1,5 +1,19 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Role } from '../../src/access/principal';
@@ -182,7 +196,13 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       expect(root.status).toBe(200);
       expect(root.body).toMatchObject({ source: 'share', path: '', total: 4, page: 1, pageSize: 20, truncated: false });
       expect(root.body.items.map((e: Json) => `${e.type}:${e.path}`)).toEqual(['DIR:images', 'DIR:isos', 'FILE:plain.raw', 'FILE:中文 镜像.iso']);
-      expect(root.body.items[3]).toEqual({ name: '中文 镜像.iso', path: '中文 镜像.iso', type: 'FILE', size: ISO.length, modifiedAt: expect.stringMatching(/Z$/) });
+      expect(root.body.items[3]).toEqual({
+        name: '中文 镜像.iso',
+        path: '中文 镜像.iso',
+        type: 'FILE',
+        size: ISO.length,
+        modifiedAt: expect.stringMatching(/Z$/),
+      });
 
       const page = await api(c).get('/file-sources/share/entries', u, { path: 'isos', page: 2, pageSize: 4, sort: 'size', order: 'desc' });
       expect(page.status).toBe(200);
@@ -202,7 +222,9 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       expect(filtered.body.items.map((e: Json) => e.name)).toEqual(['disk-11.raw', 'disk-10.raw']);
 
       const deep = await api(c).get('/file-sources/share/entries', u, { path: 'isos/sub dir/深层' });
-      expect(deep.body.items).toEqual([{ name: 'tool kit.iso', path: 'isos/sub dir/深层/tool kit.iso', type: 'FILE', size: ISO.length, modifiedAt: expect.any(String) }]);
+      expect(deep.body.items).toEqual([
+        { name: 'tool kit.iso', path: 'isos/sub dir/深层/tool kit.iso', type: 'FILE', size: ISO.length, modifiedAt: expect.any(String) },
+      ]);
     });
 
     it('refuses paths that leave the source or are odd, with FILE_PATH_INVALID and the reason', async () => {
@@ -242,7 +264,11 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       expect([created.status, created.body.code, created.body.details?.reason]).toEqual([400, 'FILE_PATH_INVALID', 'SYMLINK_ESCAPE']);
       const ok = await api(c).create(u, { kind: 'ISO', format: 'iso', isoUsage: 'OS', source: { type: 'FILE', fileSource: 'mnt', path: 'isos/local.iso' } });
       expect(ok.status).toBe(201);
-      expect(await settled(c, ok.body.id)).toMatchObject({ phase: 'READY', checksum: sha256(ISO), source: { type: 'FILE', fileSource: 'mnt', path: 'isos/local.iso' } });
+      expect(await settled(c, ok.body.id)).toMatchObject({
+        phase: 'READY',
+        checksum: sha256(ISO),
+        source: { type: 'FILE', fileSource: 'mnt', path: 'isos/local.iso' },
+      });
     });
 
     it('answers 503 FILE_SOURCE_UNAVAILABLE naming FILE_SOURCE_AUTH_FAILED when the share refuses the password, never showing it', async () => {
@@ -251,7 +277,10 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       try {
         const res = await api(c).get('/file-sources/share/entries', newUser(), { path: 'isos/auth-check' });
         expect(res.status).toBe(503);
-        expect(res.body).toMatchObject({ code: 'FILE_SOURCE_UNAVAILABLE', details: { source: 'share', reason: 'FILE_SOURCE_AUTH_FAILED', status: 'NT_STATUS_LOGON_FAILURE' } });
+        expect(res.body).toMatchObject({
+          code: 'FILE_SOURCE_UNAVAILABLE',
+          details: { source: 'share', reason: 'FILE_SOURCE_AUTH_FAILED', status: 'NT_STATUS_LOGON_FAILURE' },
+        });
         expect(JSON.stringify(res.body)).not.toContain(right);
         const created = await api(c).create(newUser(), { source: { type: 'FILE', path: 'plain.raw' } });
         expect(created.status).toBe(503);
@@ -268,15 +297,24 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const res = await api(c).create(u, { kind: 'ISO', format: 'iso', isoUsage: 'OS', source: { type: 'FILE', path: '中文 镜像.iso' } });
       expect(res.status).toBe(201);
       // the size was known at create: the quota holds it from the start
-      expect(res.body).toMatchObject({ phase: 'QUEUED', source: { type: 'FILE', path: '中文 镜像.iso', fileSource: 'share', url: null }, progress: { bytesTotal: ISO.length } });
+      expect(res.body).toMatchObject({
+        phase: 'QUEUED',
+        source: { type: 'FILE', path: '中文 镜像.iso', fileSource: 'share', url: null },
+        progress: { bytesTotal: ISO.length },
+      });
       const done = await settled(c, res.body.id);
       expect(done).toMatchObject({ phase: 'READY', status: 'ACTIVE', sizeBytes: ISO.length, checksum: sha256(ISO), format: 'iso' });
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: ISO.length, reserved: 0 });
-      const file = await c.t.http().get(`/images/${res.body.id}/file`).set('Authorization', c.t.auth(u)).buffer(true).parse((r, cb) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (d: Buffer) => chunks.push(d));
-        r.on('end', () => cb(null, Buffer.concat(chunks)));
-      });
+      const file = await c.t
+        .http()
+        .get(`/images/${res.body.id}/file`)
+        .set('Authorization', c.t.auth(u))
+        .buffer(true)
+        .parse((r, cb) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (d: Buffer) => chunks.push(d));
+          r.on('end', () => cb(null, Buffer.concat(chunks)));
+        });
       expect(sha256(file.body as Buffer)).toBe(sha256(ISO));
     });
 
@@ -313,7 +351,12 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
         expect([res.status, res.body.code, res.body.details?.reason, source]).toEqual([status, code, reason, source]);
       }
       expect((await quotaOf(c, u.dept)).count).toMatchObject({ used: 0, reserved: 0 });
-      await c.t.http().patch(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { IMAGE_BYTES: MiB } }).expect(200);
+      await c.t
+        .http()
+        .patch(`/quotas/${u.dept}`)
+        .set('Authorization', c.t.auth(SUPER))
+        .send({ limits: { IMAGE_BYTES: MiB } })
+        .expect(200);
       const over = await api(c).create(u, { format: 'raw', source: { type: 'FILE', path: 'plain.raw' } });
       expect(over.status).toBe(409);
       expect(over.body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_BYTES', requested: RAW.length } });
@@ -374,7 +417,12 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const res = await api(c).create(u, { source: { type: 'FILE', path: 'images/centos 7 big.qcow2' } });
       await waitFor(c, res.body.id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 0, 'bytes arriving');
       await smbd.stop();
-      const waiting = await waitFor(c, res.body.id, (i) => i.phase === 'QUEUED' && /^Attempt 1 of 4 failed/.test(i.statusReason ?? ''), 'the first attempt failed');
+      const waiting = await waitFor(
+        c,
+        res.body.id,
+        (i) => i.phase === 'QUEUED' && /^Attempt 1 of 4 failed/.test(i.statusReason ?? ''),
+        'the first attempt failed',
+      );
       expect(waiting.statusReason).toMatch(/FILE_READ_INTERRUPTED|FILE_SHORT_READ|FILE_SOURCE_UNREACHABLE/);
       await new Promise((r) => setTimeout(r, 400));
       await smbd.start();

@@ -7,7 +7,17 @@ import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app-config';
 import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '../support/app';
-import { iso, qcow2CutShort, qcow2Virtual, rawBytes, realImage, RealFormat, sha256, vmdkDeltaHiddenDescriptor, vmdkFlatDescriptorLongComments } from '../support/disk-images';
+import {
+  iso,
+  qcow2CutShort,
+  qcow2Virtual,
+  rawBytes,
+  realImage,
+  RealFormat,
+  sha256,
+  vmdkDeltaHiddenDescriptor,
+  vmdkFlatDescriptorLongComments,
+} from '../support/disk-images';
 import { createZone } from '../support/fixtures';
 import { ImageServer } from '../support/image-server';
 import { startS3Server, S3TestServer } from '../support/s3-server';
@@ -31,11 +41,35 @@ const newUser = (): Caller => {
 
 /** Every unsafe case: the file, the format it is declared as, the code, and what the reason must say. */
 const UNSAFE: { name: string; file: () => Buffer; format: string; code: string; reason: RegExp }[] = [
-  { name: 'vmdk-delta-offset0', file: () => vmdkDeltaHiddenDescriptor(0n), format: 'vmdk', code: 'FORMAT_UNSAFE', reason: /delta disk depending on a parent \("\/etc\/passwd"\)/ },
-  { name: 'vmdk-delta-offset129', file: () => vmdkDeltaHiddenDescriptor(129n), format: 'vmdk', code: 'FORMAT_UNSAFE', reason: /delta disk depending on a parent \("\/etc\/passwd"\)/ },
-  { name: 'vmdk-flat-as-raw', file: () => vmdkFlatDescriptorLongComments('/etc/passwd'), format: 'raw', code: 'FORMAT_UNSAFE', reason: /VMDK descriptor that points to other files/ },
+  {
+    name: 'vmdk-delta-offset0',
+    file: () => vmdkDeltaHiddenDescriptor(0n),
+    format: 'vmdk',
+    code: 'FORMAT_UNSAFE',
+    reason: /delta disk depending on a parent \("\/etc\/passwd"\)/,
+  },
+  {
+    name: 'vmdk-delta-offset129',
+    file: () => vmdkDeltaHiddenDescriptor(129n),
+    format: 'vmdk',
+    code: 'FORMAT_UNSAFE',
+    reason: /delta disk depending on a parent \("\/etc\/passwd"\)/,
+  },
+  {
+    name: 'vmdk-flat-as-raw',
+    file: () => vmdkFlatDescriptorLongComments('/etc/passwd'),
+    format: 'raw',
+    code: 'FORMAT_UNSAFE',
+    reason: /VMDK descriptor that points to other files/,
+  },
   { name: 'qcow2-cut-short', file: () => qcow2CutShort(), format: 'qcow2', code: 'IMAGE_CORRUPT', reason: /qemu-img check found \d+ corruption\(s\)/ },
-  { name: 'qcow2-1PiB', file: () => qcow2Virtual('1P'), format: 'qcow2', code: 'VIRTUAL_SIZE_TOO_LARGE', reason: /virtual size is 1\.00 PiB, above the largest accepted, 16\.0 TiB \(INGEST_MAX_VIRTUAL_SIZE_BYTES\)/ },
+  {
+    name: 'qcow2-1PiB',
+    file: () => qcow2Virtual('1P'),
+    format: 'qcow2',
+    code: 'VIRTUAL_SIZE_TOO_LARGE',
+    reason: /virtual size is 1\.00 PiB, above the largest accepted, 16\.0 TiB \(INGEST_MAX_VIRTUAL_SIZE_BYTES\)/,
+  },
 ];
 
 /** Every format the service accepts, as real images. */
@@ -70,7 +104,15 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
     INGEST_SWEEP_INTERVAL_SECONDS: '0',
     FILE_SOURCES: `mnt=file://${dir}`,
     ...(store === 'minio' && s3
-      ? { STORAGE_DRIVER: 'minio', MINIO_ENDPOINT: '127.0.0.1', MINIO_PORT: String(s3.port), MINIO_ACCESS_KEY: s3.accessKey, MINIO_SECRET_KEY: s3.secretKey, MINIO_BUCKET: `trust-${shape}`, STORAGE_PART_SIZE_MB: '5' }
+      ? {
+          STORAGE_DRIVER: 'minio',
+          MINIO_ENDPOINT: '127.0.0.1',
+          MINIO_PORT: String(s3.port),
+          MINIO_ACCESS_KEY: s3.accessKey,
+          MINIO_SECRET_KEY: s3.secretKey,
+          MINIO_BUCKET: `trust-${shape}`,
+          STORAGE_PART_SIZE_MB: '5',
+        }
       : {}),
     ...env,
   });
@@ -93,7 +135,14 @@ async function settled(c: Ctx, id: string): Promise<Json> {
 }
 
 /** Imports `file` as `name` by `path`; answers the settled record (and the upload's answer). */
-async function importBy(c: Ctx, as: Caller, path: Path, name: string, file: Buffer, over: Json): Promise<{ image: Json; upload?: { status: number; body: Json } }> {
+async function importBy(
+  c: Ctx,
+  as: Caller,
+  path: Path,
+  name: string,
+  file: Buffer,
+  over: Json,
+): Promise<{ image: Json; upload?: { status: number; body: Json } }> {
   const source = path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
   if (path === 'URL') c.srv.put(name, file);
   if (path === 'FILE') writeFileSync(join(c.dir, name), file);
@@ -104,7 +153,11 @@ async function importBy(c: Ctx, as: Caller, path: Path, name: string, file: Buff
     .send({ kind: 'IMAGE', name: `trust-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId: c.zoneId, source, ...over });
   if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
   if (path !== 'UPLOAD') return { image: await settled(c, res.body.id) };
-  const up = await c.t.http().put(`/images/${res.body.id}/file`).set('Authorization', c.t.auth(as)).set('Content-Type', 'application/octet-stream')
+  const up = await c.t
+    .http()
+    .put(`/images/${res.body.id}/file`)
+    .set('Authorization', c.t.auth(as))
+    .set('Content-Type', 'application/octet-stream')
     // a refused upload is answered before its body is read; its connection must not carry the next request
     .set('Connection', 'close')
     .send(file);
@@ -150,19 +203,26 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
     if (c) rmSync(c.dir, { recursive: true, force: true });
   });
 
-  it.each(UNSAFE.flatMap((u) => PATHS.map((p) => [u.name, p] as const)))('refuses %s by %s: FAILED with the reason, nothing stored, no quota used', async (name, path) => {
-    const u = UNSAFE.find((x) => x.name === name)!;
-    const as = newUser();
-    const { image, upload } = await importBy(c, as, path, `${name}-${path}`, u.file(), { format: u.format });
-    expect(image).toMatchObject({ phase: 'FAILED', status: 'INACTIVE', statusReason: expect.stringMatching(u.reason) });
-    if (upload) expect(upload).toEqual({ status: 422, body: expect.objectContaining({ code: 'CONTENT_REJECTED', details: expect.objectContaining({ ingestCode: u.code }) }) });
-    // FAILED is recorded first; the clean-up (bytes removed, reservation given back) follows it
-    await eventually(async () => {
-      await expectNoBytes(c, image.id);
-      const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
-      expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: 0, reserved: 0 });
-    });
-  });
+  it.each(UNSAFE.flatMap((u) => PATHS.map((p) => [u.name, p] as const)))(
+    'refuses %s by %s: FAILED with the reason, nothing stored, no quota used',
+    async (name, path) => {
+      const u = UNSAFE.find((x) => x.name === name)!;
+      const as = newUser();
+      const { image, upload } = await importBy(c, as, path, `${name}-${path}`, u.file(), { format: u.format });
+      expect(image).toMatchObject({ phase: 'FAILED', status: 'INACTIVE', statusReason: expect.stringMatching(u.reason) });
+      if (upload)
+        expect(upload).toEqual({
+          status: 422,
+          body: expect.objectContaining({ code: 'CONTENT_REJECTED', details: expect.objectContaining({ ingestCode: u.code }) }),
+        });
+      // FAILED is recorded first; the clean-up (bytes removed, reservation given back) follows it
+      await eventually(async () => {
+        await expectNoBytes(c, image.id);
+        const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+        expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: 0, reserved: 0 });
+      });
+    },
+  );
 
   it.each(ACCEPTED.map((a, i) => [a.name, PATHS[i % PATHS.length]] as const))('accepts a real %s by %s and stores its bytes unchanged', async (name, path) => {
     const a = ACCEPTED.find((x) => x.name === name)!;
@@ -192,7 +252,12 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
       expect(image.sizeBytes).toBeLessThan(MiB);
       ids.push(image.id);
     }
-    const list = (query: Json) => c.t.http().get('/images').set('Authorization', c.t.auth(SUPER)).query({ view: 'all', departmentId: as.dept, ...query });
+    const list = (query: Json) =>
+      c.t
+        .http()
+        .get('/images')
+        .set('Authorization', c.t.auth(SUPER))
+        .query({ view: 'all', departmentId: as.dept, ...query });
     const asc = await list({ sort: 'virtualSizeBytes', order: 'asc' });
     expect(asc.status).toBe(200);
     const oneG = [ids[1], ids[3]].sort();
@@ -219,7 +284,13 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
         .http()
         .post(`/images/${id}/launches`)
         .set('Authorization', c.t.auth(compute))
-        .send({ idempotencyKey: `k-${Math.random().toString(36).slice(2)}`, owner: { userId: u.sub, departmentId: u.dept }, zoneId: c.zoneId, count: 2, ...over });
+        .send({
+          idempotencyKey: `k-${Math.random().toString(36).slice(2)}`,
+          owner: { userId: u.sub, departmentId: u.dept },
+          zoneId: c.zoneId,
+          count: 2,
+          ...over,
+        });
     const small = await launch(disk.id, { rootDiskBytes: 8 * 1024 ** 3 - 1 });
     expect({ status: small.status, body: small.body }).toEqual({
       status: 422,
@@ -263,11 +334,21 @@ describe.each(SHAPES)('a qemu-img that hangs or exceeds its limits (%s)', (shape
     c = await boot(shape, 'fs', undefined, { QEMU_IMG: join(bin, 'qemu-img'), QEMU_IMG_TIMEOUT_MS: '1500' });
     for (const path of PATHS) {
       const { image, upload } = await importBy(c, newUser(), path, `hang-${path}.qcow2`, realImage('qcow2'), { format: 'qcow2' });
-      expect({ path, image }).toMatchObject({ path, image: { phase: 'FAILED', statusReason: expect.stringMatching(/qemu-img info did not finish within 1500 ms and was stopped \(QEMU_IMG_TIMEOUT_MS\); the image is refused/) } });
+      expect({ path, image }).toMatchObject({
+        path,
+        image: {
+          phase: 'FAILED',
+          statusReason: expect.stringMatching(/qemu-img info did not finish within 1500 ms and was stopped \(QEMU_IMG_TIMEOUT_MS\); the image is refused/),
+        },
+      });
       if (upload) expect(upload.body).toMatchObject({ code: 'CONTENT_REJECTED', details: { ingestCode: 'INSPECTION_LIMIT_EXCEEDED' } });
       await eventually(() => expectNoBytes(c, image.id));
     }
-    expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(bin))).toEqual([]);
+    expect(
+      execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(bin)),
+    ).toEqual([]);
   });
 
   it('ends FAILED when qemu-img cannot live within QEMU_IMG_MAX_MEMORY_MB', async () => {
@@ -280,10 +361,18 @@ describe.each(SHAPES)('a qemu-img that hangs or exceeds its limits (%s)', (shape
 describe('the service without qemu-img', () => {
   it('refuses to start, saying what to install', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hcm-trust-noqemu-'));
-    const config = loadConfig({ DATA_DIR: dataDir, DB_TYPE: 'sqlite', AUTH_JWT_SECRET: TEST_SECRET, SEED_DEFAULT_ZONE: 'false', QEMU_IMG: '/nonexistent/qemu-img' });
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      DB_TYPE: 'sqlite',
+      AUTH_JWT_SECRET: TEST_SECRET,
+      SEED_DEFAULT_ZONE: 'false',
+      QEMU_IMG: '/nonexistent/qemu-img',
+    });
     const app = await createApp(config, { logger: false });
     try {
-      await expect(app.init()).rejects.toThrow(/qemu-img is required to judge stored images but "\/nonexistent\/qemu-img" cannot run .*Install the Debian package qemu-utils/);
+      await expect(app.init()).rejects.toThrow(
+        /qemu-img is required to judge stored images but "\/nonexistent\/qemu-img" cannot run .*Install the Debian package qemu-utils/,
+      );
     } finally {
       await app.close().catch(() => undefined);
       rmSync(dataDir, { recursive: true, force: true });

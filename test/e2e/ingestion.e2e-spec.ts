@@ -73,7 +73,8 @@ const createOk = async (c: Ctx, as: Caller, over: Json): Promise<Json> => {
 const fromUrl = (c: Ctx, as: Caller, path: string, over: Json = {}) => createOk(c, as, { source: { type: 'URL', url: c.srv.url(path) }, ...over });
 const get = async (c: Ctx, id: string, as: Caller = SUPER): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).body;
 
-const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 20_000): Promise<Json> => readUntil(() => get(c, id), cond, `image ${id} ${what}`, ms);
+const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 20_000): Promise<Json> =>
+  readUntil(() => get(c, id), cond, `image ${id} ${what}`, ms);
 const settled = (c: Ctx, id: string) => waitFor(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
 
 /** IMAGE_COUNT and IMAGE_BYTES of a department, read through the quota HTTP API. */
@@ -172,7 +173,9 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect(await settled(c, resumed.id)).toMatchObject({ phase: 'READY', checksum: sha256(QCOW2), sizeBytes: QCOW2.length });
       expect(await settled(c, restarted.id)).toMatchObject({ phase: 'READY', checksum: sha256(QCOW2) });
       // two drops, two resumes, each from where the bytes stopped (what was in flight when the socket died is lost)
-      const offsets = c.srv.requests.filter((r) => r.path.includes('id=drop-1') && r.headers.range).map((r) => Number(/^bytes=(\d+)-$/.exec(String(r.headers.range))?.[1]));
+      const offsets = c.srv.requests
+        .filter((r) => r.path.includes('id=drop-1') && r.headers.range)
+        .map((r) => Number(/^bytes=(\d+)-$/.exec(String(r.headers.range))?.[1]));
       expect(offsets).toHaveLength(2);
       expect(offsets[0]).toBeGreaterThan(500_000);
       expect(offsets[1]).toBeGreaterThan(offsets[0] + 500_000);
@@ -196,7 +199,9 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const backing = await fromUrl(c, u, '/f/backing.qcow2', { format: 'qcow2' });
       const asIso = await fromUrl(c, u, '/f/centos.qcow2', { kind: 'ISO', format: undefined, isoUsage: 'OS' });
       expect((await settled(c, mismatch.id)).statusReason).toBe('The file was declared qcow2 but its content is not a recognised image format (raw data)');
-      expect((await settled(c, backing.id)).statusReason).toMatch(/^The qcow2 image depends on a backing file \("backing\.img"\); only standalone images are accepted/);
+      expect((await settled(c, backing.id)).statusReason).toMatch(
+        /^The qcow2 image depends on a backing file \("backing\.img"\); only standalone images are accepted/,
+      );
       expect((await settled(c, asIso.id)).statusReason).toBe('The file was declared iso but its content is a qcow2 image');
       for (const i of [mismatch, backing, asIso]) {
         expect(await get(c, i.id)).toMatchObject({ phase: 'FAILED', sizeBytes: null, checksum: null });
@@ -233,7 +238,9 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       await setLimits(c, u.dept, { IMAGE_BYTES: MiB });
       const declared = await fromUrl(c, u, '/f/disk.raw?id=q-declared', { format: 'raw' });
       const failed = await settled(c, declared.id);
-      expect(failed.statusReason).toMatch(/^The department's image storage quota has no room for this file: 2\.00 MiB more were needed, 1\.00 MiB is left of 1\.00 MiB$/);
+      expect(failed.statusReason).toMatch(
+        /^The department's image storage quota has no room for this file: 2\.00 MiB more were needed, 1\.00 MiB is left of 1\.00 MiB$/,
+      );
       await expectNoBytes(c, declared.id);
       const streamed = await fromUrl(c, u, '/f/disk.raw?id=q-unknown&length=0', { format: 'raw' });
       expect((await settled(c, streamed.id)).statusReason).toMatch(/^The department's image storage quota has no room for this file/);
@@ -325,14 +332,26 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const img = await uploadImage(u);
       const res = await put(c, img.id, u, RAW);
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: RAW.length, checksum: sha256(RAW), checksumMd5: md5(RAW), source: { type: 'UPLOAD' } });
+      expect(res.body).toMatchObject({
+        status: 'ACTIVE',
+        phase: 'READY',
+        sizeBytes: RAW.length,
+        checksum: sha256(RAW),
+        checksumMd5: md5(RAW),
+        source: { type: 'UPLOAD' },
+      });
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: RAW.length, reserved: 0 });
 
       const url = `/images/${img.id}/file`;
       const auth = c.t.auth(u);
       const whole = await c.t.http().get(url).set('Authorization', auth).buffer(true).parse(binary);
       expect(whole.status).toBe(200);
-      expect(whole.headers).toMatchObject({ 'accept-ranges': 'bytes', 'content-length': String(RAW.length), etag: `"${sha256(RAW)}"`, 'content-type': 'application/octet-stream' });
+      expect(whole.headers).toMatchObject({
+        'accept-ranges': 'bytes',
+        'content-length': String(RAW.length),
+        etag: `"${sha256(RAW)}"`,
+        'content-type': 'application/octet-stream',
+      });
       expect(whole.headers['content-disposition']).toMatch(/^attachment; filename="img-[a-z0-9]+\.img"/);
       // the rest of what openapi.yaml declares on a file answer: Last-Modified, and X-Correlation-Id on every one
       expect(Number.isNaN(Date.parse(whole.headers['last-modified']))).toBe(false);
@@ -341,7 +360,12 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
 
       const part = await c.t.http().get(url).set('Authorization', auth).set('Range', 'bytes=1000-1999').buffer(true).parse(binary);
       expect(part.status).toBe(206);
-      expect(part.headers).toMatchObject({ 'content-range': `bytes 1000-1999/${RAW.length}`, 'content-length': '1000', 'accept-ranges': 'bytes', etag: `"${sha256(RAW)}"` });
+      expect(part.headers).toMatchObject({
+        'content-range': `bytes 1000-1999/${RAW.length}`,
+        'content-length': '1000',
+        'accept-ranges': 'bytes',
+        etag: `"${sha256(RAW)}"`,
+      });
       expect(Buffer.compare(part.body as Buffer, RAW.subarray(1000, 2000))).toBe(0);
 
       const tail = await c.t.http().get(url).set('Authorization', auth).set('Range', 'bytes=-10').buffer(true).parse(binary);
@@ -355,7 +379,11 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
 
       const stale = await c.t.http().get(url).set('Authorization', auth).set('Range', 'bytes=0-9').set('If-Range', '"other"').buffer(true).parse(binary);
       expect(stale.status).toBe(200);
-      const cached = await c.t.http().get(url).set('Authorization', auth).set('If-None-Match', `"${sha256(RAW)}"`);
+      const cached = await c.t
+        .http()
+        .get(url)
+        .set('Authorization', auth)
+        .set('If-None-Match', `"${sha256(RAW)}"`);
       expect(cached.status).toBe(304);
       expect(cached.headers.etag).toBe(`"${sha256(RAW)}"`);
 
@@ -381,7 +409,10 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const bad = await put(c, img.id, u, RAW);
       expect(bad.status).toBe(422);
       expect(bad.body).toMatchObject({ code: 'CONTENT_REJECTED', details: { ingestCode: 'FORMAT_MISMATCH' } });
-      expect(await get(c, img.id)).toMatchObject({ phase: 'FAILED', statusReason: 'The file was declared qcow2 but its content is not a recognised image format (raw data)' });
+      expect(await get(c, img.id)).toMatchObject({
+        phase: 'FAILED',
+        statusReason: 'The file was declared qcow2 but its content is not a recognised image format (raw data)',
+      });
       await expectNoBytes(c, img.id);
       const unsafe = await put(c, img.id, u, qcow2WithBacking('/etc/shadow'));
       expect(unsafe.status).toBe(422);
@@ -519,7 +550,13 @@ describe('ingestion over HTTP (sqlite, MinIO store on the in-process S3 server)'
     expect(await settled(c, img.id)).toMatchObject({ phase: 'READY', sizeBytes: BIG.length, checksum: sha256(BIG) });
     expect((await c.storage.stat(objectKeys.imageDisk(img.id))).size).toBe(BIG.length);
     expect(await c.storage.listIncomplete('images/')).toEqual([]);
-    const part = await c.t.http().get(`/images/${img.id}/file`).set('Authorization', c.t.auth(u)).set('Range', `bytes=${6 * MiB}-${6 * MiB + 99}`).buffer(true).parse(binary);
+    const part = await c.t
+      .http()
+      .get(`/images/${img.id}/file`)
+      .set('Authorization', c.t.auth(u))
+      .set('Range', `bytes=${6 * MiB}-${6 * MiB + 99}`)
+      .buffer(true)
+      .parse(binary);
     expect(part.status).toBe(206);
     expect(Buffer.compare(part.body as Buffer, BIG.subarray(6 * MiB, 6 * MiB + 100))).toBe(0);
   });

@@ -111,7 +111,10 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       for (const who of [ADMIN, member(d), SERVICE, SUPER]) {
         expect((await t.http().get(`/quotas/${d}`).set('Authorization', t.auth(who))).status).toBe(200);
       }
-      const other = await t.http().get(`/quotas/${d}`).set('Authorization', t.auth(member('elsewhere')));
+      const other = await t
+        .http()
+        .get(`/quotas/${d}`)
+        .set('Authorization', t.auth(member('elsewhere')));
       expect(other.status).toBe(403);
       expect(other.body.code).toBe('FORBIDDEN');
       const noToken = await t.http().get(`/quotas/${d}`);
@@ -126,7 +129,14 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       expect(res.body.total).toBeGreaterThanOrEqual(1);
       const mine = res.body.items.find((i: { departmentId: string }) => i.departmentId === d);
       expect(mine.resources.find((r: Usage) => r.resource === 'VM_COUNT').limit).toBe(7);
-      expect((await t.http().get('/quotas').set('Authorization', t.auth(member(d)))).status).toBe(403);
+      expect(
+        (
+          await t
+            .http()
+            .get('/quotas')
+            .set('Authorization', t.auth(member(d)))
+        ).status,
+      ).toBe(403);
     });
   });
 
@@ -227,15 +237,27 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       const rows = async () => ({
         images: Number((await ds.query('SELECT COUNT(*) AS n FROM images WHERE departmentId = ?', [d]))[0].n),
         reservations: Number((await ds.query('SELECT COUNT(*) AS n FROM quota_reservations WHERE departmentId = ?', [d]))[0].n),
-        items: Number((await ds.query('SELECT COUNT(*) AS n FROM quota_reservation_items i JOIN quota_reservations r ON r.id = i.reservationId WHERE r.departmentId = ?', [d]))[0].n),
+        items: Number(
+          (
+            await ds.query('SELECT COUNT(*) AS n FROM quota_reservation_items i JOIN quota_reservations r ON r.id = i.reservationId WHERE r.departmentId = ?', [
+              d,
+            ])
+          )[0].n,
+        ),
         created: Number((await ds.query("SELECT COUNT(*) AS n FROM event_outbox WHERE type = 'image.created' AND departmentId = ?", [d]))[0].n),
       });
       expect(await rows()).toEqual({ images: 1, reservations: 1, items: 2, created: 1 });
       // the bytes do not fit (the second ledger row refuses after the first took its share); then the count
       await setLimits(d, { IMAGE_COUNT: 2 });
-      expect((await create(u, { expectedSizeBytes: 200 })).body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_BYTES', requested: 200, used: 0, reserved: 400 } });
+      expect((await create(u, { expectedSizeBytes: 200 })).body).toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        details: { resource: 'IMAGE_BYTES', requested: 200, used: 0, reserved: 400 },
+      });
       expect((await create(u, { expectedSizeBytes: 50 })).status).toBe(201);
-      expect((await create(u, { expectedSizeBytes: 10 })).body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_COUNT', requested: 1, used: 2 } });
+      expect((await create(u, { expectedSizeBytes: 10 })).body).toMatchObject({
+        code: 'QUOTA_EXCEEDED',
+        details: { resource: 'IMAGE_COUNT', requested: 1, used: 2 },
+      });
       expect(await rows()).toEqual({ images: 2, reservations: 2, items: 4, created: 2 });
       expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 2, reserved: 0 }, IMAGE_BYTES: { used: 0, reserved: 450 } });
       const refused = await ds.query("SELECT COUNT(*) AS n FROM event_outbox WHERE type = 'quota.refused' AND departmentId = ?", [d]);
@@ -339,7 +361,8 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
           expect([resource, u.used + u.reserved <= 5]).toEqual([resource, true]);
           return u;
         };
-        const refused = (res: { status: number; body: { code?: string } }, what: string) => expect([resource, what, res.status, res.body.code]).toEqual([resource, what, 409, 'QUOTA_EXCEEDED']);
+        const refused = (res: { status: number; body: { code?: string } }, what: string) =>
+          expect([resource, what, res.status, res.body.code]).toEqual([resource, what, 409, 'QUOTA_EXCEEDED']);
         refused(await reserve({ key: `over-${d}`, departmentId: d, amounts: { [resource]: 6 } }), 'reserve');
         const r = (await reserve({ key: `r-${d}`, departmentId: d, amounts: { [resource]: 3 } })).body;
         refused(await act(r.id, 'grow', { resource, delta: 3 }), 'grow');
@@ -349,7 +372,8 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
         expect((await act(r.id, 'commit', { amounts: { [resource]: 4 } })).status).toBe(200);
         expect(await within()).toMatchObject({ used: 4, reserved: 0 });
         // the charge VM registration uses for a VM beyond (or without) a launch reservation
-        const charge = (key: string, amount: number) => quota.charge({ key, callerId: 'test', departmentId: d, subjectId: key, amounts: { [resource]: amount } });
+        const charge = (key: string, amount: number) =>
+          quota.charge({ key, callerId: 'test', departmentId: d, subjectId: key, amounts: { [resource]: amount } });
         expect((await charge(`c1-${d}`, 1)).fromReservation).toBe(false);
         await expect(charge(`c2-${d}`, 1)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource, requested: 1, remaining: 0, limit: 5 } });
         expect(await within()).toMatchObject({ used: 5, reserved: 0 });
@@ -476,7 +500,15 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       expect(fix.status).toBe(200);
       expect(fix.body.drift.filter((x: { departmentId: string }) => x.departmentId === d).every((x: { repaired: boolean }) => x.repaired)).toBe(true);
       expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 2, reserved: 0 }, IMAGE_BYTES: { used: 100, reserved: 0 } });
-      expect((await t.http().post('/quotas/reconcile').set('Authorization', t.auth(member(d))).send({})).status).toBe(403);
+      expect(
+        (
+          await t
+            .http()
+            .post('/quotas/reconcile')
+            .set('Authorization', t.auth(member(d)))
+            .send({})
+        ).status,
+      ).toBe(403);
     });
 
     it('counts images whose usage the ledger lost (e.g. created before quotas), and a later delete gives them back', async () => {

@@ -19,7 +19,11 @@ describe('rate limits on expensive endpoints', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await t.http().post('/images').set('Authorization', t.auth(alice)).send(imageBody(zone))).status);
     expect(statuses).toEqual([201, 201, 201, 429]);
-    const res = await t.http().post('/images').set('Authorization', t.auth(alice)).send(imageBody(zone, { name: 'over the limit' }));
+    const res = await t
+      .http()
+      .post('/images')
+      .set('Authorization', t.auth(alice))
+      .send(imageBody(zone, { name: 'over the limit' }));
     expect(res.status).toBe(429);
     expect(res.body).toMatchObject({ code: 'RATE_LIMITED', details: { bucket: 'create', limitPerMinute: 3 } });
     expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);

@@ -33,7 +33,11 @@ describe.each(SHAPES)('two replicas on one database (%s)', (shape) => {
 
     await a.http().patch(`/images/${img.id}`).set('Authorization', a.auth(SUPER)).send({ scope: 'FEATURED' });
     expect(await counts()).toEqual({ all: 1, featured: 1, public: 0, private: 0 });
-    await a.http().patch(`/images/${img.id}`).set('Authorization', a.auth(SUPER)).send({ tags: ['x'] });
+    await a
+      .http()
+      .patch(`/images/${img.id}`)
+      .set('Authorization', a.auth(SUPER))
+      .send({ tags: ['x'] });
     expect((await b.http().get('/images/counts').query({ zoneId: zone, tags: 'x' }).set('Authorization', b.auth(alice))).body.all).toBe(1);
 
     expect((await a.http().delete(`/images/${img.id}`).set('Authorization', a.auth(SUPER))).status).toBe(204);

@@ -101,7 +101,7 @@ const CASES: Case[] = [
   ['departmentId in another case is another department', () => ({ departmentId: 'D1' }), none],
   ['zoneId in capitals', (c) => ({ zoneId: c.zoneId.toUpperCase() }), ALL],
   // who sees what: user `Alice` is not `alice`
-  ["a user whose id differs in case sees only the public one", () => ({ view: 'all' }), [PUBLIC], Alice],
+  ['a user whose id differs in case sees only the public one', () => ({ view: 'all' }), [PUBLIC], Alice],
   ['and none of them as private', () => ({ view: 'private' }), none, Alice],
   ['alice sees all of hers', () => ({ view: 'all' }), ALL, alice],
 ];
@@ -134,7 +134,9 @@ describe('search rules: the same answers on every shape', () => {
     const orders: Record<string, unknown> = {};
     for (const c of ctxs) {
       const names = async (order: string) =>
-        (await c.t.http().get('/images').query({ zoneId: c.zoneId, sort: 'name', order, pageSize: 200 }).set('Authorization', c.t.auth(SUPER))).body.items.map((i: Json) => i.name);
+        (await c.t.http().get('/images').query({ zoneId: c.zoneId, sort: 'name', order, pageSize: 200 }).set('Authorization', c.t.auth(SUPER))).body.items.map(
+          (i: Json) => i.name,
+        );
       orders[c.shape] = { asc: await names('asc'), desc: await names('desc') };
     }
     const byCodePoint = [...ALL].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -147,23 +149,42 @@ describe('search rules: the same answers on every shape', () => {
     for (const c of ctxs) {
       const http = c.t.http;
       const zones = [];
-      for (const name of ['Case-Zone', 'case-zone']) zones.push((await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name, hypervisor: 'KVM' })).status);
+      for (const name of ['Case-Zone', 'case-zone'])
+        zones.push((await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name, hypervisor: 'KVM' })).status);
       const dup = (await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name: 'case-zone', hypervisor: 'KVM' })).body.code;
       // two departments whose ids differ by case have two ledgers
-      await http().patch('/quotas/Dq').set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: 1 } });
-      await http().patch('/quotas/dq').set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: 7 } });
-      const limit = async (d: string) => (await http().get(`/quotas/${d}`).set('Authorization', c.t.auth(SUPER))).body.resources.find((r: Json) => r.resource === 'VM_COUNT').limit;
+      await http()
+        .patch('/quotas/Dq')
+        .set('Authorization', c.t.auth(SUPER))
+        .send({ limits: { VM_COUNT: 1 } });
+      await http()
+        .patch('/quotas/dq')
+        .set('Authorization', c.t.auth(SUPER))
+        .send({ limits: { VM_COUNT: 7 } });
+      const limit = async (d: string) =>
+        (await http().get(`/quotas/${d}`).set('Authorization', c.t.auth(SUPER))).body.resources.find((r: Json) => r.resource === 'VM_COUNT').limit;
       // two VMs whose ids differ by case are two VMs
       const list = await http().get('/images').query({ zoneId: c.zoneId, name: ACTIVE }).set('Authorization', c.t.auth(SUPER));
       const imageId = list.body.items[0].id;
       const vms = [];
       for (const vmId of ['VM-Case', 'vm-case']) {
-        const res = await http().put(`/vms/${vmId}/origin`).set('Authorization', c.t.auth(COMPUTE)).send({ imageId, vmName: vmId, owner: { userId: 'alice', departmentId: 'd1' }, zoneId: c.zoneId });
+        const res = await http()
+          .put(`/vms/${vmId}/origin`)
+          .set('Authorization', c.t.auth(COMPUTE))
+          .send({ imageId, vmName: vmId, owner: { userId: 'alice', departmentId: 'd1' }, zoneId: c.zoneId });
         vms.push([res.status, res.body.vmId]);
       }
       answers[c.shape] = { zones, dup, limits: [await limit('Dq'), await limit('dq')], vms };
     }
-    const want = { zones: [201, 201], dup: 'ZONE_NAME_TAKEN', limits: [1, 7], vms: [[201, 'VM-Case'], [201, 'vm-case']] };
+    const want = {
+      zones: [201, 201],
+      dup: 'ZONE_NAME_TAKEN',
+      limits: [1, 7],
+      vms: [
+        [201, 'VM-Case'],
+        [201, 'vm-case'],
+      ],
+    };
     expect(answers).toEqual(Object.fromEntries(ctxs.map((c) => [c.shape, want])));
   });
 

@@ -104,7 +104,11 @@ describe.each(SHAPES)('a refused upload reaches the client (%s)', (shape) => {
   afterAll(() => t?.close());
 
   const limitBytes = async (dept: string, bytes: number) => {
-    const res = await t.http().patch(`/quotas/${dept}`).set('Authorization', t.auth(SUPER)).send({ limits: { IMAGE_BYTES: bytes } });
+    const res = await t
+      .http()
+      .patch(`/quotas/${dept}`)
+      .set('Authorization', t.auth(SUPER))
+      .send({ limits: { IMAGE_BYTES: bytes } });
     expect(res.status).toBe(200);
   };
   const record = async (id: string) => (await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER))).body;

@@ -50,16 +50,32 @@ async function activeImage(c: Ctx, owner: Caller, over: Record<string, unknown> 
   await c.storage.putStream(objectKeys.imageDisk(img.id), Readable.from(bytes));
   await c.catalog.transition(img.id, ImagePhase.Importing);
   await c.catalog.transition(img.id, ImagePhase.Verifying, { sizeBytes: bytes.length });
-  await c.catalog.transition(img.id, ImagePhase.Ready, { sizeBytes: bytes.length, checksum: sha256(bytes), ...(virtualSizeBytes === undefined ? {} : { virtualSizeBytes }) });
+  await c.catalog.transition(img.id, ImagePhase.Ready, {
+    sizeBytes: bytes.length,
+    checksum: sha256(bytes),
+    ...(virtualSizeBytes === undefined ? {} : { virtualSizeBytes }),
+  });
   return (await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(SUPER))).body;
 }
 const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<string, unknown> = {}, bytes = BYTES, virtualSizeBytes?: number) =>
   activeImage(c, owner, { kind: 'ISO', format: undefined, isoUsage: usage, ...over }, bytes, virtualSizeBytes);
 
-const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) => c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
-const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({ idempotencyKey: `k-${randomUUID()}`, owner: ownerOf(owner), zoneId: c.zoneId, count: 1, ...over });
+const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) =>
+  c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
+const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({
+  idempotencyKey: `k-${randomUUID()}`,
+  owner: ownerOf(owner),
+  zoneId: c.zoneId,
+  count: 1,
+  ...over,
+});
 /** Registers a VM's origin; `zoneId` is the test zone unless the body says otherwise. */
-const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) => c.t.http().put(`/vms/${vmId}/origin`).set('Authorization', c.t.auth(as)).send({ zoneId: c.zoneId, ...body });
+const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) =>
+  c.t
+    .http()
+    .put(`/vms/${vmId}/origin`)
+    .set('Authorization', c.t.auth(as))
+    .send({ zoneId: c.zoneId, ...body });
 const mount = (c: Ctx, vmId: string, isoId: string, body: Json, as: Caller = COMPUTE) =>
   c.t.http().put(`/vms/${vmId}/iso-mounts/${isoId}`).set('Authorization', c.t.auth(as)).send(body);
 const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Json> => {
@@ -67,7 +83,8 @@ const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Jso
   expect(res.status).toBe(200);
   return res.body;
 };
-const imageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: Json = {}) => c.t.http().get(`/images/${imageId}/vms`).query(query).set('Authorization', c.t.auth(as));
+const imageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: Json = {}) =>
+  c.t.http().get(`/images/${imageId}/vms`).query(query).set('Authorization', c.t.auth(as));
 /** VM_COUNT (and IMAGE_COUNT) of a department, read through the quota API. */
 const quotaOf = async (c: Ctx, dept: string): Promise<{ vms: { used: number; reserved: number }; images: { used: number; reserved: number } }> => {
   const res = await c.t.http().get(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER));
@@ -83,7 +100,15 @@ const diskOf = async (c: Ctx, dept: string): Promise<{ used: number; reserved: n
   return { used: r.used, reserved: r.reserved };
 };
 const setVmLimit = async (c: Ctx, dept: string, limit: number) => {
-  expect((await c.t.http().patch(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { VM_COUNT: limit } })).status).toBe(200);
+  expect(
+    (
+      await c.t
+        .http()
+        .patch(`/quotas/${dept}`)
+        .set('Authorization', c.t.auth(SUPER))
+        .send({ limits: { VM_COUNT: limit } })
+    ).status,
+  ).toBe(200);
 };
 const noDrift = async (c: Ctx, dept: string) => {
   const res = await c.t.http().post('/quotas/reconcile').set('Authorization', c.t.auth(SUPER)).send({ departmentId: dept, dryRun: true });
@@ -186,7 +211,9 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(expired.status).toBe(403);
       expect(expired.body).toMatchObject({ code: 'DOWNLOAD_URL_EXPIRED', details: { expiredAt: new Date(past * 1000).toISOString() } });
       // signed with another secret
-      const foreign = await get(pathOf(new DownloadUrlSigner('another-secret-0123456789abcdef0123456789').url('http://x', { imageId: img.id, expires: expires })));
+      const foreign = await get(
+        pathOf(new DownloadUrlSigner('another-secret-0123456789abcdef0123456789').url('http://x', { imageId: img.id, expires: expires })),
+      );
       expect(foreign.body.code).toBe('DOWNLOAD_URL_INVALID');
       expect((await get(`/downloads/${img.id}?expires=${expires}`)).body.code).toBe('VALIDATION_FAILED');
       expect((await get(`/downloads/${img.id}`)).status).toBe(400);
@@ -209,7 +236,14 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       await setVmLimit(c, u.dept, 3);
       const cases: Array<[string, string, Json, number, string, Json?]> = [
         ['an unknown image', randomUUID(), {}, 404, 'IMAGE_NOT_FOUND'],
-        ["another user's private image", bobsPrivate.id, {}, 403, 'IMAGE_NOT_USABLE', { scope: 'PRIVATE', owner: { userId: u.sub, departmentId: u.dept, role: 'user' } }],
+        [
+          "another user's private image",
+          bobsPrivate.id,
+          {},
+          403,
+          'IMAGE_NOT_USABLE',
+          { scope: 'PRIVATE', owner: { userId: u.sub, departmentId: u.dept, role: 'user' } },
+        ],
         ['an image still waiting for its bytes', queued.id, {}, 409, 'IMAGE_NOT_ACTIVE', { status: 'INACTIVE', phase: 'QUEUED' }],
         ['a disabled image', disabled.id, {}, 409, 'IMAGE_NOT_ACTIVE', { phase: 'DISABLED' }],
         ['a tool ISO (R6)', toolIso.id, {}, 409, 'ISO_NOT_BOOTABLE', { isoUsage: 'TOOL' }],
@@ -296,7 +330,8 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const idem = `k-${randomUUID()}`;
       const l = { ...(await launch(c, img.id, launchBody(c, u, { count: 2, idempotencyKey: idem }))).body, idem };
       const vm = (n: number) => `vm-${u.sub}-${n}`;
-      const reg = (n: number, over: Json = {}) => origin(c, vm(n), { imageId: img.id, vmName: `web-${n}`, owner: ownerOf(u), reservationId: l.reservationId, ...over });
+      const reg = (n: number, over: Json = {}) =>
+        origin(c, vm(n), { imageId: img.id, vmName: `web-${n}`, owner: ownerOf(u), reservationId: l.reservationId, ...over });
 
       const first = await reg(1);
       expect(first.status).toBe(201);
@@ -373,7 +408,13 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const cases: Array<[string, Json, number, string, Json?]> = [
         ["another image's launch", { imageId: img.id, reservationId: l2.reservationId }, 422, 'RESERVATION_MISMATCH', { reason: 'image' }],
         // (an owner who may use the image, so the launch rule lets it through to the reservation check)
-        ["another department's VM", { imageId: img.id, reservationId: l.reservationId, owner: { ...ownerOf(other), role: 'super_admin' } }, 422, 'RESERVATION_MISMATCH', { reason: 'department' }],
+        [
+          "another department's VM",
+          { imageId: img.id, reservationId: l.reservationId, owner: { ...ownerOf(other), role: 'super_admin' } },
+          422,
+          'RESERVATION_MISMATCH',
+          { reason: 'department' },
+        ],
         ['an unknown reservation', { imageId: img.id, reservationId: randomUUID() }, 404, 'RESERVATION_NOT_FOUND'],
         ['an unknown image', { imageId: randomUUID() }, 404, 'IMAGE_NOT_FOUND'],
       ];
@@ -491,8 +532,13 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const u = newUser();
       const img = await activeImage(c, u, { format: 'qcow2' }, BYTES, 8 * GiB);
       const vm = (n: string) => `vm-${u.sub}-d${n}`;
-      const reg = (n: string, reservationId?: string, over: Json = {}) => origin(c, vm(n), { imageId: img.id, vmName: n, owner: ownerOf(u), ...(reservationId ? { reservationId } : {}), ...over });
-      const del = (n: string) => c.t.http().delete(`/vms/${vm(n)}`).set('Authorization', c.t.auth(COMPUTE));
+      const reg = (n: string, reservationId?: string, over: Json = {}) =>
+        origin(c, vm(n), { imageId: img.id, vmName: n, owner: ownerOf(u), ...(reservationId ? { reservationId } : {}), ...over });
+      const del = (n: string) =>
+        c.t
+          .http()
+          .delete(`/vms/${vm(n)}`)
+          .set('Authorization', c.t.auth(COMPUTE));
 
       // no root disk given: each VM needs the image's virtual size; data disk sizes add up
       const b1 = launchBody(c, u, { count: 2, dataDiskBytes: [GiB, 2 * GiB] });
@@ -525,7 +571,15 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION_FAILED']);
 
       // a limit below what a launch needs: refused on DISK_BYTES, nothing reserved
-      expect((await c.t.http().patch(`/quotas/${u.dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits: { DISK_BYTES: 60 * GiB } })).status).toBe(200);
+      expect(
+        (
+          await c.t
+            .http()
+            .patch(`/quotas/${u.dept}`)
+            .set('Authorization', c.t.auth(SUPER))
+            .send({ limits: { DISK_BYTES: 60 * GiB } })
+        ).status,
+      ).toBe(200);
       const over = await launch(c, img.id, launchBody(c, u, { count: 3 }));
       expect([over.status, over.body.code, over.body.details?.resource]).toEqual([409, 'QUOTA_EXCEEDED', 'DISK_BYTES']);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 1, reserved: 3 } });
@@ -564,7 +618,9 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const sized = await launch(c, osIso.id, launchBody(c, u, { count: 2, rootDiskBytes: GiB, dataDiskBytes: [GiB] }));
       expect([sized.status, sized.body.diskBytesPerVm]).toEqual([201, 2 * GiB]);
       expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 4 * GiB });
-      expect((await origin(c, `vm-${u.sub}-iso1`, { imageId: osIso.id, vmName: 'i1', owner: ownerOf(u), reservationId: sized.body.reservationId })).status).toBe(201);
+      expect(
+        (await origin(c, `vm-${u.sub}-iso1`, { imageId: osIso.id, vmName: 'i1', owner: ownerOf(u), reservationId: sized.body.reservationId })).status,
+      ).toBe(201);
       expect(await diskOf(c, u.dept)).toEqual({ used: 2 * GiB, reserved: 2 * GiB });
       // an ISO VM without a reservation and without a size charges no disk bytes
       expect((await origin(c, `vm-${u.sub}-iso2`, { imageId: osIso.id, vmName: 'i2', owner: ownerOf(u) })).status).toBe(201);

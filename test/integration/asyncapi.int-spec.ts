@@ -26,7 +26,13 @@ describe('asyncapi.yaml', () => {
     const { document, diagnostics } = await new Parser().parse(committed);
     expect(diagnostics.filter((d) => d.severity <= 1).map((d) => `${d.path.join('.')}: ${d.message}`)).toEqual([]);
     expect(document).toBeDefined();
-    expect(document!.channels().all().map((c) => c.address()).sort()).toEqual([...ALL_EVENT_TYPES].sort());
+    expect(
+      document!
+        .channels()
+        .all()
+        .map((c) => c.address())
+        .sort(),
+    ).toEqual([...ALL_EVENT_TYPES].sort());
   });
 
   it('has a schema and an example per event type, and every example validates against its schema', () => {

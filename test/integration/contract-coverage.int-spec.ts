@@ -14,7 +14,16 @@ const USER: Caller = { sub: 'u-contract', dept: 'd-contract', role: Role.User };
 
 /** A small document with the shapes the comparison must tell apart. */
 const DOC: ContractDoc = {
-  components: { schemas: { Thing: { type: 'object', required: ['id'], properties: { id: { type: 'string' }, parent: { oneOf: [{ $ref: '#/components/schemas/Ref' }, { type: 'object', nullable: true, enum: [null] }] } } }, Ref: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } } },
+  components: {
+    schemas: {
+      Thing: {
+        type: 'object',
+        required: ['id'],
+        properties: { id: { type: 'string' }, parent: { oneOf: [{ $ref: '#/components/schemas/Ref' }, { type: 'object', nullable: true, enum: [null] }] } },
+      },
+      Ref: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+    },
+  },
   paths: {
     '/things': {
       get: {
@@ -43,7 +52,14 @@ const DOC: ContractDoc = {
     },
   },
 };
-const rec = (method: string, path: string, status: number, code: string | null = null, body?: unknown): RecordedResponse => ({ method, path, status, contentType: null, code, body });
+const rec = (method: string, path: string, status: number, code: string | null = null, body?: unknown): RecordedResponse => ({
+  method,
+  path,
+  status,
+  contentType: null,
+  code,
+  body,
+});
 
 describe('the comparison of answers with the contract', () => {
   it('accepts declared statuses and codes, bodiless HEAD errors, and bodies that match (an object or null where nullable)', () => {
@@ -111,13 +127,31 @@ describe('openapi.yaml declares every (operation, status, code) the service answ
     const su = t.auth(SUPER);
     const zoneId = await createZone(t);
     // a JSON body over HTTP_BODY_LIMIT_BYTES, and one in a charset body-parser refuses
-    expect((await t.http().post('/images').set('Authorization', su).send({ name: 'x'.repeat(4096) })).status).toBe(413);
-    expect((await t.http().post('/zones').set('Authorization', su).set('Content-Type', 'application/json; charset=latin2').send('{"name":"z"}')).status).toBe(415);
+    expect(
+      (
+        await t
+          .http()
+          .post('/images')
+          .set('Authorization', su)
+          .send({ name: 'x'.repeat(4096) })
+      ).status,
+    ).toBe(413);
+    expect((await t.http().post('/zones').set('Authorization', su).set('Content-Type', 'application/json; charset=latin2').send('{"name":"z"}')).status).toBe(
+      415,
+    );
     expect((await t.http().patch(`/zones/${zoneId}`).set('Authorization', su).set('Content-Type', 'application/json').send('{"name":')).status).toBe(400);
     // the body-parser reads a JSON body sent to a route that takes none too
     const missing0 = '00000000-0000-4000-8000-000000000001';
     expect((await t.http().post(`/images/${missing0}/retry`).set('Authorization', su).set('Content-Type', 'application/json').send('{"a":')).status).toBe(400);
-    expect((await t.http().delete(`/images/${missing0}`).set('Authorization', su).send({ pad: 'x'.repeat(4096) })).status).toBe(413);
+    expect(
+      (
+        await t
+          .http()
+          .delete(`/images/${missing0}`)
+          .set('Authorization', su)
+          .send({ pad: 'x'.repeat(4096) })
+      ).status,
+    ).toBe(413);
     // HEAD errors have no body
     const missing = '00000000-0000-4000-8000-000000000000';
     expect((await t.http().head(`/images/${missing}/file`).set('Authorization', su)).status).toBe(404);
@@ -130,7 +164,9 @@ describe('openapi.yaml declares every (operation, status, code) the service answ
     const up = await t.http().put(`/images/${img.id}/file`).set('Authorization', t.auth(USER)).set('Content-Type', 'application/octet-stream').send(iso());
     expect(up.status).toBe(200);
     const owner = { userId: USER.sub, departmentId: USER.dept };
-    expect((await t.http().put(`/vms/vm-contract-1/iso-mounts/${img.id}`).set('Authorization', t.auth(COMPUTE)).send({ vmName: 'c1', owner, zoneId })).status).toBe(201);
+    expect(
+      (await t.http().put(`/vms/vm-contract-1/iso-mounts/${img.id}`).set('Authorization', t.auth(COMPUTE)).send({ vmName: 'c1', owner, zoneId })).status,
+    ).toBe(201);
     const vm = await t.http().get('/vms/vm-contract-1/images').set('Authorization', t.auth(COMPUTE));
     expect([vm.status, vm.body.createdFrom, vm.body.isoMounts.length]).toEqual([200, null, 1]);
   }, 60_000);

@@ -148,7 +148,13 @@ describe('an import killed (kill -9) while CONVERTING is taken back and ends ACT
   });
 
   /** The crash and the restart; `list` answers every object key under images/. */
-  async function crashWhileConverting(env: Record<string, string>, convTmp: string, storage: ObjectStorage, list: () => Promise<string[]>, dataDir: string): Promise<void> {
+  async function crashWhileConverting(
+    env: Record<string, string>,
+    convTmp: string,
+    storage: ObjectStorage,
+    list: () => Promise<string[]>,
+    dataDir: string,
+  ): Promise<void> {
     const first = await start(env, 'service #1');
     const z = await call(first, 'POST', '/zones', SUPER, { name: `zone-${randomUUID().slice(0, 6)}`, hypervisor: 'KVM', requiredFormat: 'raw' });
     expect(z.status).toBe(201);
@@ -173,7 +179,15 @@ describe('an import killed (kill -9) while CONVERTING is taken back and ends ACT
 
     const second = await start(env, 'service #2');
     const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
-    expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', format: 'raw', sourceSha256: FILE_SHA, sizeBytes: VIRTUAL, virtualSizeBytes: VIRTUAL, statusReason: null });
+    expect(done).toMatchObject({
+      status: 'ACTIVE',
+      phase: 'READY',
+      format: 'raw',
+      sourceSha256: FILE_SHA,
+      sizeBytes: VIRTUAL,
+      virtualSizeBytes: VIRTUAL,
+      statusReason: null,
+    });
     // the stored image's checksum is the stored bytes' own, and they are the source's disk
     const back = Buffer.from(await (await fetch(second.url(`/images/${id}/file`), { headers: { authorization: `Bearer ${USER}` } })).arrayBuffer());
     expect(back.length).toBe(VIRTUAL);
@@ -194,7 +208,14 @@ describe('an import killed (kill -9) while CONVERTING is taken back and ends ACT
     const convTmp = join(dataDir, 'convert');
     mkdirSync(convTmp);
     const root = join(dataDir, 'objects');
-    const env = { ...baseEnv(dataDir, convTmp), DB_TYPE: 'sqlite', DB_PATH: join(dataDir, 'db.sqlite'), QUEUE_DRIVER: 'memory', STORAGE_DRIVER: 'fs', STORAGE_FS_ROOT: root };
+    const env = {
+      ...baseEnv(dataDir, convTmp),
+      DB_TYPE: 'sqlite',
+      DB_PATH: join(dataDir, 'db.sqlite'),
+      QUEUE_DRIVER: 'memory',
+      STORAGE_DRIVER: 'fs',
+      STORAGE_FS_ROOT: root,
+    };
     try {
       await crashWhileConverting(env, convTmp, new FsStorage(root), () => Promise.resolve(listFiles(root)), dataDir);
     } finally {
@@ -233,7 +254,16 @@ describe('an import killed (kill -9) while CONVERTING is taken back and ends ACT
       MINIO_BUCKET: bucket,
       STORAGE_PART_SIZE_MB: '5',
     };
-    const storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket, region: 'us-east-1', partSizeBytes: 5 * MiB });
+    const storage = new MinioStorage({
+      endPoint: '127.0.0.1',
+      port: s3.port,
+      useSSL: false,
+      accessKey: s3.accessKey,
+      secretKey: s3.secretKey,
+      bucket,
+      region: 'us-east-1',
+      partSizeBytes: 5 * MiB,
+    });
     try {
       await crashWhileConverting(env, convTmp, storage, () => listS3(storage), dataDir);
     } finally {

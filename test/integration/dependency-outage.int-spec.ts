@@ -41,7 +41,14 @@ describe.each(['socket', 'tcp'] as const)('MariaDB really stopped (%s)', (mode) 
   beforeAll(async () => {
     db = await startPrivateMariaDb(`outage_${mode}`);
     const where: Record<string, string> = mode === 'socket' ? { DB_SOCKET: db.socket } : { DB_HOST: '127.0.0.1', DB_PORT: String(db.port) };
-    t = await startApp('mariadb', `outage${mode}`, { ...where, DB_USER: db.user, DB_PASSWORD: '', DB_NAME: db.database, QUOTA_SWEEP_INTERVAL_SECONDS: '0', INGEST_SWEEP_INTERVAL_SECONDS: '0' });
+    t = await startApp('mariadb', `outage${mode}`, {
+      ...where,
+      DB_USER: db.user,
+      DB_PASSWORD: '',
+      DB_NAME: db.database,
+      QUOTA_SWEEP_INTERVAL_SECONDS: '0',
+      INGEST_SWEEP_INTERVAL_SECONDS: '0',
+    });
     zoneId = await createZone(t);
     const img = await t.http().post('/images').set('Authorization', t.auth(USER)).send(imageBody(zoneId));
     expect(img.status).toBe(201);
@@ -60,7 +67,15 @@ describe.each(['socket', 'tcp'] as const)('MariaDB really stopped (%s)', (mode) 
     ['PATCH /images/{id}', () => t.http().patch(`/images/${imageId}`).set('Authorization', t.auth(USER)).send({ description: 'x' })],
     ['GET /zones', () => t.http().get('/zones').set('Authorization', t.auth(USER))],
     ['GET /quotas/{dept}', () => t.http().get(`/quotas/${USER.dept}`).set('Authorization', t.auth(SUPER))],
-    ['POST /quota-reservations', () => t.http().post('/quota-reservations').set('Authorization', t.auth(SERVICE)).send({ key: `k-${Math.random()}`, departmentId: USER.dept, amounts: { VM_COUNT: 1 } })],
+    [
+      'POST /quota-reservations',
+      () =>
+        t
+          .http()
+          .post('/quota-reservations')
+          .set('Authorization', t.auth(SERVICE))
+          .send({ key: `k-${Math.random()}`, departmentId: USER.dept, amounts: { VM_COUNT: 1 } }),
+    ],
     ['GET /vms/{vmId}/images', () => t.http().get('/vms/vm-1/images').set('Authorization', t.auth(SERVICE))],
   ];
 
@@ -105,7 +120,12 @@ describe('Redis really stopped (BullMQ)', () => {
     await redis?.destroy();
   });
 
-  const createUrlImage = () => t.http().post('/images').set('Authorization', t.auth(USER)).send(imageBody(zoneId, { format: 'raw', source: { type: 'URL', url: srv.url('/f/disk.raw') } }));
+  const createUrlImage = () =>
+    t
+      .http()
+      .post('/images')
+      .set('Authorization', t.auth(USER))
+      .send(imageBody(zoneId, { format: 'raw', source: { type: 'URL', url: srv.url('/f/disk.raw') } }));
 
   it('the API keeps answering without hanging: readiness 503, a created import waits and runs once Redis is back', async () => {
     const first = await createUrlImage();
@@ -160,9 +180,14 @@ describe('the object store (S3) really stopped', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const upload = (id: string) => t.http().put(`/images/${id}/file`).set('Authorization', t.auth(USER)).set('Content-Type', 'application/octet-stream').send(FILE);
+  const upload = (id: string) =>
+    t.http().put(`/images/${id}/file`).set('Authorization', t.auth(USER)).set('Content-Type', 'application/octet-stream').send(FILE);
   const newUploadImage = async () => {
-    const res = await t.http().post('/images').set('Authorization', t.auth(USER)).send(imageBody(zoneId, { format: 'raw', source: { type: 'UPLOAD' } }));
+    const res = await t
+      .http()
+      .post('/images')
+      .set('Authorization', t.auth(USER))
+      .send(imageBody(zoneId, { format: 'raw', source: { type: 'UPLOAD' } }));
     expect(res.status).toBe(201);
     return res.body.id as string;
   };

@@ -50,7 +50,13 @@ describe('docker/ check (npm run docker:check)', () => {
   it('fails naming a variable the service does not read', () => {
     edit('docker-compose.yml', '      LOG_LEVEL: ${LOG_LEVEL:-log}\n', '      LOG_LEVEL: ${LOG_LEVEL:-log}\n      SMB_HOST: smb\n');
     const { problems } = checkCopy();
-    expect(problems).toEqual([expect.objectContaining({ check: 'compose-env', line: expect.any(Number), message: expect.stringContaining('sets SMB_HOST, which the service does not read') })]);
+    expect(problems).toEqual([
+      expect.objectContaining({
+        check: 'compose-env',
+        line: expect.any(Number),
+        message: expect.stringContaining('sets SMB_HOST, which the service does not read'),
+      }),
+    ]);
   });
 
   it('fails on a value the service would refuse at boot, but not on one the operator supplies', () => {
@@ -65,7 +71,9 @@ describe('docker/ check (npm run docker:check)', () => {
     expect(skipped).toEqual([expect.stringContaining("dclint's rules, which do not run on a file that fails the schema")]);
     expect(schema).toEqual([expect.objectContaining({ message: 'services.minio.helthcheck: is not a Compose Specification key', line: expect.any(Number) })]);
     // and the dependency on a health check that is no longer there
-    expect(problems.filter((p) => p.check === 'compose-refs').map((p) => p.message)).toEqual([expect.stringContaining('waits for "minio" to be healthy, but minio has no healthcheck')]);
+    expect(problems.filter((p) => p.check === 'compose-refs').map((p) => p.message)).toEqual([
+      expect.stringContaining('waits for "minio" to be healthy, but minio has no healthcheck'),
+    ]);
   });
 
   it("fails on dclint's rules (an image without a version tag)", () => {

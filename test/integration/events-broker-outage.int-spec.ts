@@ -48,9 +48,22 @@ describe('events survive a broker outage', () => {
         const u: Caller = { sub: `outage-${shape}`, dept: `outage-${randomUUID().slice(0, 6)}`, role: Role.User };
         const importOne = async (n: number) => {
           const img = await createImage(app, u, zoneId, { source: { type: 'UPLOAD' } });
-          const res = await app.http().put(`/images/${img.id}/file`).set('Authorization', app.auth(u)).set('Content-Type', 'application/octet-stream').send(qcow2(64 * 1024 + n, n));
+          const res = await app
+            .http()
+            .put(`/images/${img.id}/file`)
+            .set('Authorization', app.auth(u))
+            .set('Content-Type', 'application/octet-stream')
+            .send(qcow2(64 * 1024 + n, n));
           expect(res.status).toBe(200);
-          expect((await app.http().patch(`/images/${img.id}`).set('Authorization', app.auth(u)).send({ description: `import ${n}` })).status).toBe(200);
+          expect(
+            (
+              await app
+                .http()
+                .patch(`/images/${img.id}`)
+                .set('Authorization', app.auth(u))
+                .send({ description: `import ${n}` })
+            ).status,
+          ).toBe(200);
         };
         const burst = async (from: number, count: number) => {
           for (let i = 0; i < count; i += 3) await Promise.all([0, 1, 2].filter((k) => i + k < count).map((k) => importOne(from + i + k)));
@@ -67,8 +80,14 @@ describe('events survive a broker outage', () => {
         await broker.start();
 
         const outbox: Json[] = [];
-        for (let after = 0; ; ) {
-          const page = (await app.http().get('/events').query({ after, limit: 500, type: 'image.created,image.import.started,image.activated,image.updated' }).set('Authorization', app.auth(SUPER))).body;
+        for (let after = 0; ;) {
+          const page = (
+            await app
+              .http()
+              .get('/events')
+              .query({ after, limit: 500, type: 'image.created,image.import.started,image.activated,image.updated' })
+              .set('Authorization', app.auth(SUPER))
+          ).body;
           if (!page.items.length) break;
           outbox.push(...page.items);
           after = page.next;

@@ -38,8 +38,18 @@ async function everyEventType(t: TestApp, zoneId: string): Promise<void> {
   const admin: Caller = { sub: `relay-admin-${seq}`, dept: u.dept, role: Role.Admin };
   const as = (c: Caller) => t.auth(c);
   const ok = (status: number, want: number) => expect(status).toBe(want);
-  const put = (id: string, body: Buffer) => t.http().put(`/images/${id}/file`).set('Authorization', as(u)).set('Content-Type', 'application/octet-stream').send(body);
-  ok((await t.http().patch(`/quotas/${u.dept}`).set('Authorization', as(SUPER)).send({ limits: { IMAGE_COUNT: 3 } })).status, 200); // quota.limit_changed
+  const put = (id: string, body: Buffer) =>
+    t.http().put(`/images/${id}/file`).set('Authorization', as(u)).set('Content-Type', 'application/octet-stream').send(body);
+  ok(
+    (
+      await t
+        .http()
+        .patch(`/quotas/${u.dept}`)
+        .set('Authorization', as(SUPER))
+        .send({ limits: { IMAGE_COUNT: 3 } })
+    ).status,
+    200,
+  ); // quota.limit_changed
   const img = await createImage(t, u, zoneId, { source: { type: 'UPLOAD' } }); // image.created
   ok((await t.http().patch(`/images/${img.id}`).set('Authorization', as(u)).send({ name: 'relayed', scope: 'PUBLIC' })).status, 200); // updated, scope_changed
   ok((await put(img.id, qcow2(128 * 1024))).status, 200); // import.started, activated
@@ -56,7 +66,16 @@ async function everyEventType(t: TestApp, zoneId: string): Promise<void> {
   const bad = await createImage(t, u, zoneId, { source: { type: 'UPLOAD' } });
   ok((await put(bad.id, rawBytes(64 * 1024))).status, 422); // import.failed
   const inflight = await createImage(t, u, zoneId, { source: { type: 'UPLOAD' }, expectedSizeBytes: 1000 });
-  ok((await t.http().post('/images').set('Authorization', as(u)).send({ kind: 'IMAGE', name: 'over', osCategory: 'CENTOS', format: 'qcow2', zoneId, source: { type: 'UPLOAD' } })).status, 409); // quota.refused
+  ok(
+    (
+      await t
+        .http()
+        .post('/images')
+        .set('Authorization', as(u))
+        .send({ kind: 'IMAGE', name: 'over', osCategory: 'CENTOS', format: 'qcow2', zoneId, source: { type: 'UPLOAD' } })
+    ).status,
+    409,
+  ); // quota.refused
   // progress: the upload path of a test file is too quick to report; drive the import the way a download does
   const catalog = t.app.get(CatalogService);
   await catalog.transition(inflight.id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: 1000, bytesPerSecond: 0 });
@@ -65,7 +84,7 @@ async function everyEventType(t: TestApp, zoneId: string): Promise<void> {
 
 const allEvents = async (t: TestApp): Promise<Json[]> => {
   const out: Json[] = [];
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     const res = await t.http().get('/events').query({ after, limit: 500 }).set('Authorization', t.auth(SUPER));
     if (!res.body.items.length) return out;
     out.push(...res.body.items);
@@ -82,7 +101,12 @@ describe.each(SHAPES)('events relay to RabbitMQ (%s)', (shape: Shape) => {
   beforeAll(async () => {
     // the consumer's queue is bound before anything is published (a topic exchange drops what no queue takes)
     consumer = await new TestConsumer(TEST_AMQP_URL, exchange).start('#');
-    t = await startApp(shape, `relay-${shape}`, { EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange, EVENTS_RELAY_INTERVAL_MS: '20', QUOTA_SWEEP_INTERVAL_SECONDS: '0' });
+    t = await startApp(shape, `relay-${shape}`, {
+      EVENTS_AMQP_URL: TEST_AMQP_URL,
+      EVENTS_EXCHANGE: exchange,
+      EVENTS_RELAY_INTERVAL_MS: '20',
+      QUOTA_SWEEP_INTERVAL_SECONDS: '0',
+    });
     zoneId = await createZone(t);
   });
   afterAll(async () => {
@@ -136,7 +160,13 @@ describe.each(SHAPES)('two replicas, one relay at a time (%s)', (shape: Shape) =
   it('every event arrives once from whichever replica holds the lease, in order per image; pruning keeps what is unpublished', async () => {
     const exchange = `hcm.test.replicas.${shape}.${randomUUID().slice(0, 8)}`;
     const consumer = await new TestConsumer(TEST_AMQP_URL, exchange).start('#');
-    const env = { EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange, EVENTS_RELAY_INTERVAL_MS: '20', QUOTA_SWEEP_INTERVAL_SECONDS: '0', EVENTS_PRUNE_INTERVAL_SECONDS: '0' };
+    const env = {
+      EVENTS_AMQP_URL: TEST_AMQP_URL,
+      EVENTS_EXCHANGE: exchange,
+      EVENTS_RELAY_INTERVAL_MS: '20',
+      QUOTA_SWEEP_INTERVAL_SECONDS: '0',
+      EVENTS_PRUNE_INTERVAL_SECONDS: '0',
+    };
     const a = await startApp(shape, `relay-a-${shape}`, env);
     let b: TestApp | undefined;
     try {
@@ -147,7 +177,16 @@ describe.each(SHAPES)('two replicas, one relay at a time (%s)', (shape: Shape) =
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) ids.push((await createImage(replicas[i % 2], u, zoneId)).id);
       for (let round = 0; round < 4; round++) {
-        await Promise.all(ids.map((id, i) => replicas[(i + round) % 2].http().patch(`/images/${id}`).set('Authorization', a.auth(u)).send({ name: `r${round}` }).expect(200)));
+        await Promise.all(
+          ids.map((id, i) =>
+            replicas[(i + round) % 2]
+              .http()
+              .patch(`/images/${id}`)
+              .set('Authorization', a.auth(u))
+              .send({ name: `r${round}` })
+              .expect(200),
+          ),
+        );
       }
       await consumer.until((r) => ids.every((id) => r.filter((m) => m.body.imageId === id).length >= 5));
       for (const id of ids) expect(consumer.received.filter((m) => m.body.imageId === id).map((m) => m.body.sequence)).toEqual([1, 2, 3, 4, 5]);
@@ -162,7 +201,12 @@ describe.each(SHAPES)('two replicas, one relay at a time (%s)', (shape: Shape) =
       await a.app.get(EventRelay).onModuleDestroy();
       await relayB.onModuleDestroy();
       await b.app.get(CatalogRepository).update(img.id, { name: 'unpublished' }, undefined, (m) =>
-        events.record(m, { type: 'image.updated', imageId: img.id, visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept }, payload: { fields: ['name'], values: { name: 'unpublished' } } }),
+        events.record(m, {
+          type: 'image.updated',
+          imageId: img.id,
+          visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept },
+          payload: { fields: ['name'], values: { name: 'unpublished' } },
+        }),
       );
       const pruned = await relayB.prune(Date.now() + 366 * 24 * 3600_000);
       const after = await allEvents(a);
@@ -211,7 +255,14 @@ describe('an event committed before a kill -9 is published after the restart, on
       children.push(first);
       const zone = (await (await call(first, 'POST', '/zones', SUPER, { name: 'z', hypervisor: 'KVM' })).json()) as Json;
       const u = newUser();
-      const res = await call(first, 'POST', '/images', u, { kind: 'IMAGE', name: 'before-kill', osCategory: 'CENTOS', format: 'qcow2', zoneId: zone.id, source: { type: 'UPLOAD' } });
+      const res = await call(first, 'POST', '/images', u, {
+        kind: 'IMAGE',
+        name: 'before-kill',
+        osCategory: 'CENTOS',
+        format: 'qcow2',
+        zoneId: zone.id,
+        source: { type: 'UPLOAD' },
+      });
       expect(res.status).toBe(201);
       const img = (await res.json()) as Json;
       const committed = (await (await call(first, 'GET', `/events?imageId=${img.id}`, SUPER)).json()) as Json;

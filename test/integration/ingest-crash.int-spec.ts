@@ -109,7 +109,14 @@ const baseEnv = (dataDir: string): Record<string, string> => ({
 });
 
 /** The platform shape's settings: MariaDB, BullMQ on Redis under its own prefix, the S3 store. */
-function platformEnv(dataDir: string, db: string, prefix: string, s3: { port: number; accessKey: string; secretKey: string }, bucket: string, lockMs: number): Record<string, string> {
+function platformEnv(
+  dataDir: string,
+  db: string,
+  prefix: string,
+  s3: { port: number; accessKey: string; secretKey: string },
+  bucket: string,
+  lockMs: number,
+): Record<string, string> {
   return {
     ...baseEnv(dataDir),
     DB_TYPE: 'mariadb',
@@ -134,7 +141,16 @@ function platformEnv(dataDir: string, db: string, prefix: string, s3: { port: nu
 }
 
 const s3Storage = (s3: { port: number; accessKey: string; secretKey: string }, bucket: string) =>
-  new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket, region: 'us-east-1', partSizeBytes: 5 * MiB });
+  new MinioStorage({
+    endPoint: '127.0.0.1',
+    port: s3.port,
+    useSSL: false,
+    accessKey: s3.accessKey,
+    secretKey: s3.secretKey,
+    bucket,
+    region: 'us-east-1',
+    partSizeBytes: 5 * MiB,
+  });
 
 describe('an import survives kill -9 of the service', () => {
   let srv: ImageServer;
@@ -225,7 +241,11 @@ describe('an import survives kill -9 of the service', () => {
       const api = await start({ ...env, IMPORT_CONCURRENCY: '0' }, 'API replica');
       const zoneId = await createZone(api);
       const created = await call(api, 'POST', '/images', USER, {
-        kind: 'IMAGE', name: 'lost-job', osCategory: 'CENTOS', format: 'raw', zoneId,
+        kind: 'IMAGE',
+        name: 'lost-job',
+        osCategory: 'CENTOS',
+        format: 'raw',
+        zoneId,
         source: { type: 'URL', url: srv.url('/f/file.raw?id=lost') },
       });
       expect(created.status).toBe(201);
@@ -237,7 +257,7 @@ describe('an import survives kill -9 of the service', () => {
       const lostAt = Date.now();
       expect(await queue.getJob(id)).toBeUndefined();
       let back: Awaited<ReturnType<typeof queue.getJob>>;
-      for (const end = Date.now() + 30_000; !(back = await queue.getJob(id)); ) {
+      for (const end = Date.now() + 30_000; !(back = await queue.getJob(id));) {
         if (Date.now() > end) throw new Error(`the lost job was never queued again\n${api.output().slice(-3000)}`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -301,14 +321,28 @@ describe('an import survives kill -9 of the service', () => {
   it('embedded shape: SQLite, in-process jobs, the filesystem store (and an upload cut off by the kill)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hcm-crash-embedded-'));
     const root = join(dataDir, 'objects');
-    const env = { ...baseEnv(dataDir), DB_TYPE: 'sqlite', DB_PATH: join(dataDir, 'db.sqlite'), QUEUE_DRIVER: 'memory', STORAGE_DRIVER: 'fs', STORAGE_FS_ROOT: root };
+    const env = {
+      ...baseEnv(dataDir),
+      DB_TYPE: 'sqlite',
+      DB_PATH: join(dataDir, 'db.sqlite'),
+      QUEUE_DRIVER: 'memory',
+      STORAGE_DRIVER: 'fs',
+      STORAGE_FS_ROOT: root,
+    };
     const storage = new FsStorage(root);
     try {
       const first = await start(env, 'service #1');
       const zoneId = await createZone(first);
       const id = await startSlowImport(first, srv, zoneId, 'embedded');
       // an upload in flight too: a dead process cannot finish it, so it must end FAILED with a reason
-      const up = await call(first, 'POST', '/images', USER, { kind: 'IMAGE', name: 'crash-upload', osCategory: 'CENTOS', format: 'raw', zoneId, source: { type: 'UPLOAD' } });
+      const up = await call(first, 'POST', '/images', USER, {
+        kind: 'IMAGE',
+        name: 'crash-upload',
+        osCategory: 'CENTOS',
+        format: 'raw',
+        zoneId,
+        source: { type: 'UPLOAD' },
+      });
       const uploadId = up.body.id as string;
       const req = httpRequest(first.url(`/images/${uploadId}/file`), {
         method: 'PUT',

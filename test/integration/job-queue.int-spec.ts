@@ -14,10 +14,7 @@ interface Made {
 }
 
 const adapters: Array<[string, () => Made]> = [
-  [
-    'in-process',
-    () => ({ queue: new InProcessQueue(3, 10), reopen: () => new InProcessQueue(3, 10), cleanup: () => Promise.resolve() }),
-  ],
+  ['in-process', () => ({ queue: new InProcessQueue(3, 10), reopen: () => new InProcessQueue(3, 10), cleanup: () => Promise.resolve() })],
   [
     'BullMQ on Redis',
     () => {
@@ -56,10 +53,14 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
     const seen: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    m.queue.process<{ n: number }>('work', async (ctx) => {
-      seen.push(`${ctx.id}:${ctx.data.n}`);
-      await gate;
-    }, { concurrency: 2, onFailed: () => Promise.resolve() });
+    m.queue.process<{ n: number }>(
+      'work',
+      async (ctx) => {
+        seen.push(`${ctx.id}:${ctx.data.n}`);
+        await gate;
+      },
+      { concurrency: 2, onFailed: () => Promise.resolve() },
+    );
     await m.queue.add('work', 'job-a', { n: 1 });
     await m.queue.add('work', 'job-a', { n: 2 });
     await until(() => seen.length === 1, '1 seen');
@@ -72,10 +73,14 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
   it('retries a failing job up to its attempts, then reports the failure once', async () => {
     const attempts: number[] = [];
     const failures: string[] = [];
-    m.queue.process('flaky', (ctx: JobContext<unknown>) => {
-      attempts.push(ctx.attempt);
-      return Promise.reject(new Error(`boom ${ctx.attempt}`));
-    }, { concurrency: 1, onFailed: (ctx, e) => Promise.resolve(void failures.push(`${ctx.id}:${e.message}`)) });
+    m.queue.process(
+      'flaky',
+      (ctx: JobContext<unknown>) => {
+        attempts.push(ctx.attempt);
+        return Promise.reject(new Error(`boom ${ctx.attempt}`));
+      },
+      { concurrency: 1, onFailed: (ctx, e) => Promise.resolve(void failures.push(`${ctx.id}:${e.message}`)) },
+    );
     await m.queue.add('flaky', 'job-b', {});
     await until(() => failures.length === 1, '1 failures');
     expect(attempts).toEqual([1, 2, 3]);
@@ -85,10 +90,14 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
   it('does not retry a permanent failure, and can add the same id again afterwards', async () => {
     let runs = 0;
     const failures: string[] = [];
-    m.queue.process('perm', () => {
-      runs++;
-      return runs === 1 ? Promise.reject(new PermanentJobError('bad content')) : Promise.resolve();
-    }, { concurrency: 1, onFailed: (_c, e) => Promise.resolve(void failures.push(e.message)) });
+    m.queue.process(
+      'perm',
+      () => {
+        runs++;
+        return runs === 1 ? Promise.reject(new PermanentJobError('bad content')) : Promise.resolve();
+      },
+      { concurrency: 1, onFailed: (_c, e) => Promise.resolve(void failures.push(e.message)) },
+    );
     await m.queue.add('perm', 'job-c', {});
     await until(() => failures.length === 1, '1 failures');
     expect(runs).toBe(1);
@@ -101,10 +110,15 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
   it('cancels a running job through its signal', async () => {
     const failures: string[] = [];
     let started = false;
-    m.queue.process('long', (ctx) => new Promise<void>((_res, rej) => {
-      started = true;
-      ctx.signal.addEventListener('abort', () => rej(new Error('aborted')));
-    }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
+    m.queue.process(
+      'long',
+      (ctx) =>
+        new Promise<void>((_res, rej) => {
+          started = true;
+          ctx.signal.addEventListener('abort', () => rej(new Error('aborted')));
+        }),
+      { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) },
+    );
     await m.queue.add('long', 'job-d', {});
     await until(() => started, 'started');
     await m.queue.cancel('job-d');
@@ -115,10 +129,15 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
   it('hands a running job back on shutdown without using an attempt or reporting a failure', async () => {
     const failures: string[] = [];
     let started = 0;
-    m.queue.process('resumable', (ctx) => new Promise<void>((_res, rej) => {
-      started++;
-      ctx.signal.addEventListener('abort', () => rej(new JobInterrupted()));
-    }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
+    m.queue.process(
+      'resumable',
+      (ctx) =>
+        new Promise<void>((_res, rej) => {
+          started++;
+          ctx.signal.addEventListener('abort', () => rej(new JobInterrupted()));
+        }),
+      { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) },
+    );
     await m.queue.add('resumable', 'job-e', { x: 1 });
     await until(() => started === 1, 'started = 1');
     await m.queue.close();
@@ -129,7 +148,10 @@ describe.each(adapters)('job queue: %s', (_name, make) => {
       const next = m.reopen();
       opened.push(next);
       const attempts: number[] = [];
-      next.process<{ x: number }>('resumable', (ctx) => Promise.resolve(void attempts.push(ctx.attempt * 10 + ctx.data.x)), { concurrency: 1, onFailed: () => Promise.resolve() });
+      next.process<{ x: number }>('resumable', (ctx) => Promise.resolve(void attempts.push(ctx.attempt * 10 + ctx.data.x)), {
+        concurrency: 1,
+        onFailed: () => Promise.resolve(),
+      });
       await until(() => attempts.length === 1, '1 attempts');
       expect(attempts).toEqual([11]);
     }
@@ -172,9 +194,20 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
   async function diedHolding(jobId: string, producer: BullMqQueue): Promise<string> {
     let took!: () => void;
     const taken = new Promise<void>((r) => (took = r));
-    const w = new Worker('jobs', () => { took(); return new Promise<void>(() => undefined); }, {
-      connection: connectionOf(REDIS), prefix, name: 'rep@deadbeef', lockDuration: LONG_LOCK, concurrency: 1,
-    });
+    const w = new Worker(
+      'jobs',
+      () => {
+        took();
+        return new Promise<void>(() => undefined);
+      },
+      {
+        connection: connectionOf(REDIS),
+        prefix,
+        name: 'rep@deadbeef',
+        lockDuration: LONG_LOCK,
+        concurrency: 1,
+      },
+    );
     workers.push(w);
     await producer.add('work', jobId, { n: 1 });
     await taken;
@@ -185,7 +218,7 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     return lock!;
   }
 
-  it('moves the dead start\'s job back to waiting at start and runs it, long before its lock would expire', async () => {
+  it("moves the dead start's job back to waiting at start and runs it, long before its lock would expire", async () => {
     const producer = make(undefined);
     await diedHolding('job-dead', producer);
     // another replica does not take it (it is not its own)...
@@ -222,10 +255,14 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const runs: string[] = [];
-    first.process('work', async (ctx) => {
-      runs.push(`first:${ctx.id}`);
-      await gate;
-    }, noFailure);
+    first.process(
+      'work',
+      async (ctx) => {
+        runs.push(`first:${ctx.id}`);
+        await gate;
+      },
+      noFailure,
+    );
     await first.add('work', 'job-live', {});
     await until(() => runs.length === 1, '1 runs');
     const second = make('rep');
@@ -242,13 +279,18 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     const reasons: unknown[] = [];
     const failures: string[] = [];
     let started = false;
-    q.process('work', (ctx) => new Promise<void>((_res, rej) => {
-      started = true;
-      ctx.signal.addEventListener('abort', () => {
-        reasons.push(ctx.signal.reason);
-        rej(new JobInterrupted());
-      });
-    }), { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) });
+    q.process(
+      'work',
+      (ctx) =>
+        new Promise<void>((_res, rej) => {
+          started = true;
+          ctx.signal.addEventListener('abort', () => {
+            reasons.push(ctx.signal.reason);
+            rej(new JobInterrupted());
+          });
+        }),
+      { concurrency: 1, onFailed: (c) => Promise.resolve(void failures.push(c.id)) },
+    );
     await q.add('work', 'job-stolen', {});
     await until(() => started, 'started');
     await redis.set(`${prefix}:jobs:job-stolen:lock`, 'someone-else:1', 'PX', 60_000);
@@ -264,9 +306,13 @@ describe('BullMQ: taking back the jobs of a dead start of the same replica', () 
     const q = make('rep');
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    q.process('work', async (ctx) => {
-      if (ctx.id === 'job-running') await gate;
-    }, { concurrency: 2, onFailed: () => Promise.resolve() });
+    q.process(
+      'work',
+      async (ctx) => {
+        if (ctx.id === 'job-running') await gate;
+      },
+      { concurrency: 2, onFailed: () => Promise.resolve() },
+    );
     await q.add('work', 'job-done', {});
     await until(async () => (await queues[0].getJob('job-done'))?.getState().then((st) => st === 'completed') ?? false, 'job-done completed');
     await q.add('work', 'job-running', {});

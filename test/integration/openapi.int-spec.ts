@@ -44,7 +44,10 @@ describe('openapi.yaml', () => {
           for (const [status, r] of errors) {
             const codes: string[] = r['x-error-codes'];
             // every code the status lists is one of that status, with an example; a HEAD answer has no body to describe
-            expect([`${method} ${path} ${status}`, codes.length > 0 && codes.every((c) => String(ERROR_CODES[c as keyof typeof ERROR_CODES]) === status)]).toEqual([`${method} ${path} ${status}`, true]);
+            expect([
+              `${method} ${path} ${status}`,
+              codes.length > 0 && codes.every((c) => String(ERROR_CODES[c as keyof typeof ERROR_CODES]) === status),
+            ]).toEqual([`${method} ${path} ${status}`, true]);
             if (method === 'head') expect([`${method} ${path} ${status}`, r.content]).toEqual([`${method} ${path} ${status}`, undefined]);
             else {
               expect(Object.keys(r.content['application/json'].examples).sort()).toEqual([...codes].sort());
@@ -75,7 +78,19 @@ describe('openapi.yaml', () => {
 
   it('lists the sections in the order a person learns the service, and no description holds text a browser takes for an HTML tag', () => {
     const doc = parse(readFileSync(join(root, 'openapi.yaml'), 'utf8'));
-    expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(['images', 'file-sources', 'zones', 'quotas', 'vm-links', 'quota-reservations', 'events', 'downloads', 'health', 'metrics', 'development']);
+    expect(doc.tags.map((t: { name: string }) => t.name)).toEqual([
+      'images',
+      'file-sources',
+      'zones',
+      'quotas',
+      'vm-links',
+      'quota-reservations',
+      'events',
+      'downloads',
+      'health',
+      'metrics',
+      'development',
+    ]);
     for (const t of doc.tags) expect([t.name, typeof t.description === 'string' && t.description.length > 0]).toEqual([t.name, true]);
     const tagLike: string[] = [];
     const walk = (v: unknown, at: string): void => {

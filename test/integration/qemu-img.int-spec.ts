@@ -9,7 +9,17 @@ import { judgeInfo, QemuImg, QemuImgLimits, withRangeRelay } from '../../src/ing
 import { FsStorage } from '../../src/storage/fs-storage';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { ObjectStorage } from '../../src/storage/object-storage';
-import { iso, qcow2, qcow2CutShort, qcow2Virtual, rawBytes, realImage, RealFormat, vmdkDeltaHiddenDescriptor, vmdkFlatDescriptorLongComments } from '../support/disk-images';
+import {
+  iso,
+  qcow2,
+  qcow2CutShort,
+  qcow2Virtual,
+  rawBytes,
+  realImage,
+  RealFormat,
+  vmdkDeltaHiddenDescriptor,
+  vmdkFlatDescriptorLongComments,
+} from '../support/disk-images';
 import { startS3Server, S3TestServer } from '../support/s3-server';
 
 /**
@@ -93,12 +103,21 @@ describe('qemu-img as the referee', () => {
   });
 
   it('refuses an answer naming another format, a backing file, data file or foreign extents (Glance rules)', () => {
-    const ok = { format: 'vmdk', 'virtual-size': 1024, filename: '/x', 'format-specific': { type: 'vmdk', data: { 'create-type': 'monolithicSparse', extents: [{ filename: '/x' }] } } };
+    const ok = {
+      format: 'vmdk',
+      'virtual-size': 1024,
+      filename: '/x',
+      'format-specific': { type: 'vmdk', data: { 'create-type': 'monolithicSparse', extents: [{ filename: '/x' }] } },
+    };
     expect(() => judgeInfo('vmdk', ok, { file: '/x' })).not.toThrow();
     const bad: [DiskFormat, Record<string, unknown>, string][] = [
       ['vmdk', { ...ok, format: 'raw' }, 'FORMAT_MISMATCH'],
       ['vmdk', { ...ok, 'backing-filename': '/etc/shadow' }, 'FORMAT_UNSAFE'],
-      ['vmdk', { ...ok, 'format-specific': { data: { 'create-type': 'monolithicSparse', extents: [{ filename: '/x' }, { filename: '/dev/sda' }] } } }, 'FORMAT_UNSAFE'],
+      [
+        'vmdk',
+        { ...ok, 'format-specific': { data: { 'create-type': 'monolithicSparse', extents: [{ filename: '/x' }, { filename: '/dev/sda' }] } } },
+        'FORMAT_UNSAFE',
+      ],
       ['vmdk', { ...ok, 'format-specific': { data: { 'create-type': 'monolithicSparse', extents: [{ filename: '/etc/passwd' }] } } }, 'FORMAT_UNSAFE'],
       ['vmdk', { ...ok, 'format-specific': { data: { 'create-type': 'vmfs', extents: [{ filename: '/x' }] } } }, 'FORMAT_UNSUPPORTED'],
       ['vmdk', { ...ok, 'format-specific': { data: { 'create-type': 'monolithicSparse', 'parent-cid': 1, extents: [{ filename: '/x' }] } } }, 'FORMAT_UNSAFE'],
@@ -123,7 +142,10 @@ describe('qemu-img as the referee', () => {
     execFileSync('mkfifo', [fifo]);
     const short = new QemuImg({ ...LIMITS, timeoutMs: 1500 });
     const r = await refusal(short.inspect('raw', { file: fifo }));
-    expect(r).toEqual({ code: 'INSPECTION_LIMIT_EXCEEDED', message: expect.stringMatching(/did not finish within 1500 ms and was stopped \(QEMU_IMG_TIMEOUT_MS\)/) });
+    expect(r).toEqual({
+      code: 'INSPECTION_LIMIT_EXCEEDED',
+      message: expect.stringMatching(/did not finish within 1500 ms and was stopped \(QEMU_IMG_TIMEOUT_MS\)/),
+    });
     // nothing of it is left running
     const left = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
       .split('\n')
@@ -134,7 +156,10 @@ describe('qemu-img as the referee', () => {
   it('refuses an image when qemu-img exceeds its address-space limit', async () => {
     const tiny = new QemuImg({ ...LIMITS, maxMemoryMb: 16 });
     const r = await refusal(tiny.inspect('qcow2', { file: write('m.qcow2', realImage('qcow2')) }));
-    expect(r).toEqual({ code: expect.stringMatching(/^INSPECTION_(FAILED|LIMIT_EXCEEDED)$/), message: expect.stringMatching(/qemu-img info (ended with SIGABRT|ran out of memory)|could not read/) });
+    expect(r).toEqual({
+      code: expect.stringMatching(/^INSPECTION_(FAILED|LIMIT_EXCEEDED)$/),
+      message: expect.stringMatching(/qemu-img info (ended with SIGABRT|ran out of memory)|could not read/),
+    });
   });
 
   describe('qemu-img convert', () => {
@@ -157,7 +182,11 @@ describe('qemu-img as the referee', () => {
         const out = join(dir, `conv-${c.made}.${c.to}`);
         const seen: number[] = [];
         await qemu.convert(c.from, { file: src }, { file: out, format: c.to }, { onProgress: (f) => seen.push(f) });
-        expect({ case: c.made, last: seen[seen.length - 1], rising: seen.every((f, i) => i === 0 || f >= seen[i - 1]) }).toEqual({ case: c.made, last: 1, rising: true });
+        expect({ case: c.made, last: seen[seen.length - 1], rising: seen.every((f, i) => i === 0 || f >= seen[i - 1]) }).toEqual({
+          case: c.made,
+          last: 1,
+          rising: true,
+        });
         expect(await qemu.compare({ format: c.from, target: { file: src } }, { format: c.to, target: { file: out } })).toBe(true);
         // the result passes the referee as the format it now is, with the source's virtual size (a VHD's is rounded to its geometry)
         const { virtualSizeBytes } = await qemu.inspect(c.from, { file: src });
@@ -182,7 +211,10 @@ describe('qemu-img as the referee', () => {
       const fifo = join(dir, 'conv-fifo');
       execFileSync('mkfifo', [fifo]);
       const timed = await refusal(qemu.convert('raw', { file: fifo }, { file: join(dir, 'conv-fifo.qcow2'), format: 'qcow2' }, { timeoutMs: 1200 }));
-      expect(timed).toEqual({ code: 'INSPECTION_LIMIT_EXCEEDED', message: expect.stringMatching(/qemu-img convert did not finish within 1200 ms and was stopped; /) });
+      expect(timed).toEqual({
+        code: 'INSPECTION_LIMIT_EXCEEDED',
+        message: expect.stringMatching(/qemu-img convert did not finish within 1200 ms and was stopped; /),
+      });
       const ac = new AbortController();
       const stopped = qemu.convert('raw', { file: fifo }, { file: join(dir, 'conv-fifo2.qcow2'), format: 'qcow2' }, { signal: ac.signal });
       setImmediate(() => ac.abort());
@@ -200,7 +232,16 @@ describe('qemu-img as the referee', () => {
     beforeAll(async () => {
       if (driver === 'minio') {
         s3 = await startS3Server();
-        storage = new MinioStorage({ endPoint: '127.0.0.1', port: s3.port, useSSL: false, accessKey: s3.accessKey, secretKey: s3.secretKey, bucket: 'qemu-relay', region: 'us-east-1', partSizeBytes: 5 * 1024 * 1024 });
+        storage = new MinioStorage({
+          endPoint: '127.0.0.1',
+          port: s3.port,
+          useSSL: false,
+          accessKey: s3.accessKey,
+          secretKey: s3.secretKey,
+          bucket: 'qemu-relay',
+          region: 'us-east-1',
+          partSizeBytes: 5 * 1024 * 1024,
+        });
       } else {
         storage = new FsStorage(join(dir, 'store'));
       }
@@ -235,7 +276,9 @@ describe('qemu-img as the referee', () => {
       const size = await store('images/g/disk', src);
       const out = join(dir, `relay-${driver}.qcow2`);
       await withRangeRelay(storage, 'images/g/disk', size, (url) => qemu.convert('vmdk', { url }, { file: out, format: 'qcow2' }));
-      expect(await qemu.compare({ format: 'vmdk', target: { file: write(`relay-${driver}.vmdk`, src) } }, { format: 'qcow2', target: { file: out } })).toBe(true);
+      expect(await qemu.compare({ format: 'vmdk', target: { file: write(`relay-${driver}.vmdk`, src) } }, { format: 'qcow2', target: { file: out } })).toBe(
+        true,
+      );
       expect(await qemu.inspect('qcow2', { file: out })).toMatchObject({ virtualSizeBytes: 4 * 1024 * 1024 });
     });
 

@@ -17,7 +17,6 @@ const DEPT = 'race-dept';
 
 type Proc = ServiceProcess;
 
-
 const token = (sub: string, dept: string, role: string) => `Bearer ${signToken({ sub, dept, role }, TEST_SECRET)}`;
 const SUPER = token('root', 'ops', 'super_admin');
 const SERVICE = token('compute', 'platform', 'service');
@@ -109,7 +108,13 @@ describe('quota race across processes (mariadb)', () => {
     for (const parity of [0, 1]) {
       expect(results.filter((r, i) => i % 2 === parity && r.status === 409).length).toBeGreaterThanOrEqual(120 - LIMIT);
     }
-    expect(results.find((r) => r.status === 409)!.body.details).toMatchObject({ departmentId: DEPT, resource: 'IMAGE_COUNT', requested: 1, remaining: 0, limit: LIMIT });
+    expect(results.find((r) => r.status === 409)!.body.details).toMatchObject({
+      departmentId: DEPT,
+      resource: 'IMAGE_COUNT',
+      requested: 1,
+      remaining: 0,
+      limit: LIMIT,
+    });
 
     expect(await usage('IMAGE_COUNT')).toMatchObject({ used: LIMIT, reserved: 0, remaining: 0 });
     const images = await call(procs[1], 'GET', `/images?view=all&departmentId=${DEPT}&pageSize=1`, SUPER);
@@ -121,7 +126,9 @@ describe('quota race across processes (mariadb)', () => {
   it(`200 concurrent reservations over 2 processes at a limit of ${LIMIT}: exactly ${LIMIT} succeed`, async () => {
     await call(procs[0], 'PATCH', `/quotas/${DEPT}`, SUPER, { limits: { VM_COUNT: LIMIT } });
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => call(procs[i % 2], 'POST', '/quota-reservations', SERVICE, { key: `vm-${i}`, departmentId: DEPT, amounts: { VM_COUNT: 1 } })),
+      Array.from({ length: 200 }, (_, i) =>
+        call(procs[i % 2], 'POST', '/quota-reservations', SERVICE, { key: `vm-${i}`, departmentId: DEPT, amounts: { VM_COUNT: 1 } }),
+      ),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(LIMIT);
     expect(results.filter((r) => r.status === 409 && r.body.code === 'QUOTA_EXCEEDED')).toHaveLength(200 - LIMIT);
@@ -130,7 +137,9 @@ describe('quota race across processes (mariadb)', () => {
     // replays of the winners' keys, on the other process, answer the same reservations and take nothing more
     const winners = results.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 201);
     const replays = await Promise.all(
-      winners.map(({ i }) => call(procs[(i + 1) % 2], 'POST', '/quota-reservations', SERVICE, { key: `vm-${i}`, departmentId: DEPT, amounts: { VM_COUNT: 1 } })),
+      winners.map(({ i }) =>
+        call(procs[(i + 1) % 2], 'POST', '/quota-reservations', SERVICE, { key: `vm-${i}`, departmentId: DEPT, amounts: { VM_COUNT: 1 } }),
+      ),
     );
     expect(replays.every((x, j) => x.status === 200 && x.body.id === winners[j].r.body.id)).toBe(true);
     // commit half, release half, concurrently over both processes

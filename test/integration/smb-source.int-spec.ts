@@ -1,6 +1,21 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -101,7 +116,10 @@ describe('SmbFileSource: smbclient against a real smbd', () => {
   const BIG = 210 * MiB + 12345;
   const made: SmbFileSource[] = [];
   const make = (over: Partial<ConstructorParameters<typeof SmbFileSource>[0]> = {}, timeoutMs = 8000) => {
-    const s = new SmbFileSource({ name: 'share', host: '127.0.0.1', port: smbd.port, share: 'files', root: '', user: smbd.user, password: smbd.password, ...over }, { smbclient: 'smbclient', timeoutMs });
+    const s = new SmbFileSource(
+      { name: 'share', host: '127.0.0.1', port: smbd.port, share: 'files', root: '', user: smbd.user, password: smbd.password, ...over },
+      { smbclient: 'smbclient', timeoutMs },
+    );
     made.push(s);
     return s;
   };
@@ -167,8 +185,12 @@ describe('SmbFileSource: smbclient against a real smbd', () => {
     expect(new Date(times[0]).toISOString()).toBe('2026-01-01T00:00:00.000Z');
     const filtered = pageEntries(listing, { page: 1, pageSize: 50, sort: 'name', order: 'desc', name: 'FILE-1' });
     expect(filtered.items.map((e) => e.name)).toEqual(Array.from({ length: 10 }, (_, i) => `file-${19 - i}.raw`));
-    expect((await src.readdir('isos/sub dir', 100)).entries).toEqual([expect.objectContaining({ name: '深层', path: 'isos/sub dir/深层', type: FileEntryType.Dir })]);
-    expect((await src.readdir('isos/sub dir/深层', 100)).entries).toEqual([expect.objectContaining({ name: 'deep.iso', path: 'isos/sub dir/深层/deep.iso', size: 4 })]);
+    expect((await src.readdir('isos/sub dir', 100)).entries).toEqual([
+      expect.objectContaining({ name: '深层', path: 'isos/sub dir/深层', type: FileEntryType.Dir }),
+    ]);
+    expect((await src.readdir('isos/sub dir/深层', 100)).entries).toEqual([
+      expect.objectContaining({ name: 'deep.iso', path: 'isos/sub dir/深层/deep.iso', size: 4 }),
+    ]);
     const capped = await src.readdir('isos', 10);
     expect(capped).toMatchObject({ truncated: true });
     expect(capped.entries).toHaveLength(10);
@@ -303,9 +325,16 @@ describe('SmbFileSource: smbclient against a real smbd', () => {
   it('names the share or the server when they are wrong', async () => {
     expect(await failureOf(make({ share: 'nosuch' }).readdir('', 10))).toMatchObject({ code: 'FILE_SOURCE_SHARE_NOT_FOUND', retryable: false });
     expect(await failureOf(make({ port: 1 }).readdir('', 10))).toMatchObject({ code: 'FILE_SOURCE_UNREACHABLE', retryable: true });
-    const missing = new SmbFileSource({ name: 's', host: '127.0.0.1', port: smbd.port, share: 'files', root: '', user: 'u', password: 'p' }, { smbclient: '/nonexistent/smbclient', timeoutMs: 2000 });
+    const missing = new SmbFileSource(
+      { name: 's', host: '127.0.0.1', port: smbd.port, share: 'files', root: '', user: 'u', password: 'p' },
+      { smbclient: '/nonexistent/smbclient', timeoutMs: 2000 },
+    );
     made.push(missing);
-    expect(await failureOf(missing.readdir('', 10))).toMatchObject({ code: 'FILE_SOURCE_FAILED', retryable: false, message: expect.stringMatching(/not installed/) });
+    expect(await failureOf(missing.readdir('', 10))).toMatchObject({
+      code: 'FILE_SOURCE_FAILED',
+      retryable: false,
+      message: expect.stringMatching(/not installed/),
+    });
   });
 });
 
@@ -354,7 +383,10 @@ describe('LocalDirFileSource: confinement and verified reads', () => {
     expect((await failureOf(readAround(file.stream, () => truncateSync(p, MiB)))).code).toBe('FILE_SHORT_READ');
     bigFile(p, 8 * MiB);
     file = await src.open('big.raw');
-    expect(await failureOf(readAround(file.stream, () => unlinkSync(p)))).toMatchObject({ code: 'FILE_NOT_FOUND', message: expect.stringMatching(/deleted while/) });
+    expect(await failureOf(readAround(file.stream, () => unlinkSync(p)))).toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      message: expect.stringMatching(/deleted while/),
+    });
   });
 });
 
@@ -382,7 +414,10 @@ describe('BucketFileSource on the in-process S3 server', () => {
 
   it('lists a prefix as folders and files, stats and streams an object', async () => {
     expect((await src.readdir('', 100)).entries.map((e) => `${e.path}:${e.type}`).sort()).toEqual(['isos:DIR', 'top.raw:FILE']);
-    expect((await src.readdir('isos', 100)).entries.map((e) => `${e.path}:${e.type}:${e.size}`).sort()).toEqual(['isos/sub:DIR:0', `isos/中文 镜像.iso:FILE:${DATA.length}`]);
+    expect((await src.readdir('isos', 100)).entries.map((e) => `${e.path}:${e.type}:${e.size}`).sort()).toEqual([
+      'isos/sub:DIR:0',
+      `isos/中文 镜像.iso:FILE:${DATA.length}`,
+    ]);
     expect(await src.stat('isos')).toMatchObject({ type: FileEntryType.Dir });
     expect(await failureOf(src.stat('nope'))).toMatchObject({ code: 'FILE_NOT_FOUND' });
     expect(await failureOf(src.readdir('top.raw', 10))).toMatchObject({ code: 'FILE_NOT_A_DIRECTORY' });
@@ -459,7 +494,14 @@ describe('a FILE import survives kill -9 of the service (embedded shape: SQLite,
       const first = await startServiceProcess(env, 'service #1');
       children.push(first);
       const zone = await call(first, 'POST', '/zones', SUPER, { name: 'crash-zone', hypervisor: 'KVM' });
-      const created = await call(first, 'POST', '/images', USER, { kind: 'IMAGE', name: 'crash', osCategory: 'CENTOS', format: 'raw', zoneId: zone.body.id, source: { type: 'FILE', path: 'crash me.raw' } });
+      const created = await call(first, 'POST', '/images', USER, {
+        kind: 'IMAGE',
+        name: 'crash',
+        osCategory: 'CENTOS',
+        format: 'raw',
+        zoneId: zone.body.id,
+        source: { type: 'FILE', path: 'crash me.raw' },
+      });
       expect(created.status).toBe(201);
       const id = created.body.id as string;
       await poll(first, id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 0, 'bytes arriving');

@@ -281,7 +281,16 @@ describe.each(adapters)('ObjectStorage behaviour (%s adapter)', (_name, make) =>
 describe('MinioStorage specifics (in-process S3 server)', () => {
   let s3: S3TestServer;
   const make = (bucket: string, port = s3.port) =>
-    new MinioStorage({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: 'S3RVER', secretKey: 'S3RVER', bucket, region: 'us-east-1', partSizeBytes: PART });
+    new MinioStorage({
+      endPoint: '127.0.0.1',
+      port,
+      useSSL: false,
+      accessKey: 'S3RVER',
+      secretKey: 'S3RVER',
+      bucket,
+      region: 'us-east-1',
+      partSizeBytes: PART,
+    });
   beforeAll(async () => {
     s3 = await startS3Server();
   });

@@ -203,7 +203,8 @@ const policySettings = (over: Partial<UrlPolicySettings> = {}): UrlPolicySetting
   denyPrivate: false,
   ...over,
 });
-const fetcherWith = (over: Partial<UrlPolicySettings> = {}, s: Partial<FetchSettings> = {}) => new UrlFetcher(new UrlPolicy(policySettings(over)), { ...settings, ...s });
+const fetcherWith = (over: Partial<UrlPolicySettings> = {}, s: Partial<FetchSettings> = {}) =>
+  new UrlFetcher(new UrlPolicy(policySettings(over)), { ...settings, ...s });
 
 async function readAll(body: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -222,7 +223,17 @@ describe('UrlFetcher against a real HTTP server', () => {
 
   it('streams a file, reporting size, range support and validators', async () => {
     const r = await fetcher.fetch(srv.url('/file'));
-    expect(r).toMatchObject({ status: 200, offset: 0, totalSize: FILE.length, contentLength: FILE.length, acceptsRanges: true, etag: ETAG, lastModified: LAST_MODIFIED, remoteAddress: '127.0.0.1', redirects: 0 });
+    expect(r).toMatchObject({
+      status: 200,
+      offset: 0,
+      totalSize: FILE.length,
+      contentLength: FILE.length,
+      acceptsRanges: true,
+      etag: ETAG,
+      lastModified: LAST_MODIFIED,
+      remoteAddress: '127.0.0.1',
+      redirects: 0,
+    });
     expect(r.finalUrl).toBe(srv.url('/file'));
     expect((await readAll(r.body)).equals(FILE)).toBe(true);
   });
@@ -244,7 +255,10 @@ describe('UrlFetcher against a real HTTP server', () => {
     expect(off).toMatchObject({ status: 200, offset: 0, acceptsRanges: false, totalSize: FILE.length });
     off.body.destroy();
 
-    await expect(fetcher.fetch(srv.url('/file'), { offset: FILE.length })).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIABLE', details: { totalSize: FILE.length } });
+    await expect(fetcher.fetch(srv.url('/file'), { offset: FILE.length })).rejects.toMatchObject({
+      code: 'RANGE_NOT_SATISFIABLE',
+      details: { totalSize: FILE.length },
+    });
   });
 
   it('probes with HEAD without reading a body', async () => {
@@ -313,7 +327,9 @@ describe('UrlFetcher against a real HTTP server', () => {
         code: 'URL_ADDRESS_DENIED',
         message: expect.stringContaining('cloud metadata'),
       });
-      await expect(fetcher.fetch(srv.url(`/to?url=${encodeURIComponent('http://[::ffff:169.254.169.254]/')}`))).rejects.toMatchObject({ code: 'URL_ADDRESS_DENIED' });
+      await expect(fetcher.fetch(srv.url(`/to?url=${encodeURIComponent('http://[::ffff:169.254.169.254]/')}`))).rejects.toMatchObject({
+        code: 'URL_ADDRESS_DENIED',
+      });
       await expect(fetcher.fetch(srv.url(`/to?url=${encodeURIComponent('file:///etc/passwd')}`))).rejects.toMatchObject({ code: 'URL_SCHEME_NOT_ALLOWED' });
       expect(other.requests).toHaveLength(0);
     } finally {
@@ -334,7 +350,9 @@ describe('UrlFetcher against a real HTTP server', () => {
     const denyWins = fetcherWith({ allowCidrs: ['127.0.0.0/8'], denyCidrs: ['127.0.0.1/32'] });
     await expect(denyWins.fetch(srv.url('/file').replace('127.0.0.1', 'localhost'))).rejects.toMatchObject({ code: 'URL_ADDRESS_DENIED' });
     // and a denied host name is refused before any lookup
-    await expect(fetcherWith({ denyHosts: ['localhost'] }).fetch(srv.url('/file').replace('127.0.0.1', 'localhost'))).rejects.toMatchObject({ code: 'URL_HOST_DENIED' });
+    await expect(fetcherWith({ denyHosts: ['localhost'] }).fetch(srv.url('/file').replace('127.0.0.1', 'localhost'))).rejects.toMatchObject({
+      code: 'URL_HOST_DENIED',
+    });
     expect(srv.requests.length).toBe(before);
     // with the allow list, the same name is fine
     const ok = await fetcher.fetch(srv.url('/file').replace('127.0.0.1', 'localhost'));
@@ -483,7 +501,9 @@ describe('resumableDownload', () => {
   it('gives up at once on what retrying cannot fix', async () => {
     await expect(resumableDownload(fetcher, srv.url('/flaky?id=f3&fail=99&code=404'), opts([]), collect([]))).rejects.toMatchObject({ code: 'HTTP_STATUS' });
     expect(srv.hits('/flaky?id=f3')).toBe(1);
-    await expect(resumableDownload(fetcher, 'http://169.254.169.254/latest/meta-data/', opts([]), collect([]))).rejects.toMatchObject({ code: 'URL_ADDRESS_DENIED' });
+    await expect(resumableDownload(fetcher, 'http://169.254.169.254/latest/meta-data/', opts([]), collect([]))).rejects.toMatchObject({
+      code: 'URL_ADDRESS_DENIED',
+    });
   });
 
   it('gives up when drops keep coming without progress', async () => {

@@ -48,7 +48,12 @@ export interface TestApp {
  * Starts the whole app in-process on one shape: SQLite in a temp dir, or a fresh MariaDB database
  * (hcm_test_*) owned by the dedicated test user. Everything is removed on close.
  */
-export async function startApp(shape: Shape, label: string, extraEnv: Record<string, string> = {}, opts: { shareDatabaseWith?: TestApp } = {}): Promise<TestApp> {
+export async function startApp(
+  shape: Shape,
+  label: string,
+  extraEnv: Record<string, string> = {},
+  opts: { shareDatabaseWith?: TestApp } = {},
+): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), `hcm-${label}-`));
   let dbName: string | undefined;
   const shared = opts.shareDatabaseWith?.env;
@@ -74,7 +79,14 @@ export async function startApp(shape: Shape, label: string, extraEnv: Record<str
     env.DB_TYPE = 'mariadb';
   } else if (shape === 'mariadb') {
     dbName = await createTestDatabase(label);
-    Object.assign(env, { DB_TYPE: 'mariadb', DB_HOST: TEST_DB_HOST, DB_PORT: String(TEST_DB_PORT), DB_USER: TEST_DB_USER, DB_PASSWORD: TEST_DB_PASSWORD, DB_NAME: dbName });
+    Object.assign(env, {
+      DB_TYPE: 'mariadb',
+      DB_HOST: TEST_DB_HOST,
+      DB_PORT: String(TEST_DB_PORT),
+      DB_USER: TEST_DB_USER,
+      DB_PASSWORD: TEST_DB_PASSWORD,
+      DB_NAME: dbName,
+    });
   } else {
     Object.assign(env, { DB_TYPE: 'sqlite', DB_PATH: join(dataDir, 'test.sqlite') });
   }

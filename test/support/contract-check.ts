@@ -21,7 +21,13 @@ export interface Mismatch {
   status: number;
   /** the error code; `(no body)` for a bodiless error, `(no code)` for a JSON body without one */
   code: string;
-  problem: 'status not declared' | 'code not declared' | 'body does not match the schema' | 'schema cannot be checked' | 'error without a code' | 'declared with a body, answered without';
+  problem:
+    | 'status not declared'
+    | 'code not declared'
+    | 'body does not match the schema'
+    | 'schema cannot be checked'
+    | 'error without a code'
+    | 'declared with a body, answered without';
   count: number;
   example: string;
   detail?: string;
@@ -149,7 +155,14 @@ export function compareWithContract(doc: ContractDoc, records: Iterable<Recorded
       }
       if (!validate(r.body)) {
         const e = validate.errors?.[0];
-        add({ operation, status: r.status, code, problem: 'body does not match the schema', example, detail: e ? `${e.instancePath || '/'} ${e.message ?? ''}` : undefined });
+        add({
+          operation,
+          status: r.status,
+          code,
+          problem: 'body does not match the schema',
+          example,
+          detail: e ? `${e.instancePath || '/'} ${e.message ?? ''}` : undefined,
+        });
       }
     }
   }

@@ -46,7 +46,11 @@ export function recordResponse(req: IncomingMessage, res: ServerResponse, file: 
   const grab = (chunk: unknown, encoding: unknown) => {
     json ??= /json/i.test(String(res.getHeader('content-type') ?? ''));
     if (!json || chunk === undefined || chunk === null || typeof chunk === 'function' || size > MAX_BODY_BYTES) return;
-    const b = Buffer.isBuffer(chunk) ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk) : Buffer.from(String(chunk), typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    const b = Buffer.isBuffer(chunk)
+      ? chunk
+      : chunk instanceof Uint8Array
+        ? Buffer.from(chunk)
+        : Buffer.from(String(chunk), typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
     size += b.length;
     if (size <= MAX_BODY_BYTES) chunks.push(b);
   };

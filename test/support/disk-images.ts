@@ -67,15 +67,17 @@ export function realImage(format: RealFormat, opts: { dataBytes?: number; virtua
     writeFileSync(src, data);
     truncateSync(src, virtualBytes);
     const out = join(d, 'out.img');
-    const [fmt, o] = ({
-      qcow2: ['qcow2', []],
-      raw: ['raw', []],
-      vmdk: ['vmdk', ['-o', 'subformat=monolithicSparse']],
-      'vmdk-stream': ['vmdk', ['-o', 'subformat=streamOptimized']],
-      vhd: ['vpc', ['-o', 'subformat=dynamic']],
-      'vhd-fixed': ['vpc', ['-o', 'subformat=fixed']],
-      vhdx: ['vhdx', []],
-    } as Record<RealFormat, [string, string[]]>)[format];
+    const [fmt, o] = (
+      {
+        qcow2: ['qcow2', []],
+        raw: ['raw', []],
+        vmdk: ['vmdk', ['-o', 'subformat=monolithicSparse']],
+        'vmdk-stream': ['vmdk', ['-o', 'subformat=streamOptimized']],
+        vhd: ['vpc', ['-o', 'subformat=dynamic']],
+        'vhd-fixed': ['vpc', ['-o', 'subformat=fixed']],
+        vhdx: ['vhdx', []],
+      } as Record<RealFormat, [string, string[]]>
+    )[format];
     run(['convert', '-q', '-f', 'raw', '-O', fmt, ...o, src, out]);
     return out;
   });

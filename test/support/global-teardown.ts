@@ -16,7 +16,9 @@ export default function globalTeardown(): void {
       const doc = parse(readFileSync(join(__dirname, '..', '..', 'openapi.yaml'), 'utf8')) as ContractDoc;
       const mismatches = compareWithContract(doc, readRecords(dir));
       if (mismatches.length) {
-        console.warn(`\nopenapi.yaml does not declare these answers (test/integration/contract-coverage.int-spec.ts fails on them):\n${describeMismatches(mismatches)}\n`);
+        console.warn(
+          `\nopenapi.yaml does not declare these answers (test/integration/contract-coverage.int-spec.ts fails on them):\n${describeMismatches(mismatches)}\n`,
+        );
       }
     } catch (e) {
       console.warn(`contract check skipped: ${(e as Error).message}`);

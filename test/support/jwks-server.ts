@@ -19,7 +19,11 @@ export interface SigningKey {
 /** A key pair of an identity service: RS256, ES256 or EdDSA. */
 export function signingKey(kind: KeyKind, kid: string): SigningKey {
   const { publicKey, privateKey } =
-    kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : kind === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+    kind === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : kind === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('ed25519');
   const alg = ALG[kind];
   return {
     kid,

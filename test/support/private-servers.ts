@@ -54,7 +54,9 @@ export async function startPrivateMariaDb(label = 'private'): Promise<PrivateMar
   const socket = join(dir, 'mysqld.sock');
   const port = await freePort();
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
-  await run('mariadb-install-db', ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asRoot], { timeout: 120_000 });
+  await run('mariadb-install-db', ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asRoot], {
+    timeout: 120_000,
+  });
   let proc: ChildProcess | undefined;
   let log = '';
   const start = async () => {
@@ -126,11 +128,18 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   let log = '';
   const start = async () => {
     log = '';
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     const p = proc;
-    await waitFor('private redis-server', async () => /Ready to accept connections/.test(log), p, () => log);
+    await waitFor(
+      'private redis-server',
+      async () => /Ready to accept connections/.test(log),
+      p,
+      () => log,
+    );
   };
   await start();
   return {

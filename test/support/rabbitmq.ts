@@ -50,7 +50,7 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
   const start = async () => {
     await run(join(BIN, 'rabbitmq-server'), ['-detached'], { env, cwd: dir });
     running = true;
-    for (const deadline = Date.now() + 90_000; ; ) {
+    for (const deadline = Date.now() + 90_000; ;) {
       const ok = await connect(url).then(
         async (c) => {
           await c.close();

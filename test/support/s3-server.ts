@@ -81,7 +81,9 @@ export async function startS3Server(opts: { directory?: string; port?: number } 
         .sort((a, b) => a - b)) {
         const st = await fsp.stat(join(dir, String(n)));
         const md5 = (await fsp.readFile(join(dir, `${n}.md5`), 'utf8').catch(() => '')).trim();
-        parts.push(`<Part><PartNumber>${n}</PartNumber><LastModified>${st.mtime.toISOString()}</LastModified><ETag>"${md5}"</ETag><Size>${st.size}</Size></Part>`);
+        parts.push(
+          `<Part><PartNumber>${n}</PartNumber><LastModified>${st.mtime.toISOString()}</LastModified><ETag>"${md5}"</ETag><Size>${st.size}</Size></Part>`,
+        );
       }
       send(
         res,

@@ -121,7 +121,10 @@ export async function startSmbd(opts: { password?: string; user?: string } = {})
   const start = async () => {
     // smbd stops its children with kill(0, ...): without a process group of its own (detached) that would
     // signal the test runner too
-    proc = spawn('smbd', ['-s', conf, '--foreground', '--no-process-group', '--debug-stdout', '-d', '1'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    proc = spawn('smbd', ['-s', conf, '--foreground', '--no-process-group', '--debug-stdout', '-d', '1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const group = proc.pid!;
     const reap = () => {
       try {
@@ -171,7 +174,8 @@ export async function startSmbd(opts: { password?: string; user?: string } = {})
       return password;
     },
     shareDir,
-    url: (folder?: string) => `smb://${encodeURIComponent(user)}@127.0.0.1:${port}/files${folder ? `/${folder.split('/').map(encodeURIComponent).join('/')}` : ''}`,
+    url: (folder?: string) =>
+      `smb://${encodeURIComponent(user)}@127.0.0.1:${port}/files${folder ? `/${folder.split('/').map(encodeURIComponent).join('/')}` : ''}`,
     pid: () => proc?.pid,
     stop,
     start,

@@ -38,7 +38,10 @@ export class FileImporter {
     const importing = async (size: number) => {
       // the size is checked against the quota before the first byte is stored
       await quota.ensure(size);
-      await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: size, bytesPerSecond: 0, statusReason: null }, [ImagePhase.Queued, ImagePhase.Importing]);
+      await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: size, bytesPerSecond: 0, statusReason: null }, [
+        ImagePhase.Queued,
+        ImagePhase.Importing,
+      ]);
     };
 
     if (source.canCopyInto(this.storage)) {

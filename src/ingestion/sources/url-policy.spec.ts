@@ -10,7 +10,24 @@ const allowed = (p: UrlPolicy, ip: string, host?: string) => p.checkAddress(ip, 
 describe('UrlPolicy', () => {
   it('denies loopback, link-local, metadata, this-network, multicast and reserved addresses by default', () => {
     const p = policy();
-    for (const ip of ['127.0.0.1', '127.1.2.3', '::1', '169.254.169.254', '169.254.1.1', 'fe80::1', 'fe80::1%eth0', '0.0.0.0', '0.1.2.3', '::', '224.0.0.1', 'ff02::1', '255.255.255.255', '240.0.0.1', 'fd00:ec2::254', '100.100.100.200']) {
+    for (const ip of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '169.254.169.254',
+      '169.254.1.1',
+      'fe80::1',
+      'fe80::1%eth0',
+      '0.0.0.0',
+      '0.1.2.3',
+      '::',
+      '224.0.0.1',
+      'ff02::1',
+      '255.255.255.255',
+      '240.0.0.1',
+      'fd00:ec2::254',
+      '100.100.100.200',
+    ]) {
       expect({ ip, allowed: allowed(p, ip) }).toEqual({ ip, allowed: false });
     }
     expect(p.checkAddress('169.254.169.254')).toEqual({ allowed: false, reason: expect.stringContaining('cloud metadata') });
@@ -84,7 +101,13 @@ describe('UrlPolicy', () => {
   it('is built from the service settings, which reject malformed CIDRs', () => {
     const base = { AUTH_JWT_SECRET: 'x'.repeat(32), DATA_DIR: '/tmp/hcm-policy-spec' };
     const config = loadConfig({ ...base, URL_ALLOW_CIDRS: '127.0.0.1/32, ::1', URL_DENY_PRIVATE: 'true', URL_DENY_HOSTS: 'a.test b.test' });
-    expect(config.ingestion.url).toMatchObject({ allowCidrs: ['127.0.0.1/32', '::1'], denyPrivate: true, denyHosts: ['a.test', 'b.test'], maxRedirects: 5, maxAttempts: 5 });
+    expect(config.ingestion.url).toMatchObject({
+      allowCidrs: ['127.0.0.1/32', '::1'],
+      denyPrivate: true,
+      denyHosts: ['a.test', 'b.test'],
+      maxRedirects: 5,
+      maxAttempts: 5,
+    });
     expect(config.ingestion.maxSizeBytes).toBe(1024 ** 4);
     const p = new UrlPolicy(config.ingestion.url);
     expect(allowed(p, '127.0.0.1')).toBe(true);
