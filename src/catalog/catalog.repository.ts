@@ -3,10 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, SelectQueryBuilder, WhereExpressionBuilder } from 'typeorm';
 import { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
+import { ImageWithTags } from './image.record';
 import { ImageStatus } from './image.enums';
 import { ImageFilterQuery, ImageSort, normaliseTag } from './image.dto';
-
-export type ImageWithTags = ImageEntity & { tags: string[] };
 
 /** More work inside a write's transaction (the events outbox): runs only when the write changed a row. */
 export type InTransaction = (m: EntityManager) => Promise<unknown>;

@@ -7,7 +7,7 @@ import { Page, pageOf } from '../common/pagination.dto';
 import { EventPayloads } from '../events/event-catalogue';
 import { EventsService, imageVisibility } from '../events/events.service';
 import { ZONE_ERRORS, ZonesService } from '../zones/zones.service';
-import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch, ImageWithTags } from './catalog.repository';
+import { CatalogRepository, DepartmentUsage, DepartmentUsageQuery, ImagePatch } from './catalog.repository';
 import {
   CreateImageDto,
   ImageCountsResponse,
@@ -19,6 +19,7 @@ import {
   UpdateImageDto,
 } from './image.dto';
 import { ImageEntity } from './image.entity';
+import { ImageRecord, ImageWithTags } from './image.record';
 import { DeleteOptions, ImageLifecycle } from './image-lifecycle';
 import { assertTransition, phasesLeadingTo, statusOfPhase, TRANSITION_ERRORS } from './image-state';
 import { ImageFormat, ImageKind, ImagePhase, Scope, SourceType } from './image.enums';
@@ -116,7 +117,7 @@ export class CatalogService implements OnModuleInit {
       bytesTotal: dto.expectedSizeBytes ?? null,
       bytesPerSecond: null,
       createdAt: new Date(),
-    } satisfies Omit<ImageEntity, 'updatedAt'>);
+    } satisfies Omit<ImageRecord, 'updatedAt'>);
     await this.lifecycle.beforeCreate(image, p);
     const tags = normaliseTags(dto.tags);
     let saved: ImageWithTags;
@@ -169,7 +170,7 @@ export class CatalogService implements OnModuleInit {
   }
 
   /** For workers (start-up recovery): images in these phases, least recently changed first, without tags. */
-  findInPhases(phases: ImagePhase[], limit = 500, offset = 0): Promise<ImageEntity[]> {
+  findInPhases(phases: ImagePhase[], limit = 500, offset = 0): Promise<ImageRecord[]> {
     return this.repo.findByPhases(phases, limit, offset);
   }
 
@@ -330,7 +331,7 @@ export class CatalogService implements OnModuleInit {
   }
 
   /** The event a phase change reports, if any (moves back to QUEUED, and to VERIFYING, report none). */
-  private transitionEvent(image: ImageEntity, to: ImagePhase, patch: ProgressPatch): TransitionEvent | null {
+  private transitionEvent(image: ImageRecord, to: ImagePhase, patch: ProgressPatch): TransitionEvent | null {
     const from = image.phase;
     switch (to) {
       case ImagePhase.Importing:

@@ -1,11 +1,11 @@
 import { Principal, Role } from '../access/principal';
 import { AppError } from '../common/errors';
-import { ImageEntity } from './image.entity';
+import { ImageRecord } from './image.record';
 import { CREATE_ATTEMPTS, ImageLifecycle, ImageLifecycleListener } from './image-lifecycle';
 import { CREATE_STEPS, DELETE_STEPS, LIFECYCLE_CONTRIBUTIONS, lifecycleErrors } from './image-lifecycle.steps';
 
 const who: Principal = { userId: 'u1', name: 'u1', departmentId: 'd1', role: Role.User };
-const image = { id: 'i1', sourceUrl: 'http://169.254.169.254/' } as unknown as ImageEntity;
+const image = { id: 'i1', sourceUrl: 'http://169.254.169.254/' } as unknown as ImageRecord;
 
 /** A listener that writes down which of its steps ran, as "<module>:<hook>". */
 function recorder(name: string, calls: string[], refuseCheck = false): ImageLifecycleListener {

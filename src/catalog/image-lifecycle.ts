@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Principal } from '../access/principal';
 import type { LinkedVm } from '../events/event-catalogue';
-import { ImageEntity } from './image.entity';
+import { ImageRecord } from './image.record';
 import { ContributorName, LIFECYCLE_CONTRIBUTIONS } from './image-lifecycle.steps';
 
 /**
@@ -30,37 +30,37 @@ export interface ImageLifecycleListener {
    * before any listener's beforeCreate: checks the image's source and may fill in what it says (a picked
    * file's size into bytesTotal, so the quota reserves it); may refuse, and must change nothing elsewhere
    */
-  prepareCreate?(image: ImageEntity, principal: Principal): Promise<void>;
+  prepareCreate?(image: ImageRecord, principal: Principal): Promise<void>;
   /** before the row is written, in a transaction of its own; may refuse (createAborted undoes it) */
-  beforeCreate?(image: ImageEntity, principal: Principal): Promise<void>;
+  beforeCreate?(image: ImageRecord, principal: Principal): Promise<void>;
   /**
    * the reserve step INSIDE the create's transaction (`m`), before the row is written: what it writes commits
    * or rolls back with the row, so a refused or failed create leaves nothing behind and needs no createAborted
    * (the quota's reservation, issue 16). A listener writes only its own tables, through its own repository,
    * on `m`. May refuse by throwing; createFailed then decides whether the create runs again.
    */
-  reserveInTransaction?(image: ImageEntity, m: CreateTransaction): Promise<void>;
+  reserveInTransaction?(image: ImageRecord, m: CreateTransaction): Promise<void>;
   /**
    * the create's transaction rolled back with `error` (thrown by any reserveInTransaction, or by the write):
    * true when this listener settled its cause and the whole create should run again (reserveInTransaction runs
    * again too); false when the error is not its business; or it throws the error the create answers instead
    */
-  createFailed?(image: ImageEntity, error: unknown): Promise<boolean>;
+  createFailed?(image: ImageRecord, error: unknown): Promise<boolean>;
   /** compensation when a later step of create failed */
-  createAborted?(image: ImageEntity): Promise<void>;
+  createAborted?(image: ImageRecord): Promise<void>;
   /** after the row is committed (jobs are enqueued here) */
-  afterCreate?(image: ImageEntity): Promise<void>;
+  afterCreate?(image: ImageRecord): Promise<void>;
   /**
    * before any listener's beforeDelete: a check that may refuse and changes nothing (VMs linked, R20), so a
    * refused delete leaves no listener half-done
    */
-  checkDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
+  checkDelete?(image: ImageRecord, principal: Principal, opts: DeleteOptions): Promise<void>;
   /** before the row is removed; may refuse */
-  beforeDelete?(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void>;
+  beforeDelete?(image: ImageRecord, principal: Principal, opts: DeleteOptions): Promise<void>;
   /** after the row is removed (release quota, remove bytes, keep link history) */
-  afterDelete?(image: ImageEntity): Promise<void>;
+  afterDelete?(image: ImageRecord): Promise<void>;
   /** facts the image.deleted event reports (the VMs linked), read just before the delete */
-  describeDelete?(image: ImageEntity): Promise<Partial<DeleteFacts>>;
+  describeDelete?(image: ImageRecord): Promise<Partial<DeleteFacts>>;
 }
 
 /** What the image.deleted event carries beside the image. */
@@ -84,7 +84,7 @@ export class ImageLifecycle {
     this.listeners.sort((a, b) => (this.orders.get(a) ?? 0) - (this.orders.get(b) ?? 0));
   }
 
-  async beforeCreate(image: ImageEntity, principal: Principal): Promise<void> {
+  async beforeCreate(image: ImageRecord, principal: Principal): Promise<void> {
     for (const l of this.listeners) await l.prepareCreate?.(image, principal);
     const done: ImageLifecycleListener[] = [];
     try {
@@ -103,7 +103,7 @@ export class ImageLifecycle {
    * transaction before the row is written; when the transaction fails, asks the listeners (createFailed)
    * whether to run it again, at most CREATE_ATTEMPTS times.
    */
-  async persist<T>(image: ImageEntity, write: (reserve: (m: CreateTransaction) => Promise<void>) => Promise<T>): Promise<T> {
+  async persist<T>(image: ImageRecord, write: (reserve: (m: CreateTransaction) => Promise<void>) => Promise<T>): Promise<T> {
     const reserve = async (m: CreateTransaction) => {
       for (const l of this.listeners) await l.reserveInTransaction?.(image, m);
     };
@@ -118,30 +118,30 @@ export class ImageLifecycle {
     }
   }
 
-  createAborted(image: ImageEntity): Promise<void> {
+  createAborted(image: ImageRecord): Promise<void> {
     return this.abort(this.listeners, image);
   }
 
-  async afterCreate(image: ImageEntity): Promise<void> {
+  async afterCreate(image: ImageRecord): Promise<void> {
     for (const l of this.listeners) await l.afterCreate?.(image);
   }
 
-  async beforeDelete(image: ImageEntity, principal: Principal, opts: DeleteOptions): Promise<void> {
+  async beforeDelete(image: ImageRecord, principal: Principal, opts: DeleteOptions): Promise<void> {
     for (const l of this.listeners) await l.checkDelete?.(image, principal, opts);
     for (const l of this.listeners) await l.beforeDelete?.(image, principal, opts);
   }
 
-  async afterDelete(image: ImageEntity): Promise<void> {
+  async afterDelete(image: ImageRecord): Promise<void> {
     for (const l of this.listeners) await l.afterDelete?.(image);
   }
 
-  async describeDelete(image: ImageEntity): Promise<DeleteFacts> {
+  async describeDelete(image: ImageRecord): Promise<DeleteFacts> {
     const facts: DeleteFacts = { linkedVms: [] };
     for (const l of this.listeners) Object.assign(facts, await l.describeDelete?.(image));
     return facts;
   }
 
-  private async abort(listeners: ImageLifecycleListener[], image: ImageEntity): Promise<void> {
+  private async abort(listeners: ImageLifecycleListener[], image: ImageRecord): Promise<void> {
     for (const l of [...listeners].reverse()) await l.createAborted?.(image).catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 import { Column, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { bigintAsNumber } from '../common/transformers';
 import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, OsCategory, Scope, SourceType } from './image.enums';
+import type { ImageRecord } from './image.record';
 
 @Entity({ name: 'images' })
 // every sort is (key, id): the sort indexes end in the id, so a page is read off the index in order, ties
@@ -15,7 +16,7 @@ import { Hypervisor, ImageFormat, ImageKind, ImagePhase, ImageStatus, IsoUsage, 
 // the import watchdog looks up unfinished images every few seconds (IngestionService.checkLostJobs)
 @Index('IDX_images_phase', ['phase'])
 @Index('IDX_images_virtual_size', ['virtualSizeBytes'])
-export class ImageEntity {
+export class ImageEntity implements ImageRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
 
@@ -133,6 +134,23 @@ export class ImageEntity {
   @UpdateDateColumn()
   updatedAt: Date;
 }
+
+/** True when A and B are assignable to each other (and name the same keys, optional ones included). */
+type SameShape<A, B> = [A] extends [B]
+  ? [B] extends [A]
+    ? [keyof A] extends [keyof B]
+      ? [keyof B] extends [keyof A]
+        ? true
+        : false
+      : false
+    : false
+  : false;
+type AssertTrue<T extends true> = T;
+/**
+ * Fails to compile when ImageEntity and ImageRecord drift apart: `implements` checks that the entity has every
+ * field of the record with a compatible type; this checks the other way too (no column the record lacks).
+ */
+export type ImageEntityMatchesImageRecord = AssertTrue<SameShape<ImageEntity, ImageRecord>>;
 
 /** Tags live in their own table so "all of these tags" is an indexed lookup. */
 @Entity({ name: 'image_tags' })

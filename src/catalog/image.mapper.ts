@@ -1,4 +1,4 @@
-import { ImageWithTags } from './catalog.repository';
+import { ImageWithTags } from './image.record';
 import { ImageResponse } from './image.dto';
 
 export function toImageResponse(i: ImageWithTags): ImageResponse {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImageKind, ImagePhase } from '../catalog/image.enums';
 import { AppConfig } from '../config/app-config';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
@@ -77,7 +77,7 @@ export class ConversionService {
   ) {}
 
   /** The format `image` must be stored in when it differs from the one brought; null when it stays as is. */
-  async targetFor(image: ImageEntity): Promise<ConvertFormat | null> {
+  async targetFor(image: ImageRecord): Promise<ConvertFormat | null> {
     if (image.kind === ImageKind.Iso || image.format === 'iso') return null;
     const zone = await this.zones.get(image.zoneId).catch(() => null);
     const wanted = zone?.requiredFormat ?? null;
@@ -97,7 +97,7 @@ export class ConversionService {
    * @throws IngestError (CONVERSION_FAILED, a refusal of the result, a limit), QUOTA_EXCEEDED, ABORTED
    */
   async convertStored(
-    image: ImageEntity,
+    image: ImageRecord,
     from: DiskFormat,
     size: number,
     virtualSize: number,
@@ -118,7 +118,7 @@ export class ConversionService {
    * stored object, the result judged and stored, then VERIFYING -> READY like any import.
    * @throws IngestError SOURCE_GONE when the source image was deleted or is no longer ACTIVE (permanent)
    */
-  async convertCopy(image: ImageEntity, quota: ImageBytesQuota, signal?: AbortSignal): Promise<void> {
+  async convertCopy(image: ImageRecord, quota: ImageBytesQuota, signal?: AbortSignal): Promise<void> {
     const src = image.convertedFrom ? await this.catalog.findInternal(image.convertedFrom) : null;
     if (!src || src.phase !== ImagePhase.Ready || src.sizeBytes === null) {
       throw new IngestError('SOURCE_GONE', `The image ${image.convertedFrom ?? '?'} to convert is gone or no longer ACTIVE`);

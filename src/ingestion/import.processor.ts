@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImagePhase, SourceType } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { requestContext } from '../common/request-context';
@@ -102,7 +102,7 @@ export class ImportProcessor {
     }
   }
 
-  private download(image: ImageEntity, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota): Promise<StoredFile> {
+  private download(image: ImageRecord, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota): Promise<StoredFile> {
     const id = image.id;
     const url = image.sourceUrl!;
     // reason writes in event order (an event cannot wait): a retry's reason never lands after the resume that clears it
@@ -150,7 +150,7 @@ export class ImportProcessor {
   }
 
   /** Maps what stopped a run to what the queue should do; see ProcessOptions. */
-  private async onError(ctx: JobContext<ImportJobData>, image: ImageEntity, e: unknown): Promise<void> {
+  private async onError(ctx: JobContext<ImportJobData>, image: ImageRecord, e: unknown): Promise<void> {
     const id = image.id;
     const reason: unknown = ctx.signal.reason;
     if (ctx.signal.aborted && reason === SHUTDOWN) throw new JobInterrupted(); // handed back; the put aborted

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImagePhase } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
@@ -105,7 +105,7 @@ export class IngestPipeline {
   ) {}
 
   /** Streams `body` into the image's object. Rejects with the first real cause (IngestError, QUOTA_EXCEEDED, ImportStopped, a store error). */
-  async store(image: ImageEntity, body: Readable, opts: StoreOptions): Promise<StoredFile> {
+  async store(image: ImageRecord, body: Readable, opts: StoreOptions): Promise<StoredFile> {
     const id = image.id;
     // a source the zone wants in another format is replaced by its conversion: stored without an fsync
     const convertTo = await this.conversion.targetFor(image);
@@ -153,7 +153,7 @@ export class IngestPipeline {
    * Answers 'gone' (and removes the object) when the image was deleted meanwhile.
    * @throws IngestError for refused content (the caller fails the import), QUOTA_EXCEEDED
    */
-  async finish(image: ImageEntity, stored: StoredFile, quota: ImageBytesQuota, startedAt: number, signal?: AbortSignal): Promise<'ready' | 'gone'> {
+  async finish(image: ImageRecord, stored: StoredFile, quota: ImageBytesQuota, startedAt: number, signal?: AbortSignal): Promise<'ready' | 'gone'> {
     const id = image.id;
     if (stored.size === 0) throw new IngestError('FORMAT_MISMATCH', 'The file is empty');
     try {
@@ -169,10 +169,10 @@ export class IngestPipeline {
       // the zone keeps another storage format: the judged source is converted in place (conversion.ts)
       // (the format decided when the bytes were stored: a source stored transient is always converted)
       const target = stored.convertTo !== undefined ? stored.convertTo : await this.conversion.targetFor(image);
-      let converted: Partial<Pick<ImageEntity, 'format' | 'sourceSha256'>> = {};
+      let converted: Partial<Pick<ImageRecord, 'format' | 'sourceSha256'>> = {};
       if (target) {
         const c = await this.conversion.convertStored(image, image.format as DiskFormat, stored.size, judged.virtualSizeBytes, target, quota, signal);
-        converted = { format: c.format as ImageEntity['format'], sourceSha256: stored.sha256 };
+        converted = { format: c.format as ImageRecord['format'], sourceSha256: stored.sha256 };
         stored = { size: c.size, sha256: c.sha256, md5: c.md5 };
         judged = c.judged;
       }

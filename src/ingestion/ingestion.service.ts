@@ -1,9 +1,8 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ACT_ERRORS, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
-import { ImageWithTags } from '../catalog/catalog.repository';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord, ImageWithTags } from '../catalog/image.record';
 import { ImagePhase, SourceType } from '../catalog/image.enums';
 import { ImageLifecycle, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';
@@ -103,7 +102,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
    * and a file (FILE_NOT_FOUND), and its size becomes the expected size, so the quota reserves it before the
    * row is written. The path is recorded normalised, the source by name (the default one when none was named).
    */
-  async prepareCreate(image: ImageEntity): Promise<void> {
+  async prepareCreate(image: ImageRecord): Promise<void> {
     this.checkSourceUrl(image);
     if (image.sourceType !== SourceType.File || image.sourcePath === null) return;
     const picked = await this.fileSources.pick(image.sourceName, image.sourcePath);
@@ -118,7 +117,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   }
 
   /** The check step too: a URL the policy refuses is refused before the quota step reserves anything. */
-  private checkSourceUrl(image: ImageEntity): void {
+  private checkSourceUrl(image: ImageRecord): void {
     if (image.sourceType !== SourceType.Url || image.sourceUrl === null) return;
     try {
       this.fetcher.policy.checkUrl(image.sourceUrl);
@@ -128,16 +127,16 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
     }
   }
 
-  async afterCreate(image: ImageEntity): Promise<void> {
+  async afterCreate(image: ImageRecord): Promise<void> {
     await this.enqueue(image);
   }
 
-  async beforeDelete(image: ImageEntity): Promise<void> {
+  async beforeDelete(image: ImageRecord): Promise<void> {
     await this.queue.cancel(image.id).catch((e: unknown) => this.log.warn(`Cancelling the import of ${image.id} failed: ${(e as Error).message}`));
     await Promise.all([this.uploads.abort(image.id), this.processor.settled(image.id)]);
   }
 
-  async afterDelete(image: ImageEntity): Promise<void> {
+  async afterDelete(image: ImageRecord): Promise<void> {
     await this.pipeline.removeBytes(image.id);
   }
 
@@ -157,7 +156,7 @@ export class IngestionService implements ImageLifecycleListener, OnModuleInit, O
   }
 
   /** Queues the import of a URL or FILE image. A failure is logged: the sweep queues it later. */
-  private async enqueue(image: ImageEntity): Promise<void> {
+  private async enqueue(image: ImageRecord): Promise<void> {
     if (image.sourceType !== SourceType.Url && image.sourceType !== SourceType.File && image.sourceType !== SourceType.Conversion) return;
     try {
       await addJob(this.queue, IMPORT_JOB, image.id, { imageId: image.id, correlationId: currentCorrelationId() });

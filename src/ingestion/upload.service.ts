@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ACT_ERRORS, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
-import { ImageWithTags } from '../catalog/catalog.repository';
+import { ImageWithTags } from '../catalog/image.record';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImagePhase, SourceType } from '../catalog/image.enums';
 import { AppError, ErrorSet, errorSet, notFound } from '../common/errors';

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { CreateTransaction, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { QuotaService } from './quota.service';
 
@@ -20,16 +20,16 @@ import { QuotaService } from './quota.service';
 export class QuotaImageListener implements ImageLifecycleListener {
   private readonly logger = new Logger('Quota');
   /** per create in progress: what an earlier attempt learned */
-  private readonly attempts = new WeakMap<ImageEntity, { oneByOne: boolean; swept: boolean; failures: number }>();
+  private readonly attempts = new WeakMap<ImageRecord, { oneByOne: boolean; swept: boolean; failures: number }>();
 
   constructor(private readonly quota: QuotaService) {}
 
-  async reserveInTransaction(image: ImageEntity, m: CreateTransaction): Promise<void> {
+  async reserveInTransaction(image: ImageRecord, m: CreateTransaction): Promise<void> {
     const state = this.attempts.get(image);
     await this.quota.reserveImageIn(m, image.id, image.departmentId, image.bytesTotal, state?.oneByOne ?? false);
   }
 
-  async createFailed(image: ImageEntity, error: unknown): Promise<boolean> {
+  async createFailed(image: ImageRecord, error: unknown): Promise<boolean> {
     const state = this.attempts.get(image) ?? { oneByOne: false, swept: false, failures: 0 };
     this.attempts.set(image, state);
     state.failures++;
@@ -39,11 +39,11 @@ export class QuotaImageListener implements ImageLifecycleListener {
     return next !== 'not-mine';
   }
 
-  async beforeDelete(image: ImageEntity): Promise<void> {
+  async beforeDelete(image: ImageRecord): Promise<void> {
     await this.quota.markImageDeleting(image.id, image.departmentId, image.sizeBytes);
   }
 
-  async afterDelete(image: ImageEntity): Promise<void> {
+  async afterDelete(image: ImageRecord): Promise<void> {
     await this.quota.refundImage(image.id).catch((e: unknown) => this.logger.error(`Refunding image ${image.id} failed: ${String(e)}`));
   }
 }

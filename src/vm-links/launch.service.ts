@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
-import { ImageWithTags } from '../catalog/catalog.repository';
+import { ImageWithTags } from '../catalog/image.record';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageKind } from '../catalog/image.enums';
 import { AppError } from '../common/errors';

@@ -1,43 +1,43 @@
 import { Principal } from '../access/principal';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { AppError, ErrorSet } from '../common/errors';
 
-export const imageNotUsable = (image: ImageEntity, owner: Principal) =>
+export const imageNotUsable = (image: ImageRecord, owner: Principal) =>
   new AppError('IMAGE_NOT_USABLE', `User ${owner.userId} may not use ${image.kind === 'ISO' ? 'ISO' : 'image'} ${image.id} (${image.scope})`, {
     imageId: image.id,
     scope: image.scope,
     owner: { userId: owner.userId, departmentId: owner.departmentId, role: owner.role },
   });
 
-export const imageNotActive = (image: ImageEntity) =>
+export const imageNotActive = (image: ImageRecord) =>
   new AppError('IMAGE_NOT_ACTIVE', `Image ${image.id} is ${image.status} (${image.phase}); only an ACTIVE image can be used`, {
     status: image.status,
     phase: image.phase,
   });
 
-export const isoNotBootable = (image: ImageEntity) =>
+export const isoNotBootable = (image: ImageRecord) =>
   new AppError('ISO_NOT_BOOTABLE', `ISO ${image.id} is a ${image.isoUsage} ISO: only an OS ISO can create a VM`, {
     imageId: image.id,
     isoUsage: image.isoUsage,
   });
 
-export const zoneMismatch = (image: ImageEntity, zoneId: string) =>
+export const zoneMismatch = (image: ImageRecord, zoneId: string) =>
   new AppError('ZONE_MISMATCH', `Image ${image.id} belongs to zone ${image.zoneId}, not ${zoneId}`, { imageZoneId: image.zoneId, zoneId });
 
-export const tooManyDataDisks = (image: ImageEntity, max: number, dataDisks: number) =>
+export const tooManyDataDisks = (image: ImageRecord, max: number, dataDisks: number) =>
   new AppError('TOO_MANY_DATA_DISKS', `A VM made from a ${image.osCategory} image mounts at most ${max} data disk; ${dataDisks} asked`, {
     osCategory: image.osCategory,
     maxDataDisks: max,
     dataDisks,
   });
 
-export const rootDiskTooSmall = (image: ImageEntity, rootDiskBytes: number, virtualSizeBytes: number) =>
+export const rootDiskTooSmall = (image: ImageRecord, rootDiskBytes: number, virtualSizeBytes: number) =>
   new AppError('ROOT_DISK_TOO_SMALL', `Image ${image.id} needs a root disk of at least ${virtualSizeBytes} bytes (its virtual size); ${rootDiskBytes} asked`, {
     rootDiskBytes,
     virtualSizeBytes,
   });
 
-export const notAnIso = (image: ImageEntity) =>
+export const notAnIso = (image: ImageRecord) =>
   new AppError('NOT_AN_ISO', `Image ${image.id} is a disk image, not an ISO: it cannot be mounted`, { imageId: image.id, kind: image.kind });
 
 export const vmLinkConflict = (vmId: string, imageId: string, createdFrom: string) =>

@@ -1,4 +1,4 @@
-import { ImageWithTags } from '../catalog/catalog.repository';
+import { ImageWithTags } from '../catalog/image.record';
 import { ImageVmResponse, LaunchImageResponse, VmImageResponse, VmLinkResponse } from './vm-links.dto';
 import { VmLinkEntity } from './vm-link.entity';
 import { QuotaSource } from './vm-links.enums';

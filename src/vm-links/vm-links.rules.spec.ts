@@ -1,6 +1,6 @@
 import { AccessPolicy } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImageKind, ImagePhase, ImageStatus, IsoUsage, OsCategory, Scope } from '../catalog/image.enums';
 import { AppError } from '../common/errors';
 import { assertLaunchDisks, assertUsable, ImageUse, WINDOWS_IDE_MAX_DATA_DISKS } from './vm-links.rules';
@@ -9,8 +9,8 @@ import { assertLaunchDisks, assertUsable, ImageUse, WINDOWS_IDE_MAX_DATA_DISKS }
 const access = new AccessPolicy();
 const owner = (userId = 'u1', departmentId = 'd1', role = Role.User): Principal => ({ userId, departmentId, role, name: userId });
 
-const image = (over: Partial<ImageEntity> = {}): ImageEntity =>
-  Object.assign(new ImageEntity(), {
+const image = (over: Partial<ImageRecord> = {}): ImageRecord =>
+  Object.assign({} as ImageRecord, {
     id: 'img-1',
     kind: ImageKind.Image,
     osCategory: OsCategory.Ubuntu,
@@ -35,7 +35,7 @@ function codeOf(fn: () => void): string | null {
     return e.code;
   }
 }
-const usable = (img: ImageEntity, use = ImageUse.CreateVm, who = owner(), zone = 'zone-a') => codeOf(() => assertUsable(access, img, who, zone, use));
+const usable = (img: ImageRecord, use = ImageUse.CreateVm, who = owner(), zone = 'zone-a') => codeOf(() => assertUsable(access, img, who, zone, use));
 
 describe("assertUsable: may this owner's VM use the image (R6-R8, R15, R19)", () => {
   it('lets a ready public image create a VM and a ready ISO be mounted', () => {
@@ -88,7 +88,7 @@ describe("assertUsable: may this owner's VM use the image (R6-R8, R15, R19)", ()
 });
 
 describe("assertLaunchDisks: the launch's disk rules (R3, root disk)", () => {
-  const disks = (img: ImageEntity, d: { dataDisks?: number; rootDiskBytes?: number }) => codeOf(() => assertLaunchDisks(img, d));
+  const disks = (img: ImageRecord, d: { dataDisks?: number; rootDiskBytes?: number }) => codeOf(() => assertLaunchDisks(img, d));
 
   it('gives a Windows-IDE image or ISO at most one data disk (TOO_MANY_DATA_DISKS)', () => {
     expect(WINDOWS_IDE_MAX_DATA_DISKS).toBe(1);

@@ -1,6 +1,6 @@
 import { AccessPolicy, Action } from '../access/access.policy';
 import { Principal } from '../access/principal';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImageKind, ImagePhase, IsoUsage, OsCategory } from '../catalog/image.enums';
 import { imageNotActive, imageNotUsable, isoNotBootable, notAnIso, rootDiskTooSmall, tooManyDataDisks, zoneMismatch } from './vm-links.errors';
 
@@ -21,7 +21,7 @@ export enum ImageUse {
  *   tool ISO, R6), ZONE_MISMATCH (R15).
  * A refused owner hears nothing about the image's state (the scope comes before everything else about it).
  */
-export function assertUsable(access: AccessPolicy, image: ImageEntity, owner: Principal, zoneId: string, use: ImageUse): void {
+export function assertUsable(access: AccessPolicy, image: ImageRecord, owner: Principal, zoneId: string, use: ImageUse): void {
   if (use === ImageUse.MountIso && image.kind !== ImageKind.Iso) throw notAnIso(image);
   if (access.decide(owner, Action.Use, image) !== 'allow') throw imageNotUsable(image, owner);
   if (image.phase !== ImagePhase.Ready) throw imageNotActive(image);
@@ -43,7 +43,7 @@ export interface LaunchDisks {
  * (TOO_MANY_DATA_DISKS); a disk image must fit on the root disk asked for (ROOT_DISK_TOO_SMALL), unless its
  * virtual size is unknown. An ISO is mounted, not copied onto the root disk, so it has no size rule.
  */
-export function assertLaunchDisks(image: ImageEntity, disks: LaunchDisks): void {
+export function assertLaunchDisks(image: ImageRecord, disks: LaunchDisks): void {
   const dataDisks = disks.dataDisks ?? 0;
   if (image.osCategory === OsCategory.WindowsIde && dataDisks > WINDOWS_IDE_MAX_DATA_DISKS)
     throw tooManyDataDisks(image, WINDOWS_IDE_MAX_DATA_DISKS, dataDisks);

@@ -3,7 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { AccessPolicy, Scope } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { CatalogService } from '../catalog/catalog.service';
-import { ImageEntity } from '../catalog/image.entity';
+import { ImageRecord } from '../catalog/image.record';
 import { ImageKind } from '../catalog/image.enums';
 import { DeleteOptions, ImageLifecycleListener } from '../catalog/image-lifecycle';
 import { AppError, notFound } from '../common/errors';
@@ -215,7 +215,7 @@ export class VmLinksService implements ImageLifecycleListener {
   // ------------------------------------------------------------------ the catalog's delete (R20)
 
   /** A plain delete of an image VMs use is refused, listing them; `confirm` deletes it anyway. */
-  async checkDelete(image: ImageEntity, _p: Principal, opts: DeleteOptions): Promise<void> {
+  async checkDelete(image: ImageRecord, _p: Principal, opts: DeleteOptions): Promise<void> {
     if (opts.confirm) return;
     const [links, total] = await this.repo.listLive(image.id, IN_USE_LIST_LIMIT);
     if (!total) return;
@@ -227,13 +227,13 @@ export class VmLinksService implements ImageLifecycleListener {
   }
 
   /** The VMs linked to the image, for its image.deleted event. */
-  async describeDelete(image: ImageEntity): Promise<{ linkedVms: Array<{ vmId: string; relation: LinkRelation }> }> {
+  async describeDelete(image: ImageRecord): Promise<{ linkedVms: Array<{ vmId: string; relation: LinkRelation }> }> {
     const [links] = await this.repo.listLive(image.id, 10_000);
     return { linkedVms: links.map((l) => ({ vmId: l.vmId, relation: l.relation })) };
   }
 
   /** The image is gone: its links stay as history, marked "image deleted" with its last name. Never throws. */
-  async afterDelete(image: ImageEntity): Promise<void> {
+  async afterDelete(image: ImageRecord): Promise<void> {
     await this.repo
       .markImageDeleted(image.id, image.name, image.kind, new Date())
       .catch((e: unknown) => this.log.error(`Marking the links of deleted image ${image.id} failed: ${(e as Error)?.message ?? String(e)}`));
@@ -241,7 +241,7 @@ export class VmLinksService implements ImageLifecycleListener {
 
   // ------------------------------------------------------------------ helpers
 
-  private newLink(vmId: string, image: ImageEntity, relation: LinkRelation, vmName: string, owner: VmOwnerDto, reservationId: string | null): VmLinkEntity {
+  private newLink(vmId: string, image: ImageRecord, relation: LinkRelation, vmName: string, owner: VmOwnerDto, reservationId: string | null): VmLinkEntity {
     return Object.assign(new VmLinkEntity(), {
       id: randomUUID(),
       vmId,
@@ -260,7 +260,7 @@ export class VmLinksService implements ImageLifecycleListener {
   }
 
   /** A reservation given with a VM must be a launch of this image for the owner's department. */
-  private async checkReservation(reservationId: string, image: ImageEntity, departmentId: string): Promise<void> {
+  private async checkReservation(reservationId: string, image: ImageRecord, departmentId: string): Promise<void> {
     const r = await this.quota.getReservation(reservationId);
     if (r.callerId !== VM_LINKS_CALLER || r.subjectId !== image.id) {
       throw reservationMismatch(reservationId, 'image', `Reservation ${reservationId} is not a launch of image ${image.id}`);
@@ -275,7 +275,7 @@ export class VmLinksService implements ImageLifecycleListener {
    * DISK_BYTES while that reservation holds VMs (pending DISK_BYTES / pending VMs, rounded up: every VM of a
    * launch reserved the same), else a disk image's virtual size (an ISO: nothing known, 0).
    */
-  private async diskBytesOf(link: VmLinkEntity, given: number | undefined, image: ImageEntity | null): Promise<number> {
+  private async diskBytesOf(link: VmLinkEntity, given: number | undefined, image: ImageRecord | null): Promise<number> {
     if (given !== undefined) return given;
     const r = link.reservationId ? await this.quota.getReservation(link.reservationId).catch(() => null) : null;
     const vms = r?.status === ReservationStatus.Pending ? r.items.find((i) => i.resource === QuotaResource.VmCount && i.pending && i.reserved > 0) : undefined;
@@ -303,7 +303,7 @@ export class VmLinksService implements ImageLifecycleListener {
    * Charges the link's VM; when the department has no room (QUOTA_EXCEEDED) the link is removed again, so a VM
    * is recorded only when it is counted, and the refusal is answered.
    */
-  private async chargeOrForget(link: VmLinkEntity, givenDiskBytes: number | undefined, image?: ImageEntity): Promise<QuotaSource> {
+  private async chargeOrForget(link: VmLinkEntity, givenDiskBytes: number | undefined, image?: ImageRecord): Promise<QuotaSource> {
     try {
       const diskBytes = await this.diskBytesOf(link, givenDiskBytes, image ?? (await this.catalog.findInternal(link.imageId)));
       return await this.chargeVm(link, diskBytes);
@@ -328,7 +328,7 @@ export class VmLinksService implements ImageLifecycleListener {
   }
 
   /** The image was deleted while the link was being written (after the delete marked its links): mark this one too. */
-  private async markIfGone(image: ImageEntity): Promise<void> {
+  private async markIfGone(image: ImageRecord): Promise<void> {
     if (!(await this.catalog.findInternal(image.id))) await this.afterDelete(image);
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CatalogService } from '../../catalog/catalog.service';
-import { ImageEntity } from '../../catalog/image.entity';
+import { ImageRecord } from '../../catalog/image.record';
 import { ImagePhase } from '../../catalog/image.enums';
 import { FileSourcesService } from '../../file-sources/file-sources.service';
 import { objectKeys, ObjectStorage } from '../../storage/object-storage';
@@ -31,7 +31,7 @@ export class FileImporter {
     private readonly pipeline: IngestPipeline,
   ) {}
 
-  async import(image: ImageEntity, signal: AbortSignal, quota: ImageBytesQuota): Promise<StoredFile> {
+  async import(image: ImageRecord, signal: AbortSignal, quota: ImageBytesQuota): Promise<StoredFile> {
     const id = image.id;
     const source = this.sources.get(image.sourceName);
     const path = image.sourcePath ?? '';
