@@ -5,6 +5,13 @@ import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
 import { EventRelayLeaseEntity } from './event.entity';
 
+/**
+ * The transaction of the change an event reports, as the caller's own repository opened it (a TypeORM
+ * EntityManager). Services only pass it from their repository's callback to EventsService.record; only
+ * repositories use it.
+ */
+export type OutboxTransaction = EntityManager;
+
 /** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
 export interface SqlStatement {
   sql: string;
@@ -141,7 +148,7 @@ export class EventsRepository {
   }
 
   /** Runs the write through a TypeORM transaction's manager. */
-  async insert(m: EntityManager, e: NewEvent): Promise<EventEnvelope> {
+  async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
     const g = this.insertProgram(e);
     let step = g.next();
     while (!step.done) {

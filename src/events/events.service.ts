@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
 import { AccessPolicy, Scope } from '../access/access.policy';
 import { Principal, Role } from '../access/principal';
 import { currentCorrelationId, currentPrincipal } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
 import { EVENT_TYPES, EventActor, EventDraft, EventEnvelope, EventType, EventVisibility } from './event-catalogue';
-import { EventProgram, EventsRepository, NewEvent } from './events.repository';
+import { EventProgram, EventsRepository, NewEvent, OutboxTransaction } from './events.repository';
 
 /** What an image event needs to know of its image (who may see the event). */
 export interface ImageFacts {
@@ -53,7 +52,7 @@ export class EventsService {
   }
 
   /** Writes the event in the transaction of `m`. */
-  async record<T extends EventType>(m: EntityManager, draft: EventDraft<T>): Promise<EventEnvelope | null> {
+  async record<T extends EventType>(m: OutboxTransaction, draft: EventDraft<T>): Promise<EventEnvelope | null> {
     if (!this.cfg.events.outbox) return null;
     return this.repo.insert(m, this.build(draft));
   }
