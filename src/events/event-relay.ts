@@ -124,14 +124,16 @@ export class EventRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
     await ch.waitForConfirms();
     const at = Date.now();
-    await this.repo.markPublished(
-      batch.map((e) => e.position),
-      at,
-    );
+    // counted when the broker confirmed (a publish that happened, even if marking it fails and it goes again),
+    // and before the mark, so whoever sees the backlog empty also sees these metrics
     for (const e of batch) {
       this.metrics.eventsPublished.inc({ type: e.type });
       this.metrics.eventsPublishLatency.observe(Math.max(0, at - e.time) / 1000);
     }
+    await this.repo.markPublished(
+      batch.map((e) => e.position),
+      at,
+    );
   }
 
   private async ensureChannel(): Promise<ConfirmChannel> {

@@ -106,7 +106,12 @@ describe('events survive a broker outage', () => {
             perImage.set(m.body.imageId, [...(perImage.get(m.body.imageId) ?? []), m.body.sequence]);
           }
           expect(perImage.size).toBe(IMAGES_BEFORE + IMAGES_DURING);
-          for (const seqs of perImage.values()) expect(seqs).toEqual([1, 2, 3, 4]);
+          // the binding also gets the throttled image.import.progressed events (one more when an import runs long
+          // on a loaded machine): every image's sequence is still complete and in order, 1..n, with n >= the 4 above
+          for (const seqs of perImage.values()) {
+            expect(seqs.length).toBeGreaterThanOrEqual(4);
+            expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+          }
           for (const e of outbox) expect(consumer.received.find((m) => m.messageId === e.id)!.body).toEqual(e);
         } finally {
           await consumer.close({ deleteQueue: true, deleteExchange: true });
