@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { Role } from '../../src/access/principal';
 import { QuotaService } from '../../src/quota/quota.service';
+import { ApiClient, Schemas, typedCallers } from '../support/api-client';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { createZone, imageBody } from '../support/fixtures';
 
@@ -8,10 +9,12 @@ const ADMIN: Caller = { sub: 'dept-admin', dept: 'ops', role: Role.Admin };
 const SERVICE: Caller = { sub: 'compute', dept: 'platform', role: Role.Service };
 const member = (dept: string, sub = `u-${dept}`): Caller => ({ sub, dept, role: Role.User });
 
-type Usage = { resource: string; limit: number | null; unlimited: boolean; used: number; reserved: number; remaining: number | null };
+type Usage = Schemas['ResourceUsageResponse'];
 
 describe.each(SHAPES)('department quotas (%s)', (shape) => {
   let t: TestApp;
+  /** the client typed by openapi.yaml, per caller: the ledger reads, the department list and reconcile go through it */
+  let api: (who?: Caller) => ApiClient;
   let zoneId: string;
   let quota: QuotaService;
   let ds: DataSource;
@@ -21,6 +24,7 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
 
   beforeAll(async () => {
     t = await startApp(shape, 'quota', { QUOTA_SWEEP_INTERVAL_SECONDS: '0' });
+    api = await typedCallers(t);
     quota = t.app.get(QuotaService);
     ds = t.app.get(DataSource);
     await quota.startupCheck;
@@ -31,9 +35,9 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
   const setLimits = (d: string, limits: Record<string, unknown>, as: Caller = SUPER) =>
     t.http().patch(`/quotas/${d}`).set('Authorization', t.auth(as)).send({ limits });
   const usage = async (d: string, as: Caller = SUPER): Promise<Record<string, Usage>> => {
-    const res = await t.http().get(`/quotas/${d}`).set('Authorization', t.auth(as));
-    expect(res.status).toBe(200);
-    return Object.fromEntries((res.body.resources as Usage[]).map((r) => [r.resource, r]));
+    const res = await api(as).GET('/quotas/{departmentId}', { params: { path: { departmentId: d } } });
+    expect(res.response.status).toBe(200);
+    return Object.fromEntries(res.data!.resources.map((r) => [r.resource, r]));
   };
   const create = (as: Caller, over: Record<string, unknown> = {}) => t.http().post('/images').set('Authorization', t.auth(as)).send(imageBody(zoneId, over));
   const reserve = (body: Record<string, unknown>, as: Caller = SERVICE) => t.http().post('/quota-reservations').set('Authorization', t.auth(as)).send(body);
@@ -124,19 +128,12 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
     it('lists departments with ledgers to super admins and admins only', async () => {
       const d = dept();
       await setLimits(d, { VM_COUNT: 7 });
-      const res = await t.http().get('/quotas').query({ pageSize: 200 }).set('Authorization', t.auth(ADMIN));
-      expect(res.status).toBe(200);
-      expect(res.body.total).toBeGreaterThanOrEqual(1);
-      const mine = res.body.items.find((i: { departmentId: string }) => i.departmentId === d);
-      expect(mine.resources.find((r: Usage) => r.resource === 'VM_COUNT').limit).toBe(7);
-      expect(
-        (
-          await t
-            .http()
-            .get('/quotas')
-            .set('Authorization', t.auth(member(d)))
-        ).status,
-      ).toBe(403);
+      const res = await api(ADMIN).GET('/quotas', { params: { query: { pageSize: 200 } } });
+      expect(res.response.status).toBe(200);
+      expect(res.data!.total).toBeGreaterThanOrEqual(1);
+      const mine = res.data!.items.find((i) => i.departmentId === d);
+      expect(mine!.resources.find((r: Usage) => r.resource === 'VM_COUNT')!.limit).toBe(7);
+      expect((await api(member(d)).GET('/quotas')).response.status).toBe(403);
     });
   });
 
@@ -480,35 +477,27 @@ describe.each(SHAPES)('department quotas (%s)', (shape) => {
       await quota.commit((await quota.reservationForImage(a.id))!.id, { IMAGE_BYTES: 100 }, ['IMAGE_BYTES' as never]);
       expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 2, reserved: 0 }, IMAGE_BYTES: { used: 100, reserved: 0 } });
 
-      const clean = await t.http().post('/quotas/reconcile').set('Authorization', t.auth(SUPER)).send({ departmentId: d });
-      expect(clean.status).toBe(200);
-      expect(clean.body).toEqual({ dryRun: false, departments: 1, drift: [], skipped: [] });
+      const clean = await api(SUPER).POST('/quotas/reconcile', { body: { departmentId: d } });
+      expect(clean.response.status).toBe(200);
+      expect(clean.data).toEqual({ dryRun: false, departments: 1, drift: [], skipped: [] });
 
       await ds.query('UPDATE quota_ledger SET used = ?, reserved = ? WHERE departmentId = ? AND resource = ?', [7, 3, d, 'IMAGE_COUNT']);
       await ds.query('UPDATE quota_ledger SET used = ? WHERE departmentId = ? AND resource = ?', [5, d, 'IMAGE_BYTES']);
-      const dry = await t.http().post('/quotas/reconcile').set('Authorization', t.auth(ADMIN)).send({ departmentId: d, dryRun: true });
-      expect(dry.status).toBe(200);
-      expect(dry.body.dryRun).toBe(true);
-      expect(dry.body.drift).toEqual([
+      const dry = await api(ADMIN).POST('/quotas/reconcile', { body: { departmentId: d, dryRun: true } });
+      expect(dry.response.status).toBe(200);
+      expect(dry.data!.dryRun).toBe(true);
+      expect(dry.data!.drift).toEqual([
         { departmentId: d, resource: 'IMAGE_COUNT', field: 'used', recorded: 7, actual: 2, repaired: false },
         { departmentId: d, resource: 'IMAGE_COUNT', field: 'reserved', recorded: 3, actual: 0, repaired: false },
         { departmentId: d, resource: 'IMAGE_BYTES', field: 'used', recorded: 5, actual: 100, repaired: false },
       ]);
       expect((await usage(d)).IMAGE_COUNT.used).toBe(7);
 
-      const fix = await t.http().post('/quotas/reconcile').set('Authorization', t.auth(SUPER)).send({});
-      expect(fix.status).toBe(200);
-      expect(fix.body.drift.filter((x: { departmentId: string }) => x.departmentId === d).every((x: { repaired: boolean }) => x.repaired)).toBe(true);
+      const fix = await api(SUPER).POST('/quotas/reconcile', { body: {} });
+      expect(fix.response.status).toBe(200);
+      expect(fix.data!.drift.filter((x) => x.departmentId === d).every((x) => x.repaired)).toBe(true);
       expect(await usage(d)).toMatchObject({ IMAGE_COUNT: { used: 2, reserved: 0 }, IMAGE_BYTES: { used: 100, reserved: 0 } });
-      expect(
-        (
-          await t
-            .http()
-            .post('/quotas/reconcile')
-            .set('Authorization', t.auth(member(d)))
-            .send({})
-        ).status,
-      ).toBe(403);
+      expect((await api(member(d)).POST('/quotas/reconcile', { body: {} })).response.status).toBe(403);
     });
 
     it('counts images whose usage the ledger lost (e.g. created before quotas), and a later delete gives them back', async () => {
