@@ -70,3 +70,14 @@ export function fieldsOf(error: Schemas['ErrorBody'] | undefined): string[] {
   const fields = error?.details?.fields;
   return Array.isArray(fields) ? fields.map((f: { field: string }) => f.field) : [];
 }
+
+/**
+ * An openapi-fetch answer in the shape the suites assert on: `status`, `headers`, and the body as the contract
+ * declares it for that operation, `data` on a 2xx and `error` (ErrorBody and the operation's codes) otherwise.
+ */
+export async function answer<R extends { response: Response; data?: unknown; error?: unknown }>(
+  call: Promise<R>,
+): Promise<{ status: number; headers: Headers; data: R['data']; error: R['error'] }> {
+  const r = await call;
+  return { status: r.response.status, headers: r.response.headers, data: r.data, error: r.error };
+}
