@@ -96,7 +96,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
       res.end();
       return;
     }
-    if (r.code === 'DEPENDENCY_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+    // every 503 is worth retrying later (a dependency or a file source is down): say when, as the contract declares
+    if ((r.code === 'DEPENDENCY_UNAVAILABLE' || r.code === 'FILE_SOURCE_UNAVAILABLE') && !res.getHeader('Retry-After'))
+      res.setHeader('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
     res.status(r.status).json({ code: r.code, message: r.message, correlationId, ...(r.details ? { details: r.details } : {}) });
   }
 }

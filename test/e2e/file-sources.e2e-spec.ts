@@ -282,9 +282,12 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
           details: { source: 'share', reason: 'FILE_SOURCE_AUTH_FAILED', status: 'NT_STATUS_LOGON_FAILURE' },
         });
         expect(JSON.stringify(res.body)).not.toContain(right);
+        // a 503 says when to try again, as DEPENDENCY_UNAVAILABLE does
+        expect(res.headers['retry-after']).toBe('5');
         const created = await api(c).create(newUser(), { source: { type: 'FILE', path: 'plain.raw' } });
         expect(created.status).toBe(503);
         expect(created.body.details.reason).toBe('FILE_SOURCE_AUTH_FAILED');
+        expect(created.headers['retry-after']).toBe('5');
       } finally {
         smbd.setPassword(right);
       }

@@ -1,5 +1,5 @@
 import createClient, { type Client } from 'openapi-fetch';
-import type { paths } from './api-schema';
+import type { components, paths } from './api-schema';
 import type { Caller, TestApp } from './app';
 
 export type ApiClient = Client<paths>;
@@ -29,4 +29,55 @@ function listening(t: TestApp): Promise<number> {
     ports.set(t, p);
   }
   return p;
+}
+
+export type Schemas = components['schemas'];
+
+/**
+ * Clients per caller on a listening test app, made once: `const as = await typedCallers(t)` in a beforeAll, then
+ * `as(alice).GET('/images', { params: { query: { view: 'all' } } })`; `as()` sends no token. Each answer is
+ * openapi-fetch's: `response.status`, `response.headers`, `data` (the declared 2xx body) or `error` (ErrorBody).
+ */
+export async function typedCallers(t: TestApp): Promise<(who?: Caller) => ApiClient> {
+  const port = await listening(t);
+  const clients = new Map<string, ApiClient>();
+  return (who?: Caller) => {
+    const authorization = who ? t.auth(who) : '';
+    let c = clients.get(authorization);
+    if (!c) {
+      c = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: who ? { Authorization: authorization } : {} });
+      clients.set(authorization, c);
+    }
+    return c;
+  };
+}
+
+/** A create-image body the contract accepts (the typed twin of fixtures' imageBody): a URL-sourced CentOS qcow2. */
+export function typedImageBody(zoneId: string, over: Partial<Schemas['CreateImageDto']> = {}): Schemas['CreateImageDto'] {
+  return {
+    kind: 'IMAGE',
+    name: `img-${Math.random().toString(36).slice(2, 10)}`,
+    osCategory: 'CENTOS',
+    format: 'qcow2',
+    zoneId,
+    source: { type: 'URL', url: 'http://10.1.2.3/images/centos.qcow2' },
+    ...over,
+  };
+}
+
+/** The field names of a VALIDATION_FAILED / IMMUTABLE_FIELD answer's details.fields. */
+export function fieldsOf(error: Schemas['ErrorBody'] | undefined): string[] {
+  const fields = error?.details?.fields;
+  return Array.isArray(fields) ? fields.map((f: { field: string }) => f.field) : [];
+}
+
+/**
+ * An openapi-fetch answer in the shape the suites assert on: `status`, `headers`, and the body as the contract
+ * declares it for that operation, `data` on a 2xx and `error` (ErrorBody and the operation's codes) otherwise.
+ */
+export async function answer<R extends { response: Response; data?: unknown; error?: unknown }>(
+  call: Promise<R>,
+): Promise<{ status: number; headers: Headers; data: R['data']; error: R['error'] }> {
+  const r = await call;
+  return { status: r.response.status, headers: r.response.headers, data: r.data, error: r.error };
 }
