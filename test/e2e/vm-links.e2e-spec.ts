@@ -43,7 +43,7 @@ interface Ctx {
 async function boot(shape: Shape, label: string, env: Record<string, string> = {}): Promise<Ctx> {
   const t = await startApp(shape, label, { QUOTA_SWEEP_INTERVAL_SECONDS: '0', INGEST_SWEEP_INTERVAL_SECONDS: '0', ...env });
   // listening for real: the signed URLs carry this server's address (PUBLIC_BASE_URL in the platform shape), and a plain fetch reads them
-  // (typedCallers starts it, once)
+  await t.listen();
   const api = await typedCallers(t);
   return {
     t,
