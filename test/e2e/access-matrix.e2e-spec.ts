@@ -8,6 +8,7 @@
  * covered in catalog.e2e-spec.
  */
 import { Role } from '../../src/access/principal';
+import { answer, ApiClient, typedCallers } from '../support/api-client';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 
@@ -57,10 +58,13 @@ const ownerOf = (role: Role, rel: Rel): Caller =>
 
 describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
   let t: TestApp;
+  /** the client typed by openapi.yaml, per caller */
+  let api: (who?: Caller) => ApiClient;
   let zoneId: string;
 
   beforeAll(async () => {
     t = await startApp(shape, 'access');
+    api = await typedCallers(t);
     zoneId = await createZone(t);
   });
   afterAll(() => t?.close());
@@ -69,43 +73,45 @@ describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
   async function imageIn(scope: ScopeName, owner: Caller, name: string): Promise<string> {
     const img = await createImage(t, owner, zoneId, { name });
     if (scope !== 'PRIVATE') {
-      const res = await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(SUPER)).send({ scope });
+      const res = await answer(api(SUPER).PATCH('/images/{id}', { params: { path: { id: img.id as string } }, body: { scope } }));
       expect(res.status).toBe(200);
     }
     return img.id as string;
   }
 
-  function expectStatus(res: { status: number; body: { code?: string } }, want: number, what: string): void {
-    if (res.status !== want) throw new Error(`${what}: expected ${want}, got ${res.status} ${JSON.stringify(res.body)}`);
-    if (CODE_FOR[want]) expect(CODE_FOR[want]).toContain(res.body.code);
+  function expectStatus(res: { status: number; data?: unknown; error?: { code?: string } }, want: number, what: string): void {
+    if (res.status !== want) throw new Error(`${what}: expected ${want}, got ${res.status} ${JSON.stringify(res.error ?? res.data)}`);
+    if (CODE_FOR[want]) expect(CODE_FOR[want]).toContain(res.error?.code);
   }
+  const path = (id: string) => ({ params: { path: { id } } });
 
   it.each(TABLE)('%s on a %s image (%s)', async (role, scope, rel, see, edit, del, disable, toF, toPub, toPriv) => {
     const me = callerOf(role);
     const owner = ownerOf(role, rel);
-    const auth = t.auth(me);
+    const as = api(me);
     const tag = `${role}-${scope}-${rel}`.toLowerCase().replace(/_/g, '-');
     const name = `matrix ${tag} ${Math.random().toString(36).slice(2, 8)}`;
     const id = await imageIn(scope, owner, name);
 
     // see: get, list (All view), counts and quick search agree
-    expectStatus(await t.http().get(`/images/${id}`).set('Authorization', auth), see, 'get');
-    const listed = await t.http().get('/images').query({ view: 'all', q: name, pageSize: 200 }).set('Authorization', auth);
+    expectStatus(await answer(as.GET('/images/{id}', path(id))), see, 'get');
+    const listed = await answer(as.GET('/images', { params: { query: { view: 'all', q: name, pageSize: 200 } } }));
     expect(listed.status).toBe(200);
-    expect(listed.body.items.map((i: { id: string }) => i.id).includes(id)).toBe(see === 200);
-    expect(listed.body.total).toBe(see === 200 ? 1 : 0);
-    const counts = await t.http().get('/images/counts').query({ q: name }).set('Authorization', auth);
+    expect(listed.data!.items.map((i) => i.id).includes(id)).toBe(see === 200);
+    expect(listed.data!.total).toBe(see === 200 ? 1 : 0);
+    const counts = await answer(as.GET('/images/counts', { params: { query: { q: name } } }));
     expect(counts.status).toBe(200);
-    expect(counts.body.all).toBe(see === 200 ? 1 : 0);
+    expect(counts.data!.all).toBe(see === 200 ? 1 : 0);
     // the view named after the image's scope lists it exactly when the caller may see it
-    const inView = await t.http().get('/images').query({ view: scope.toLowerCase(), name }).set('Authorization', auth);
-    expect(inView.body.total).toBe(see === 200 ? 1 : 0);
+    const view = scope.toLowerCase() as Lowercase<ScopeName>;
+    const inView = await answer(as.GET('/images', { params: { query: { view, name } } }));
+    expect(inView.data!.total).toBe(see === 200 ? 1 : 0);
 
     // edit a descriptive field
-    expectStatus(await t.http().patch(`/images/${id}`).set('Authorization', auth).send({ description: 'edited' }), edit, 'edit');
+    expectStatus(await answer(as.PATCH('/images/{id}', { ...path(id), body: { description: 'edited' } })), edit, 'edit');
 
     // disable (the image has no bytes yet)
-    expectStatus(await t.http().post(`/images/${id}/disable`).set('Authorization', auth).send({}), disable, 'disable');
+    expectStatus(await answer(as.POST('/images/{id}/disable', { ...path(id), body: {} })), disable, 'disable');
 
     // scope changes, each on a fresh image in the same starting scope
     for (const [target, want] of [
@@ -114,16 +120,16 @@ describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
       ['PRIVATE', toPriv],
     ] as Array<[ScopeName, number]>) {
       const fresh = await imageIn(scope, owner, `${name} to ${target}`);
-      const res = await t.http().patch(`/images/${fresh}`).set('Authorization', auth).send({ scope: target });
+      const res = await answer(as.PATCH('/images/{id}', { ...path(fresh), body: { scope: target } }));
       expectStatus(res, want, `scope ${scope}->${target}`);
-      if (want === 200) expect(res.body.scope).toBe(target);
-      const after = await t.http().get(`/images/${fresh}`).set('Authorization', t.auth(SUPER));
-      expect(after.body.scope).toBe(want === 200 ? target : scope);
+      if (want === 200) expect(res.data!.scope).toBe(target);
+      const after = await api(SUPER).GET('/images/{id}', path(fresh));
+      expect(after.data!.scope).toBe(want === 200 ? target : scope);
     }
 
     // delete last
-    expectStatus(await t.http().delete(`/images/${id}`).set('Authorization', auth), del, 'delete');
-    const gone = await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER));
+    expectStatus(await answer(as.DELETE('/images/{id}', path(id))), del, 'delete');
+    const gone = await answer(api(SUPER).GET('/images/{id}', path(id)));
     expect(gone.status).toBe(del === 204 ? 404 : 200);
   });
 
@@ -142,17 +148,17 @@ describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
     [R.Service, 'PUBLIC', 403, 'FORBIDDEN'],
     [R.Service, 'FEATURED', 403, 'FORBIDDEN'],
   ] as Array<[Role, ScopeName, number, string | null]>)('%s creating a %s image answers %i %s (R9)', async (role, scope, want, code) => {
-    const res = await t
-      .http()
-      .post('/images')
-      .set('Authorization', t.auth(callerOf(role)))
-      .send({ kind: 'ISO', name: `create ${role} ${scope}`, osCategory: 'UBUNTU', isoUsage: 'OS', zoneId, scope, source: { type: 'UPLOAD' } });
+    const res = await answer(
+      api(callerOf(role)).POST('/images', {
+        body: { kind: 'ISO', name: `create ${role} ${scope}`, osCategory: 'UBUNTU', isoUsage: 'OS', zoneId, scope, source: { type: 'UPLOAD' } },
+      }),
+    );
     expect(res.status).toBe(want);
     if (want === 201) {
-      expect(res.body).toMatchObject({ scope, ownerId: `${role}-me`, departmentId: 'd1', status: 'INACTIVE', phase: 'QUEUED' });
+      expect(res.data).toMatchObject({ scope, ownerId: `${role}-me`, departmentId: 'd1', status: 'INACTIVE', phase: 'QUEUED' });
     } else {
-      expect(res.body.code).toBe(code);
-      if (code === 'FORBIDDEN') expect(res.body).toMatchObject({ message: expect.stringMatching(/service may not create/), details: { role: 'service' } });
+      expect(res.error?.code).toBe(code);
+      if (code === 'FORBIDDEN') expect(res.error).toMatchObject({ message: expect.stringMatching(/service may not create/), details: { role: 'service' } });
     }
   });
 
@@ -163,13 +169,10 @@ describe.each(SHAPES)('access matrix over HTTP (%s)', (shape) => {
       [R.User, 'featured'],
       [R.Service, 'featured'],
     ] as Array<[Role, string]>) {
-      const res = await t
-        .http()
-        .get('/images')
-        .set('Authorization', t.auth(callerOf(role)));
+      const res = await answer(api(callerOf(role)).GET('/images'));
       expect(res.status).toBe(200);
-      expect(res.body.view).toBe(view);
-      if (view === 'featured') expect(res.body.items.every((i: { scope: string }) => i.scope === 'FEATURED')).toBe(true);
+      expect(res.data!.view).toBe(view);
+      if (view === 'featured') expect(res.data!.items.every((i) => i.scope === 'FEATURED')).toBe(true);
     }
   });
 });

@@ -1,6 +1,7 @@
 import { Role } from '../../src/access/principal';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
+import { answer, ApiClient, typedCallers } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 
@@ -40,6 +41,8 @@ const ACTIVE = 'Prod Server';
 interface Ctx {
   shape: Shape;
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller, on this shape's app */
+  api: (who?: Caller) => ApiClient;
   zoneId: string;
 }
 
@@ -112,18 +115,20 @@ describe('search rules: the same answers on every shape', () => {
   beforeAll(async () => {
     for (const shape of SHAPES) {
       const t = await startApp(shape, 'search');
+      const api = await typedCallers(t);
       const zoneId = await createZone(t);
       const catalog = t.app.get(CatalogService);
       for (const [name, description, tags] of IMAGES) {
         const img = await createImage(t, alice, zoneId, { name, description, tags });
-        if (name === PUBLIC) expect((await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(alice)).send({ scope: 'PUBLIC' })).status).toBe(200);
+        if (name === PUBLIC)
+          expect((await api(alice).PATCH('/images/{id}', { params: { path: { id: img.id as string } }, body: { scope: 'PUBLIC' } })).response.status).toBe(200);
         if (name === ACTIVE) {
           await catalog.transition(img.id, ImagePhase.Importing);
           await catalog.transition(img.id, ImagePhase.Verifying, { sizeBytes: 10 });
           await catalog.transition(img.id, ImagePhase.Ready, { sizeBytes: 10, checksum: 'a'.repeat(64) });
         }
       }
-      ctxs.push({ shape, t, zoneId });
+      ctxs.push({ shape, t, api, zoneId });
     }
   });
   afterAll(async () => {
@@ -133,10 +138,8 @@ describe('search rules: the same answers on every shape', () => {
   it('sorts names by code point on every shape (capitals before lower case, accented letters after z), ties by id', async () => {
     const orders: Record<string, unknown> = {};
     for (const c of ctxs) {
-      const names = async (order: string) =>
-        (await c.t.http().get('/images').query({ zoneId: c.zoneId, sort: 'name', order, pageSize: 200 }).set('Authorization', c.t.auth(SUPER))).body.items.map(
-          (i: Json) => i.name,
-        );
+      const names = async (order: 'asc' | 'desc') =>
+        (await c.api(SUPER).GET('/images', { params: { query: { zoneId: c.zoneId, sort: 'name', order, pageSize: 200 } } })).data!.items.map((i) => i.name);
       orders[c.shape] = { asc: await names('asc'), desc: await names('desc') };
     }
     const byCodePoint = [...ALL].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -147,32 +150,28 @@ describe('search rules: the same answers on every shape', () => {
   it('identifiers differ by case on every shape: zone names, quota departments, VM ids', async () => {
     const answers: Record<string, unknown> = {};
     for (const c of ctxs) {
-      const http = c.t.http;
+      const api = c.api;
       const zones = [];
-      for (const name of ['Case-Zone', 'case-zone'])
-        zones.push((await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name, hypervisor: 'KVM' })).status);
-      const dup = (await http().post('/zones').set('Authorization', c.t.auth(SUPER)).send({ name: 'case-zone', hypervisor: 'KVM' })).body.code;
+      for (const name of ['Case-Zone', 'case-zone']) zones.push((await api(SUPER).POST('/zones', { body: { name, hypervisor: 'KVM' } })).response.status);
+      const dup = (await api(SUPER).POST('/zones', { body: { name: 'case-zone', hypervisor: 'KVM' } })).error?.code;
       // two departments whose ids differ by case have two ledgers
-      await http()
-        .patch('/quotas/Dq')
-        .set('Authorization', c.t.auth(SUPER))
-        .send({ limits: { VM_COUNT: 1 } });
-      await http()
-        .patch('/quotas/dq')
-        .set('Authorization', c.t.auth(SUPER))
-        .send({ limits: { VM_COUNT: 7 } });
+      await api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: 'Dq' } }, body: { limits: { VM_COUNT: 1 } } });
+      await api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: 'dq' } }, body: { limits: { VM_COUNT: 7 } } });
       const limit = async (d: string) =>
-        (await http().get(`/quotas/${d}`).set('Authorization', c.t.auth(SUPER))).body.resources.find((r: Json) => r.resource === 'VM_COUNT').limit;
+        (await api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: d } } })).data!.resources.find((r) => r.resource === 'VM_COUNT')!
+          .limit;
       // two VMs whose ids differ by case are two VMs
-      const list = await http().get('/images').query({ zoneId: c.zoneId, name: ACTIVE }).set('Authorization', c.t.auth(SUPER));
-      const imageId = list.body.items[0].id;
+      const list = await api(SUPER).GET('/images', { params: { query: { zoneId: c.zoneId, name: ACTIVE } } });
+      const imageId = list.data!.items[0].id;
       const vms = [];
       for (const vmId of ['VM-Case', 'vm-case']) {
-        const res = await http()
-          .put(`/vms/${vmId}/origin`)
-          .set('Authorization', c.t.auth(COMPUTE))
-          .send({ imageId, vmName: vmId, owner: { userId: 'alice', departmentId: 'd1' }, zoneId: c.zoneId });
-        vms.push([res.status, res.body.vmId]);
+        const res = await answer(
+          api(COMPUTE).PUT('/vms/{vmId}/origin', {
+            params: { path: { vmId } },
+            body: { imageId, vmName: vmId, owner: { userId: 'alice', departmentId: 'd1' }, zoneId: c.zoneId },
+          }),
+        );
+        vms.push([res.status, res.data?.vmId]);
       }
       answers[c.shape] = { zones, dup, limits: [await limit('Dq'), await limit('dq')], vms };
     }
@@ -188,6 +187,7 @@ describe('search rules: the same answers on every shape', () => {
     expect(answers).toEqual(Object.fromEntries(ctxs.map((c) => [c.shape, want])));
   });
 
+  // untyped on purpose: the table sends queries the contract forbids (lower-case enums, tags as one string) to see the 400
   it.each(CASES)('%s', async (_what, query, want, who = SUPER) => {
     const answers: Record<string, unknown> = {};
     const counts: Record<string, unknown> = {};

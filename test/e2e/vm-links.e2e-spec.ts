@@ -6,6 +6,7 @@ import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { DownloadUrlSigner } from '../../src/image-bytes/download-url';
+import { ApiClient, answer, typedCallers } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 import { S3TestServer, startS3Server } from '../support/s3-server';
@@ -31,6 +32,8 @@ const ownerOf = (c: Caller) => ({ userId: c.sub, departmentId: c.dept });
 
 interface Ctx {
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller: image reads, VM images, quota reads, limits and reconcile go through it */
+  api: (who?: Caller) => ApiClient;
   zoneId: string;
   otherZoneId: string;
   storage: ObjectStorage;
@@ -41,7 +44,15 @@ async function boot(shape: Shape, label: string, env: Record<string, string> = {
   const t = await startApp(shape, label, { QUOTA_SWEEP_INTERVAL_SECONDS: '0', INGEST_SWEEP_INTERVAL_SECONDS: '0', ...env });
   // listening for real: the signed URLs carry this server's address (PUBLIC_BASE_URL in the platform shape), and a plain fetch reads them
   await t.listen();
-  return { t, zoneId: await createZone(t), otherZoneId: await createZone(t), storage: t.app.get(ObjectStorage), catalog: t.app.get(CatalogService) };
+  const api = await typedCallers(t);
+  return {
+    t,
+    api,
+    zoneId: await createZone(t),
+    otherZoneId: await createZone(t),
+    storage: t.app.get(ObjectStorage),
+    catalog: t.app.get(CatalogService),
+  };
 }
 
 /** An image (or ISO) of `owner`, made ACTIVE with BYTES stored as an import would leave them. */
@@ -55,11 +66,12 @@ async function activeImage(c: Ctx, owner: Caller, over: Record<string, unknown> 
     checksum: sha256(bytes),
     ...(virtualSizeBytes === undefined ? {} : { virtualSizeBytes }),
   });
-  return (await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(SUPER))).body;
+  return (await c.api(SUPER).GET('/images/{id}', { params: { path: { id: img.id as string } } })).data!;
 }
 const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<string, unknown> = {}, bytes = BYTES, virtualSizeBytes?: number) =>
   activeImage(c, owner, { kind: 'ISO', format: undefined, isoUsage: usage, ...over }, bytes, virtualSizeBytes);
 
+// untyped on purpose: launch, origin, mount and the image's VM list are called with bodies and queries the contract forbids too
 const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) =>
   c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
 const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({
@@ -79,41 +91,35 @@ const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) =>
 const mount = (c: Ctx, vmId: string, isoId: string, body: Json, as: Caller = COMPUTE) =>
   c.t.http().put(`/vms/${vmId}/iso-mounts/${isoId}`).set('Authorization', c.t.auth(as)).send(body);
 const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Json> => {
-  const res = await c.t.http().get(`/vms/${vmId}/images`).set('Authorization', c.t.auth(as));
+  const res = await answer(c.api(as).GET('/vms/{vmId}/images', { params: { path: { vmId } } }));
   expect(res.status).toBe(200);
-  return res.body;
+  return res.data!;
 };
 const imageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: Json = {}) =>
   c.t.http().get(`/images/${imageId}/vms`).query(query).set('Authorization', c.t.auth(as));
 /** VM_COUNT (and IMAGE_COUNT) of a department, read through the quota API. */
 const quotaOf = async (c: Ctx, dept: string): Promise<{ vms: { used: number; reserved: number }; images: { used: number; reserved: number } }> => {
-  const res = await c.t.http().get(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER));
+  const res = await answer(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: dept } } }));
   expect(res.status).toBe(200);
-  const by = Object.fromEntries((res.body.resources as Json[]).map((r) => [r.resource, { used: r.used, reserved: r.reserved }]));
+  const by = Object.fromEntries(res.data!.resources.map((r) => [r.resource, { used: r.used, reserved: r.reserved }]));
   return { vms: by.VM_COUNT, images: by.IMAGE_COUNT };
 };
 /** DISK_BYTES of a department, read through the quota API. */
 const diskOf = async (c: Ctx, dept: string): Promise<{ used: number; reserved: number }> => {
-  const res = await c.t.http().get(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER));
+  const res = await answer(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: dept } } }));
   expect(res.status).toBe(200);
-  const r = (res.body.resources as Json[]).find((x) => x.resource === 'DISK_BYTES')!;
+  const r = res.data!.resources.find((x) => x.resource === 'DISK_BYTES')!;
   return { used: r.used, reserved: r.reserved };
 };
 const setVmLimit = async (c: Ctx, dept: string, limit: number) => {
   expect(
-    (
-      await c.t
-        .http()
-        .patch(`/quotas/${dept}`)
-        .set('Authorization', c.t.auth(SUPER))
-        .send({ limits: { VM_COUNT: limit } })
-    ).status,
+    (await c.api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: dept } }, body: { limits: { VM_COUNT: limit } } })).response.status,
   ).toBe(200);
 };
 const noDrift = async (c: Ctx, dept: string) => {
-  const res = await c.t.http().post('/quotas/reconcile').set('Authorization', c.t.auth(SUPER)).send({ departmentId: dept, dryRun: true });
+  const res = await answer(c.api(SUPER).POST('/quotas/reconcile', { body: { departmentId: dept, dryRun: true } }));
   expect(res.status).toBe(200);
-  expect(res.body.drift).toEqual([]);
+  expect(res.data!.drift).toEqual([]);
 };
 /** The path and query of an absolute URL (to send it through supertest with a header of our own). */
 const pathOf = (url: string) => {
@@ -192,6 +198,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const img = await activeImage(c, u);
       const other = await activeImage(c, u);
       const url: string = (await launch(c, img.id, launchBody(c, u))).body.download.url;
+      // untyped on purpose: the signed URLs are read as they are handed out, tampered with, and without a token
       const get = (path: string) => c.t.http().get(path);
       const sig = new URL(url).searchParams.get('signature')!;
       const expires = Number(new URL(url).searchParams.get('expires'));
@@ -228,7 +235,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const img = await activeImage(c, u);
       const queued = await createImage(c.t, u, c.zoneId, { source: { type: 'UPLOAD' } });
       const disabled = await activeImage(c, u);
-      expect((await c.t.http().post(`/images/${disabled.id}/disable`).set('Authorization', c.t.auth(SUPER)).send({})).status).toBe(200);
+      expect((await answer(c.api(SUPER).POST('/images/{id}/disable', { params: { path: { id: disabled.id } }, body: {} }))).status).toBe(200);
       const toolIso = await activeIso(c, u, 'TOOL');
       const bobsPrivate = await activeImage(c, bob);
       const ide = await activeImage(c, u, { osCategory: 'WINDOWS_IDE', format: 'vmdk' });
@@ -277,7 +284,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const featured = await activeImage(c, SUPER, { scope: 'FEATURED' });
       const mine = await activeImage(c, u);
       const pub = await activeImage(c, u);
-      expect((await c.t.http().patch(`/images/${pub.id}`).set('Authorization', c.t.auth(u)).send({ scope: 'PUBLIC' })).status).toBe(200);
+      expect((await answer(c.api(u).PATCH('/images/{id}', { params: { path: { id: pub.id } }, body: { scope: 'PUBLIC' } }))).status).toBe(200);
       const admin: Caller = { sub: 'vm-admin', dept: u.dept, role: Role.Admin };
       for (const [img, owner, role, ok] of [
         [featured, other, undefined, true],
@@ -299,6 +306,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         const res = await launch(c, img.id, launchBody(c, u), who);
         expect([who.role, res.status, res.body.code]).toEqual([who.role, 403, 'FORBIDDEN']);
       }
+      // untyped like every launch here (see launch): its bodies are Json
       expect((await c.t.http().post(`/images/${img.id}/launches`).send(launchBody(c, u))).status).toBe(401);
       for (const [over, field] of [
         [{ count: 0 }, 'count'],
@@ -354,8 +362,8 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
 
       expect((await reg(2)).body.quota).toBe('LAUNCH_RESERVATION');
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 2, reserved: 0 } });
-      const r = await c.t.http().get(`/quota-reservations/${l.reservationId}`).set('Authorization', c.t.auth(COMPUTE));
-      expect(r.body).toMatchObject({ status: 'COMMITTED', items: [{ resource: 'VM_COUNT', reserved: 0, pending: false }] });
+      const r = await answer(c.api(COMPUTE).GET('/quota-reservations/{id}', { params: { path: { id: l.reservationId } } }));
+      expect(r.data).toMatchObject({ status: 'COMMITTED', items: [{ resource: 'VM_COUNT', reserved: 0, pending: false }] });
       // a replay of the launch tells the compute side nothing is left to register
       const replayed = await launch(c, img.id, { ...launchBody(c, u, { count: 2 }), idempotencyKey: l.idem });
       expect(replayed.body).toMatchObject({ reservationId: l.reservationId, reservationStatus: 'COMMITTED', count: 2, pendingVms: 0 });
@@ -388,7 +396,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(sources.filter((q) => q === 'LAUNCH_RESERVATION')).toHaveLength(3);
       expect(sources.filter((q) => q === 'DIRECT')).toHaveLength(5);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 9, reserved: 0 } });
-      await Promise.all(many.map((r) => c.t.http().delete(`/vms/${r.body.vmId}`).set('Authorization', c.t.auth(COMPUTE))));
+      await Promise.all(many.map((r) => answer(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: r.body.vmId } } }))));
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 1, reserved: 0 } });
       await noDrift(c, u.dept);
     });
@@ -442,7 +450,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const toolIso = await activeIso(c, u, 'TOOL');
       const queued = await createImage(c.t, u, c.zoneId, { source: { type: 'UPLOAD' } });
       const disabled = await activeImage(c, u);
-      expect((await c.t.http().post(`/images/${disabled.id}/disable`).set('Authorization', c.t.auth(SUPER)).send({})).status).toBe(200);
+      expect((await answer(c.api(SUPER).POST('/images/{id}/disable', { params: { path: { id: disabled.id } }, body: {} }))).status).toBe(200);
       const bobsPrivate = await activeImage(c, bob);
       const img = await activeImage(c, u);
       const vm = (what: string) => `vm-${u.sub}-${what.replace(/[^a-z0-9]+/gi, '-')}`;
@@ -463,16 +471,16 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       // launched while usable, changed before the VM was registered: the registration is checked again
       const osIso = await activeIso(c, u, 'OS');
       const pub = await activeImage(c, bob);
-      expect((await c.t.http().patch(`/images/${pub.id}`).set('Authorization', c.t.auth(bob)).send({ scope: 'PUBLIC' })).status).toBe(200);
+      expect((await answer(c.api(bob).PATCH('/images/{id}', { params: { path: { id: pub.id } }, body: { scope: 'PUBLIC' } }))).status).toBe(200);
       const later = await activeImage(c, u);
       const launched = async (id: string) => (await launch(c, id, launchBody(c, u))).body.reservationId as string;
       const isoRes = await launched(osIso.id);
       const pubRes = await launched(pub.id);
       const laterRes = await launched(later.id);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 0, reserved: 3 } });
-      expect((await c.t.http().patch(`/images/${osIso.id}`).set('Authorization', c.t.auth(u)).send({ isoUsage: 'TOOL' })).status).toBe(200);
-      expect((await c.t.http().patch(`/images/${pub.id}`).set('Authorization', c.t.auth(bob)).send({ scope: 'PRIVATE' })).status).toBe(200);
-      expect((await c.t.http().post(`/images/${later.id}/disable`).set('Authorization', c.t.auth(SUPER)).send({})).status).toBe(200);
+      expect((await answer(c.api(u).PATCH('/images/{id}', { params: { path: { id: osIso.id } }, body: { isoUsage: 'TOOL' } }))).status).toBe(200);
+      expect((await answer(c.api(bob).PATCH('/images/{id}', { params: { path: { id: pub.id } }, body: { scope: 'PRIVATE' } }))).status).toBe(200);
+      expect((await answer(c.api(SUPER).POST('/images/{id}/disable', { params: { path: { id: later.id } }, body: {} }))).status).toBe(200);
       const withRes: Array<[string, string, string, Json, number, string]> = [
         ['an OS ISO that became a tool ISO', osIso.id, isoRes, {}, 409, 'ISO_NOT_BOOTABLE'],
         ['a public image made private by its owner', pub.id, pubRes, {}, 403, 'IMAGE_NOT_USABLE'],
@@ -519,7 +527,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect([direct.status, direct.body.code]).toEqual([409, 'QUOTA_EXCEEDED']);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
       // a deleted VM makes room for one more, counted directly
-      expect((await c.t.http().delete(`/vms/${ok[0].body.vmId}`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      expect((await answer(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: ok[0].body.vmId } } }))).status).toBe(204);
       const again = await origin(c, refusedIds[0], { imageId: img.id, vmName: 'again', owner: ownerOf(u) });
       expect([again.status, again.body.quota]).toEqual([201, 'DIRECT']);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 5, reserved: 0 } });
@@ -625,7 +633,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       // an ISO VM without a reservation and without a size charges no disk bytes
       expect((await origin(c, `vm-${u.sub}-iso2`, { imageId: osIso.id, vmName: 'i2', owner: ownerOf(u) })).status).toBe(201);
       expect(await diskOf(c, u.dept)).toEqual({ used: 2 * GiB, reserved: 2 * GiB });
-      expect((await c.t.http().delete(`/vms/vm-${u.sub}-iso1`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      expect((await answer(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: `vm-${u.sub}-iso1` } } }))).status).toBe(204);
       expect(await diskOf(c, u.dept)).toEqual({ used: 0, reserved: 2 * GiB });
     });
 
@@ -658,7 +666,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         [osIso.id, 'CentOS 7 DVD', 'ISO', 'ISO_MOUNTED'],
       ]);
 
-      const unmount = () => c.t.http().delete(`/vms/${vmId}/iso-mounts/${toolIso.id}`).set('Authorization', c.t.auth(COMPUTE));
+      const unmount = () => answer(c.api(COMPUTE).DELETE('/vms/{vmId}/iso-mounts/{isoId}', { params: { path: { vmId: vmId, isoId: toolIso.id } } }));
       expect((await unmount()).status).toBe(204);
       expect((await unmount()).status).toBe(204);
       expect((await vmImages(c, vmId)).isoMounts.map((m: Json) => m.imageId)).toEqual([osIso.id]);
@@ -678,7 +686,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       }
       expect((await vmImages(c, vmId)).isoMounts).toHaveLength(1);
       expect((await mount(c, vmId, toolIso.id, body, u)).status).toBe(403);
-      expect((await c.t.http().delete(`/vms/${vmId}/iso-mounts/${osIso.id}`).set('Authorization', c.t.auth(u))).status).toBe(403);
+      expect((await answer(c.api(u).DELETE('/vms/{vmId}/iso-mounts/{isoId}', { params: { path: { vmId: vmId, isoId: osIso.id } } }))).status).toBe(403);
     });
 
     it('deleting a VM removes its links and gives its VM back; again is a no-op; the id can be registered anew', async () => {
@@ -692,7 +700,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect((await mount(c, vmId, iso.id, { vmName: 'del', owner: ownerOf(u), zoneId: c.zoneId })).status).toBe(201);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 2, reserved: 0 } });
 
-      const del = () => c.t.http().delete(`/vms/${vmId}`).set('Authorization', c.t.auth(COMPUTE));
+      const del = () => answer(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: vmId } } }));
       expect((await del()).status).toBe(204);
       expect(await vmImages(c, vmId)).toEqual({ vmId, vmName: null, ownerId: null, departmentId: null, createdFrom: null, isoMounts: [] });
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 1, reserved: 0 } });
@@ -703,7 +711,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect((await origin(c, vmId, { imageId: img.id, vmName: 'del', owner: ownerOf(u) })).body.quota).toBe('DIRECT');
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 2, reserved: 0 } });
       await noDrift(c, u.dept);
-      expect((await c.t.http().delete(`/vms/${vmId}`).set('Authorization', c.t.auth(SUPER))).status).toBe(403);
+      expect((await answer(c.api(SUPER).DELETE('/vms/{vmId}', { params: { path: { vmId: vmId } } }))).status).toBe(403);
       expect((await c.t.http().delete('/vms/bad%20id').set('Authorization', c.t.auth(COMPUTE))).status).toBe(400);
     });
 
@@ -741,7 +749,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       ] as Array<[Caller, number]>) {
         expect([who.sub, (await imageVms(c, img.id, who)).status]).toEqual([who.sub, status]);
       }
-      expect((await c.t.http().patch(`/images/${img.id}`).set('Authorization', c.t.auth(u)).send({ scope: 'PUBLIC' })).status).toBe(200);
+      expect((await answer(c.api(u).PATCH('/images/{id}', { params: { path: { id: img.id } }, body: { scope: 'PUBLIC' } }))).status).toBe(200);
       const forbidden = await imageVms(c, img.id, bob);
       expect([forbidden.status, forbidden.body.code]).toEqual([403, 'FORBIDDEN']);
       expect((await imageVms(c, randomUUID(), SUPER)).status).toBe(404);
@@ -766,26 +774,27 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const before = await quotaOf(c, u.dept);
       expect(before.vms).toEqual({ used: 2, reserved: 0 });
 
-      const plain = await c.t.http().delete(`/images/${img.id}`).set('Authorization', c.t.auth(u));
+      const plain = await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id } } }));
       expect(plain.status).toBe(409);
-      expect(plain.body).toMatchObject({ code: 'IMAGE_IN_USE', details: { imageId: img.id, total: 2 } });
-      expect(plain.body.details.vms).toEqual([
+      expect(plain.error).toMatchObject({ code: 'IMAGE_IN_USE', details: { imageId: img.id, total: 2 } });
+      expect(plain.error?.details?.vms).toEqual([
         { vmId: vms[0], vmName: 'd1', relation: 'CREATED_FROM', ownerId: u.sub, departmentId: u.dept, since: expect.any(String) },
         { vmId: vms[1], vmName: 'd2', relation: 'CREATED_FROM', ownerId: u.sub, departmentId: u.dept, since: expect.any(String) },
       ]);
-      expect((await c.t.http().delete(`/images/${img.id}?confirm=false`).set('Authorization', c.t.auth(u))).status).toBe(409);
+      expect((await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id }, query: { confirm: false } } }))).status).toBe(409);
+      // untyped on purpose: a confirm that is not a boolean, and a VM id the path cannot hold
       expect((await c.t.http().delete(`/images/${img.id}?confirm=yes`).set('Authorization', c.t.auth(u))).body.code).toBe('VALIDATION_FAILED');
       // nothing changed: the image, its bytes, its quota, its links
-      expect((await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(u))).body).toMatchObject({ status: 'ACTIVE' });
+      expect((await answer(c.api(u).GET('/images/{id}', { params: { path: { id: img.id } } }))).data).toMatchObject({ status: 'ACTIVE' });
       expect(await c.storage.exists(objectKeys.imageDisk(img.id))).toBe(true);
       expect(await quotaOf(c, u.dept)).toEqual(before);
       expect((await imageVms(c, img.id, u)).body.total).toBe(2);
       // a delete refused for another reason does not even get there
-      expect((await c.t.http().delete(`/images/${img.id}?confirm=true`).set('Authorization', c.t.auth(newUser()))).status).toBe(404);
+      expect((await answer(c.api(newUser()).DELETE('/images/{id}', { params: { path: { id: img.id }, query: { confirm: true } } }))).status).toBe(404);
 
-      const confirmed = await c.t.http().delete(`/images/${img.id}?confirm=true`).set('Authorization', c.t.auth(u));
+      const confirmed = await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id }, query: { confirm: true } } }));
       expect(confirmed.status).toBe(204);
-      expect((await c.t.http().get(`/images/${img.id}`).set('Authorization', c.t.auth(u))).status).toBe(404);
+      expect((await answer(c.api(u).GET('/images/{id}', { params: { path: { id: img.id } } }))).status).toBe(404);
       expect(await c.storage.exists(objectKeys.imageDisk(img.id))).toBe(false);
       // the image's quota went back; the VMs are untouched and still count
       expect(await quotaOf(c, u.dept)).toEqual({ vms: { used: 2, reserved: 0 }, images: { used: before.images.used - 1, reserved: before.images.reserved } });
@@ -802,7 +811,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect((await imageVms(c, img.id, u)).status).toBe(404);
       // registering a VM from the gone image is refused; deleting its VMs still gives their quota back
       expect((await origin(c, `vm-${u.sub}-d3`, { imageId: img.id, vmName: 'd3', owner: ownerOf(u) })).body.code).toBe('IMAGE_NOT_FOUND');
-      expect((await c.t.http().delete(`/vms/${vms[0]}`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      expect((await answer(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: vms[0] } } }))).status).toBe(204);
       expect((await quotaOf(c, u.dept)).vms).toEqual({ used: 1, reserved: 0 });
     });
 
@@ -811,17 +820,17 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const iso = await activeIso(c, u, 'TOOL', { name: 'tools-iso' });
       const vmId = `vm-${u.sub}-m`;
       expect((await mount(c, vmId, iso.id, { vmName: 'm', owner: ownerOf(u), zoneId: c.zoneId })).status).toBe(201);
-      const plain = await c.t.http().delete(`/images/${iso.id}`).set('Authorization', c.t.auth(u));
+      const plain = await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: iso.id } } }));
       expect(plain.status).toBe(409);
-      expect(plain.body.details.vms).toEqual([expect.objectContaining({ vmId, relation: 'ISO_MOUNTED' })]);
-      expect((await c.t.http().delete(`/images/${iso.id}?confirm=true`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect(plain.error?.details?.vms).toEqual([expect.objectContaining({ vmId, relation: 'ISO_MOUNTED' })]);
+      expect((await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: iso.id }, query: { confirm: true } } }))).status).toBe(204);
       expect((await vmImages(c, vmId)).isoMounts).toEqual([expect.objectContaining({ imageId: iso.id, name: 'tools-iso', imageDeleted: true })]);
       // unmounting an ISO that is gone still works
-      expect((await c.t.http().delete(`/vms/${vmId}/iso-mounts/${iso.id}`).set('Authorization', c.t.auth(COMPUTE))).status).toBe(204);
+      expect((await answer(c.api(COMPUTE).DELETE('/vms/{vmId}/iso-mounts/{isoId}', { params: { path: { vmId: vmId, isoId: iso.id } } }))).status).toBe(204);
       expect((await vmImages(c, vmId)).isoMounts).toEqual([]);
 
       const lonely = await activeImage(c, u);
-      expect((await c.t.http().delete(`/images/${lonely.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect((await answer(c.api(u).DELETE('/images/{id}', { params: { path: { id: lonely.id } } }))).status).toBe(204);
     });
   });
 });

@@ -1,3 +1,5 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './api-schema';
 import type { Caller, TestApp } from './app';
@@ -22,10 +24,12 @@ export async function apiClientWithToken(t: TestApp, token: string): Promise<Api
 }
 
 const ports = new WeakMap<TestApp, Promise<number>>();
+/** The test app's port: it listens once; a server the suite already started (`t.listen()`) is used as it is. */
 function listening(t: TestApp): Promise<number> {
   let p = ports.get(t);
   if (!p) {
-    p = t.listen();
+    const server: Server = t.app.getHttpServer();
+    p = server.listening ? Promise.resolve((server.address() as AddressInfo).port) : t.listen();
     ports.set(t, p);
   }
   return p;
