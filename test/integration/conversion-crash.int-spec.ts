@@ -17,7 +17,7 @@ import { ImageServer } from '../support/image-server';
 import { until } from '../support/kit';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../support/mariadb';
 import { startS3Server } from '../support/s3-server';
-import { ServiceProcess, startServiceProcess } from '../support/service-process';
+import { callService, ServiceProcess, serviceProcesses } from '../support/service-process';
 
 /**
  * kill -9 of the real service process while an import is CONVERTING (issue 11): qemu-img dies with it (no orphan
@@ -41,15 +41,7 @@ const USER = signToken({ sub: 'conv-crash-user', dept: DEPT, role: Role.User, na
 
 type Json = Record<string, any>;
 
-async function call(svc: ServiceProcess, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const res = await fetch(svc.url(path), {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
-}
+const call = callService;
 
 async function poll(svc: ServiceProcess, id: string, cond: (i: Json) => boolean, what: string, ms = 90_000): Promise<Json> {
   let last: Json = {};
@@ -126,12 +118,7 @@ function sameDisk(dir: string, stored: Buffer): boolean {
 
 describe('an import killed (kill -9) while CONVERTING is taken back and ends ACTIVE', () => {
   let srv: ImageServer;
-  const children: ServiceProcess[] = [];
-  const start = async (env: Record<string, string>, label: string) => {
-    const s = await startServiceProcess(env, label);
-    children.push(s);
-    return s;
-  };
+  const { start } = serviceProcesses();
 
   beforeAll(() => {
     ensureBuilt();
@@ -139,9 +126,6 @@ describe('an import killed (kill -9) while CONVERTING is taken back and ends ACT
   beforeAll(async () => {
     srv = await new ImageServer().start();
     srv.put('disk.qcow2', FILE);
-  });
-  afterEach(async () => {
-    for (const c of children.splice(0)) await c.kill9();
   });
   afterAll(async () => {
     await srv?.close();

@@ -15,7 +15,7 @@ import { rawBytes, sha256 } from '../support/disk-images';
 import { ImageServer } from '../support/image-server';
 import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../support/mariadb';
 import { startS3Server } from '../support/s3-server';
-import { ServiceProcess, startServiceProcess } from '../support/service-process';
+import { callService, ServiceProcess, serviceProcesses } from '../support/service-process';
 import { ensureBuilt } from '../support/build';
 
 /**
@@ -38,15 +38,7 @@ const USER = signToken({ sub: 'crash-user', dept: DEPT, role: Role.User, name: '
 
 type Json = Record<string, any>;
 
-async function call(svc: ServiceProcess, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const res = await fetch(svc.url(path), {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
-}
+const call = callService;
 
 async function poll(svc: ServiceProcess, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> {
   const end = Date.now() + ms;
@@ -154,12 +146,7 @@ const s3Storage = (s3: { port: number; accessKey: string; secretKey: string }, b
 
 describe('an import survives kill -9 of the service', () => {
   let srv: ImageServer;
-  const children: ServiceProcess[] = [];
-  const start = async (env: Record<string, string>, label: string) => {
-    const s = await startServiceProcess(env, label);
-    children.push(s);
-    return s;
-  };
+  const { start } = serviceProcesses();
 
   beforeAll(() => {
     ensureBuilt();
@@ -167,9 +154,6 @@ describe('an import survives kill -9 of the service', () => {
   beforeAll(async () => {
     srv = await new ImageServer().start();
     srv.put('file.raw', FILE);
-  });
-  afterEach(async () => {
-    for (const c of children.splice(0)) await c.kill9();
   });
   afterAll(async () => {
     await srv?.close();

@@ -92,3 +92,38 @@ export async function startServiceProcess(env: Record<string, string>, label = '
     },
   };
 }
+
+/**
+ * For a suite that starts service processes: `start` runs one and remembers it; every one still running is
+ * killed (kill -9) after each test, so a failed test leaves no process behind for the next.
+ */
+export function serviceProcesses(): { start: (env: Record<string, string>, label: string) => Promise<ServiceProcess> } {
+  const children: ServiceProcess[] = [];
+  afterEach(async () => {
+    for (const c of children.splice(0)) await c.kill9();
+  });
+  return {
+    start: async (env, label) => {
+      const s = await startServiceProcess(env, label);
+      children.push(s);
+      return s;
+    },
+  };
+}
+
+/** One JSON call to a service process with a bearer token; the body is {} when the answer has none. */
+export async function callService(
+  svc: ServiceProcess,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(svc.url(path), {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
+}
