@@ -374,8 +374,10 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
     await signInAs(ALICE, '?view=private');
     await page.getByRole('button', { name: '创建ISO镜像' }).click();
     const dialog = page.locator('.ant-modal:visible').first();
-    await dialog.getByText('选择已有文件').click();
-    await dialog.getByRole('button', { name: '选择文件' }).click();
+    // a click on the source while the lazily loaded dialog still opens can be lost: choose it until it shows
+    const chooseFile = dialog.getByRole('button', { name: '选择文件' });
+    await waitFor('the file source chosen', async () => (await chooseFile.isVisible()) || void (await dialog.getByText('选择已有文件').click()));
+    await chooseFile.click();
     const share = page.getByTestId('share-location');
     await share.waitFor();
     const src = (await apiAs(ALICE, 'GET', '/file-sources')).body.items[0];
