@@ -4,11 +4,15 @@
  * departments, 50 tags), starts the service as its own process, and drives it over HTTP at concurrency 16
  * for BENCH_SECONDS (default 20) per query, as a super admin and as a plain user. Prints req/s, p50, p99.
  * Target: >= 300 req/s and p99 < 100 ms for every query as a plain user (load generator on the same 2 cores).
+ * CPU: the service process's CPU time per request (bench/query-counter.ts). BENCH_CATALOG_REF=<another checkout,
+ * built with `nest build`> runs that build's service beside this one on the same database; each query is then
+ * measured on both in BENCH_ROUNDS alternating slices (p50/p99 are the worst slice's) and the CPU ratio printed is
+ * this / reference, measured in the same run (issue 16's goal: <= 0.5 against the build it was filed on, 5692f47).
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
 import {
@@ -35,6 +39,9 @@ const counted = async (file: string): Promise<{ statements: number; cpuMicros: n
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 100_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+/** alternating slices per query and side when a reference runs beside (BENCH_CATALOG_REF) */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const PAGE_SIZE = Number(process.env.BENCH_PAGE_SIZE ?? 50);
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const OS = ['CENTOS', 'UBUNTU', 'DEBIAN', 'REDHAT', 'ROCKY', 'KYLIN', 'WINDOWS_VIRTIO', 'WINDOWS_IDE', 'OTHER'];
 const HV = ['KVM', 'VMWARE', 'XEN', 'HYPERV'];
@@ -139,56 +146,112 @@ async function main(): Promise<void> {
   };
   const countFile = join(tmpdir(), `hcm-catalog-bench-${process.pid}.json`);
   let svc = await startService(env, 'migrations');
+  let ref: Awaited<ReturnType<typeof startService>> | undefined;
   await svc.stop();
   try {
     await seed(db);
     // the measured process counts its statements and CPU time (bench/query-counter.ts)
     svc = await startService({ ...env, NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`, BENCH_COUNT_FILE: countFile });
+    // BENCH_CATALOG_REF=<another checkout, built>: its service runs beside this one on the same database and the
+    // two are measured in alternating slices, so the CPU ratio is to a reference measured in the same run
+    const refRoot = process.env.BENCH_CATALOG_REF;
+    const refCountFile = join(tmpdir(), `hcm-catalog-bench-ref-${process.pid}.json`);
+    if (refRoot) {
+      ref = await startService(
+        { ...env, NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`, BENCH_COUNT_FILE: refCountFile },
+        'reference',
+        60_000,
+        refRoot,
+      );
+    }
     const queries: Array<[string, string]> = [
-      ['no filter', '/images'],
-      ['view=public', '/images?view=public'],
-      ['one tag', '/images?tags=tag7'],
-      ['q', '/images?q=zabbix'],
-      ['osCategory+hypervisor', '/images?osCategory=UBUNTU&hypervisor=KVM'],
-      ['page 200', '/images?page=200'],
+      // pages of 50, the issue's measure (BENCH_PAGE_SIZE)
+      ['no filter', `/images?pageSize=${PAGE_SIZE}`],
+      ['view=public', `/images?view=public&pageSize=${PAGE_SIZE}`],
+      ['one tag', `/images?tags=tag7&pageSize=${PAGE_SIZE}`],
+      ['q', `/images?q=zabbix&pageSize=${PAGE_SIZE}`],
+      ['osCategory+hypervisor', `/images?osCategory=UBUNTU&hypervisor=KVM&pageSize=${PAGE_SIZE}`],
+      ['page 80', `/images?page=80&pageSize=${PAGE_SIZE}`],
     ];
     const callers = [
       ['super admin', { sub: 'root', dept: 'ops', role: 'super_admin' }],
       ['plain user', { sub: 'u17', dept: 'd7', role: 'user' }],
     ] as const;
     console.log(
-      `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}`,
+      `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${new Date().toISOString()}; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
     );
-    console.log(`${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query\n`);
+    console.log(`${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query${ref ? ` and side, in ${ROUNDS} alternating slices, reference ${refRoot}` : ''}\n`);
     console.log(
       `${'caller'.padEnd(12)} ${'query'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU ms'.padStart(7)} ${'stmts'.padStart(6)} target`,
     );
     const cpuRatios: number[] = [];
+    const refRatios: number[] = [];
     let allMet = true;
+    /** `seconds` of load on one service, with its CPU time and statements per request from its counter file */
+    const measure = async (port: number, file: string, path: string, headers: Record<string, string>, seconds: number) => {
+      const before = await counted(file);
+      const res = await load(port, () => path, headers, CONCURRENCY, seconds);
+      const after = await counted(file);
+      return { res, cpuMicros: after.cpuMicros - before.cpuMicros, statements: after.statements - before.statements };
+    };
     for (const [who, claims] of callers) {
       const headers = { authorization: `Bearer ${signToken(claims, SECRET, 24 * 3600)}` };
       for (const [label, path] of queries) {
         await load(svc.port, () => path, headers, CONCURRENCY, 2); // warm-up
-        const before = await counted(countFile);
-        const res = await load(svc.port, () => path, headers, CONCURRENCY, SECONDS);
-        const after = await counted(countFile);
-        const cpuMs = (after.cpuMicros - before.cpuMicros) / 1000 / Math.max(1, res.requests);
-        const stmts = (after.statements - before.statements) / Math.max(1, res.requests);
-        cpuRatios.push(cpuMs / CPU_BASELINE_MS);
+        if (ref) await load(ref.port, () => path, headers, CONCURRENCY, 2);
+        const slices = ref ? ROUNDS : 1;
+        const mine: Array<Awaited<ReturnType<typeof measure>>> = [];
+        const theirs: Array<Awaited<ReturnType<typeof measure>>> = [];
+        for (let n = 0; n < slices; n++) {
+          mine.push(await measure(svc.port, countFile, path, headers, SECONDS / slices));
+          if (ref) theirs.push(await measure(ref.port, refCountFile, path, headers, SECONDS / slices));
+        }
+        const sum = (xs: typeof mine) => {
+          const requests = xs.reduce((a, x) => a + x.res.requests, 0);
+          const seconds = xs.reduce((a, x) => a + x.res.seconds, 0);
+          return {
+            requests,
+            rps: requests / Math.max(seconds, 1e-9),
+            p50: Math.max(...xs.map((x) => x.res.p50)),
+            p99: Math.max(...xs.map((x) => x.res.p99)),
+            errors: xs.reduce((a, x) => a + x.res.errors, 0),
+            firstError: xs.find((x) => x.res.firstError)?.res.firstError,
+            cpuMs: xs.reduce((a, x) => a + x.cpuMicros, 0) / 1000 / Math.max(1, requests),
+            stmts: xs.reduce((a, x) => a + x.statements, 0) / Math.max(1, requests),
+          };
+        };
+        const res = sum(mine);
+        cpuRatios.push(res.cpuMs / CPU_BASELINE_MS);
         const met = res.rps >= 300 && res.p99 < 100 && res.errors === 0;
         if (who === 'plain user') allMet &&= met;
         console.log(
-          `${who.padEnd(12)} ${label.padEnd(24)} ${fmt(res.rps)} ${fmt(res.p50)} ${fmt(res.p99)} ${String(res.errors).padStart(7)} ${fmt(cpuMs, 2).slice(1)} ${fmt(stmts).slice(2)} ${met ? 'met' : 'MISSED'}${res.firstError ? ` (${res.firstError})` : ''}  ratio to 300 req/s: ${(res.rps / 300).toFixed(2)}; CPU ratio to ${CPU_BASELINE_MS} ms: ${(cpuMs / CPU_BASELINE_MS).toFixed(2)}`,
+          `${who.padEnd(12)} ${label.padEnd(24)} ${fmt(res.rps)} ${fmt(res.p50)} ${fmt(res.p99)} ${String(res.errors).padStart(7)} ${fmt(res.cpuMs, 2).slice(1)} ${fmt(res.stmts).slice(2)} ${met ? 'met' : 'MISSED'}${res.firstError ? ` (${res.firstError})` : ''}  ratio to 300 req/s: ${(res.rps / 300).toFixed(2)}; CPU ratio to ${CPU_BASELINE_MS} ms: ${(res.cpuMs / CPU_BASELINE_MS).toFixed(2)}`,
         );
+        if (ref) {
+          const r = sum(theirs);
+          refRatios.push(res.cpuMs / r.cpuMs);
+          console.log(
+            `${'  reference'.padEnd(12)} ${label.padEnd(24)} ${fmt(r.rps)} ${fmt(r.p50)} ${fmt(r.p99)} ${String(r.errors).padStart(7)} ${fmt(r.cpuMs, 2).slice(1)} ${fmt(r.stmts).slice(2)}       CPU ratio, this / reference (same run): ${(res.cpuMs / r.cpuMs).toFixed(2)}`,
+          );
+        }
       }
     }
     const worst = Math.max(...cpuRatios);
     console.log(
       `\nCPU per list request: worst ratio to the ${CPU_BASELINE_MS} ms baseline ${worst.toFixed(2)} (goal <= 0.5): ${worst <= 0.5 ? 'met' : 'MISSED'}`,
     );
+    if (ref) {
+      const sorted = [...refRatios].sort((a, b) => a - b);
+      console.log(
+        `CPU per list request against the reference in the same run: median ratio ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}, worst ${sorted[sorted.length - 1].toFixed(2)} (goal <= 0.5): ${sorted[sorted.length - 1] <= 0.5 ? 'met' : 'MISSED'}`,
+      );
+    }
     console.log(`plain-user target (>= 300 req/s, p99 < 100 ms on every query): ${allMet ? 'met' : 'MISSED'}`);
   } finally {
     await svc.stop();
+    await ref?.stop();
     if (process.env.BENCH_KEEP_DB) console.log(`kept database ${db}`);
     else await dropTestDatabase(db);
   }

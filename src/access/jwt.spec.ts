@@ -68,6 +68,38 @@ describe('JwtVerifier', () => {
     expect(await codeOf(() => v.verify(signToken(claims, SECRET, -31)))).toBe('AUTH_TOKEN_EXPIRED');
   });
 
+  it('remembers a verified token but still refuses it once it expires, and answers copies of its principal', async () => {
+    const v = new JwtVerifier(cfg);
+    const token = signToken(claims, SECRET, 2);
+    const first = await v.verify(token);
+    first.role = 'super_admin';
+    // the second answer comes from the verified-token cache: an equal principal, not the one changed above
+    expect(await v.verify(token)).toEqual({ userId: 'u1', name: 'U', departmentId: 'd1', role: 'user' });
+    // 40 s later: past exp + the 30 s skew, within the cache's own 60 s
+    // (only Date is faked: jose reads new Date(), the cache Date.now())
+    const real = Date.now();
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'queueMicrotask'] });
+    jest.setSystemTime(real + 40_000);
+    try {
+      expect(await codeOf(() => v.verify(token))).toBe('AUTH_TOKEN_EXPIRED');
+      // and again, now that the cache let it go: jose says the same
+      expect(await codeOf(() => v.verify(token))).toBe('AUTH_TOKEN_EXPIRED');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('never takes a token that differs from a remembered one by a byte', async () => {
+    const v = new JwtVerifier(cfg);
+    const token = signToken(claims, SECRET);
+    await v.verify(token);
+    const [h, p, sig] = token.split('.');
+    const forged = `${h}.${b64({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), role: 'super_admin' })}.${sig}`;
+    expect(await codeOf(() => v.verify(forged))).toBe('AUTH_TOKEN_INVALID');
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'AB' : 'AA'}`;
+    expect(await codeOf(() => v.verify(flipped))).toBe('AUTH_TOKEN_INVALID');
+  });
+
   it('checks issuer and audience when configured', async () => {
     const v = new JwtVerifier({ ...cfg, issuer: 'hcm-iam', audience: 'image-service' });
     expect(await codeOf(() => v.verify(signToken({ ...claims, iss: 'hcm-iam', aud: ['x', 'image-service'] }, SECRET)))).toBeUndefined();
@@ -215,6 +247,8 @@ describe('JwtVerifier with a JWKS URL', () => {
     expect(srv.fetches).toBe(1);
   });
 
+  // the same token string again (Ed25519 is deterministic, iat in the same second): the verified-token cache
+  // must not keep it alive after the load that dropped its key
   it('refreshes on the schedule, so a key removed from the set stops working without a token naming a new kid', async () => {
     const k1 = keyPair('ed25519', 'k1');
     const k2 = keyPair('ed25519', 'k2');

@@ -39,17 +39,23 @@ export interface ServiceProcess {
 }
 
 /**
- * Runs the built service (`node dist/src/main.js`, build it first) as a child process with exactly `env`
+ * Runs the built service (`node dist/src/main.js`, build it first; of `root` when given) as a child process with exactly `env`
  * (plus PATH, PORT, HOST) and waits until /health/ready answers 200.
  */
-export async function startServiceProcess(env: Record<string, string>, label = 'service', readyMs = 60_000): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  env: Record<string, string>,
+  label = 'service',
+  readyMs = 60_000,
+  /** another checkout whose built service to run (a benchmark's same-run reference); this one by default */
+  root = REPO_ROOT,
+): Promise<ServiceProcess> {
   const port = await freePort();
   // when the run records answers for the contract test, the child records its own (built with the service)
   const recordDir = process.env[CONTRACT_DIR_ENV];
   const preload = join(REPO_ROOT, 'dist', 'test', 'support', 'contract-recorder-preload.js');
   const record = recordDir && existsSync(preload) ? { args: ['--require', preload], env: { [CONTRACT_DIR_ENV]: recordDir } } : { args: [], env: {} };
-  const proc = spawn(process.execPath, [...record.args, join(REPO_ROOT, 'dist', 'src', 'main.js')], {
-    cwd: REPO_ROOT,
+  const proc = spawn(process.execPath, [...record.args, join(root, 'dist', 'src', 'main.js')], {
+    cwd: root,
     // PUBLIC_BASE_URL (required in the platform shape): this process's own address unless the caller names one
     env: { PATH: process.env.PATH ?? '', PUBLIC_BASE_URL: `http://127.0.0.1:${port}`, ...env, ...record.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
