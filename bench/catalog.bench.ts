@@ -72,7 +72,8 @@ export async function seed(db: string): Promise<{ zones: string[] }> {
   let rnd = 42;
   const r = (n: number) => {
     rnd = (rnd * 1103515245 + 12345) % 2147483648;
-    return rnd % n;
+    // the high bits: an LCG's low bits cycle (rnd % 50 never gave an odd tag, so `tags=tag7` matched nothing)
+    return Math.floor((rnd / 2147483648) * n);
   };
   const batch = 2000;
   const t0 = Date.now();
