@@ -6,7 +6,8 @@
  * started with a preload (bench/query-counter.ts) that counts the commands mysql2 sends (round trips) and
  * the statements among them, and the process's CPU time. Prints creates/s, statements and round trips per
  * create, service CPU ms per create, and the ratio to the goal (>= 600 creates/s, issue 16).
- * Settings: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 16), BENCH_ROUNDS (default 2).
+ * Settings: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 16), BENCH_ROUNDS (default 2); BENCH_NODE_OPTIONS
+ * adds to the service's node options (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import 'reflect-metadata';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     AUTH_JWT_SECRET: SECRET,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
-    NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`,
+    NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')} ${process.env.BENCH_NODE_OPTIONS ?? ''}`.trim(),
     BENCH_COUNT_FILE: countFile,
   };
   const svc = await startService(env, 'service');
