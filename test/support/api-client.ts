@@ -1,13 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import createClient, { type Client } from 'openapi-fetch';
-import type { components, paths } from './api-schema';
+import type { components, paths } from '../../console/src/api/schema';
 import type { Caller, TestApp } from './app';
 
 export type ApiClient = Client<paths>;
 
 /**
- * A client typed by openapi.yaml (test/support/api-schema.d.ts, `npm run openapi`) on a listening test app:
+ * A client typed by openapi.yaml (console/src/api/schema.d.ts, the one generated copy the console uses too; `npm run openapi`) on a listening test app:
  * paths, parameters, bodies and answers are the document's, so a suite that sends or reads what the contract
  * does not declare fails tsc. `as` signs its calls with that caller's token; without it, none is sent.
  * The answers go through the real HTTP server, so the contract recorder sees them too.
