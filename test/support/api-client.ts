@@ -85,3 +85,21 @@ export async function answer<R extends { response: Response; data?: unknown; err
   const r = await call;
   return { status: r.response.status, headers: r.response.headers, data: r.data, error: r.error };
 }
+
+/**
+ * An openapi-fetch answer in supertest's shape: `status`, `headers` (lower-case names), `body` (the declared 2xx
+ * body, the error body otherwise, `{}` when there is none). The suites moved from supertest read it as they read
+ * supertest's, so their assertions stay as they were; what they send is typed by the contract.
+ */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- read as supertest's body was
+  body: any;
+}
+export async function reply(call: Promise<{ response: Response; data?: unknown; error?: unknown }>): Promise<Reply> {
+  const r = await call;
+  const headers: Record<string, string> = {};
+  r.response.headers.forEach((v, k) => (headers[k] = v));
+  return { status: r.response.status, headers, body: (r.response.ok ? r.data : r.error) ?? {} };
+}
