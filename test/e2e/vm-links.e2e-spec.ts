@@ -100,9 +100,6 @@ const rawOrigin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) =>
     .send({ zoneId: c.zoneId, ...body });
 const mount = (c: Ctx, vmId: string, isoId: string, body: MountBody, as: Caller = COMPUTE) =>
   reply(c.api(as).PUT('/vms/{vmId}/iso-mounts/{isoId}', { params: { path: { vmId, isoId } }, body }));
-// untyped on purpose: a mount body the contract forbids (the validation cases)
-const rawMount = (c: Ctx, vmId: string, isoId: string, body: Json, as: Caller = COMPUTE) =>
-  c.t.http().put(`/vms/${vmId}/iso-mounts/${isoId}`).set('Authorization', c.t.auth(as)).send(body);
 const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Json> => {
   const res = await answer(c.api(as).GET('/vms/{vmId}/images', { params: { path: { vmId } } }));
   expect(res.status).toBe(200);

@@ -7,6 +7,13 @@ import type { Caller, TestApp } from './app';
 export type ApiClient = Client<paths>;
 
 /**
+ * One connection per request, as supertest had: fetch reuses idle keep-alive connections, and on a loaded machine
+ * (the app and the test share one event loop) the server's keep-alive timer closed one that fetch was reusing
+ * (ECONNRESET, "fetch failed", once in the conversion suite).
+ */
+const ONE_CONNECTION = { Connection: 'close' };
+
+/**
  * A client typed by openapi.yaml (console/src/api/schema.d.ts, the one generated copy the console uses too; `npm run openapi`) on a listening test app:
  * paths, parameters, bodies and answers are the document's, so a suite that sends or reads what the contract
  * does not declare fails tsc. `as` signs its calls with that caller's token; without it, none is sent.
@@ -14,13 +21,13 @@ export type ApiClient = Client<paths>;
  */
 export async function apiClient(t: TestApp, as?: Caller): Promise<ApiClient> {
   const port = await listening(t);
-  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: as ? { Authorization: t.auth(as) } : {} });
+  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, ...(as ? { Authorization: t.auth(as) } : {}) } });
 }
 
 /** The same client with another caller's token (or a raw bearer token). */
 export async function apiClientWithToken(t: TestApp, token: string): Promise<ApiClient> {
   const port = await listening(t);
-  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { Authorization: `Bearer ${token}` } });
+  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, Authorization: `Bearer ${token}` } });
 }
 
 const ports = new WeakMap<TestApp, Promise<number>>();
@@ -49,7 +56,7 @@ export async function typedCallers(t: TestApp): Promise<(who?: Caller) => ApiCli
     const authorization = who ? t.auth(who) : '';
     let c = clients.get(authorization);
     if (!c) {
-      c = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: who ? { Authorization: authorization } : {} });
+      c = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, ...(who ? { Authorization: authorization } : {}) } });
       clients.set(authorization, c);
     }
     return c;
@@ -94,7 +101,7 @@ export async function answer<R extends { response: Response; data?: unknown; err
 export interface Reply {
   status: number;
   headers: Record<string, string>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- read as supertest's body was
+  /** read as supertest's body was: the suites moved from supertest index into it freely */
   body: any;
 }
 export async function reply(call: Promise<{ response: Response; data?: unknown; error?: unknown }>): Promise<Reply> {
