@@ -32,12 +32,7 @@ export function imageBody(zoneId: string, over: Record<string, unknown> = {}): R
  * Creates an image as `caller` through the typed client (`over` must be what CreateImageDto allows) and returns
  * the response body; fails the test on a non-201.
  */
-export async function createImage(
-  t: TestApp,
-  caller: Caller,
-  zoneId: string,
-  over: Partial<Schemas['CreateImageDto']> = {},
-): Promise<Record<string, any>> {
+export async function createImage(t: TestApp, caller: Caller, zoneId: string, over: Partial<Schemas['CreateImageDto']> = {}): Promise<Record<string, any>> {
   const { data, error, response } = await (await apiClient(t, caller)).POST('/images', { body: typedImageBody(zoneId, over) });
   if (response.status !== 201 || !data) throw new Error(`image create: ${response.status} ${JSON.stringify(error)}`);
   return data;
