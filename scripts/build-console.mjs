@@ -4,7 +4,8 @@
  *   node scripts/build-console.mjs           build unless console/dist is stamped with the current sources' hash
  *   node scripts/build-console.mjs --force   build anyway
  *   node scripts/build-console.mjs --check-client   exit 1 when console/src/api/schema.d.ts is stale
- * Steps: the typed API client's types from openapi.yaml (openapi-typescript), a type check of the page, then
+ * Steps: the typed API client's types from openapi.yaml (scripts/api-schema.mjs, the one copy the e2e suites' client
+ * imports too), a type check of the page, then
  * Vite's production build (hashed file names under assets/), then each text file compressed once (name.br,
  * name.gz beside it: the service sends them with Content-Encoding, no compression per request). The stamp (console/dist/build-hash.txt) is a
  * sha256 over openapi.yaml, package-lock.json and every file of console/ but dist/, so `npm start` skips all
@@ -17,18 +18,12 @@ import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { apiSchemaIsCurrent, generateApiSchema, schemaFile } from './api-schema.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const consoleRoot = join(root, 'console');
 const out = join(consoleRoot, 'dist');
 const stampFile = join(out, 'build-hash.txt');
-const schemaFile = join(consoleRoot, 'src', 'api', 'schema.d.ts');
-
-export async function generateClientTypes() {
-  const { default: openapiTS, astToString } = await import('openapi-typescript');
-  const ast = await openapiTS(new URL(`file://${join(root, 'openapi.yaml')}`));
-  return `// Generated from openapi.yaml by scripts/build-console.mjs (openapi-typescript): do not edit.\n${astToString(ast)}`;
-}
 
 /** Writes file.br (brotli, best) and file.gz (gzip -9) beside every .js/.css/.html file of dist over 1 KiB. */
 async function precompress() {
@@ -68,16 +63,16 @@ function sourceHash() {
 
 async function main() {
   const args = process.argv.slice(2);
-  const types = await generateClientTypes();
+  const types = await generateApiSchema();
   if (args.includes('--check-client')) {
-    if (!existsSync(schemaFile) || readFileSync(schemaFile, 'utf8') !== types) {
+    if (!apiSchemaIsCurrent(types)) {
       console.error('console/src/api/schema.d.ts is stale: run `npm run build:console` and commit it');
       process.exit(1);
     }
     console.log('console API client types are up to date');
     return;
   }
-  if (!existsSync(schemaFile) || readFileSync(schemaFile, 'utf8') !== types) writeFileSync(schemaFile, types);
+  if (!apiSchemaIsCurrent(types)) writeFileSync(schemaFile, types);
   const hash = sourceHash();
   if (!args.includes('--force') && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === hash) {
     console.log('console: up to date (console/dist)');

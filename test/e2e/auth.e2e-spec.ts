@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { signToken } from '../../src/access/jwt';
+import { apiClient, reply } from '../support/api-client';
 import { SHAPES, startApp, TEST_SECRET, TestApp } from '../support/app';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -31,27 +32,24 @@ describe.each(SHAPES)('authentication (%s)', (shape) => {
     ['sub not a string', `Bearer ${handMade({ alg: 'HS256' }, { ...good, sub: 42, exp: now() + 60 })}`, 'AUTH_TOKEN_INVALID'],
     ['not yet valid', `Bearer ${handMade({ alg: 'HS256' }, { ...good, nbf: now() + 3600, exp: now() + 7200 })}`, 'AUTH_TOKEN_INVALID'],
   ])('refuses %s with 401', async (_what, header, code) => {
-    const req = t.http().get('/images');
-    if (header) req.set('Authorization', header);
-    const res = await req;
+    // the typed client with no token of its own: each case sends its Authorization header (or none)
+    const res = await reply((await apiClient(t)).GET('/images', header ? { headers: { Authorization: header } } : {}));
     expect(res.status).toBe(401);
     expect(res.body).toEqual({ code, message: expect.any(String), correlationId: expect.any(String) });
   });
 
   it('accepts a valid HS256 token', async () => {
-    const res = await t
-      .http()
-      .get('/images')
-      .set('Authorization', `Bearer ${signToken(good, TEST_SECRET)}`);
+    const res = await reply((await apiClient(t)).GET('/images', { headers: { Authorization: `Bearer ${signToken(good, TEST_SECRET)}` } }));
     expect(res.status).toBe(200);
   });
 
   it('refuses zone changes from non-super-admins with 403 FORBIDDEN', async () => {
-    const res = await t
-      .http()
-      .post('/zones')
-      .set('Authorization', `Bearer ${signToken({ ...good, role: 'admin' }, TEST_SECRET)}`)
-      .send({ name: 'z', hypervisor: 'KVM' });
+    const res = await reply(
+      (await apiClient(t)).POST('/zones', {
+        headers: { Authorization: `Bearer ${signToken({ ...good, role: 'admin' }, TEST_SECRET)}` },
+        body: { name: 'z', hypervisor: 'KVM' },
+      }),
+    );
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('FORBIDDEN');
   });

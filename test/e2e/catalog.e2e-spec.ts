@@ -2,7 +2,7 @@ import { Role } from '../../src/access/principal';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
 import { ApiClient, fieldsOf, Schemas, typedCallers, typedImageBody } from '../support/api-client';
-import type { operations } from '../support/api-schema';
+import type { operations } from '../../console/src/api/schema';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { createImage, createZone, imageBody } from '../support/fixtures';
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Role } from '../../src/access/principal';
 import { conversionDir } from '../../src/ingestion/conversion';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
+import { ApiClient, apiClient, reply, typedCallers, type Schemas } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { iso, realImage, RealFormat, sha256 } from '../support/disk-images';
 import { ImageServer } from '../support/image-server';
@@ -32,6 +33,8 @@ const newUser = (): Caller => {
 
 interface Ctx {
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller: zones, creates, reads, conversions, deletes and quotas go through it */
+  api: (who?: Caller) => ApiClient;
   srv: ImageServer;
   storage: ObjectStorage;
   dir: string;
@@ -39,12 +42,10 @@ interface Ctx {
   qcow2Zone: string;
 }
 
-async function zone(t: TestApp, requiredFormat: string | null): Promise<Json> {
-  const res = await t
-    .http()
-    .post('/zones')
-    .set('Authorization', t.auth(SUPER))
-    .send({ name: `conv-${Math.random().toString(36).slice(2, 8)}`, hypervisor: 'KVM', requiredFormat });
+async function zone(t: TestApp, requiredFormat: Schemas['RequiredFormat'] | null): Promise<Json> {
+  const res = await reply(
+    (await apiClient(t, SUPER)).POST('/zones', { body: { name: `conv-${Math.random().toString(36).slice(2, 8)}`, hypervisor: 'KVM', requiredFormat } }),
+  );
   if (res.status !== 201) throw new Error(`zone create: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as Json;
 }
@@ -75,11 +76,19 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
         }
       : {}),
   });
-  await t.app.listen(0, '127.0.0.1');
-  return { t, srv, storage: t.app.get(ObjectStorage), dir, rawZone: (await zone(t, 'raw')).id, qcow2Zone: (await zone(t, 'qcow2')).id };
+  await t.listen();
+  return {
+    t,
+    api: await typedCallers(t),
+    srv,
+    storage: t.app.get(ObjectStorage),
+    dir,
+    rawZone: (await zone(t, 'raw')).id,
+    qcow2Zone: (await zone(t, 'qcow2')).id,
+  };
 }
 
-const get = async (c: Ctx, id: string): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(SUPER))).body;
+const get = async (c: Ctx, id: string): Promise<Json> => (await reply(c.api(SUPER).GET('/images/{id}', { params: { path: { id } } }))).body;
 
 /** Waits until the image is in a phase `cond` accepts (the record's state, read until it holds). */
 async function phase(c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> {
@@ -106,17 +115,19 @@ function qemuFor(id: string): number[] {
     .map(Number);
 }
 
-async function importBy(c: Ctx, as: Caller, path: Path, zoneId: string, name: string, file: Buffer, over: Json): Promise<Json> {
-  const source = path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
+async function importBy(c: Ctx, as: Caller, path: Path, zoneId: string, name: string, file: Buffer, over: Partial<Schemas['CreateImageDto']>): Promise<Json> {
+  const source: Schemas['CreateImageDto']['source'] =
+    path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
   if (path === 'URL') c.srv.put(name, file);
   if (path === 'FILE') writeFileSync(join(c.dir, name), file);
-  const res = await c.t
-    .http()
-    .post('/images')
-    .set('Authorization', c.t.auth(as))
-    .send({ kind: 'IMAGE', name: `conv-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId, source, ...over });
+  const res = await reply(
+    c
+      .api(as)
+      .POST('/images', { body: { kind: 'IMAGE', name: `conv-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId, source, ...over } }),
+  );
   if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
   if (path === 'UPLOAD') {
+    // raw bytes in a streaming PUT: openapi-fetch sends JSON bodies, so uploads stay on supertest
     const up = await c.t
       .http()
       .put(`/images/${res.body.id}/file`)
@@ -128,7 +139,7 @@ async function importBy(c: Ctx, as: Caller, path: Path, zoneId: string, name: st
   return settled(c, res.body.id);
 }
 
-/** The stored bytes, read back through GET /images/{id}/file. */
+/** The stored bytes, read back through GET /images/{id}/file (supertest: a binary body openapi-fetch does not read). */
 async function readBack(c: Ctx, id: string): Promise<Buffer> {
   const res = await c.t
     .http()
@@ -166,7 +177,7 @@ const CONTEXTS: [Shape, 'fs' | 'minio'][] = SHAPES.flatMap((s) => [
   [s, 'minio'],
 ]) as [Shape, 'fs' | 'minio'][];
 
-const CASES: { name: string; made: RealFormat; format: string; zone: 'rawZone' | 'qcow2Zone'; to: string }[] = [
+const CASES: { name: string; made: RealFormat; format: Schemas['ImageFormat']; zone: 'rawZone' | 'qcow2Zone'; to: string }[] = [
   { name: 'qcow2-to-raw', made: 'qcow2', format: 'qcow2', zone: 'rawZone', to: 'raw' },
   { name: 'stream-vmdk-to-qcow2', made: 'vmdk-stream', format: 'vmdk', zone: 'qcow2Zone', to: 'qcow2' },
 ];
@@ -188,14 +199,15 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
   it('shows the required format in the zone record, changes and clears it, and refuses a format it cannot write', async () => {
     const z = await zone(c.t, 'raw');
     expect(z.requiredFormat).toBe('raw');
-    const upd = await c.t.http().patch(`/zones/${z.id}`).set('Authorization', c.t.auth(SUPER)).send({ requiredFormat: 'qcow2' });
+    const upd = await reply(c.api(SUPER).PATCH('/zones/{id}', { params: { path: { id: z.id } }, body: { requiredFormat: 'qcow2' } }));
     expect(upd.status).toBe(200);
     expect(upd.body.requiredFormat).toBe('qcow2');
-    const cleared = await c.t.http().patch(`/zones/${z.id}`).set('Authorization', c.t.auth(SUPER)).send({ requiredFormat: null });
+    const cleared = await reply(c.api(SUPER).PATCH('/zones/{id}', { params: { path: { id: z.id } }, body: { requiredFormat: null } }));
     expect(cleared.body.requiredFormat).toBeNull();
+    // untyped on purpose: a format the contract forbids
     const bad = await c.t.http().patch(`/zones/${z.id}`).set('Authorization', c.t.auth(SUPER)).send({ requiredFormat: 'vhd' });
     expect(bad.status).toBe(400);
-    expect((await c.t.http().get(`/zones/${z.id}`).set('Authorization', c.t.auth(SUPER))).body.requiredFormat).toBeNull();
+    expect((await reply(c.api(SUPER).GET('/zones/{id}', { params: { path: { id: z.id } } }))).body.requiredFormat).toBeNull();
   });
 
   it.each(CASES.flatMap((k) => PATHS.map((p) => [k.name, p] as const)))(
@@ -222,7 +234,7 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     const plainZone = (await zone(c.t, null)).id;
     const src = await importBy(c, as, 'URL', plainZone, 'copy-src.qcow2', file, { format: 'qcow2' });
     expect(src).toMatchObject({ phase: 'READY', format: 'qcow2', checksum: sha256(file), sourceSha256: null, convertedFrom: null });
-    const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
+    const res = await reply(c.api(as).POST('/images/{id}/conversions', { params: { path: { id: src.id } }, body: { format: 'raw' } }));
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({
       zoneId: plainZone,
@@ -240,7 +252,7 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     expect(sameDisk(c.dir, back, 'raw', file, 'qcow2')).toBe(true);
     // the source is untouched, and the copy is charged to the caller's department
     expect(sha256(await readBack(c, src.id))).toBe(sha256(file));
-    const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+    const q = await reply(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: as.dept } } }));
     expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: file.length + 8 * MiB, reserved: 0 });
   });
 
@@ -258,20 +270,19 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
         const src = await importBy(c, as, 'URL', plainZone, `del-src-${how}.qcow2`, file, { format: 'qcow2' });
         expect(src.phase).toBe('READY');
         srcBytes = file.length;
-        const res = await c.t.http().post(`/images/${src.id}/conversions`).set('Authorization', c.t.auth(as)).send({ format: 'raw' });
+        const res = await reply(c.api(as).POST('/images/{id}/conversions', { params: { path: { id: src.id } }, body: { format: 'raw' } }));
         expect(res.status).toBe(202);
         id = res.body.id as string;
       } else {
-        const source = how === 'URL' ? { type: 'URL', url: c.srv.url(`/f/del-${how}.qcow2`) } : { type: 'UPLOAD' };
+        const source: Schemas['CreateImageDto']['source'] = how === 'URL' ? { type: 'URL', url: c.srv.url(`/f/del-${how}.qcow2`) } : { type: 'UPLOAD' };
         if (how === 'URL') c.srv.put(`del-${how}.qcow2`, file);
-        const res = await c.t
-          .http()
-          .post('/images')
-          .set('Authorization', c.t.auth(as))
-          .send({ kind: 'IMAGE', name: `del-${how}`, osCategory: 'CENTOS', zoneId: c.rawZone, format: 'qcow2', source });
+        const res = await reply(
+          c.api(as).POST('/images', { body: { kind: 'IMAGE', name: `del-${how}`, osCategory: 'CENTOS', zoneId: c.rawZone, format: 'qcow2', source } }),
+        );
         expect(res.status).toBe(201);
         id = res.body.id as string;
         if (how === 'UPLOAD') {
+          // raw bytes in a streaming PUT stay on supertest
           upload = c.t
             .http()
             .put(`/images/${id}/file`)
@@ -285,7 +296,7 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
       await until(() => qemuFor(id).length > 0, `a qemu-img process converting ${id}`);
       expect(existsSync(conversionDir(id))).toBe(true);
 
-      const del = await c.t.http().delete(`/images/${id}`).set('Authorization', c.t.auth(as));
+      const del = await reply(c.api(as).DELETE('/images/{id}', { params: { path: { id: id } } }));
       expect(del.status).toBe(204);
       if (upload) expect((await upload).status).toBe(404);
 
@@ -294,8 +305,8 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
       expect(existsSync(conversionDir(id))).toBe(false);
       expect(await c.storage.exists(objectKeys.imageDisk(id))).toBe(false);
       expect(await c.storage.listIncomplete(objectKeys.imagePrefix(id))).toEqual([]);
-      expect((await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).status).toBe(404);
-      const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+      expect((await reply(c.api(as).GET('/images/{id}', { params: { path: { id: id } } }))).status).toBe(404);
+      const q = await reply(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: as.dept } } }));
       expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: srcBytes, reserved: 0 });
       expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_COUNT')).toMatchObject({ used: how === 'COPY' ? 1 : 0, reserved: 0 });
     },
@@ -304,9 +315,11 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
   it('refuses a conversion of an ISO, to the same format, of an image not ACTIVE, and above the quota, changing nothing', async () => {
     const as = newUser();
     const plainZone = (await zone(c.t, null)).id;
-    const post = (id: string, format: string) => c.t.http().post(`/images/${id}/conversions`).set('Authorization', c.t.auth(as)).send({ format });
-    const count = async () =>
-      (await c.t.http().get('/images').set('Authorization', c.t.auth(SUPER)).query({ view: 'all', departmentId: as.dept })).body.total as number;
+    const post = (id: string, format: Schemas['CreateConversionDto']['format']) =>
+      reply(c.api(as).POST('/images/{id}/conversions', { params: { path: { id } }, body: { format } }));
+    // untyped on purpose: a format the contract forbids
+    const rawPost = (id: string, format: string) => c.t.http().post(`/images/${id}/conversions`).set('Authorization', c.t.auth(as)).send({ format });
+    const count = async () => (await reply(c.api(SUPER).GET('/images', { params: { query: { view: 'all', departmentId: as.dept } } }))).body.total as number;
     const disc = await importBy(c, as, 'FILE', plainZone, 'copy.iso', iso(MiB), { kind: 'ISO', isoUsage: 'OS', format: 'iso' });
     const file = realImage('qcow2', { dataBytes: MiB, virtualBytes: 64 * MiB });
     const img = await importBy(c, as, 'URL', plainZone, 'copy-q.qcow2', file, { format: 'qcow2' });
@@ -317,27 +330,25 @@ describe.each(CONTEXTS)('conversion on import (%s, %s store)', (shape, store) =>
     const same = await post(img.id, 'qcow2');
     expect(same.status).toBe(422);
     expect(same.body).toMatchObject({ code: 'CONVERSION_NOT_APPLICABLE', details: expect.objectContaining({ reason: 'SAME_FORMAT' }) });
-    expect((await post(img.id, 'vhd')).status).toBe(400);
-    const queued = await c.t
-      .http()
-      .post('/images')
-      .set('Authorization', c.t.auth(as))
-      .send({ kind: 'IMAGE', name: 'waiting', osCategory: 'CENTOS', zoneId: plainZone, format: 'qcow2', source: { type: 'UPLOAD' } });
+    expect((await rawPost(img.id, 'vhd')).status).toBe(400);
+    const queued = await reply(
+      c
+        .api(as)
+        .POST('/images', { body: { kind: 'IMAGE', name: 'waiting', osCategory: 'CENTOS', zoneId: plainZone, format: 'qcow2', source: { type: 'UPLOAD' } } }),
+    );
     const notActive = await post(queued.body.id, 'raw');
     expect(notActive.status).toBe(409);
     expect(notActive.body).toMatchObject({ code: 'IMAGE_NOT_ACTIVE', details: { status: 'INACTIVE', phase: 'QUEUED' } });
     // the raw copy would take its 64 MiB virtual size: refused before anything starts
-    await c.t
-      .http()
-      .patch(`/quotas/${as.dept}`)
-      .set('Authorization', c.t.auth(SUPER))
-      .send({ limits: { IMAGE_BYTES: 32 * MiB } })
-      .expect(200);
+    expect(
+      (await reply(c.api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: as.dept } }, body: { limits: { IMAGE_BYTES: 32 * MiB } } })))
+        .status,
+    ).toBe(200);
     const over = await post(img.id, 'raw');
     expect(over.status).toBe(409);
     expect(over.body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: expect.objectContaining({ resource: 'IMAGE_BYTES' }) });
     expect(await count()).toBe(before + 1);
-    // a POST /images cannot name the conversion source itself
+    // a POST /images cannot name the conversion source itself (untyped on purpose: the contract forbids it)
     const direct = await c.t
       .http()
       .post('/images')

@@ -2,6 +2,7 @@ import { request as httpRequest, IncomingMessage } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Role } from '../../src/access/principal';
 import { MetricsService } from '../../src/observability/metrics.service';
+import { apiClient, reply } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 
@@ -121,7 +122,7 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     await s.ready;
     expect(s.status).toBe(200);
     const img = await createImage(t, u, zoneId);
-    expect((await t.http().patch(`/images/${img.id}`).set('Authorization', t.auth(u)).send({ name: 'live' })).status).toBe(200);
+    expect((await reply((await apiClient(t, u)).PATCH('/images/{id}', { params: { path: { id: img.id } }, body: { name: 'live' } }))).status).toBe(200);
     await s.until((c) => c.events.some((e) => e.event === 'image.updated' && e.data.imageId === img.id));
     expect(s.events.map((e) => [e.event, e.data.imageId])).toEqual([
       ['image.created', img.id],
@@ -143,7 +144,7 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     const missed = [await createImage(t, u, zoneId), await createImage(t, u, zoneId), await createImage(t, u, zoneId)];
     const resumed = stream(u, '?after=0', { 'last-event-id': lastSeen });
     await resumed.until((c) => c.events.some((e) => e.data.imageId === missed[2].id));
-    const after = (await t.http().get('/events').query({ after: lastSeen, limit: 500 }).set('Authorization', t.auth(u))).body.items as Json[];
+    const after = (await reply((await apiClient(t, u)).GET('/events', { params: { query: { after: Number(lastSeen), limit: 500 } } }))).body.items as Json[];
     expect(resumed.events.map((e) => e.data.id)).toEqual(after.map((e) => e.id));
     expect(resumed.events.filter((e) => missed.some((m) => m.id === e.data.imageId)).map((e) => e.event)).toEqual([
       'image.created',
@@ -164,7 +165,9 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     const serviceStream = stream(compute, '?type=image.created');
     await Promise.all([bStream.ready, adminStream.ready, serviceStream.ready]);
     const secret = await createImage(t, a, zoneId);
-    expect((await t.http().patch(`/images/${secret.id}`).set('Authorization', t.auth(a)).send({ description: 'private notes' })).status).toBe(200);
+    expect(
+      (await reply((await apiClient(t, a)).PATCH('/images/{id}', { params: { path: { id: secret.id } }, body: { description: 'private notes' } }))).status,
+    ).toBe(200);
     const shared = await createImage(t, SUPER, zoneId, { scope: 'PUBLIC' });
     // positions are delivered in order: once the later public event arrived, an earlier private one would have too
     await bStream.until((c) => c.events.some((e) => e.data.imageId === shared.id));
@@ -189,7 +192,7 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
     await s.until((c) => c.comments.includes('keep-alive'));
     const metrics = await t.app.get(MetricsService).render();
     expect(Number(/^hcm_events_sse_clients (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
-    // the query token is only for the stream
+    // the query token is only for the stream (untyped on purpose: the contract has no access_token on GET /events)
     expect(
       (
         await t
@@ -201,6 +204,7 @@ describe.each(SHAPES)('event stream (%s)', (shape: Shape) => {
   });
 
   it('refuses a missing token (401), a bad Last-Event-ID or filter (400) before streaming', async () => {
+    // supertest: GET /events/stream is an SSE stream (read by node:http above), and these send what the contract forbids
     expect((await t.http().get('/events/stream')).status).toBe(401);
     expect((await t.http().get('/events/stream').query({ access_token: 'nope' })).status).toBe(401);
     const bad = await t.http().get('/events/stream').set('Authorization', t.auth(SUPER)).set('Last-Event-ID', 'abc');

@@ -9,7 +9,7 @@ import { EventsService } from '../../src/events/events.service';
 import { QuotaResource } from '../../src/quota/quota.enums';
 import { QuotaRepository } from '../../src/quota/quota.repository';
 import { answer, ApiClient, Schemas, typedCallers, typedImageBody } from '../support/api-client';
-import type { operations } from '../support/api-schema';
+import type { operations } from '../../console/src/api/schema';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { iso as isoImage, qcow2, rawBytes, sha256 } from '../support/disk-images';
 import { createImage, createZone } from '../support/fixtures';

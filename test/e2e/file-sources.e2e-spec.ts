@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { Role } from '../../src/access/principal';
 import { JsonLogger } from '../../src/observability/json-logger';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
+import type { operations } from '../../console/src/api/schema';
+import { ApiClient, reply, typedCallers, type Schemas } from '../support/api-client';
 import { Caller, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { iso, qcow2Header, rawBytes, sha256 } from '../support/disk-images';
 import { createZone } from '../support/fixtures';
@@ -82,6 +84,8 @@ function smbclients(port: number): { pid: number; cmdline: string; environ: stri
 
 interface Ctx {
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller */
+  api: (who?: Caller) => ApiClient;
   zoneId: string;
   storage: ObjectStorage;
   logs: string[];
@@ -100,25 +104,45 @@ async function boot(shape: Shape, label: string, env: Record<string, string>): P
   // every log line of the app, at every level, for the secrets check
   t.app.useLogger(new JsonLogger('verbose', (line) => logs.push(line)));
   const zoneId = await createZone(t);
-  return { t, zoneId, storage: t.app.get(ObjectStorage), logs };
+  return { t, api: await typedCallers(t), zoneId, storage: t.app.get(ObjectStorage), logs };
 }
 
+type EntriesQuery = NonNullable<operations['listFileEntries']['parameters']['query']>;
+type CreateOver = Partial<Schemas['CreateImageDto']> & Pick<Schemas['CreateImageDto'], 'source'>;
+const imageBody = (c: Ctx, over: CreateOver): Schemas['CreateImageDto'] => ({
+  kind: 'IMAGE',
+  name: `img-${Math.random().toString(36).slice(2, 8)}`,
+  osCategory: 'CENTOS',
+  format: 'qcow2',
+  zoneId: c.zoneId,
+  ...over,
+});
+/** The calls of this suite through the typed client, read in supertest's shape (reply). */
 const api = (c: Ctx) => ({
-  get: (path: string, as: Caller = SUPER, query: Record<string, unknown> = {}) => c.t.http().get(path).query(query).set('Authorization', c.t.auth(as)),
-  create: (as: Caller, over: Json) =>
+  image: (id: string, as: Caller = SUPER) => reply(c.api(as).GET('/images/{id}', { params: { path: { id } } })),
+  quota: (dept: string) => reply(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: dept } } })),
+  sources: (as: Caller) => reply(c.api(as).GET('/file-sources')),
+  entries: (source: string, as: Caller = SUPER, query: EntriesQuery = {}) =>
+    reply(c.api(as).GET('/file-sources/{source}/entries', { params: { path: { source }, query } })),
+  // untyped on purpose: a query the contract forbids (the validation cases)
+  rawEntries: (source: string, as: Caller, query: Record<string, unknown>) =>
+    c.t.http().get(`/file-sources/${source}/entries`).query(query).set('Authorization', c.t.auth(as)),
+  create: (as: Caller, over: CreateOver) => reply(c.api(as).POST('/images', { body: imageBody(c, over) })),
+  // untyped on purpose: sources the contract forbids (no path, a bad source name)
+  rawCreate: (as: Caller, over: Json) =>
     c.t
       .http()
       .post('/images')
       .set('Authorization', c.t.auth(as))
-      .send({ kind: 'IMAGE', name: `img-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', format: 'qcow2', zoneId: c.zoneId, ...over }),
+      .send({ ...imageBody(c, { source: { type: 'UPLOAD' } }), ...over }),
 });
 
 const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 60_000): Promise<Json> =>
-  readUntil(async (): Promise<Json> => (await api(c).get(`/images/${id}`)).body, cond, `image ${id} ${what}`, ms, 30);
+  readUntil(async (): Promise<Json> => (await api(c).image(id)).body, cond, `image ${id} ${what}`, ms, 30);
 const settled = (c: Ctx, id: string, ms?: number) => waitFor(c, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED', ms);
 
 async function quotaOf(c: Ctx, dept: string): Promise<{ count: Json; bytes: Json }> {
-  const res = await api(c).get(`/quotas/${dept}`);
+  const res = await api(c).quota(dept);
   expect(res.status).toBe(200);
   const by = (r: string) => res.body.resources.find((x: Json) => x.resource === r);
   return { count: by('IMAGE_COUNT'), bytes: by('IMAGE_BYTES') };
@@ -174,7 +198,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
 
   describe('listing', () => {
     it('lists the configured sources for every role that may create images, not for services', async () => {
-      const res = await api(c).get('/file-sources', newUser());
+      const res = await api(c).sources(newUser());
       expect(res.status).toBe(200);
       expect(res.body).toEqual({
         items: [
@@ -182,17 +206,17 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
           { name: 'mnt', kind: 'DIR', location: null, default: false },
         ],
       });
-      const service = await api(c).get('/file-sources', { sub: 'compute', dept: 'platform', role: Role.Service });
+      const service = await api(c).sources({ sub: 'compute', dept: 'platform', role: Role.Service });
       expect(service.status).toBe(403);
       expect(service.body.code).toBe('FORBIDDEN');
-      expect((await api(c).get('/file-sources/share/entries', { sub: 'compute', dept: 'platform', role: Role.Service })).status).toBe(403);
-      expect((await c.t.http().get('/file-sources')).status).toBe(401);
-      expect((await api(c).get('/file-sources/share/entries', { sub: 'a', dept: 'd', role: Role.Admin })).status).toBe(200);
+      expect((await api(c).entries('share', { sub: 'compute', dept: 'platform', role: Role.Service })).status).toBe(403);
+      expect((await reply(c.api().GET('/file-sources'))).status).toBe(401);
+      expect((await api(c).entries('share', { sub: 'a', dept: 'd', role: Role.Admin })).status).toBe(200);
     });
 
     it('lists a folder: folders first, then files with size and modified time; pages, sorts and filters; opens subfolders', async () => {
       const u = newUser();
-      const root = await api(c).get('/file-sources/share/entries', u);
+      const root = await api(c).entries('share', u);
       expect(root.status).toBe(200);
       expect(root.body).toMatchObject({ source: 'share', path: '', total: 4, page: 1, pageSize: 20, truncated: false });
       expect(root.body.items.map((e: Json) => `${e.type}:${e.path}`)).toEqual(['DIR:images', 'DIR:isos', 'FILE:plain.raw', 'FILE:中文 镜像.iso']);
@@ -204,24 +228,24 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
         modifiedAt: expect.stringMatching(/Z$/),
       });
 
-      const page = await api(c).get('/file-sources/share/entries', u, { path: 'isos', page: 2, pageSize: 4, sort: 'size', order: 'desc' });
+      const page = await api(c).entries('share', u, { path: 'isos', page: 2, pageSize: 4, sort: 'size', order: 'desc' });
       expect(page.status).toBe(200);
       expect(page.body).toMatchObject({ path: 'isos', total: 13, page: 2, pageSize: 4 });
-      const all = await api(c).get('/file-sources/share/entries', u, { path: 'isos/', pageSize: 50, sort: 'size', order: 'desc' });
+      const all = await api(c).entries('share', u, { path: 'isos/', pageSize: 50, sort: 'size', order: 'desc' });
       expect(all.body.items[0]).toMatchObject({ type: 'DIR', name: 'sub dir', size: 0 });
       const sizes = all.body.items.slice(1).map((e: Json) => e.size);
       expect(sizes).toEqual([...sizes].sort((a: number, b: number) => b - a));
       expect(page.body.items).toEqual(all.body.items.slice(4, 8));
 
-      const byTime = await api(c).get('/file-sources/share/entries', u, { path: 'isos', pageSize: 50, sort: 'modifiedAt' });
+      const byTime = await api(c).entries('share', u, { path: 'isos', pageSize: 50, sort: 'modifiedAt' });
       const times = byTime.body.items.filter((e: Json) => e.type === 'FILE').map((e: Json) => e.modifiedAt);
       expect(times).toEqual([...times].sort());
       expect(times[0]).toBe('2026-06-01T00:00:00.000Z');
 
-      const filtered = await api(c).get('/file-sources/share/entries', u, { path: 'isos', name: 'DISK-1', order: 'desc' });
+      const filtered = await api(c).entries('share', u, { path: 'isos', name: 'DISK-1', order: 'desc' });
       expect(filtered.body.items.map((e: Json) => e.name)).toEqual(['disk-11.raw', 'disk-10.raw']);
 
-      const deep = await api(c).get('/file-sources/share/entries', u, { path: 'isos/sub dir/深层' });
+      const deep = await api(c).entries('share', u, { path: 'isos/sub dir/深层' });
       expect(deep.body.items).toEqual([
         { name: 'tool kit.iso', path: 'isos/sub dir/深层/tool kit.iso', type: 'FILE', size: ISO.length, modifiedAt: expect.any(String) },
       ]);
@@ -240,24 +264,25 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
         ['x'.repeat(256), 'NAME_TOO_LONG'],
         ['plain.raw', 'NOT_A_DIRECTORY'],
       ]) {
-        const res = await api(c).get('/file-sources/share/entries', u, { path });
+        const res = await api(c).entries('share', u, { path });
         expect([res.status, res.body.code, res.body.details?.reason, path]).toEqual([400, 'FILE_PATH_INVALID', reason, path]);
       }
-      const missing = await api(c).get('/file-sources/share/entries', u, { path: 'nope' });
+      const missing = await api(c).entries('share', u, { path: 'nope' });
       expect(missing.status).toBe(404);
       expect(missing.body).toMatchObject({ code: 'FILE_NOT_FOUND', details: { source: 'share', path: 'nope' } });
-      expect((await api(c).get('/file-sources/nope/entries', u)).body).toMatchObject({ code: 'FILE_SOURCE_NOT_FOUND' });
-      expect((await api(c).get('/file-sources/share/entries', u, { sort: 'bogus' })).body.code).toBe('VALIDATION_FAILED');
-      expect((await api(c).get('/file-sources/share/entries', u, { extra: 1 })).body.code).toBe('VALIDATION_FAILED');
-      expect((await api(c).get('/file-sources/share/entries', u, { pageSize: 201 })).body.code).toBe('VALIDATION_FAILED');
+      expect((await api(c).entries('nope', u)).body).toMatchObject({ code: 'FILE_SOURCE_NOT_FOUND' });
+      // untyped on purpose: queries the contract forbids
+      expect((await api(c).rawEntries('share', u, { sort: 'bogus' })).body.code).toBe('VALIDATION_FAILED');
+      expect((await api(c).rawEntries('share', u, { extra: 1 })).body.code).toBe('VALIDATION_FAILED');
+      expect((await api(c).rawEntries('share', u, { pageSize: 201 })).body.code).toBe('VALIDATION_FAILED');
     });
 
     it('a directory source lists what stays inside its root and refuses symlinks that leave it', async () => {
       const u = newUser();
-      const root = await api(c).get('/file-sources/mnt/entries', u);
+      const root = await api(c).entries('mnt', u);
       expect(root.body.items.map((e: Json) => e.path)).toEqual(['isos']);
       for (const path of ['escape.iso', 'tmp-dir', 'tmp-dir/hcm-files-outside.iso']) {
-        const res = await api(c).get('/file-sources/mnt/entries', u, { path });
+        const res = await api(c).entries('mnt', u, { path });
         expect([res.status, res.body.code, res.body.details?.reason]).toEqual([400, 'FILE_PATH_INVALID', 'SYMLINK_ESCAPE']);
       }
       const created = await api(c).create(u, { kind: 'ISO', format: 'iso', isoUsage: 'OS', source: { type: 'FILE', fileSource: 'mnt', path: 'escape.iso' } });
@@ -275,7 +300,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const right = smbd.password;
       smbd.setPassword('Changed-On-The-Server-1');
       try {
-        const res = await api(c).get('/file-sources/share/entries', newUser(), { path: 'isos/auth-check' });
+        const res = await api(c).entries('share', newUser(), { path: 'isos/auth-check' });
         expect(res.status).toBe(503);
         expect(res.body).toMatchObject({
           code: 'FILE_SOURCE_UNAVAILABLE',
@@ -308,6 +333,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const done = await settled(c, res.body.id);
       expect(done).toMatchObject({ phase: 'READY', status: 'ACTIVE', sizeBytes: ISO.length, checksum: sha256(ISO), format: 'iso' });
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: ISO.length, reserved: 0 });
+      // the file GET stays on supertest: a binary body openapi-fetch does not read
       const file = await c.t
         .http()
         .get(`/images/${res.body.id}/file`)
@@ -350,16 +376,15 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
         [{ type: 'FILE', fileSource: 'BAD NAME', path: 'x' }, 400, 'VALIDATION_FAILED'],
       ];
       for (const [source, status, code, reason] of cases) {
-        const res = await api(c).create(u, { format: 'raw', source });
+        // untyped: the table mixes paths the service refuses with sources the contract forbids
+        const res = await api(c).rawCreate(u, { format: 'raw', source });
         expect([res.status, res.body.code, res.body.details?.reason, source]).toEqual([status, code, reason, source]);
       }
       expect((await quotaOf(c, u.dept)).count).toMatchObject({ used: 0, reserved: 0 });
-      await c.t
-        .http()
-        .patch(`/quotas/${u.dept}`)
-        .set('Authorization', c.t.auth(SUPER))
-        .send({ limits: { IMAGE_BYTES: MiB } })
-        .expect(200);
+      expect(
+        (await reply(c.api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: u.dept } }, body: { limits: { IMAGE_BYTES: MiB } } })))
+          .status,
+      ).toBe(200);
       const over = await api(c).create(u, { format: 'raw', source: { type: 'FILE', path: 'plain.raw' } });
       expect(over.status).toBe(409);
       expect(over.body).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { resource: 'IMAGE_BYTES', requested: RAW.length } });
@@ -387,7 +412,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const right = smbd.password;
       smbd.setPassword('Rotated-Elsewhere-2');
       try {
-        expect((await c.t.http().post(`/images/${img.body.id}/retry`).set('Authorization', c.t.auth(u))).status).toBe(202);
+        expect((await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: img.body.id } } }))).status).toBe(202);
         const failed = await waitFor(c, img.body.id, (i) => i.phase === 'FAILED' && /AUTH/.test(i.statusReason ?? ''), 'FAILED for the password');
         expect(failed.statusReason).toMatch(/refused the configured user and password \(NT_STATUS_LOGON_FAILURE\) \[FILE_SOURCE_AUTH_FAILED\]$/);
         expect(failed.statusReason).not.toContain(right);
@@ -440,7 +465,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       expect((await settled(c, img.body.id)).phase).toBe('FAILED');
       await smbd.stop();
       try {
-        expect((await c.t.http().post(`/images/${img.body.id}/retry`).set('Authorization', c.t.auth(u))).status).toBe(202);
+        expect((await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: img.body.id } } }))).status).toBe(202);
         const failed = await waitFor(c, img.body.id, (i) => i.phase === 'FAILED' && /UNREACHABLE/.test(i.statusReason ?? ''), 'FAILED as unreachable', 30_000);
         expect(failed.statusReason).toMatch(/the server cannot be reached .*\[FILE_SOURCE_UNREACHABLE\]$/);
       } finally {
@@ -452,7 +477,7 @@ describe('file sources over HTTP (sqlite, filesystem store): an SMB share throug
       const u = newUser();
       const res = await api(c).create(u, { source: { type: 'FILE', path: 'images/centos 7 big.qcow2' } });
       await waitFor(c, res.body.id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 0, 'bytes arriving');
-      expect((await c.t.http().delete(`/images/${res.body.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect((await reply(c.api(u).DELETE('/images/{id}', { params: { path: { id: res.body.id } } }))).status).toBe(204);
       const end = Date.now() + 10_000;
       while (smbclients(smbd.port).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       expect(smbclients(smbd.port)).toEqual([]);
@@ -479,7 +504,7 @@ describe('file sources over HTTP (mariadb)', () => {
 
   it('imports a picked ISO to READY and lists the share', async () => {
     const u = newUser();
-    expect((await api(c).get('/file-sources/share/entries', u)).body.items.map((e: Json) => e.path)).toEqual(['中文 镜像.iso']);
+    expect((await api(c).entries('share', u)).body.items.map((e: Json) => e.path)).toEqual(['中文 镜像.iso']);
     const res = await api(c).create(u, { kind: 'ISO', format: 'iso', isoUsage: 'OS', source: { type: 'FILE', path: '中文 镜像.iso' } });
     expect(res.status).toBe(201);
     expect(await settled(c, res.body.id)).toMatchObject({ phase: 'READY', checksum: sha256(ISO), source: { fileSource: 'share', path: '中文 镜像.iso' } });
@@ -516,9 +541,9 @@ describe('file sources over HTTP (sqlite, MinIO store): a bucket of the images s
 
   it('lists the bucket prefix as folders and files', async () => {
     const u = newUser();
-    const root = await api(c).get('/file-sources/drop/entries', u);
+    const root = await api(c).entries('drop', u);
     expect(root.body.items.map((e: Json) => `${e.type}:${e.path}`)).toEqual(['DIR:isos', 'FILE:plain.raw']);
-    expect((await api(c).get('/file-sources', u)).body.items).toEqual([{ name: 'drop', kind: 'BUCKET', location: 's3://drop-e2e/incoming/', default: true }]);
+    expect((await api(c).sources(u)).body.items).toEqual([{ name: 'drop', kind: 'BUCKET', location: 's3://drop-e2e/incoming/', default: true }]);
   });
 
   it('copies the object server-side (the service writes no byte of it), then verifies the copy: READY with the sha256', async () => {

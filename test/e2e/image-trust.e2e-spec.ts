@@ -6,6 +6,8 @@ import { Role } from '../../src/access/principal';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app-config';
+import type { operations } from '../../console/src/api/schema';
+import { ApiClient, reply, typedCallers, type Schemas } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '../support/app';
 import {
   iso,
@@ -40,7 +42,7 @@ const newUser = (): Caller => {
 };
 
 /** Every unsafe case: the file, the format it is declared as, the code, and what the reason must say. */
-const UNSAFE: { name: string; file: () => Buffer; format: string; code: string; reason: RegExp }[] = [
+const UNSAFE: { name: string; file: () => Buffer; format: Schemas['ImageFormat']; code: string; reason: RegExp }[] = [
   {
     name: 'vmdk-delta-offset0',
     file: () => vmdkDeltaHiddenDescriptor(0n),
@@ -73,7 +75,7 @@ const UNSAFE: { name: string; file: () => Buffer; format: string; code: string; 
 ];
 
 /** Every format the service accepts, as real images. */
-const ACCEPTED: { name: string; made: RealFormat | 'iso'; format: string; kind?: string }[] = [
+const ACCEPTED: { name: string; made: RealFormat | 'iso'; format: Schemas['ImageFormat']; kind?: string }[] = [
   { name: 'ok.qcow2', made: 'qcow2', format: 'qcow2' },
   { name: 'ok.raw', made: 'raw', format: 'raw' },
   { name: 'ok-sparse.vmdk', made: 'vmdk', format: 'vmdk' },
@@ -86,6 +88,8 @@ const ACCEPTED: { name: string; made: RealFormat | 'iso'; format: string; kind?:
 
 interface Ctx {
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller */
+  api: (who?: Caller) => ApiClient;
   srv: ImageServer;
   zoneId: string;
   storage: ObjectStorage;
@@ -117,12 +121,12 @@ async function boot(shape: Shape, store: 'fs' | 'minio', s3: S3TestServer | unde
     ...env,
   });
   // one listening server for all requests (supertest would otherwise open one per request)
-  await t.app.listen(0, '127.0.0.1');
+  await t.listen();
   const zoneId = await createZone(t);
-  return { t, srv, zoneId, storage: t.app.get(ObjectStorage), dir };
+  return { t, api: await typedCallers(t), srv, zoneId, storage: t.app.get(ObjectStorage), dir };
 }
 
-const get = async (c: Ctx, id: string): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(SUPER))).body;
+const get = async (c: Ctx, id: string): Promise<Json> => (await reply(c.api(SUPER).GET('/images/{id}', { params: { path: { id } } }))).body;
 
 async function settled(c: Ctx, id: string): Promise<Json> {
   const end = Date.now() + 60_000;
@@ -141,18 +145,20 @@ async function importBy(
   path: Path,
   name: string,
   file: Buffer,
-  over: Json,
+  over: Partial<Schemas['CreateImageDto']>,
 ): Promise<{ image: Json; upload?: { status: number; body: Json } }> {
-  const source = path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
+  const source: Schemas['CreateImageDto']['source'] =
+    path === 'URL' ? { type: 'URL', url: c.srv.url(`/f/${name}`) } : path === 'FILE' ? { type: 'FILE', path: name } : { type: 'UPLOAD' };
   if (path === 'URL') c.srv.put(name, file);
   if (path === 'FILE') writeFileSync(join(c.dir, name), file);
-  const res = await c.t
-    .http()
-    .post('/images')
-    .set('Authorization', c.t.auth(as))
-    .send({ kind: 'IMAGE', name: `trust-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId: c.zoneId, source, ...over });
+  const res = await reply(
+    c.api(as).POST('/images', {
+      body: { kind: 'IMAGE', name: `trust-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', zoneId: c.zoneId, source, ...over },
+    }),
+  );
   if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
   if (path !== 'UPLOAD') return { image: await settled(c, res.body.id) };
+  // raw bytes in a streaming PUT: openapi-fetch sends JSON bodies, so uploads stay on supertest
   const up = await c.t
     .http()
     .put(`/images/${res.body.id}/file`)
@@ -218,7 +224,7 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
       // FAILED is recorded first; the clean-up (bytes removed, reservation given back) follows it
       await eventually(async () => {
         await expectNoBytes(c, image.id);
-        const q = await c.t.http().get(`/quotas/${as.dept}`).set('Authorization', c.t.auth(SUPER));
+        const q = await reply(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: as.dept } } }));
         expect(q.body.resources.find((r: Json) => r.resource === 'IMAGE_BYTES')).toMatchObject({ used: 0, reserved: 0 });
       });
     },
@@ -252,7 +258,10 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
       expect(image.sizeBytes).toBeLessThan(MiB);
       ids.push(image.id);
     }
-    const list = (query: Json) =>
+    type ListQuery = NonNullable<operations['listImages']['parameters']['query']>;
+    const list = (query: ListQuery) => reply(c.api(SUPER).GET('/images', { params: { query: { view: 'all', departmentId: as.dept, ...query } } }));
+    // untyped on purpose: queries the contract forbids (the validation cases)
+    const rawList = (query: Json) =>
       c.t
         .http()
         .get('/images')
@@ -268,7 +277,7 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
     expect({ total: between.body.total, ids: between.body.items.map((i: Json) => i.id) }).toEqual({ total: 1, ids: [ids[2]] });
     expect((await list({ minVirtualSize: 64 * 1024 ** 3 + 1 })).body.total).toBe(0);
     for (const bad of [{ minVirtualSize: -1 }, { maxVirtualSize: 'big' }, { sort: 'virtualSize' }]) {
-      const res = await list(bad);
+      const res = await rawList(bad);
       expect({ bad, status: res.status, code: res.body.code }).toEqual({ bad, status: 400, code: 'VALIDATION_FAILED' });
     }
   });
@@ -279,18 +288,17 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
     const { image: disk } = await importBy(c, u, 'UPLOAD', 'launch-8g.qcow2', qcow2Virtual('8G'), { format: 'qcow2' });
     const { image: ide } = await importBy(c, u, 'UPLOAD', 'launch-ide.qcow2', qcow2Virtual('2G'), { format: 'qcow2', osCategory: 'WINDOWS_IDE' });
     const { image: isoImg } = await importBy(c, u, 'UPLOAD', 'launch.iso', iso(2 * MiB), { kind: 'ISO', isoUsage: 'OS', format: 'iso' });
-    const launch = (id: string, over: Json) =>
-      c.t
-        .http()
-        .post(`/images/${id}/launches`)
-        .set('Authorization', c.t.auth(compute))
-        .send({
-          idempotencyKey: `k-${Math.random().toString(36).slice(2)}`,
-          owner: { userId: u.sub, departmentId: u.dept },
-          zoneId: c.zoneId,
-          count: 2,
-          ...over,
-        });
+    const launchBody = (over: Json): Schemas['LaunchRequestDto'] => ({
+      idempotencyKey: `k-${Math.random().toString(36).slice(2)}`,
+      owner: { userId: u.sub, departmentId: u.dept },
+      zoneId: c.zoneId,
+      count: 2,
+      ...over,
+    });
+    const launch = (id: string, over: Partial<Schemas['LaunchRequestDto']>) =>
+      reply(c.api(compute).POST('/images/{id}/launches', { params: { path: { id } }, body: launchBody(over) }));
+    // untyped on purpose: a root disk size the contract forbids
+    const rawLaunch = (id: string, over: Json) => c.t.http().post(`/images/${id}/launches`).set('Authorization', c.t.auth(compute)).send(launchBody(over));
     const small = await launch(disk.id, { rootDiskBytes: 8 * 1024 ** 3 - 1 });
     expect({ status: small.status, body: small.body }).toEqual({
       status: 422,
@@ -304,7 +312,7 @@ describe.each(CONTEXTS)('images a hypervisor can trust (%s, %s store)', (shape, 
     // a Windows-IDE image keeps its one-data-disk rule, whatever the root disk
     expect((await launch(ide.id, { rootDiskBytes: 4 * 1024 ** 3, dataDisks: 2 })).body).toMatchObject({ code: 'TOO_MANY_DATA_DISKS' });
     expect((await launch(ide.id, { rootDiskBytes: 1024 ** 3, dataDisks: 1 })).body).toMatchObject({ code: 'ROOT_DISK_TOO_SMALL' });
-    expect((await launch(ide.id, { rootDiskBytes: 0 })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await rawLaunch(ide.id, { rootDiskBytes: 0 })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
   });
 
   it('accepts a raw disk that merely contains text (not a descriptor qemu would probe)', async () => {

@@ -5,6 +5,7 @@ import { AddressInfo } from 'node:net';
 import { Role } from '../../src/access/principal';
 import { BullMqQueue } from '../../src/jobs/bullmq-queue';
 import { JobQueue } from '../../src/jobs/job-queue';
+import { apiClient, reply } from '../support/api-client';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { rawBytes } from '../support/disk-images';
 import { createZone } from '../support/fixtures';
@@ -89,7 +90,7 @@ describe.each(SHAPES.flatMap((shape) => DRIVERS.map((driver) => [shape, driver] 
     });
 
     const read = async (id: string): Promise<Json> => {
-      const res = await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER));
+      const res = await reply((await apiClient(t, SUPER)).GET('/images/{id}', { params: { path: { id } } }));
       expect(res.status).toBe(200);
       return res.body;
     };
@@ -102,18 +103,18 @@ describe.each(SHAPES.flatMap((shape) => DRIVERS.map((driver) => [shape, driver] 
         if (n >= 2) before.set(n, await read(imageId));
       }).start();
       try {
-        const created = await t
-          .http()
-          .post('/images')
-          .set('Authorization', t.auth(USER))
-          .send({
-            kind: 'IMAGE',
-            name: 'flaky',
-            osCategory: 'CENTOS',
-            format: 'raw',
-            zoneId,
-            source: { type: 'URL', url: `http://127.0.0.1:${srv.port}/disk.raw` },
-          });
+        const created = await reply(
+          (await apiClient(t, USER)).POST('/images', {
+            body: {
+              kind: 'IMAGE',
+              name: 'flaky',
+              osCategory: 'CENTOS',
+              format: 'raw',
+              zoneId,
+              source: { type: 'URL', url: `http://127.0.0.1:${srv.port}/disk.raw` },
+            },
+          }),
+        );
         expect(created.status).toBe(201);
         imageId = created.body.id;
 

@@ -3,6 +3,7 @@ import { AddressInfo } from 'node:net';
 import type { Response as SuperagentResponse } from 'superagent';
 import { Role } from '../../src/access/principal';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
+import { ApiClient, reply, typedCallers, type Schemas } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TestApp } from '../support/app';
 import { iso, md5, qcow2, qcow2WithBacking, rawBytes, sha256 } from '../support/disk-images';
 import { createZone } from '../support/fixtures';
@@ -44,6 +45,8 @@ const newUser = (): Caller => {
 
 interface Ctx {
   t: TestApp;
+  /** the client typed by openapi.yaml, per caller: creates, reads, retries, deletes, lists and quotas go through it */
+  api: (who?: Caller) => ApiClient;
   srv: ImageServer;
   zoneId: string;
   port: number;
@@ -56,22 +59,29 @@ async function boot(shape: Shape, label: string, env: Record<string, string> = {
   await t.listen();
   const port = (t.app.getHttpServer().address() as AddressInfo).port;
   const zoneId = await createZone(t);
-  return { t, srv, zoneId, port, storage: t.app.get(ObjectStorage) };
+  return { t, api: await typedCallers(t), srv, zoneId, port, storage: t.app.get(ObjectStorage) };
 }
 
 // ---------------------------------------------------------------- helpers over HTTP
 
-const create = async (c: Ctx, as: Caller, over: Json) => {
-  const body = { kind: 'IMAGE', name: `img-${Math.random().toString(36).slice(2, 8)}`, osCategory: 'CENTOS', format: 'qcow2', zoneId: c.zoneId, ...over };
-  return c.t.http().post('/images').set('Authorization', c.t.auth(as)).send(body);
-};
-const createOk = async (c: Ctx, as: Caller, over: Json): Promise<Json> => {
+type CreateOver = Partial<Schemas['CreateImageDto']> & Pick<Schemas['CreateImageDto'], 'source'>;
+const createBody = (c: Ctx, over: CreateOver): Schemas['CreateImageDto'] => ({
+  kind: 'IMAGE',
+  name: `img-${Math.random().toString(36).slice(2, 8)}`,
+  osCategory: 'CENTOS',
+  format: 'qcow2',
+  zoneId: c.zoneId,
+  ...over,
+});
+const create = (c: Ctx, as: Caller, over: CreateOver) => reply(c.api(as).POST('/images', { body: createBody(c, over) }));
+const createOk = async (c: Ctx, as: Caller, over: CreateOver): Promise<Json> => {
   const res = await create(c, as, over);
   if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 };
-const fromUrl = (c: Ctx, as: Caller, path: string, over: Json = {}) => createOk(c, as, { source: { type: 'URL', url: c.srv.url(path) }, ...over });
-const get = async (c: Ctx, id: string, as: Caller = SUPER): Promise<Json> => (await c.t.http().get(`/images/${id}`).set('Authorization', c.t.auth(as))).body;
+const fromUrl = (c: Ctx, as: Caller, path: string, over: Partial<Schemas['CreateImageDto']> = {}) =>
+  createOk(c, as, { source: { type: 'URL', url: c.srv.url(path) }, ...over });
+const get = async (c: Ctx, id: string, as: Caller = SUPER): Promise<Json> => (await reply(c.api(as).GET('/images/{id}', { params: { path: { id } } }))).body;
 
 const waitFor = (c: Ctx, id: string, cond: (i: Json) => boolean, what: string, ms = 20_000): Promise<Json> =>
   readUntil(() => get(c, id), cond, `image ${id} ${what}`, ms);
@@ -79,13 +89,13 @@ const settled = (c: Ctx, id: string) => waitFor(c, id, (i) => i.phase === 'READY
 
 /** IMAGE_COUNT and IMAGE_BYTES of a department, read through the quota HTTP API. */
 async function quotaOf(c: Ctx, dept: string): Promise<{ count: Json; bytes: Json }> {
-  const res = await c.t.http().get(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER));
+  const res = await reply(c.api(SUPER).GET('/quotas/{departmentId}', { params: { path: { departmentId: dept } } }));
   expect(res.status).toBe(200);
   const by = (r: string) => res.body.resources.find((x: Json) => x.resource === r);
   return { count: by('IMAGE_COUNT'), bytes: by('IMAGE_BYTES') };
 }
-const setLimits = async (c: Ctx, dept: string, limits: Json) => {
-  const res = await c.t.http().patch(`/quotas/${dept}`).set('Authorization', c.t.auth(SUPER)).send({ limits });
+const setLimits = async (c: Ctx, dept: string, limits: Schemas['QuotaLimitsDto']) => {
+  const res = await reply(c.api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: dept } }, body: { limits } }));
   expect(res.status).toBe(200);
 };
 
@@ -95,6 +105,7 @@ async function expectNoBytes(c: Ctx, id: string): Promise<void> {
   expect(await c.storage.listIncomplete(objectKeys.imagePrefix(id))).toEqual([]);
 }
 
+// raw bytes in a streaming PUT: openapi-fetch sends JSON bodies, so uploads stay on supertest (and rawPut below)
 const put = (c: Ctx, id: string, as: Caller, body: Buffer, type = 'application/octet-stream') =>
   c.t.http().put(`/images/${id}/file`).set('Authorization', c.t.auth(as)).set('Content-Type', type).send(body);
 
@@ -219,7 +230,12 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect((await settled(c, wrong.id)).statusReason).toBe(`The file's sha256 is ${sha256(RAW)}, not the expected ${'ab'.repeat(32)}`);
       await expectNoBytes(c, wrong.id);
       expect(await settled(c, md5Ok.id)).toMatchObject({ phase: 'READY', expectedChecksum: `md5:${md5(RAW)}`, checksumMd5: md5(RAW) });
-      const bad = await create(c, u, { source: { type: 'URL', url: c.srv.url('/f/disk.raw') }, expectedChecksum: 'xyz' });
+      // untyped on purpose: a checksum the contract forbids
+      const bad = await c.t
+        .http()
+        .post('/images')
+        .set('Authorization', c.t.auth(u))
+        .send(createBody(c, { source: { type: 'URL', url: c.srv.url('/f/disk.raw') }, expectedChecksum: 'xyz' }));
       expect(bad.status).toBe(400);
       expect(bad.body.code).toBe('VALIDATION_FAILED');
     });
@@ -248,7 +264,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: 0, reserved: 0, limit: MiB });
       // the limit raised, a retry goes through
       await setLimits(c, u.dept, { IMAGE_BYTES: 'unlimited' });
-      expect((await c.t.http().post(`/images/${declared.id}/retry`).set('Authorization', c.t.auth(u))).status).toBe(202);
+      expect((await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: declared.id } } }))).status).toBe(202);
       expect(await settled(c, declared.id)).toMatchObject({ phase: 'READY', sizeBytes: RAW.length });
     });
 
@@ -274,13 +290,13 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect((await settled(c, img.id)).phase).toBe('FAILED');
       c.srv.put('later.qcow2', QCOW2);
       const other = newUser();
-      expect((await c.t.http().post(`/images/${img.id}/retry`).set('Authorization', c.t.auth(other))).status).toBe(404);
-      const retried = await c.t.http().post(`/images/${img.id}/retry`).set('Authorization', c.t.auth(u));
+      expect((await reply(c.api(other).POST('/images/{id}/retry', { params: { path: { id: img.id } } }))).status).toBe(404);
+      const retried = await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: img.id } } }));
       expect(retried.status).toBe(202);
       expect(retried.body).toMatchObject({ status: 'INACTIVE', statusReason: null });
       expect(['QUEUED', 'IMPORTING', 'VERIFYING', 'READY']).toContain(retried.body.phase);
       expect(await settled(c, img.id)).toMatchObject({ phase: 'READY', checksum: sha256(QCOW2) });
-      const again = await c.t.http().post(`/images/${img.id}/retry`).set('Authorization', c.t.auth(u));
+      const again = await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: img.id } } }));
       expect(again.status).toBe(409);
       expect(again.body).toMatchObject({ code: 'INVALID_STATE', details: { phase: 'READY' } });
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: QCOW2.length, reserved: 0 });
@@ -291,7 +307,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const img = await fromUrl(c, u, '/f/disk.raw?id=slow-delete&rate=400000', { format: 'raw' });
       await waitFor(c, img.id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 100_000, 'bytes streaming');
       expect(c.srv.inFlight('/f/disk.raw')).toBeGreaterThan(0);
-      expect((await c.t.http().delete(`/images/${img.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect((await reply(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id } } }))).status).toBe(204);
       await until(() => c.srv.inFlight('/f/disk.raw') === 0, 'the download connection closed', 5000);
       await new Promise((r) => setTimeout(r, 300));
       await expectNoBytes(c, img.id);
@@ -305,7 +321,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const img = await fromUrl(c, u, '/f/disk.raw', { format: 'raw' });
       await settled(c, img.id);
       expect(await c.storage.exists(objectKeys.imageDisk(img.id))).toBe(true);
-      expect((await c.t.http().delete(`/images/${img.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect((await reply(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id } } }))).status).toBe(204);
       await expectNoBytes(c, img.id);
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: 0, reserved: 0 });
     });
@@ -318,14 +334,14 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
         expect(res.body).toMatchObject({ code: 'URL_NOT_ALLOWED', details: { reason: 'URL_ADDRESS_DENIED' } });
         expect(res.body.message).toMatch(/refused/);
       }
-      const list = await c.t.http().get('/images').query({ view: 'private' }).set('Authorization', c.t.auth(u));
+      const list = await reply(c.api(u).GET('/images', { params: { query: { view: 'private' } } }));
       expect(list.body.total).toBe(0);
       expect((await quotaOf(c, u.dept)).count).toMatchObject({ used: 0, reserved: 0 });
     });
   });
 
   describe('direct upload and download', () => {
-    const uploadImage = (u: Caller, over: Json = {}) => createOk(c, u, { format: 'raw', source: { type: 'UPLOAD' }, ...over });
+    const uploadImage = (u: Caller, over: Partial<Schemas['CreateImageDto']> = {}) => createOk(c, u, { format: 'raw', source: { type: 'UPLOAD' }, ...over });
 
     it('streams a PUT into storage (ACTIVE, checksums, quota), then serves it with Range, ETag and HEAD', async () => {
       const u = newUser();
@@ -342,6 +358,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       });
       expect((await quotaOf(c, u.dept)).bytes).toMatchObject({ used: RAW.length, reserved: 0 });
 
+      // the file GET and HEAD stay on supertest: binary bodies, Range and If-Range, which openapi-fetch does not read
       const url = `/images/${img.id}/file`;
       const auth = c.t.auth(u);
       const whole = await c.t.http().get(url).set('Authorization', auth).buffer(true).parse(binary);
@@ -398,6 +415,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
     it('refuses to download an image that is not ACTIVE (409 IMAGE_NOT_ACTIVE)', async () => {
       const u = newUser();
       const img = await uploadImage(u);
+      // supertest like every file GET here (a binary download when it succeeds)
       const res = await c.t.http().get(`/images/${img.id}/file`).set('Authorization', c.t.auth(u));
       expect(res.status).toBe(409);
       expect(res.body).toMatchObject({ code: 'IMAGE_NOT_ACTIVE', details: { status: 'INACTIVE', phase: 'QUEUED' } });
@@ -441,6 +459,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       expect(wrongSource.body).toMatchObject({ code: 'SOURCE_MISMATCH', details: { sourceType: 'URL' } });
 
       const img = await uploadImage(u);
+      // untyped on purpose: a JSON body where the contract wants bytes
       const json = await c.t.http().put(`/images/${img.id}/file`).set('Authorization', c.t.auth(u)).send({ a: 1 });
       expect(json.status).toBe(415);
       expect(json.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
@@ -498,7 +517,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const up = rawPut(c, img.id, u, RAW.length);
       up.req.write(RAW.subarray(0, MiB));
       await waitFor(c, img.id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone > 0, 'bytes arriving');
-      expect((await c.t.http().delete(`/images/${img.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+      expect((await reply(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id } } }))).status).toBe(204);
       const r = await up.response;
       expect([404, -1]).toContain(r.status);
       up.req.destroy();
@@ -510,7 +529,7 @@ describe.each(SHAPES)('ingestion over HTTP (%s, filesystem store)', (shape) => {
       const u = newUser();
       const img = await uploadImage(u, { format: 'qcow2' });
       expect((await put(c, img.id, u, RAW)).status).toBe(422);
-      const retried = await c.t.http().post(`/images/${img.id}/retry`).set('Authorization', c.t.auth(u));
+      const retried = await reply(c.api(u).POST('/images/{id}/retry', { params: { path: { id: img.id } } }));
       expect(retried.status).toBe(202);
       await new Promise((r) => setTimeout(r, 200));
       expect(await get(c, img.id)).toMatchObject({ phase: 'QUEUED', statusReason: null });
@@ -566,7 +585,7 @@ describe('ingestion over HTTP (sqlite, MinIO store on the in-process S3 server)'
     const img = await fromUrl(c, u, '/f/big.raw?id=s3-slow&rate=3000000', { format: 'raw' });
     await waitFor(c, img.id, (i) => i.progress.bytesDone > 6 * MiB, 'a part uploaded');
     await until(async () => (await c.storage.listIncomplete(objectKeys.imagePrefix(img.id))).length > 0, 'a multipart upload in progress');
-    expect((await c.t.http().delete(`/images/${img.id}`).set('Authorization', c.t.auth(u))).status).toBe(204);
+    expect((await reply(c.api(u).DELETE('/images/{id}', { params: { path: { id: img.id } } }))).status).toBe(204);
     await until(() => c.srv.inFlight('/f/big.raw') === 0, 'the download stopped', 5000);
     await new Promise((r) => setTimeout(r, 300));
     await expectNoBytes(c, img.id);

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { apiClient, reply } from '../support/api-client';
 import { SHAPES, startApp, TestApp } from '../support/app';
 import { JwksServer, signingKey } from '../support/jwks-server';
 
@@ -19,7 +20,7 @@ describe.each(SHAPES)('tokens checked against a JWKS (%s)', (shape) => {
   const k2 = signingKey('ec', 'ec-2');
   const k3 = signingKey('ed25519', 'ed-3');
   let t: TestApp;
-  const get = (token: string) => t.http().get('/images').set('Authorization', `Bearer ${token}`);
+  const get = async (token: string) => reply((await apiClient(t)).GET('/images', { headers: { Authorization: `Bearer ${token}` } }));
 
   beforeAll(async () => {
     srv.keys = [k1];
@@ -113,7 +114,8 @@ describe('JWKS fetches under a flood of unknown kids', () => {
   it('loads the key set at most once per cooldown, however many concurrent requests name unknown kids', async () => {
     const before = srv.fetches;
     const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => signingKey('ec', `made-up-${i}`).sign(good)));
-    const res = await Promise.all(tokens.map((tk) => t.http().get('/images').set('Authorization', `Bearer ${tk}`)));
+    const api = await apiClient(t);
+    const res = await Promise.all(tokens.map((tk) => reply(api.GET('/images', { headers: { Authorization: `Bearer ${tk}` } }))));
     expect(res.map((r) => r.status)).toEqual(tokens.map(() => 401));
     expect(res[0].body.message).toMatch(/loaded again at most every 60 s/);
     expect(srv.fetches - before).toBeLessThanOrEqual(1);

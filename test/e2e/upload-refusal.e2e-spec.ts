@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect, Socket } from 'node:net';
 import { Role } from '../../src/access/principal';
 import { MAX_DRAIN_BYTES } from '../../src/ingestion/upload-body';
+import { apiClient, reply } from '../support/api-client';
 import { Caller, SHAPES, startApp, SUPER, TestApp } from '../support/app';
 import { rawBytes } from '../support/disk-images';
 import { createImage, createZone } from '../support/fixtures';
@@ -104,14 +105,12 @@ describe.each(SHAPES)('a refused upload reaches the client (%s)', (shape) => {
   afterAll(() => t?.close());
 
   const limitBytes = async (dept: string, bytes: number) => {
-    const res = await t
-      .http()
-      .patch(`/quotas/${dept}`)
-      .set('Authorization', t.auth(SUPER))
-      .send({ limits: { IMAGE_BYTES: bytes } });
+    const res = await reply(
+      (await apiClient(t, SUPER)).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: dept } }, body: { limits: { IMAGE_BYTES: bytes } } }),
+    );
     expect(res.status).toBe(200);
   };
-  const record = async (id: string) => (await t.http().get(`/images/${id}`).set('Authorization', t.auth(SUPER))).body;
+  const record = async (id: string) => (await reply((await apiClient(t, SUPER)).GET('/images/{id}', { params: { path: { id } } }))).body;
 
   it('a client that writes the whole body first reads the 409 QUOTA_EXCEEDED, and the connection closes cleanly', async () => {
     const u = newUser();

@@ -6,7 +6,8 @@ import { CatalogService } from '../../src/catalog/catalog.service';
 import { ImagePhase } from '../../src/catalog/image.enums';
 import { objectKeys, ObjectStorage } from '../../src/storage/object-storage';
 import { DownloadUrlSigner } from '../../src/image-bytes/download-url';
-import { ApiClient, answer, typedCallers } from '../support/api-client';
+import type { operations } from '../../console/src/api/schema';
+import { ApiClient, answer, reply, typedCallers, type Schemas } from '../support/api-client';
 import { Caller, SHAPES, Shape, startApp, SUPER, TEST_SECRET, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 import { S3TestServer, startS3Server } from '../support/s3-server';
@@ -71,10 +72,16 @@ async function activeImage(c: Ctx, owner: Caller, over: Record<string, unknown> 
 const activeIso = (c: Ctx, owner: Caller, usage: 'OS' | 'TOOL', over: Record<string, unknown> = {}, bytes = BYTES, virtualSizeBytes?: number) =>
   activeImage(c, owner, { kind: 'ISO', format: undefined, isoUsage: usage, ...over }, bytes, virtualSizeBytes);
 
-// untyped on purpose: launch, origin, mount and the image's VM list are called with bodies and queries the contract forbids too
-const launch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) =>
+type LaunchBody = Schemas['LaunchRequestDto'];
+type OriginBody = Omit<Schemas['RegisterOriginDto'], 'zoneId'> & { zoneId?: string };
+type MountBody = Schemas['RegisterMountDto'];
+// launch, origin, mount and the image's VM list go through the typed client, read in supertest's shape (reply)
+const launch = (c: Ctx, imageId: string, body: LaunchBody, as: Caller = COMPUTE) =>
+  reply(c.api(as).POST('/images/{id}/launches', { params: { path: { id: imageId } }, body }));
+// untyped on purpose: a launch body or image id the contract forbids (the validation cases)
+const rawLaunch = (c: Ctx, imageId: string, body: Json, as: Caller = COMPUTE) =>
   c.t.http().post(`/images/${imageId}/launches`).set('Authorization', c.t.auth(as)).send(body);
-const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({
+const launchBody = (c: Ctx, owner: Caller, over: Partial<LaunchBody> = {}): LaunchBody => ({
   idempotencyKey: `k-${randomUUID()}`,
   owner: ownerOf(owner),
   zoneId: c.zoneId,
@@ -82,20 +89,27 @@ const launchBody = (c: Ctx, owner: Caller, over: Json = {}): Json => ({
   ...over,
 });
 /** Registers a VM's origin; `zoneId` is the test zone unless the body says otherwise. */
-const origin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) =>
+const origin = (c: Ctx, vmId: string, body: OriginBody, as: Caller = COMPUTE) =>
+  reply(c.api(as).PUT('/vms/{vmId}/origin', { params: { path: { vmId } }, body: { zoneId: c.zoneId, ...body } }));
+// untyped on purpose: an origin body or VM id the contract forbids (the validation cases)
+const rawOrigin = (c: Ctx, vmId: string, body: Json, as: Caller = COMPUTE) =>
   c.t
     .http()
     .put(`/vms/${vmId}/origin`)
     .set('Authorization', c.t.auth(as))
     .send({ zoneId: c.zoneId, ...body });
-const mount = (c: Ctx, vmId: string, isoId: string, body: Json, as: Caller = COMPUTE) =>
-  c.t.http().put(`/vms/${vmId}/iso-mounts/${isoId}`).set('Authorization', c.t.auth(as)).send(body);
+const mount = (c: Ctx, vmId: string, isoId: string, body: MountBody, as: Caller = COMPUTE) =>
+  reply(c.api(as).PUT('/vms/{vmId}/iso-mounts/{isoId}', { params: { path: { vmId, isoId } }, body }));
 const vmImages = async (c: Ctx, vmId: string, as: Caller = COMPUTE): Promise<Json> => {
   const res = await answer(c.api(as).GET('/vms/{vmId}/images', { params: { path: { vmId } } }));
   expect(res.status).toBe(200);
   return res.data!;
 };
-const imageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: Json = {}) =>
+type ImageVmsQuery = NonNullable<operations['listImageVms']['parameters']['query']>;
+const imageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: ImageVmsQuery = {}) =>
+  reply(c.api(as).GET('/images/{id}/vms', { params: { path: { id: imageId }, query } }));
+// untyped on purpose: a query the contract forbids (the validation cases)
+const rawImageVms = (c: Ctx, imageId: string, as: Caller = COMPUTE, query: Json = {}) =>
   c.t.http().get(`/images/${imageId}/vms`).query(query).set('Authorization', c.t.auth(as));
 /** VM_COUNT (and IMAGE_COUNT) of a department, read through the quota API. */
 const quotaOf = async (c: Ctx, dept: string): Promise<{ vms: { used: number; reserved: number }; images: { used: number; reserved: number } }> => {
@@ -293,7 +307,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         [mine, other, undefined, false],
         [mine, admin, 'admin', false], // an admin sees its department's private images but uses only its own
         [mine, other, 'super_admin', true],
-      ] as Array<[Json, Caller, string | undefined, boolean]>) {
+      ] as Array<[Json, Caller, 'admin' | 'super_admin' | undefined, boolean]>) {
         const res = await launch(c, img.id, launchBody(c, owner, { owner: { ...ownerOf(owner), ...(role ? { role } : {}) } }));
         expect([img.name, owner.sub, role, res.status]).toEqual([img.name, owner.sub, role, ok ? 201 : 403]);
       }
@@ -306,8 +320,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         const res = await launch(c, img.id, launchBody(c, u), who);
         expect([who.role, res.status, res.body.code]).toEqual([who.role, 403, 'FORBIDDEN']);
       }
-      // untyped like every launch here (see launch): its bodies are Json
-      expect((await c.t.http().post(`/images/${img.id}/launches`).send(launchBody(c, u))).status).toBe(401);
+      expect((await reply(c.api().POST('/images/{id}/launches', { params: { path: { id: img.id } }, body: launchBody(c, u) }))).status).toBe(401);
       for (const [over, field] of [
         [{ count: 0 }, 'count'],
         [{ count: 101 }, 'count'],
@@ -322,11 +335,11 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         [{ zoneId: 'zone-1' }, 'zoneId'],
         [{ extra: 1 }, 'extra'],
       ] as Array<[Json, string]>) {
-        const res = await launch(c, img.id, launchBody(c, u, over));
+        const res = await rawLaunch(c, img.id, { ...launchBody(c, u), ...over });
         expect([field, res.status, res.body.code]).toEqual([field, 400, 'VALIDATION_FAILED']);
         expect(res.body.details.fields.map((f: Json) => f.field)).toContain(field);
       }
-      expect((await launch(c, 'not-a-uuid', launchBody(c, u))).status).toBe(400);
+      expect((await rawLaunch(c, 'not-a-uuid', launchBody(c, u))).status).toBe(400);
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 0, reserved: 0 } });
     });
   });
@@ -338,7 +351,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const idem = `k-${randomUUID()}`;
       const l = { ...(await launch(c, img.id, launchBody(c, u, { count: 2, idempotencyKey: idem }))).body, idem };
       const vm = (n: number) => `vm-${u.sub}-${n}`;
-      const reg = (n: number, over: Json = {}) =>
+      const reg = (n: number, over: Partial<OriginBody> = {}) =>
         origin(c, vm(n), { imageId: img.id, vmName: `web-${n}`, owner: ownerOf(u), reservationId: l.reservationId, ...over });
 
       const first = await reg(1);
@@ -413,7 +426,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const conflict = await origin(c, vmId, { imageId: img2.id, vmName: 'a', owner: ownerOf(u), reservationId: l2.reservationId });
       expect(conflict.status).toBe(409);
       expect(conflict.body).toMatchObject({ code: 'VM_LINK_CONFLICT', details: { vmId, imageId: img2.id, createdFrom: img.id } });
-      const cases: Array<[string, Json, number, string, Json?]> = [
+      const cases: Array<[string, Partial<OriginBody>, number, string, Json?]> = [
         ["another image's launch", { imageId: img.id, reservationId: l2.reservationId }, 422, 'RESERVATION_MISMATCH', { reason: 'image' }],
         // (an owner who may use the image, so the launch rule lets it through to the reservation check)
         [
@@ -427,7 +440,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
         ['an unknown image', { imageId: randomUUID() }, 404, 'IMAGE_NOT_FOUND'],
       ];
       for (const [what, over, status, code, details] of cases) {
-        const res = await origin(c, `vm-${u.sub}-b`, { vmName: 'b', owner: ownerOf(u), ...over });
+        const res = await origin(c, `vm-${u.sub}-b`, { imageId: img.id, vmName: 'b', owner: ownerOf(u), ...over });
         expect([what, res.status, res.body.code]).toEqual([what, status, code]);
         if (details) expect(res.body.details).toMatchObject(details);
       }
@@ -436,10 +449,13 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(await quotaOf(c, other.dept)).toMatchObject({ vms: { used: 0, reserved: 0 } });
       // only services register; ids are checked
       expect((await origin(c, 'vm-x', { imageId: img.id, vmName: 'x', owner: ownerOf(u) }, SUPER)).status).toBe(403);
-      expect((await origin(c, 'bad vm id!', { imageId: img.id, vmName: 'x', owner: ownerOf(u) })).body.code).toBe('VALIDATION_FAILED');
-      expect((await origin(c, 'vm-x', { imageId: img.id, vmName: '', owner: ownerOf(u) })).body.details.fields.map((f: Json) => f.field)).toEqual(['vmName']);
+      // untyped on purpose: a VM id, a name and zones the contract forbids
+      expect((await rawOrigin(c, 'bad vm id!', { imageId: img.id, vmName: 'x', owner: ownerOf(u) })).body.code).toBe('VALIDATION_FAILED');
+      expect((await rawOrigin(c, 'vm-x', { imageId: img.id, vmName: '', owner: ownerOf(u) })).body.details.fields.map((f: Json) => f.field)).toEqual([
+        'vmName',
+      ]);
       for (const zoneId of [undefined, 'zone-1']) {
-        const res = await origin(c, 'vm-x', { imageId: img.id, vmName: 'x', owner: ownerOf(u), zoneId });
+        const res = await rawOrigin(c, 'vm-x', { imageId: img.id, vmName: 'x', owner: ownerOf(u), zoneId });
         expect([zoneId, res.status, res.body.details?.fields?.map((f: Json) => f.field)]).toEqual([zoneId, 400, ['zoneId']]);
       }
     });
@@ -540,13 +556,9 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       const u = newUser();
       const img = await activeImage(c, u, { format: 'qcow2' }, BYTES, 8 * GiB);
       const vm = (n: string) => `vm-${u.sub}-d${n}`;
-      const reg = (n: string, reservationId?: string, over: Json = {}) =>
+      const reg = (n: string, reservationId?: string, over: Partial<OriginBody> = {}) =>
         origin(c, vm(n), { imageId: img.id, vmName: n, owner: ownerOf(u), ...(reservationId ? { reservationId } : {}), ...over });
-      const del = (n: string) =>
-        c.t
-          .http()
-          .delete(`/vms/${vm(n)}`)
-          .set('Authorization', c.t.auth(COMPUTE));
+      const del = (n: string) => reply(c.api(COMPUTE).DELETE('/vms/{vmId}', { params: { path: { vmId: vm(n) } } }));
 
       // no root disk given: each VM needs the image's virtual size; data disk sizes add up
       const b1 = launchBody(c, u, { count: 2, dataDiskBytes: [GiB, 2 * GiB] });
@@ -580,13 +592,8 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
 
       // a limit below what a launch needs: refused on DISK_BYTES, nothing reserved
       expect(
-        (
-          await c.t
-            .http()
-            .patch(`/quotas/${u.dept}`)
-            .set('Authorization', c.t.auth(SUPER))
-            .send({ limits: { DISK_BYTES: 60 * GiB } })
-        ).status,
+        (await reply(c.api(SUPER).PATCH('/quotas/{departmentId}', { params: { path: { departmentId: u.dept } }, body: { limits: { DISK_BYTES: 60 * GiB } } })))
+          .status,
       ).toBe(200);
       const over = await launch(c, img.id, launchBody(c, u, { count: 3 }));
       expect([over.status, over.body.code, over.body.details?.resource]).toEqual([409, 'QUOTA_EXCEEDED', 'DISK_BYTES']);
@@ -673,7 +680,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
 
       const queuedIso = await createImage(c.t, u, c.zoneId, { kind: 'ISO', format: undefined, isoUsage: 'OS', source: { type: 'UPLOAD' } });
       const bobsIso = await activeIso(c, bob, 'TOOL');
-      const cases: Array<[string, string, Json, number, string]> = [
+      const cases: Array<[string, string, Partial<MountBody>, number, string]> = [
         ['a disk image', img.id, {}, 422, 'NOT_AN_ISO'],
         ["another user's private ISO", bobsIso.id, {}, 403, 'IMAGE_NOT_USABLE'],
         ['an ISO still waiting for its bytes', queuedIso.id, {}, 409, 'IMAGE_NOT_ACTIVE'],
@@ -712,6 +719,7 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect(await quotaOf(c, u.dept)).toMatchObject({ vms: { used: 2, reserved: 0 } });
       await noDrift(c, u.dept);
       expect((await answer(c.api(SUPER).DELETE('/vms/{vmId}', { params: { path: { vmId: vmId } } }))).status).toBe(403);
+      // untyped on purpose: a VM id the contract forbids
       expect((await c.t.http().delete('/vms/bad%20id').set('Authorization', c.t.auth(COMPUTE))).status).toBe(400);
     });
 
@@ -737,8 +745,9 @@ describe.each(SHAPES)('VM links over HTTP (%s)', (shape) => {
       expect((await imageVms(c, img.id, u, { page: 3, pageSize: 2 })).body.items.map((v: Json) => v.vmId)).toEqual([`vm-${u.sub}-p5`]);
       expect((await imageVms(c, img.id, u, { relation: 'ISO_MOUNTED' })).body.total).toBe(0);
       expect((await imageVms(c, iso.id, u, { relation: 'ISO_MOUNTED' })).body.items.map((v: Json) => v.vmId)).toEqual([`vm-${u.sub}-p1`]);
-      expect((await imageVms(c, img.id, u, { relation: 'MOUNTED' })).status).toBe(400);
-      expect((await imageVms(c, img.id, u, { pageSize: 201 })).status).toBe(400);
+      // untyped on purpose: a relation and a page size the contract forbids
+      expect((await rawImageVms(c, img.id, u, { relation: 'MOUNTED' })).status).toBe(400);
+      expect((await rawImageVms(c, img.id, u, { pageSize: 201 })).status).toBe(400);
       // who may read: who may delete it (owner, admins, super admins) and services; others do not see it
       for (const [who, status] of [
         [u, 200],

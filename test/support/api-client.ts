@@ -1,26 +1,33 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import createClient, { type Client } from 'openapi-fetch';
-import type { components, paths } from './api-schema';
+import type { components, paths } from '../../console/src/api/schema';
 import type { Caller, TestApp } from './app';
 
 export type ApiClient = Client<paths>;
 
 /**
- * A client typed by openapi.yaml (test/support/api-schema.d.ts, `npm run openapi`) on a listening test app:
+ * One connection per request, as supertest had: fetch reuses idle keep-alive connections, and on a loaded machine
+ * (the app and the test share one event loop) the server's keep-alive timer closed one that fetch was reusing
+ * (ECONNRESET, "fetch failed", once in the conversion suite).
+ */
+const ONE_CONNECTION = { Connection: 'close' };
+
+/**
+ * A client typed by openapi.yaml (console/src/api/schema.d.ts, the one generated copy the console uses too; `npm run openapi`) on a listening test app:
  * paths, parameters, bodies and answers are the document's, so a suite that sends or reads what the contract
  * does not declare fails tsc. `as` signs its calls with that caller's token; without it, none is sent.
  * The answers go through the real HTTP server, so the contract recorder sees them too.
  */
 export async function apiClient(t: TestApp, as?: Caller): Promise<ApiClient> {
   const port = await listening(t);
-  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: as ? { Authorization: t.auth(as) } : {} });
+  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, ...(as ? { Authorization: t.auth(as) } : {}) } });
 }
 
 /** The same client with another caller's token (or a raw bearer token). */
 export async function apiClientWithToken(t: TestApp, token: string): Promise<ApiClient> {
   const port = await listening(t);
-  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { Authorization: `Bearer ${token}` } });
+  return createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, Authorization: `Bearer ${token}` } });
 }
 
 const ports = new WeakMap<TestApp, Promise<number>>();
@@ -49,7 +56,7 @@ export async function typedCallers(t: TestApp): Promise<(who?: Caller) => ApiCli
     const authorization = who ? t.auth(who) : '';
     let c = clients.get(authorization);
     if (!c) {
-      c = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: who ? { Authorization: authorization } : {} });
+      c = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}`, headers: { ...ONE_CONNECTION, ...(who ? { Authorization: authorization } : {}) } });
       clients.set(authorization, c);
     }
     return c;
@@ -84,4 +91,22 @@ export async function answer<R extends { response: Response; data?: unknown; err
 ): Promise<{ status: number; headers: Headers; data: R['data']; error: R['error'] }> {
   const r = await call;
   return { status: r.response.status, headers: r.response.headers, data: r.data, error: r.error };
+}
+
+/**
+ * An openapi-fetch answer in supertest's shape: `status`, `headers` (lower-case names), `body` (the declared 2xx
+ * body, the error body otherwise, `{}` when there is none). The suites moved from supertest read it as they read
+ * supertest's, so their assertions stay as they were; what they send is typed by the contract.
+ */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  /** read as supertest's body was: the suites moved from supertest index into it freely */
+  body: any;
+}
+export async function reply(call: Promise<{ response: Response; data?: unknown; error?: unknown }>): Promise<Reply> {
+  const r = await call;
+  const headers: Record<string, string> = {};
+  r.response.headers.forEach((v, k) => (headers[k] = v));
+  return { status: r.response.status, headers, body: (r.response.ok ? r.data : r.error) ?? {} };
 }

@@ -38,7 +38,7 @@ export interface TestApp {
   dataDir: string;
   /**
    * Listens for real on 127.0.0.1 (for clients other than supertest): on the port of PUBLIC_BASE_URL when the
-   * shape needs one (the platform shape), else on a free one. Returns the port.
+   * shape needs one (the platform shape), else on a free one. Returns the port; a second call returns the same one.
    */
   listen: () => Promise<number>;
   close: () => Promise<void>;
@@ -110,7 +110,8 @@ export async function startApp(
     dataDir,
     http: () => request(app.getHttpServer()),
     listen: async () => {
-      await app.listen(publicPort, '127.0.0.1');
+      // once: the typed client (api-client.ts, the fixtures) may have made it listen already
+      if (!app.getHttpServer().listening) await app.listen(publicPort, '127.0.0.1');
       return (app.getHttpServer().address() as AddressInfo).port;
     },
     token,

@@ -1,4 +1,4 @@
-// Generated from openapi.yaml by scripts/build-console.mjs (openapi-typescript): do not edit.
+// Generated from openapi.yaml by scripts/api-schema.mjs (openapi-typescript): do not edit.
 export interface paths {
     "/dev/tokens": {
         parameters: {
@@ -803,7 +803,7 @@ export interface components {
              * @example 64
              * @enum {integer}
              */
-            osBits: 32 | 64;
+            osBits?: 32 | 64;
             /**
              * @description OS category. A WINDOWS_IDE image gives VMs with at most one data disk.
              * @example CENTOS
@@ -824,7 +824,7 @@ export interface components {
              * @default PRIVATE
              * @example PRIVATE
              */
-            scope: components["schemas"]["Scope"];
+            scope?: components["schemas"]["Scope"];
             /** @description Where the bytes come from. */
             source: components["schemas"]["ImageSourceDto"];
             /**
@@ -1873,7 +1873,7 @@ export interface components {
              * @default 0
              * @example 1
              */
-            dataDisks: number;
+            dataDisks?: number;
             /**
              * @description Chosen by the compute side for this launch (1-128 characters `[A-Za-z0-9._:@/+=-]`): the same key and
              *     request again answer the same reservation (200, with a fresh download URL) instead of reserving twice;
@@ -2030,7 +2030,7 @@ export interface components {
              * @default false
              * @example false
              */
-            dryRun: boolean;
+            dryRun?: boolean;
         };
         ReconcileResponse: {
             /**
@@ -2453,7 +2453,7 @@ export interface components {
              * @default user
              * @example user
              */
-            role: components["schemas"]["VmOwnerRole"];
+            role?: components["schemas"]["VmOwnerRole"];
             /**
              * @description The owner's user id (the `sub` of their tokens).
              * @example u-alice
