@@ -183,7 +183,9 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
-    console.log(`${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query${ref ? ` and side, in ${ROUNDS} alternating slices, reference ${refRoot}` : ''}\n`);
+    console.log(
+      `${IMAGES} images, concurrency ${CONCURRENCY}, ${SECONDS} s per query${ref ? ` and side, in ${ROUNDS} alternating slices, reference ${refRoot}` : ''}\n`,
+    );
     console.log(
       `${'caller'.padEnd(12)} ${'query'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(7)} ${'CPU ms'.padStart(7)} ${'stmts'.padStart(6)} target`,
     );

@@ -23,7 +23,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const READS = Number(process.env.BENCH_READS ?? 300);
 const PAGE = 50;
 
-
 async function main(): Promise<void> {
   await ensureTestUser();
   const name = await createTestDatabase('bench_list_rows');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { AuthConfig } from '../config/app-config';
 import { AppError } from '../common/errors';
+import { Role } from '../common/principal';
 import { JwtVerifier, signToken } from './jwt';
 
 const SECRET = 's'.repeat(40);
@@ -72,7 +73,7 @@ describe('JwtVerifier', () => {
     const v = new JwtVerifier(cfg);
     const token = signToken(claims, SECRET, 2);
     const first = await v.verify(token);
-    first.role = 'super_admin';
+    first.role = Role.SuperAdmin;
     // the second answer comes from the verified-token cache: an equal principal, not the one changed above
     expect(await v.verify(token)).toEqual({ userId: 'u1', name: 'U', departmentId: 'd1', role: 'user' });
     // 40 s later: past exp + the 30 s skew, within the cache's own 60 s

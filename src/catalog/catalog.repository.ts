@@ -301,7 +301,11 @@ export class CatalogRepository {
     const total =
       hit && hit.version === version && version >= 0
         ? (hit.value as number)
-        : this.remember(key, version, Number(((await this.ds.query(`SELECT COUNT(*) AS n FROM images i WHERE ${where.sql}`, where.params)) as RawRow[])[0]?.n ?? 0));
+        : this.remember(
+            key,
+            version,
+            Number(((await this.ds.query(`SELECT COUNT(*) AS n FROM images i WHERE ${where.sql}`, where.params)) as RawRow[])[0]?.n ?? 0),
+          );
     return [items, total];
   }
 
@@ -352,7 +356,12 @@ export class CatalogRepository {
       const q = f.q;
       const status = Object.values(ImageStatus).find((st) => st === q.toUpperCase());
       const pattern = containsPattern(q);
-      add(`(${this.contains('i.name')} OR ${this.contains('i.description')}${status ? ' OR i.status = ?' : ''})`, pattern, pattern, ...(status ? [status] : []));
+      add(
+        `(${this.contains('i.name')} OR ${this.contains('i.description')}${status ? ' OR i.status = ?' : ''})`,
+        pattern,
+        pattern,
+        ...(status ? [status] : []),
+      );
     }
     [...new Set((f.tags ?? []).map(normaliseTag))].forEach((tag, n) => {
       add(`EXISTS (SELECT 1 FROM image_tags t${n} WHERE t${n}.imageId = i.id AND t${n}.tag = ?)`, tag);
