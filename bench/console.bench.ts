@@ -14,7 +14,7 @@
  * one load's script time goes.
  */
 import 'reflect-metadata';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -138,7 +138,12 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
     await page.goto(`${base}/console/`);
     await page.waitForFunction('window.__painted !== undefined');
     const after = await cdp.send('Performance.getMetrics');
-    if (profile) topFunctions((await cdp.send('Profiler.stop')).profile);
+    if (profile) {
+      const { profile: prof } = await cdp.send('Profiler.stop');
+      // BENCH_PROFILE_OUT=<file.cpuprofile>: the raw profile too (open it in Chromium's DevTools, or map it to a sourcemap build)
+      if (process.env.BENCH_PROFILE_OUT) writeFileSync(process.env.BENCH_PROFILE_OUT, JSON.stringify(prof));
+      topFunctions(prof);
+    }
     const metric = (n: string) => 1000 * ((after.metrics.find((m) => m.name === n)?.value ?? 0) - (before.metrics.find((m) => m.name === n)?.value ?? 0));
     const m = await page.evaluate<Timings>(TIMINGS);
     // the file is this build's, or the reference page's (BENCH_CONSOLE_REF)

@@ -1,9 +1,10 @@
 import { FilterFilled, SearchOutlined } from '@ant-design/icons';
-import { App as AntApp, Badge, Button, Input, Progress, Radio, Select, Space, Table, Tabs, Tag, Tooltip, Typography } from 'antd';
+import { App as AntApp, Badge, Button, Input, Progress, Radio, Select, Space, Table, Tabs, Typography } from 'antd';
 import type { ColumnsType, TablePaginationConfig } from 'antd/es/table';
 import type { FilterDropdownProps, FilterValue, SorterResult } from 'antd/es/table/interface';
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, session, type Zone } from './api/client';
+import { LinkButton, SPACE_VERTICAL, SPACE_WRAP, SpaceItems, TAG, tagClass, TEXT, TEXT_DANGER, TEXT_SECONDARY, TipLayer } from './cells';
 import { OS_CATEGORIES } from './constants';
 import { type Key, useT } from './i18n';
 import { watchEvents } from './live';
@@ -338,16 +339,22 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       filterIcon: (f) => <FilterTrigger column="name" label={t('filterBy', { col: t('name') })} filtered={f} />,
       filterDropdown: (p) => <NameFilter label={t('filterBy', { col: t('name') })} p={p} t={t} />,
       render: (v: string, r) => (
-        <Space orientation="vertical" size={0}>
-          <Typography.Text strong>{v}</Typography.Text>
-          {r.tags.length > 0 && (
-            <span>
-              {r.tags.map((x) => (
-                <Tag key={x}>{x}</Tag>
-              ))}
-            </span>
-          )}
-        </Space>
+        <SpaceItems className={SPACE_VERTICAL}>
+          {[
+            <span key="n" className={TEXT}>
+              <strong>{v}</strong>
+            </span>,
+            r.tags.length > 0 && (
+              <span key="t">
+                {r.tags.map((x) => (
+                  <span key={x} className={TAG}>
+                    {x}
+                  </span>
+                ))}
+              </span>
+            ),
+          ]}
+        </SpaceItems>
       ),
     },
     {
@@ -374,28 +381,35 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       width: 190,
       render: (_, r) => {
         const busy = BUSY_PHASES.includes(r.phase);
+        // the reason (or phase) shows on hover and focus: TipLayer around the table reads data-tip
         return (
-          <Space orientation="vertical" size={0} data-testid={`status-${r.name}`}>
-            <Tooltip title={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}>
-              <Tag color={r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default'} tabIndex={0} data-phase={r.phase}>
+          <SpaceItems className={SPACE_VERTICAL} data-testid={`status-${r.name}`}>
+            {[
+              <span
+                key="s"
+                className={tagClass(r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default')}
+                tabIndex={0}
+                data-phase={r.phase}
+                data-tip={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}
+              >
                 {r.status} · {r.phase}
-              </Tag>
-            </Tooltip>
-            {busy && r.phase !== 'QUEUED' && r.progress && (
-              <span style={{ width: 130, display: 'inline-block' }}>
-                <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
-                <Typography.Text type="secondary" style={{ fontSize: 12 }}>
-                  {formatBytes(r.progress.bytesDone)}
-                  {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
-                </Typography.Text>
-              </span>
-            )}
-            {r.phase === 'FAILED' && r.statusReason && (
-              <Typography.Text type="danger" style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
-                {r.statusReason}
-              </Typography.Text>
-            )}
-          </Space>
+              </span>,
+              busy && r.phase !== 'QUEUED' && r.progress && (
+                <span key="p" style={{ width: 130, display: 'inline-block' }}>
+                  <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
+                  <span className={TEXT_SECONDARY} style={{ fontSize: 12 }}>
+                    {formatBytes(r.progress.bytesDone)}
+                    {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
+                  </span>
+                </span>
+              ),
+              r.phase === 'FAILED' && r.statusReason && (
+                <span key="f" className={TEXT_DANGER} style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
+                  {r.statusReason}
+                </span>
+              ),
+            ]}
+          </SpaceItems>
         );
       },
     },
@@ -404,9 +418,9 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       dataIndex: 'scope',
       key: 'scope',
       render: (s: Image['scope']) => (
-        <Tag color={s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple'}>
+        <span className={tagClass(s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple')}>
           {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
-        </Tag>
+        </span>
       ),
     },
     {
@@ -418,10 +432,10 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         <span>
           {formatBytes(r.sizeBytes || null)}
           {r.virtualSizeBytes ? (
-            <Typography.Text type="secondary">
+            <span className={TEXT_SECONDARY}>
               {' '}
               / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
-            </Typography.Text>
+            </span>
           ) : null}
         </span>
       ),
@@ -443,38 +457,40 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       render: (_, r) => {
         const m = may(me, r);
         return (
-          <Space size={0} wrap>
-            {m.edit && (
-              <Button type="link" size="small" onClick={() => setDialog({ type: 'edit', image: r })}>
-                {t('edit')}
-              </Button>
-            )}
-            {(m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS') ? (
-              <Button type="link" size="small" onClick={() => setDialog({ type: 'launch', image: r })}>
-                {t('createVm')}
-              </Button>
-            ) : null}
-            {m.enableDisable && r.phase === 'READY' && (
-              <Button type="link" size="small" onClick={() => act(r, 'disable')}>
-                {t('disable')}
-              </Button>
-            )}
-            {m.enableDisable && r.phase === 'DISABLED' && (
-              <Button type="link" size="small" onClick={() => act(r, 'enable')}>
-                {t('enable')}
-              </Button>
-            )}
-            {m.edit && r.phase === 'FAILED' && (
-              <Button type="link" size="small" onClick={() => act(r, 'retry')}>
-                {t('retry')}
-              </Button>
-            )}
-            {m.delete && (
-              <Button type="link" size="small" danger onClick={() => setDialog({ type: 'delete', image: r })}>
-                {t('delete')}
-              </Button>
-            )}
-          </Space>
+          <SpaceItems className={SPACE_WRAP} style={{ flexWrap: 'wrap' }}>
+            {[
+              m.edit && (
+                <LinkButton key="edit" onClick={() => setDialog({ type: 'edit', image: r })}>
+                  {t('edit')}
+                </LinkButton>
+              ),
+              ((m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS')) && (
+                <LinkButton key="vm" onClick={() => setDialog({ type: 'launch', image: r })}>
+                  {t('createVm')}
+                </LinkButton>
+              ),
+              m.enableDisable && r.phase === 'READY' && (
+                <LinkButton key="disable" onClick={() => void act(r, 'disable')}>
+                  {t('disable')}
+                </LinkButton>
+              ),
+              m.enableDisable && r.phase === 'DISABLED' && (
+                <LinkButton key="enable" onClick={() => void act(r, 'enable')}>
+                  {t('enable')}
+                </LinkButton>
+              ),
+              m.edit && r.phase === 'FAILED' && (
+                <LinkButton key="retry" onClick={() => void act(r, 'retry')}>
+                  {t('retry')}
+                </LinkButton>
+              ),
+              m.delete && (
+                <LinkButton key="delete" danger onClick={() => setDialog({ type: 'delete', image: r })}>
+                  {t('delete')}
+                </LinkButton>
+              ),
+            ]}
+          </SpaceItems>
         );
       },
     },
@@ -549,16 +565,18 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         />
         <Button onClick={() => void load()}>{t('refresh')}</Button>
       </Space>
-      <Table<Image>
-        rowKey="id"
-        size="middle"
-        loading={loading}
-        columns={columns}
-        dataSource={rows}
-        scroll={{ x: 1200 }}
-        onChange={onTable}
-        pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
-      />
+      <TipLayer>
+        <Table<Image>
+          rowKey="id"
+          size="middle"
+          loading={loading}
+          columns={columns}
+          dataSource={rows}
+          scroll={{ x: 1200 }}
+          onChange={onTable}
+          pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
+        />
+      </TipLayer>
       <Suspense fallback={null}>
         {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
           <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
