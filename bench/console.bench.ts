@@ -97,11 +97,16 @@ interface Load {
   scriptMs: number;
   taskMs: number;
   styleLayoutMs: number;
+  /** CPU time of the renderer's main thread and of its whole process (all its threads: compiling, parsing) in this load: what a busy machine inflates least */
+  threadCpuMs: number;
+  processCpuMs: number;
   jsGzFirst: number;
   jsWireFirst: number;
   requests: number;
+  /** each request: [name, start, first byte, last byte] (ms from navigation start) */
+  detail: Array<[string, number, number, number]>;
 }
-type Timings = Omit<Load, 'jsGzFirst' | 'scriptMs' | 'taskMs' | 'styleLayoutMs'> & { jsNames: string[] };
+type Timings = Omit<Load, 'jsGzFirst' | 'scriptMs' | 'taskMs' | 'styleLayoutMs' | 'threadCpuMs' | 'processCpuMs'> & { jsNames: string[] };
 // runs in the page (a string: the bench is compiled without the DOM's types)
 const TIMINGS = `(() => {
   const nav = performance.getEntriesByType('navigation')[0];
@@ -118,6 +123,7 @@ const TIMINGS = `(() => {
     firstApi: Math.max(0, ...api.map((r) => r.responseEnd)),
     data: mark('hcm:data'),
     jsNames: js.map((r) => r.name.split('/').pop()),
+    detail: [nav, ...res].map((r) => [r.name.replace(location.origin, '').replace(/-[\\w-]{8}\\./, '.'), r.startTime, r.responseStart, r.responseEnd]),
     jsWireFirst: js.reduce((n, r) => n + r.transferSize, 0),
     requests: res.length + 1,
   };
@@ -155,6 +161,8 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
       scriptMs: metric('ScriptDuration'),
       taskMs: metric('TaskDuration'),
       styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'),
+      threadCpuMs: metric('ThreadTime'),
+      processCpuMs: metric('ProcessTime'),
       jsGzFirst,
     };
   });
@@ -188,7 +196,7 @@ function topFunctions(p: {
 
 function report(title: string, runs: Load[]): void {
   const tot = runs.map((r) => r.total);
-  const f = (k: keyof Load) => median(runs.map((r) => r[k])).toFixed(0);
+  const f = (k: Exclude<keyof Load, 'detail'>) => median(runs.map((r) => r[k])).toFixed(0);
   console.log(
     `\n== ${title}, ${runs.length} runs; load average ${loadavg()
       .map((l) => l.toFixed(2))
@@ -201,8 +209,16 @@ function report(title: string, runs: Load[]): void {
     `breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`,
   );
   console.log(
-    `renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`,
+    `renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; CPU time: main thread ${f('threadCpuMs')}, renderer process ${f('processCpuMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`,
   );
+  if (process.env.BENCH_DETAIL === '1') {
+    // each request's start, first byte and last byte (medians over the runs, ms from navigation start)
+    const names = [...new Set(runs.flatMap((r) => r.detail.map((d) => d[0])))];
+    for (const n of names) {
+      const of = (i: number) => median(runs.flatMap((r) => r.detail.filter((d) => d[0] === n).map((d) => d[i] as number))).toFixed(0);
+      console.log(`  ${n.slice(0, 48).padEnd(48)} start ${of(1).padStart(5)} | first byte ${of(2).padStart(5)} | last byte ${of(3).padStart(5)}`);
+    }
+  }
 }
 
 /**
@@ -267,9 +283,9 @@ async function embedded(): Promise<void> {
     if (ref) {
       report(`reference page ${refDir}: first load (runs interleaved with the ones above)`, refRuns);
       report('reference page: repeat load', refAgain);
-      const ratio = (a: Load[], b: Load[], k: keyof Load) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
+      const ratio = (a: Load[], b: Load[], k: Exclude<keyof Load, 'detail'>) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
       console.log(
-        `this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`,
+        `this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x, main-thread CPU ${ratio(runs, refRuns, 'threadCpuMs')} x, renderer CPU ${ratio(runs, refRuns, 'processCpuMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`,
       );
       await ref.close();
     }

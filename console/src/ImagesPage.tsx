@@ -40,6 +40,8 @@ interface First {
   /** set by index.html when the answers are in: the first render can show them without waiting for a promise */
   listData?: { items: Image[]; total: number } | null;
   countsData?: Counts | null;
+  /** the zones (their names in the table), whatever the filters */
+  zonesData?: { items: Zone[] } | null;
 }
 /**
  * The answers index.html asked for while the scripts loaded (window.__hcmFirst), used once, and only when
@@ -57,6 +59,7 @@ function takeFirst(st: State): Early | undefined {
   const w = window as unknown as { __hcmFirst?: First };
   const f = w.__hcmFirst;
   w.__hcmFirst = undefined;
+  if (f?.token === session.token && f.zonesData) firstZones = f.zonesData.items;
   if (!f || f.token !== session.token || st.sort || st.order || st.tags.length || st.kind || st.q || st.name || st.osCategory || st.hypervisor)
     return undefined;
   if (f.key !== `view=${encodeURIComponent(st.view)}&page=${st.page}&pageSize=${st.pageSize}`) return undefined;
@@ -68,6 +71,7 @@ function takeFirst(st: State): Early | undefined {
     ready: f.listData && f.countsData ? { list: f.listData, counts: f.countsData } : undefined,
   };
 }
+let firstZones: Zone[] | undefined;
 const markData = () => {
   if (!performance.getEntriesByName('hcm:data').length) performance.mark('hcm:data');
 };
@@ -223,7 +227,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   const [rows, setRows] = useState<Image[]>(() => (earlyRef.current?.ready ? (markData(), earlyRef.current.ready.list.items) : []));
   const [total, setTotal] = useState(() => earlyRef.current?.ready?.list.total ?? 0);
   const [counts, setCounts] = useState<Counts | undefined>(() => earlyRef.current?.ready?.counts);
-  const [zones, setZones] = useState<Zone[]>([]);
+  const [zones, setZones] = useState<Zone[]>(() => firstZones ?? []);
   const [loading, setLoading] = useState(false);
   const [mode, setMode] = useState<'live' | 'polling' | undefined>();
   const [dialog, setDialog] = useState<{ type: 'create' | 'createIso' | 'edit' | 'delete' | 'launch'; image?: Image }>();
@@ -279,6 +283,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
     if (rows.length && !performance.getEntriesByName('hcm:rows').length) performance.mark('hcm:rows');
   }, [rows]);
   useEffect(() => {
+    if (firstZones) return void (firstZones = undefined); // index.html's answer, shown by the first render
     void api.GET('/zones', { params: { query: { pageSize: 200 } } }).then((r) => r.data && setZones(r.data.items));
   }, []);
 
@@ -316,187 +321,198 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   }, []);
 
   const set = (p: Partial<State>) => setSt((s) => ({ ...s, page: 1, ...p }));
-  const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id.slice(0, 8);
-  const act = async (img: Image, what: 'enable' | 'disable' | 'retry') => {
-    const r =
-      what === 'retry'
-        ? await api.POST('/images/{id}/retry', { params: { path: { id: img.id } } })
-        : what === 'enable'
-          ? await api.POST('/images/{id}/enable', { params: { path: { id: img.id } } })
-          : await api.POST('/images/{id}/disable', { params: { path: { id: img.id } }, body: {} });
-    if (r.error) message.error(errorText(r.error));
-    void load();
-  };
+  // the columns and the table are memoised: a state change elsewhere on the page (the live badge, a dialog)
+  // does not render the table's rows again
+  const act = useCallback(
+    async (img: Image, what: 'enable' | 'disable' | 'retry') => {
+      const r =
+        what === 'retry'
+          ? await api.POST('/images/{id}/retry', { params: { path: { id: img.id } } })
+          : what === 'enable'
+            ? await api.POST('/images/{id}/enable', { params: { path: { id: img.id } } })
+            : await api.POST('/images/{id}/disable', { params: { path: { id: img.id } }, body: {} });
+      if (r.error) message.error(errorText(r.error));
+      void loadRef.current();
+    },
+    [message],
+  );
 
-  const columns: ColumnsType<Image> = [
-    {
-      title: t('name'),
-      dataIndex: 'name',
-      key: 'name',
-      sorter: true,
-      sortOrder: st.sort === 'name' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      filteredValue: st.name ? [st.name] : null,
-      filterIcon: (f) => <FilterTrigger column="name" label={t('filterBy', { col: t('name') })} filtered={f} />,
-      filterDropdown: (p) => <NameFilter label={t('filterBy', { col: t('name') })} p={p} t={t} />,
-      render: (v: string, r) => (
-        <SpaceItems className={SPACE_VERTICAL}>
-          {[
-            <span key="n" className={TEXT}>
-              <strong>{v}</strong>
-            </span>,
-            r.tags.length > 0 && (
-              <span key="t">
-                {r.tags.map((x) => (
-                  <span key={x} className={TAG}>
-                    {x}
-                  </span>
-                ))}
-              </span>
-            ),
-          ]}
-        </SpaceItems>
-      ),
-    },
-    {
-      title: t('os'),
-      key: 'osCategory',
-      filteredValue: st.osCategory ? [st.osCategory] : null,
-      filterIcon: (f) => <FilterTrigger column="osCategory" label={t('filterBy', { col: t('os') })} filtered={f} />,
-      filterDropdown: (p) => <ChoiceFilter column="osCategory" label={t('filterBy', { col: t('os') })} values={OS_CATEGORIES} p={p} t={t} />,
-      render: (_, r) => `${r.osCategory}${r.osName ? ` ${r.osName}` : ''}${r.osVersion ? ` ${r.osVersion}` : ''} · ${r.osBits}`,
-    },
-    {
-      title: t('hypervisor'),
-      dataIndex: 'hypervisor',
-      key: 'hypervisor',
-      filteredValue: st.hypervisor ? [st.hypervisor] : null,
-      filterIcon: (f) => <FilterTrigger column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} filtered={f} />,
-      filterDropdown: (p) => <ChoiceFilter column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} values={HYPERVISORS} p={p} t={t} />,
-    },
-    { title: t('format'), dataIndex: 'format', key: 'format' },
-    { title: t('kind'), key: 'kind', render: (_, r) => (r.kind === 'ISO' ? `ISO · ${r.isoUsage === 'TOOL' ? t('usageTool') : t('usageOs')}` : t('typeImage')) },
-    {
-      title: t('status'),
-      key: 'status',
-      width: 190,
-      render: (_, r) => {
-        const busy = BUSY_PHASES.includes(r.phase);
-        // the reason (or phase) shows on hover and focus: TipLayer around the table reads data-tip
-        return (
-          <SpaceItems className={SPACE_VERTICAL} data-testid={`status-${r.name}`}>
+  const columns = useMemo((): ColumnsType<Image> => {
+    const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id.slice(0, 8);
+    return [
+      {
+        title: t('name'),
+        dataIndex: 'name',
+        key: 'name',
+        sorter: true,
+        sortOrder: st.sort === 'name' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        filteredValue: st.name ? [st.name] : null,
+        filterIcon: (f) => <FilterTrigger column="name" label={t('filterBy', { col: t('name') })} filtered={f} />,
+        filterDropdown: (p) => <NameFilter label={t('filterBy', { col: t('name') })} p={p} t={t} />,
+        render: (v: string, r) => (
+          <SpaceItems className={SPACE_VERTICAL}>
             {[
-              <span
-                key="s"
-                className={tagClass(r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default')}
-                tabIndex={0}
-                data-phase={r.phase}
-                data-tip={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}
-              >
-                {r.status} · {r.phase}
+              <span key="n" className={TEXT}>
+                <strong>{v}</strong>
               </span>,
-              busy && r.phase !== 'QUEUED' && r.progress && (
-                <span key="p" style={{ width: 130, display: 'inline-block' }}>
-                  <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
-                  <span className={TEXT_SECONDARY} style={{ fontSize: 12 }}>
-                    {formatBytes(r.progress.bytesDone)}
-                    {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
+              r.tags.length > 0 && (
+                <span key="t">
+                  {r.tags.map((x) => (
+                    <span key={x} className={TAG}>
+                      {x}
+                    </span>
+                  ))}
+                </span>
+              ),
+            ]}
+          </SpaceItems>
+        ),
+      },
+      {
+        title: t('os'),
+        key: 'osCategory',
+        filteredValue: st.osCategory ? [st.osCategory] : null,
+        filterIcon: (f) => <FilterTrigger column="osCategory" label={t('filterBy', { col: t('os') })} filtered={f} />,
+        filterDropdown: (p) => <ChoiceFilter column="osCategory" label={t('filterBy', { col: t('os') })} values={OS_CATEGORIES} p={p} t={t} />,
+        render: (_, r) => `${r.osCategory}${r.osName ? ` ${r.osName}` : ''}${r.osVersion ? ` ${r.osVersion}` : ''} · ${r.osBits}`,
+      },
+      {
+        title: t('hypervisor'),
+        dataIndex: 'hypervisor',
+        key: 'hypervisor',
+        filteredValue: st.hypervisor ? [st.hypervisor] : null,
+        filterIcon: (f) => <FilterTrigger column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} filtered={f} />,
+        filterDropdown: (p) => <ChoiceFilter column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} values={HYPERVISORS} p={p} t={t} />,
+      },
+      { title: t('format'), dataIndex: 'format', key: 'format' },
+      {
+        title: t('kind'),
+        key: 'kind',
+        render: (_, r) => (r.kind === 'ISO' ? `ISO · ${r.isoUsage === 'TOOL' ? t('usageTool') : t('usageOs')}` : t('typeImage')),
+      },
+      {
+        title: t('status'),
+        key: 'status',
+        width: 190,
+        render: (_, r) => {
+          const busy = BUSY_PHASES.includes(r.phase);
+          // the reason (or phase) shows on hover and focus: TipLayer around the table reads data-tip
+          return (
+            <SpaceItems className={SPACE_VERTICAL} data-testid={`status-${r.name}`}>
+              {[
+                <span
+                  key="s"
+                  className={tagClass(r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default')}
+                  tabIndex={0}
+                  data-phase={r.phase}
+                  data-tip={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}
+                >
+                  {r.status} · {r.phase}
+                </span>,
+                busy && r.phase !== 'QUEUED' && r.progress && (
+                  <span key="p" style={{ width: 130, display: 'inline-block' }}>
+                    <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
+                    <span className={TEXT_SECONDARY} style={{ fontSize: 12 }}>
+                      {formatBytes(r.progress.bytesDone)}
+                      {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
+                    </span>
                   </span>
-                </span>
-              ),
-              r.phase === 'FAILED' && r.statusReason && (
-                <span key="f" className={TEXT_DANGER} style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
-                  {r.statusReason}
-                </span>
-              ),
-            ]}
-          </SpaceItems>
-        );
+                ),
+                r.phase === 'FAILED' && r.statusReason && (
+                  <span key="f" className={TEXT_DANGER} style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
+                    {r.statusReason}
+                  </span>
+                ),
+              ]}
+            </SpaceItems>
+          );
+        },
       },
-    },
-    {
-      title: t('scope'),
-      dataIndex: 'scope',
-      key: 'scope',
-      render: (s: Image['scope']) => (
-        <span className={tagClass(s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple')}>
-          {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
-        </span>
-      ),
-    },
-    {
-      title: t('size'),
-      key: 'sizeBytes',
-      sorter: true,
-      sortOrder: st.sort === 'sizeBytes' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      render: (_, r) => (
-        <span>
-          {formatBytes(r.sizeBytes || null)}
-          {r.virtualSizeBytes ? (
-            <span className={TEXT_SECONDARY}>
-              {' '}
-              / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
-            </span>
-          ) : null}
-        </span>
-      ),
-    },
-    { title: t('owner'), key: 'owner', render: (_, r) => `${r.ownerId} (${r.departmentId})` },
-    { title: t('zone'), key: 'zone', render: (_, r) => zoneName(r.zoneId) },
-    {
-      title: t('created'),
-      dataIndex: 'createdAt',
-      key: 'createdAt',
-      sorter: true,
-      sortOrder: st.sort === 'createdAt' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      render: (v: string) => new Date(v).toLocaleString(),
-    },
-    {
-      title: t('ops'),
-      key: 'ops',
-      fixed: 'right',
-      render: (_, r) => {
-        const m = may(me, r);
-        return (
-          <SpaceItems className={SPACE_WRAP} style={{ flexWrap: 'wrap' }}>
-            {[
-              m.edit && (
-                <LinkButton key="edit" onClick={() => setDialog({ type: 'edit', image: r })}>
-                  {t('edit')}
-                </LinkButton>
-              ),
-              ((m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS')) && (
-                <LinkButton key="vm" onClick={() => setDialog({ type: 'launch', image: r })}>
-                  {t('createVm')}
-                </LinkButton>
-              ),
-              m.enableDisable && r.phase === 'READY' && (
-                <LinkButton key="disable" onClick={() => void act(r, 'disable')}>
-                  {t('disable')}
-                </LinkButton>
-              ),
-              m.enableDisable && r.phase === 'DISABLED' && (
-                <LinkButton key="enable" onClick={() => void act(r, 'enable')}>
-                  {t('enable')}
-                </LinkButton>
-              ),
-              m.edit && r.phase === 'FAILED' && (
-                <LinkButton key="retry" onClick={() => void act(r, 'retry')}>
-                  {t('retry')}
-                </LinkButton>
-              ),
-              m.delete && (
-                <LinkButton key="delete" danger onClick={() => setDialog({ type: 'delete', image: r })}>
-                  {t('delete')}
-                </LinkButton>
-              ),
-            ]}
-          </SpaceItems>
-        );
+      {
+        title: t('scope'),
+        dataIndex: 'scope',
+        key: 'scope',
+        render: (s: Image['scope']) => (
+          <span className={tagClass(s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple')}>
+            {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
+          </span>
+        ),
       },
-    },
-  ];
+      {
+        title: t('size'),
+        key: 'sizeBytes',
+        sorter: true,
+        sortOrder: st.sort === 'sizeBytes' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        render: (_, r) => (
+          <span>
+            {formatBytes(r.sizeBytes || null)}
+            {r.virtualSizeBytes ? (
+              <span className={TEXT_SECONDARY}>
+                {' '}
+                / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
+              </span>
+            ) : null}
+          </span>
+        ),
+      },
+      { title: t('owner'), key: 'owner', render: (_, r) => `${r.ownerId} (${r.departmentId})` },
+      { title: t('zone'), key: 'zone', render: (_, r) => zoneName(r.zoneId) },
+      {
+        title: t('created'),
+        dataIndex: 'createdAt',
+        key: 'createdAt',
+        sorter: true,
+        sortOrder: st.sort === 'createdAt' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        render: (v: string) => new Date(v).toLocaleString(),
+      },
+      {
+        title: t('ops'),
+        key: 'ops',
+        fixed: 'right',
+        render: (_, r) => {
+          const m = may(me, r);
+          return (
+            <SpaceItems className={SPACE_WRAP} style={{ flexWrap: 'wrap' }}>
+              {[
+                m.edit && (
+                  <LinkButton key="edit" onClick={() => setDialog({ type: 'edit', image: r })}>
+                    {t('edit')}
+                  </LinkButton>
+                ),
+                ((m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS')) && (
+                  <LinkButton key="vm" onClick={() => setDialog({ type: 'launch', image: r })}>
+                    {t('createVm')}
+                  </LinkButton>
+                ),
+                m.enableDisable && r.phase === 'READY' && (
+                  <LinkButton key="disable" onClick={() => void act(r, 'disable')}>
+                    {t('disable')}
+                  </LinkButton>
+                ),
+                m.enableDisable && r.phase === 'DISABLED' && (
+                  <LinkButton key="enable" onClick={() => void act(r, 'enable')}>
+                    {t('enable')}
+                  </LinkButton>
+                ),
+                m.edit && r.phase === 'FAILED' && (
+                  <LinkButton key="retry" onClick={() => void act(r, 'retry')}>
+                    {t('retry')}
+                  </LinkButton>
+                ),
+                m.delete && (
+                  <LinkButton key="delete" danger onClick={() => setDialog({ type: 'delete', image: r })}>
+                    {t('delete')}
+                  </LinkButton>
+                ),
+              ]}
+            </SpaceItems>
+          );
+        },
+      },
+    ];
+  }, [t, st, zones, me, act]);
 
-  const onTable = (p: TablePaginationConfig, f: Record<string, FilterValue | null>, s: SorterResult<Image> | SorterResult<Image>[]) => {
+  const onTable = useCallback((p: TablePaginationConfig, f: Record<string, FilterValue | null>, s: SorterResult<Image> | SorterResult<Image>[]) => {
     const so = Array.isArray(s) ? s[0] : s;
     const sortKey = so?.order ? ((so.columnKey as State['sort']) ?? undefined) : undefined;
     setSt((cur) => ({
@@ -509,7 +525,24 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       osCategory: (f.osCategory?.[0] as string | undefined) || undefined,
       hypervisor: (f.hypervisor?.[0] as string | undefined) || undefined,
     }));
-  };
+  }, []);
+  const table = useMemo(
+    () => (
+      <TipLayer>
+        <Table<Image>
+          rowKey="id"
+          size="middle"
+          loading={loading}
+          columns={columns}
+          dataSource={rows}
+          scroll={{ x: 1200 }}
+          onChange={onTable}
+          pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
+        />
+      </TipLayer>
+    ),
+    [loading, columns, rows, onTable, st.page, st.pageSize, total, t],
+  );
 
   const views: View[] = ['all', 'featured', 'public', 'private'];
   return (
@@ -565,18 +598,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
         />
         <Button onClick={() => void load()}>{t('refresh')}</Button>
       </Space>
-      <TipLayer>
-        <Table<Image>
-          rowKey="id"
-          size="middle"
-          loading={loading}
-          columns={columns}
-          dataSource={rows}
-          scroll={{ x: 1200 }}
-          onChange={onTable}
-          pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
-        />
-      </TipLayer>
+      {table}
       <Suspense fallback={null}>
         {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
           <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />
