@@ -101,7 +101,7 @@ function writeUrl(st: State) {
     else if (v !== undefined && v !== '' && !(k === 'page' && v === 1) && !(k === 'pageSize' && v === 20)) u.set(k, String(v));
   }
   const qs = u.toString();
-  history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+  if (location.search !== (qs ? `?${qs}` : '')) history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
 }
 
 /**
@@ -545,6 +545,60 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   );
 
   const views: View[] = ['all', 'featured', 'public', 'private'];
+  // the tabs and the toolbar (two Selects, the search box) are memoised too: the live badge appearing, or a dialog
+  // opening, does not render them again
+  const toolbar = useMemo(
+    () => (
+      <>
+        <Tabs
+          activeKey={st.view}
+          onChange={(k) => set({ view: k as View })}
+          items={views.map((v) => ({ key: v, label: <span data-testid={`tab-${v}`}>{`${t(v)} (${counts ? counts[v] : '…'})`}</span> }))}
+        />
+        <Space wrap style={{ marginBottom: 12 }}>
+          <Button type="primary" onClick={() => setDialog({ type: 'create' })}>
+            {t('create')}
+          </Button>
+          <Button onClick={() => setDialog({ type: 'createIso' })}>{t('createIso')}</Button>
+          <Select
+            mode="tags"
+            aria-label={t('tagSearch')}
+            data-testid="tag-search"
+            placeholder={t('tagSearch')}
+            style={{ minWidth: 200 }}
+            value={st.tags}
+            onChange={(v: string[]) => set({ tags: v })}
+            open={false}
+            suffixIcon={null}
+          />
+          <Select
+            aria-label={t('typeFilter')}
+            data-testid="type-filter"
+            placeholder={t('typeFilter')}
+            allowClear
+            style={{ width: 120 }}
+            value={st.kind}
+            onChange={(v) => set({ kind: v })}
+            options={[
+              { value: 'IMAGE', label: t('typeImage') },
+              { value: 'ISO', label: t('typeIso') },
+            ]}
+          />
+          <Input.Search
+            aria-label={t('quickSearch')}
+            placeholder={t('quickSearch')}
+            allowClear
+            defaultValue={st.q}
+            enterButton={<Button aria-label={t('search')} icon={<SearchOutlined aria-hidden />} />}
+            style={{ width: 300 }}
+            onSearch={(v) => set({ q: v || undefined })}
+          />
+          <Button onClick={() => void load()}>{t('refresh')}</Button>
+        </Space>
+      </>
+    ),
+    [st, counts, t, load],
+  );
   return (
     <div>
       <Typography.Title level={4} style={{ marginTop: 0 }}>
@@ -553,51 +607,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
           <Badge status={mode === 'live' ? 'processing' : 'default'} text={t(mode)} style={{ marginLeft: 12, fontWeight: 'normal' }} data-testid="live-mode" />
         )}
       </Typography.Title>
-      <Tabs
-        activeKey={st.view}
-        onChange={(k) => set({ view: k as View })}
-        items={views.map((v) => ({ key: v, label: <span data-testid={`tab-${v}`}>{`${t(v)} (${counts ? counts[v] : '…'})`}</span> }))}
-      />
-      <Space wrap style={{ marginBottom: 12 }}>
-        <Button type="primary" onClick={() => setDialog({ type: 'create' })}>
-          {t('create')}
-        </Button>
-        <Button onClick={() => setDialog({ type: 'createIso' })}>{t('createIso')}</Button>
-        <Select
-          mode="tags"
-          aria-label={t('tagSearch')}
-          data-testid="tag-search"
-          placeholder={t('tagSearch')}
-          style={{ minWidth: 200 }}
-          value={st.tags}
-          onChange={(v: string[]) => set({ tags: v })}
-          open={false}
-          suffixIcon={null}
-        />
-        <Select
-          aria-label={t('typeFilter')}
-          data-testid="type-filter"
-          placeholder={t('typeFilter')}
-          allowClear
-          style={{ width: 120 }}
-          value={st.kind}
-          onChange={(v) => set({ kind: v })}
-          options={[
-            { value: 'IMAGE', label: t('typeImage') },
-            { value: 'ISO', label: t('typeIso') },
-          ]}
-        />
-        <Input.Search
-          aria-label={t('quickSearch')}
-          placeholder={t('quickSearch')}
-          allowClear
-          defaultValue={st.q}
-          enterButton={<Button aria-label={t('search')} icon={<SearchOutlined aria-hidden />} />}
-          style={{ width: 300 }}
-          onSearch={(v) => set({ q: v || undefined })}
-        />
-        <Button onClick={() => void load()}>{t('refresh')}</Button>
-      </Space>
+      {toolbar}
       {table}
       <Suspense fallback={null}>
         {(dialog?.type === 'create' || dialog?.type === 'createIso') && (

@@ -29,7 +29,10 @@ export function LinkButton({ onClick, danger, children }: { onClick: () => void;
   );
 }
 
-/** antd's `<Space>` items: each child in its `ant-space-item` wrapper (falsy children dropped, as Space does). */
+/**
+ * antd's `<Space>` (inline flex, vertical or wrapping) without its per-child `ant-space-item` wrappers: the
+ * children are the flex items themselves (the same layout with a third fewer elements per row).
+ */
 export function SpaceItems({
   className,
   style,
@@ -43,11 +46,7 @@ export function SpaceItems({
 }) {
   return (
     <div className={className} style={style} {...rest}>
-      {children.filter(Boolean).map((c, i) => (
-        <div key={i} className="ant-space-item">
-          {c}
-        </div>
-      ))}
+      {children.filter(Boolean)}
     </div>
   );
 }
