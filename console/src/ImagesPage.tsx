@@ -72,6 +72,8 @@ function takeFirst(st: State): Early | undefined {
   };
 }
 let firstZones: Zone[] | undefined;
+/** rows in the first render: a 1280 x 800 window shows 5 of them, a taller one up to 8 */
+const FIRST_ROWS = 8;
 const markData = () => {
   if (!performance.getEntriesByName('hcm:data').length) performance.mark('hcm:data');
 };
@@ -225,6 +227,19 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   const earlyRef = useRef<Early | undefined | null>(null);
   if (earlyRef.current === null) earlyRef.current = takeFirst(st);
   const [rows, setRows] = useState<Image[]>(() => (earlyRef.current?.ready ? (markData(), earlyRef.current.ready.list.items) : []));
+  // Progressive first render: the page's first rows come in the first render (what a screen shows above the
+  // fold), the rest of the page in the render after it has been painted (once; a page change renders all at once)
+  const [allShown, setAllShown] = useState(false);
+  useEffect(() => {
+    if (allShown || !rows.length) return;
+    let later: ReturnType<typeof setTimeout> | undefined;
+    const frame = requestAnimationFrame(() => (later = setTimeout(() => setAllShown(true))));
+    return () => {
+      cancelAnimationFrame(frame);
+      clearTimeout(later);
+    };
+  }, [rows, allShown]);
+  const shownRows = useMemo(() => (allShown ? rows : rows.slice(0, FIRST_ROWS)), [rows, allShown]);
   const [total, setTotal] = useState(() => earlyRef.current?.ready?.list.total ?? 0);
   const [counts, setCounts] = useState<Counts | undefined>(() => earlyRef.current?.ready?.counts);
   const [zones, setZones] = useState<Zone[]>(() => firstZones ?? []);
@@ -534,14 +549,14 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
           size="middle"
           loading={loading}
           columns={columns}
-          dataSource={rows}
+          dataSource={shownRows}
           scroll={{ x: 1200 }}
           onChange={onTable}
           pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
         />
       </TipLayer>
     ),
-    [loading, columns, rows, onTable, st.page, st.pageSize, total, t],
+    [loading, columns, shownRows, onTable, st.page, st.pageSize, total, t],
   );
 
   const views: View[] = ['all', 'featured', 'public', 'private'];
