@@ -10,8 +10,10 @@
  * Goals: first load < 1 s, first screen's JavaScript < 500 KiB gzipped.
  * The browser is started and warmed once; each first load is a fresh context (cold HTTP cache) and is timed by
  * the page's clock from navigation start. BENCH_CONSOLE_REF=<another build's console/dist> loads that page too,
- * interleaved, and prints the ratios (the figure that holds on a loaded machine). BENCH_PROFILE=1 prints where
- * one load's script time goes.
+ * interleaved, and prints the ratios (the figure that holds on a loaded machine), with the renderer's CPU time
+ * (main thread and whole process: what other processes on the cores inflate least). BENCH_PROFILE=1 prints where
+ * one load's script time goes (BENCH_PROFILE_OUT=<file> keeps the raw CPU profile: map it to a `vite build
+ * --sourcemap` of the page); BENCH_DETAIL=1 prints each request's start, first and last byte.
  */
 import 'reflect-metadata';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
