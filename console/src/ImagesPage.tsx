@@ -543,7 +543,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   }, []);
   const table = useMemo(
     () => (
-      <TipLayer>
+      <TipLayer watch={shownRows}>
         <Table<Image>
           rowKey="id"
           size="middle"

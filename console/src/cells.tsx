@@ -1,5 +1,5 @@
 import { Tooltip } from 'antd';
-import { type FocusEvent, type MouseEvent, type ReactNode, useCallback, useState } from 'react';
+import { type FocusEvent, type MouseEvent, type ReactNode, useCallback, useEffect, useState } from 'react';
 
 /**
  * The table's cells on the first screen are plain elements with antd's own classes (the markup antd's Tag,
@@ -57,8 +57,19 @@ const TIP_ID = 'hcm-cell-tip';
  * (an invisible anchor over it), and names it by aria-describedby while shown. Event delegation on the wrapper:
  * no per-cell instance, and nothing of the Tooltip is mounted before the first hover.
  */
-export function TipLayer({ children }: { children: ReactNode }) {
+export function TipLayer({ children, watch }: { children: ReactNode; watch?: unknown }) {
   const [tip, setTip] = useState<{ el: HTMLElement; text: string; n: number }>();
+  // when the cells change (`watch`: the rows) under a shown tip: gone with its row, or its new text, placed again
+  useEffect(
+    () =>
+      setTip((cur) => {
+        if (!cur) return cur;
+        if (!cur.el.isConnected) return undefined;
+        const text = cur.el.dataset.tip ?? '';
+        return text === cur.text ? cur : { el: cur.el, text, n: cur.n + 1 };
+      }),
+    [watch],
+  );
   const show = useCallback((e: MouseEvent | FocusEvent) => {
     const el = (e.target as HTMLElement).closest<HTMLElement>('[data-tip]');
     if (!el) return;
