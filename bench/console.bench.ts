@@ -10,11 +10,13 @@
  * Goals: first load < 1 s, first screen's JavaScript < 500 KiB gzipped.
  * The browser is started and warmed once; each first load is a fresh context (cold HTTP cache) and is timed by
  * the page's clock from navigation start. BENCH_CONSOLE_REF=<another build's console/dist> loads that page too,
- * interleaved, and prints the ratios (the figure that holds on a loaded machine). BENCH_PROFILE=1 prints where
- * one load's script time goes.
+ * interleaved, and prints the ratios (the figure that holds on a loaded machine), with the renderer's CPU time
+ * (main thread and whole process: what other processes on the cores inflate least). BENCH_PROFILE=1 prints where
+ * one load's script time goes (BENCH_PROFILE_OUT=<file> keeps the raw CPU profile: map it to a `vite build
+ * --sourcemap` of the page); BENCH_DETAIL=1 prints each request's start, first and last byte.
  */
 import 'reflect-metadata';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -97,11 +99,16 @@ interface Load {
   scriptMs: number;
   taskMs: number;
   styleLayoutMs: number;
+  /** CPU time of the renderer's main thread and of its whole process (all its threads: compiling, parsing) in this load: what a busy machine inflates least */
+  threadCpuMs: number;
+  processCpuMs: number;
   jsGzFirst: number;
   jsWireFirst: number;
   requests: number;
+  /** each request: [name, start, first byte, last byte] (ms from navigation start) */
+  detail: Array<[string, number, number, number]>;
 }
-type Timings = Omit<Load, 'jsGzFirst' | 'scriptMs' | 'taskMs' | 'styleLayoutMs'> & { jsNames: string[] };
+type Timings = Omit<Load, 'jsGzFirst' | 'scriptMs' | 'taskMs' | 'styleLayoutMs' | 'threadCpuMs' | 'processCpuMs'> & { jsNames: string[] };
 // runs in the page (a string: the bench is compiled without the DOM's types)
 const TIMINGS = `(() => {
   const nav = performance.getEntriesByType('navigation')[0];
@@ -118,6 +125,7 @@ const TIMINGS = `(() => {
     firstApi: Math.max(0, ...api.map((r) => r.responseEnd)),
     data: mark('hcm:data'),
     jsNames: js.map((r) => r.name.split('/').pop()),
+    detail: [nav, ...res].map((r) => [r.name.replace(location.origin, '').replace(/-[\\w-]{8}\\./, '.'), r.startTime, r.responseStart, r.responseEnd]),
     jsWireFirst: js.reduce((n, r) => n + r.transferSize, 0),
     requests: res.length + 1,
   };
@@ -138,7 +146,12 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
     await page.goto(`${base}/console/`);
     await page.waitForFunction('window.__painted !== undefined');
     const after = await cdp.send('Performance.getMetrics');
-    if (profile) topFunctions((await cdp.send('Profiler.stop')).profile);
+    if (profile) {
+      const { profile: prof } = await cdp.send('Profiler.stop');
+      // BENCH_PROFILE_OUT=<file.cpuprofile>: the raw profile too (open it in Chromium's DevTools, or map it to a sourcemap build)
+      if (process.env.BENCH_PROFILE_OUT) writeFileSync(process.env.BENCH_PROFILE_OUT, JSON.stringify(prof));
+      topFunctions(prof);
+    }
     const metric = (n: string) => 1000 * ((after.metrics.find((m) => m.name === n)?.value ?? 0) - (before.metrics.find((m) => m.name === n)?.value ?? 0));
     const m = await page.evaluate<Timings>(TIMINGS);
     // the file is this build's, or the reference page's (BENCH_CONSOLE_REF)
@@ -150,6 +163,8 @@ async function firstLoad(base: string, token: string, repeat = false, profile = 
       scriptMs: metric('ScriptDuration'),
       taskMs: metric('TaskDuration'),
       styleLayoutMs: metric('RecalcStyleDuration') + metric('LayoutDuration'),
+      threadCpuMs: metric('ThreadTime'),
+      processCpuMs: metric('ProcessTime'),
       jsGzFirst,
     };
   });
@@ -183,7 +198,7 @@ function topFunctions(p: {
 
 function report(title: string, runs: Load[]): void {
   const tot = runs.map((r) => r.total);
-  const f = (k: keyof Load) => median(runs.map((r) => r[k])).toFixed(0);
+  const f = (k: Exclude<keyof Load, 'detail'>) => median(runs.map((r) => r[k])).toFixed(0);
   console.log(
     `\n== ${title}, ${runs.length} runs; load average ${loadavg()
       .map((l) => l.toFixed(2))
@@ -196,8 +211,16 @@ function report(title: string, runs: Load[]): void {
     `breakdown (medians, ms from navigation start): HTML ${f('html')} | scripts on the wire ${f('scripts')} | JS evaluated (boot mark) ${f('boot')} | DOM ready ${f('domReady')} | /images + counts answered ${f('firstApi')} | data taken ${f('data')} | rows ${f('total')} | next frame ${f('painted')}`,
   );
   console.log(
-    `renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`,
+    `renderer main thread busy (medians, ms: wall time of its tasks, inflated by a loaded machine): script ${f('scriptMs')} | style + layout ${f('styleLayoutMs')} | all tasks ${f('taskMs')}; CPU time: main thread ${f('threadCpuMs')}, renderer process ${f('processCpuMs')}; requests ${f('requests')}, JS bytes on the wire ${(median(runs.map((r) => r.jsWireFirst)) / 1024).toFixed(0)} KiB`,
   );
+  if (process.env.BENCH_DETAIL === '1') {
+    // each request's start, first byte and last byte (medians over the runs, ms from navigation start)
+    const names = [...new Set(runs.flatMap((r) => r.detail.map((d) => d[0])))];
+    for (const n of names) {
+      const of = (i: number) => median(runs.flatMap((r) => r.detail.filter((d) => d[0] === n).map((d) => d[i] as number))).toFixed(0);
+      console.log(`  ${n.slice(0, 48).padEnd(48)} start ${of(1).padStart(5)} | first byte ${of(2).padStart(5)} | last byte ${of(3).padStart(5)}`);
+    }
+  }
 }
 
 /**
@@ -262,9 +285,9 @@ async function embedded(): Promise<void> {
     if (ref) {
       report(`reference page ${refDir}: first load (runs interleaved with the ones above)`, refRuns);
       report('reference page: repeat load', refAgain);
-      const ratio = (a: Load[], b: Load[], k: keyof Load) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
+      const ratio = (a: Load[], b: Load[], k: Exclude<keyof Load, 'detail'>) => (median(a.map((x) => x[k])) / median(b.map((x) => x[k]))).toFixed(2);
       console.log(
-        `this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`,
+        `this page / reference, same run: first load rows ${ratio(runs, refRuns, 'total')} x, main-thread script ${ratio(runs, refRuns, 'scriptMs')} x, all tasks ${ratio(runs, refRuns, 'taskMs')} x, main-thread CPU ${ratio(runs, refRuns, 'threadCpuMs')} x, renderer CPU ${ratio(runs, refRuns, 'processCpuMs')} x; repeat load rows ${ratio(again, refAgain, 'total')} x, all tasks ${ratio(again, refAgain, 'taskMs')} x`,
       );
       await ref.close();
     }

@@ -1,9 +1,10 @@
 import { FilterFilled, SearchOutlined } from '@ant-design/icons';
-import { App as AntApp, Badge, Button, Input, Progress, Radio, Select, Space, Table, Tabs, Tag, Tooltip, Typography } from 'antd';
+import { App as AntApp, Badge, Button, Input, Progress, Radio, Select, Space, Table, Tabs, Typography } from 'antd';
 import type { ColumnsType, TablePaginationConfig } from 'antd/es/table';
 import type { FilterDropdownProps, FilterValue, SorterResult } from 'antd/es/table/interface';
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, BUSY_PHASES, type Counts, errorText, formatBytes, type Image, type Me, may, session, type Zone } from './api/client';
+import { LinkButton, SPACE_VERTICAL, SPACE_WRAP, SpaceItems, TAG, tagClass, TEXT, TEXT_DANGER, TEXT_SECONDARY, TipLayer } from './cells';
 import { OS_CATEGORIES } from './constants';
 import { type Key, useT } from './i18n';
 import { watchEvents } from './live';
@@ -39,6 +40,8 @@ interface First {
   /** set by index.html when the answers are in: the first render can show them without waiting for a promise */
   listData?: { items: Image[]; total: number } | null;
   countsData?: Counts | null;
+  /** the zones (their names in the table), whatever the filters */
+  zonesData?: { items: Zone[] } | null;
 }
 /**
  * The answers index.html asked for while the scripts loaded (window.__hcmFirst), used once, and only when
@@ -56,6 +59,7 @@ function takeFirst(st: State): Early | undefined {
   const w = window as unknown as { __hcmFirst?: First };
   const f = w.__hcmFirst;
   w.__hcmFirst = undefined;
+  if (f?.token === session.token && f.zonesData) firstZones = f.zonesData.items;
   if (!f || f.token !== session.token || st.sort || st.order || st.tags.length || st.kind || st.q || st.name || st.osCategory || st.hypervisor)
     return undefined;
   if (f.key !== `view=${encodeURIComponent(st.view)}&page=${st.page}&pageSize=${st.pageSize}`) return undefined;
@@ -67,6 +71,9 @@ function takeFirst(st: State): Early | undefined {
     ready: f.listData && f.countsData ? { list: f.listData, counts: f.countsData } : undefined,
   };
 }
+let firstZones: Zone[] | undefined;
+/** rows in the first render: a 1280 x 800 window shows 5 of them, a taller one up to 8 */
+const FIRST_ROWS = 8;
 const markData = () => {
   if (!performance.getEntriesByName('hcm:data').length) performance.mark('hcm:data');
 };
@@ -96,7 +103,7 @@ function writeUrl(st: State) {
     else if (v !== undefined && v !== '' && !(k === 'page' && v === 1) && !(k === 'pageSize' && v === 20)) u.set(k, String(v));
   }
   const qs = u.toString();
-  history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+  if (location.search !== (qs ? `?${qs}` : '')) history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
 }
 
 /**
@@ -220,9 +227,22 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   const earlyRef = useRef<Early | undefined | null>(null);
   if (earlyRef.current === null) earlyRef.current = takeFirst(st);
   const [rows, setRows] = useState<Image[]>(() => (earlyRef.current?.ready ? (markData(), earlyRef.current.ready.list.items) : []));
+  // Progressive first render: the page's first rows come in the first render (what a screen shows above the
+  // fold), the rest of the page in the render after it has been painted (once; a page change renders all at once)
+  const [allShown, setAllShown] = useState(false);
+  useEffect(() => {
+    if (allShown || !rows.length) return;
+    let later: ReturnType<typeof setTimeout> | undefined;
+    const frame = requestAnimationFrame(() => (later = setTimeout(() => setAllShown(true))));
+    return () => {
+      cancelAnimationFrame(frame);
+      clearTimeout(later);
+    };
+  }, [rows, allShown]);
+  const shownRows = useMemo(() => (allShown ? rows : rows.slice(0, FIRST_ROWS)), [rows, allShown]);
   const [total, setTotal] = useState(() => earlyRef.current?.ready?.list.total ?? 0);
   const [counts, setCounts] = useState<Counts | undefined>(() => earlyRef.current?.ready?.counts);
-  const [zones, setZones] = useState<Zone[]>([]);
+  const [zones, setZones] = useState<Zone[]>(() => firstZones ?? []);
   const [loading, setLoading] = useState(false);
   const [mode, setMode] = useState<'live' | 'polling' | undefined>();
   const [dialog, setDialog] = useState<{ type: 'create' | 'createIso' | 'edit' | 'delete' | 'launch'; image?: Image }>();
@@ -278,6 +298,7 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
     if (rows.length && !performance.getEntriesByName('hcm:rows').length) performance.mark('hcm:rows');
   }, [rows]);
   useEffect(() => {
+    if (firstZones) return void (firstZones = undefined); // index.html's answer, shown by the first render
     void api.GET('/zones', { params: { query: { pageSize: 200 } } }).then((r) => r.data && setZones(r.data.items));
   }, []);
 
@@ -315,172 +336,198 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
   }, []);
 
   const set = (p: Partial<State>) => setSt((s) => ({ ...s, page: 1, ...p }));
-  const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id.slice(0, 8);
-  const act = async (img: Image, what: 'enable' | 'disable' | 'retry') => {
-    const r =
-      what === 'retry'
-        ? await api.POST('/images/{id}/retry', { params: { path: { id: img.id } } })
-        : what === 'enable'
-          ? await api.POST('/images/{id}/enable', { params: { path: { id: img.id } } })
-          : await api.POST('/images/{id}/disable', { params: { path: { id: img.id } }, body: {} });
-    if (r.error) message.error(errorText(r.error));
-    void load();
-  };
+  // the columns and the table are memoised: a state change elsewhere on the page (the live badge, a dialog)
+  // does not render the table's rows again
+  const act = useCallback(
+    async (img: Image, what: 'enable' | 'disable' | 'retry') => {
+      const r =
+        what === 'retry'
+          ? await api.POST('/images/{id}/retry', { params: { path: { id: img.id } } })
+          : what === 'enable'
+            ? await api.POST('/images/{id}/enable', { params: { path: { id: img.id } } })
+            : await api.POST('/images/{id}/disable', { params: { path: { id: img.id } }, body: {} });
+      if (r.error) message.error(errorText(r.error));
+      void loadRef.current();
+    },
+    [message],
+  );
 
-  const columns: ColumnsType<Image> = [
-    {
-      title: t('name'),
-      dataIndex: 'name',
-      key: 'name',
-      sorter: true,
-      sortOrder: st.sort === 'name' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      filteredValue: st.name ? [st.name] : null,
-      filterIcon: (f) => <FilterTrigger column="name" label={t('filterBy', { col: t('name') })} filtered={f} />,
-      filterDropdown: (p) => <NameFilter label={t('filterBy', { col: t('name') })} p={p} t={t} />,
-      render: (v: string, r) => (
-        <Space orientation="vertical" size={0}>
-          <Typography.Text strong>{v}</Typography.Text>
-          {r.tags.length > 0 && (
-            <span>
-              {r.tags.map((x) => (
-                <Tag key={x}>{x}</Tag>
-              ))}
-            </span>
-          )}
-        </Space>
-      ),
-    },
-    {
-      title: t('os'),
-      key: 'osCategory',
-      filteredValue: st.osCategory ? [st.osCategory] : null,
-      filterIcon: (f) => <FilterTrigger column="osCategory" label={t('filterBy', { col: t('os') })} filtered={f} />,
-      filterDropdown: (p) => <ChoiceFilter column="osCategory" label={t('filterBy', { col: t('os') })} values={OS_CATEGORIES} p={p} t={t} />,
-      render: (_, r) => `${r.osCategory}${r.osName ? ` ${r.osName}` : ''}${r.osVersion ? ` ${r.osVersion}` : ''} · ${r.osBits}`,
-    },
-    {
-      title: t('hypervisor'),
-      dataIndex: 'hypervisor',
-      key: 'hypervisor',
-      filteredValue: st.hypervisor ? [st.hypervisor] : null,
-      filterIcon: (f) => <FilterTrigger column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} filtered={f} />,
-      filterDropdown: (p) => <ChoiceFilter column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} values={HYPERVISORS} p={p} t={t} />,
-    },
-    { title: t('format'), dataIndex: 'format', key: 'format' },
-    { title: t('kind'), key: 'kind', render: (_, r) => (r.kind === 'ISO' ? `ISO · ${r.isoUsage === 'TOOL' ? t('usageTool') : t('usageOs')}` : t('typeImage')) },
-    {
-      title: t('status'),
-      key: 'status',
-      width: 190,
-      render: (_, r) => {
-        const busy = BUSY_PHASES.includes(r.phase);
-        return (
-          <Space orientation="vertical" size={0} data-testid={`status-${r.name}`}>
-            <Tooltip title={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}>
-              <Tag color={r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default'} tabIndex={0} data-phase={r.phase}>
-                {r.status} · {r.phase}
-              </Tag>
-            </Tooltip>
-            {busy && r.phase !== 'QUEUED' && r.progress && (
-              <span style={{ width: 130, display: 'inline-block' }}>
-                <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
-                <Typography.Text type="secondary" style={{ fontSize: 12 }}>
-                  {formatBytes(r.progress.bytesDone)}
-                  {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
-                </Typography.Text>
+  const columns = useMemo((): ColumnsType<Image> => {
+    const zoneName = (id: string) => zones.find((z) => z.id === id)?.name ?? id.slice(0, 8);
+    return [
+      {
+        title: t('name'),
+        dataIndex: 'name',
+        key: 'name',
+        sorter: true,
+        sortOrder: st.sort === 'name' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        filteredValue: st.name ? [st.name] : null,
+        filterIcon: (f) => <FilterTrigger column="name" label={t('filterBy', { col: t('name') })} filtered={f} />,
+        filterDropdown: (p) => <NameFilter label={t('filterBy', { col: t('name') })} p={p} t={t} />,
+        render: (v: string, r) => (
+          <SpaceItems className={SPACE_VERTICAL}>
+            {[
+              <span key="n" className={TEXT}>
+                <strong>{v}</strong>
+              </span>,
+              r.tags.length > 0 && (
+                <span key="t">
+                  {r.tags.map((x) => (
+                    <span key={x} className={TAG}>
+                      {x}
+                    </span>
+                  ))}
+                </span>
+              ),
+            ]}
+          </SpaceItems>
+        ),
+      },
+      {
+        title: t('os'),
+        key: 'osCategory',
+        filteredValue: st.osCategory ? [st.osCategory] : null,
+        filterIcon: (f) => <FilterTrigger column="osCategory" label={t('filterBy', { col: t('os') })} filtered={f} />,
+        filterDropdown: (p) => <ChoiceFilter column="osCategory" label={t('filterBy', { col: t('os') })} values={OS_CATEGORIES} p={p} t={t} />,
+        render: (_, r) => `${r.osCategory}${r.osName ? ` ${r.osName}` : ''}${r.osVersion ? ` ${r.osVersion}` : ''} · ${r.osBits}`,
+      },
+      {
+        title: t('hypervisor'),
+        dataIndex: 'hypervisor',
+        key: 'hypervisor',
+        filteredValue: st.hypervisor ? [st.hypervisor] : null,
+        filterIcon: (f) => <FilterTrigger column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} filtered={f} />,
+        filterDropdown: (p) => <ChoiceFilter column="hypervisor" label={t('filterBy', { col: t('hypervisor') })} values={HYPERVISORS} p={p} t={t} />,
+      },
+      { title: t('format'), dataIndex: 'format', key: 'format' },
+      {
+        title: t('kind'),
+        key: 'kind',
+        render: (_, r) => (r.kind === 'ISO' ? `ISO · ${r.isoUsage === 'TOOL' ? t('usageTool') : t('usageOs')}` : t('typeImage')),
+      },
+      {
+        title: t('status'),
+        key: 'status',
+        width: 190,
+        render: (_, r) => {
+          const busy = BUSY_PHASES.includes(r.phase);
+          // the reason (or phase) shows on hover and focus: TipLayer around the table reads data-tip
+          return (
+            <SpaceItems className={SPACE_VERTICAL} data-testid={`status-${r.name}`}>
+              {[
+                <span
+                  key="s"
+                  className={tagClass(r.status === 'ACTIVE' ? 'green' : r.phase === 'FAILED' ? 'red' : 'default')}
+                  tabIndex={0}
+                  data-phase={r.phase}
+                  data-tip={r.statusReason ? `${t('reason')}: ${r.statusReason}` : `${t('phase')}: ${r.phase}`}
+                >
+                  {r.status} · {r.phase}
+                </span>,
+                busy && r.phase !== 'QUEUED' && r.progress && (
+                  <span key="p" style={{ width: 130, display: 'inline-block' }}>
+                    <Progress size="small" percent={Math.floor(r.progress.percent ?? 0)} />
+                    <span className={TEXT_SECONDARY} style={{ fontSize: 12 }}>
+                      {formatBytes(r.progress.bytesDone)}
+                      {r.progress.bytesPerSecond ? ` · ${formatBytes(r.progress.bytesPerSecond)}/s` : ''}
+                    </span>
+                  </span>
+                ),
+                r.phase === 'FAILED' && r.statusReason && (
+                  <span key="f" className={TEXT_DANGER} style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
+                    {r.statusReason}
+                  </span>
+                ),
+              ]}
+            </SpaceItems>
+          );
+        },
+      },
+      {
+        title: t('scope'),
+        dataIndex: 'scope',
+        key: 'scope',
+        render: (s: Image['scope']) => (
+          <span className={tagClass(s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple')}>
+            {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
+          </span>
+        ),
+      },
+      {
+        title: t('size'),
+        key: 'sizeBytes',
+        sorter: true,
+        sortOrder: st.sort === 'sizeBytes' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        render: (_, r) => (
+          <span>
+            {formatBytes(r.sizeBytes || null)}
+            {r.virtualSizeBytes ? (
+              <span className={TEXT_SECONDARY}>
+                {' '}
+                / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
               </span>
-            )}
-            {r.phase === 'FAILED' && r.statusReason && (
-              <Typography.Text type="danger" style={{ fontSize: 12, maxWidth: 220 }} data-testid="failure-reason">
-                {r.statusReason}
-              </Typography.Text>
-            )}
-          </Space>
-        );
-      },
-    },
-    {
-      title: t('scope'),
-      dataIndex: 'scope',
-      key: 'scope',
-      render: (s: Image['scope']) => (
-        <Tag color={s === 'FEATURED' ? 'gold' : s === 'PUBLIC' ? 'blue' : 'purple'}>
-          {t(s === 'FEATURED' ? 'featured' : s === 'PUBLIC' ? 'public' : 'private')}
-        </Tag>
-      ),
-    },
-    {
-      title: t('size'),
-      key: 'sizeBytes',
-      sorter: true,
-      sortOrder: st.sort === 'sizeBytes' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      render: (_, r) => (
-        <span>
-          {formatBytes(r.sizeBytes || null)}
-          {r.virtualSizeBytes ? (
-            <Typography.Text type="secondary">
-              {' '}
-              / {t('virtualSize')} {formatBytes(r.virtualSizeBytes)}
-            </Typography.Text>
-          ) : null}
-        </span>
-      ),
-    },
-    { title: t('owner'), key: 'owner', render: (_, r) => `${r.ownerId} (${r.departmentId})` },
-    { title: t('zone'), key: 'zone', render: (_, r) => zoneName(r.zoneId) },
-    {
-      title: t('created'),
-      dataIndex: 'createdAt',
-      key: 'createdAt',
-      sorter: true,
-      sortOrder: st.sort === 'createdAt' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
-      render: (v: string) => new Date(v).toLocaleString(),
-    },
-    {
-      title: t('ops'),
-      key: 'ops',
-      fixed: 'right',
-      render: (_, r) => {
-        const m = may(me, r);
-        return (
-          <Space size={0} wrap>
-            {m.edit && (
-              <Button type="link" size="small" onClick={() => setDialog({ type: 'edit', image: r })}>
-                {t('edit')}
-              </Button>
-            )}
-            {(m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS') ? (
-              <Button type="link" size="small" onClick={() => setDialog({ type: 'launch', image: r })}>
-                {t('createVm')}
-              </Button>
             ) : null}
-            {m.enableDisable && r.phase === 'READY' && (
-              <Button type="link" size="small" onClick={() => act(r, 'disable')}>
-                {t('disable')}
-              </Button>
-            )}
-            {m.enableDisable && r.phase === 'DISABLED' && (
-              <Button type="link" size="small" onClick={() => act(r, 'enable')}>
-                {t('enable')}
-              </Button>
-            )}
-            {m.edit && r.phase === 'FAILED' && (
-              <Button type="link" size="small" onClick={() => act(r, 'retry')}>
-                {t('retry')}
-              </Button>
-            )}
-            {m.delete && (
-              <Button type="link" size="small" danger onClick={() => setDialog({ type: 'delete', image: r })}>
-                {t('delete')}
-              </Button>
-            )}
-          </Space>
-        );
+          </span>
+        ),
       },
-    },
-  ];
+      { title: t('owner'), key: 'owner', render: (_, r) => `${r.ownerId} (${r.departmentId})` },
+      { title: t('zone'), key: 'zone', render: (_, r) => zoneName(r.zoneId) },
+      {
+        title: t('created'),
+        dataIndex: 'createdAt',
+        key: 'createdAt',
+        sorter: true,
+        sortOrder: st.sort === 'createdAt' ? (st.order === 'desc' ? 'descend' : 'ascend') : null,
+        render: (v: string) => new Date(v).toLocaleString(),
+      },
+      {
+        title: t('ops'),
+        key: 'ops',
+        fixed: 'right',
+        render: (_, r) => {
+          const m = may(me, r);
+          return (
+            <SpaceItems className={SPACE_WRAP} style={{ flexWrap: 'wrap' }}>
+              {[
+                m.edit && (
+                  <LinkButton key="edit" onClick={() => setDialog({ type: 'edit', image: r })}>
+                    {t('edit')}
+                  </LinkButton>
+                ),
+                ((m.use && r.kind === 'IMAGE') || (m.use && r.isoUsage === 'OS')) && (
+                  <LinkButton key="vm" onClick={() => setDialog({ type: 'launch', image: r })}>
+                    {t('createVm')}
+                  </LinkButton>
+                ),
+                m.enableDisable && r.phase === 'READY' && (
+                  <LinkButton key="disable" onClick={() => void act(r, 'disable')}>
+                    {t('disable')}
+                  </LinkButton>
+                ),
+                m.enableDisable && r.phase === 'DISABLED' && (
+                  <LinkButton key="enable" onClick={() => void act(r, 'enable')}>
+                    {t('enable')}
+                  </LinkButton>
+                ),
+                m.edit && r.phase === 'FAILED' && (
+                  <LinkButton key="retry" onClick={() => void act(r, 'retry')}>
+                    {t('retry')}
+                  </LinkButton>
+                ),
+                m.delete && (
+                  <LinkButton key="delete" danger onClick={() => setDialog({ type: 'delete', image: r })}>
+                    {t('delete')}
+                  </LinkButton>
+                ),
+              ]}
+            </SpaceItems>
+          );
+        },
+      },
+    ];
+  }, [t, st, zones, me, act]);
 
-  const onTable = (p: TablePaginationConfig, f: Record<string, FilterValue | null>, s: SorterResult<Image> | SorterResult<Image>[]) => {
+  const onTable = useCallback((p: TablePaginationConfig, f: Record<string, FilterValue | null>, s: SorterResult<Image> | SorterResult<Image>[]) => {
     const so = Array.isArray(s) ? s[0] : s;
     const sortKey = so?.order ? ((so.columnKey as State['sort']) ?? undefined) : undefined;
     setSt((cur) => ({
@@ -493,9 +540,80 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
       osCategory: (f.osCategory?.[0] as string | undefined) || undefined,
       hypervisor: (f.hypervisor?.[0] as string | undefined) || undefined,
     }));
-  };
+  }, []);
+  const table = useMemo(
+    () => (
+      <TipLayer watch={shownRows}>
+        <Table<Image>
+          rowKey="id"
+          size="middle"
+          loading={loading}
+          columns={columns}
+          dataSource={shownRows}
+          scroll={{ x: 1200 }}
+          onChange={onTable}
+          pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
+        />
+      </TipLayer>
+    ),
+    [loading, columns, shownRows, onTable, st.page, st.pageSize, total, t],
+  );
 
   const views: View[] = ['all', 'featured', 'public', 'private'];
+  // the tabs and the toolbar (two Selects, the search box) are memoised too: the live badge appearing, or a dialog
+  // opening, does not render them again
+  const toolbar = useMemo(
+    () => (
+      <>
+        <Tabs
+          activeKey={st.view}
+          onChange={(k) => set({ view: k as View })}
+          items={views.map((v) => ({ key: v, label: <span data-testid={`tab-${v}`}>{`${t(v)} (${counts ? counts[v] : '…'})`}</span> }))}
+        />
+        <Space wrap style={{ marginBottom: 12 }}>
+          <Button type="primary" onClick={() => setDialog({ type: 'create' })}>
+            {t('create')}
+          </Button>
+          <Button onClick={() => setDialog({ type: 'createIso' })}>{t('createIso')}</Button>
+          <Select
+            mode="tags"
+            aria-label={t('tagSearch')}
+            data-testid="tag-search"
+            placeholder={t('tagSearch')}
+            style={{ minWidth: 200 }}
+            value={st.tags}
+            onChange={(v: string[]) => set({ tags: v })}
+            open={false}
+            suffixIcon={null}
+          />
+          <Select
+            aria-label={t('typeFilter')}
+            data-testid="type-filter"
+            placeholder={t('typeFilter')}
+            allowClear
+            style={{ width: 120 }}
+            value={st.kind}
+            onChange={(v) => set({ kind: v })}
+            options={[
+              { value: 'IMAGE', label: t('typeImage') },
+              { value: 'ISO', label: t('typeIso') },
+            ]}
+          />
+          <Input.Search
+            aria-label={t('quickSearch')}
+            placeholder={t('quickSearch')}
+            allowClear
+            defaultValue={st.q}
+            enterButton={<Button aria-label={t('search')} icon={<SearchOutlined aria-hidden />} />}
+            style={{ width: 300 }}
+            onSearch={(v) => set({ q: v || undefined })}
+          />
+          <Button onClick={() => void load()}>{t('refresh')}</Button>
+        </Space>
+      </>
+    ),
+    [st, counts, t, load],
+  );
   return (
     <div>
       <Typography.Title level={4} style={{ marginTop: 0 }}>
@@ -504,61 +622,8 @@ export function ImagesPage({ me, onAuthFailed }: { me: Me; onAuthFailed: () => v
           <Badge status={mode === 'live' ? 'processing' : 'default'} text={t(mode)} style={{ marginLeft: 12, fontWeight: 'normal' }} data-testid="live-mode" />
         )}
       </Typography.Title>
-      <Tabs
-        activeKey={st.view}
-        onChange={(k) => set({ view: k as View })}
-        items={views.map((v) => ({ key: v, label: <span data-testid={`tab-${v}`}>{`${t(v)} (${counts ? counts[v] : '…'})`}</span> }))}
-      />
-      <Space wrap style={{ marginBottom: 12 }}>
-        <Button type="primary" onClick={() => setDialog({ type: 'create' })}>
-          {t('create')}
-        </Button>
-        <Button onClick={() => setDialog({ type: 'createIso' })}>{t('createIso')}</Button>
-        <Select
-          mode="tags"
-          aria-label={t('tagSearch')}
-          data-testid="tag-search"
-          placeholder={t('tagSearch')}
-          style={{ minWidth: 200 }}
-          value={st.tags}
-          onChange={(v: string[]) => set({ tags: v })}
-          open={false}
-          suffixIcon={null}
-        />
-        <Select
-          aria-label={t('typeFilter')}
-          data-testid="type-filter"
-          placeholder={t('typeFilter')}
-          allowClear
-          style={{ width: 120 }}
-          value={st.kind}
-          onChange={(v) => set({ kind: v })}
-          options={[
-            { value: 'IMAGE', label: t('typeImage') },
-            { value: 'ISO', label: t('typeIso') },
-          ]}
-        />
-        <Input.Search
-          aria-label={t('quickSearch')}
-          placeholder={t('quickSearch')}
-          allowClear
-          defaultValue={st.q}
-          enterButton={<Button aria-label={t('search')} icon={<SearchOutlined aria-hidden />} />}
-          style={{ width: 300 }}
-          onSearch={(v) => set({ q: v || undefined })}
-        />
-        <Button onClick={() => void load()}>{t('refresh')}</Button>
-      </Space>
-      <Table<Image>
-        rowKey="id"
-        size="middle"
-        loading={loading}
-        columns={columns}
-        dataSource={rows}
-        scroll={{ x: 1200 }}
-        onChange={onTable}
-        pagination={{ current: st.page, pageSize: st.pageSize, total, showSizeChanger: true, showQuickJumper: true, showTotal: (n) => t('total', { n }) }}
-      />
+      {toolbar}
+      {table}
       <Suspense fallback={null}>
         {(dialog?.type === 'create' || dialog?.type === 'createIso') && (
           <CreateDialog me={me} iso={dialog.type === 'createIso'} zones={zones} onClose={(done) => (setDialog(undefined), done && void load())} />

@@ -230,11 +230,13 @@ const en: Record<Key, string> = {
 export const DICTS = { zh, en };
 export type Lang = keyof typeof DICTS;
 export const LangContext = createContext<Lang>('zh');
+const translator = (lang: Lang) => (k: Key, vars?: Record<string, string | number>) => {
+  let s = DICTS[lang][k];
+  for (const [n, v] of Object.entries(vars ?? {})) s = s.replace(`{${n}}`, String(v));
+  return s;
+};
+/** One function per language (the same identity across renders, so what depends on it re-renders only on a switch). */
+const TRANSLATORS = { zh: translator('zh'), en: translator('en') };
 export function useT() {
-  const lang = useContext(LangContext);
-  return (k: Key, vars?: Record<string, string | number>) => {
-    let s = DICTS[lang][k];
-    for (const [n, v] of Object.entries(vars ?? {})) s = s.replace(`{${n}}`, String(v));
-    return s;
-  };
+  return TRANSLATORS[useContext(LangContext)];
 }

@@ -365,6 +365,17 @@ describe.each(SHAPES)('the console in Chromium (%s)', (shape) => {
     await waitFor('FAILED with a reason', async () => (await status.locator('[data-testid=failure-reason]').count()) > 0, 60_000);
     const img = (await apiAs(ALICE, 'GET', '/images?view=private&name=alice-broken')).body.items[0];
     expect(await status.locator('[data-testid=failure-reason]').textContent()).toBe(img.statusReason);
+    // the status tag's tooltip (antd's, mounted on the first hover or focus) says the reason, and names the tag while shown
+    const tag = status.locator('[data-phase=FAILED]');
+    await tag.hover();
+    const tip = page.locator('.ant-tooltip:visible');
+    await waitFor('the reason in a tooltip on hover', async () => (await tip.textContent()) === `原因: ${img.statusReason}`);
+    expect(await tag.getAttribute('aria-describedby')).toBe(await tip.locator('[role=tooltip]').getAttribute('id'));
+    await page.mouse.move(0, 0);
+    await waitFor('the tooltip gone when the mouse leaves', async () => (await tip.count()) === 0);
+    await tag.focus();
+    await waitFor('the reason in a tooltip on focus', async () => (await tip.textContent()) === `原因: ${img.statusReason}`);
+    await page.locator('body').focus();
     const hitsBefore = files.hits('/f/missing.qcow2');
     await page.locator('tr:has([data-testid=status-alice-broken]) button:has-text("重试")').click();
     await waitFor('the retry fetched the URL again', () => files.hits('/f/missing.qcow2') > hitsBefore);
