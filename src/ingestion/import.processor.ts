@@ -91,7 +91,7 @@ export class ImportProcessor {
     try {
       // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download
       // stored is kept to resume from
-      const point = !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing) ? await this.takeOver(id) : null;
+      const point = this.cfg.ingestion.resumeAfterCrash && !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing) ? await this.takeOver(id) : null;
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id), point?.keepId ? { keep: point.keepId } : undefined);
       if (image.phase === ImagePhase.Verifying || image.phase === ImagePhase.Converting) {
         // the process died while verifying or converting: the stored object is not trusted, the file is fetched again
@@ -195,7 +195,7 @@ export class ImportProcessor {
         ]);
         if (resume) this.log.log(`Download of ${id} resumes at byte ${resume.offset} (kept from the previous run)`);
         // a server that can range and names its file's version: a crash can resume this download from the byte stored
-        const meta: UrlResumeMeta | undefined = start.resumable ? { url, etag: start.etag, lastModified: start.lastModified, size: start.totalSize } : undefined;
+        const meta: UrlResumeMeta | undefined = start.resumable && this.cfg.ingestion.resumeAfterCrash ? { url, etag: start.etag, lastModified: start.lastModified, size: start.totalSize } : undefined;
         return this.pipeline.store(image, body, {
           quota,
           signal: ctx.signal,
