@@ -91,7 +91,10 @@ export class ImportProcessor {
     try {
       // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download
       // stored is kept to resume from
-      const point = this.cfg.ingestion.resumeAfterCrash && !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing) ? await this.takeOver(id) : null;
+      const point =
+        this.cfg.ingestion.resumeAfterCrash && !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing)
+          ? await this.takeOver(id)
+          : null;
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id), point?.keepId ? { keep: point.keepId } : undefined);
       if (image.phase === ImagePhase.Verifying || image.phase === ImagePhase.Converting) {
         // the process died while verifying or converting: the stored object is not trusted, the file is fetched again
@@ -189,13 +192,18 @@ export class ImportProcessor {
         const reason = resume
           ? `Resumed at ${resume.offset} bytes${start.totalSize !== undefined ? ` of ${start.totalSize}` : ''} after the service stopped; the stored bytes are read back to rebuild the checksum`
           : null;
-        await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: reason }, [
-          ImagePhase.Queued,
+        await this.catalog.transition(
+          id,
           ImagePhase.Importing,
-        ]);
+          { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: reason },
+          [ImagePhase.Queued, ImagePhase.Importing],
+        );
         if (resume) this.log.log(`Download of ${id} resumes at byte ${resume.offset} (kept from the previous run)`);
         // a server that can range and names its file's version: a crash can resume this download from the byte stored
-        const meta: UrlResumeMeta | undefined = start.resumable && this.cfg.ingestion.resumeAfterCrash ? { url, etag: start.etag, lastModified: start.lastModified, size: start.totalSize } : undefined;
+        const meta: UrlResumeMeta | undefined =
+          start.resumable && this.cfg.ingestion.resumeAfterCrash
+            ? { url, etag: start.etag, lastModified: start.lastModified, size: start.totalSize }
+            : undefined;
         return this.pipeline.store(image, body, {
           quota,
           signal: ctx.signal,

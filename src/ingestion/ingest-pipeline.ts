@@ -196,7 +196,13 @@ export class IngestPipeline {
         id,
         ImagePhase.Verifying,
         // a resumed import said so while it ran ("Resumed at N bytes ..."): done now
-        { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null, ...(stored.resumedFrom !== undefined ? { statusReason: null } : {}) },
+        {
+          sizeBytes: stored.size,
+          bytesDone: stored.size,
+          bytesTotal: stored.size,
+          bytesPerSecond: null,
+          ...(stored.resumedFrom !== undefined ? { statusReason: null } : {}),
+        },
         [ImagePhase.Importing],
       );
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));
