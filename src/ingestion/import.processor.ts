@@ -89,8 +89,8 @@ export class ImportProcessor {
       return;
     }
     try {
-      // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download
-      // stored is kept to resume from
+      // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download or
+      // streamed file import stored is kept to resume from
       const point =
         this.cfg.ingestion.resumeAfterCrash && !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing)
           ? await this.takeOver(id)
@@ -109,7 +109,7 @@ export class ImportProcessor {
         return;
       }
       const startedAt = Date.now();
-      const stored = fromFile ? await this.files.import(image, ctx.signal, quota) : await this.download(image, ctx, quota, point);
+      const stored = fromFile ? await this.files.import(image, ctx.signal, quota, point) : await this.download(image, ctx, quota, point);
       const outcome = await this.pipeline.finish(image, stored, quota, startedAt, ctx.signal);
       this.log.log(
         outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`,
@@ -142,6 +142,8 @@ export class ImportProcessor {
       this.log.warn(`Download of ${id} restarts from byte 0: the stored bytes are of another URL`);
       return undefined;
     }
+    // every byte stored but the upload not complete: nothing left to ask the server for, start again
+    if (meta.size !== undefined && point.offset >= meta.size) return undefined;
     return { offset: point.offset, etag: meta.etag, lastModified: meta.lastModified, totalSize: meta.size };
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Queue } from 'bullmq';
@@ -15,6 +16,7 @@ import { createTestDatabase, dropTestDatabase, TEST_DB_HOST, TEST_DB_PASSWORD, T
 import { startS3Server } from '../support/s3-server';
 import { callService, ServiceProcess, serviceProcesses } from '../support/service-process';
 import { ensureBuilt } from '../support/build';
+import { ThrottleProxy } from '../support/throttle-proxy';
 
 /**
  * kill -9 of the service at 90% of a URL import, start again: the import resumes from the byte the store holds
@@ -49,6 +51,41 @@ async function createZone(svc: ServiceProcess): Promise<string> {
   expect(z.status).toBe(201);
   return z.body.id as string;
 }
+
+/** Starts an import of `path` from the file source (the first one), and waits until 90% is imported. */
+async function fileImportTo90(svc: ServiceProcess, path: string, size: number): Promise<{ id: string; done: number }> {
+  const zoneId = await createZone(svc);
+  const created = await callService(svc, 'POST', '/images', USER, {
+    kind: 'IMAGE',
+    name: `resume-${path}`,
+    osCategory: 'CENTOS',
+    format: 'raw',
+    zoneId,
+    source: { type: 'FILE', path },
+  });
+  expect(created.status).toBe(201);
+  const id = created.body.id as string;
+  const at = await poll(svc, id, (i) => i.phase === 'IMPORTING' && i.progress.bytesDone >= 0.9 * size, '90% imported', 120_000);
+  return { id, done: at.progress.bytesDone as number };
+}
+
+/** The offset the restarted run said it resumed at ("... resumes at byte N"), or undefined. */
+function resumedAtByte(svc: ServiceProcess, id: string): number | undefined {
+  const m = new RegExp(`(?:Download|Import) of ${id} resumes at byte (\\d+)`).exec(svc.output());
+  return m ? Number(m[1]) : undefined;
+}
+
+const s3Of = (port: number, bucket: string) =>
+  new MinioStorage({
+    endPoint: '127.0.0.1',
+    port,
+    useSSL: false,
+    accessKey: 'S3RVER',
+    secretKey: 'S3RVER',
+    bucket,
+    region: 'us-east-1',
+    partSizeBytes: 5 * MiB,
+  });
 
 /**
  * Starts a URL import of /f/<name>, served at `rate` bytes/s the first time, and waits until 90% is imported;
@@ -285,6 +322,90 @@ describe('an import killed at 90% resumes from the byte it reached', () => {
       expect(listFiles(join(dataDir, 'objects'))).toEqual([`images/${id}/disk`]);
       await second.stop();
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('a mounted directory into the S3 store over a slow link: resumed from the parts stored, the file read from that byte', async () => {
+    const file = rawBytes(64 * MiB + 5, 2468);
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-resume-dir-'));
+    const mnt = join(dataDir, 'mnt');
+    mkdirSync(mnt);
+    writeFileSync(join(mnt, 'dir.raw'), file);
+    const s3 = await startS3Server();
+    // the link to the store is slow: the import advances as its parts reach the store
+    const link = await new ThrottleProxy(s3.port, 4 * MiB).start();
+    const env = {
+      ...embeddedEnv(dataDir),
+      STORAGE_DRIVER: 'minio',
+      MINIO_ENDPOINT: '127.0.0.1',
+      MINIO_PORT: String(link.port),
+      MINIO_ACCESS_KEY: s3.accessKey,
+      MINIO_SECRET_KEY: s3.secretKey,
+      MINIO_BUCKET: 'resume-dir',
+      STORAGE_PART_SIZE_MB: '5',
+      FILE_SOURCES: `mnt=file://${mnt}`,
+    };
+    const storage = s3Of(s3.port, 'resume-dir');
+    try {
+      const first = await start(env, 'service #1');
+      const { id, done: doneAtKill } = await fileImportTo90(first, 'dir.raw', file.length);
+      await first.kill9();
+      expect((await storage.listIncomplete(`images/${id}/`)).length).toBe(1);
+      link.rate = Infinity;
+
+      const second = await start(env, 'service #2');
+      const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: file.length, checksum: sha256(file), statusReason: null });
+      const offset = resumedAtByte(second, id);
+      report('mounted directory -> S3 store', file.length - (offset ?? 0), file.length, doneAtKill);
+      expect(offset).toBeDefined();
+      expect(offset! % (5 * MiB)).toBe(0);
+      // the parts the store held when the kill came: all but those still on their way
+      expect(offset!).toBeGreaterThanOrEqual(doneAtKill - 2 * 5 * MiB);
+      expect(await storage.listIncomplete('images/')).toEqual([]);
+      expect(await listS3(storage)).toEqual([`images/${id}/disk`]);
+      await second.stop();
+    } finally {
+      await link.close();
+      await s3.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('a bucket of another S3 store over a slow link, into the filesystem store: the bucket is read with a range from the byte stored', async () => {
+    const file = rawBytes(24 * MiB + 9, 1357);
+    const dataDir = mkdtempSync(join(tmpdir(), 'hcm-resume-bucket-'));
+    const src = await startS3Server();
+    await s3Of(src.port, 'src').putStream('images/bucket.raw', Readable.from([file]));
+    const link = await new ThrottleProxy(src.port, 3 * MiB).start();
+    const env = {
+      ...embeddedEnv(dataDir),
+      FILE_SOURCES: `bkt=s3://${src.accessKey}@127.0.0.1:${link.port}/src/images`,
+      FILE_SOURCE_PASSWORDS: `bkt=${src.secretKey}`,
+    };
+    const storage = new FsStorage(join(dataDir, 'objects'));
+    try {
+      const first = await start(env, 'service #1');
+      const { id, done: doneAtKill } = await fileImportTo90(first, 'bucket.raw', file.length);
+      await first.kill9();
+      link.rate = Infinity;
+      link.mark();
+
+      const second = await start(env, 'service #2');
+      const done = await poll(second, id, (i) => i.phase === 'READY' || i.phase === 'FAILED', 'READY or FAILED');
+      expect(done).toMatchObject({ status: 'ACTIVE', phase: 'READY', sizeBytes: file.length, checksum: sha256(file), statusReason: null });
+      // everything the source store sent after the restart (the file's rest, and the answers to stat calls)
+      const served = link.served;
+      report('bucket source -> filesystem store', served, file.length, doneAtKill);
+      expect(resumedAtByte(second, id)).toBeDefined();
+      expectResumedFromTheByteReached(served, file.length, doneAtKill, MiB);
+      expect(await storage.listIncomplete('images/')).toEqual([]);
+      expect(listFiles(join(dataDir, 'objects'))).toEqual([`images/${id}/disk`]);
+      await second.stop();
+    } finally {
+      await link.close();
+      await src.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 240_000);
