@@ -92,7 +92,7 @@ export class ImportProcessor {
       // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download or
       // streamed file import stored is kept to resume from
       const point =
-        this.cfg.ingestion.resumeAfterCrash && !fromFile && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing)
+        this.cfg.ingestion.resumeAfterCrash && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing)
           ? await this.takeOver(id)
           : null;
       await this.storage.abortIncomplete(objectKeys.imagePrefix(id), point?.keepId ? { keep: point.keepId } : undefined);

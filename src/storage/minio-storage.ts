@@ -172,7 +172,8 @@ export class MinioStorage extends ObjectStorage {
         uploadId = await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
         // after the upload exists: a crash between the two leaves an upload without meta (aborted, never resumed)
         if (opts.resumeMeta !== undefined) {
-          const meta = Buffer.from(JSON.stringify({ meta: opts.resumeMeta, uploadId }));
+          // the size hint too: a take-over checks each part's size against the one it must have
+          const meta = Buffer.from(JSON.stringify({ meta: opts.resumeMeta, uploadId, sizeHint: opts.sizeHint ?? null }));
           await this.client.putObject(this.bucket, resumeKeyOf(key), meta, meta.length, { 'Content-Type': 'application/json' });
         }
       }
@@ -356,7 +357,7 @@ export class MinioStorage extends ObjectStorage {
   override async takeOverIncomplete(key: string): Promise<ResumePoint | null> {
     assertValidKey(key);
     await this.init();
-    let side: { meta?: unknown; uploadId?: unknown };
+    let side: { meta?: unknown; uploadId?: unknown; sizeHint?: unknown };
     try {
       const body = await this.client.getObject(this.bucket, resumeKeyOf(key));
       const chunks: Buffer[] = [];
@@ -374,8 +375,11 @@ export class MinioStorage extends ObjectStorage {
     const parts = (await listParts.call(this.client, this.bucket, key, uploadId)).sort((a, b) => a.part - b.part);
     const kept: { part: number; etag: string }[] = [];
     let offset = 0;
+    const sizeHint = typeof side.sizeHint === 'number' ? side.sizeHint : undefined;
     for (const p of parts) {
       if (p.part !== kept.length + 1) break; // a gap: only the parts before it are the object's first bytes
+      // a part of another size than this upload gives that part (a store listing a part cut by the crash): not kept
+      if (p.size !== this.partSizeFor(p.part, sizeHint)) break;
       kept.push({ part: p.part, etag: p.etag.replace(/^"|"$/g, '') });
       offset += p.size;
     }

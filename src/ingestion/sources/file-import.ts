@@ -76,7 +76,11 @@ export class FileImporter {
       }
     }
 
-    const kept = this.resumable(image, source.readsFromOffset, point);
+    const kept = this.resumable(image, source.name, source.readsFromOffset, point);
+    if (point && !kept)
+      this.log.warn(
+        `Import of ${id} restarts from byte 0 instead of ${point.offset}: what was stored cannot be continued from ${path} on file source ${source.name}`,
+      );
     let resume: ResumePoint | undefined;
     let file = kept ? await source.open(path, { signal, offset: kept.offset }).catch(() => undefined) : undefined;
     if (kept && file && file.version === kept.meta.version && file.size === kept.meta.size) resume = point!;
@@ -105,11 +109,16 @@ export class FileImporter {
   }
 
   /** The kept bytes of a dead run, when they are of this very file and this source can read on from them. */
-  private resumable(image: ImageRecord, readsFromOffset: boolean, point: ResumePoint | null): { offset: number; meta: FileResumeMeta } | undefined {
+  private resumable(
+    image: ImageRecord,
+    sourceName: string,
+    readsFromOffset: boolean,
+    point: ResumePoint | null,
+  ): { offset: number; meta: FileResumeMeta } | undefined {
     if (!point || !readsFromOffset) return undefined;
     try {
       const meta = JSON.parse(point.meta) as FileResumeMeta;
-      if (meta.source !== image.sourceName || meta.path !== (image.sourcePath ?? '') || typeof meta.version !== 'string') return undefined;
+      if (meta.source !== sourceName || meta.path !== (image.sourcePath ?? '') || typeof meta.version !== 'string') return undefined;
       if (point.offset >= meta.size) return undefined; // all stored, not yet complete: nothing to read on from
       return { offset: point.offset, meta };
     } catch {
