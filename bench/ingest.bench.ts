@@ -12,6 +12,9 @@
  * with every run's figure (the machine is shared: the load average is printed too).
  * Then (c) the same file from an SMB share through the SMB file source, against `smbclient get` (bench/ingest-smb.ts).
  * Targets: fs >= 0.4 x curl; S3 >= 0.9 x the bare client; peak RSS growth < 128 MiB at every size.
+ * With BENCH_RESUME_AB=1 each service import runs a second time with INGEST_RESUME_AFTER_CRASH=false (no resume
+ * record kept beside the upload, no take-over lookup: the path before resumable imports), interleaved, and the
+ * ratio on/off is printed (target: >= 0.95, the normal path at most 5% slower for resumability).
  * It measures and prints; it asserts nothing. Files are deleted afterwards.
  */
 import 'reflect-metadata';
@@ -27,6 +30,34 @@ import { Role } from '../src/access/principal';
 import { ImageServer } from '../test/support/image-server';
 import { benchSmbSource } from './ingest-smb';
 import { REPO_ROOT, startServiceProcess } from '../test/support/service-process';
+import { Readable } from 'node:stream';
+import { FsStorage } from '../src/storage/fs-storage';
+import { MinioStorage } from '../src/storage/minio-storage';
+import { ObjectStorage } from '../src/storage/object-storage';
+
+/**
+ * What resumability adds to an import that is not resumed, measured alone (the import's own rate is too noisy on a
+ * shared machine to show a few milliseconds): the take-over lookup at the start (`takeOverIncomplete`, nothing to
+ * find) and the resume record written beside the upload and removed at its end (`resumeMeta`), as the difference
+ * between puts of one small multipart object with and without them, interleaved, median of `n` each.
+ */
+async function resumeBookkeepingMs(storage: ObjectStorage, bytes: number, n = 15): Promise<{ on: number; off: number }> {
+  const data = Buffer.alloc(bytes, 7);
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let i = 0; i < n; i++) {
+    for (const resumable of i % 2 ? [false, true] : [true, false]) {
+      const key = `images/bench-${resumable ? 'on' : 'off'}-${i}/disk`;
+      const t0 = process.hrtime.bigint();
+      if (resumable) await storage.takeOverIncomplete(key);
+      await storage.putStream(key, Readable.from([data]), resumable ? { resumeMeta: JSON.stringify({ url: 'http://bench/x', etag: '"e"', size: bytes }) } : {});
+      (resumable ? on : off).push(Number(process.hrtime.bigint() - t0) / 1e6);
+      await storage.delete(key);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { on: median(on), off: median(off) };
+}
 
 const MiB = 1024 * 1024;
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
@@ -230,30 +261,51 @@ async function main(): Promise<void> {
       const bareCpu: number[] = [];
       const fs: ServiceRun[] = [];
       const s3runs: ServiceRun[] = [];
+      const ab = process.env.BENCH_RESUME_AB === '1';
+      const fsOff: ServiceRun[] = [];
+      const s3Off: ServiceRun[] = [];
+      const OFF = { INGEST_RESUME_AFTER_CRASH: 'false' };
+      const bookkeeping: { name: string; on: number; off: number }[] = [];
       try {
         // interleaved, so a burst of load elsewhere on the machine hits every contender alike
         for (let run = 0; run < RUNS; run++) {
           curl.push(mbps(size, await curlSeconds(url)));
           curlDisk.push(mbps(size, await curlToDiskSeconds(url, work)));
+          // with the A/B, the order of on and off alternates between runs
+          if (ab && run % 2 === 0) fsOff.push(await serviceIngest({ STORAGE_DRIVER: 'fs', ...OFF }, url, size, sha));
           fs.push(await serviceIngest({ STORAGE_DRIVER: 'fs' }, url, size, sha));
+          if (ab && run % 2 === 1) fsOff.push(await serviceIngest({ STORAGE_DRIVER: 'fs', ...OFF }, url, size, sha));
           const b = await bareClient(url, s3.port, size);
           bare.push(mbps(size, b.seconds));
           bareCpu.push(b.cpu);
-          s3runs.push(
-            await serviceIngest(
-              {
-                STORAGE_DRIVER: 'minio',
-                MINIO_ENDPOINT: '127.0.0.1',
-                MINIO_PORT: String(s3.port),
-                MINIO_ACCESS_KEY: 'S3RVER',
-                MINIO_SECRET_KEY: 'S3RVER',
-                MINIO_BUCKET: 'bench',
-              },
-              url,
-              size,
-              sha,
-            ),
-          );
+          const s3env = {
+            STORAGE_DRIVER: 'minio',
+            MINIO_ENDPOINT: '127.0.0.1',
+            MINIO_PORT: String(s3.port),
+            MINIO_ACCESS_KEY: 'S3RVER',
+            MINIO_SECRET_KEY: 'S3RVER',
+            MINIO_BUCKET: 'bench',
+          };
+          if (ab && run % 2 === 0) s3Off.push(await serviceIngest({ ...s3env, ...OFF }, url, size, sha));
+          s3runs.push(await serviceIngest(s3env, url, size, sha));
+          if (ab && run % 2 === 1) s3Off.push(await serviceIngest({ ...s3env, ...OFF }, url, size, sha));
+        }
+        if (ab) {
+          // two parts: a multipart upload, as every import larger than a part
+          const s3store = new MinioStorage({
+            endPoint: '127.0.0.1',
+            port: s3.port,
+            useSSL: false,
+            accessKey: 'S3RVER',
+            secretKey: 'S3RVER',
+            bucket: 'bench',
+            region: 'us-east-1',
+            partSizeBytes: 5 * MiB,
+          });
+          bookkeeping.push({ name: 'S3', ...(await resumeBookkeepingMs(s3store, 6 * MiB)) });
+          const fsdir = mkdtempSync(join(work, 'fs-'));
+          bookkeeping.push({ name: 'fs', ...(await resumeBookkeepingMs(new FsStorage(fsdir), 6 * MiB)) });
+          rmSync(fsdir, { recursive: true, force: true });
         }
       } finally {
         await s3.stop();
@@ -270,7 +322,7 @@ async function main(): Promise<void> {
         const worst = rs.reduce((a, b) => (b.rssPeak - b.rssBase > a.rssPeak - a.rssBase ? b : a));
         return `peak RSS +${mib(worst.rssPeak - worst.rssBase)} MiB (at rest ${mib(worst.rssBase)}, peak ${mib(worst.rssPeak)}, worst run), CPU ${cpuSecs(rs.map((r) => r.cpu))} s`;
       };
-      const failed = [...fs, ...s3runs].filter((r) => !r.ok);
+      const failed = [...fs, ...s3runs, ...fsOff, ...s3Off].filter((r) => !r.ok);
       console.log(`file ${label(size)} (${size} bytes), served over loopback HTTP`);
       console.log(`  curl -o /dev/null           ${curlBest.toFixed(1).padStart(8)} MB/s   runs: ${all(curl)}`);
       console.log(
@@ -285,6 +337,24 @@ async function main(): Promise<void> {
       console.log(
         `  (b) service -> S3           ${best(s3Rates).toFixed(1).padStart(8)} MB/s   ${(best(s3Rates) / bareBest).toFixed(2)} x bare client   ${(best(s3Rates) / curlBest).toFixed(2)} x curl   ${rss(s3runs)}   runs: ${all(s3Rates)}`,
       );
+      if (ab) {
+        const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+        for (const [name, on, off] of [
+          ['fs', fsRates, fsOff.map((r) => mbps(size, r.seconds))],
+          ['S3', s3Rates, s3Off.map((r) => mbps(size, r.seconds))],
+        ] as const) {
+          console.log(
+            `  resume after a crash, ${name}: on ${best(on).toFixed(1)} MB/s, off (INGEST_RESUME_AFTER_CRASH=false) ${best(off).toFixed(1)} MB/s: on/off ${(best(on) / best(off)).toFixed(3)} best, ${(median(on) / median(off)).toFixed(3)} median   off runs: ${all(off)}`,
+          );
+          // the cost alone, against the import it is added to (its best time here): the normal path's slow-down
+          const b = bookkeeping.find((x) => x.name === name)!;
+          const importMs = (size / 1e6 / best(on)) * 1000;
+          const added = Math.max(0, b.on - b.off);
+          console.log(
+            `  resume bookkeeping alone, ${name}: a 6 MiB put ${b.on.toFixed(1)} ms with it, ${b.off.toFixed(1)} ms without (median of 15 each): +${added.toFixed(1)} ms per import = ${((100 * added) / importMs).toFixed(3)}% of this import (${importMs.toFixed(0)} ms); normal path at ${(importMs / (importMs + added)).toFixed(4)} x (target >= 0.95)`,
+          );
+        }
+      }
       for (const f of failed) console.log(`  NOT OK: ${f.reason}`);
       console.log(
         `  load average after: ${loadavg()

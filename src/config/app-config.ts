@@ -379,6 +379,11 @@ export class EnvVars {
   INGEST_COMPUTE_MD5?: boolean;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  INGEST_RESUME_AFTER_CRASH?: boolean;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -635,6 +640,11 @@ export interface IngestionConfig {
   maxSizeBytes: number;
   /** compute md5 beside sha256 while streaming */
   computeMd5: boolean;
+  /**
+   * a URL import that died with its process resumes from the bytes stored (default on; off: it starts from byte 0
+   * as before, and no resume record is kept beside the upload - the benchmark's reference for its cost)
+   */
+  resumeAfterCrash: boolean;
   /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
   sweepIntervalSeconds: number;
   /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
@@ -919,6 +929,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ingestion: {
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
+      resumeAfterCrash: vars.INGEST_RESUME_AFTER_CRASH ?? true,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
       maxVirtualSizeBytes: vars.INGEST_MAX_VIRTUAL_SIZE_BYTES ?? 16 * 1024 ** 4,

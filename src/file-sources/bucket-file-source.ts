@@ -38,6 +38,10 @@ const PAGE = 1000;
  */
 export class BucketFileSource extends FileSource {
   readonly kind = FileSourceKind.Bucket;
+
+  override get readsFromOffset(): boolean {
+    return true;
+  }
   readonly name: string;
   readonly location: string;
   private readonly client: Minio.Client;
@@ -145,7 +149,11 @@ export class BucketFileSource extends FileSource {
     opts.signal?.throwIfAborted();
     let stream: Readable;
     try {
-      stream = await this.client.getObject(this.spec.bucket, this.key(path));
+      const offset = opts.offset ?? 0;
+      stream =
+        offset > 0
+          ? await this.client.getPartialObject(this.spec.bucket, this.key(path), offset)
+          : await this.client.getObject(this.spec.bucket, this.key(path));
     } catch (e) {
       throw this.s3Error(e, path);
     }
@@ -156,6 +164,7 @@ export class BucketFileSource extends FileSource {
       stream,
       size: before.size,
       modifiedAt: before.modifiedAt,
+      version: before.etag,
       cancel: () => {
         cleanup();
         stream.destroy();

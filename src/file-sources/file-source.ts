@@ -52,16 +52,21 @@ export interface FilePage {
 
 /** A file being read: the bytes, and the size they must add up to. */
 export interface OpenedFile {
+  /** the bytes from `OpenOptions.offset` (0 by default) to the end */
   stream: Readable;
   size: number;
   modifiedAt: Date;
+  /** what changes when the file does (a bucket's ETag; a directory's size and mtime), when the source can tell */
+  version?: string;
 }
 
 /** What an adapter hands `open`: its raw stream and how to tell, at the end, whether the read was whole. */
 export interface RawRead {
+  /** from `OpenOptions.offset` on */
   stream: Readable;
   size: number;
   modifiedAt: Date;
+  version?: string;
   /**
    * Called once the raw stream has ended, with the bytes it delivered: rejects with the reader's own failure
    * (an smbclient error, a dropped connection) or when the file changed or went away while it was read.
@@ -73,6 +78,8 @@ export interface RawRead {
 
 export interface OpenOptions {
   signal?: AbortSignal;
+  /** read from this byte on (only where `readsFromOffset`): an import resumed after a crash */
+  offset?: number;
 }
 
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
@@ -110,6 +117,11 @@ export abstract class FileSource {
     return Promise.resolve(null);
   }
 
+  /** Whether `open` can start at `OpenOptions.offset` (a mounted directory, a bucket; not smbclient's stdout). */
+  get readsFromOffset(): boolean {
+    return false;
+  }
+
   /** Whether `copyInto` can work for this source and store, without trying. */
   canCopyInto(_storage: ObjectStorage): boolean {
     return false;
@@ -122,13 +134,15 @@ export abstract class FileSource {
 
   /** The file at `path` as a stream whose length is verified (see the class comment). */
   async open(path: string, opts: OpenOptions = {}): Promise<OpenedFile> {
+    const offset = opts.offset ?? 0;
+    if (offset > 0 && !this.readsFromOffset) throw new Error(`File source ${this.name} cannot read from an offset`);
     const raw = await this.openRaw(path, opts);
     const what = `${path} on file source ${this.name}`;
-    const check = new VerifiedLength(raw, what);
+    const check = new VerifiedLength(raw, what, offset);
     pipeline(raw.stream, check, (e) => {
       if (e) raw.cancel();
     });
-    return { stream: check, size: raw.size, modifiedAt: raw.modifiedAt };
+    return { stream: check, size: raw.size, modifiedAt: raw.modifiedAt, version: raw.version };
   }
 
   /** One page of a directory: filtered by name, sorted (directories first), paged. */
@@ -159,13 +173,16 @@ export function pageEntries(listing: DirListing, q: ListQuery): FilePage {
  * fail with FILE_SHORT_READ. The stream ends only when all of that passed.
  */
 class VerifiedLength extends Transform {
-  private bytes = 0;
+  private bytes: number;
 
   constructor(
     private readonly raw: RawRead,
     private readonly what: string,
+    /** where the raw stream starts: its bytes count from there */
+    offset = 0,
   ) {
     super({ highWaterMark: 1024 * 1024 });
+    this.bytes = offset;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

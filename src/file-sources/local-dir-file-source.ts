@@ -24,6 +24,10 @@ const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.
  */
 export class LocalDirFileSource extends FileSource {
   readonly kind = FileSourceKind.Dir;
+
+  override get readsFromOffset(): boolean {
+    return true;
+  }
   readonly name: string;
   readonly location = null;
   private realRoot?: Promise<string>;
@@ -160,7 +164,7 @@ export class LocalDirFileSource extends FileSource {
       // through the FileHandle, not its raw fd number: a destroyed or aborted stream closes the descriptor itself,
       // and a later handle.close() must not close that number again (by then it may be another file's: seen as
       // EBADF in an unrelated fs.rmSync on Node 24)
-      const stream = handle.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024, signal: opts.signal });
+      const stream = handle.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024, signal: opts.signal, start: opts.offset ?? 0 });
       let closed = false;
       const close = async () => {
         if (closed) return;
@@ -171,6 +175,7 @@ export class LocalDirFileSource extends FileSource {
         stream,
         size: before.size,
         modifiedAt: before.mtime,
+        version: `${before.size}:${before.mtimeMs}:${before.ino}`,
         cancel: () => {
           stream.destroy();
           void close();

@@ -8,14 +8,14 @@ import { requestContext } from '../common/request-context';
 import { AppConfig } from '../config/app-config';
 import { CANCELLED, JobContext, JobInterrupted, LOCK_LOST, SHUTDOWN } from '../jobs/job-queue';
 import { QuotaService } from '../quota/quota.service';
-import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { objectKeys, ObjectStorage, ResumePoint } from '../storage/object-storage';
 import { ConversionService } from './conversion';
 import { ImageBytesQuota } from './image-bytes-quota';
 import { describeFailure, ImportStopped, PermanentImportFailure, RetryableImportFailure } from './import-failure';
 import { IngestPipeline, StoredFile, UNFINISHED_PHASES } from './ingest-pipeline';
 import { ImportJobData } from './ingestion.jobs';
 import { FileImporter } from './sources/file-import';
-import { downloadOptionsFrom, resumableDownload } from './sources/resumable-download';
+import { downloadOptionsFrom, resumableDownload, ResumeFrom } from './sources/resumable-download';
 import { UrlFetcher } from './sources/url-fetcher';
 
 /** 4000 -> "4 s", 500 -> "0.5 s", 90000 -> "90 s" */
@@ -30,10 +30,22 @@ const isAppError = (e: unknown, code: string) => e instanceof AppError && e.code
  *
  * A job that dies with its process (kill -9) is found again: the restarted replica takes it back at once
  * (BullMqQueue.takeBackOwn), or another worker gets it once its lock expires; in-process jobs are queued again
- * at start-up (IngestionService.recover). Either way the next
- * run aborts what the dead one left incomplete under the image's prefix and downloads again from byte 0
- * (a hash cannot be resumed across processes; within one run, dropped connections resume with Range).
+ * at start-up (IngestionService.recover). Either way the next run takes over what the dead one stored of a URL
+ * download (ObjectStorage.takeOverIncomplete: the fs temp file, the S3 multipart upload's parts) and resumes it:
+ * the source is asked for the rest with Range and If-Range on the validator recorded with the upload, and the
+ * stored first bytes are read back from the store through the hash and the checks (IngestPipeline.store's
+ * `resume`), so the sha256 is the one of an uninterrupted import. When the file changed (another validator or
+ * size) or the server cannot range, it starts again from byte 0 and the log says why. Anything else left
+ * incomplete under the image's prefix is aborted. Within one run, dropped connections resume with Range too.
  */
+
+/** What a URL download records with its incomplete upload, to be resumed after a crash (PutOptions.resumeMeta). */
+interface UrlResumeMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+  size?: number;
+}
 @Injectable()
 export class ImportProcessor {
   private readonly log = new Logger('Ingestion');
@@ -77,8 +89,13 @@ export class ImportProcessor {
       return;
     }
     try {
-      // one job per image: anything incomplete under its prefix is from a dead attempt
-      await this.storage.abortIncomplete(objectKeys.imagePrefix(id));
+      // one job per image: anything incomplete under its prefix is from a dead attempt; what a dead URL download or
+      // streamed file import stored is kept to resume from
+      const point =
+        this.cfg.ingestion.resumeAfterCrash && !copy && (image.phase === ImagePhase.Queued || image.phase === ImagePhase.Importing)
+          ? await this.takeOver(id)
+          : null;
+      await this.storage.abortIncomplete(objectKeys.imagePrefix(id), point?.keepId ? { keep: point.keepId } : undefined);
       if (image.phase === ImagePhase.Verifying || image.phase === ImagePhase.Converting) {
         // the process died while verifying or converting: the stored object is not trusted, the file is fetched again
         await this.conversion.cleanUp(id);
@@ -92,7 +109,7 @@ export class ImportProcessor {
         return;
       }
       const startedAt = Date.now();
-      const stored = fromFile ? await this.files.import(image, ctx.signal, quota) : await this.download(image, ctx, quota);
+      const stored = fromFile ? await this.files.import(image, ctx.signal, quota, point) : await this.download(image, ctx, quota, point);
       const outcome = await this.pipeline.finish(image, stored, quota, startedAt, ctx.signal);
       this.log.log(
         outcome === 'ready' ? `Imported ${id}: ${stored.size} bytes, sha256 ${stored.sha256}` : `Import of ${id} finished after the image was deleted`,
@@ -102,9 +119,38 @@ export class ImportProcessor {
     }
   }
 
-  private download(image: ImageRecord, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota): Promise<StoredFile> {
+  /** What a dead run of this image's import stored, kept for this run (null: nothing, or the store cannot). */
+  private async takeOver(id: string): Promise<ResumePoint | null> {
+    try {
+      return await this.storage.takeOverIncomplete(objectKeys.imageDisk(id));
+    } catch (e) {
+      this.log.warn(`Could not take over what the previous run of ${id} stored (starting from byte 0): ${(e as Error)?.message ?? String(e)}`);
+      return null;
+    }
+  }
+
+  /** Where a crashed download of `url` stopped, from what its upload recorded (undefined: start from 0). */
+  private resumeFrom(id: string, url: string, point: ResumePoint | null): ResumeFrom | undefined {
+    if (!point) return undefined;
+    let meta: UrlResumeMeta;
+    try {
+      meta = JSON.parse(point.meta) as UrlResumeMeta;
+    } catch {
+      return undefined;
+    }
+    if (meta.url !== url) {
+      this.log.warn(`Download of ${id} restarts from byte 0: the stored bytes are of another URL`);
+      return undefined;
+    }
+    // every byte stored but the upload not complete: nothing left to ask the server for, start again
+    if (meta.size !== undefined && point.offset >= meta.size) return undefined;
+    return { offset: point.offset, etag: meta.etag, lastModified: meta.lastModified, totalSize: meta.size };
+  }
+
+  private download(image: ImageRecord, ctx: JobContext<ImportJobData>, quota: ImageBytesQuota, point: ResumePoint | null): Promise<StoredFile> {
     const id = image.id;
     const url = image.sourceUrl!;
+    const from = this.resumeFrom(id, url, point);
     // reason writes in event order (an event cannot wait): a retry's reason never lands after the resume that clears it
     let reasons = Promise.resolve();
     const explain = (reason: string | null) => {
@@ -121,6 +167,7 @@ export class ImportProcessor {
       {
         ...downloadOptionsFrom(this.cfg),
         signal: ctx.signal,
+        from,
         onEvent: (ev) => {
           if (ev.type === 'retry') {
             this.log.warn(
@@ -138,13 +185,34 @@ export class ImportProcessor {
         },
       },
       async (body, start) => {
+        const resume = start.offset > 0 && point ? point : undefined;
+        if (start.resumeRefused) this.log.warn(`Download of ${id} restarts from byte 0 instead of ${point?.offset ?? 0}: ${start.resumeRefused}`);
+        // what a dead run kept and this one does not continue (a restart) goes before anything new is stored
+        if (point && !resume) await this.storage.abortIncomplete(objectKeys.imagePrefix(id));
         // the declared size is checked against the quota before the first byte is stored
         if (start.totalSize !== undefined) await quota.ensure(start.totalSize);
-        await this.catalog.transition(id, ImagePhase.Importing, { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: null }, [
-          ImagePhase.Queued,
+        const reason = resume
+          ? `Resumed at ${resume.offset} bytes${start.totalSize !== undefined ? ` of ${start.totalSize}` : ''} after the service stopped; the stored bytes are read back to rebuild the checksum`
+          : null;
+        await this.catalog.transition(
+          id,
           ImagePhase.Importing,
-        ]);
-        return this.pipeline.store(image, body, { quota, signal: ctx.signal, sizeHint: start.totalSize });
+          { bytesDone: 0, bytesTotal: start.totalSize ?? null, bytesPerSecond: 0, statusReason: reason },
+          [ImagePhase.Queued, ImagePhase.Importing],
+        );
+        if (resume) this.log.log(`Download of ${id} resumes at byte ${resume.offset} (kept from the previous run)`);
+        // a server that can range and names its file's version: a crash can resume this download from the byte stored
+        const meta: UrlResumeMeta | undefined =
+          start.resumable && this.cfg.ingestion.resumeAfterCrash
+            ? { url, etag: start.etag, lastModified: start.lastModified, size: start.totalSize }
+            : undefined;
+        return this.pipeline.store(image, body, {
+          quota,
+          signal: ctx.signal,
+          sizeHint: start.totalSize,
+          resume,
+          resumeMeta: meta && JSON.stringify(meta),
+        });
       },
     );
   }

@@ -8,7 +8,7 @@ import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { QuotaService } from '../quota/quota.service';
-import { objectKeys, ObjectStorage } from '../storage/object-storage';
+import { objectKeys, ObjectStorage, ResumePoint } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
 import { ConversionService } from './conversion';
 import type { ConvertFormat } from './qemu-img';
@@ -32,6 +32,8 @@ export interface StoredFile {
   md5?: string;
   /** the format the zone wanted when the bytes were stored (null: none); `finish` converts to it */
   convertTo?: ConvertFormat | null;
+  /** the import resumed a crashed one: the bytes before this offset were read back from the store, not the source */
+  resumedFrom?: number;
 }
 
 /** What the metrics say about an import that ended FAILED. */
@@ -53,6 +55,28 @@ export interface StoreOptions {
    * pass the checks (hash, format, progress, quota) and are not written again. On failure `fail` removes them.
    */
   alreadyStored?: boolean;
+  /** recorded with the incomplete upload so that a run after a crash can resume it (PutOptions.resumeMeta) */
+  resumeMeta?: string;
+  /**
+   * Continues what a crashed run stored (ObjectStorage.takeOverIncomplete): `body` carries the bytes from
+   * `resume.offset` on; the kept first bytes are read back from the store and pass every check in front of them
+   * (hash, format, size, progress), so the result is the same as an uninterrupted import's.
+   */
+  resume?: ResumePoint;
+}
+
+/** `first`, then `rest`, as one stream; destroying it destroys both. */
+function concatStreams(first: Readable, rest: Readable): Readable {
+  async function* both(): AsyncGenerator<Buffer> {
+    try {
+      for await (const c of first as AsyncIterable<Buffer>) yield c;
+      for await (const c of rest as AsyncIterable<Buffer>) yield c;
+    } finally {
+      first.destroy();
+      rest.destroy();
+    }
+  }
+  return Readable.from(both(), { objectMode: false });
 }
 
 /** Consumes `meter` (the last check) without storing: for bytes that are already in place. */
@@ -126,6 +150,15 @@ export class IngestPipeline {
       room: opts.quota.allowance,
       makeRoom: (needed) => opts.quota.ensure(needed, QUOTA_STEP_BYTES),
     });
+    let source = body;
+    if (opts.resume) {
+      try {
+        source = concatStreams(await this.storage.readTakenOver(opts.resume), body);
+      } catch (e) {
+        body.destroy();
+        throw e;
+      }
+    }
     const [put, flow] = await Promise.allSettled([
       opts.alreadyStored
         ? discard(meter, objectKeys.imageDisk(id))
@@ -134,9 +167,11 @@ export class IngestPipeline {
             sizeHint: opts.sizeHint,
             contentType: 'application/octet-stream',
             transient: convertTo !== null,
+            resumeMeta: opts.resumeMeta,
+            resume: opts.resume,
           }),
       // the S3 adapter gathers its parts itself: a coalescing copy in front of it only costs CPU and GC
-      this.storage.driver === 'fs' ? pipeline(body, new ChunkCoalescer(), hash, check, meter) : pipeline(body, hash, check, meter),
+      this.storage.driver === 'fs' ? pipeline(source, new ChunkCoalescer(), hash, check, meter) : pipeline(source, hash, check, meter),
     ]);
     // the cause is the stage that failed first: a source, hash, format, meter error shows in the pipeline; a
     // store error shows in the put, and the pipeline then only saw its output closed early
@@ -145,7 +180,7 @@ export class IngestPipeline {
     if (flow.status === 'rejected') throw flow.reason;
     const digests = hash.digests!;
     if (put.value.size !== digests.size) throw new Error(`stored ${put.value.size} bytes but read ${digests.size}`);
-    return { size: digests.size, sha256: digests.sha256, md5: digests.md5, convertTo };
+    return { size: digests.size, sha256: digests.sha256, md5: digests.md5, convertTo, ...(opts.resume ? { resumedFrom: opts.resume.offset } : {}) };
   }
 
   /**
@@ -160,7 +195,14 @@ export class IngestPipeline {
       await this.catalog.transition(
         id,
         ImagePhase.Verifying,
-        { sizeBytes: stored.size, bytesDone: stored.size, bytesTotal: stored.size, bytesPerSecond: null },
+        // a resumed import said so while it ran ("Resumed at N bytes ..."): done now
+        {
+          sizeBytes: stored.size,
+          bytesDone: stored.size,
+          bytesTotal: stored.size,
+          bytesPerSecond: null,
+          ...(stored.resumedFrom !== undefined ? { statusReason: null } : {}),
+        },
         [ImagePhase.Importing],
       );
       assertFormat(await verifyStored(image.format as DiskFormat, stored.size, storageRangeReader(this.storage, objectKeys.imageDisk(id))));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants, createWriteStream, Dirent, fdatasync, WriteStream } from 'node:fs';
-import { access, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import {
   ObjectStorage,
   PutOptions,
   PutResult,
+  ResumePoint,
   StorageError,
 } from './object-storage';
 
@@ -51,6 +52,37 @@ function writeBackEarly(out: WriteStream): Transform {
 }
 
 const TEMP_RE = /^\.(.+)\.([0-9a-f-]{36})\.incomplete$/;
+
+/** The sidecar of a resumable temp file `.<name>.<uuid>.incomplete`: `.<name>.<uuid>.resume` (JSON: meta, boot). */
+const sidecarOf = (tmp: string): string => tmp.replace(/\.incomplete$/, '.resume');
+
+/**
+ * This boot of the machine: a temp file written during it has all its bytes (in the page cache at least) even
+ * when the process that wrote them died; after a reboot its unsynced tail may be lost, so it is not resumed.
+ */
+let bootIdOnce: Promise<string> | undefined;
+const bootId = (): Promise<string> =>
+  (bootIdOnce ??= readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+    (t) => t.trim(),
+    () => 'unknown',
+  ));
+
+/** Passes on what comes after the first `n` bytes (a resumed put: those are already in the file). */
+function skipFirst(n: number): Transform {
+  let left = n;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (left <= 0) return cb(null, chunk);
+      if (chunk.length <= left) {
+        left -= chunk.length;
+        return cb();
+      }
+      const rest = chunk.subarray(left);
+      left = 0;
+      cb(null, rest);
+    },
+  });
+}
 
 const isErrno = (e: unknown, ...codes: string[]): boolean => codes.includes((e as NodeJS.ErrnoException)?.code ?? '');
 
@@ -98,13 +130,27 @@ export class FsStorage extends ObjectStorage {
       throw e;
     }
     const target = this.pathOf(key);
-    const tmp = join(dirname(target), `.${basename(target)}.${randomUUID()}.incomplete`);
+    const resume = opts.resume?.key === key && opts.resume.keepId ? opts.resume : undefined;
+    const tmp = join(dirname(target), resume ? resume.keepId! : `.${basename(target)}.${randomUUID()}.incomplete`);
+    const sidecar = opts.resumeMeta !== undefined || resume ? sidecarOf(tmp) : undefined;
     try {
       await mkdir(dirname(target), { recursive: true });
-      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
-      if (opts.transient) await pipeline(body, out, { signal: opts.signal });
-      else await pipeline(body, writeBackEarly(out), out, { signal: opts.signal });
-      const size = out.bytesWritten;
+      if (resume) {
+        // the dead run's temp file, cut back to the bytes it is known to hold; the body's first bytes are those
+        const fh = await open(tmp, 'r+');
+        try {
+          await fh.truncate(resume.offset);
+        } finally {
+          await fh.close();
+        }
+      } else if (sidecar) {
+        await writeFile(sidecar, JSON.stringify({ meta: opts.resumeMeta, boot: await bootId() }), { flag: 'wx', mode: 0o640 });
+      }
+      const out = resume ? createWriteStream(tmp, { flags: 'r+', start: resume.offset }) : createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+      const stages: (Transform | WriteStream)[] = resume ? [skipFirst(resume.offset)] : [];
+      if (!opts.transient) stages.push(writeBackEarly(out));
+      await pipeline(body, ...(stages as [Transform]), out, { signal: opts.signal });
+      const size = (resume?.offset ?? 0) + out.bytesWritten;
       if (!opts.transient) {
         const fh = await open(tmp, 'r+');
         try {
@@ -114,10 +160,12 @@ export class FsStorage extends ObjectStorage {
         }
       }
       await rename(tmp, target);
+      if (sidecar) await unlink(sidecar).catch(() => undefined);
       return { key, size };
     } catch (e) {
       body.destroy();
       await unlink(tmp).catch(() => undefined);
+      if (sidecar) await unlink(sidecar).catch(() => undefined);
       if (opts.signal?.aborted || (e as Error)?.name === 'AbortError') {
         throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
       }
@@ -241,10 +289,11 @@ export class FsStorage extends ObjectStorage {
     return found;
   }
 
-  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date } = {}): Promise<number> {
+  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date; keep?: string } = {}): Promise<number> {
     let n = 0;
     for (const u of await this.listIncomplete(keyPrefix)) {
       if (opts.olderThan && u.initiated >= opts.olderThan) continue;
+      if (opts.keep !== undefined && u.id === opts.keep) continue;
       const file = join(dirname(this.pathOf(u.key)), u.id);
       try {
         await unlink(file);
@@ -252,8 +301,36 @@ export class FsStorage extends ObjectStorage {
       } catch (e) {
         if (!isErrno(e, 'ENOENT')) throw e;
       }
+      await unlink(sidecarOf(file)).catch(() => undefined);
     }
     return n;
+  }
+
+  /** The largest temp file of `key` that has a sidecar written during this boot: appended to in place. */
+  override async takeOverIncomplete(key: string): Promise<ResumePoint | null> {
+    assertValidKey(key);
+    const boot = await bootId();
+    let best: ResumePoint | null = null;
+    for (const u of await this.listIncomplete(key)) {
+      if (u.key !== key) continue;
+      const file = join(dirname(this.pathOf(key)), u.id);
+      try {
+        const side = JSON.parse(await readFile(sidecarOf(file), 'utf8')) as { meta?: unknown; boot?: unknown };
+        if (typeof side.meta !== 'string' || side.boot !== boot || boot === 'unknown') continue;
+        const size = (await stat(file)).size;
+        if (size > 0 && (!best || size > best.offset)) best = { key, offset: size, meta: side.meta, keepId: u.id };
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT') && !(e instanceof SyntaxError)) throw e;
+      }
+    }
+    return best;
+  }
+
+  override async readTakenOver(point: ResumePoint): Promise<Readable> {
+    assertValidKey(point.key);
+    if (!point.keepId || point.offset <= 0) throw new StorageError('OBJECT_NOT_FOUND', `Nothing kept of ${point.key}`);
+    const fh = await open(join(dirname(this.pathOf(point.key)), point.keepId), 'r');
+    return fh.createReadStream({ start: 0, end: point.offset - 1, autoClose: true, highWaterMark: 1024 * 1024 });
   }
 
   async ping(): Promise<void> {

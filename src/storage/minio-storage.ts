@@ -14,8 +14,12 @@ import {
   ObjectStorage,
   PutOptions,
   PutResult,
+  ResumePoint,
   StorageError,
 } from './object-storage';
+
+/** The object beside a resumable multipart upload of `key` that says what it is (PutOptions.resumeMeta). */
+const resumeKeyOf = (key: string): string => `${key}.resume`;
 
 export interface MinioStorageOptions {
   endPoint: string;
@@ -164,7 +168,15 @@ export class MinioStorage extends ObjectStorage {
       if (inFlight) await inFlight; // at most one part on the wire while the next one fills
       if (inFlightError) throw inFlightError;
       if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
-      uploadId ??= await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
+      if (!uploadId) {
+        uploadId = await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
+        // after the upload exists: a crash between the two leaves an upload without meta (aborted, never resumed)
+        if (opts.resumeMeta !== undefined) {
+          // the size hint too: a take-over checks each part's size against the one it must have
+          const meta = Buffer.from(JSON.stringify({ meta: opts.resumeMeta, uploadId, sizeHint: opts.sizeHint ?? null }));
+          await this.client.putObject(this.bucket, resumeKeyOf(key), meta, meta.length, { 'Content-Type': 'application/json' });
+        }
+      }
       const id = uploadId;
       const n = ++partNumber;
       inFlight = this.client.uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: n, headers: {} }, data).then(
@@ -227,10 +239,12 @@ export class MinioStorage extends ObjectStorage {
       if (opts.signal?.aborted) throw new StorageError('UPLOAD_ABORTED', `Upload of ${key} aborted`);
       etags.sort((a, b) => a.part - b.part);
       await this.client.completeMultipartUpload(this.bucket, key, uploadId!, etags);
+      if (opts.resumeMeta !== undefined) await this.removeQuietly(resumeKeyOf(key));
       return { key, size: total };
     } catch (e) {
       body.destroy();
       if (inFlight) await inFlight;
+      if (opts.resumeMeta !== undefined) await this.removeQuietly(resumeKeyOf(key));
       if (uploadId) {
         await this.client.abortMultipartUpload(this.bucket, key, uploadId).catch((err: unknown) => {
           if (s3Code(err) !== 'NoSuchUpload') this.log.warn(`Could not abort upload ${uploadId} of ${key}: ${(err as Error).message}`);
@@ -311,18 +325,73 @@ export class MinioStorage extends ObjectStorage {
     return out;
   }
 
-  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date } = {}): Promise<number> {
+  async abortIncomplete(keyPrefix: string, opts: { olderThan?: Date; keep?: string } = {}): Promise<number> {
     let n = 0;
     for (const u of await this.listIncomplete(keyPrefix)) {
       if (opts.olderThan && u.initiated >= opts.olderThan) continue;
+      if (opts.keep !== undefined && u.id === opts.keep) continue;
       try {
         await this.client.abortMultipartUpload(this.bucket, u.key, u.id);
         n++;
       } catch (e) {
         if (s3Code(e) !== 'NoSuchUpload') throw e;
       }
+      await this.removeQuietly(resumeKeyOf(u.key));
     }
     return n;
+  }
+
+  private async removeQuietly(key: string): Promise<void> {
+    await this.client.removeObject(this.bucket, key).catch((e: unknown) => {
+      if (!NOT_FOUND_CODES.has(s3Code(e) ?? '')) this.log.warn(`Could not remove ${key}: ${(e as Error).message}`);
+    });
+  }
+
+  /**
+   * The parts of an incomplete upload cannot be read back, so the dead upload (the one its `<key>.resume` names)
+   * is completed with the parts it has, in order from part 1: `key` then holds those first bytes - a partial
+   * object under the key, which the caller (an import, its image not READY) reads back once to rebuild its hash
+   * and replaces with the resumed put (a new multipart upload of every byte; the source is only read from
+   * `offset` on).
+   */
+  override async takeOverIncomplete(key: string): Promise<ResumePoint | null> {
+    assertValidKey(key);
+    await this.init();
+    let side: { meta?: unknown; uploadId?: unknown; sizeHint?: unknown };
+    try {
+      const body = await this.client.getObject(this.bucket, resumeKeyOf(key));
+      const chunks: Buffer[] = [];
+      for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+      side = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof side;
+    } catch (e) {
+      if (NOT_FOUND_CODES.has(s3Code(e) ?? '') || e instanceof SyntaxError) return null;
+      throw e;
+    }
+    if (typeof side.meta !== 'string' || typeof side.uploadId !== 'string') return null;
+    const uploadId = side.uploadId;
+    if (!(await this.listIncomplete(key)).some((u) => u.key === key && u.id === uploadId)) return null;
+    const listParts = (this.client as unknown as { listParts: (b: string, k: string, u: string) => Promise<{ part: number; etag: string; size: number }[]> })
+      .listParts;
+    const parts = (await listParts.call(this.client, this.bucket, key, uploadId)).sort((a, b) => a.part - b.part);
+    const kept: { part: number; etag: string }[] = [];
+    let offset = 0;
+    const sizeHint = typeof side.sizeHint === 'number' ? side.sizeHint : undefined;
+    for (const p of parts) {
+      if (p.part !== kept.length + 1) break; // a gap: only the parts before it are the object's first bytes
+      // a part of another size than this upload gives that part (a store listing a part cut by the crash): not kept
+      if (p.size !== this.partSizeFor(p.part, sizeHint)) break;
+      kept.push({ part: p.part, etag: p.etag.replace(/^"|"$/g, '') });
+      offset += p.size;
+    }
+    if (kept.length === 0) return null;
+    await this.client.completeMultipartUpload(this.bucket, key, uploadId, kept);
+    const st = await this.client.statObject(this.bucket, key);
+    if (st.size !== offset) return null;
+    return { key, offset, meta: side.meta };
+  }
+
+  override readTakenOver(point: ResumePoint): Promise<Readable> {
+    return this.getStream(point.key, { start: 0, end: point.offset - 1 });
   }
 
   override async copyFromBucket(source: CopySource, key: string, opts: { signal?: AbortSignal } = {}): Promise<PutResult> {

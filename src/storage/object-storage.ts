@@ -38,6 +38,32 @@ export interface PutOptions {
    * bytes unwritten once the object is replaced. Ignored by S3.
    */
   transient?: boolean;
+  /**
+   * Makes the upload resumable after a crash of the process: kept with the incomplete upload (fs: a sidecar file
+   * beside the temp file; S3: a small `<key>.resume` object), so `takeOverIncomplete` can find it and say what it
+   * was (the caller's own text, e.g. the source's validator). Removed with the upload, or once it is complete.
+   */
+  resumeMeta?: string;
+  /**
+   * Continues the dead upload `takeOverIncomplete` answered: the body still carries every byte from 0, and the
+   * store writes only those it lacks (fs: the first `offset` bytes are skipped and the rest appended to the same
+   * temp file; S3: everything is uploaded again, the prefix read back from the store rather than the source).
+   */
+  resume?: ResumePoint;
+}
+
+/**
+ * What a process that died (kill -9) while uploading left in the store, taken over by the next run
+ * (`ObjectStorage.takeOverIncomplete`): `offset` bytes of the object, readable with `readTakenOver`.
+ */
+export interface ResumePoint {
+  key: string;
+  /** the bytes kept: the first `offset` bytes of the object */
+  offset: number;
+  /** the `resumeMeta` the dead upload was started with */
+  meta: string;
+  /** the incomplete upload kept (fs: its temp file name), for abortIncomplete's `keep`; undefined when none is kept */
+  keepId?: string;
 }
 
 export interface PutResult {
@@ -133,7 +159,22 @@ export abstract class ObjectStorage {
    * Aborts incomplete uploads under `keyPrefix` (optionally only those started before `olderThan`) and
    * returns how many. An upload still running under that prefix fails with UPLOAD_ABORTED or a store error.
    */
-  abstract abortIncomplete(keyPrefix: string, opts?: { olderThan?: Date }): Promise<number>;
+  abstract abortIncomplete(keyPrefix: string, opts?: { olderThan?: Date; keep?: string }): Promise<number>;
+
+  /**
+   * After a crash: finds the incomplete upload of `key` a dead process started with `resumeMeta`, and keeps its
+   * bytes for a resumed put (`PutOptions.resume`). Null when there is none worth resuming (no such upload, no
+   * bytes, or - fs - the machine restarted since, so the page cache that held its tail may be lost). The caller
+   * then aborts the rest with `abortIncomplete(prefix, { keep: point.keepId })`. The default: nothing to resume.
+   */
+  takeOverIncomplete(_key: string): Promise<ResumePoint | null> {
+    return Promise.resolve(null);
+  }
+
+  /** The bytes `takeOverIncomplete` kept (the first `point.offset` bytes), to rebuild the hash from. */
+  readTakenOver(_point: ResumePoint): Promise<Readable> {
+    return Promise.reject(new StorageError('OBJECT_NOT_FOUND', 'This store keeps nothing to resume'));
+  }
 
   /** Readiness: resolves when the store answers (bucket exists / root writable). */
   abstract ping(): Promise<void>;

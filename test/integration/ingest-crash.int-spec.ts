@@ -19,8 +19,8 @@ import { callService, ServiceProcess, serviceProcesses } from '../support/servic
 import { ensureBuilt } from '../support/build';
 
 /**
- * kill -9 in the middle of an import, start again: the import finishes (here: restarted from byte 0 after the
- * dead attempt's incomplete upload is aborted), with the right checksum, and nothing is left behind: no stray
+ * kill -9 in the middle of an import, start again: the import finishes (resumed from the bytes the dead attempt
+ * stored, see ingest-resume.int-spec.ts for how far), with the right checksum, and nothing is left behind: no stray
  * object, no incomplete multipart upload or temp file, no pending quota reservation. The service runs as a
  * real child process (`node dist/src/main.js`), in both runtime shapes. The restarted replica takes its import
  * back at once (the platform test's queue lock lasts two minutes, longer than the test waits), and the time

@@ -465,6 +465,46 @@ describe('resumableDownload', () => {
     expect(srv.requests.filter((r) => r.path.startsWith('/drop?id=r3')).every((r) => !r.headers.range)).toBe(true);
   });
 
+  it('from: the download of a crashed run goes on from its offset when the file is the same (Range + If-Range)', async () => {
+    const starts: { offset: number; resumeRefused?: string }[] = [];
+    const data = await resumableDownload(
+      fetcher,
+      srv.url('/file?id=from1'),
+      { ...opts([]), from: { offset: 1_500_000, etag: ETAG, lastModified: LAST_MODIFIED, totalSize: FILE.length } },
+      async (body, start) => {
+        starts.push({ offset: start.offset, resumeRefused: start.resumeRefused });
+        return collect([])(body, start);
+      },
+    );
+    expect(starts).toEqual([{ offset: 1_500_000, resumeRefused: undefined }]);
+    expect(data.equals(FILE.subarray(1_500_000))).toBe(true);
+    const asked = srv.requests.filter((r) => r.path === '/file?id=from1');
+    expect(asked.map((r) => [r.headers.range, r.headers['if-range']])).toEqual([['bytes=1500000-', ETAG]]);
+  });
+
+  it('from: another ETag, another size or no range support start from byte 0 and say why', async () => {
+    const run = async (url: string, from: { offset: number; etag?: string; totalSize?: number }) => {
+      const starts: { offset: number; resumeRefused?: string }[] = [];
+      const data = await resumableDownload(fetcher, srv.url(url), { ...opts([]), from }, async (body, start) => {
+        starts.push({ offset: start.offset, resumeRefused: start.resumeRefused });
+        return collect([])(body, start);
+      });
+      expect(data.equals(FILE)).toBe(true);
+      return starts;
+    };
+    // If-Range with an old ETag: the server sends the whole (new) file, used as a fresh start
+    expect(await run('/file?id=from2', { offset: 1000, etag: '"file-v0"' })).toEqual([{ offset: 0, resumeRefused: expect.stringContaining('changed') }]);
+    // the same ETag but another size: refused, then a request from 0
+    expect(await run('/file?id=from3', { offset: 1000, etag: ETAG, totalSize: FILE.length + 1 })).toEqual([
+      { offset: 0, resumeRefused: expect.stringContaining('changed') },
+    ]);
+    // no ranges: the 200 is the file from 0
+    expect(await run('/file?id=from4&ranges=0', { offset: 1000, etag: ETAG })).toEqual([{ offset: 0, resumeRefused: expect.stringContaining('ranges') }]);
+    // nothing recorded to check the file against: not even asked with a range
+    expect(await run('/file?id=from5', { offset: 1000 })).toEqual([{ offset: 0, resumeRefused: expect.stringContaining('no validator') }]);
+    expect(srv.requests.filter((r) => r.path === '/file?id=from5').every((r) => !r.headers.range)).toBe(true);
+  });
+
   it('restarts when there is no validator to resume safely, or the file changed', async () => {
     const e1: DownloadEvent[] = [];
     expect((await resumableDownload(fetcher, srv.url('/drop?id=r4&after=300000&validators=0'), opts(e1), collect([]))).equals(FILE)).toBe(true);

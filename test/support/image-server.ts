@@ -13,7 +13,8 @@ import { Readable } from 'node:stream';
  *   dropAfter=<n>       the connection is cut after n body bytes (the first `times` requests of `id`, default 1)
  *   type=<mime>         Content-Type
  * and the routes  /redirect?n=<hops>&to=<path>,  /status?code=<n>,  /huge (declares 10 TB, sends 10 bytes).
- * `GET /f/<name>?...` serves what `put(name, ...)` registered.
+ * `GET /f/<name>?...` serves what `put(name, ...)` registered; putting a name again is a new version of the file
+ * (another ETag and Last-Modified). Each request records the body bytes it sent (`bytes`, `bytesServed`).
  */
 /** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
 function drained(res: ServerResponse): Promise<void> {
@@ -30,6 +31,8 @@ function drained(res: ServerResponse): Promise<void> {
 
 export interface ServedFile {
   size: number;
+  /** 1, then 2 once the name is put again, ... */
+  version: number;
   open: (start: number, end: number) => Readable;
 }
 
@@ -37,7 +40,7 @@ export class ImageServer {
   readonly server: Server;
   port = 0;
   /** every request, with when it arrived (Date.now()) */
-  readonly requests: { path: string; headers: IncomingMessage['headers']; at: number }[] = [];
+  readonly requests: { path: string; headers: IncomingMessage['headers']; at: number; bytes: number }[] = [];
   private readonly files = new Map<string, ServedFile>();
   private readonly counters = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
@@ -67,13 +70,19 @@ export class ImageServer {
 
   /** Serves `data` (a buffer, or a file on disk) at /f/<name>. */
   put(name: string, data: Buffer | { path: string }): string {
+    const version = (this.files.get(name)?.version ?? 0) + 1;
     if (Buffer.isBuffer(data)) {
-      this.files.set(name, { size: data.length, open: (s, e) => Readable.from([data.subarray(s, e + 1)]) });
+      this.files.set(name, { size: data.length, version, open: (s, e) => Readable.from([data.subarray(s, e + 1)]) });
     } else {
       const size = statSync(data.path).size;
-      this.files.set(name, { size, open: (s, e) => createReadStream(data.path, { start: s, end: e, highWaterMark: 256 * 1024 }) });
+      this.files.set(name, { size, version, open: (s, e) => createReadStream(data.path, { start: s, end: e, highWaterMark: 256 * 1024 }) });
     }
     return `/f/${name}`;
+  }
+
+  /** Body bytes sent by the requests whose path contains `pathPart`, that arrived at or after `since` (Date.now()). */
+  bytesServed(pathPart: string, since = 0): number {
+    return this.requests.filter((r) => r.at >= since && r.path.includes(pathPart)).reduce((n, r) => n + r.bytes, 0);
   }
 
   hits(pathPrefix: string): number {
@@ -101,7 +110,8 @@ export class ImageServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     const q = u.searchParams;
-    this.requests.push({ path: u.pathname + u.search, headers: req.headers, at: Date.now() });
+    const entry = { path: u.pathname + u.search, headers: req.headers, at: Date.now(), bytes: 0 };
+    this.requests.push(entry);
     if (u.pathname === '/redirect') {
       const n = Number(q.get('n') ?? 1);
       res.writeHead(302, { location: n > 1 ? `/redirect?n=${n - 1}&to=${encodeURIComponent(q.get('to') ?? '/')}` : (q.get('to') ?? '/') });
@@ -128,8 +138,8 @@ export class ImageServer {
     const headers: Record<string, string> = { 'content-type': q.get('type') ?? 'application/octet-stream' };
     if (ranges) headers['accept-ranges'] = 'bytes';
     if (flag('validators')) {
-      headers.etag = `"${u.pathname}-v1"`;
-      headers['last-modified'] = new Date('2026-01-02T03:04:05Z').toUTCString();
+      headers.etag = `"${u.pathname}-v${file.version}"`;
+      headers['last-modified'] = new Date(Date.parse('2026-01-02T03:04:05Z') + (file.version - 1) * 1000).toUTCString();
     }
     let start = 0;
     let end = file.size - 1;
@@ -155,14 +165,14 @@ export class ImageServer {
     const dropAfter = q.has('dropAfter') && n <= Number(q.get('times') ?? 1) ? Number(q.get('dropAfter')) : Infinity;
     this.sending.set(u.pathname, (this.sending.get(u.pathname) ?? 0) + 1);
     try {
-      await this.send(file.open(start, end), res, rate, dropAfter);
+      await this.send(file.open(start, end), res, rate, dropAfter, entry);
     } finally {
       this.sending.set(u.pathname, this.sending.get(u.pathname)! - 1);
     }
   }
 
   /** Writes the body with backpressure, at most `rate` bytes a second, cutting the connection after `dropAfter` bytes. */
-  private async send(src: Readable, res: ServerResponse, rate: number, dropAfter: number): Promise<void> {
+  private async send(src: Readable, res: ServerResponse, rate: number, dropAfter: number, entry: { bytes: number }): Promise<void> {
     const t0 = Date.now();
     let sent = 0;
     const closed = () => res.destroyed || res.socket?.destroyed === true;
@@ -175,11 +185,13 @@ export class ImageServer {
           chunk = chunk.subarray(piece.length);
           if (sent + piece.length > dropAfter) {
             res.write(piece.subarray(0, dropAfter - sent));
+            entry.bytes += dropAfter - sent;
             await new Promise((r) => setTimeout(r, 20));
             res.socket?.destroy();
             return;
           }
           sent += piece.length;
+          entry.bytes += piece.length;
           if (!res.write(piece)) await drained(res);
           if (Number.isFinite(rate)) {
             const due = t0 + (sent / rate) * 1000;

@@ -39,6 +39,18 @@ export interface DownloadStart {
   resumable: boolean;
   etag?: string;
   lastModified?: string;
+  /** where the body starts in the file: `from.offset` when the crashed download was resumed, else 0 */
+  offset: number;
+  /** why `from` was not used (the file changed, the server cannot range): the body starts at 0 */
+  resumeRefused?: string;
+}
+
+/** Where a download that died with its process stopped, and what the file was then (its validators and size). */
+export interface ResumeFrom {
+  offset: number;
+  etag?: string;
+  lastModified?: string;
+  totalSize?: number;
 }
 
 export type DownloadEvent =
@@ -55,6 +67,12 @@ export interface ResumableDownloadOptions extends Omit<FetchOptions, 'offset' | 
   /** new bytes a resumed connection must deliver before a failure no longer counts against it */
   progressResetBytes?: number;
   onEvent?: (e: DownloadEvent) => void;
+  /**
+   * The first run asks for the file from `from.offset` (Range with If-Range on the validator it had): a 206 from
+   * that byte with the same validators and size gives a body from there (`start.offset`); anything else (a 200,
+   * another ETag, Last-Modified or size, a 416) a body from byte 0 and `start.resumeRefused` says why.
+   */
+  from?: ResumeFrom;
 }
 
 const strongEtag = (etag?: string): string | undefined => (etag && !etag.startsWith('W/') ? etag : undefined);
@@ -123,14 +141,50 @@ export async function resumableDownload<T>(
     let restartReason: string | undefined;
     let received = 0;
     try {
-      const first = await connect(0, undefined, ac.signal);
+      const from = run === 1 && opts.from && opts.from.offset > 0 ? opts.from : undefined;
+      let resumeRefused: string | undefined;
+      let first: FetchResult | undefined;
+      if (from) {
+        const fromValidator = strongEtag(from.etag) ?? from.lastModified;
+        if (!fromValidator) resumeRefused = 'the file had no validator (ETag/Last-Modified) to resume safely';
+        else {
+          let res: FetchResult | undefined;
+          try {
+            res = await connect(from.offset, fromValidator, ac.signal);
+          } catch (e) {
+            if (!isIngestError(e) || e.code !== 'RANGE_NOT_SATISFIABLE') throw e;
+            resumeRefused = `the server cannot send bytes from ${from.offset}`;
+          }
+          if (res) {
+            const same =
+              res.status === 206 &&
+              res.offset === from.offset &&
+              (from.etag === undefined || res.etag === from.etag) &&
+              (from.lastModified === undefined || res.lastModified === from.lastModified) &&
+              (from.totalSize === undefined || res.totalSize === from.totalSize);
+            if (same) {
+              first = res;
+              received = from.offset;
+            } else if (res.status === 200) {
+              first = res; // the whole file (If-Range did not match, or no range support): a fresh start
+              resumeRefused = 'the file changed on the server (validator or size differs), or it no longer serves ranges';
+            } else {
+              res.body.destroy();
+              resumeRefused = 'the file changed on the server (validator or size differs)';
+            }
+          }
+        }
+      }
+      first ??= await connect(0, undefined, ac.signal);
+      const offset = received;
       const validator = strongEtag(first.etag) ?? first.lastModified;
       const resumable = first.acceptsRanges && validator !== undefined;
       const total = first.totalSize;
 
-      let current = first;
+      let current: FetchResult = first;
+      const firstRes: FetchResult = first;
       async function* chunks(): AsyncGenerator<Buffer> {
-        let res = first;
+        let res = firstRes;
         let sinceFailure = 0;
         for (;;) {
           try {
@@ -150,7 +204,7 @@ export async function resumableDownload<T>(
             sinceFailure = 0;
             await failed(e, received, resumable, ac.signal);
             if (!resumable) {
-              restartReason = first.acceptsRanges
+              restartReason = firstRes.acceptsRanges
                 ? 'the server gave no validator (ETag/Last-Modified) to resume safely'
                 : 'the server does not support Range requests';
               throw new IngestError('RESTART_REQUIRED', `Download restarts from the beginning: ${restartReason}`, { retryable: true });
@@ -159,8 +213,8 @@ export async function resumableDownload<T>(
             const sameFile =
               next.status === 206 &&
               next.offset === received &&
-              (first.etag === undefined || next.etag === first.etag) &&
-              (first.lastModified === undefined || next.lastModified === first.lastModified) &&
+              (firstRes.etag === undefined || next.etag === firstRes.etag) &&
+              (firstRes.lastModified === undefined || next.lastModified === firstRes.lastModified) &&
               (total === undefined || next.totalSize === undefined || next.totalSize === total);
             if (!sameFile) {
               next.body.destroy();
@@ -186,6 +240,8 @@ export async function resumableDownload<T>(
         resumable,
         etag: first.etag,
         lastModified: first.lastModified,
+        offset,
+        resumeRefused,
       };
       try {
         return await consume(body, start);
