@@ -14,14 +14,14 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
 import { TestConsumer, TEST_AMQP_URL } from '../test/support/amqp';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
-import { ServiceProcess, startServiceProcess } from '../test/support/service-process';
+import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../test/support/service-process';
 import { apiOf, fmt } from './support';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
@@ -32,6 +32,31 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const IMAGES = 200;
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const runId = randomBytes(4).toString('hex');
+
+interface Counts {
+  roundTrips: number;
+  statements: number;
+  cpuMicros: number;
+  bySql: Record<string, number>;
+}
+/** What the preload (bench/query-counter.ts) of a service wrote last: its mysql2 commands and CPU time. */
+const counted = async (file: string): Promise<Counts> => {
+  await new Promise((r) => setTimeout(r, 250));
+  return JSON.parse(readFileSync(file, 'utf8')) as Counts;
+};
+const minus = (a: Counts, b: Counts): Counts => ({
+  roundTrips: a.roundTrips - b.roundTrips,
+  statements: a.statements - b.statements,
+  cpuMicros: a.cpuMicros - b.cpuMicros,
+  bySql: Object.fromEntries(Object.entries(a.bySql).map(([k, v]) => [k, v - (b.bySql[k] ?? 0)])),
+});
+const plus = (a: Counts, b: Counts): Counts => ({
+  roundTrips: a.roundTrips + b.roundTrips,
+  statements: a.statements + b.statements,
+  cpuMicros: a.cpuMicros + b.cpuMicros,
+  bySql: Object.fromEntries([...new Set([...Object.keys(a.bySql), ...Object.keys(b.bySql)])].map((k) => [k, (a.bySql[k] ?? 0) + (b.bySql[k] ?? 0)])),
+});
+const NO_COUNTS: Counts = { roundTrips: 0, statements: 0, cpuMicros: 0, bySql: {} };
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 
@@ -151,8 +176,13 @@ async function main(): Promise<void> {
     QUOTA_SWEEP_INTERVAL_SECONDS: '0',
     INGEST_SWEEP_INTERVAL_SECONDS: '0',
   };
-  const withEvents = { ...base, EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange };
-  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false' };
+  // each service counts its statements and CPU time (bench/query-counter.ts)
+  // BENCH_NODE_OPTIONS (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof) is added to the events-on service's
+  const preload = `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`;
+  const onFile = join(dataDir, 'counts-on.json');
+  const offFile = join(dataDir, 'counts-off.json');
+  const withEvents = { ...base, EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange, NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS ?? ''}`, BENCH_COUNT_FILE: onFile };
+  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false', NODE_OPTIONS: preload, BENCH_COUNT_FILE: offFile };
   const user = { sub: 'bench-user', dept: 'bench-dept', role: 'user' };
   const auth = `Bearer ${signToken({ ...user, name: 'bench' }, SECRET)}`;
   const superAuth = signToken({ sub: 'bench-root', dept: 'ops', role: 'super_admin', name: 'root' }, SECRET);
@@ -200,9 +230,17 @@ async function main(): Promise<void> {
       into.seconds += r.seconds;
       into.latencies.push(...r.latencies);
     };
+    let onCounts = NO_COUNTS;
+    let offCounts = NO_COUNTS;
     for (let round = 0; round < ROUNDS; round++) {
+      // the counts of a slice include what its service did until the next slice starts (the relay finishing)
+      const onBefore = await counted(onFile);
       add(on, await drive(svc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      const onAfter = await counted(onFile);
+      onCounts = plus(onCounts, minus(onAfter, onBefore));
+      const offBefore = await counted(offFile);
       add(off, await drive(offSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      offCounts = plus(offCounts, minus(await counted(offFile), offBefore));
     }
     on.latencies.sort((a, b) => a - b);
     off.latencies.sort((a, b) => a - b);
@@ -237,6 +275,26 @@ async function main(): Promise<void> {
     const cost = 1 - on.ok / on.seconds / (off.ok / off.seconds);
     console.log(
       `  cost of events  ${(cost * 100).toFixed(1)}% fewer req/s (on/off ratio ${(on.ok / on.seconds / (off.ok / off.seconds)).toFixed(2)})   goal < 10%: ${cost < 0.1 ? 'met' : 'MISSED'}`,
+    );
+    const per = (c: Counts, d: Driven) => {
+      const n = Math.max(1, d.ok + d.errors);
+      return `${(c.statements / n).toFixed(2)} statements, ${(c.roundTrips / n).toFixed(2)} round trips, ${(c.cpuMicros / 1000 / n).toFixed(2)} ms service CPU per request`;
+    };
+    console.log(`  events on       ${per(onCounts, on)} (relay included)`);
+    console.log(`  events off      ${per(offCounts, off)}   CPU ratio on/off ${(onCounts.cpuMicros / Math.max(1, on.ok) / (offCounts.cpuMicros / Math.max(1, off.ok))).toFixed(2)}`);
+    const shapes = (c: Counts, d: Driven) =>
+      Object.entries(c.bySql)
+        .filter(([, v]) => v / Math.max(1, d.ok) >= 0.005)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `      ${(v / Math.max(1, d.ok)).toFixed(3)}  ${k}`)
+        .join('\n');
+    console.log(`  per request, events on:\n${shapes(onCounts, on)}\n  per request, events off:\n${shapes(offCounts, off)}`);
+    const ceiling = off.ok / off.seconds;
+    console.log(
+      `ceiling: PATCH closed loop with events off ${fmt(ceiling)} req/s on this machine (service, MariaDB, RabbitMQ and this load generator on ${cpus().length} cores)`,
+    );
+    console.log(
+      `  burst achieved ${fmt(achieved)} changes/s = ${(achieved / RATE).toFixed(2)} x the ${RATE}/s goal, ${(achieved / ceiling).toFixed(2)} x the events-off ceiling; the ceiling is ${(ceiling / RATE).toFixed(2)} x the goal`,
     );
   } finally {
     await svc?.kill9();
