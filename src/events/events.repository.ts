@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Brackets, DataSource, EntityManager } from 'typeorm';
+import { Brackets, DataSource, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent } from 'typeorm';
 import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
 import { EventRelayLeaseEntity } from './event.entity';
@@ -84,9 +84,32 @@ export function toEnvelope(r: Record<string, unknown>): EventEnvelope {
  * The lock is taken as the last step of the transaction, so it is held only for its commit. The catalog
  * writes already serialise on catalog_state's version row the same way.
  */
+const WROTE_EVENTS = 'hcmWroteEvents';
+
 @Injectable()
 export class EventsRepository {
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  private readonly committedListeners = new Set<() => void>();
+
+  constructor(@InjectDataSource() private readonly ds: DataSource) {
+    // told by TypeORM when a transaction commits: one that wrote events wakes the relay at once (issue 14)
+    // instead of leaving it to its next poll. Transactions TypeORM does not run (the quota's raw programs)
+    // and other replicas' are found by the poll.
+    const subscriber: EntitySubscriberInterface = {
+      afterTransactionCommit: (ev: TransactionCommitEvent) => {
+        const data = ev.queryRunner.data as Record<string, unknown>;
+        if (!data[WROTE_EVENTS]) return;
+        data[WROTE_EVENTS] = false;
+        for (const f of this.committedListeners) f();
+      },
+    };
+    ds.subscribers.push(subscriber);
+  }
+
+  /** `f` runs after every commit (on this replica, through TypeORM) of a transaction that wrote an event. */
+  onCommitted(f: () => void): () => void {
+    this.committedListeners.add(f);
+    return () => this.committedListeners.delete(f);
+  }
 
   private get sqlite(): boolean {
     return this.ds.options.type === 'better-sqlite3';
@@ -149,6 +172,7 @@ export class EventsRepository {
 
   /** Runs the write through a TypeORM transaction's manager. */
   async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
+    if (m.queryRunner) (m.queryRunner.data as Record<string, unknown>)[WROTE_EVENTS] = true;
     const g = this.insertProgram(e);
     let step = g.next();
     while (!step.done) {
@@ -187,10 +211,19 @@ export class EventsRepository {
 
   // ---------------------------------------------------------------- the relay
 
+  /**
+   * A connection of its own for the relay (issue 14): under load every pooled connection is busy with
+   * requests, and the relay's few statements would queue behind them (the publish lag grew with the load).
+   * The caller releases it (and takes a new one after a connection error).
+   */
+  relayConnection(): QueryRunner {
+    return this.ds.createQueryRunner();
+  }
+
   /** Takes or renews the relay lease; true when `holder` holds it until `until`. */
-  async acquireLease(holder: string, now: number, until: number): Promise<boolean> {
+  async acquireLease(holder: string, now: number, until: number, runner?: QueryRunner): Promise<boolean> {
     const res = await this.ds
-      .createQueryBuilder()
+      .createQueryBuilder(runner)
       .update(EventRelayLeaseEntity)
       .set({ holder, until })
       .where('name = :name', { name: 'relay' })
@@ -209,21 +242,27 @@ export class EventsRepository {
       .execute();
   }
 
-  /** The oldest events not yet published, in position order (so in order per image). */
-  async unpublished(limit: number): Promise<EventEnvelope[]> {
+  /**
+   * The oldest events not yet published after position `after`, in position order (so in order per image).
+   * A relay that is caught up passes the last position it published: then the read is a primary-key range
+   * from there (the unpublished events are at the end), not a walk of the publishedAt index from its start.
+   */
+  async unpublished(limit: number, after = 0, runner?: QueryRunner): Promise<EventEnvelope[]> {
     const rows: Array<Record<string, unknown>> = await this.ds.query(
-      `SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`,
-      [limit],
+      `SELECT ${COLUMNS} FROM event_outbox WHERE position > ? AND publishedAt IS NULL ORDER BY position ASC LIMIT ?`,
+      [after, limit],
+      runner,
     );
     return rows.map(toEnvelope);
   }
 
-  async markPublished(positions: number[], at: number): Promise<void> {
-    if (!positions.length) return;
-    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [
-      at,
-      ...positions,
-    ]);
+  /**
+   * Marks the events from `first` to `last` (positions) published: the batch the relay read, which is every
+   * unpublished event in that range (a position below a committed one is committed or never will be: the
+   * `#position` row lock orders commits), so one range on the primary key instead of a list of positions.
+   */
+  async markPublished(first: number, last: number, at: number, runner?: QueryRunner): Promise<void> {
+    await this.ds.query('UPDATE event_outbox SET publishedAt = ? WHERE position >= ? AND position <= ? AND publishedAt IS NULL', [at, first, last], runner);
   }
 
   /** How many events wait for the relay. */
