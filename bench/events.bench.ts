@@ -181,7 +181,13 @@ async function main(): Promise<void> {
   const preload = `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`;
   const onFile = join(dataDir, 'counts-on.json');
   const offFile = join(dataDir, 'counts-off.json');
-  const withEvents = { ...base, EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange, NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS ?? ''}`, BENCH_COUNT_FILE: onFile };
+  const withEvents = {
+    ...base,
+    EVENTS_AMQP_URL: TEST_AMQP_URL,
+    EVENTS_EXCHANGE: exchange,
+    NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS ?? ''}`,
+    BENCH_COUNT_FILE: onFile,
+  };
   const withoutEvents = { ...base, EVENTS_OUTBOX: 'false', NODE_OPTIONS: preload, BENCH_COUNT_FILE: offFile };
   const user = { sub: 'bench-user', dept: 'bench-dept', role: 'user' };
   const auth = `Bearer ${signToken({ ...user, name: 'bench' }, SECRET)}`;
@@ -281,7 +287,9 @@ async function main(): Promise<void> {
       return `${(c.statements / n).toFixed(2)} statements, ${(c.roundTrips / n).toFixed(2)} round trips, ${(c.cpuMicros / 1000 / n).toFixed(2)} ms service CPU per request`;
     };
     console.log(`  events on       ${per(onCounts, on)} (relay included)`);
-    console.log(`  events off      ${per(offCounts, off)}   CPU ratio on/off ${(onCounts.cpuMicros / Math.max(1, on.ok) / (offCounts.cpuMicros / Math.max(1, off.ok))).toFixed(2)}`);
+    console.log(
+      `  events off      ${per(offCounts, off)}   CPU ratio on/off ${(onCounts.cpuMicros / Math.max(1, on.ok) / (offCounts.cpuMicros / Math.max(1, off.ok))).toFixed(2)}`,
+    );
     const shapes = (c: Counts, d: Driven) =>
       Object.entries(c.bySql)
         .filter(([, v]) => v / Math.max(1, d.ok) >= 0.005)

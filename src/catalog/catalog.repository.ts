@@ -7,7 +7,7 @@ import { ImageWithTags } from './image.record';
 import { ImageStatus } from './image.enums';
 import { ImageFilterQuery, ImageSort, normaliseTag } from './image.dto';
 
-/** More work inside a write's transaction (the events outbox): runs only when the write changed a row. */
+/** More work inside a write's transaction (the events outbox): runs only when the write changed a row (an edit issues it alongside its UPDATE and rolls both back when no row matched). */
 export type InTransaction = (m: EntityManager) => Promise<unknown>;
 
 export interface DepartmentUsageQuery {
@@ -172,15 +172,32 @@ export class CatalogRepository {
   async update(current: ImageWithTags | string, patch: ImagePatch, tags?: string[], inTx?: InTransaction): Promise<ImageWithTags | null> {
     const id = typeof current === 'string' ? current : current.id;
     const updatedAt = new Date();
-    const changed = await this.ds.transaction(async (m) => {
-      const { sql, params } = this.updateSql(id, { ...patch, updatedAt });
-      // rows matched (mysql2 connects with FOUND_ROWS; updatedAt changes anyway), SQLite's changes
-      if (((await m.queryRunner!.query(sql, params, true)) as { affected?: number }).affected === 0) return false;
-      if (tags) await this.replaceTags(m, id, tags);
-      await this.bump(m);
-      await inTx?.(m);
-      return true;
-    });
+    const gone = new Error('the image is gone');
+    const changed = await this.ds
+      .transaction(async (m) => {
+        const { sql, params } = this.updateSql(id, { ...patch, updatedAt });
+        // Every statement of the change is sent at once, without waiting for the answers in between (the
+        // connection runs them back to back, in the order they are issued): catalog_state's version row and
+        // the outbox's position row, which every writer queues on, are then held for one turn of the
+        // application instead of one per statement (issue 14). The event is written before the UPDATE's
+        // answer is known: when no row matched (the image was deleted since it was read), the transaction
+        // is rolled back, event included.
+        const steps = await Promise.allSettled([
+          m.queryRunner!.query(sql, params, true) as Promise<{ affected?: number }>,
+          tags ? this.replaceTags(m, id, tags) : undefined,
+          this.bump(m),
+          inTx?.(m),
+        ]);
+        const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        // rows matched (mysql2 connects with FOUND_ROWS; updatedAt changes anyway), SQLite's changes
+        if ((steps[0] as PromiseFulfilledResult<{ affected?: number }>).value.affected === 0) throw gone;
+        return true;
+      })
+      .catch((e: unknown) => {
+        if (e === gone) return false;
+        throw e;
+      });
     if (!changed) return null;
     // given only the id (a caller that did not read the row): the answer is read
     if (typeof current === 'string') return this.findById(id);

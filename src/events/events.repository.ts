@@ -170,16 +170,55 @@ export class EventsRepository {
     };
   }
 
-  /** Runs the write through a TypeORM transaction's manager. */
+  /**
+   * Runs the write through a TypeORM transaction's manager, its two statements sent together (issue 14): the
+   * INSERT takes the position and sequence the counter upsert before it just wrote (INSERT ... SELECT from
+   * event_counters, the transaction's own rows), so it does not wait for the upsert's answer. A connection
+   * runs its queued statements back to back (mysql2 starts the next one as it reads the previous answer), so
+   * the `#position` row lock is held one turn of the application shorter. The queries are issued in the
+   * order they are called (each goes through the same awaits before the driver queues it).
+   */
   async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
     if (m.queryRunner) (m.queryRunner.data as Record<string, unknown>)[WROTE_EVENTS] = true;
-    const g = this.insertProgram(e);
-    let step = g.next();
-    while (!step.done) {
-      const raw: unknown = await m.query(step.value.sql, step.value.params);
-      step = g.next({ rows: Array.isArray(raw) ? (raw as Array<Record<string, unknown>>) : [], affected: 0 });
-    }
-    return step.value;
+    const bumped = m.query(this.bumpSql, [POSITION, e.subject]) as Promise<Array<Record<string, unknown>>>;
+    const inserted = m.query(
+      `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload)
+       SELECT p.value, ?, ?, ?, ?, ?, s.value, ?, ?, ?, ?, ?, ?, ? FROM event_counters p, event_counters s WHERE p.name = ? AND s.name = ?`,
+      [
+        e.id,
+        e.type,
+        e.version,
+        e.time,
+        e.subject,
+        e.imageId,
+        e.scope,
+        e.ownerId,
+        e.departmentId,
+        JSON.stringify(e.actor),
+        e.correlationId,
+        JSON.stringify(e.payload),
+        POSITION,
+        e.subject,
+      ],
+    ) as Promise<unknown>;
+    const [rows] = await Promise.all([bumped, inserted]);
+    const value = (name: string) => {
+      const row = rows.find((r) => String(r.name) === name);
+      if (!row) throw new Error(`the counter ${name} was not returned`);
+      return num(row.value);
+    };
+    return {
+      id: e.id,
+      type: e.type,
+      version: e.version,
+      position: value(POSITION),
+      time: e.time,
+      imageId: e.imageId,
+      sequence: value(e.subject),
+      actor: e.actor,
+      correlationId: e.correlationId,
+      payload: e.payload as never,
+    };
   }
 
   /** A write with no change to join (a refusal): its own transaction. */
