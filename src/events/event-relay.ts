@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { ChannelModel, ConfirmChannel, connect } from 'amqplib';
-import type { QueryRunner } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { EventEnvelope } from './event-catalogue';
-import { EventsRepository } from './events.repository';
+import { EventsRepository, RelayConnection } from './events.repository';
 
 const FIRST_BACKOFF_MS = 200;
 /** The lease is renewed before a batch once this long has passed since the last renewal. */
@@ -112,7 +111,7 @@ export class EventRelay implements OnApplicationBootstrap, OnModuleDestroy {
     const amqp = this.cfg.events.amqp!;
     const unsubscribe = this.repo.onCommitted(() => this.wake());
     let backoff = FIRST_BACKOFF_MS;
-    let runner: QueryRunner | undefined;
+    let runner: RelayConnection | undefined;
     let renewedAt = 0;
     let cursor = 0;
     let limit = amqp.batch;
@@ -195,7 +194,7 @@ export class EventRelay implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** Resolves once the broker confirmed the batch (and everything published before it) and it is marked published. */
-  private async confirm(ch: ConfirmChannel, batch: EventEnvelope[], runner: QueryRunner): Promise<void> {
+  private async confirm(ch: ConfirmChannel, batch: EventEnvelope[], runner: RelayConnection): Promise<void> {
     await ch.waitForConfirms();
     const at = Date.now();
     // counted when the broker confirmed (a publish that happened, even if marking it fails and it goes again),

@@ -12,6 +12,9 @@ import { EventRelayLeaseEntity } from './event.entity';
  */
 export type OutboxTransaction = EntityManager;
 
+/** The relay's own database connection (EventsRepository.relayConnection); the relay only passes it back. */
+export type RelayConnection = QueryRunner;
+
 /** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
 export interface SqlStatement {
   sql: string;
@@ -255,7 +258,7 @@ export class EventsRepository {
    * requests, and the relay's few statements would queue behind them (the publish lag grew with the load).
    * The caller releases it (and takes a new one after a connection error).
    */
-  relayConnection(): QueryRunner {
+  relayConnection(): RelayConnection {
     return this.ds.createQueryRunner();
   }
 
