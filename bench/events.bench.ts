@@ -197,10 +197,10 @@ async function main(): Promise<void> {
     NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS ?? ''}`,
     BENCH_COUNT_FILE: onFile,
   };
-  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false', NODE_OPTIONS: preload, BENCH_COUNT_FILE: offFile };
+  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false', NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS_ALL ?? ''}`, BENCH_COUNT_FILE: offFile };
   // the outbox written but no relay (the embedded shape): splits the cost into the write and the publishing
   const outboxFile = join(countDir, 'counts-outbox.json');
-  const outboxOnly = { ...base, NODE_OPTIONS: preload, BENCH_COUNT_FILE: outboxFile };
+  const outboxOnly = { ...base, NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS_ALL ?? ''}`, BENCH_COUNT_FILE: outboxFile };
   const user = { sub: 'bench-user', dept: 'bench-dept', role: 'user' };
   const auth = `Bearer ${signToken({ ...user, name: 'bench' }, SECRET)}`;
   const superAuth = signToken({ sub: 'bench-root', dept: 'ops', role: 'super_admin', name: 'root' }, SECRET);
