@@ -9,29 +9,59 @@
  *      after the burst, how long until the outbox backlog is 0;
  *   2. the API's own throughput (closed loop, concurrency BENCH_CONCURRENCY, BENCH_SECONDS in total each) of
  *      that service (events on) and of a second one on the same database with events off (EVENTS_OUTBOX=false,
- *      no relay), measured in alternating slices so that other load on the machine falls on both alike.
+ *      no relay), and of a third with the outbox but no relay (the embedded shape: what the write costs apart
+ *      from the publishing), measured in alternating slices so that other load on the machine falls on all alike;
+ *      per request: statements, round trips and the service's CPU time (bench/query-counter.ts preloaded);
+ *   3. the ceiling: PATCH with events off, closed loop, 256 in flight (as many as the burst allows), so the
+ *      burst's rate can be read against both 1,000/s and what the machine does at all.
  * Prints figures and the ratios against the goals.
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
 import { TestConsumer, TEST_AMQP_URL } from '../test/support/amqp';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
-import { ServiceProcess, startServiceProcess } from '../test/support/service-process';
+import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../test/support/service-process';
 import { apiOf, fmt } from './support';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const BURST_SECONDS = Number(process.env.BENCH_BURST_SECONDS ?? 30);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const ROUNDS = 5;
+const CEILING_SECONDS = Number(process.env.BENCH_CEILING_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const IMAGES = 200;
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 const runId = randomBytes(4).toString('hex');
+
+interface Counts {
+  roundTrips: number;
+  statements: number;
+  cpuMicros: number;
+  bySql: Record<string, number>;
+}
+/** What the preload (bench/query-counter.ts) of a service wrote last: its mysql2 commands and CPU time. */
+const counted = async (file: string): Promise<Counts> => {
+  await new Promise((r) => setTimeout(r, 250));
+  return JSON.parse(readFileSync(file, 'utf8')) as Counts;
+};
+const minus = (a: Counts, b: Counts): Counts => ({
+  roundTrips: a.roundTrips - b.roundTrips,
+  statements: a.statements - b.statements,
+  cpuMicros: a.cpuMicros - b.cpuMicros,
+  bySql: Object.fromEntries(Object.entries(a.bySql).map(([k, v]) => [k, v - (b.bySql[k] ?? 0)])),
+});
+const plus = (a: Counts, b: Counts): Counts => ({
+  roundTrips: a.roundTrips + b.roundTrips,
+  statements: a.statements + b.statements,
+  cpuMicros: a.cpuMicros + b.cpuMicros,
+  bySql: Object.fromEntries([...new Set([...Object.keys(a.bySql), ...Object.keys(b.bySql)])].map((k) => [k, (a.bySql[k] ?? 0) + (b.bySql[k] ?? 0)])),
+});
+const NO_COUNTS: Counts = { roundTrips: 0, statements: 0, cpuMicros: 0, bySql: {} };
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 
@@ -45,12 +75,14 @@ interface Driven {
   firstError?: string;
 }
 
+/** Numbers every PATCH of the run, so that each sets a name never set before and is a change with an event. */
+let n = 0;
+
 /** PATCHes image names: open loop at `rate`/s (skipping a tick's requests when `cap` are in flight), or closed loop with `rate` = 0. */
 async function drive(port: number, auth: string, ids: string[], opts: { rate: number; seconds: number; cap: number }): Promise<Driven> {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.cap });
   const r: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
   let inFlight = 0;
-  let n = 0;
   const one = () =>
     new Promise<void>((resolve) => {
       const i = n++;
@@ -151,14 +183,31 @@ async function main(): Promise<void> {
     QUOTA_SWEEP_INTERVAL_SECONDS: '0',
     INGEST_SWEEP_INTERVAL_SECONDS: '0',
   };
-  const withEvents = { ...base, EVENTS_AMQP_URL: TEST_AMQP_URL, EVENTS_EXCHANGE: exchange };
-  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false' };
+  // each service counts its statements and CPU time (bench/query-counter.ts)
+  // BENCH_NODE_OPTIONS (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof) is added to the events-on service's
+  const preload = `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`;
+  // (on tmpfs when there is one: rewriting the file on a loaded disk cost the measured process milliseconds)
+  const countDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/hcm-bench-events-') : dataDir;
+  const onFile = join(countDir, 'counts-on.json');
+  const offFile = join(countDir, 'counts-off.json');
+  const withEvents = {
+    ...base,
+    EVENTS_AMQP_URL: TEST_AMQP_URL,
+    EVENTS_EXCHANGE: exchange,
+    NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS ?? ''}`,
+    BENCH_COUNT_FILE: onFile,
+  };
+  const withoutEvents = { ...base, EVENTS_OUTBOX: 'false', NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS_ALL ?? ''}`, BENCH_COUNT_FILE: offFile };
+  // the outbox written but no relay (the embedded shape): splits the cost into the write and the publishing
+  const outboxFile = join(countDir, 'counts-outbox.json');
+  const outboxOnly = { ...base, NODE_OPTIONS: `${preload} ${process.env.BENCH_NODE_OPTIONS_ALL ?? ''}`, BENCH_COUNT_FILE: outboxFile };
   const user = { sub: 'bench-user', dept: 'bench-dept', role: 'user' };
   const auth = `Bearer ${signToken({ ...user, name: 'bench' }, SECRET)}`;
   const superAuth = signToken({ sub: 'bench-root', dept: 'ops', role: 'super_admin', name: 'root' }, SECRET);
   const consumer = await new TestConsumer(TEST_AMQP_URL, exchange).start('image.updated');
   let svc: ServiceProcess | undefined;
   let offSvc: ServiceProcess | undefined;
+  let outboxSvc: ServiceProcess | undefined;
   try {
     svc = await startServiceProcess(withEvents, 'service (events on)');
     const zone = await apiOf(svc, superAuth)('POST', '/zones', { name: 'bench', hypervisor: 'KVM' });
@@ -192,6 +241,9 @@ async function main(): Promise<void> {
     // 2. throughput with events on and off: both services run, measured in alternating slices, so load from
     // elsewhere on the machine falls on both alike
     offSvc = await startServiceProcess(withoutEvents, 'service (events off)');
+    outboxSvc = await startServiceProcess(outboxOnly, 'service (outbox, no relay)');
+    const outbox: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
+    let outboxCounts = NO_COUNTS;
     const on: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
     const off: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
     const add = (into: Driven, r: Driven) => {
@@ -200,15 +252,38 @@ async function main(): Promise<void> {
       into.seconds += r.seconds;
       into.latencies.push(...r.latencies);
     };
+    // what each service burns while idle (timers, queue polling) is not the requests' CPU: measured over 3 s
+    // of quiet first and taken off the per-request figures ("net")
+    const idleStart = await Promise.all([onFile, offFile, outboxFile].map((f) => counted(f)));
+    const idleT0 = Date.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleEnd = await Promise.all([onFile, offFile, outboxFile].map((f) => counted(f)));
+    const idleSeconds = (Date.now() - idleT0) / 1000;
+    const [idleOn, idleOff, idleOutbox] = idleEnd.map((c, i) => (c.cpuMicros - idleStart[i].cpuMicros) / idleSeconds);
+    let onCounts = NO_COUNTS;
+    let offCounts = NO_COUNTS;
     for (let round = 0; round < ROUNDS; round++) {
+      // the counts of a slice include what its service did until the next slice starts (the relay finishing)
+      const onBefore = await counted(onFile);
       add(on, await drive(svc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      const onAfter = await counted(onFile);
+      onCounts = plus(onCounts, minus(onAfter, onBefore));
+      const offBefore = await counted(offFile);
       add(off, await drive(offSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      offCounts = plus(offCounts, minus(await counted(offFile), offBefore));
+      const outboxBefore = await counted(outboxFile);
+      add(outbox, await drive(outboxSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      outboxCounts = plus(outboxCounts, minus(await counted(outboxFile), outboxBefore));
     }
+    // the ceiling: events off, closed loop with as many in flight as the burst allows (256), so that the burst's
+    // rate can be read against what this machine does at all
+    const ceilingRun = await drive(offSvc.port, auth, ids, { rate: 0, seconds: CEILING_SECONDS, cap: 256 });
     on.latencies.sort((a, b) => a - b);
     off.latencies.sort((a, b) => a - b);
     await svc.stop();
     await offSvc.stop();
-    svc = offSvc = undefined;
+    await outboxSvc.stop();
+    svc = offSvc = outboxSvc = undefined;
 
     const achieved = burst.ok / burst.seconds;
     console.log(
@@ -227,23 +302,51 @@ async function main(): Promise<void> {
       `  publish lag     p50 ${fmt(pct(arrivals, 50))} ms  p99 ${fmt(pct(arrivals, 99))} ms  max ${fmt(arrivals[arrivals.length - 1] ?? NaN)} ms   goal p99 < 1000 ms: ${pct(arrivals, 99) < 1000 ? 'met' : 'MISSED'} (ratio ${(pct(arrivals, 99) / 1000).toFixed(2)})`,
     );
     console.log(`  backlog 0 after ${fmt(drainedMs)} ms from the end of the burst   goal < 5000 ms: ${drainedMs < 5000 ? 'met' : 'MISSED'}`);
-    console.log(`throughput, closed loop, concurrency ${CONCURRENCY}, ${SECONDS} s each in ${ROUNDS} alternating slices (both services up):`);
     console.log(
-      `  events on       ${fmt(on.ok / on.seconds)} req/s  p50 ${fmt(pct(on.latencies, 50))} ms  p99 ${fmt(pct(on.latencies, 99))} ms  errors ${on.errors}`,
+      `throughput, closed loop, concurrency ${CONCURRENCY}, ${SECONDS} s each in ${ROUNDS} alternating slices (all three services up on the same database):`,
+    );
+    const rps = (d: Driven) => d.ok / d.seconds;
+    // the CPU a service spent on its slices' requests, less its idle rate over the same time
+    const netCpu = (c: Counts, d: Driven, idle: number) => Math.max(0, c.cpuMicros - idle * (d.seconds + 0.25 * ROUNDS)) / 1000 / Math.max(1, d.ok);
+    const line = (label: string, d: Driven, c: Counts, idle: number) => {
+      const n = Math.max(1, d.ok + d.errors);
+      console.log(
+        `  ${label.padEnd(24)} ${fmt(rps(d))} req/s  p50 ${fmt(pct(d.latencies, 50))} ms  p99 ${fmt(pct(d.latencies, 99))} ms  errors ${d.errors}` +
+          `   per request: ${(c.statements / n).toFixed(2)} statements, ${(c.roundTrips / n).toFixed(2)} round trips, ${(c.cpuMicros / 1000 / n).toFixed(2)} ms service CPU (net of idle ${netCpu(c, d, idle).toFixed(2)}; idle ${(idle / 1000).toFixed(1)} ms/s)`,
+      );
+    };
+    line('events on (relay)', on, onCounts, idleOn);
+    line('outbox only (no relay)', outbox, outboxCounts, idleOutbox);
+    line('events off', off, offCounts, idleOff);
+    const cost = 1 - rps(on) / rps(off);
+    console.log(
+      `  cost of events  ${(cost * 100).toFixed(1)}% fewer req/s (on/off ratio ${(rps(on) / rps(off)).toFixed(2)})   goal < 10%: ${cost < 0.1 ? 'met' : 'MISSED'}`,
     );
     console.log(
-      `  events off      ${fmt(off.ok / off.seconds)} req/s  p50 ${fmt(pct(off.latencies, 50))} ms  p99 ${fmt(pct(off.latencies, 99))} ms  errors ${off.errors}`,
+      `  outbox only     ${((1 - rps(outbox) / rps(off)) * 100).toFixed(1)}% fewer req/s (ratio ${(rps(outbox) / rps(off)).toFixed(2)})   service CPU per request (net) on/off ${(netCpu(onCounts, on, idleOn) / netCpu(offCounts, off, idleOff)).toFixed(2)}, outbox only/off ${(netCpu(outboxCounts, outbox, idleOutbox) / netCpu(offCounts, off, idleOff)).toFixed(2)}`,
     );
-    const cost = 1 - on.ok / on.seconds / (off.ok / off.seconds);
+    const shapes = (c: Counts, d: Driven) =>
+      Object.entries(c.bySql)
+        .filter(([, v]) => v / Math.max(1, d.ok) >= 0.005)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `      ${(v / Math.max(1, d.ok)).toFixed(3)}  ${k}`)
+        .join('\n');
+    console.log(`  statements per request, events on:\n${shapes(onCounts, on)}\n  statements per request, events off:\n${shapes(offCounts, off)}`);
+    const ceiling = ceilingRun.ok / ceilingRun.seconds;
     console.log(
-      `  cost of events  ${(cost * 100).toFixed(1)}% fewer req/s (on/off ratio ${(on.ok / on.seconds / (off.ok / off.seconds)).toFixed(2)})   goal < 10%: ${cost < 0.1 ? 'met' : 'MISSED'}`,
+      `ceiling: PATCH with events off, closed loop, 256 in flight, ${CEILING_SECONDS} s: ${fmt(ceiling)} req/s  p50 ${fmt(pct(ceilingRun.latencies, 50))} ms  errors ${ceilingRun.errors} (service, MariaDB, RabbitMQ and this load generator on ${cpus().length} cores)`,
+    );
+    console.log(
+      `  burst achieved ${fmt(achieved)} changes/s = ${(achieved / RATE).toFixed(2)} x the ${RATE}/s goal, ${(achieved / ceiling).toFixed(2)} x the events-off ceiling; the ceiling is ${(ceiling / RATE).toFixed(2)} x the goal`,
     );
   } finally {
     await svc?.kill9();
     await offSvc?.kill9();
+    await outboxSvc?.kill9();
     await consumer.close({ deleteExchange: true });
     await dropTestDatabase(db);
     rmSync(dataDir, { recursive: true, force: true });
+    if (countDir !== dataDir) rmSync(countDir, { recursive: true, force: true });
   }
 }
 

@@ -19,12 +19,26 @@ if (file) {
       if (name === 'Query' || name === 'Execute') counts.statements++;
       counts.byCommand[name] = (counts.byCommand[name] ?? 0) + 1;
       // the statement's shape (first 70 characters), to tell where the round trips go
-      const shape = typeof cmd.sql === 'string' ? cmd.sql.replace(/\s+/g, ' ').slice(0, 70) : name;
+      // (mysql2 formats values into the SQL of a query: quoted strings and numbers are shown as ?, so that
+      // one statement is one shape whatever its values, and the file stays small)
+      const shape =
+        typeof cmd.sql === 'string'
+          ? cmd.sql
+              .slice(0, 400)
+              .replace(/'(?:[^'\\]|\\.)*'/g, '?')
+              .replace(/\b\d+\b/g, '?')
+              .replace(/\s+/g, ' ')
+              .slice(0, 70)
+          : name;
       counts.bySql[shape] = (counts.bySql[shape] ?? 0) + 1;
     }
     return add.call(this, cmd);
   };
+  // (every write is CPU time of the measured process too: skipped while nothing was sent, except once a second)
+  let flushed = { roundTrips: -1, at: 0 };
   const flush = () => {
+    if (counts.roundTrips === flushed.roundTrips && Date.now() - flushed.at < 1000) return;
+    flushed = { roundTrips: counts.roundTrips, at: Date.now() };
     const u = process.cpuUsage();
     counts.cpuMicros = u.user + u.system;
     try {

@@ -31,10 +31,13 @@ function catalog() {
       return { ...rows.get(image.id)! };
     },
     findById: async (id: string) => rows.get(id) ?? null,
-    update: async (id: string, patch: Partial<ImageEntity>, tags: string[] | undefined, inTx?: (m: unknown) => Promise<void>) => {
+    // like the real repository: given the record as read, answers it updated (null when it is gone)
+    update: async (current: ImageWithTags, patch: Partial<ImageEntity>, tags: string[] | undefined, inTx?: (m: unknown) => Promise<void>) => {
+      const row = rows.get(current.id);
+      if (!row) return null;
       await inTx?.({});
-      const row = rows.get(id)!;
-      rows.set(id, { ...row, ...patch, tags: tags ?? row.tags });
+      rows.set(current.id, { ...row, ...patch, tags: tags ?? row.tags });
+      return { ...rows.get(current.id)! };
     },
   } as unknown as CatalogRepository;
   const zones = {

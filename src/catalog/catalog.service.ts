@@ -216,7 +216,7 @@ export class CatalogService implements OnModuleInit {
     for (const [k, v] of Object.entries(patch)) if (k !== 'scope' && (image as unknown as Record<string, unknown>)[k] !== v) values[k] = v;
     if (tags && [...tags].sort().join('\n') !== [...image.tags].sort().join('\n')) values.tags = tags;
     const scopeChange = patch.scope !== undefined && patch.scope !== image.scope ? { from: image.scope, to: patch.scope } : null;
-    await this.repo.update(id, patch, tags, async (m) => {
+    const updated = await this.repo.update(image, patch, tags, async (m) => {
       const after = { ...image, scope: patch.scope ?? image.scope };
       if (Object.keys(values).length) {
         await this.events.record(m, {
@@ -237,7 +237,7 @@ export class CatalogService implements OnModuleInit {
         });
       }
     });
-    return (await this.repo.findById(id)) ?? Promise.reject(notFound('IMAGE', id));
+    return updated ?? Promise.reject(notFound('IMAGE', id));
   }
 
   /** R7: admins enable or disable an image; only a READY image can be disabled, only a DISABLED one enabled. */

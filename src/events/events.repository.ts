@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Brackets, DataSource, EntityManager } from 'typeorm';
+import { Brackets, DataSource, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent } from 'typeorm';
 import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
 import { EventRelayLeaseEntity } from './event.entity';
@@ -11,6 +11,9 @@ import { EventRelayLeaseEntity } from './event.entity';
  * repositories use it.
  */
 export type OutboxTransaction = EntityManager;
+
+/** The relay's own database connection (EventsRepository.relayConnection); the relay only passes it back. */
+export type RelayConnection = QueryRunner;
 
 /** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
 export interface SqlStatement {
@@ -84,9 +87,32 @@ export function toEnvelope(r: Record<string, unknown>): EventEnvelope {
  * The lock is taken as the last step of the transaction, so it is held only for its commit. The catalog
  * writes already serialise on catalog_state's version row the same way.
  */
+const WROTE_EVENTS = 'hcmWroteEvents';
+
 @Injectable()
 export class EventsRepository {
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  private readonly committedListeners = new Set<() => void>();
+
+  constructor(@InjectDataSource() private readonly ds: DataSource) {
+    // told by TypeORM when a transaction commits: one that wrote events wakes the relay at once (issue 14)
+    // instead of leaving it to its next poll. Transactions TypeORM does not run (the quota's raw programs)
+    // and other replicas' are found by the poll.
+    const subscriber: EntitySubscriberInterface = {
+      afterTransactionCommit: (ev: TransactionCommitEvent) => {
+        const data = ev.queryRunner.data as Record<string, unknown>;
+        if (!data[WROTE_EVENTS]) return;
+        data[WROTE_EVENTS] = false;
+        for (const f of this.committedListeners) f();
+      },
+    };
+    ds.subscribers.push(subscriber);
+  }
+
+  /** `f` runs after every commit (on this replica, through TypeORM) of a transaction that wrote an event. */
+  onCommitted(f: () => void): () => void {
+    this.committedListeners.add(f);
+    return () => this.committedListeners.delete(f);
+  }
 
   private get sqlite(): boolean {
     return this.ds.options.type === 'better-sqlite3';
@@ -147,15 +173,55 @@ export class EventsRepository {
     };
   }
 
-  /** Runs the write through a TypeORM transaction's manager. */
+  /**
+   * Runs the write through a TypeORM transaction's manager, its two statements sent together (issue 14): the
+   * INSERT takes the position and sequence the counter upsert before it just wrote (INSERT ... SELECT from
+   * event_counters, the transaction's own rows), so it does not wait for the upsert's answer. A connection
+   * runs its queued statements back to back (mysql2 starts the next one as it reads the previous answer), so
+   * the `#position` row lock is held one turn of the application shorter. The queries are issued in the
+   * order they are called (each goes through the same awaits before the driver queues it).
+   */
   async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
-    const g = this.insertProgram(e);
-    let step = g.next();
-    while (!step.done) {
-      const raw: unknown = await m.query(step.value.sql, step.value.params);
-      step = g.next({ rows: Array.isArray(raw) ? (raw as Array<Record<string, unknown>>) : [], affected: 0 });
-    }
-    return step.value;
+    if (m.queryRunner) (m.queryRunner.data as Record<string, unknown>)[WROTE_EVENTS] = true;
+    const bumped = m.query(this.bumpSql, [POSITION, e.subject]) as Promise<Array<Record<string, unknown>>>;
+    const inserted = m.query(
+      `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload)
+       SELECT p.value, ?, ?, ?, ?, ?, s.value, ?, ?, ?, ?, ?, ?, ? FROM event_counters p, event_counters s WHERE p.name = ? AND s.name = ?`,
+      [
+        e.id,
+        e.type,
+        e.version,
+        e.time,
+        e.subject,
+        e.imageId,
+        e.scope,
+        e.ownerId,
+        e.departmentId,
+        JSON.stringify(e.actor),
+        e.correlationId,
+        JSON.stringify(e.payload),
+        POSITION,
+        e.subject,
+      ],
+    ) as Promise<unknown>;
+    const [rows] = await Promise.all([bumped, inserted]);
+    const value = (name: string) => {
+      const row = rows.find((r) => String(r.name) === name);
+      if (!row) throw new Error(`the counter ${name} was not returned`);
+      return num(row.value);
+    };
+    return {
+      id: e.id,
+      type: e.type,
+      version: e.version,
+      position: value(POSITION),
+      time: e.time,
+      imageId: e.imageId,
+      sequence: value(e.subject),
+      actor: e.actor,
+      correlationId: e.correlationId,
+      payload: e.payload as never,
+    };
   }
 
   /** A write with no change to join (a refusal): its own transaction. */
@@ -187,10 +253,19 @@ export class EventsRepository {
 
   // ---------------------------------------------------------------- the relay
 
+  /**
+   * A connection of its own for the relay (issue 14): under load every pooled connection is busy with
+   * requests, and the relay's few statements would queue behind them (the publish lag grew with the load).
+   * The caller releases it (and takes a new one after a connection error).
+   */
+  relayConnection(): RelayConnection {
+    return this.ds.createQueryRunner();
+  }
+
   /** Takes or renews the relay lease; true when `holder` holds it until `until`. */
-  async acquireLease(holder: string, now: number, until: number): Promise<boolean> {
+  async acquireLease(holder: string, now: number, until: number, runner?: QueryRunner): Promise<boolean> {
     const res = await this.ds
-      .createQueryBuilder()
+      .createQueryBuilder(runner)
       .update(EventRelayLeaseEntity)
       .set({ holder, until })
       .where('name = :name', { name: 'relay' })
@@ -209,21 +284,27 @@ export class EventsRepository {
       .execute();
   }
 
-  /** The oldest events not yet published, in position order (so in order per image). */
-  async unpublished(limit: number): Promise<EventEnvelope[]> {
+  /**
+   * The oldest events not yet published after position `after`, in position order (so in order per image).
+   * A relay that is caught up passes the last position it published: then the read is a primary-key range
+   * from there (the unpublished events are at the end), not a walk of the publishedAt index from its start.
+   */
+  async unpublished(limit: number, after = 0, runner?: QueryRunner): Promise<EventEnvelope[]> {
     const rows: Array<Record<string, unknown>> = await this.ds.query(
-      `SELECT ${COLUMNS} FROM event_outbox WHERE publishedAt IS NULL ORDER BY position ASC LIMIT ?`,
-      [limit],
+      `SELECT ${COLUMNS} FROM event_outbox WHERE position > ? AND publishedAt IS NULL ORDER BY position ASC LIMIT ?`,
+      [after, limit],
+      runner,
     );
     return rows.map(toEnvelope);
   }
 
-  async markPublished(positions: number[], at: number): Promise<void> {
-    if (!positions.length) return;
-    await this.ds.query(`UPDATE event_outbox SET publishedAt = ? WHERE publishedAt IS NULL AND position IN (${positions.map(() => '?').join(', ')})`, [
-      at,
-      ...positions,
-    ]);
+  /**
+   * Marks the events from `first` to `last` (positions) published: the batch the relay read, which is every
+   * unpublished event in that range (a position below a committed one is committed or never will be: the
+   * `#position` row lock orders commits), so one range on the primary key instead of a list of positions.
+   */
+  async markPublished(first: number, last: number, at: number, runner?: QueryRunner): Promise<void> {
+    await this.ds.query('UPDATE event_outbox SET publishedAt = ? WHERE position >= ? AND position <= ? AND publishedAt IS NULL', [at, first, last], runner);
   }
 
   /** How many events wait for the relay. */

@@ -353,6 +353,20 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       });
     });
 
+    it('answers exactly what the next read answers, though it does not read the row back (issue 14)', async () => {
+      const img = await createImage(t, alice, zoneKvm, { tags: ['b'] });
+      for (const body of [
+        { name: 'édit-1', osBits: 32 as const },
+        { tags: ['zeta', 'Alpha', 'ä', 'b'] },
+        { description: 'only this', tags: [] },
+        { name: 'édit-1' },
+      ]) {
+        const res = await as(alice).PATCH('/images/{id}', { params: { path: { id: img.id } }, body });
+        expect(res.response.status).toBe(200);
+        expect(res.data).toEqual((await getImage(img.id, alice)).data);
+      }
+    });
+
     it.each([
       ['hypervisor', { hypervisor: 'XEN' }],
       ['format', { format: 'raw' }],

@@ -296,6 +296,26 @@ describe.each(SHAPES)('events (%s)', (shape: Shape) => {
     expect((await eventsOf(c, u, { imageId: img.id })).map((e) => e.sequence)).toEqual([1, 2]);
   });
 
+  it('an edit of an image deleted since it was read writes nothing: no row, no event (issue 14: the edit is not read back)', async () => {
+    const u = newUser();
+    const img = await createImage(c.t, u, c.zoneId);
+    const repo = c.t.app.get(CatalogRepository);
+    const read = (await repo.findById(img.id))!;
+    expect(await repo.delete(img.id)).toBe(true);
+    const events = c.t.app.get(EventsService);
+    const answer = await repo.update(read, { name: 'ghost' }, ['t'], (m) =>
+      events.record(m, {
+        type: 'image.updated',
+        imageId: img.id,
+        visibility: { scope: img.scope, ownerId: u.sub, departmentId: u.dept },
+        payload: { fields: ['name'], values: { name: 'ghost' } },
+      }),
+    );
+    expect(answer).toBeNull();
+    expect(await repo.findById(img.id)).toBeNull();
+    expect((await eventsOf(c, SUPER)).filter((e) => e.imageId === img.id).map((e) => e.type)).toEqual(['image.created']);
+  });
+
   it("scope filtering: another user's private image never appears; its department's admin sees it; public events are for everyone", async () => {
     const a = newUser();
     const b = newUser(Role.User, a.dept);
