@@ -379,6 +379,11 @@ export class EnvVars {
   INGEST_COMPUTE_MD5?: boolean;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  INGEST_HASH_WORKER?: boolean;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -635,6 +640,11 @@ export interface IngestionConfig {
   maxSizeBytes: number;
   /** compute md5 beside sha256 while streaming */
   computeMd5: boolean;
+  /**
+   * filesystem store: sha256 (and md5) in a worker thread, fed with reused shared buffers, so hashing overlaps
+   * the disk writes and no buffer is allocated per MiB (false: on the main thread, a fresh buffer per MiB)
+   */
+  hashWorker: boolean;
   /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
   sweepIntervalSeconds: number;
   /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
@@ -919,6 +929,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ingestion: {
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
+      hashWorker: vars.INGEST_HASH_WORKER ?? true,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
       maxVirtualSizeBytes: vars.INGEST_MAX_VIRTUAL_SIZE_BYTES ?? 16 * 1024 ** 4,

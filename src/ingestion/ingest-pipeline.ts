@@ -8,6 +8,7 @@ import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { QuotaService } from '../quota/quota.service';
+import { ingestChunkPool, releaseChunk } from '../storage/chunk-pool';
 import { objectKeys, ObjectStorage } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
 import { ConversionService } from './conversion';
@@ -63,6 +64,7 @@ function discard(meter: Readable, key: string): Promise<{ key: string; size: num
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
         size += chunk.length;
+        releaseChunk(chunk);
         cb();
       },
     });
@@ -109,7 +111,11 @@ export class IngestPipeline {
     const id = image.id;
     // a source the zone wants in another format is replaced by its conversion: stored without an fsync
     const convertTo = await this.conversion.targetFor(image);
+    // filesystem store: 1 MiB pooled chunks, hashed in the hashing thread while they are written (hash-worker.ts)
+    const fsStore = this.storage.driver === 'fs';
+    const offload = fsStore && this.cfg.ingestion.hashWorker;
     const hash = new HashingStream({
+      worker: offload,
       md5: this.cfg.ingestion.computeMd5,
       expected: image.expectedChecksum ?? undefined,
       maxBytes: this.cfg.ingestion.maxSizeBytes,
@@ -136,7 +142,9 @@ export class IngestPipeline {
             transient: convertTo !== null,
           }),
       // the S3 adapter gathers its parts itself: a coalescing copy in front of it only costs CPU and GC
-      this.storage.driver === 'fs' ? pipeline(body, new ChunkCoalescer(), hash, check, meter) : pipeline(body, hash, check, meter),
+      fsStore
+        ? pipeline(body, new ChunkCoalescer(undefined, undefined, offload ? ingestChunkPool : undefined), hash, check, meter)
+        : pipeline(body, hash, check, meter),
     ]);
     // the cause is the stage that failed first: a source, hash, format, meter error shows in the pipeline; a
     // store error shows in the put, and the pipeline then only saw its output closed early

@@ -5,6 +5,7 @@ import { basename, dirname, join, posix, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { releaseAfterWrite } from './chunk-pool';
 import {
   adoptBody,
   assertValidKey,
@@ -101,7 +102,8 @@ export class FsStorage extends ObjectStorage {
     const tmp = join(dirname(target), `.${basename(target)}.${randomUUID()}.incomplete`);
     try {
       await mkdir(dirname(target), { recursive: true });
-      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+      // pooled chunks (the ingest pipeline's) go back to their pool once written
+      const out = releaseAfterWrite(createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
       if (opts.transient) await pipeline(body, out, { signal: opts.signal });
       else await pipeline(body, writeBackEarly(out), out, { signal: opts.signal });
       const size = out.bytesWritten;
