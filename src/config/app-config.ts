@@ -384,6 +384,11 @@ export class EnvVars {
   INGEST_HASH_WORKER?: boolean;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  INGEST_YOUNG_GC?: boolean;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -645,6 +650,11 @@ export interface IngestionConfig {
    * the disk writes and no buffer is allocated per MiB (false: on the main thread, a fresh buffer per MiB)
    */
   hashWorker: boolean;
+  /**
+   * a young-generation collection every 32 MiB streamed (all transfers together), so the transfer's dead
+   * buffers are freed before V8's external-memory limit forces a full collection (../common/young-gc.ts)
+   */
+  youngGc: boolean;
   /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
   sweepIntervalSeconds: number;
   /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
@@ -930,6 +940,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
       hashWorker: vars.INGEST_HASH_WORKER ?? true,
+      youngGc: vars.INGEST_YOUNG_GC ?? true,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
       maxVirtualSizeBytes: vars.INGEST_MAX_VIRTUAL_SIZE_BYTES ?? 16 * 1024 ** 4,

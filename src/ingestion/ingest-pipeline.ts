@@ -131,6 +131,7 @@ export class IngestPipeline {
       onReportError: (e) => this.log.warn(`Recording the progress of ${id} failed: ${(e as Error)?.message ?? String(e)}`),
       room: opts.quota.allowance,
       makeRoom: (needed) => opts.quota.ensure(needed, QUOTA_STEP_BYTES),
+      youngGc: this.cfg.ingestion.youngGc,
     });
     const [put, flow] = await Promise.allSettled([
       opts.alreadyStored
