@@ -80,8 +80,9 @@ const isGone = (e: unknown) => e instanceof AppError && e.code === 'IMAGE_NOT_FO
 /**
  * The one path bytes take into storage, whatever their source (URL download, direct upload, a picked file):
  *
- *   source -> ChunkCoalescer (filesystem store: socket-sized chunks gathered into 1 MiB writes)
- *          -> HashingStream (sha256, md5 when configured, expected checksum, max size)
+ *   source -> ChunkCoalescer (filesystem store: socket-sized chunks gathered into pooled 1 MiB slots)
+ *          -> HashingStream (sha256, md5 when configured, expected checksum, max size; on the filesystem store
+ *             in the hashing thread, overlapping the writes)
  *          -> FormatCheckStream (first bytes against the declared format; unsafe qcow2/vmdk/vhd refused
  *             before anything is stored)
  *          -> ProgressMeter (progress and rate on the record, quota grown in steps for an unknown size)
