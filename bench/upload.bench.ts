@@ -262,7 +262,7 @@ async function main(): Promise<void> {
   try {
     for (let r = 0; r < RUNS; r++) {
       for (const shape of SHAPES) {
-        for (const worker of [true, false]) {
+        for (const worker of (process.env.BENCH_MODES ?? 'new,old').split(',').map((m) => m === 'new')) {
           // the references right before each service run: the same load for both
           const b = await curlPut(file, `http://127.0.0.1:${bare.port}/`);
           refs.bare.push(mbps(SIZE, b.seconds));

@@ -11,8 +11,11 @@ import { runInNewContext } from 'node:vm';
  * until V8 reaches its external-memory limit (64 MB more than after the last full collection) and runs a full
  * mark-compact of the whole heap. That was 40-48 full collections per GiB uploaded, 20-130 ms each on this
  * service's ~50 MB heap. A scavenge every YOUNG_GC_EVERY_BYTES frees those buffers for about a millisecond.
+ * Measured with bench:upload (platform shape, 1 GiB after 10 s idle): every 32 MiB still left 22-37 full
+ * collections per GiB (the buffers in flight at a scavenge survive it and, promoted, wait for a full one);
+ * every 4 MiB left 0-2, at 1.9-2.1 s of CPU per GiB against 5.3-6.5 s before.
  */
-export const YOUNG_GC_EVERY_BYTES = 32 * 1024 * 1024;
+export const YOUNG_GC_EVERY_BYTES = 4 * 1024 * 1024;
 
 type GcFn = (opts: { type: 'minor' | 'major'; execution: 'sync' | 'async' }) => void;
 

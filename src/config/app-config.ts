@@ -651,7 +651,7 @@ export interface IngestionConfig {
    */
   hashWorker: boolean;
   /**
-   * a young-generation collection every 32 MiB streamed (all transfers together), so the transfer's dead
+   * a young-generation collection every 4 MiB streamed (all transfers together), so the transfer's dead
    * buffers are freed before V8's external-memory limit forces a full collection (../common/young-gc.ts)
    */
   youngGc: boolean;
