@@ -62,6 +62,7 @@ export class ChunkCoalescer extends Transform {
 
   private fill(chunk: Buffer, cb: TransformCallback): void {
     for (let off = 0; off < chunk.length;) {
+      if (this.destroyed) return cb(); // failed while a slot was passed on: nothing more to gather
       this.slot ??= this.pool!.take();
       const n = chunk.copy(this.slot, this.held, off);
       off += n;
