@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
  * copies each body piece into a new one). They die young, but the few JS objects they come with rarely fill the
  * young generation, so no scavenge runs during a transfer; the dead buffers' memory then counts as allocated
  * until V8 reaches its external-memory limit (64 MB more than after the last full collection) and runs a full
- * mark-compact of the whole heap. That was 40-48 full collections per GiB uploaded, 20-130 ms each on this
+ * mark-compact of the whole heap. That was 33-48 full collections per GiB uploaded, 10-130 ms each on this
  * service's ~50 MB heap. A scavenge every YOUNG_GC_EVERY_BYTES frees those buffers for about a millisecond.
  * Measured with bench:upload (platform shape, 1 GiB after 10 s idle): every 32 MiB still left 22-37 full
  * collections per GiB (the buffers in flight at a scavenge survive it and, promoted, wait for a full one);
