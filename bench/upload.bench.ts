@@ -175,6 +175,7 @@ async function serviceUploads(shape: 'embedded' | 'platform', worker: boolean, f
     ),
     NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'gc-counter.js')}`,
     BENCH_TRACE_GC: process.env.BENCH_TRACE_GC ?? '0',
+    BENCH_V8_FLAGS: process.env.BENCH_V8_FLAGS ?? '',
   };
   if (shape === 'platform') {
     db = await createTestDatabase(`bench_upload_${worker ? 'w' : 'm'}`);
