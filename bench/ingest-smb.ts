@@ -53,10 +53,14 @@ function smbclients(port: number): number[] {
     .map(Number);
 }
 
-/** Seconds of `smbclient get "<name>" /dev/null`, with an authentication file of its own. */
-async function smbclientGet(smbd: SmbdServer, name: string): Promise<number> {
+/**
+ * Seconds of `smbclient get "<name>" /dev/null`, with an authentication file of its own; with `toDisk`, of
+ * `smbclient get` into a file on the service's disk followed by fdatasync (`sync -d`): the durable-write limit.
+ */
+async function smbclientGet(smbd: SmbdServer, name: string, toDisk = false): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'hcm-bench-smbauth-'));
   const auth = join(dir, 'auth');
+  const dest = toDisk ? join(dir, 'copy.bin') : '/dev/null';
   writeFileSync(auth, `username=${smbd.user}\npassword=${smbd.password}\n`, { mode: 0o600 });
   try {
     const t0 = process.hrtime.bigint();
@@ -66,9 +70,14 @@ async function smbclientGet(smbd: SmbdServer, name: string): Promise<number> {
       });
       let err = '';
       c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      c.stdin.end(`get "${name}" /dev/null\n`);
+      c.stdin.end(`get "${name}" ${dest}\n`);
       c.once('close', () => (/NT_STATUS_/.test(err) ? reject(new Error(err)) : resolve()));
     });
+    if (toDisk) {
+      await new Promise<void>((resolve, reject) =>
+        spawn('sync', ['-d', dest], { stdio: 'ignore' }).once('close', (code) => (code === 0 ? resolve() : reject(new Error(`sync ${code}`)))),
+      );
+    }
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -85,7 +94,7 @@ interface Run {
 }
 
 /** The service on the fs store with the share as its file source: POST /images (FILE) -> READY. */
-async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: string): Promise<Run> {
+async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: string, env: Record<string, string> = {}): Promise<Run> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hcm-bench-smb-'));
   const svc = await startServiceProcess(
     {
@@ -97,6 +106,7 @@ async function serviceRun(smbd: SmbdServer, name: string, size: number, sha: str
       STORAGE_DRIVER: 'fs',
       FILE_SOURCES: `share=${smbd.url()}`,
       FILE_SOURCE_PASSWORDS: `share=${encodeURIComponent(smbd.password)}`,
+      ...env,
     },
     'service',
   );
@@ -159,21 +169,31 @@ export async function benchSmbSource(o: { file: string; size: number; sha: strin
       copyFileSync(o.file, join(smbd.shareDir, name));
     }
     const get: number[] = [];
+    const getDisk: number[] = [];
     const runs: Run[] = [];
+    const oldRuns: Run[] = [];
     for (let run = 0; run < o.runs; run++) {
       get.push(mbps(o.size, await smbclientGet(smbd, name)));
+      getDisk.push(mbps(o.size, await smbclientGet(smbd, name, true)));
       runs.push(await serviceRun(smbd, name, o.size, o.sha));
+      // the old path in the same round: sha256 on the main thread, fresh buffers, no scavenges asked for
+      oldRuns.push(await serviceRun(smbd, name, o.size, o.sha, { INGEST_HASH_WORKER: 'false', INGEST_YOUNG_GC: 'false' }));
     }
     const best = (xs: number[]) => Math.max(...xs);
     const all = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(', ');
     const rates = runs.map((r) => mbps(o.size, r.seconds));
+    const oldRates = oldRuns.map((r) => mbps(o.size, r.seconds));
     const worst = runs.reduce((a, b) => (b.rssGrowth > a.rssGrowth ? b : a));
     console.log(`  SMB share (smbd on loopback), same file`);
     console.log(`  smbclient get -> /dev/null  ${best(get).toFixed(1).padStart(8)} MB/s   runs: ${all(get)}`);
+    console.log(`  smbclient get -> file + fdatasync ${best(getDisk).toFixed(1).padStart(8)} MB/s   runs: ${all(getDisk)}`);
     console.log(
-      `  (c) service SMB -> fs       ${best(rates).toFixed(1).padStart(8)} MB/s   ${(best(rates) / best(get)).toFixed(2)} x smbclient get   peak RSS +${mib(worst.rssGrowth)} MiB (at rest ${mib(worst.rssBase)}, worst run), smbclient child peak ${mib(Math.max(...runs.map((r) => r.childPeak)))} MiB   runs: ${all(rates)}`,
+      `  (c0) service SMB -> fs, old path ${best(oldRates).toFixed(1).padStart(8)} MB/s   ${(best(oldRates) / best(getDisk)).toFixed(2)} x get+fdatasync   runs: ${all(oldRates)}`,
     );
-    for (const r of runs.filter((x) => !x.ok)) console.log(`  NOT OK: ${r.reason}`);
+    console.log(
+      `  (c) service SMB -> fs       ${best(rates).toFixed(1).padStart(8)} MB/s   ${(best(rates) / best(get)).toFixed(2)} x smbclient get   ${(best(rates) / best(getDisk)).toFixed(2)} x get+fdatasync (goal 0.8)   new / old ${(best(rates) / best(oldRates)).toFixed(2)}   peak RSS +${mib(worst.rssGrowth)} MiB (at rest ${mib(worst.rssBase)}, worst run), smbclient child peak ${mib(Math.max(...runs.map((r) => r.childPeak)))} MiB   runs: ${all(rates)}`,
+    );
+    for (const r of [...runs, ...oldRuns].filter((x) => !x.ok)) console.log(`  NOT OK: ${r.reason}`);
     console.log(
       `  load average after: ${loadavg()
         .map((l) => l.toFixed(2))

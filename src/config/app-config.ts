@@ -384,6 +384,16 @@ export class EnvVars {
   INGEST_RESUME_AFTER_CRASH?: boolean;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  INGEST_HASH_WORKER?: boolean;
+
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  INGEST_YOUNG_GC?: boolean;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -645,6 +655,16 @@ export interface IngestionConfig {
    * as before, and no resume record is kept beside the upload - the benchmark's reference for its cost)
    */
   resumeAfterCrash: boolean;
+  /**
+   * filesystem store: sha256 (and md5) in a worker thread, fed with reused shared buffers, so hashing overlaps
+   * the disk writes and no buffer is allocated per MiB (false: on the main thread, a fresh buffer per MiB)
+   */
+  hashWorker: boolean;
+  /**
+   * a young-generation collection every 4 MiB streamed (all transfers together), so the transfer's dead
+   * buffers are freed before V8's external-memory limit forces a full collection (../common/young-gc.ts)
+   */
+  youngGc: boolean;
   /** how often unfinished imports nobody works on are found and queued again (0: only at start-up) */
   sweepIntervalSeconds: number;
   /** BullMQ only: how often (ms) unfinished imports are checked for a job in Redis (0: never) */
@@ -930,6 +950,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxSizeBytes: vars.INGEST_MAX_SIZE_BYTES ?? 1024 ** 4,
       computeMd5: vars.INGEST_COMPUTE_MD5 ?? false,
       resumeAfterCrash: vars.INGEST_RESUME_AFTER_CRASH ?? true,
+      hashWorker: vars.INGEST_HASH_WORKER ?? true,
+      youngGc: vars.INGEST_YOUNG_GC ?? true,
       sweepIntervalSeconds: vars.INGEST_SWEEP_INTERVAL_SECONDS ?? 60,
       lostJobCheckMs: vars.INGEST_LOST_JOB_CHECK_MS ?? 2_000,
       maxVirtualSizeBytes: vars.INGEST_MAX_VIRTUAL_SIZE_BYTES ?? 16 * 1024 ** 4,

@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import { ChunkPool, isPooled, releaseChunk } from '../storage/chunk-pool';
 import { ChunkCoalescer } from './chunk-coalescer';
 
 const collect = (s: ChunkCoalescer) => {
@@ -38,5 +39,24 @@ describe('ChunkCoalescer', () => {
     src.end(Buffer.from('def'));
     await new Promise((r) => c.on('end', r));
     expect(Buffer.concat(out).toString()).toBe('abcdef');
+  });
+
+  it('with a pool, copies everything into reused slots, big chunks too, and a slot given back serves the next chunk', async () => {
+    const pool = new ChunkPool(4, 8);
+    const c = new ChunkCoalescer(4, 10_000, pool);
+    const seen: string[] = [];
+    c.on('data', (b: Buffer) => {
+      expect(isPooled(b)).toBe(true);
+      seen.push(b.toString());
+      releaseChunk(b); // written: the slot is free again
+    });
+    c.write(Buffer.from('ab'));
+    c.write(Buffer.from('cdefghij')); // a big chunk: copied across slots
+    c.end(Buffer.from('k'));
+    await new Promise((r) => c.on('end', r));
+    expect(seen).toEqual(['abcd', 'efgh', 'ijk']);
+    expect(pool.allocated).toBe(1);
+    expect(pool.reused).toBe(2);
+    expect(() => new ChunkCoalescer(8, 10, pool)).toThrow(/4 bytes/);
   });
 });

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HashingStream, parseChecksum } from './hashing';
+import { ChunkPool, isPooled, releaseChunk } from '../storage/chunk-pool';
+import { ChunkCoalescer } from './chunk-coalescer';
+import { HashingStream, MAX_HASH_BACKLOG_BYTES, parseChecksum } from './hashing';
 
 const sink = () =>
   new Writable({
@@ -51,6 +53,81 @@ describe('HashingStream', () => {
     const seen: number[] = [];
     await pipeline(chunks(), new HashingStream({ onProgress: (b) => seen.push(b), progressIntervalMs: 0 }), sink());
     expect(seen[seen.length - 1]).toBe(data.length);
+  });
+
+  describe('in the hashing thread', () => {
+    it('computes the same digests from pooled chunks, gives each slot back once hashed and written, and reuses it', async () => {
+      const big = randomBytes(3 * MAX_HASH_BACKLOG_BYTES + 12345);
+      const bigSha = createHash('sha256').update(big).digest('hex');
+      const bigMd5 = createHash('md5').update(big).digest('hex');
+      const slot = 64 * 1024;
+      // in flight at most: the hashing backlog plus the few chunks buffered between the stages
+      const inFlight = MAX_HASH_BACKLOG_BYTES / slot + 16;
+      const pool = new ChunkPool(slot, inFlight);
+      const pieces = () => Readable.from(Array.from({ length: Math.ceil(big.length / 10_000) }, (_, i) => big.subarray(i * 10_000, (i + 1) * 10_000)));
+      const h = new HashingStream({ worker: true, md5: true });
+      const written: Buffer[] = [];
+      let pooled = 0;
+      await pipeline(
+        pieces(),
+        new ChunkCoalescer(slot, 10_000, pool),
+        h,
+        new Writable({
+          // a slow writer, as a disk is: the hashing thread may finish first or last
+          write(c: Buffer, _e, cb) {
+            if (isPooled(c)) pooled++;
+            written.push(Buffer.from(c)); // a copy: the slot is reused once released
+            setImmediate(() => {
+              releaseChunk(c);
+              cb();
+            });
+          },
+        }),
+      );
+      expect(h.digests).toEqual({ size: big.length, sha256: bigSha, md5: bigMd5 });
+      expect(Buffer.concat(written).equals(big)).toBe(true);
+      expect(pooled).toBe(written.length);
+      // about 400 chunks went through at most the slots in flight at once
+      expect(written.length).toBeGreaterThan(2 * inFlight);
+      expect(pool.allocated).toBeLessThanOrEqual(inFlight);
+      expect(pool.reused).toBe(written.length - pool.allocated);
+    });
+
+    it('hashes chunks that are not pooled (copied), checks the expected checksum and the maximum size', async () => {
+      const h = new HashingStream({ worker: true, md5: true });
+      const out: Buffer[] = [];
+      await pipeline(
+        chunks(),
+        h,
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            out.push(c);
+            cb();
+          },
+        }),
+      );
+      expect(h.digests).toEqual({ size: data.length, sha256, md5 });
+      expect(Buffer.concat(out).equals(data)).toBe(true);
+      await expect(pipeline(chunks(), new HashingStream({ worker: true, expected: `sha256:${sha256}` }), sink())).resolves.toBeUndefined();
+      await expect(pipeline(chunks(), new HashingStream({ worker: true, expected: md5 }), sink())).resolves.toBeUndefined();
+      await expect(pipeline(chunks(), new HashingStream({ worker: true, expected: '0'.repeat(64) }), sink())).rejects.toMatchObject({
+        code: 'CHECKSUM_MISMATCH',
+        details: { algorithm: 'sha256', actual: sha256 },
+      });
+      await expect(pipeline(chunks(), new HashingStream({ worker: true, maxBytes: 1000 }), sink())).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    });
+
+    it('keeps many hashes apart at once', async () => {
+      const inputs = Array.from({ length: 6 }, (_, i) => randomBytes(200_000 + i * 77_777));
+      const results = await Promise.all(
+        inputs.map(async (input) => {
+          const h = new HashingStream({ worker: true });
+          await pipeline(Readable.from([input.subarray(0, 1000), input.subarray(1000)]), h, sink());
+          return h.digests!.sha256;
+        }),
+      );
+      expect(results).toEqual(inputs.map((input) => createHash('sha256').update(input).digest('hex')));
+    });
   });
 
   it('parses checksums as users write them', () => {

@@ -1,6 +1,11 @@
 import { createHash, Hash } from 'node:crypto';
 import { Transform, TransformCallback } from 'node:stream';
+import { holdChunk, releaseChunk } from '../storage/chunk-pool';
+import { hashThread } from './hash-worker';
 import { IngestError } from './ingestion.errors';
+
+/** Worker mode: at most this many bytes posted to the hashing thread and not hashed yet (then the stream waits). */
+export const MAX_HASH_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export type ChecksumAlgorithm = 'sha256' | 'md5';
 
@@ -41,6 +46,11 @@ export interface HashingOptions {
   /** called with the byte count at most every `progressIntervalMs` (default 500) and once at the end */
   onProgress?: (bytes: number) => void;
   progressIntervalMs?: number;
+  /**
+   * hash in the process's hashing thread (./hash-worker.ts) while the chunks flow on: pooled chunks are shared
+   * with it (and held until hashed), others copied; at most MAX_HASH_BACKLOG_BYTES wait to be hashed
+   */
+  worker?: boolean;
 }
 
 /**
@@ -49,8 +59,13 @@ export interface HashingOptions {
  * file with the wrong checksum is never stored under its key.
  */
 export class HashingStream extends Transform {
-  private readonly sha256: Hash = createHash('sha256');
+  private readonly sha256?: Hash;
   private readonly md5?: Hash;
+  /** worker mode: the hash's id in the hashing thread, the chunks posted and not hashed yet, their bytes */
+  private readonly job?: number;
+  private readonly posted: Uint8Array[] = [];
+  private backlog = 0;
+  private waiting?: TransformCallback;
   private readonly expected?: Checksum;
   private lastProgress = 0;
   private result?: Digests;
@@ -65,7 +80,30 @@ export class HashingStream extends Transform {
     } else {
       this.expected = opts.expected;
     }
-    if (opts.md5 || this.expected?.algorithm === 'md5') this.md5 = createHash('md5');
+    const md5 = opts.md5 || this.expected?.algorithm === 'md5';
+    if (opts.worker) {
+      this.job = hashThread.open(
+        md5,
+        () => this.hashed(),
+        (e) => this.destroy(e),
+      );
+    } else {
+      this.sha256 = createHash('sha256');
+      if (md5) this.md5 = createHash('md5');
+    }
+  }
+
+  /** Worker mode: the oldest posted chunk was hashed. */
+  private hashed(): void {
+    const chunk = this.posted.shift();
+    if (!chunk) return;
+    this.backlog -= chunk.length;
+    releaseChunk(chunk);
+    const cb = this.waiting;
+    if (cb && this.backlog <= MAX_HASH_BACKLOG_BYTES) {
+      this.waiting = undefined;
+      cb();
+    }
   }
 
   /** The digests, once the stream has ended (undefined before). */
@@ -78,8 +116,15 @@ export class HashingStream extends Transform {
     if (this.opts.maxBytes !== undefined && this.bytes > this.opts.maxBytes) {
       return cb(new IngestError('TOO_LARGE', `The file is larger than the ${this.opts.maxBytes} bytes allowed`, { details: { maxSize: this.opts.maxBytes } }));
     }
-    this.sha256.update(chunk);
-    this.md5?.update(chunk);
+    if (this.job !== undefined) {
+      holdChunk(chunk); // released when hashed (a no-op for a chunk not pooled: it is copied)
+      this.posted.push(chunk);
+      this.backlog += chunk.length;
+      hashThread.update(this.job, chunk);
+    } else {
+      this.sha256!.update(chunk);
+      this.md5?.update(chunk);
+    }
     if (this.opts.onProgress) {
       const now = Date.now();
       if (now - this.lastProgress >= (this.opts.progressIntervalMs ?? 500)) {
@@ -87,12 +132,29 @@ export class HashingStream extends Transform {
         this.opts.onProgress(this.bytes);
       }
     }
-    cb(null, chunk);
+    this.push(chunk);
+    if (this.backlog > MAX_HASH_BACKLOG_BYTES) this.waiting = cb;
+    else cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    // chunks the worker may still be reading are not released: their slots are left to the collector
+    if (this.job !== undefined && !this.result) hashThread.close(this.job);
+    this.waiting = undefined;
+    cb(err);
   }
 
   override _flush(cb: TransformCallback): void {
-    const result: Digests = { size: this.bytes, sha256: this.sha256.digest('hex') };
-    if (this.md5) result.md5 = this.md5.digest('hex');
+    if (this.job === undefined) return this.finish({ size: this.bytes, sha256: this.sha256!.digest('hex'), md5: this.md5?.digest('hex') }, cb);
+    hashThread.digest(this.job).then(
+      (d) => this.finish({ size: this.bytes, sha256: d.sha256, md5: d.md5 }, cb),
+      (e: Error) => cb(e),
+    );
+  }
+
+  private finish(digests: Digests, cb: TransformCallback): void {
+    const result: Digests = { size: digests.size, sha256: digests.sha256 };
+    if (digests.md5) result.md5 = digests.md5;
     this.result = result;
     this.opts.onProgress?.(this.bytes);
     const exp = this.expected;

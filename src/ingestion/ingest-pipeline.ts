@@ -8,6 +8,7 @@ import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { QuotaService } from '../quota/quota.service';
+import { ingestChunkPool, releaseChunk } from '../storage/chunk-pool';
 import { objectKeys, ObjectStorage, ResumePoint } from '../storage/object-storage';
 import { ChunkCoalescer } from './chunk-coalescer';
 import { ConversionService } from './conversion';
@@ -87,6 +88,7 @@ function discard(meter: Readable, key: string): Promise<{ key: string; size: num
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
         size += chunk.length;
+        releaseChunk(chunk);
         cb();
       },
     });
@@ -102,8 +104,9 @@ const isGone = (e: unknown) => e instanceof AppError && e.code === 'IMAGE_NOT_FO
 /**
  * The one path bytes take into storage, whatever their source (URL download, direct upload, a picked file):
  *
- *   source -> ChunkCoalescer (filesystem store: socket-sized chunks gathered into 1 MiB writes)
- *          -> HashingStream (sha256, md5 when configured, expected checksum, max size)
+ *   source -> ChunkCoalescer (filesystem store: socket-sized chunks gathered into pooled 1 MiB slots)
+ *          -> HashingStream (sha256, md5 when configured, expected checksum, max size; on the filesystem store
+ *             in the hashing thread, overlapping the writes)
  *          -> FormatCheckStream (first bytes against the declared format; unsafe qcow2/vmdk/vhd refused
  *             before anything is stored)
  *          -> ProgressMeter (progress and rate on the record, quota grown in steps for an unknown size)
@@ -133,7 +136,11 @@ export class IngestPipeline {
     const id = image.id;
     // a source the zone wants in another format is replaced by its conversion: stored without an fsync
     const convertTo = await this.conversion.targetFor(image);
+    // filesystem store: 1 MiB pooled chunks, hashed in the hashing thread while they are written (hash-worker.ts)
+    const fsStore = this.storage.driver === 'fs';
+    const offload = fsStore && this.cfg.ingestion.hashWorker;
     const hash = new HashingStream({
+      worker: offload,
       md5: this.cfg.ingestion.computeMd5,
       expected: image.expectedChecksum ?? undefined,
       maxBytes: this.cfg.ingestion.maxSizeBytes,
@@ -149,6 +156,7 @@ export class IngestPipeline {
       onReportError: (e) => this.log.warn(`Recording the progress of ${id} failed: ${(e as Error)?.message ?? String(e)}`),
       room: opts.quota.allowance,
       makeRoom: (needed) => opts.quota.ensure(needed, QUOTA_STEP_BYTES),
+      youngGc: this.cfg.ingestion.youngGc,
     });
     let source = body;
     if (opts.resume) {
@@ -171,7 +179,9 @@ export class IngestPipeline {
             resume: opts.resume,
           }),
       // the S3 adapter gathers its parts itself: a coalescing copy in front of it only costs CPU and GC
-      this.storage.driver === 'fs' ? pipeline(source, new ChunkCoalescer(), hash, check, meter) : pipeline(source, hash, check, meter),
+      fsStore
+        ? pipeline(source, new ChunkCoalescer(undefined, undefined, offload ? ingestChunkPool : undefined), hash, check, meter)
+        : pipeline(source, hash, check, meter),
     ]);
     // the cause is the stage that failed first: a source, hash, format, meter error shows in the pipeline; a
     // store error shows in the put, and the pipeline then only saw its output closed early

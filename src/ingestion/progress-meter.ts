@@ -1,4 +1,5 @@
 import { Transform, TransformCallback } from 'node:stream';
+import { streamedBytes } from '../common/young-gc';
 
 export interface ProgressMeterOptions {
   /** at most one report per this many milliseconds */
@@ -18,6 +19,8 @@ export interface ProgressMeterOptions {
    */
   room?: number;
   makeRoom?: (needed: number) => Promise<number>;
+  /** count the bytes towards the scavenges that free transfer buffers early (../common/young-gc.ts, INGEST_YOUNG_GC) */
+  youngGc?: boolean;
 }
 
 /**
@@ -42,6 +45,7 @@ export class ProgressMeter extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
+    if (this.opts.youngGc) streamedBytes(chunk.length);
     if (this.bytes > this.room && this.opts.makeRoom) {
       this.opts.makeRoom(this.bytes).then(
         (room) => {

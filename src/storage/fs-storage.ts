@@ -5,6 +5,7 @@ import { basename, dirname, join, posix, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { releaseAfterWrite, releaseChunk } from './chunk-pool';
 import {
   adoptBody,
   assertValidKey,
@@ -75,6 +76,8 @@ function skipFirst(n: number): Transform {
       if (left <= 0) return cb(null, chunk);
       if (chunk.length <= left) {
         left -= chunk.length;
+        // a dropped pooled chunk goes back to its pool (a partly kept one is released by the writer)
+        releaseChunk(chunk);
         return cb();
       }
       const rest = chunk.subarray(left);
@@ -146,7 +149,10 @@ export class FsStorage extends ObjectStorage {
       } else if (sidecar) {
         await writeFile(sidecar, JSON.stringify({ meta: opts.resumeMeta, boot: await bootId() }), { flag: 'wx', mode: 0o640 });
       }
-      const out = resume ? createWriteStream(tmp, { flags: 'r+', start: resume.offset }) : createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+      // pooled chunks (the ingest pipeline's) go back to their pool once written
+      const out = releaseAfterWrite(
+        resume ? createWriteStream(tmp, { flags: 'r+', start: resume.offset }) : createWriteStream(tmp, { flags: 'wx', mode: 0o640 }),
+      );
       const stages: (Transform | WriteStream)[] = resume ? [skipFirst(resume.offset)] : [];
       if (!opts.transient) stages.push(writeBackEarly(out));
       await pipeline(body, ...(stages as [Transform]), out, { signal: opts.signal });
