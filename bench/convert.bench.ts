@@ -18,7 +18,7 @@ import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { randomFillSync } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../src/access/jwt';
@@ -157,8 +157,8 @@ async function viaService(c: Case, url: string): Promise<ServiceRun> {
       STORAGE_DRIVER: 'fs',
       // the conversion's temp folder on the same disk as the store (as it is by default: the OS temp dir)
       CONVERSION_TMP_DIR: join(dataDir, 'convert'),
-      // BENCH_CPU_PROF=<dir>: the service writes a V8 CPU profile there when it stops
-      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+      // BENCH_NODE_OPTIONS: the service's NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a CPU profile)
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     },
     'service',
   );
@@ -207,6 +207,8 @@ async function viaService(c: Case, url: string): Promise<ServiceRun> {
     };
   } finally {
     await svc.stop();
+    // BENCH_SERVICE_LOG=<file>: the service's output is appended there
+    if (process.env.BENCH_SERVICE_LOG) appendFileSync(process.env.BENCH_SERVICE_LOG, svc.output());
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -1,20 +1,12 @@
 import 'reflect-metadata';
-import { setFlagsFromString } from 'node:v8';
 import { Logger } from '@nestjs/common';
 import { createApp, mountDocs } from './app.factory';
+import { tuneGcForStreaming } from './common/gc-pacing';
 import { ConfigError } from './config/app-config';
 import { loadAppConfig } from './feature-configs';
 
-/**
- * Image bytes flow through Buffers whose memory is outside V8's heap (every socket read allocates one, 64 KiB). By
- * default V8 starts a full mark-compact of the whole heap each time some tens of MiB of such memory were allocated
- * ("GC in old space requested"): on the service's heap (Nest, TypeORM, the contract's metadata) that was 50-60
- * full collections per GiB imported, 9 of the 44 CPU seconds of a 1 GiB import-and-convert, and the import slowed to
- * tens of MB/s on a busy machine. Counted in V8's global limit instead (heap and external memory together), they
- * are collected by the ordinary scavenges: 2 full collections per GiB, CPU per GiB 6x lower, peak RSS the same
- * (bench:convert, README Benchmarks). Set before anything is allocated.
- */
-setFlagsFromString('--external-memory-accounted-in-global-limit');
+// before anything large is allocated: see gc-pacing.ts
+tuneGcForStreaming();
 
 async function bootstrap(): Promise<void> {
   let config;

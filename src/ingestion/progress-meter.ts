@@ -1,4 +1,5 @@
 import { Transform, TransformCallback } from 'node:stream';
+import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from '../common/gc-pacing';
 
 export interface ProgressMeterOptions {
   /** at most one report per this many milliseconds */
@@ -30,6 +31,7 @@ export class ProgressMeter extends Transform {
   private room: number;
   private lastAt = Date.now();
   private lastBytes = 0;
+  private collectedAt = 0;
   private rate = 0;
   private inFlight?: Promise<void>;
   /** a report due after a burst that ended before the interval did (so a stall shows the bytes that came) */
@@ -42,6 +44,11 @@ export class ProgressMeter extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
+    // the Buffers that came before are garbage now: a scavenge gives their memory back (gc-pacing.ts)
+    if (this.bytes - this.collectedAt >= YOUNG_GC_EVERY_BYTES) {
+      this.collectedAt = this.bytes;
+      collectYoungGarbage();
+    }
     if (this.bytes > this.room && this.opts.makeRoom) {
       this.opts.makeRoom(this.bytes).then(
         (room) => {
