@@ -8,11 +8,20 @@
  * The service runs as its own process (SQLite, in-process jobs, the filesystem store); the file is served over
  * loopback HTTP from disk, imported by URL into the zone, timed from POST /images to READY (download, sha256,
  * sniffer, qemu-img info/check, qemu-img convert, the same judgement of the result, the result stored and hashed).
- * The reference is `qemu-img convert` of the same local file to the same target format with the service's own
- * flags (-W, compat=1.1 for qcow2). Rounds alternate (service, bare, service, bare: BENCH_RUNS, default 2); the best
- * of each is compared. Printed: MB/s of each (of the disk's virtual size), the ratio (goal >= 0.8), the service's
- * time per phase (from its record, polled every 200 ms), and its RSS growth (VmRSS sampled every 25 ms; qemu-img is
- * a process of its own and not counted; goal < 128 MiB). It asserts nothing; every file is deleted afterwards.
+ * References, in the same run, each round after the service's: bare `qemu-img convert` of the same LOCAL file to the
+ * same target format with the service's flags (-W, compat=1.1 for qcow2), once through the page cache (qemu-img's
+ * default) and once with `-t none` (O_DIRECT, as the service writes); the faster of any round is the goal's
+ * reference. It fetches nothing, hashes nothing and makes nothing durable, so the service, which fetches the
+ * source over HTTP, hashes it, judges it, converts, judges and hashes the result and fsyncs it, does strictly more.
+ * A second reference shows the machine's real limit for that work: `curl -o` of the same URL to a local file, then
+ * the same `qemu-img convert -t none`, then fdatasync (no hashing, no judging). Rounds alternate (BENCH_RUNS,
+ * default 2); the best of each is compared. Printed: MB/s of each (of the disk's virtual size), the ratios (goal >=
+ * 0.8 against bare convert), the service's time per phase (from its record, polled every 200 ms, and from its log
+ * lines: download+sha256+sniffer+store, sniffer and qemu-img info/check on the stored source, convert, the
+ * judgement of the result, its sha256+fsync+rename), and its RSS growth (VmRSS sampled every 25 ms; qemu-img is a
+ * process of its own and not counted; goal < 128 MiB). It asserts nothing; every file is deleted afterwards.
+ * BENCH_CONVERT_SIZE (512M, 1G, 2G), BENCH_CONVERT_CASES (raw, qcow2), BENCH_NODE_OPTIONS (the service's
+ * NODE_OPTIONS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`), BENCH_SERVICE_LOG (append the service's output to a file).
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
