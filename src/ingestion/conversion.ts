@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CatalogService } from '../catalog/catalog.service';
-import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from '../common/gc-pacing';
 import { ImageRecord } from '../catalog/image.record';
 import { ImageKind, ImagePhase } from '../catalog/image.enums';
 import { AppConfig } from '../config/app-config';
@@ -77,18 +76,7 @@ async function hashDirect(path: string, md5: boolean, signal?: AbortSignal): Pro
     dd.once('error', reject);
     dd.once('close', (code) => resolve(code));
   });
-  // the piped chunks are garbage once hashed: a scavenge every few MiB gives their memory back (gc-pacing.ts)
-  let seen = 0;
-  const sink = new Writable({
-    write: (chunk: Buffer, _e, cb) => {
-      seen += chunk.length;
-      if (seen >= YOUNG_GC_EVERY_BYTES) {
-        seen = 0;
-        collectYoungGarbage();
-      }
-      cb();
-    },
-  });
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
   await Promise.all([pipeline(dd.stdout, hash, sink), exited]);
   const code = await exited;
   if (code !== 0) throw new Error(`reading the conversion's result (dd iflag=direct) failed (exit ${code}): ${stderr.trim()}`);
