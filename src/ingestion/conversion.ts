@@ -1,11 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { FileHandle, mkdir, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CatalogService } from '../catalog/catalog.service';
 import { ImageRecord } from '../catalog/image.record';
@@ -59,28 +57,6 @@ async function hashHandle(fh: FileHandle, md5: boolean, signal?: AbortSignal): P
     await pending.catch(() => undefined);
   }
   return { size, sha256: sha.digest('hex'), ...(m5 ? { md5: m5.digest('hex') } : {}) };
-}
-
-/**
- * sha256 (and md5) of a file written with O_DIRECT, read with O_DIRECT too (`dd iflag=direct`, 4 MiB blocks): such a
- * file is not in the page cache, and buffered reads of it ran at 70-150 MB/s on this machine under other writers
- * (readahead into a page cache under pressure) where direct reads ran at 500-900 MB/s. Node cannot read with
- * O_DIRECT itself (its buffers are not aligned), so dd reads and the service hashes what it pipes.
- */
-async function hashDirect(path: string, md5: boolean, signal?: AbortSignal): Promise<Digests> {
-  const hash = new HashingStream({ md5 });
-  const dd = spawn('dd', [`if=${path}`, 'iflag=direct', 'bs=4M', 'status=none'], { stdio: ['ignore', 'pipe', 'pipe'], signal });
-  let stderr = '';
-  dd.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-500)));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    dd.once('error', reject);
-    dd.once('close', (code) => resolve(code));
-  });
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  await Promise.all([pipeline(dd.stdout, hash, sink), exited]);
-  const code = await exited;
-  if (code !== 0) throw new Error(`reading the conversion's result (dd iflag=direct) failed (exit ${code}): ${stderr.trim()}`);
-  return hash.digests!;
 }
 
 /** Where a conversion's output is written before it is streamed into the store: one folder per image. */
@@ -192,27 +168,16 @@ export class ConversionService {
    * by one read, mostly from the page cache, then fsync and rename: no second write of the disk); otherwise (S3, or
    * CONVERSION_TMP_DIR on another filesystem) it is streamed into the store.
    */
-  private async store(key: string, out: string, outSize: number, direct: boolean, signal?: AbortSignal, adopt = true): Promise<Digests> {
-    const md5 = this.cfg.ingestion.computeMd5;
+  private async store(key: string, out: string, outSize: number, signal?: AbortSignal, adopt = true): Promise<Digests> {
     if (adopt && this.storage.localPath(key)) {
+      // the hash (a read) and the fsync (the disk) at once; the handle is open before the file can be renamed
+      const fh = await open(out, 'r');
       let hashed: PromiseSettledResult<Digests>;
       let moved: PromiseSettledResult<{ size: number } | null>;
-      if (direct) {
-        // written with O_DIRECT: read back the same way, then fsync (nothing left to write) and rename
-        hashed = await hashDirect(out, md5, signal).then(
-          (value) => ({ status: 'fulfilled' as const, value }),
-          (reason: unknown) => ({ status: 'rejected' as const, reason }),
-        );
-        if (hashed.status === 'rejected') throw hashed.reason;
-        [moved] = await Promise.allSettled([this.storage.adoptFile(key, out)]);
-      } else {
-        // from the page cache: the hash (a read) and the fsync (the disk) at once; the handle is open before the file can be renamed
-        const fh = await open(out, 'r');
-        try {
-          [hashed, moved] = await Promise.allSettled([hashHandle(fh, md5, signal), this.storage.adoptFile(key, out)]);
-        } finally {
-          await fh.close();
-        }
+      try {
+        [hashed, moved] = await Promise.allSettled([hashHandle(fh, this.cfg.ingestion.computeMd5, signal), this.storage.adoptFile(key, out)]);
+      } finally {
+        await fh.close();
       }
       if (moved.status === 'rejected') throw moved.reason;
       if (hashed.status === 'rejected') throw hashed.reason;
@@ -222,9 +187,9 @@ export class ConversionService {
         if (adopted.size !== digests.size) throw new Error(`stored ${adopted.size} bytes of the conversion but read ${digests.size}`);
         return digests;
       }
-      return this.store(key, out, outSize, direct, signal, false); // another filesystem: streamed after all
+      return this.store(key, out, outSize, signal, false); // another filesystem: streamed after all
     }
-    const hash = new HashingStream({ md5 });
+    const hash = new HashingStream({ md5: this.cfg.ingestion.computeMd5 });
     const [put] = await Promise.all([
       this.storage.putStream(key, hash, { signal, sizeHint: outSize, contentType: 'application/octet-stream' }),
       pipeline(createReadStream(out, { highWaterMark: 1024 * 1024 }), hash),
@@ -269,7 +234,7 @@ export class ConversionService {
       const judgedAt = Date.now();
       const outSize = (await stat(out)).size;
       await quota.ensure(Math.max(outSize, virtualSize));
-      const digests = await this.store(key, out, outSize, directOutput, signal);
+      const digests = await this.store(key, out, outSize, signal);
       await this.catalog.transition(id, ImagePhase.Verifying, { sizeBytes: digests.size, bytesDone: virtualSize, bytesPerSecond: null }, [
         ImagePhase.Converting,
       ]);
