@@ -5,7 +5,7 @@ describe('gc-pacing', () => {
   it('collectYoungGarbage runs one young-generation collection (a scavenge), again on every call', async () => {
     const kinds: number[] = [];
     const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) kinds.push((e.detail as { kind: number }).kind);
+      for (const e of list.getEntries()) kinds.push((e as unknown as { detail: { kind: number } }).detail.kind);
     });
     obs.observe({ entryTypes: ['gc'] });
     try {
