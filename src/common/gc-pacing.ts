@@ -29,7 +29,8 @@ let gc: GcFunction | null | undefined;
 export function collectYoungGarbage(): void {
   if (gc === undefined) {
     try {
-      // --expose-gc gives `gc` to contexts made after it: a fresh one hands it over; the service's own globals stay as they are
+      // --expose-gc gives `gc` to contexts made after it (a fresh one hands it over; so would any vm context made
+      // later, jest's per test file for one); the service's own main context, made before, has no `gc` global
       setFlagsFromString('--expose-gc');
       const found: unknown = runInNewContext('typeof gc === "function" ? gc : null');
       gc = typeof found === 'function' ? (found as GcFunction) : null;
