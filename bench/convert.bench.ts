@@ -170,7 +170,10 @@ async function viaService(c: Case, url: string): Promise<ServiceRun> {
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     },
     'service',
-  );
+  ).catch((e: unknown) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  });
   const api = apiOf(svc, TOKEN);
   try {
     const zone = await api('POST', '/zones', { name: `bench-${c.to}`, hypervisor: 'KVM', requiredFormat: c.to });
