@@ -1,8 +1,12 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp, mountDocs } from './app.factory';
+import { tuneGcForStreaming } from './common/young-gc';
 import { ConfigError } from './config/app-config';
 import { loadAppConfig } from './feature-configs';
+
+// before anything large is allocated: see young-gc.ts
+tuneGcForStreaming();
 
 async function bootstrap(): Promise<void> {
   let config;

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { FileHandle, mkdir, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,7 +16,7 @@ import { Digests, HashingStream } from './hashing';
 import { ImageBytesQuota } from './image-bytes-quota';
 import { ImageInspector } from './image-inspector';
 import { IngestError } from './ingestion.errors';
-import { ConvertFormat, QemuImageInfo, withRangeRelay } from './qemu-img';
+import { ConvertFormat, QemuImageInfo, supportsDirectIo, withRangeRelay } from './qemu-img';
 
 export interface Converted {
   size: number;
@@ -26,25 +26,35 @@ export interface Converted {
   judged: QemuImageInfo;
 }
 
-/** sha256 (and md5) of a local file, read through one reused 1 MiB buffer: no garbage, however large the disk. */
-async function hashFile(path: string, md5: boolean, signal?: AbortSignal): Promise<Digests> {
+const HASH_READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * sha256 (and md5) of an open local file, read through two reused 4 MiB buffers: the next read is under way while
+ * the current piece is hashed (a result written with O_DIRECT comes from the disk, not the page cache), and there
+ * is no garbage however large the disk.
+ */
+async function hashHandle(fh: FileHandle, md5: boolean, signal?: AbortSignal): Promise<Digests> {
   const sha = createHash('sha256');
   const m5 = md5 ? createHash('md5') : undefined;
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  const fh = await open(path, 'r');
+  const bufs = [Buffer.allocUnsafe(HASH_READ_BYTES), Buffer.allocUnsafe(HASH_READ_BYTES)];
   let size = 0;
+  let i = 0;
+  let pending = fh.read(bufs[0], 0, HASH_READ_BYTES, 0);
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+      const { bytesRead } = await pending;
       if (bytesRead === 0) break;
-      const piece = buf.subarray(0, bytesRead);
+      const piece = bufs[i].subarray(0, bytesRead);
+      size += bytesRead;
+      i ^= 1;
+      pending = fh.read(bufs[i], 0, HASH_READ_BYTES, size);
       sha.update(piece);
       m5?.update(piece);
-      size += bytesRead;
     }
   } finally {
-    await fh.close();
+    // no read may still use a buffer (or the handle) once this returns
+    await pending.catch(() => undefined);
   }
   return { size, sha256: sha.digest('hex'), ...(m5 ? { md5: m5.digest('hex') } : {}) };
 }
@@ -160,9 +170,19 @@ export class ConversionService {
    */
   private async store(key: string, out: string, outSize: number, signal?: AbortSignal, adopt = true): Promise<Digests> {
     if (adopt && this.storage.localPath(key)) {
-      const digests = await hashFile(out, this.cfg.ingestion.computeMd5, signal);
-      signal?.throwIfAborted();
-      const adopted = await this.storage.adoptFile(key, out);
+      // the hash (a read) and the fsync (the disk) at once; the handle is open before the file can be renamed
+      const fh = await open(out, 'r');
+      let hashed: PromiseSettledResult<Digests>;
+      let moved: PromiseSettledResult<{ size: number } | null>;
+      try {
+        [hashed, moved] = await Promise.allSettled([hashHandle(fh, this.cfg.ingestion.computeMd5, signal), this.storage.adoptFile(key, out)]);
+      } finally {
+        await fh.close();
+      }
+      if (moved.status === 'rejected') throw moved.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      const digests = hashed.value;
+      const adopted = moved.value;
       if (adopted) {
         if (adopted.size !== digests.size) throw new Error(`stored ${adopted.size} bytes of the conversion but read ${digests.size}`);
         return digests;
@@ -203,7 +223,9 @@ export class ConversionService {
         void this.catalog.recordConversionProgress(id, { bytesDone: done, bytesPerSecond: secs > 0 ? Math.round(done / secs) : 0 }).catch(() => undefined);
       };
       const file = this.storage.localPath(srcKey);
-      const run = (target: { file: string } | { url: string }) => this.inspector.qemu.convert(from, target, { file: out, format: to }, { signal, onProgress });
+      const directOutput = await supportsDirectIo(dir);
+      const run = (target: { file: string } | { url: string }) =>
+        this.inspector.qemu.convert(from, target, { file: out, format: to }, { signal, onProgress, directOutput });
       if (file) await run({ file });
       else await withRangeRelay(this.storage, srcKey, size, (url) => run({ url }));
       const convertedAt = Date.now();
@@ -218,7 +240,7 @@ export class ConversionService {
       ]);
       const end = Date.now();
       this.log.log(
-        `Converted ${id} from ${from} to ${to}: ${size} -> ${digests.size} bytes in ${end - started} ms (qemu-img convert ${convertedAt - started} ms, judged ${judgedAt - convertedAt} ms, stored ${end - judgedAt} ms)`,
+        `Converted ${id} from ${from} to ${to}: ${size} -> ${digests.size} bytes in ${end - started} ms (qemu-img convert${directOutput ? ' -t none' : ''} ${convertedAt - started} ms, judged ${judgedAt - convertedAt} ms, stored ${end - judgedAt} ms)`,
       );
       return { size: digests.size, sha256: digests.sha256, md5: digests.md5, format: to, judged };
     } finally {

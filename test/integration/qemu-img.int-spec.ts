@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskFormat } from '../../src/ingestion/format-sniffer';
 import { IngestError } from '../../src/ingestion/ingestion.errors';
-import { judgeInfo, QemuImg, QemuImgLimits, withRangeRelay } from '../../src/ingestion/qemu-img';
+import { judgeInfo, QemuImg, QemuImgLimits, supportsDirectIo, withRangeRelay } from '../../src/ingestion/qemu-img';
 import { FsStorage } from '../../src/storage/fs-storage';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { ObjectStorage } from '../../src/storage/object-storage';
@@ -200,6 +200,35 @@ describe('qemu-img as the referee', () => {
       // compare tells a difference
       const other = write('conv-other.qcow2', realImage('qcow2', { dataBytes: 3 * MiB, virtualBytes: 8 * MiB, seed: 6 }));
       expect(await qemu.compare({ format: 'qcow2', target: { file: other } }, { format: 'raw', target: { file: join(dir, 'conv-qcow2.raw') } })).toBe(false);
+    });
+
+    it('writes the result with O_DIRECT (-t none) where the filesystem allows it, with the same guest bytes; the probe says what qemu-img finds', async () => {
+      // the repository's own filesystem (ext4 or xfs here and in CI) takes O_DIRECT
+      const onDisk = mkdtempSync(join(process.cwd(), '.direct-io-'));
+      // tmpfs: O_DIRECT only since Linux 6.6
+      const shm = mkdtempSync('/dev/shm/hcm-direct-io-');
+      try {
+        expect(await supportsDirectIo(onDisk)).toBe(true);
+        // the probe leaves nothing behind
+        expect(readdirSync(onDisk)).toEqual([]);
+        const src = write('direct-src.qcow2', realImage('qcow2', { dataBytes: 3 * MiB, virtualBytes: 8 * MiB, seed: 9 }));
+        for (const to of ['raw', 'qcow2'] as const) {
+          const out = join(onDisk, `direct.${to}`);
+          await qemu.convert('qcow2', { file: src }, { file: out, format: to }, { directOutput: true });
+          expect(await qemu.compare({ format: 'qcow2', target: { file: src } }, { format: to, target: { file: out } })).toBe(true);
+          expect(await qemu.inspect(to, { file: out })).toMatchObject({ format: to, virtualSizeBytes: 8 * MiB });
+        }
+        // where the probe says no, qemu-img cannot write with -t none either (and the service converts through the page cache)
+        const shmDirect = await supportsDirectIo(shm);
+        const onShm = qemu.convert('qcow2', { file: src }, { file: join(shm, 'direct.raw'), format: 'raw' }, { directOutput: true });
+        if (shmDirect) await expect(onShm).resolves.toBeUndefined();
+        else expect((await refusal(onShm)).code).toBe('CONVERSION_FAILED');
+        // a folder that is not there: no
+        expect(await supportsDirectIo(join(onDisk, 'missing'))).toBe(false);
+      } finally {
+        rmSync(onDisk, { recursive: true, force: true });
+        rmSync(shm, { recursive: true, force: true });
+      }
     });
 
     it('refuses with CONVERSION_FAILED when qemu-img cannot convert, names limits it ran into, and stops on abort without leaving qemu-img running', async () => {
