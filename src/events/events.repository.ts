@@ -174,17 +174,16 @@ export class EventsRepository {
   }
 
   /**
-   * Runs the write through a TypeORM transaction's manager, its two statements sent together (issue 14): the
-   * INSERT takes the position and sequence the counter upsert before it just wrote (INSERT ... SELECT from
-   * event_counters, the transaction's own rows), so it does not wait for the upsert's answer. A connection
-   * runs its queued statements back to back (mysql2 starts the next one as it reads the previous answer), so
-   * the `#position` row lock is held one turn of the application shorter. The queries are issued in the
-   * order they are called (each goes through the same awaits before the driver queues it).
+   * Runs the write through a TypeORM transaction's manager: the counter upsert, then the INSERT, which takes the
+   * position and sequence the upsert just wrote (INSERT ... SELECT from event_counters, the transaction's own
+   * rows), so no value goes back and forth through the application.
    */
   async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
     if (m.queryRunner) (m.queryRunner.data as Record<string, unknown>)[WROTE_EVENTS] = true;
-    const bumped = m.query(this.bumpSql, [POSITION, e.subject]) as Promise<Array<Record<string, unknown>>>;
-    const inserted = m.query(
+    // the bump first, then the INSERT: sent together, their order was not certain (on SQLite an INSERT ran before
+    // its bump under a burst of uploads, took the previous event's sequence and failed the (subject, sequence) key)
+    const rows = (await m.query(this.bumpSql, [POSITION, e.subject])) as Array<Record<string, unknown>>;
+    await m.query(
       `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload)
        SELECT p.value, ?, ?, ?, ?, ?, s.value, ?, ?, ?, ?, ?, ?, ? FROM event_counters p, event_counters s WHERE p.name = ? AND s.name = ?`,
       [
@@ -203,8 +202,7 @@ export class EventsRepository {
         POSITION,
         e.subject,
       ],
-    ) as Promise<unknown>;
-    const [rows] = await Promise.all([bumped, inserted]);
+    );
     const value = (name: string) => {
       const row = rows.find((r) => String(r.name) === name);
       if (!row) throw new Error(`the counter ${name} was not returned`);
