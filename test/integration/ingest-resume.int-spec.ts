@@ -283,8 +283,9 @@ describe('an import killed at 90% resumes from the byte it reached', () => {
           .filter((l) => /resum|restart|take over/i.test(l))
           .join('\n')}\n`,
       );
-      // the grain: the part being filled, and the one on its way to the store when the kill came
-      expectResumedFromTheByteReached(served, file.length, doneAtKill, 2 * 5 * MiB);
+      // the grain: the part being filled, the one on its way to the store when the kill came, and up to a part's
+      // worth still in the buffers between the progress meter and the store (streams, the sockets of the link)
+      expectResumedFromTheByteReached(served, file.length, doneAtKill, 3 * 5 * MiB);
       // the kept bytes are whole parts
       expect((file.length - served) % (5 * MiB)).toBe(0);
       expect(rangeAfter(srv, 's3.raw', restartAt).range).toBe(`bytes=${file.length - served}-`);
@@ -367,8 +368,9 @@ describe('an import killed at 90% resumes from the byte it reached', () => {
       const offset = resumedAtByte(second, id);
       report('mounted directory -> S3 store', file.length - offset, file.length, doneAtKill);
       expect(offset % (5 * MiB)).toBe(0);
-      // the parts the store held when the kill came: all but those still on their way
-      expect(offset).toBeGreaterThanOrEqual(doneAtKill - 2 * 5 * MiB);
+      // the parts the store held when the kill came: all but the one filling, the one on the wire and up to a
+      // part's worth in the buffers between the progress meter and the store (CI once saw 10-11 MiB in all)
+      expect(offset).toBeGreaterThanOrEqual(doneAtKill - 3 * 5 * MiB);
       expect(await storage.listIncomplete('images/')).toEqual([]);
       expect(await listS3(storage)).toEqual([`images/${id}/disk`]);
       await second.stop();
