@@ -18,6 +18,7 @@
  * >= 2 x Glance (198-258 MB/s on this machine in the issue's side-by-side run: Glance is not installed here, so
  * that ratio uses the issue's best Glance figure, not a same-run one); peak RSS growth < 128 MiB.
  * BENCH_SIZE (default 1G), BENCH_RUNS rounds (default 1), BENCH_SHAPES (default "embedded,platform").
+ * BENCH_NODE_OPTIONS adds to the service's node options (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  * It measures and prints; it asserts nothing.
  */
 import 'reflect-metadata';
@@ -173,7 +174,7 @@ async function serviceUploads(shape: 'embedded' | 'platform', worker: boolean, f
         .filter(Boolean)
         .map((kv) => kv.split('=') as [string, string]),
     ),
-    NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'gc-counter.js')}`,
+    NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'gc-counter.js')} ${process.env.BENCH_NODE_OPTIONS ?? ''}`.trim(),
     BENCH_TRACE_GC: process.env.BENCH_TRACE_GC ?? '0',
     BENCH_V8_FLAGS: process.env.BENCH_V8_FLAGS ?? '',
   };

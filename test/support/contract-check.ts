@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv, { ValidateFunction } from 'ajv';
 import type { RecordedResponse } from './contract-recorder';
@@ -171,6 +171,35 @@ export function compareWithContract(doc: ContractDoc, records: Iterable<Recorded
 
 /** Written into the run directory by the contract test once it has compared the records. */
 export const CHECKED_MARKER = 'contract-checked';
+
+/**
+ * Waits until every other test file of the run has finished (the run's reporter, test/support/summary-reporter.js,
+ * counts them into the run directory), so that the comparison sees all their answers when the files run in
+ * parallel workers. Returns how many other files finished; a run without the reporter's count (a directory given
+ * from outside and no reporter) returns at once. Throws, naming what is missing, after `timeoutMs`.
+ */
+export async function waitForOtherFiles(dir: string, self: string, timeoutMs: number): Promise<number> {
+  const { RUN_FILE, FINISHED_FILE } = require('./summary-reporter.js') as { RUN_FILE: string; FINISHED_FILE: string };
+  const runFile = join(dir, RUN_FILE);
+  if (!existsSync(runFile)) return 0;
+  const { total } = JSON.parse(readFileSync(runFile, 'utf8')) as { total: number };
+  const finished = () => {
+    const f = join(dir, FINISHED_FILE);
+    return existsSync(f)
+      ? new Set(
+          readFileSync(f, 'utf8')
+            .split('\n')
+            .filter((l) => l && l !== self),
+        ).size
+      : 0;
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (finished() < total - 1) {
+    if (Date.now() > deadline) throw new Error(`the contract test waited ${timeoutMs} ms: ${finished()} of the run's ${total - 1} other files finished`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return finished();
+}
 
 /** Every record of a run directory (one JSON line per answer, one file per process). */
 export function readRecords(dir: string): RecordedResponse[] {
