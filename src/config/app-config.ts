@@ -265,6 +265,11 @@ export class EnvVars {
   @IsString()
   STORAGE_FS_ROOT?: string;
 
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  STORAGE_FS_DIRECT_IO?: boolean;
+
   /** S3 multipart part size; bounds the memory one upload holds (about two parts). */
   @IsOptional()
   @Transform(toInt)
@@ -619,6 +624,8 @@ export interface StorageConfig {
   driver: StorageDriver;
   /** fs driver: where objects live (default <DATA_DIR>/objects) */
   fsRoot: string;
+  /** fs driver: write whole pooled MiBs of an object with O_DIRECT where the filesystem allows it (default true) */
+  fsDirectIo: boolean;
   /** S3 multipart part size in bytes (default 16 MiB) */
   partSizeBytes: number;
   minio: {
@@ -935,6 +942,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     storage: {
       driver: vars.STORAGE_DRIVER ?? 'fs',
       fsRoot: resolve(vars.STORAGE_FS_ROOT ?? join(dataDir, 'objects')),
+      fsDirectIo: vars.STORAGE_FS_DIRECT_IO ?? true,
       partSizeBytes: (vars.STORAGE_PART_SIZE_MB ?? 16) * 1024 * 1024,
       minio: {
         endPoint: vars.MINIO_ENDPOINT ?? '127.0.0.1',

@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { constants, existsSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ObjectStorage, StorageError } from '../storage/object-storage';
 import { DiskFormat } from './format-sniffer';
@@ -110,24 +109,8 @@ export const DEFAULT_CONVERT_CPU_SECONDS = 4 * 3600;
  */
 export const DEFAULT_CONVERT_MEMORY_MB = 4096;
 
-/**
- * Whether files in `dir` can be opened with O_DIRECT (ext4, xfs: yes; tmpfs: no), tried on a probe file. qemu-img
- * then writes the conversion with `-t none`.
- */
-export async function supportsDirectIo(dir: string): Promise<boolean> {
-  const flag = constants.O_DIRECT;
-  if (!flag) return false;
-  const probe = join(dir, '.direct-io-probe');
-  try {
-    const fh = await open(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | flag, 0o600);
-    await fh.close();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await rm(probe, { force: true }).catch(() => undefined);
-  }
-}
+/** Whether files in a directory can be opened with O_DIRECT: qemu-img then writes the conversion with `-t none`. */
+export { supportsDirectIo } from '../storage/direct-io';
 
 export interface RunResult {
   code: number | null;

@@ -1,5 +1,3 @@
-import type { Writable } from 'node:stream';
-
 /**
  * Large buffers reused by the ingest pipeline instead of a fresh 1 MiB Buffer per MiB.
  *
@@ -30,7 +28,7 @@ export class ChunkPool {
     let sab = this.free.pop();
     if (sab) this.reused++;
     else {
-      sab = new SharedArrayBuffer(this.slotBytes);
+      sab = pageAlignedSab(this.slotBytes);
       this.allocated++;
     }
     slots.set(sab, { refs: 1, pool: this });
@@ -47,6 +45,38 @@ export class ChunkPool {
     if (this.free.length < this.maxFree) this.free.push(sab);
   }
 }
+
+const WASM_PAGE = 64 * 1024;
+/** the one WebAssembly API used (the project's lib has no WebAssembly types) */
+type WasmMemory = new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: ArrayBufferLike };
+const wasmMemory = (globalThis as { WebAssembly?: { Memory: WasmMemory } }).WebAssembly?.Memory;
+/** SharedArrayBuffers made by `pageAlignedSab` whose memory starts on a page */
+const aligned = new WeakSet<ArrayBufferLike>();
+
+/**
+ * A SharedArrayBuffer of `bytes` whose memory starts on a page: a shared WebAssembly memory (V8 maps it with its
+ * own mmap, so it is page-aligned); a plain SharedArrayBuffer when WebAssembly cannot give one (or `bytes` is not a
+ * whole number of its 64 KiB pages).
+ */
+function pageAlignedSab(bytes: number): SharedArrayBuffer {
+  if (wasmMemory && bytes % WASM_PAGE === 0) {
+    try {
+      const pages = bytes / WASM_PAGE;
+      const sab = new wasmMemory({ initial: pages, maximum: pages, shared: true }).buffer as SharedArrayBuffer;
+      aligned.add(sab);
+      return sab;
+    } catch {
+      // no WebAssembly, or no address space left for another memory: a plain one
+    }
+  }
+  return new SharedArrayBuffer(bytes);
+}
+
+/**
+ * Whether `chunk` is a pooled slot (or a view of one) whose bytes start at a multiple of `alignment` (a power of two
+ * up to the page size) in page-aligned memory: a buffer O_DIRECT may write from.
+ */
+export const isAligned = (chunk: Uint8Array, alignment: number): boolean => aligned.has(chunk.buffer) && chunk.byteOffset % alignment === 0;
 
 interface Slot {
   refs: number;
@@ -73,34 +103,6 @@ export function releaseChunk(chunk: Uint8Array): void {
   if (--s.refs > 0) return;
   slots.delete(chunk.buffer);
   s.pool.giveBack(chunk.buffer as SharedArrayBuffer);
-}
-
-type WriteFn = (chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void) => void;
-type WritevFn = (chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void) => void;
-
-/**
- * Makes `out` (a file write stream) release each pooled chunk once its write has completed: the consumer's
- * hold taken by `ChunkPool.take`.
- */
-export function releaseAfterWrite<W extends Writable>(out: W): W {
-  const w = out as unknown as { _write: WriteFn; _writev?: WritevFn };
-  const write = w._write;
-  const writev = w._writev;
-  w._write = function (this: unknown, chunk, enc, cb) {
-    write.call(this, chunk, enc, (e) => {
-      releaseChunk(chunk);
-      cb(e);
-    });
-  };
-  if (writev) {
-    w._writev = function (this: unknown, chunks, cb) {
-      writev.call(this, chunks, (e) => {
-        for (const c of chunks) releaseChunk(c.chunk);
-        cb(e);
-      });
-    };
-  }
-  return out;
 }
 
 /** The ingest pipeline's slots: 1 MiB each (PIPELINE_CHUNK_BYTES), at most 32 kept free (32 MiB). */

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { constants, createWriteStream, Dirent, fdatasync, WriteStream } from 'node:fs';
+import { constants, Dirent, fdatasync } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix, relative, sep } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { releaseAfterWrite, releaseChunk } from './chunk-pool';
+import { releaseChunk } from './chunk-pool';
+import { DirectFileWriter, supportsDirectIo } from './direct-io';
 import {
   adoptBody,
   assertValidKey,
@@ -31,14 +32,14 @@ const WRITE_BACK_EVERY = 64 * 1024 * 1024;
  * fsync before the rename has little left: without it, a 2 GiB upload waited seconds after its last byte for
  * the whole file to reach the disk (the page cache holds it all, nothing is written back before the fsync).
  */
-function writeBackEarly(out: WriteStream): Transform {
+function writeBackEarly(out: { fd: number | null }): Transform {
   let seen = 0;
   let flushedAt = 0;
   let flushing: Promise<void> | undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
-      const fd = (out as WriteStream & { fd?: number | null }).fd;
+      const fd = out.fd;
       if (!flushing && seen - flushedAt >= WRITE_BACK_EVERY && typeof fd === 'number') {
         flushedAt = seen;
         flushing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).finally(() => (flushing = undefined));
@@ -97,9 +98,22 @@ const isErrno = (e: unknown, ...codes: string[]): boolean => codes.includes((e a
 export class FsStorage extends ObjectStorage {
   readonly driver = 'fs';
   private initialised?: Promise<void>;
+  private directOk?: Promise<boolean>;
+  /** bytes this adapter wrote with O_DIRECT (for tests and benchmarks) */
+  directBytes = 0;
 
-  constructor(readonly root: string) {
+  /** `directIo` (default true): whole pooled MiBs are written with O_DIRECT where the root's filesystem allows it */
+  constructor(
+    readonly root: string,
+    private readonly opts: { directIo?: boolean } = {},
+  ) {
     super();
+  }
+
+  /** Whether durable objects are written with O_DIRECT (probed once on the root: tmpfs cannot). */
+  private directIo(): Promise<boolean> {
+    if (this.opts.directIo === false) return Promise.resolve(false);
+    return (this.directOk ??= supportsDirectIo(this.root));
   }
 
   init(): Promise<void> {
@@ -149,14 +163,19 @@ export class FsStorage extends ObjectStorage {
       } else if (sidecar) {
         await writeFile(sidecar, JSON.stringify({ meta: opts.resumeMeta, boot: await bootId() }), { flag: 'wx', mode: 0o640 });
       }
-      // pooled chunks (the ingest pipeline's) go back to their pool once written
-      const out = releaseAfterWrite(
-        resume ? createWriteStream(tmp, { flags: 'r+', start: resume.offset }) : createWriteStream(tmp, { flags: 'wx', mode: 0o640 }),
-      );
-      const stages: (Transform | WriteStream)[] = resume ? [skipFirst(resume.offset)] : [];
+      // pooled chunks (the ingest pipeline's) go back to their pool once written; a durable object's whole MiBs
+      // go past the page cache (direct-io.ts: a conversion's source is read again at once, so it keeps the cache)
+      const out = new DirectFileWriter(tmp, {
+        flags: resume ? 'r+' : 'wx',
+        start: resume?.offset ?? 0,
+        mode: 0o640,
+        direct: !opts.transient && (await this.directIo()),
+      });
+      const stages: (Transform | Writable)[] = resume ? [skipFirst(resume.offset)] : [];
       if (!opts.transient) stages.push(writeBackEarly(out));
       await pipeline(body, ...(stages as [Transform]), out, { signal: opts.signal });
       const size = (resume?.offset ?? 0) + out.bytesWritten;
+      this.directBytes += out.directBytes;
       if (!opts.transient) {
         const fh = await open(tmp, 'r+');
         try {

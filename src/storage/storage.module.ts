@@ -11,7 +11,7 @@ export function createObjectStorage(config: StorageConfig): ObjectStorage {
     case 'minio':
       return new MinioStorage({ ...config.minio, partSizeBytes: config.partSizeBytes });
     case 'fs':
-      return new FsStorage(config.fsRoot);
+      return new FsStorage(config.fsRoot, { directIo: config.fsDirectIo });
   }
 }
 

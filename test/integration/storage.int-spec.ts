@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { ingestChunkPool } from '../../src/storage/chunk-pool';
+import { supportsDirectIo } from '../../src/storage/direct-io';
 import { FsStorage } from '../../src/storage/fs-storage';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { ObjectNotFoundError, objectKeys, ObjectStorage } from '../../src/storage/object-storage';
@@ -359,5 +361,72 @@ describe('StorageModule wiring', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('FsStorage writes whole pooled MiBs with O_DIRECT, the rest through the page cache (src/storage/direct-io.ts)', () => {
+  const roots: string[] = [];
+  afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+  const rootIn = (parent: string) => {
+    const r = mkdtempSync(join(parent, 'hcm-direct-'));
+    roots.push(r);
+    return r;
+  };
+
+  /** Pooled slots (as the ingest pipeline's coalescer gives them): full, full, a partial one of 100,000 bytes, full, a half. */
+  function pooledBody(): { body: Readable; sha256: string; size: number } {
+    const sizes = [MiB, MiB, 100_000, MiB, MiB / 2];
+    const chunks = sizes.map((n) => {
+      const slot = ingestChunkPool.take();
+      slot.set(randomBytes(n));
+      return n === slot.length ? slot : slot.subarray(0, n);
+    });
+    const hash = createHash('sha256');
+    chunks.forEach((c) => hash.update(c));
+    return { body: Readable.from(chunks), sha256: hash.digest('hex'), size: sizes.reduce((a, b) => a + b, 0) };
+  }
+  const sha256Of = async (s: ObjectStorage, key: string) => {
+    const h = createHash('sha256');
+    for await (const c of await s.getStream(key)) h.update(c as Buffer);
+    return h.digest('hex');
+  };
+
+  it('on a disk filesystem: the two aligned MiBs before the unaligned piece go direct, every byte lands, the slots go back to the pool', async () => {
+    const root = rootIn(tmpdir());
+    expect(await supportsDirectIo(root)).toBe(true);
+    const s = new FsStorage(root);
+    const { body, sha256, size } = pooledBody();
+    const freeBefore = ingestChunkPool.freeSlots;
+    await expect(s.putStream('images/a/disk', body)).resolves.toEqual({ key: 'images/a/disk', size });
+    // after the 100,000-byte piece the file offset is no longer page-aligned: the rest goes through the page cache
+    expect(s.directBytes).toBe(2 * MiB);
+    expect(await sha256Of(s, 'images/a/disk')).toBe(sha256);
+    expect(ingestChunkPool.freeSlots).toBe(Math.min(32, freeBefore + 5));
+  });
+
+  it('a chunk that is not a pooled slot (fresh memory, not page-aligned) goes through the page cache', async () => {
+    const s = new FsStorage(rootIn(tmpdir()));
+    const data = randomBytes(2 * MiB);
+    await s.putStream('images/b/disk', Readable.from([data.subarray(0, MiB), data.subarray(MiB)]));
+    expect(s.directBytes).toBe(0);
+    expect(await sha256Of(s, 'images/b/disk')).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('on tmpfs (no O_DIRECT) and with directIo off: everything through the page cache, the same bytes', async () => {
+    const onShm = existsSync('/dev/shm') && !(await supportsDirectIo('/dev/shm'));
+    for (const s of [...(onShm ? [new FsStorage(rootIn('/dev/shm'))] : []), new FsStorage(rootIn(tmpdir()), { directIo: false })]) {
+      const { body, sha256, size } = pooledBody();
+      await expect(s.putStream('images/c/disk', body)).resolves.toEqual({ key: 'images/c/disk', size });
+      expect(s.directBytes).toBe(0);
+      expect(await sha256Of(s, 'images/c/disk')).toBe(sha256);
+    }
+  });
+
+  it('a transient object (a conversion source, read again at once) keeps the page cache', async () => {
+    const s = new FsStorage(rootIn(tmpdir()));
+    const { body, sha256 } = pooledBody();
+    await s.putStream('images/d/disk', body, { transient: true });
+    expect(s.directBytes).toBe(0);
+    expect(await sha256Of(s, 'images/d/disk')).toBe(sha256);
   });
 });
