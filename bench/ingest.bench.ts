@@ -19,6 +19,8 @@
  * With BENCH_RESUME_AB=1 each service import runs a second time with INGEST_RESUME_AFTER_CRASH=false (no resume
  * record kept beside the upload, no take-over lookup: the path before resumable imports), interleaved, and the
  * ratio on/off is printed (target: >= 0.95, the normal path at most 5% slower for resumability).
+ * BENCH_NODE_OPTIONS adds to the service's node options (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`); BENCH_SMB=0 leaves (c) out;
+ * BENCH_ENV='A=1,B=2' adds settings to every service run (the old path keeps its own).
  * It measures and prints; it asserts nothing. Files are deleted afterwards.
  */
 import 'reflect-metadata';
@@ -205,7 +207,14 @@ async function serviceIngest(env: Record<string, string>, url: string, size: num
       SEED_DEFAULT_ZONE: 'true',
       RATE_LIMIT_CREATE_PER_MIN: '0',
       STORAGE_PART_SIZE_MB: String(PART_MB),
-      NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'gc-counter.js')}`,
+      NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'gc-counter.js')} ${process.env.BENCH_NODE_OPTIONS ?? ''}`.trim(),
+      // BENCH_ENV='A=1,B=2': extra settings for every service run (an arm's own settings, e.g. the old path's, win)
+      ...Object.fromEntries(
+        (process.env.BENCH_ENV ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split('=') as [string, string]),
+      ),
       ...env,
     },
     'service',
