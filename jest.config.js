@@ -8,7 +8,10 @@
  * - `integration` (test/**\/*.int-spec.ts and *.e2e-spec.ts): real MariaDB, Redis, RabbitMQ, smbd, S3 and HTTP
  *   servers; its global setup installs samba when missing, creates the MariaDB test user and the directory of
  *   recorded answers for the contract test. Jest runs a project's global setup only when one of its tests runs.
- * `npm test` runs both; the contract test still runs last (the sequencer and the reporters are run-wide).
+ * `npm test` runs both in two workers (`--maxWorkers=2`: every integration file has its own databases, queue
+ * prefixes, exchanges, ports and directories); the contract test is still sorted last (the sequencer and the
+ * reporters are run-wide) and waits until the reporter has counted every other file finished, so it still sees
+ * all their answers (test/support/summary-reporter.js, waitForOtherFiles in test/support/contract-check.ts).
  */
 const swc = [
   '@swc/jest',

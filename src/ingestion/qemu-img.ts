@@ -149,7 +149,14 @@ export class QemuImg {
       const child = spawn('/bin/sh', ['-c', script, 'qemu-img-limited', String(cpuSeconds), String(maxMemoryMb * 1024), ...command], {
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' },
+        // MALLOC_ARENA_MAX: glibc gives each thread that mallocs concurrently an arena of its own, a 64 MiB
+        // reservation, up to 8 per core; with qemu-img's I/O threads that filled the address-space limit (ulimit
+        // -v) on a busy machine, and the next thread or coroutine stack could not be mapped: qemu-img aborted
+        // (SIGABRT) and a sound image was refused. CI saw a `compare` of two 4 MiB images abort under 1 GiB while
+        // two test files ran at once; reproduced with 4 x 60 such compares beside 3 busy loops: 5 aborts
+        // ("failed to allocate memory for stack", "qemu_thread_create: Resource temporarily unavailable"),
+        // and none with two arenas.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C', MALLOC_ARENA_MAX: '2' },
       });
       let stdout = '';
       let stderr = '';
