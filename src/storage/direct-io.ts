@@ -56,6 +56,9 @@ export class DirectFileWriter extends Writable {
   bytesWritten = 0;
   /** of them, written with O_DIRECT */
   directBytes = 0;
+  /** a write is running in the thread pool: its descriptor may not be closed (the number could be reused) */
+  private busy = false;
+  private afterWrite?: () => void;
 
   constructor(
     private readonly path: string,
@@ -79,7 +82,12 @@ export class DirectFileWriter extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     const direct = this.dfd !== null && chunk.length % DIRECT_ALIGN === 0 && this.pos % DIRECT_ALIGN === 0 && isAligned(chunk, DIRECT_ALIGN);
+    this.busy = true;
     this.writeAll(direct ? this.dfd! : this.fd!, chunk, 0, (e) => {
+      this.busy = false;
+      const closing = this.afterWrite;
+      this.afterWrite = undefined;
+      closing?.();
       releaseChunk(chunk);
       if (e) return cb(e);
       if (direct) this.directBytes += chunk.length;
@@ -102,7 +110,9 @@ export class DirectFileWriter extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.closeAll(() => cb(err));
+    // destroyed while a write runs (an abort): close once it has returned, as fs.WriteStream does
+    if (this.busy) this.afterWrite = () => this.closeAll(() => cb(err));
+    else this.closeAll(() => cb(err));
   }
 
   private closeAll(cb: (e?: Error | null) => void): void {
