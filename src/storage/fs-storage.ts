@@ -28,20 +28,21 @@ const WRITE_BACK_EVERY = 64 * 1024 * 1024;
 
 /**
  * A pass-through in front of `out` that asks the kernel to write the file back (fdatasync, in the background,
- * one at a time) every WRITE_BACK_EVERY bytes. The disk then works while the bytes still stream in, and the
- * fsync before the rename has little left: without it, a 2 GiB upload waited seconds after its last byte for
- * the whole file to reach the disk (the page cache holds it all, nothing is written back before the fsync).
+ * one at a time) every WRITE_BACK_EVERY bytes written through the page cache. The disk then works while the bytes
+ * still stream in, and the fsync before the rename has little left: without it, a 2 GiB upload waited seconds
+ * after its last byte for the whole file to reach the disk (the page cache holds it all, nothing is written back
+ * before the fsync). What `out` wrote with O_DIRECT is on the disk already and is not counted, so an object written
+ * past the cache asks for no write-back (each one would only flush the device's cache).
  */
-function writeBackEarly(out: { fd: number | null }): Transform {
-  let seen = 0;
+function writeBackEarly(out: DirectFileWriter): Transform {
   let flushedAt = 0;
   let flushing: Promise<void> | undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
+      const cached = out.bytesWritten - out.directBytes;
       const fd = out.fd;
-      if (!flushing && seen - flushedAt >= WRITE_BACK_EVERY && typeof fd === 'number') {
-        flushedAt = seen;
+      if (!flushing && cached - flushedAt >= WRITE_BACK_EVERY && typeof fd === 'number') {
+        flushedAt = cached;
         flushing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).finally(() => (flushing = undefined));
       }
       cb(null, chunk);
