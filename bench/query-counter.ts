@@ -16,21 +16,25 @@ if (file) {
     const name = cmd?.constructor?.name ?? '?';
     if (name !== 'ClientHandshake' && name !== 'ServerHandshake') {
       counts.roundTrips++;
-      if (name === 'Query' || name === 'Execute') counts.statements++;
+      // a multi-statement query (StatementPipeline joins its statements with ';\n') is one round trip of several
+      const parts = typeof cmd.sql === 'string' ? cmd.sql.split(';\n') : [name];
+      if (name === 'Query' || name === 'Execute') counts.statements += parts.length;
       counts.byCommand[name] = (counts.byCommand[name] ?? 0) + 1;
-      // the statement's shape (first 70 characters), to tell where the round trips go
-      // (mysql2 formats values into the SQL of a query: quoted strings and numbers are shown as ?, so that
-      // one statement is one shape whatever its values, and the file stays small)
-      const shape =
-        typeof cmd.sql === 'string'
-          ? cmd.sql
-              .slice(0, 400)
-              .replace(/'(?:[^'\\]|\\.)*'/g, '?')
-              .replace(/\b\d+\b/g, '?')
-              .replace(/\s+/g, ' ')
-              .slice(0, 70)
-          : name;
-      counts.bySql[shape] = (counts.bySql[shape] ?? 0) + 1;
+      for (const part of parts) {
+        // the statement's shape (first 70 characters), to tell where the round trips go
+        // (mysql2 formats values into the SQL of a query: quoted strings and numbers are shown as ?, so that
+        // one statement is one shape whatever its values, and the file stays small)
+        const shape =
+          typeof cmd.sql === 'string'
+            ? part
+                .slice(0, 400)
+                .replace(/'(?:[^'\\]|\\.)*'/g, '?')
+                .replace(/\b\d+\b/g, '?')
+                .replace(/\s+/g, ' ')
+                .slice(0, 70)
+            : name;
+        counts.bySql[shape] = (counts.bySql[shape] ?? 0) + 1;
+      }
     }
     return add.call(this, cmd);
   };

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
+import { SqlResult, SqlStatement, StatementPipeline } from '../database/statement-pipeline';
 import { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
 import { ImageWithTags } from './image.record';
@@ -83,6 +85,9 @@ function filterKey(visibility: VisibilityFilter, f: ImageFilterQuery): string {
  * is exact, on every replica, at the price of one primary-key read per list.
  */
 type RawRow = Record<string, unknown>;
+
+/** Every write that can change what a filter matches runs this in its transaction. */
+const BUMP: SqlStatement = { sql: 'UPDATE catalog_state SET version = version + 1 WHERE id = 1', params: [] };
 interface Hydration {
   columns: string;
   /** the alias of the id column (null on a LEFT JOIN without a row) */
@@ -113,7 +118,7 @@ export class CatalogRepository {
 
   private async bump(m: EntityManager): Promise<void> {
     // plain SQL: the same statement TypeORM's increment builds, without building it every write
-    await m.query('UPDATE catalog_state SET version = version + 1 WHERE id = 1');
+    await m.query(BUMP.sql);
   }
 
   private async version(): Promise<number> {
@@ -146,22 +151,43 @@ export class CatalogRepository {
    */
   async insert(image: ImageEntity, tags: string[], before?: InTransaction, after?: InTransaction): Promise<ImageWithTags> {
     image.updatedAt = image.createdAt;
-    // a copy: TypeORM's insert writes the raw values of defaulted columns back into the entity it is given
-    // (a bigint default comes back as the string "0", not through the column's transformer)
     const answer = Object.assign(new ImageEntity(), image);
     const unique = [...new Set(tags)];
     await this.ds.transaction(async (m) => {
-      await before?.(m);
-      await m.insert(ImageEntity, Object.assign(new ImageEntity(), image));
-      if (unique.length)
-        await m.insert(
-          ImageTagEntity,
-          unique.map((tag) => ({ imageId: image.id, tag })),
-        );
-      await this.bump(m);
-      await after?.(m);
+      // Every statement at once, through the transaction's pipeline (issue 16): the reserve step's (the quota),
+      // the row, its tags, the version bump and the event go to MariaDB in one round trip, in this order, and
+      // their answers are checked before the commit (a refusal anywhere rolls all of it back).
+      const pipeline = StatementPipeline.of(m);
+      const steps = await Promise.allSettled([
+        before?.(m),
+        pipeline.exec(this.insertSql(image)),
+        unique.length ? pipeline.exec(this.insertTagsSql(image.id, unique)) : undefined,
+        pipeline.exec(BUMP),
+        after?.(m),
+      ]);
+      const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     });
     return Object.assign(answer, { tags: unique.sort(byStoredOrder) });
+  }
+
+  /** The INSERT of a whole row, with the values TypeORM would write (its transformers and driver conversions). */
+  private insertSql(image: ImageEntity): SqlStatement {
+    const driver = this.ds.driver;
+    const names: string[] = [];
+    const params: unknown[] = [];
+    for (const column of this.ds.getMetadata(ImageEntity).columns) {
+      let value = (image as unknown as Record<string, unknown>)[column.propertyName];
+      if (value === undefined) continue; // the column's default
+      if (column.transformer) value = ApplyValueTransformers.transformTo(column.transformer, value);
+      names.push(driver.escape(column.databaseName));
+      params.push(driver.preparePersistentValue(value, column));
+    }
+    return { sql: `INSERT INTO images (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`, params };
+  }
+
+  private insertTagsSql(id: string, unique: string[]): SqlStatement {
+    return { sql: `INSERT INTO image_tags (imageId, tag) VALUES ${unique.map(() => '(?, ?)').join(', ')}`, params: unique.flatMap((tag) => [id, tag]) };
   }
 
   /** One image with its tags, in one statement (the tags through a correlated subquery). */
@@ -192,16 +218,20 @@ export class CatalogRepository {
         // application instead of one per statement (issue 14). The event is written before the UPDATE's
         // answer is known: when no row matched (the image was deleted since it was read), the transaction
         // is rolled back, event included.
+        // Through the transaction's pipeline, they also go in one round trip (issue 16).
+        const pipeline = StatementPipeline.of(m);
+        const unique = tags ? [...new Set(tags)] : [];
         const steps = await Promise.allSettled([
-          m.queryRunner!.query(sql, params, true) as Promise<{ affected?: number }>,
-          tags ? this.replaceTags(m, id, tags) : undefined,
-          this.bump(m),
+          pipeline.exec({ sql, params }),
+          tags ? pipeline.exec({ sql: 'DELETE FROM image_tags WHERE imageId = ?', params: [id] }) : undefined,
+          unique.length ? pipeline.exec(this.insertTagsSql(id, unique)) : undefined,
+          pipeline.exec(BUMP),
           inTx?.(m),
         ]);
         const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
         // rows matched (mysql2 connects with FOUND_ROWS; updatedAt changes anyway), SQLite's changes
-        if ((steps[0] as PromiseFulfilledResult<{ affected?: number }>).value.affected === 0) throw gone;
+        if ((steps[0] as PromiseFulfilledResult<SqlResult>).value.affected === 0) throw gone;
         return true;
       })
       .catch((e: unknown) => {
@@ -484,15 +514,5 @@ export class CatalogRepository {
   private withTags(r: RawRow, h: Hydration): ImageWithTags {
     const tags = typeof r.tags_ === 'string' && r.tags_ !== '' ? r.tags_.split(',').sort(byStoredOrder) : [];
     return Object.assign(h.hydrate(r), { tags });
-  }
-
-  private async replaceTags(m: EntityManager, id: string, tags: string[]): Promise<void> {
-    await m.delete(ImageTagEntity, { imageId: id });
-    const unique = [...new Set(tags)];
-    if (unique.length)
-      await m.insert(
-        ImageTagEntity,
-        unique.map((tag) => ({ imageId: id, tag })),
-      );
   }
 }

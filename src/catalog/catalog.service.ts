@@ -216,26 +216,33 @@ export class CatalogService implements OnModuleInit {
     for (const [k, v] of Object.entries(patch)) if (k !== 'scope' && (image as unknown as Record<string, unknown>)[k] !== v) values[k] = v;
     if (tags && [...tags].sort().join('\n') !== [...image.tags].sort().join('\n')) values.tags = tags;
     const scopeChange = patch.scope !== undefined && patch.scope !== image.scope ? { from: image.scope, to: patch.scope } : null;
-    const updated = await this.repo.update(image, patch, tags, async (m) => {
+    const updated = await this.repo.update(image, patch, tags, (m) => {
       const after = { ...image, scope: patch.scope ?? image.scope };
+      // both events issued at once: they join the UPDATE's round trip (issue 16), in this order
+      const written: Array<Promise<unknown>> = [];
       if (Object.keys(values).length) {
-        await this.events.record(m, {
-          type: 'image.updated',
-          imageId: id,
-          visibility: imageVisibility(after),
-          payload: { fields: Object.keys(values), values },
-        });
+        written.push(
+          this.events.record(m, {
+            type: 'image.updated',
+            imageId: id,
+            visibility: imageVisibility(after),
+            payload: { fields: Object.keys(values), values },
+          }),
+        );
       }
       if (scopeChange) {
         // seen by whoever could see the image before or after: the wider of the two scopes
         const wider = scopeChange.from === Scope.Private ? scopeChange.to : scopeChange.to === Scope.Private ? scopeChange.from : scopeChange.to;
-        await this.events.record(m, {
-          type: 'image.scope_changed',
-          imageId: id,
-          visibility: imageVisibility({ ...image, scope: wider }),
-          payload: scopeChange,
-        });
+        written.push(
+          this.events.record(m, {
+            type: 'image.scope_changed',
+            imageId: id,
+            visibility: imageVisibility({ ...image, scope: wider }),
+            payload: scopeChange,
+          }),
+        );
       }
+      return Promise.all(written);
     });
     return updated ?? Promise.reject(notFound('IMAGE', id));
   }

@@ -104,8 +104,12 @@ export class ImageLifecycle {
    * whether to run it again, at most CREATE_ATTEMPTS times.
    */
   async persist<T>(image: ImageRecord, write: (reserve: (m: CreateTransaction) => Promise<void>) => Promise<T>): Promise<T> {
+    // the first reserve step starts synchronously, so its statements are issued before the row's: the create's
+    // statements go in one round trip, the quota's first (a listener's ledger row is locked before the
+    // catalog's version row and the outbox's position row, which every writer waits on)
+    const reserving = this.listeners.filter((l) => l.reserveInTransaction);
     const reserve = async (m: CreateTransaction) => {
-      for (const l of this.listeners) await l.reserveInTransaction?.(image, m);
+      for (const l of reserving) await l.reserveInTransaction!(image, m);
     };
     for (let attempt = 1; ; attempt++) {
       try {

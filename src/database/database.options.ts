@@ -55,6 +55,9 @@ export function dataSourceOptions(db: DbConfig): DataSourceOptions {
     timezone: 'Z',
     charset: 'utf8mb4_general_ci',
     poolSize: db.poolSize,
+    // several statements of one transaction in one round trip (StatementPipeline, issue 16); every statement
+    // of the service binds its values through placeholders, never by splicing text into SQL
+    multipleStatements: true,
     extra: { connectionLimit: db.poolSize },
     ...common,
   } as DataSourceOptions;

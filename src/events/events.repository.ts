@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent } from 'typeorm';
 import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
+import { ProgramStatement, SqlResult, SqlStatement, StatementPipeline } from '../database/statement-pipeline';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
 import { EventRelayLeaseEntity } from './event.entity';
 
@@ -15,20 +16,11 @@ export type OutboxTransaction = EntityManager;
 /** The relay's own database connection (EventsRepository.relayConnection); the relay only passes it back. */
 export type RelayConnection = QueryRunner;
 
-/** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
-export interface SqlStatement {
-  sql: string;
-  params: unknown[];
-}
-export interface SqlResult {
-  rows: Array<Record<string, unknown>>;
-  affected: number;
-}
 /**
  * The outbox write as a "program" of statements: a TypeORM transaction drives it through its manager, the
  * quota's raw transaction programs (mysql2 / synchronous better-sqlite3) `yield*` it inside their own.
  */
-export type EventProgram = Generator<SqlStatement, EventEnvelope, SqlResult>;
+export type EventProgram = Generator<ProgramStatement, EventEnvelope, SqlResult>;
 
 /** An event with everything but its position and sequence, which the write takes from the counters. */
 export interface NewEvent {
@@ -141,6 +133,7 @@ export class EventsRepository {
     const position = value(POSITION);
     const sequence = value(e.subject);
     yield {
+      deferred: true,
       sql: `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       params: [
         position,
@@ -180,29 +173,11 @@ export class EventsRepository {
    */
   async insert(m: OutboxTransaction, e: NewEvent): Promise<EventEnvelope> {
     if (m.queryRunner) (m.queryRunner.data as Record<string, unknown>)[WROTE_EVENTS] = true;
-    // the bump first, then the INSERT: sent together, their order was not certain (on SQLite an INSERT ran before
-    // its bump under a burst of uploads, took the previous event's sequence and failed the (subject, sequence) key)
-    const rows = (await m.query(this.bumpSql, [POSITION, e.subject])) as Array<Record<string, unknown>>;
-    await m.query(
-      `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload)
-       SELECT p.value, ?, ?, ?, ?, ?, s.value, ?, ?, ?, ?, ?, ?, ? FROM event_counters p, event_counters s WHERE p.name = ? AND s.name = ?`,
-      [
-        e.id,
-        e.type,
-        e.version,
-        e.time,
-        e.subject,
-        e.imageId,
-        e.scope,
-        e.ownerId,
-        e.departmentId,
-        JSON.stringify(e.actor),
-        e.correlationId,
-        JSON.stringify(e.payload),
-        POSITION,
-        e.subject,
-      ],
-    );
+    // both statements at once, through the transaction's pipeline: they go in this order, in the round trip of
+    // whatever else the change issues in the same turn (issue 16); on SQLite they run at once, in this order
+    const pipeline = StatementPipeline.of(m);
+    const [bumped] = await Promise.all([pipeline.exec({ sql: this.bumpSql, params: [POSITION, e.subject] }), pipeline.exec(this.insertSelect(e))]);
+    const rows = bumped.rows;
     const value = (name: string) => {
       const row = rows.find((r) => String(r.name) === name);
       if (!row) throw new Error(`the counter ${name} was not returned`);
@@ -219,6 +194,30 @@ export class EventsRepository {
       actor: e.actor,
       correlationId: e.correlationId,
       payload: e.payload as never,
+    };
+  }
+
+  /** The outbox row, with the position and sequence the counter upsert just wrote (the transaction's own rows). */
+  private insertSelect(e: NewEvent): SqlStatement {
+    return {
+      sql: `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload)
+       SELECT p.value, ?, ?, ?, ?, ?, s.value, ?, ?, ?, ?, ?, ?, ? FROM event_counters p, event_counters s WHERE p.name = ? AND s.name = ?`,
+      params: [
+        e.id,
+        e.type,
+        e.version,
+        e.time,
+        e.subject,
+        e.imageId,
+        e.scope,
+        e.ownerId,
+        e.departmentId,
+        JSON.stringify(e.actor),
+        e.correlationId,
+        JSON.stringify(e.payload),
+        POSITION,
+        e.subject,
+      ],
     };
   }
 

@@ -2,6 +2,7 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { MysqlConnection, ProgramStatement, SqlResult, SqliteDb, StatementPipeline, mysqlExec, mysqlExecMany, sqlDate, sqliteExecutor } from '../database/statement-pipeline';
 import { ExceededFacts } from './quota.errors';
 import { FINISHED_STATUSES, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 
@@ -23,18 +24,15 @@ import { FINISHED_STATUSES, QUOTA_RESOURCES, QuotaResource, ReservationStatus } 
  */
 
 type Row = Record<string, unknown>;
-interface Stmt {
-  sql: string;
-  params: unknown[];
-}
-interface Res {
-  rows: Row[];
-  affected: number;
-}
+type Stmt = ProgramStatement;
+type Res = SqlResult;
 /** A transaction program: yields statements, gets their results, returns T. */
 type Tx<T> = Generator<Stmt, T, Res>;
 
 const q = (sql: string, ...params: unknown[]): Stmt => ({ sql, params });
+/** A statement whose answer the program does not read (see Stmt). */
+const later = (sql: string, ...params: unknown[]): Stmt => ({ sql, params, deferred: true });
+const NO_ANSWER: Res = { rows: [], affected: 0 };
 const marks = (n: number, one = '?') => Array.from({ length: n }, () => one).join(', ');
 
 export interface ItemRecord {
@@ -149,7 +147,7 @@ export interface LedgerWrite {
 }
 
 /** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC: what TypeORM writes for datetime on SQLite, and a literal MariaDB parses. */
-export const sqlDate = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '');
+export { sqlDate };
 const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(`${String(v).replace(' ', 'T')}Z`));
 const toNum = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const toBool = (v: unknown): boolean => v === true || v === 1 || v === '1';
@@ -193,25 +191,6 @@ function toReservation(r: Row, items: Row[]): ReservationRecord {
   };
 }
 
-/** The parts of a mysql2 pool connection used here. */
-interface MysqlConnection {
-  query(sql: string, params: unknown[], cb: (err: Error | null, result: unknown) => void): void;
-  release(): void;
-  destroy(): void;
-}
-
-/** The parts of better-sqlite3 used here. */
-interface SqliteStatement {
-  reader: boolean;
-  all(...params: unknown[]): Row[];
-  run(...params: unknown[]): { changes: number };
-}
-interface SqliteDb {
-  inTransaction: boolean;
-  prepare(sql: string): SqliteStatement;
-  transaction<T>(fn: () => T): { immediate(): T };
-}
-
 const DEADLOCK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 const DUPLICATE_CODES = new Set(['ER_DUP_ENTRY', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
 const driverCode = (e: unknown): string | undefined => {
@@ -227,8 +206,6 @@ const CATALOG_RESOURCES = [QuotaResource.ImageCount, QuotaResource.ImageBytes];
 
 @Injectable()
 export class QuotaRepository {
-  private readonly statements = new WeakMap<SqliteDb, Map<string, SqliteStatement>>();
-
   constructor(@InjectDataSource() private readonly ds: DataSource) {}
 
   private get sqlite(): boolean {
@@ -262,30 +239,38 @@ export class QuotaRepository {
 
   /**
    * One pooled connection, driven through mysql2's callback API (TypeORM's query runner adds an event
-   * broadcast and a captured stack trace per statement, a third of the CPU a reservation costs).
+   * broadcast and a captured stack trace per statement, a third of the CPU a reservation costs). Deferred
+   * statements wait for the next one whose answer is needed and go with it in one round trip; the last ones
+   * go with the COMMIT.
    */
   private async runMariadb<T>(program: () => Tx<T>): Promise<T> {
     const conn = await (this.ds.driver as unknown as { obtainMasterConnection(): Promise<MysqlConnection> }).obtainMasterConnection();
-    const exec = (s: Stmt) =>
-      new Promise<Res>((resolve, reject) =>
-        conn.query(s.sql, s.params, (err, result) => {
-          if (err) return reject(err);
-          if (Array.isArray(result)) resolve({ rows: result as Row[], affected: 0 });
-          else resolve({ rows: [], affected: (result as { affectedRows?: number }).affectedRows ?? 0 });
-        }),
-      );
     let open = false;
     try {
-      await exec(q('START TRANSACTION'));
+      await mysqlExec(conn, q('START TRANSACTION'));
       open = true;
       const g = program();
+      let held: Stmt[] = [];
+      const send = async (s: Stmt): Promise<Res> => {
+        const batch = [...held, s];
+        held = [];
+        const results = await mysqlExecMany(conn, batch);
+        return results[results.length - 1];
+      };
       let step = g.next();
-      while (!step.done) step = g.next(await exec(step.value));
+      while (!step.done) {
+        if (step.value.deferred) {
+          held.push(step.value);
+          step = g.next(NO_ANSWER);
+        } else step = g.next(await send(step.value));
+      }
+      // the COMMIT carries the deferred statements left; when one of them fails the server runs no COMMIT
+      // after it, so the transaction counts as open until the COMMIT has answered
+      await send(q('COMMIT'));
       open = false;
-      await exec(q('COMMIT'));
       return step.value;
     } catch (e) {
-      if (open) await exec(q('ROLLBACK')).catch(() => conn.destroy());
+      if (open) await mysqlExec(conn, q('ROLLBACK')).catch(() => conn.destroy());
       throw e;
     } finally {
       conn.release();
@@ -293,13 +278,13 @@ export class QuotaRepository {
   }
 
   private async runSqlite<T>(program: () => Tx<T>): Promise<T> {
-    const db = (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
+    const db = this.sqliteDb;
     // another caller's TypeORM transaction is open across an await: let it finish first (never call the
     // quota from inside a TypeORM transaction on SQLite: it would wait for itself)
     for (const deadline = Date.now() + 10_000; db.inTransaction; await nextTick()) {
       if (Date.now() > deadline) throw new Error('the SQLite connection stayed inside another transaction for 10 s');
     }
-    const exec = this.sqliteExec();
+    const exec = sqliteExecutor(db);
     return db
       .transaction(() => {
         const g = program();
@@ -310,53 +295,39 @@ export class QuotaRepository {
       .immediate();
   }
 
+  private get sqliteDb(): SqliteDb {
+    return (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
+  }
+
   /**
    * Runs a program inside a transaction another module opened (the catalog's create: `tx` is that
    * transaction's EntityManager, opaque to the modules between), on that transaction's
    * connection, so what it writes commits or rolls back with the rest. A refusal throws QuotaRefusal (the
    * caller lets it roll its transaction back); nothing is retried here, the caller runs its transaction again.
-   * On MariaDB the statements go to the transaction's mysql2 connection directly (as runMariadb does); on SQLite
+   * The statements go through the transaction's StatementPipeline: on MariaDB they join whatever else the
+   * caller issues in the same turn (the create's row, tags and event: one round trip for all of it); on SQLite
    * they run synchronously on the one connection, which is inside the caller's transaction.
    */
   async runIn<T>(tx: object, program: () => Tx<T>): Promise<T> {
-    const runner = (tx as EntityManager).queryRunner;
-    if (!runner?.isTransactionActive) throw new Error('runIn needs a manager inside a transaction');
-    let exec: (s: Stmt) => Res | Promise<Res>;
-    if (this.sqlite) {
-      exec = this.sqliteExec();
-    } else {
-      const conn = (runner as unknown as { databaseConnection: MysqlConnection }).databaseConnection;
-      exec = (s: Stmt) =>
-        new Promise<Res>((resolve, reject) =>
-          conn.query(s.sql, s.params, (err, result) => {
-            if (err) return reject(err);
-            if (Array.isArray(result)) resolve({ rows: result as Row[], affected: 0 });
-            else resolve({ rows: [], affected: (result as { affectedRows?: number }).affectedRows ?? 0 });
-          }),
-        );
-    }
+    const pipeline = StatementPipeline.of(tx as EntityManager);
+    const deferred: Array<Promise<Res>> = [];
     try {
       const g = program();
       let step = g.next();
-      while (!step.done) step = g.next(await exec(step.value));
+      while (!step.done) {
+        if (step.value.deferred) {
+          const p = pipeline.exec(step.value);
+          p.catch(() => undefined); // awaited below; its failure also fails every later statement of the batch
+          deferred.push(p);
+          step = g.next(NO_ANSWER);
+        } else step = g.next(await pipeline.exec(step.value));
+      }
+      await Promise.all(deferred);
       return step.value;
     } catch (e) {
       if (e instanceof Abort) throw new QuotaRefusal(e.refusal);
       throw e;
     }
-  }
-
-  private sqliteExec(): (s: Stmt) => Res {
-    const db = (this.ds.driver as unknown as { databaseConnection: SqliteDb }).databaseConnection;
-    let cache = this.statements.get(db);
-    if (!cache) this.statements.set(db, (cache = new Map()));
-    const stmts = cache;
-    return (s: Stmt): Res => {
-      let st = stmts.get(s.sql);
-      if (!st) stmts.set(s.sql, (st = db.prepare(s.sql)));
-      const params = s.params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? sqlDate(p) : p));
-      return st.reader ? { rows: st.all(...params), affected: 0 } : { rows: [], affected: st.run(...params).changes };
-    };
   }
 
   /** Runs a program that never refuses. */
@@ -416,7 +387,7 @@ export class QuotaRepository {
 
   private *saveItemTx(id: string, item: ItemRecord, exists: boolean): Tx<void> {
     if (exists) {
-      yield q(
+      yield later(
         'UPDATE quota_reservation_items SET reserved = ?, committed = ?, pending = ? WHERE reservationId = ? AND resource = ?',
         item.reserved,
         item.committed,
@@ -425,7 +396,7 @@ export class QuotaRepository {
         item.resource,
       );
     } else {
-      yield q(
+      yield later(
         'INSERT INTO quota_reservation_items (reservationId, resource, reserved, committed, pending) VALUES (?, ?, ?, ?, ?)',
         id,
         item.resource,
@@ -439,7 +410,7 @@ export class QuotaRepository {
   private *insertReservationTx(n: NewReservation, items: ItemRecord[], now: Date, deletingAt: Date | null): Tx<ReservationRecord> {
     const expiresAt = new Date(now.getTime() + n.ttlSeconds * 1000);
     const status = n.status ?? ReservationStatus.Pending;
-    yield q(
+    yield later(
       `INSERT INTO quota_reservations (${RESERVATION_COLUMNS}) VALUES (${marks(13)})`,
       n.id,
       n.callerId,
@@ -456,7 +427,7 @@ export class QuotaRepository {
       sqlDate(now),
     );
     if (items.length) {
-      yield q(
+      yield later(
         `INSERT INTO quota_reservation_items (reservationId, resource, reserved, committed, pending) VALUES ${marks(items.length, '(?, ?, ?, ?, ?)')}`,
         ...items.flatMap((i) => [n.id, i.resource, i.reserved, i.committed, i.pending ? 1 : 0]),
       );
