@@ -11,7 +11,8 @@
  *      that service (events on) and of a second one on the same database with events off (EVENTS_OUTBOX=false,
  *      no relay), and of a third with the outbox but no relay (the embedded shape: what the write costs apart
  *      from the publishing), measured in alternating slices so that other load on the machine falls on all alike;
- *      per request: statements, round trips and the service's CPU time (bench/query-counter.ts preloaded);
+ *      per request: statements, round trips and the service's CPU time (bench/query-counter.ts preloaded), and
+ *      MariaDB's CPU time over the slice (from /proc, the local server);
  *   3. the ceiling: PATCH with events off, closed loop, 256 in flight (as many as the burst allows), so the
  *      burst's rate can be read against both 1,000/s and what the machine does at all.
  * Prints figures and the ratios against the goals.
@@ -26,7 +27,7 @@ import { signToken } from '../src/access/jwt';
 import { TestConsumer, TEST_AMQP_URL } from '../test/support/amqp';
 import { createTestDatabase, dropTestDatabase, ensureTestUser, TEST_DB_HOST, TEST_DB_PASSWORD, TEST_DB_PORT, TEST_DB_USER } from '../test/support/mariadb';
 import { REPO_ROOT, ServiceProcess, startServiceProcess } from '../test/support/service-process';
-import { apiOf, fmt } from './support';
+import { apiOf, fmt, mariadbCpuMicros } from './support';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const BURST_SECONDS = Number(process.env.BENCH_BURST_SECONDS ?? 30);
@@ -73,6 +74,8 @@ interface Driven {
   seconds: number;
   latencies: number[];
   firstError?: string;
+  /** MariaDB's CPU time over the slices (µs) */
+  dbMicros?: number;
 }
 
 /** Numbers every PATCH of the run, so that each sets a name never set before and is a change with an event. */
@@ -246,7 +249,8 @@ async function main(): Promise<void> {
     let outboxCounts = NO_COUNTS;
     const on: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
     const off: Driven = { sent: 0, ok: 0, errors: 0, skipped: 0, seconds: 0, latencies: [] };
-    const add = (into: Driven, r: Driven) => {
+    const add = (into: Driven, r: Driven, dbMicros: number) => {
+      into.dbMicros = (into.dbMicros ?? 0) + dbMicros;
       into.ok += r.ok;
       into.errors += r.errors;
       into.seconds += r.seconds;
@@ -265,14 +269,17 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       // the counts of a slice include what its service did until the next slice starts (the relay finishing)
       const onBefore = await counted(onFile);
-      add(on, await drive(svc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      let db0 = mariadbCpuMicros();
+      add(on, await drive(svc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }), mariadbCpuMicros() - db0);
       const onAfter = await counted(onFile);
       onCounts = plus(onCounts, minus(onAfter, onBefore));
       const offBefore = await counted(offFile);
-      add(off, await drive(offSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      db0 = mariadbCpuMicros();
+      add(off, await drive(offSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }), mariadbCpuMicros() - db0);
       offCounts = plus(offCounts, minus(await counted(offFile), offBefore));
       const outboxBefore = await counted(outboxFile);
-      add(outbox, await drive(outboxSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }));
+      db0 = mariadbCpuMicros();
+      add(outbox, await drive(outboxSvc.port, auth, ids, { rate: 0, seconds: SECONDS / ROUNDS, cap: CONCURRENCY }), mariadbCpuMicros() - db0);
       outboxCounts = plus(outboxCounts, minus(await counted(outboxFile), outboxBefore));
     }
     // the ceiling: events off, closed loop with as many in flight as the burst allows (256), so that the burst's
@@ -312,7 +319,7 @@ async function main(): Promise<void> {
       const n = Math.max(1, d.ok + d.errors);
       console.log(
         `  ${label.padEnd(24)} ${fmt(rps(d))} req/s  p50 ${fmt(pct(d.latencies, 50))} ms  p99 ${fmt(pct(d.latencies, 99))} ms  errors ${d.errors}` +
-          `   per request: ${(c.statements / n).toFixed(2)} statements, ${(c.roundTrips / n).toFixed(2)} round trips, ${(c.cpuMicros / 1000 / n).toFixed(2)} ms service CPU (net of idle ${netCpu(c, d, idle).toFixed(2)}; idle ${(idle / 1000).toFixed(1)} ms/s)`,
+          `   per request: ${(c.statements / n).toFixed(2)} statements, ${(c.roundTrips / n).toFixed(2)} round trips, ${(c.cpuMicros / 1000 / n).toFixed(2)} ms service CPU (net of idle ${netCpu(c, d, idle).toFixed(2)}; idle ${(idle / 1000).toFixed(1)} ms/s), ${((d.dbMicros ?? NaN) / 1000 / n).toFixed(2)} ms MariaDB CPU`,
       );
     };
     line('events on (relay)', on, onCounts, idleOn);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 
 import type { ServiceProcess } from '../test/support/service-process';
@@ -69,3 +70,18 @@ export async function load(port: number, paths: () => string, headers: Record<st
 }
 
 export const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(8);
+
+/**
+ * The CPU time (µs) the local MariaDB server (mariadbd) has used so far, from /proc; NaN when it cannot be read
+ * (another machine, another user). Differences around a run give the database's CPU per request.
+ */
+export function mariadbCpuMicros(): number {
+  try {
+    const pid = readFileSync('/run/mysqld/mysqld.pid', 'utf8').trim();
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
