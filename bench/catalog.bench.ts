@@ -4,7 +4,8 @@
  * departments, 50 tags), starts the service as its own process, and drives it over HTTP at concurrency 16
  * for BENCH_SECONDS (default 20) per query, as a super admin and as a plain user. Prints req/s, p50, p99.
  * Target: >= 300 req/s and p99 < 100 ms for every query as a plain user (load generator on the same 2 cores).
- * CPU: the service process's CPU time per request (bench/query-counter.ts). BENCH_CATALOG_REF=<another checkout,
+ * CPU: the service process's CPU time per request (bench/query-counter.ts); BENCH_NODE_OPTIONS adds to the measured
+ * service's node options (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). BENCH_CATALOG_REF=<another checkout,
  * built with `nest build`> runs that build's service beside this one on the same database; each query is then
  * measured on both in BENCH_ROUNDS alternating slices (p50/p99 are the worst slice's) and the CPU ratio printed is
  * this / reference, measured in the same run (issue 16's goal: <= 0.5 against the build it was filed on, 5692f47).
@@ -152,7 +153,11 @@ async function main(): Promise<void> {
   try {
     await seed(db);
     // the measured process counts its statements and CPU time (bench/query-counter.ts)
-    svc = await startService({ ...env, NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')}`, BENCH_COUNT_FILE: countFile });
+    svc = await startService({
+      ...env,
+      NODE_OPTIONS: `--require ${join(REPO_ROOT, 'dist', 'bench', 'query-counter.js')} ${process.env.BENCH_NODE_OPTIONS ?? ''}`.trim(),
+      BENCH_COUNT_FILE: countFile,
+    });
     // BENCH_CATALOG_REF=<another checkout, built>: its service runs beside this one on the same database and the
     // two are measured in alternating slices, so the CPU ratio is to a reference measured in the same run
     const refRoot = process.env.BENCH_CATALOG_REF;

@@ -62,7 +62,11 @@ export type ImagePatch = Partial<
 const containsPattern = (s: string) => `%${s.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
 
 /** The order ORDER BY tag gives on both databases (by code point): the order of the UTF-8 bytes. */
-export const byStoredOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+export const byStoredOrder = (a: string, b: string): number =>
+  // below U+D800 JavaScript's order of UTF-16 code units is the order of code points (and of UTF-8 bytes); only
+  // surrogates (code points above U+FFFF) and U+E000-U+FFFF sort differently, so only those pay for the bytes
+  BEYOND_BMP_ORDER.test(a) || BEYOND_BMP_ORDER.test(b) ? Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')) : a < b ? -1 : a > b ? 1 : 0;
+const BEYOND_BMP_ORDER = /[\uD800-\uFFFF]/;
 
 const TOTALS_CACHE_SIZE = 5000;
 
@@ -485,16 +489,33 @@ export class CatalogRepository {
     const driver = this.ds.driver;
     const columns = this.ds.getMetadata(ImageEntity).columns.filter((c) => !c.isVirtual);
     const aliases = columns.map((c, n) => ({ column: c, alias: `c${n}` }));
+    // per column, decided once (a page of 50 is 1,750 values, issue 16): `asIs` where the driver's
+    // prepareHydratedValue returns the value unchanged (text and integer columns without a transformer, and
+    // simple-enums of strings, which it converts only when the enum holds numbers); `plain` where the
+    // property is a plain one of the entity (no embedded or relation), so it is assigned directly
+    const AS_IS_TYPES = new Set(['varchar', 'text', 'smallint', 'int', 'integer']);
+    const steps = aliases.map(({ column, alias }) => ({
+      column,
+      alias,
+      plain: !column.embeddedMetadata && !column.relationMetadata,
+      asIs:
+        !column.transformer &&
+        ((typeof column.type === 'string' && AS_IS_TYPES.has(column.type)) ||
+          (column.type === 'simple-enum' && (column.enum ?? []).every((v) => typeof v === 'string'))),
+    }));
     this.hydration = {
       columns: aliases.map(({ column, alias }) => `i.${driver.escape(column.databaseName)} AS ${driver.escape(alias)}`).join(', '),
       idAlias: aliases.find(({ column }) => column.propertyName === 'id')!.alias,
       hydrate: (r: RawRow) => {
-        const e = new ImageEntity();
-        for (const { column, alias } of aliases) {
+        const e = new ImageEntity() as unknown as Record<string, unknown>;
+        for (const { column, alias, plain, asIs } of steps) {
           const v = r[alias];
-          if (v !== undefined) column.setEntityValue(e, driver.prepareHydratedValue(v, column));
+          if (v === undefined) continue;
+          const value = asIs ? v : driver.prepareHydratedValue(v, column);
+          if (plain) e[column.propertyName] = value;
+          else column.setEntityValue(e, value);
         }
-        return e;
+        return e as unknown as ImageEntity;
       },
     };
     return this.hydration;

@@ -1,6 +1,8 @@
 import { ImageWithTags } from './image.record';
 import { ImageResponse } from './image.dto';
 
+const iso = (d: Date | string | number): string => (d instanceof Date ? d : new Date(d)).toISOString();
+
 export function toImageResponse(i: ImageWithTags): ImageResponse {
   const percent = i.bytesTotal ? Math.min(100, Math.floor((i.bytesDone / i.bytesTotal) * 1000) / 10) : null;
   return {
@@ -38,7 +40,7 @@ export function toImageResponse(i: ImageWithTags): ImageResponse {
       fileSource: i.sourceName,
     },
     progress: { bytesDone: i.bytesDone, bytesTotal: i.bytesTotal, percent, bytesPerSecond: i.bytesPerSecond },
-    createdAt: new Date(i.createdAt).toISOString(),
-    updatedAt: new Date(i.updatedAt).toISOString(),
+    createdAt: iso(i.createdAt),
+    updatedAt: iso(i.updatedAt),
   };
 }
