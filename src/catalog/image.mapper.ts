@@ -1,7 +1,6 @@
+import { isoTime as iso } from '../common/iso-time';
 import { ImageWithTags } from './image.record';
 import { ImageResponse } from './image.dto';
-
-const iso = (d: Date | string | number): string => (d instanceof Date ? d : new Date(d)).toISOString();
 
 export function toImageResponse(i: ImageWithTags): ImageResponse {
   const percent = i.bytesTotal ? Math.min(100, Math.floor((i.bytesDone / i.bytesTotal) * 1000) / 10) : null;
