@@ -4,7 +4,7 @@ import { FileSourceError } from './file-source.errors';
 import { DirListing, FileEntry, FileEntryType, FileSource, FileSourceKind, OpenOptions, RawRead } from './file-source';
 import { baseName, isAcceptableName, joinPath } from './file-path';
 import { SmbCredentialFile } from './smb-credentials';
-import { messagesOf, parseAllinfo, parseGetSize, parseLs, smbFailure } from './smbclient-output';
+import { messagesOf, parseStat, parseGetSize, parseLs, smbFailure } from './smbclient-output';
 
 export interface SmbSourceSpec {
   name: string;
@@ -107,8 +107,10 @@ export class SmbFileSource extends FileSource {
 
   async stat(path: string): Promise<FileEntry> {
     if (path === '') return { name: '', path: '', type: FileEntryType.Dir, size: 0, modifiedAt: new Date(0) };
-    const output = await this.text(`allinfo ${quote(this.remote(path))}`);
-    const info = parseAllinfo(output);
+    // allinfo for the attributes and the write time, ls for a size above 4 GiB (parseStat), in one smbclient run
+    const remote = quote(this.remote(path));
+    const output = await this.text(`allinfo ${remote}\nls ${remote}`);
+    const info = parseStat(output, baseName(path));
     if (!info)
       throw (
         smbFailure(messagesOf(output), this.what(path)) ??

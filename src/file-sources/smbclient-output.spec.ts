@@ -1,4 +1,5 @@
-import { messagesOf, parseAllinfo, parseGetSize, parseLs, smbFailure } from './smbclient-output';
+import { messagesOf, parseAllinfo,
+  parseStat, parseGetSize, parseLs, smbFailure } from './smbclient-output';
 
 // as smbclient 4.17 prints them (names padded to 30 bytes, attributes 7 wide, sizes %8.0f)
 const LS = [
@@ -41,6 +42,20 @@ describe('smbclient output', () => {
     const dir = parseAllinfo('altname: S49777~C\nwrite_time:     Thu Nov 26 18:08:47 2026 UTC\nattributes: D (10)\n');
     expect(dir).toMatchObject({ isDir: true, size: undefined });
     expect(parseAllinfo('NT_STATUS_OBJECT_NAME_NOT_FOUND getting alt name for \\nope')).toBeNull();
+  });
+
+  it('takes a file\'s size from the ls line after allinfo, whose stream size is 32 bits (Samba 4.17, measured)', () => {
+    // smbclient's own output for a file of 4 GiB + 7 bytes: allinfo says 7, ls says 4294967303
+    const out =
+      'altname: a.raw\ncreate_time:    Fri Dec  4 02:35:06 2026 UTC\naccess_time:    Fri Dec  4 02:35:06 2026 UTC\nwrite_time:     Fri Dec  4 02:35:06 2026 UTC\nchange_time:    Fri Dec  4 02:35:06 2026 UTC\nattributes:  (80)\nstream: [::$DATA], 7 bytes\n' +
+      '  a.raw                               N 4294967303  Fri Dec  4 02:35:05 2026\n\n\t\t264212084 blocks of size 1024. 80687664 blocks available\n';
+    expect(parseAllinfo(out)?.size).toBe(7);
+    expect(parseStat(out, 'a.raw')).toEqual({ isDir: false, size: 4294967303, modifiedAt: new Date('2026-12-04T02:35:06Z') });
+    // spelt otherwise on a share that ignores case: the one file listed
+    expect(parseStat(out, 'A.RAW')?.size).toBe(4294967303);
+    // no ls line (an older smbclient, a failed ls): allinfo's figure
+    expect(parseStat(out.split('  a.raw')[0], 'a.raw')?.size).toBe(7);
+    expect(parseStat('NT_STATUS_OBJECT_NAME_NOT_FOUND getting alt name for \\nope', 'nope')).toBeNull();
   });
 
   it('reads the size a get announced', () => {

@@ -60,6 +60,21 @@ export function parseAllinfo(output: string): SmbInfo | null {
   return { isDir, size: stream ? Number(stream[1]) : isDir ? undefined : 0, modifiedAt: utc(mon, day, h, mi, s, y) };
 }
 
+/**
+ * What `allinfo "path"` followed by `ls "path"` (one smbclient run) says of one path: the attributes and the
+ * write time from allinfo, and a file's size from the `ls` line, because smbclient's allinfo prints the size of
+ * the data stream in 32 bits (a file of 4 GiB + 7 bytes shows `7 bytes`; measured with Samba 4.17), while `ls`
+ * and `get` print all 64. Null as parseAllinfo.
+ */
+export function parseStat(output: string, name: string): SmbInfo | null {
+  const info = parseAllinfo(output);
+  if (!info || info.isDir) return info;
+  // the name as listed; on a share that ignores case it may be spelt otherwise than asked: then the one file listed
+  const files = parseLs(output).filter((e) => !e.isDir);
+  const listed = files.find((e) => e.name === name) ?? (files.length === 1 ? files[0] : undefined);
+  return listed ? { ...info, size: listed.size } : info;
+}
+
 /** The size a finished `get` announced (`getting file \x of size 123 as -`), or undefined. */
 export function parseGetSize(stderr: string): number | undefined {
   const m = /^getting file .* of size (\d+) as /m.exec(stderr);
