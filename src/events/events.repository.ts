@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent } from 'typeorm';
 import type { ScopeClause, VisibilityFilter } from '../access/access.policy';
-import { ProgramStatement, SqlResult, SqlStatement, StatementPipeline } from '../database/statement-pipeline';
+import { ProgramStatement, SqlResult, SqlStatement, StatementPipeline } from '../common/statement-pipeline';
 import type { EventActor, EventEnvelope, EventType } from './event-catalogue';
 import { EventRelayLeaseEntity } from './event.entity';
 
@@ -69,6 +69,27 @@ export function toEnvelope(r: Record<string, unknown>): EventEnvelope {
   };
 }
 
+/** The event as written: its position and sequence are the values the counter upsert answered (`rows`). */
+function envelopeOf(e: NewEvent, rows: SqlResult['rows']): EventEnvelope {
+  const value = (name: string) => {
+    const row = rows.find((r) => String(r.name) === name);
+    if (!row) throw new Error(`the counter ${name} was not returned`);
+    return num(row.value);
+  };
+  return {
+    id: e.id,
+    type: e.type,
+    version: e.version,
+    position: value(POSITION),
+    time: e.time,
+    imageId: e.imageId,
+    sequence: value(e.subject),
+    actor: e.actor,
+    correlationId: e.correlationId,
+    payload: e.payload as never,
+  };
+}
+
 /**
  * The only place that touches the event_outbox and event_counters tables.
  *
@@ -125,45 +146,8 @@ export class EventsRepository {
   /** The statements that write one event (two); the caller runs them inside the transaction of the change. */
   *insertProgram(e: NewEvent): EventProgram {
     const bumped = yield { sql: this.bumpSql, params: [POSITION, e.subject] };
-    const value = (name: string) => {
-      const row = bumped.rows.find((r) => String(r.name) === name);
-      if (!row) throw new Error(`the counter ${name} was not returned`);
-      return num(row.value);
-    };
-    const position = value(POSITION);
-    const sequence = value(e.subject);
-    yield {
-      deferred: true,
-      sql: `INSERT INTO event_outbox (position, id, type, version, time, subject, sequence, imageId, scope, ownerId, departmentId, actor, correlationId, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      params: [
-        position,
-        e.id,
-        e.type,
-        e.version,
-        e.time,
-        e.subject,
-        sequence,
-        e.imageId,
-        e.scope,
-        e.ownerId,
-        e.departmentId,
-        JSON.stringify(e.actor),
-        e.correlationId,
-        JSON.stringify(e.payload),
-      ],
-    };
-    return {
-      id: e.id,
-      type: e.type,
-      version: e.version,
-      position,
-      time: e.time,
-      imageId: e.imageId,
-      sequence,
-      actor: e.actor,
-      correlationId: e.correlationId,
-      payload: e.payload as never,
-    };
+    yield { ...this.insertSelect(e), deferred: true };
+    return envelopeOf(e, bumped.rows);
   }
 
   /**
@@ -177,24 +161,7 @@ export class EventsRepository {
     // whatever else the change issues in the same turn (issue 16); on SQLite they run at once, in this order
     const pipeline = StatementPipeline.of(m);
     const [bumped] = await Promise.all([pipeline.exec({ sql: this.bumpSql, params: [POSITION, e.subject] }), pipeline.exec(this.insertSelect(e))]);
-    const rows = bumped.rows;
-    const value = (name: string) => {
-      const row = rows.find((r) => String(r.name) === name);
-      if (!row) throw new Error(`the counter ${name} was not returned`);
-      return num(row.value);
-    };
-    return {
-      id: e.id,
-      type: e.type,
-      version: e.version,
-      position: value(POSITION),
-      time: e.time,
-      imageId: e.imageId,
-      sequence: value(e.subject),
-      actor: e.actor,
-      correlationId: e.correlationId,
-      payload: e.payload as never,
-    };
+    return envelopeOf(e, bumped.rows);
   }
 
   /** The outbox row, with the position and sequence the counter upsert just wrote (the transaction's own rows). */

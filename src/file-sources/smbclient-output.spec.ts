@@ -1,5 +1,4 @@
-import { messagesOf, parseAllinfo,
-  parseStat, parseGetSize, parseLs, smbFailure } from './smbclient-output';
+import { messagesOf, parseAllinfo, parseStat, parseGetSize, parseLs, smbFailure } from './smbclient-output';
 
 // as smbclient 4.17 prints them (names padded to 30 bytes, attributes 7 wide, sizes %8.0f)
 const LS = [
@@ -44,7 +43,7 @@ describe('smbclient output', () => {
     expect(parseAllinfo('NT_STATUS_OBJECT_NAME_NOT_FOUND getting alt name for \\nope')).toBeNull();
   });
 
-  it('takes a file\'s size from the ls line after allinfo, whose stream size is 32 bits (Samba 4.17, measured)', () => {
+  it("takes a file's size from the ls line after allinfo, whose stream size is 32 bits (Samba 4.17, measured)", () => {
     // smbclient's own output for a file of 4 GiB + 7 bytes: allinfo says 7, ls says 4294967303
     const out =
       'altname: a.raw\ncreate_time:    Fri Dec  4 02:35:06 2026 UTC\naccess_time:    Fri Dec  4 02:35:06 2026 UTC\nwrite_time:     Fri Dec  4 02:35:06 2026 UTC\nchange_time:    Fri Dec  4 02:35:06 2026 UTC\nattributes:  (80)\nstream: [::$DATA], 7 bytes\n' +

@@ -2,7 +2,17 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { MysqlConnection, ProgramStatement, SqlResult, SqliteDb, StatementPipeline, mysqlExec, mysqlExecMany, sqlDate, sqliteExecutor } from '../database/statement-pipeline';
+import {
+  MysqlConnection,
+  ProgramStatement,
+  SqlResult,
+  SqliteDb,
+  StatementPipeline,
+  mysqlExec,
+  mysqlExecMany,
+  sqlDate,
+  sqliteExecutor,
+} from '../common/statement-pipeline';
 import { ExceededFacts } from './quota.errors';
 import { FINISHED_STATUSES, QUOTA_RESOURCES, QuotaResource, ReservationStatus } from './quota.enums';
 

@@ -227,7 +227,7 @@ describe('SmbFileSource: smbclient against a real smbd', () => {
     await until(() => smbclients(smbd.port).length === 0, 'smbclient exited');
   }, 120_000);
 
-  it('tells and reads a file above 4 GiB at its real size (smbclient\'s allinfo prints 32 bits of it)', async () => {
+  it("tells and reads a file above 4 GiB at its real size (smbclient's allinfo prints 32 bits of it)", async () => {
     const HUGE = 4 * 1024 * MiB + 7;
     const path = join(smbd.shareDir, 'huge.raw');
     writeFileSync(path, '');

@@ -6,7 +6,7 @@
  */
 import { DataSource } from 'typeorm';
 import { Role } from '../../src/access/principal';
-import { StatementPipeline } from '../../src/database/statement-pipeline';
+import { StatementPipeline } from '../../src/common/statement-pipeline';
 import { Caller, SHAPES, startApp, TestApp } from '../support/app';
 import { createImage, createZone } from '../support/fixtures';
 
@@ -144,7 +144,11 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     const watch = watchCommands();
     let res;
     try {
-      res = await t.http().patch(`/images/${image.id}`).set('authorization', t.auth(admin)).send({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' });
+      res = await t
+        .http()
+        .patch(`/images/${image.id}`)
+        .set('authorization', t.auth(admin))
+        .send({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' });
     } finally {
       watch.stop();
     }
@@ -152,7 +156,16 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     expect(res.body).toMatchObject({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' });
     const tx = transactionOf(watch.sent, /UPDATE images SET/);
     expect(tx.map((s) => (s.sql.includes(';\n') ? 'batch' : s.sql))).toEqual(['START TRANSACTION', 'batch', 'COMMIT']);
-    expect(tablesOf(tx[1].sql)).toEqual(['images', 'image_tags', 'image_tags', 'catalog_state', 'event_counters', 'event_outbox', 'event_counters', 'event_outbox']);
+    expect(tablesOf(tx[1].sql)).toEqual([
+      'images',
+      'image_tags',
+      'image_tags',
+      'catalog_state',
+      'event_counters',
+      'event_outbox',
+      'event_counters',
+      'event_outbox',
+    ]);
     const events = await ds.query('SELECT type, sequence FROM event_outbox WHERE imageId = ? ORDER BY position', [image.id]);
     expect(events.map((e: { type: string; sequence: unknown }) => [e.type, Number(e.sequence)])).toEqual([
       ['image.created', 1],

@@ -1,5 +1,3 @@
-import type { EntityManager, QueryRunner } from 'typeorm';
-
 /** One SQL statement with `?` placeholders (the same on mysql2 and better-sqlite3). */
 export interface SqlStatement {
   sql: string;
@@ -61,7 +59,8 @@ export function mysqlExecMany(conn: MysqlConnection, list: SqlStatement[]): Prom
     conn.query(sql, params, (err, results) => {
       if (err) return reject(err);
       const all = results as unknown[];
-      if (!Array.isArray(all) || all.length < list.length) return reject(new Error(`a batch of ${list.length} statements answered ${Array.isArray(all) ? all.length : 'one'} result`));
+      if (!Array.isArray(all) || all.length < list.length)
+        return reject(new Error(`a batch of ${list.length} statements answered ${Array.isArray(all) ? all.length : 'one'} result`));
       resolve(list.map((_, i) => toResult(all[i])));
     }),
   );
@@ -80,6 +79,15 @@ export function sqliteExecutor(db: SqliteDb): (s: SqlStatement) => SqlResult {
     const params = s.params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Date ? sqlDate(p) : p));
     return st.reader ? { rows: st.all(...params), affected: 0 } : { rows: [], affected: st.run(...params).changes };
   };
+}
+
+/**
+ * The parts of a TypeORM EntityManager inside a transaction used here (by shape: common/ imports no TypeORM; the
+ * repositories pass their managers).
+ */
+export interface TransactionManager {
+  queryRunner?: { isTransactionActive: boolean };
+  connection: { options: { type: string }; driver: unknown };
 }
 
 interface Pending {
@@ -102,7 +110,7 @@ interface Pending {
  * before it sends any. On SQLite (in-process, no round trips) each statement runs at once, synchronously.
  */
 export class StatementPipeline {
-  private static readonly byRunner = new WeakMap<QueryRunner, StatementPipeline>();
+  private static readonly byRunner = new WeakMap<object, StatementPipeline>();
 
   private queue: Pending[] = [];
   private scheduled = false;
@@ -113,7 +121,7 @@ export class StatementPipeline {
   ) {}
 
   /** The pipeline of the transaction `m` runs in (one per query runner). */
-  static of(m: EntityManager): StatementPipeline {
+  static of(m: TransactionManager): StatementPipeline {
     const runner = m.queryRunner;
     if (!runner?.isTransactionActive) throw new Error('the statement pipeline needs a manager inside a transaction');
     let p = StatementPipeline.byRunner.get(runner);
