@@ -116,14 +116,14 @@ export async function seed(db: string): Promise<{ zones: string[] }> {
       const seen = new Set<number>();
       for (let j = 0; j < k; j++) {
         const tag = r(50);
-        if (!seen.has(tag)) (tags.push([id, `tag${tag}`]), seen.add(tag));
+        if (!seen.has(tag)) (tags.push([id, `tag${tag}`, created]), seen.add(tag));
       }
     }
     await c.query(
       'INSERT INTO images (id, kind, name, description, osCategory, hypervisor, format, isoUsage, scope, status, phase, ownerId, departmentId, zoneId, sizeBytes, sourceType, sourceUrl, createdAt, updatedAt) VALUES ?',
       [rows],
     );
-    if (tags.length) await c.query('INSERT INTO image_tags (imageId, tag) VALUES ?', [tags]);
+    if (tags.length) await c.query('INSERT INTO image_tags (imageId, tag, createdAt) VALUES ?', [tags]);
   }
   await c.query('ANALYZE TABLE images, image_tags');
   await c.end();

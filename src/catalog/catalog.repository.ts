@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
-import { SqlResult, SqlStatement, StatementPipeline } from '../database/statement-pipeline';
+import { SqlResult, SqlStatement, StatementPipeline } from '../common/statement-pipeline';
 import { ScopeClause, VisibilityFilter } from '../access/access.policy';
 import { CatalogStateEntity, ImageEntity, ImageTagEntity } from './image.entity';
 import { ImageWithTags } from './image.record';
@@ -190,8 +190,12 @@ export class CatalogRepository {
     return { sql: `INSERT INTO images (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`, params };
   }
 
+  /** The tag rows of an image, each with the image's createdAt, taken from its row (written before, in the same transaction). */
   private insertTagsSql(id: string, unique: string[]): SqlStatement {
-    return { sql: `INSERT INTO image_tags (imageId, tag) VALUES ${unique.map(() => '(?, ?)').join(', ')}`, params: unique.flatMap((tag) => [id, tag]) };
+    return {
+      sql: `INSERT INTO image_tags (imageId, tag, createdAt) SELECT i.id, v.tag, i.createdAt FROM images i, (${unique.map(() => 'SELECT ? AS tag').join(' UNION ALL ')}) v WHERE i.id = ?`,
+      params: [...unique, id],
+    };
   }
 
   /** One image with its tags, in one statement (the tags through a correlated subquery). */
@@ -370,14 +374,15 @@ export class CatalogRepository {
     const h = this.hydrator();
     const dir = o.order === 'asc' ? 'ASC' : 'DESC';
     const order = `i.${o.sort} ${dir}, i.id ${dir}`;
+    const page = this.pageSql(visibility, f, o, where, dir, order);
     const rows: RawRow[] = await this.ds.query(
       `SELECT cs.version AS v_, ${h.columns}, ${this.tagsColumn()}
        FROM (SELECT 1 AS one) d
        LEFT JOIN catalog_state cs ON cs.id = 1
-       LEFT JOIN (SELECT i.id AS pid FROM images i WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?) pg ON 1 = 1
+       LEFT JOIN (${page.sql}) pg ON 1 = 1
        LEFT JOIN images i ON i.id = pg.pid
        ORDER BY ${order}`,
-      [...where.params, Number(o.take), Number(o.skip)],
+      [...page.params, Number(o.take), Number(o.skip)],
     );
     const version = rows[0]?.v_ == null ? -1 : Number(rows[0].v_);
     const items = rows.filter((r) => r[h.idAlias] != null).map((r) => this.withTags(r, h));
@@ -392,6 +397,34 @@ export class CatalogRepository {
             Number(((await this.ds.query(`SELECT COUNT(*) AS n FROM images i WHERE ${where.sql}`, where.params)) as RawRow[])[0]?.n ?? 0),
           );
     return [items, total];
+  }
+
+  /**
+   * The ids of one page (its LIMIT and OFFSET come last). Filtered by a tag and in createdAt order (the default)
+   * on MariaDB, the page is read from image_tags' (tag, createdAt, imageId) index in order, each candidate's image
+   * row checked for the other filters, so it stops after a page whether the tag is rare or common (issue 16:
+   * MariaDB otherwise reads every row of the tag and sorts them, 9-13 ms for a tag on 3,500 of 100,000 images, or
+   * walks the createdAt index testing each image, 110-300 ms for a tag on 20). STRAIGHT_JOIN keeps that order
+   * of tables. Otherwise (other sorts, SQLite) the images are walked and the tags tested.
+   */
+  private pageSql(
+    visibility: VisibilityFilter,
+    f: ImageFilterQuery,
+    o: ListOptions,
+    where: { sql: string; params: unknown[] },
+    dir: string,
+    order: string,
+  ): { sql: string; params: unknown[] } {
+    const tags = [...new Set((f.tags ?? []).map(normaliseTag))];
+    if (this.sqlite || !tags.length || o.sort !== ImageSort.CreatedAt) {
+      return { sql: `SELECT i.id AS pid FROM images i WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?`, params: where.params };
+    }
+    const rest = this.where(visibility, { ...f, tags: tags.slice(1) } as ImageFilterQuery);
+    return {
+      sql: `SELECT STRAIGHT_JOIN td.imageId AS pid FROM image_tags td JOIN images i ON i.id = td.imageId
+            WHERE td.tag = ? AND ${rest.sql} ORDER BY td.createdAt ${dir}, td.imageId ${dir} LIMIT ? OFFSET ?`,
+      params: [tags[0], ...rest.params],
+    };
   }
 
   /** Counts, in one query, how many filtered images fall in each of the named visibility filters. */

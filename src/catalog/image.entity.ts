@@ -152,15 +152,23 @@ type AssertTrue<T extends true> = T;
  */
 export type ImageEntityMatchesImageRecord = AssertTrue<SameShape<ImageEntity, ImageRecord>>;
 
-/** Tags live in their own table so "all of these tags" is an indexed lookup. */
+/**
+ * Tags live in their own table so "all of these tags" is an indexed lookup. Each row carries its image's
+ * createdAt (which never changes), so a list filtered by a tag walks (tag, createdAt, imageId) in the list's
+ * default order and stops after a page, whether the tag is on ten images or on half of them (issue 16).
+ */
 @Entity({ name: 'image_tags' })
-@Index('IDX_image_tags_tag', ['tag', 'imageId'])
+@Index('IDX_image_tags_tag_created', ['tag', 'createdAt', 'imageId'])
 export class ImageTagEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   imageId: string;
 
   @PrimaryColumn({ type: 'varchar', length: 64 })
   tag: string;
+
+  /** the image's createdAt; null only in rows written before the column existed and not yet filled */
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  createdAt: Date | null;
 }
 
 /**

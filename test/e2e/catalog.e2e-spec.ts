@@ -203,6 +203,46 @@ describe.each(SHAPES)('catalog over HTTP (%s)', (shape) => {
       expect(idsOf(await list(SUPER, { ...zoneQ(), tags: ['linux', 'nope'] }))).toEqual([]);
     });
 
+    it('pages a tag filter in the list order, as the unfiltered list orders the same images, for every caller', async () => {
+      // on MariaDB a tag filter in createdAt order is read from the tags' own (tag, createdAt, imageId) index
+      // (issue 16); the unfiltered list walks the images: both must give one order
+      const inOrder = async (who: Caller, order: 'asc' | 'desc', tags: string[]) => {
+        const all = (await list(who, { ...zoneQ(), view: 'all', order, pageSize: 100 })).data!.items;
+        return all.filter((i: { tags: string[] }) => tags.every((tag) => i.tags.includes(tag))).map((i: { id: string }) => i.id);
+      };
+      for (const who of [SUPER, alice, bob]) {
+        for (const order of ['desc', 'asc'] as const) {
+          for (const tags of [['linux'], ['linux', 'base'], ['base']]) {
+            const expected = await inOrder(who, order, tags);
+            const pages: string[] = [];
+            for (let page = 1; page <= 3; page++) {
+              const res = await list(who, { ...zoneQ(), view: 'all', order, tags, pageSize: 2, page });
+              expect(res.data!.total).toBe(expected.length);
+              pages.push(...res.data!.items.map((i: { id: string }) => i.id));
+            }
+            expect([who.sub, order, tags, pages]).toEqual([who.sub, order, tags, expected]);
+          }
+        }
+      }
+      expect(await inOrder(SUPER, 'desc', ['linux'])).toEqual([ids.iso, ids.kylin, ids.ubuntu, ids.centos]);
+    });
+
+    it('keeps a retagged image in its place in a tag filter (its tag rows carry its createdAt)', async () => {
+      const before = (await list(SUPER, { ...zoneQ(), tags: ['base'] })).data!.items.map((i: { id: string }) => i.id);
+      expect(before).toEqual([ids.win, ids.centos]);
+      await as(SUPER).PATCH('/images/{id}', { params: { path: { id: ids.kylin } }, body: { tags: ['linux', '国产', 'base'] } });
+      try {
+        expect((await list(SUPER, { ...zoneQ(), tags: ['base'] })).data!.items.map((i: { id: string }) => i.id)).toEqual([ids.kylin, ids.win, ids.centos]);
+        expect((await list(SUPER, { ...zoneQ(), tags: ['base'], order: 'asc' })).data!.items.map((i: { id: string }) => i.id)).toEqual([
+          ids.centos,
+          ids.win,
+          ids.kylin,
+        ]);
+      } finally {
+        await as(SUPER).PATCH('/images/{id}', { params: { path: { id: ids.kylin } }, body: { tags: ['linux', '国产'] } });
+      }
+    });
+
     it('filters by kind, OS category, hypervisor, status, zone and owner', async () => {
       expect(idsOf(await list(SUPER, { ...zoneQ(), kind: 'ISO' }))).toEqual(want('iso'));
       expect(idsOf(await list(SUPER, { ...zoneQ(), osCategory: 'CENTOS' }))).toEqual(want('centos', 'iso'));
