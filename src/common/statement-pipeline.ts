@@ -114,6 +114,10 @@ export class StatementPipeline {
 
   private queue: Pending[] = [];
   private scheduled = false;
+  /** the batches sent and not yet answered */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** the first failure of a batch, kept until the transaction ends */
+  private failure: unknown = undefined;
 
   private constructor(
     private readonly mysql: MysqlConnection | null,
@@ -139,21 +143,51 @@ export class StatementPipeline {
     return p;
   }
 
+  /**
+   * Queues one statement. Its failure also fails the transaction's COMMIT (beforeEnd), so a caller that leaves the
+   * promise unawaited loses nothing (and the promise is marked handled: no unhandled rejection).
+   */
   exec(statement: SqlStatement): Promise<SqlResult> {
+    let answer: Promise<SqlResult>;
     if (this.sqlite) {
       try {
-        return Promise.resolve(this.sqlite(statement));
+        answer = Promise.resolve(this.sqlite(statement));
       } catch (e) {
-        return Promise.reject(e);
+        if (this.failure === undefined) this.failure = e;
+        answer = Promise.reject(e);
       }
+    } else {
+      answer = new Promise<SqlResult>((resolve, reject) => {
+        this.queue.push({ statement, resolve, reject });
+        if (!this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => this.flush());
+        }
+      });
     }
-    return new Promise<SqlResult>((resolve, reject) => {
-      this.queue.push({ statement, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    answer.catch(() => undefined);
+    return answer;
+  }
+
+  /**
+   * Called by TypeORM (a subscriber the database module registers) right before the transaction of `runner` sends
+   * its COMMIT or ROLLBACK, so that no queued statement can go to the connection after it (where it would run
+   * outside the transaction). Before a COMMIT the queue is sent at once and every batch's answer awaited; a batch
+   * that failed fails the commit (the transaction then rolls back). Before a ROLLBACK what is queued is not sent:
+   * its promises reject.
+   */
+  static async beforeEnd(runner: object | undefined, end: 'commit' | 'rollback'): Promise<void> {
+    const p = runner ? StatementPipeline.byRunner.get(runner) : undefined;
+    if (!p) return;
+    StatementPipeline.byRunner.delete(runner!);
+    if (end === 'rollback') {
+      const dropped = p.queue;
+      p.queue = [];
+      const why = new Error('the transaction rolled back before this statement was sent');
+      for (const d of dropped) d.reject(why);
+    } else p.flush();
+    await Promise.all([...p.inFlight]);
+    if (end === 'commit' && p.failure !== undefined) throw p.failure;
   }
 
   private flush(): void {
@@ -161,12 +195,17 @@ export class StatementPipeline {
     const batch = this.queue;
     this.queue = [];
     if (!batch.length) return;
-    mysqlExecMany(
+    const sent: Promise<void> = mysqlExecMany(
       this.mysql!,
       batch.map((b) => b.statement),
     ).then(
       (results) => batch.forEach((b, i) => b.resolve(results[i])),
-      (e: unknown) => batch.forEach((b) => b.reject(e)),
+      (e: unknown) => {
+        if (this.failure === undefined) this.failure = e;
+        batch.forEach((b) => b.reject(e));
+      },
     );
+    this.inFlight.add(sent);
+    void sent.finally(() => this.inFlight.delete(sent));
   }
 }

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { HealthRegistry } from '../health/health.registry';
 import { dataSourceOptions } from './database.options';
 import { installSqliteTransactionGate } from './sqlite-gate';
+import { StatementPipeline } from '../common/statement-pipeline';
 
 @Module({
   imports: [
@@ -27,6 +28,11 @@ export class DatabaseModule implements OnModuleInit {
 
   onModuleInit(): void {
     installSqliteTransactionGate(this.ds);
+    // no statement queued in a transaction's pipeline may reach its connection after the COMMIT or ROLLBACK
+    this.ds.subscribers.push({
+      beforeTransactionCommit: (ev) => StatementPipeline.beforeEnd(ev.queryRunner, 'commit'),
+      beforeTransactionRollback: (ev) => StatementPipeline.beforeEnd(ev.queryRunner, 'rollback'),
+    });
     // the database's readiness check: the module that owns the connection registers it, as storage and jobs do
     this.health.register('database', async () => {
       await this.ds.query('SELECT 1');

@@ -90,6 +90,36 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     expect((await ds.query('SELECT id FROM pipe_t ORDER BY id')).map((r: { id: unknown }) => Number(r.id))).toEqual([1]);
   });
 
+  it('sends nothing after the transaction ends: what is queued goes before a COMMIT and never after a ROLLBACK', async () => {
+    // a statement left unawaited when the transaction commits: sent before the COMMIT, in the transaction
+    let unawaited: Promise<unknown> | undefined;
+    await ds.transaction(async (m) => {
+      unawaited = StatementPipeline.of(m).exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [20, 'committed'] });
+    });
+    await expect(unawaited).resolves.toMatchObject({ affected: 1 });
+    // one left unawaited when the transaction throws: never run (on SQLite it ran at once, and the rollback undoes it)
+    let dropped: Promise<unknown> | undefined;
+    await expect(
+      ds.transaction(async (m) => {
+        dropped = StatementPipeline.of(m).exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [21, 'rolled back'] });
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    if (shape === 'mariadb') await expect(dropped).rejects.toThrow(/rolled back before this statement was sent/);
+    else await dropped;
+    // a failing statement left unawaited fails the commit instead of being lost
+    await expect(
+      ds.transaction(async (m) => {
+        const p = StatementPipeline.of(m);
+        void p.exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [22, 'x'] });
+        void p.exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [20, 'duplicate'] });
+      }),
+    ).rejects.toThrow(/Duplicate|UNIQUE|PRIMARY/i);
+    // give a statement sent late the time to arrive, then look
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await ds.query('SELECT id FROM pipe_t WHERE id >= 20 ORDER BY id')).map((r: { id: unknown }) => Number(r.id))).toEqual([20]);
+  });
+
   it('refuses a manager outside a transaction', () => {
     expect(() => StatementPipeline.of(ds.manager)).toThrow(/inside a transaction/);
   });
