@@ -179,6 +179,9 @@ export class StatementPipeline {
   static async beforeEnd(runner: object | undefined, end: 'commit' | 'rollback'): Promise<void> {
     const p = runner ? StatementPipeline.byRunner.get(runner) : undefined;
     if (!p) return;
+    // a savepoint released or rolled back inside the transaction (on SQLite's one shared runner, another caller's
+    // transaction nested into this one) does not end it
+    if (((runner as { transactionDepth?: number }).transactionDepth ?? 1) > 1) return;
     StatementPipeline.byRunner.delete(runner!);
     if (end === 'rollback') {
       const dropped = p.queue;

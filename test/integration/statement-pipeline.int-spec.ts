@@ -113,6 +113,9 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
         const p = StatementPipeline.of(m);
         void p.exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [22, 'x'] });
         void p.exec({ sql: 'INSERT INTO pipe_t (id, v) VALUES (?, ?)', params: [20, 'duplicate'] });
+        // a savepoint inside (on SQLite's shared runner, another caller's transaction nests like this) ends nothing
+        await m.queryRunner!.startTransaction();
+        await m.queryRunner!.commitTransaction();
       }),
     ).rejects.toThrow(/Duplicate|UNIQUE|PRIMARY/i);
     // give a statement sent late the time to arrive, then look
