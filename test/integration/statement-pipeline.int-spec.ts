@@ -107,7 +107,9 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     ).rejects.toThrow('refused');
     if (shape === 'mariadb') await expect(dropped).rejects.toThrow(/rolled back before this statement was sent/);
     else await dropped;
-    // a failing statement left unawaited fails the commit instead of being lost
+    // a failing statement left unawaited fails the commit instead of being lost (MariaDB, where statements wait for
+    // the turn's end; on SQLite each runs at once and its caller sees its failure at once)
+    if (shape !== 'mariadb') return;
     await expect(
       ds.transaction(async (m) => {
         const p = StatementPipeline.of(m);
