@@ -35,7 +35,7 @@ export interface SqliteDb {
   transaction<T>(fn: () => T): { immediate(): T };
 }
 
-/** The SQLite text of a date, as TypeORM writes datetime columns (UTC, milliseconds, no zone). */
+/** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC: what TypeORM writes for datetime on SQLite, and a literal MariaDB parses. */
 export const sqlDate = (d: Date): string => d.toISOString().replace('T', ' ').replace('Z', '');
 
 const toResult = (result: unknown): SqlResult =>

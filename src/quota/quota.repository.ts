@@ -156,8 +156,6 @@ export interface LedgerWrite {
   limitAmount: number | null;
 }
 
-/** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC: what TypeORM writes for datetime on SQLite, and a literal MariaDB parses. */
-export { sqlDate };
 const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(`${String(v).replace(' ', 'T')}Z`));
 const toNum = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const toBool = (v: unknown): boolean => v === true || v === 1 || v === '1';

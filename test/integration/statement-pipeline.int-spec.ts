@@ -16,8 +16,8 @@ interface Sent {
   sql: string;
 }
 
-/** Records every command mysql2 queues (each one round trip), with the connection that sends it. */
-function watchCommands(): { sent: Sent[]; stop: () => void } {
+/** Runs `f`, recording every command mysql2 queues meanwhile (each one round trip) with the connection that sends it. */
+async function watched<T>(f: () => Promise<T>): Promise<{ sent: Sent[]; value: T }> {
   const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } })
     .Connection;
   const add = Base.prototype.addCommand;
@@ -26,8 +26,15 @@ function watchCommands(): { sent: Sent[]; stop: () => void } {
     sent.push({ conn: this, name: cmd?.constructor?.name ?? '?', sql: typeof cmd?.sql === 'string' ? cmd.sql : '' });
     return add.call(this, cmd);
   };
-  return { sent, stop: () => (Base.prototype.addCommand = add) };
+  try {
+    return { sent, value: await f() };
+  } finally {
+    Base.prototype.addCommand = add;
+  }
 }
+
+/** A transaction's commands, a multi-statement batch shown as 'batch'. */
+const shapeOf = (tx: Sent[]) => tx.map((s) => (s.sql.includes(';\n') ? 'batch' : s.sql));
 
 /** The table each statement of a batch writes, in order. */
 const tablesOf = (sql: string) =>
@@ -146,15 +153,9 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     const zoneId = await createZone(t, 'pipe-zone');
     // the department's first create also makes its ledger rows (a refusal settled, then the create again)
     await createImage(t, alice, zoneId, { source: { type: 'UPLOAD' } });
-    const watch = watchCommands();
-    let image: Record<string, any>;
-    try {
-      image = await createImage(t, alice, zoneId, { tags: ['b', 'a'], source: { type: 'UPLOAD' } });
-    } finally {
-      watch.stop();
-    }
-    const tx = transactionOf(watch.sent, /INSERT INTO images/);
-    expect(tx.map((s) => (s.sql.includes(';\n') ? 'batch' : s.sql))).toEqual(['START TRANSACTION', 'batch', 'COMMIT']);
+    const { sent, value: image } = await watched(() => createImage(t, alice, zoneId, { tags: ['b', 'a'], source: { type: 'UPLOAD' } }));
+    const tx = transactionOf(sent, /INSERT INTO images/);
+    expect(shapeOf(tx)).toEqual(['START TRANSACTION', 'batch', 'COMMIT']);
     expect(tablesOf(tx[1].sql)).toEqual([
       'quota_reservations',
       'quota_reservation_items',
@@ -176,21 +177,17 @@ describe.each(SHAPES)('statement pipeline (%s)', (shape) => {
     const zoneId = await createZone(t, 'pipe-zone-2');
     const image = await createImage(t, alice, zoneId, { tags: ['old'], source: { type: 'UPLOAD' } });
     const admin: Caller = { sub: 'ada', dept: alice.dept, role: Role.Admin }; // an admin may make an image PUBLIC
-    const watch = watchCommands();
-    let res;
-    try {
-      res = await t
+    const { sent, value: res } = await watched(() =>
+      t
         .http()
         .patch(`/images/${image.id}`)
         .set('authorization', t.auth(admin))
-        .send({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' });
-    } finally {
-      watch.stop();
-    }
+        .send({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' }),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ name: 'renamed', tags: ['new'], scope: 'PUBLIC' });
-    const tx = transactionOf(watch.sent, /UPDATE images SET/);
-    expect(tx.map((s) => (s.sql.includes(';\n') ? 'batch' : s.sql))).toEqual(['START TRANSACTION', 'batch', 'COMMIT']);
+    const tx = transactionOf(sent, /UPDATE images SET/);
+    expect(shapeOf(tx)).toEqual(['START TRANSACTION', 'batch', 'COMMIT']);
     expect(tablesOf(tx[1].sql)).toEqual([
       'images',
       'image_tags',
