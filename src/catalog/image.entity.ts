@@ -16,6 +16,9 @@ import type { ImageRecord } from './image.record';
 // the import watchdog looks up unfinished images every few seconds (IngestionService.checkLostJobs)
 @Index('IDX_images_phase', ['phase'])
 @Index('IDX_images_virtual_size', ['virtualSizeBytes'])
+// the console's OS and hypervisor filters together, in the default order (issue 16: walking the createdAt index
+// testing both columns took 5 ms for a plain user's page on 100,000 images, p99 106 ms under load; 0.3 ms read here)
+@Index('IDX_images_os_hv_created', ['osCategory', 'hypervisor', 'createdAt', 'id'])
 export class ImageEntity implements ImageRecord {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
