@@ -1,4 +1,4 @@
-import { close, constants, open, write } from 'node:fs';
+import { close, constants, open, write, writev } from 'node:fs';
 import { open as openAsync, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -92,6 +92,63 @@ export class DirectFileWriter extends Writable {
       if (e) return cb(e);
       if (direct) this.directBytes += chunk.length;
       cb();
+    });
+  }
+
+  /**
+   * The chunks that waited while a write ran, in one `writev` when every one of them can go through O_DIRECT (the
+   * usual case: whole pooled MiBs), else one by one. One system call and one larger request to the disk instead of
+   * several: on this project's disk an O_DIRECT write of 1 MiB at a time ran at 1.3 GB/s, of 4 MiB at 1.7 GB/s (dd).
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (e?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    const dfd = this.dfd;
+    const direct = dfd !== null && this.pos % DIRECT_ALIGN === 0 && bufs.every((b) => b.length % DIRECT_ALIGN === 0 && isAligned(b, DIRECT_ALIGN));
+    if (!direct || bufs.length < 2) return this.writeEach(bufs, 0, cb);
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    this.busy = true;
+    writev(dfd, bufs, this.pos, (e, n) => {
+      this.busy = false;
+      const closing = this.afterWrite;
+      this.afterWrite = undefined;
+      if (e) {
+        closing?.();
+        for (const b of bufs) releaseChunk(b);
+        return cb(e);
+      }
+      this.pos += n;
+      this.bytesWritten += n;
+      this.directBytes += n;
+      if (n === total || closing) {
+        closing?.();
+        for (const b of bufs) releaseChunk(b);
+        return cb(closing && n < total ? new Error('destroyed during a write') : null);
+      }
+      // a short write (rare): the rest chunk by chunk, from where it stopped (whole pages, so still O_DIRECT)
+      let skip = n;
+      const rest: Buffer[] = [];
+      for (const b of bufs) {
+        if (skip >= b.length) {
+          skip -= b.length;
+          releaseChunk(b);
+        } else if (skip > 0) {
+          // the view holds the slot's one hold: _write releases it once written
+          rest.push(b.subarray(skip));
+          skip = 0;
+        } else rest.push(b);
+      }
+      this.writeEach(rest, 0, cb);
+    });
+  }
+
+  private writeEach(bufs: Buffer[], i: number, cb: (e?: Error | null) => void): void {
+    if (i >= bufs.length) return cb();
+    this._write(bufs[i], 'binary', (e) => {
+      if (e) {
+        for (const b of bufs.slice(i + 1)) releaseChunk(b);
+        return cb(e);
+      }
+      this.writeEach(bufs, i + 1, cb);
     });
   }
 

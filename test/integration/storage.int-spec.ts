@@ -404,6 +404,34 @@ describe('FsStorage writes whole pooled MiBs with O_DIRECT, the rest through the
     expect(ingestChunkPool.freeSlots).toBe(Math.min(32, freeBefore + 5));
   });
 
+  it('whole MiBs that waited while a write ran go to the disk together, in one writev each time, every byte in place', async () => {
+    const root = rootIn(tmpdir());
+    const s = new FsStorage(root);
+    const chunks = Array.from({ length: 16 }, () => {
+      const slot = ingestChunkPool.take();
+      slot.set(randomBytes(MiB));
+      return slot;
+    });
+    const hash = createHash('sha256');
+    chunks.forEach((c) => hash.update(c));
+    const sha256 = hash.digest('hex');
+    const freeBefore = ingestChunkPool.freeSlots;
+    const spy = jest.spyOn(require('node:fs') as typeof import('node:fs'), 'writev');
+    try {
+      await expect(s.putStream('images/v/disk', Readable.from(chunks))).resolves.toEqual({ key: 'images/v/disk', size: 16 * MiB });
+      const batches = spy.mock.calls.map((c) => (c[1] as Buffer[]).length);
+      expect(batches.length).toBeGreaterThan(0);
+      expect(Math.max(...batches)).toBeGreaterThan(1);
+      // the first MiB goes alone (nothing waited yet); the rest in batches, each MiB once
+      expect(batches.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(s.directBytes).toBe(16 * MiB);
+    expect(await sha256Of(s, 'images/v/disk')).toBe(sha256);
+    expect(ingestChunkPool.freeSlots).toBe(Math.min(32, freeBefore + 16));
+  });
+
   it('a chunk that is not a pooled slot (fresh memory, not page-aligned) goes through the page cache', async () => {
     const s = new FsStorage(rootIn(tmpdir()));
     const data = randomBytes(2 * MiB);
