@@ -41,6 +41,28 @@ describe('ChunkCoalescer', () => {
     expect(Buffer.concat(out).toString()).toBe('abcdef');
   });
 
+  it('a prefilled pool serves its first chunks from the free slots it made, up to the number it keeps', () => {
+    const pool = new ChunkPool(4, 3);
+    pool.prefill(5);
+    expect(pool.allocated).toBe(3);
+    expect(pool.freeSlots).toBe(3);
+    pool.prefill(3); // already there: nothing more
+    expect(pool.allocated).toBe(3);
+    const a = pool.take();
+    expect([...a]).toEqual([0, 0, 0, 0]);
+    expect(pool.reused).toBe(1);
+    expect(pool.freeSlots).toBe(2);
+    releaseChunk(a);
+    expect(pool.freeSlots).toBe(3);
+    // one slot in use: prefill adds to the free ones, it does not count the one taken
+    const b = pool.take();
+    pool.prefill(3);
+    expect(pool.freeSlots).toBe(3);
+    expect(pool.allocated).toBe(4);
+    releaseChunk(b);
+    expect(pool.freeSlots).toBe(3);
+  });
+
   it('with a pool, copies everything into reused slots, big chunks too, and a slot given back serves the next chunk', async () => {
     const pool = new ChunkPool(4, 8);
     const c = new ChunkCoalescer(4, 10_000, pool);

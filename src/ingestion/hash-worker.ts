@@ -119,6 +119,20 @@ class HashThread {
     });
   }
 
+  /**
+   * Starts the worker and hashes `chunk` once, so that the first import does not pay the thread's start-up and
+   * its cold code. Resolves when done; the worker then waits unreferenced, as after any hash.
+   */
+  async warm(chunk: Uint8Array): Promise<void> {
+    const id = this.open(
+      false,
+      () => undefined,
+      () => undefined,
+    );
+    this.update(id, chunk);
+    await this.digest(id);
+  }
+
   /** Forgets a hash that will not be finished (its stream failed). */
   close(id: number): void {
     if (!this.jobs.delete(id)) return;

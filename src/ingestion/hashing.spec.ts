@@ -3,6 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkPool, isPooled, releaseChunk } from '../storage/chunk-pool';
 import { ChunkCoalescer } from './chunk-coalescer';
+import { hashThread } from './hash-worker';
 import { HashingStream, MAX_HASH_BACKLOG_BYTES, parseChecksum } from './hashing';
 
 const sink = () =>
@@ -115,6 +116,17 @@ describe('HashingStream', () => {
         details: { algorithm: 'sha256', actual: sha256 },
       });
       await expect(pipeline(chunks(), new HashingStream({ worker: true, maxBytes: 1000 }), sink())).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    });
+
+    it('warms up on a pooled slot at start-up and hashes as before afterwards', async () => {
+      const pool = new ChunkPool(64 * 1024, 4);
+      const slot = pool.take();
+      await expect(hashThread.warm(slot)).resolves.toBeUndefined();
+      releaseChunk(slot);
+      expect(pool.freeSlots).toBe(1);
+      const h = new HashingStream({ worker: true });
+      await pipeline(chunks(), h, sink());
+      expect(h.digests!.sha256).toBe(sha256);
     });
 
     it('keeps many hashes apart at once', async () => {

@@ -5,9 +5,12 @@ import { CatalogModule } from '../catalog/catalog.module';
 import { AppConfig } from '../config/app-config';
 import { FileSourcesModule } from '../file-sources/file-sources.module';
 import { QuotaModule } from '../quota/quota.module';
+import { ingestChunkPool, releaseChunk } from '../storage/chunk-pool';
+import { ObjectStorage } from '../storage/object-storage';
 import { StorageModule } from '../storage/storage.module';
 import { ZonesModule } from '../zones/zones.module';
 import { ConversionService } from './conversion';
+import { hashThread } from './hash-worker';
 import { ConversionController } from './conversion.controller';
 import { ImageInspector } from './image-inspector';
 import { ImportProcessor } from './import.processor';
@@ -40,9 +43,23 @@ import { UploadService } from './upload.service';
   exports: [IngestionService],
 })
 export class IngestionModule implements OnApplicationBootstrap {
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly cfg: AppConfig,
+    private readonly storage: ObjectStorage,
+  ) {}
 
   onApplicationBootstrap(): void {
+    // the filesystem store's pipeline (IngestPipeline.store): its pooled slots and hashing thread made ready now,
+    // not by the first import (bench:upload: the first upload after start-up was the slowest of four)
+    if (this.storage.driver === 'fs' && this.cfg.ingestion.hashWorker) {
+      ingestChunkPool.prefill(ingestChunkPool.maxFree);
+      const slot = ingestChunkPool.take();
+      void hashThread
+        .warm(slot)
+        .catch((e: unknown) => new Logger('Ingestion').warn(`the hashing thread did not start: ${String(e)}`))
+        .finally(() => releaseChunk(slot));
+    }
     // Node cuts any request that takes longer than 5 minutes to arrive (server.requestTimeout); an upload of a
     // multi-GiB image over an ordinary link takes longer. Uploads have their own idle timeout instead
     // (URL_IDLE_TIMEOUT_MS without a byte), and headers still must arrive within headersTimeout.

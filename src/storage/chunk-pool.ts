@@ -20,7 +20,7 @@ export class ChunkPool {
 
   constructor(
     readonly slotBytes: number,
-    private readonly maxFree: number,
+    readonly maxFree: number,
   ) {}
 
   /** A buffer of `slotBytes`, held once (by its consumer). */
@@ -33,6 +33,20 @@ export class ChunkPool {
     }
     slots.set(sab, { refs: 1, pool: this });
     return Buffer.from(sab);
+  }
+
+  /**
+   * Makes sure `n` slots (at most as many as are kept) are free and their pages touched, so that the first
+   * transfer after start-up neither allocates them nor faults their pages in.
+   */
+  prefill(n: number): void {
+    const want = Math.min(n, this.maxFree);
+    while (this.free.length < want) {
+      const sab = pageAlignedSab(this.slotBytes);
+      new Uint8Array(sab).fill(0);
+      this.allocated++;
+      this.free.push(sab);
+    }
   }
 
   /** Free slots kept for reuse. */
