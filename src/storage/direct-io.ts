@@ -143,6 +143,11 @@ export class DirectFileWriter extends Writable {
 
   private writeEach(bufs: Buffer[], i: number, cb: (e?: Error | null) => void): void {
     if (i >= bufs.length) return cb();
+    if (this.fd === null) {
+      // destroyed (an abort) between two of them: the descriptors are closed, the rest is not written
+      for (const b of bufs.slice(i)) releaseChunk(b);
+      return cb(new Error('the file was closed during a write'));
+    }
     this._write(bufs[i], 'binary', (e) => {
       if (e) {
         for (const b of bufs.slice(i + 1)) releaseChunk(b);

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { ingestChunkPool } from '../../src/storage/chunk-pool';
-import { supportsDirectIo } from '../../src/storage/direct-io';
+import { ChunkPool, ingestChunkPool } from '../../src/storage/chunk-pool';
+import { DirectFileWriter, supportsDirectIo } from '../../src/storage/direct-io';
 import { FsStorage } from '../../src/storage/fs-storage';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { ObjectNotFoundError, objectKeys, ObjectStorage } from '../../src/storage/object-storage';
@@ -374,10 +374,10 @@ describe('FsStorage writes whole pooled MiBs with O_DIRECT, the rest through the
   };
 
   /** Pooled slots (as the ingest pipeline's coalescer gives them): full, full, a partial one of 100,000 bytes, full, a half. */
-  function pooledBody(): { body: Readable; sha256: string; size: number } {
+  function pooledBody(pool: ChunkPool = ingestChunkPool): { body: Readable; sha256: string; size: number } {
     const sizes = [MiB, MiB, 100_000, MiB, MiB / 2];
     const chunks = sizes.map((n) => {
-      const slot = ingestChunkPool.take();
+      const slot = pool.take();
       slot.set(randomBytes(n));
       return n === slot.length ? slot : slot.subarray(0, n);
     });
@@ -395,27 +395,30 @@ describe('FsStorage writes whole pooled MiBs with O_DIRECT, the rest through the
     const root = rootIn(tmpdir());
     expect(await supportsDirectIo(root)).toBe(true);
     const s = new FsStorage(root);
-    const { body, sha256, size } = pooledBody();
-    const freeBefore = ingestChunkPool.freeSlots;
+    // a pool of its own: the app other tests of this file start warms the shared one in the background
+    const pool = new ChunkPool(MiB, 32);
+    const { body, sha256, size } = pooledBody(pool);
+    const freeBefore = pool.freeSlots;
     await expect(s.putStream('images/a/disk', body)).resolves.toEqual({ key: 'images/a/disk', size });
     // after the 100,000-byte piece the file offset is no longer page-aligned: the rest goes through the page cache
     expect(s.directBytes).toBe(2 * MiB);
     expect(await sha256Of(s, 'images/a/disk')).toBe(sha256);
-    expect(ingestChunkPool.freeSlots).toBe(Math.min(32, freeBefore + 5));
+    expect(pool.freeSlots).toBe(Math.min(32, freeBefore + 5));
   });
 
   it('whole MiBs that waited while a write ran go to the disk together, in one writev each time, every byte in place', async () => {
     const root = rootIn(tmpdir());
     const s = new FsStorage(root);
+    // a pool of its own: the app other tests of this file start warms the shared one in the background
+    const pool = new ChunkPool(MiB, 32);
     const chunks = Array.from({ length: 16 }, () => {
-      const slot = ingestChunkPool.take();
+      const slot = pool.take();
       slot.set(randomBytes(MiB));
       return slot;
     });
     const hash = createHash('sha256');
     chunks.forEach((c) => hash.update(c));
     const sha256 = hash.digest('hex');
-    const freeBefore = ingestChunkPool.freeSlots;
     const spy = jest.spyOn(require('node:fs') as typeof import('node:fs'), 'writev');
     try {
       await expect(s.putStream('images/v/disk', Readable.from(chunks))).resolves.toEqual({ key: 'images/v/disk', size: 16 * MiB });
@@ -429,7 +432,33 @@ describe('FsStorage writes whole pooled MiBs with O_DIRECT, the rest through the
     }
     expect(s.directBytes).toBe(16 * MiB);
     expect(await sha256Of(s, 'images/v/disk')).toBe(sha256);
-    expect(ingestChunkPool.freeSlots).toBe(Math.min(32, freeBefore + 16));
+    expect(pool.freeSlots).toBe(16);
+  });
+
+  it('destroyed while MiBs wait for the disk (an abort): no write after the close, no slot given back twice', async () => {
+    const root = rootIn(tmpdir());
+    // destroyed before the first write, during it, and during the batch after it (taken one by one)
+    for (const written of [-1, 0, MiB, 2 * MiB]) {
+      const pool = new ChunkPool(MiB, 32);
+      const w = new DirectFileWriter(join(root, `abort-${written}`), { flags: 'wx', direct: true });
+      const errors: unknown[] = [];
+      w.on('error', (e) => errors.push(e));
+      // one whole MiB, an odd piece (so a batch falls back to one by one), then whole MiBs
+      for (let i = 0; i < 12; i++) {
+        const slot = pool.take();
+        w.write(i === 3 ? slot.subarray(0, 1000) : slot);
+      }
+      if (written >= 0) while (w.bytesWritten < written) await new Promise((r) => setImmediate(r));
+      w.destroy(new Error('aborted'));
+      await new Promise((r) => w.once('close', r));
+      // the writes still in the thread pool return, and nothing else runs on the closed descriptors
+      await new Promise((r) => setTimeout(r, 50));
+      expect(errors.map((e) => (e as Error).message)).toEqual(['aborted']);
+      // what reached the writer went back to the pool once; what still waited in the stream's buffer is dropped
+      // with it and collected (ChunkPool), never handed out twice
+      expect(pool.freeSlots).toBeLessThanOrEqual(12);
+      expect(pool.allocated).toBe(12);
+    }
   });
 
   it('a chunk that is not a pooled slot (fresh memory, not page-aligned) goes through the page cache', async () => {
