@@ -2,12 +2,16 @@
  * Preloaded into a benchmarked service process (NODE_OPTIONS=--require dist/bench/query-counter.js) with
  * BENCH_COUNT_FILE set: counts every command mysql2 sends to the server (each one a round trip: queries,
  * prepared executes, prepares, pings) and the SQL statements among them, and writes those counts with
- * process.cpuUsage() to the file every 100 ms, so a benchmark can take differences around a run.
+ * process.cpuUsage() to the file every 100 ms, so a benchmark can take differences around a run. In the main
+ * thread only: a preload runs in every worker thread too, and the hashing thread (started at start-up) wrote its
+ * own empty counts to the same file, so that a benchmark read zeros now and then (bench:catalog printed 5-20
+ * statements per list where there was one).
  */
 import { renameSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 
 const file = process.env.BENCH_COUNT_FILE;
-if (file) {
+if (file && isMainThread) {
   const counts = { roundTrips: 0, statements: 0, byCommand: {} as Record<string, number>, bySql: {} as Record<string, number>, cpuMicros: 0 };
   const Base = (require('mysql2') as { Connection: { prototype: { addCommand: (cmd: { constructor: { name: string }; sql?: string }) => unknown } } })
     .Connection;
