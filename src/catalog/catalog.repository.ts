@@ -124,7 +124,8 @@ export class CatalogRepository {
    * A read outside any transaction. On MariaDB through a pooled connection's callback API: TypeORM's query
    * runner adds an event broadcast, a promise wrapper and a captured stack trace per statement (the stack alone
    * about 20 µs of a list's 700, issue 16); the rows are the driver's own either way. A driver error passes as
-   * mysql2 raised it (a lost server still answers 503: isDependencyUnavailable reads its code).
+   * mysql2 raised it (a lost server still answers 503: isDependencyUnavailable reads its code). These reads are
+   * therefore not in TypeORM's query log (`DB_LOG`) and take no part in its slow-query options.
    */
   private async read(sql: string, params: unknown[]): Promise<RawRow[]> {
     if (this.sqlite) return (await this.ds.query(sql, params)) as RawRow[];

@@ -133,6 +133,17 @@ class HashThread {
     await this.digest(id);
   }
 
+  /**
+   * Ends the worker when no hash is open (an application shutting down); the next hash starts a new one. With a
+   * hash open it is left running: another application of the same process (tests) is using it.
+   */
+  async stop(): Promise<void> {
+    const w = this.worker;
+    if (!w || this.jobs.size > 0) return;
+    this.worker = undefined;
+    await w.terminate();
+  }
+
   /** Forgets a hash that will not be finished (its stream failed). */
   close(id: number): void {
     if (!this.jobs.delete(id)) return;

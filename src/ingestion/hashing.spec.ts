@@ -129,6 +129,21 @@ describe('HashingStream', () => {
       expect(h.digests!.sha256).toBe(sha256);
     });
 
+    it('stops when no hash is open (an application shutting down) and starts again for the next hash', async () => {
+      const open = new HashingStream({ worker: true });
+      open.write(data.subarray(0, 1000));
+      // a hash is open: stop leaves the thread to it
+      await hashThread.stop();
+      await pipeline(Readable.from([data.subarray(1000)]), open, sink()).catch(() => undefined);
+      // (the stream was already written to: end it through the pipeline above)
+      expect(open.digests?.sha256).toBe(sha256);
+      await hashThread.stop();
+      const h = new HashingStream({ worker: true });
+      await pipeline(chunks(), h, sink());
+      expect(h.digests!.sha256).toBe(sha256);
+      await hashThread.stop();
+    });
+
     it('keeps many hashes apart at once', async () => {
       const inputs = Array.from({ length: 6 }, (_, i) => randomBytes(200_000 + i * 77_777));
       const results = await Promise.all(

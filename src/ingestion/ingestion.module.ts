@@ -1,4 +1,4 @@
-import { Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
+import { Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import { CatalogModule } from '../catalog/catalog.module';
@@ -42,12 +42,22 @@ import { UploadService } from './upload.service';
   ],
   exports: [IngestionService],
 })
-export class IngestionModule implements OnApplicationBootstrap {
+export class IngestionModule implements OnApplicationBootstrap, OnApplicationShutdown {
+  private warming?: Promise<void>;
+
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly cfg: AppConfig,
     private readonly storage: ObjectStorage,
   ) {}
+
+  /** What the start-up made ready goes with the application (a process that starts many, as tests do, keeps none). */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.storage.driver !== 'fs') return;
+    await this.warming;
+    ingestChunkPool.drain();
+    await hashThread.stop();
+  }
 
   onApplicationBootstrap(): void {
     // the filesystem store's pipeline (IngestPipeline.store): its pooled slots and hashing thread made ready now,
@@ -55,7 +65,7 @@ export class IngestionModule implements OnApplicationBootstrap {
     if (this.storage.driver === 'fs' && this.cfg.ingestion.hashWorker) {
       ingestChunkPool.prefill(ingestChunkPool.maxFree);
       const slot = ingestChunkPool.take();
-      void hashThread
+      this.warming = hashThread
         .warm(slot)
         .catch((e: unknown) => new Logger('Ingestion').warn(`the hashing thread did not start: ${String(e)}`))
         .finally(() => releaseChunk(slot));

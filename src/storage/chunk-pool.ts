@@ -49,6 +49,11 @@ export class ChunkPool {
     }
   }
 
+  /** Lets the free slots go (an application shutting down); slots in use come back later as usual. */
+  drain(): void {
+    this.free.length = 0;
+  }
+
   /** Free slots kept for reuse. */
   get freeSlots(): number {
     return this.free.length;
