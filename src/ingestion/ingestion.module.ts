@@ -63,7 +63,7 @@ export class IngestionModule implements OnApplicationBootstrap, OnApplicationShu
     // the filesystem store's pipeline (IngestPipeline.store): its pooled slots and hashing thread made ready now,
     // not by the first import (bench:upload: the first upload after start-up was the slowest of four)
     if (this.storage.driver === 'fs' && this.cfg.ingestion.hashWorker) {
-      ingestChunkPool.prefill(ingestChunkPool.maxFree);
+      ingestChunkPool.prefill();
       const slot = ingestChunkPool.take();
       this.warming = hashThread
         .warm(slot)

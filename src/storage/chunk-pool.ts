@@ -20,7 +20,7 @@ export class ChunkPool {
 
   constructor(
     readonly slotBytes: number,
-    readonly maxFree: number,
+    private readonly maxFree: number,
   ) {}
 
   /** A buffer of `slotBytes`, held once (by its consumer). */
@@ -36,10 +36,10 @@ export class ChunkPool {
   }
 
   /**
-   * Makes sure `n` slots (at most as many as are kept) are free and their pages touched, so that the first
-   * transfer after start-up neither allocates them nor faults their pages in.
+   * Makes sure `n` slots (by default, and at most, as many as are kept) are free and their pages touched, so that
+   * the first transfer after start-up neither allocates them nor faults their pages in.
    */
-  prefill(n: number): void {
+  prefill(n = this.maxFree): void {
     const want = Math.min(n, this.maxFree);
     while (this.free.length < want) {
       const sab = pageAlignedSab(this.slotBytes);

@@ -25,6 +25,9 @@ export async function supportsDirectIo(dir: string): Promise<boolean> {
 /** O_DIRECT's alignment for the memory, the file offset and the length: a page covers every logical block size. */
 export const DIRECT_ALIGN = 4096;
 
+/** Whether O_DIRECT can take `b` as it is: a pooled slot's page-aligned memory, whole pages long. */
+const directChunk = (b: Buffer): boolean => b.length % DIRECT_ALIGN === 0 && isAligned(b, DIRECT_ALIGN);
+
 export interface DirectFileOptions {
   /** 'wx': a new file (mode `mode`); 'r+': an existing one, written from `start` on */
   flags: 'wx' | 'r+';
@@ -80,14 +83,25 @@ export class DirectFileWriter extends Writable {
     });
   }
 
+  /** Whether the next write may go through O_DIRECT: the descriptor is there and the file offset is on a page. */
+  private directAtPos(): boolean {
+    return this.dfd !== null && this.pos % DIRECT_ALIGN === 0;
+  }
+
+  /** A write returned: nothing runs on the descriptors any more; answers the close that waited for it, if one did. */
+  private writeReturned(): (() => void) | undefined {
+    this.busy = false;
+    const closing = this.afterWrite;
+    this.afterWrite = undefined;
+    closing?.();
+    return closing;
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    const direct = this.dfd !== null && chunk.length % DIRECT_ALIGN === 0 && this.pos % DIRECT_ALIGN === 0 && isAligned(chunk, DIRECT_ALIGN);
+    const direct = this.directAtPos() && directChunk(chunk);
     this.busy = true;
     this.writeAll(direct ? this.dfd! : this.fd!, chunk, 0, (e) => {
-      this.busy = false;
-      const closing = this.afterWrite;
-      this.afterWrite = undefined;
-      closing?.();
+      this.writeReturned();
       releaseChunk(chunk);
       if (e) return cb(e);
       if (direct) this.directBytes += chunk.length;
@@ -102,27 +116,19 @@ export class DirectFileWriter extends Writable {
    */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (e?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
-    const dfd = this.dfd;
-    const direct = dfd !== null && this.pos % DIRECT_ALIGN === 0 && bufs.every((b) => b.length % DIRECT_ALIGN === 0 && isAligned(b, DIRECT_ALIGN));
-    if (!direct || bufs.length < 2) return this.writeEach(bufs, 0, cb);
+    if (bufs.length < 2 || !this.directAtPos() || !bufs.every(directChunk)) return this.writeEach(bufs, 0, cb);
     const total = bufs.reduce((n, b) => n + b.length, 0);
     this.busy = true;
-    writev(dfd, bufs, this.pos, (e, n) => {
-      this.busy = false;
-      const closing = this.afterWrite;
-      this.afterWrite = undefined;
-      if (e) {
-        closing?.();
-        for (const b of bufs) releaseChunk(b);
-        return cb(e);
+    writev(this.dfd!, bufs, this.pos, (e, n) => {
+      const closing = this.writeReturned();
+      if (!e) {
+        this.pos += n;
+        this.bytesWritten += n;
+        this.directBytes += n;
       }
-      this.pos += n;
-      this.bytesWritten += n;
-      this.directBytes += n;
-      if (n === total || closing) {
-        closing?.();
+      if (e || n === total || closing) {
         for (const b of bufs) releaseChunk(b);
-        return cb(closing && n < total ? new Error('destroyed during a write') : null);
+        return cb(e ?? (n < total ? new Error('destroyed during a write') : null));
       }
       // a short write (rare): the rest chunk by chunk, from where it stopped (whole pages, so still O_DIRECT)
       let skip = n;
